@@ -1,0 +1,13 @@
+export { ConflictError } from './conflict-error.ts'
+export {
+  CheckViolationError,
+  type ConstraintDetails,
+  ConstraintViolationError,
+  ForeignKeyViolationError,
+  UniqueViolationError,
+} from './constraint-errors.ts'
+export { DatabaseUnavailableError, QueryError } from './database-error.ts'
+export { GuildstoreError } from './guildstore-error.ts'
+export { InvalidInputError } from './invalid-input-error.ts'
+export { mapDatabaseError } from './map-database-error.ts'
+export { NotFoundError } from './not-found-error.ts'

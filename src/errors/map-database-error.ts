@@ -1,0 +1,173 @@
+import { ConflictError } from './conflict-error.ts'
+import {
+  CheckViolationError,
+  ForeignKeyViolationError,
+  UniqueViolationError,
+} from './constraint-errors.ts'
+import { DatabaseUnavailableError, QueryError } from './database-error.ts'
+import { GuildstoreError } from './guildstore-error.ts'
+import { InvalidInputError } from './invalid-input-error.ts'
+
+/** The fields of a `pg` `DatabaseError` that the mapping reads. */
+interface PgErrorLike {
+  code?: string
+  message?: string
+  constraint?: string
+  table?: string
+  column?: string
+  detail?: string
+}
+
+const CONDITION_NAMES: Record<string, string> = {
+  '22001': 'string_data_right_truncation',
+  '22003': 'numeric_value_out_of_range',
+  '22007': 'invalid_datetime_format',
+  '22008': 'datetime_field_overflow',
+  '22021': 'character_not_in_repertoire',
+  '22P02': 'invalid_text_representation',
+  '22P05': 'untranslatable_character',
+  '22023': 'invalid_parameter_value',
+  '2201B': 'invalid_regular_expression',
+}
+
+/** Node/pg error codes and messages that mean the server or the network went away. */
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EAI_AGAIN',
+])
+const CONNECTION_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Client has encountered a connection error',
+  'Client was closed and is not queryable',
+  'Cannot use a pool after calling end',
+  'Connection closed',
+  'terminating connection',
+]
+
+/** Columns of a key as PostgreSQL prints it in `detail`: `Key (lower(username::text))=(…)`. */
+function keyColumns(detail: string | undefined): string[] | undefined {
+  const match = detail && /^Key \((.*?)\)=\(/.exec(detail)
+  if (!match?.[1]) return undefined
+  return match[1].split(/,\s*/).map((part) =>
+    part
+      .replace(/::[a-z ]+/g, '')
+      .replace(/^(lower|upper|least|greatest)\(/, '')
+      .replace(/[()]/g, '')
+      .trim(),
+  )
+}
+
+/**
+ * Removes values from a driver error before it is kept as `cause`: PostgreSQL's
+ * `detail` of a constraint violation and the quoted input in class-22 messages
+ * carry the offending values, which may be secrets.
+ */
+function redact(err: PgErrorLike & object): void {
+  try {
+    if (typeof err.detail === 'string') {
+      err.detail = err.detail.replace(/=\(.*\)/s, '=(redacted)').replace(/"[^"]*"/g, '"…"')
+    }
+    if (err.code?.startsWith('22') && typeof err.message === 'string') {
+      err.message = err.message.replace(/: ".*"$/s, ': [redacted]').replace(/: .*$/s, '')
+    }
+  } catch {
+    // Frozen or exotic error objects are left as they are.
+  }
+}
+
+/**
+ * Maps anything a query threw to guildstore's error tree. The one place where
+ * SQLSTATE codes are read: class 22 → {@link InvalidInputError}, 23505 →
+ * {@link UniqueViolationError}, 23503 → {@link ForeignKeyViolationError},
+ * 23514/23502 → {@link CheckViolationError}, connection loss, admin shutdown,
+ * timeouts, serialization failures → {@link DatabaseUnavailableError}, any
+ * other SQLSTATE → {@link QueryError}. A {@link GuildstoreError} passes through.
+ *
+ * @example
+ * ```ts
+ * try { await pool.query(sql, values) } catch (err) { throw mapDatabaseError(err) }
+ * ```
+ */
+export function mapDatabaseError(error: unknown): GuildstoreError {
+  if (error instanceof GuildstoreError) return error
+  if (typeof error !== 'object' || error === null) {
+    return new QueryError('unknown database error', { cause: error })
+  }
+  const err = error as PgErrorLike & Error
+  const code = typeof err.code === 'string' ? err.code : undefined
+  const isSqlState = code !== undefined && /^[0-9A-Z]{5}$/.test(code)
+
+  if (isSqlState && code.startsWith('22')) {
+    redact(err)
+    const condition = CONDITION_NAMES[code] ?? 'data_exception'
+    return new InvalidInputError(
+      `invalid input${err.column ? ` for ${err.column}` : ''} (${code} ${condition})`,
+      { ...(err.column ? { field: err.column } : {}), cause: err },
+    )
+  }
+  if (isSqlState && code.startsWith('23')) {
+    const columns = keyColumns(err.detail) ?? (err.column ? [err.column] : undefined)
+    redact(err)
+    const details = { constraint: err.constraint, table: err.table, columns, cause: err }
+    const where = err.constraint ? ` "${err.constraint}"` : ''
+    if (code === '23505') {
+      return new UniqueViolationError(
+        `duplicate value violates unique constraint${where}${columns ? ` on (${columns.join(', ')})` : ''}`,
+        details,
+      )
+    }
+    if (code === '23503') {
+      return new ForeignKeyViolationError(`foreign key constraint${where} refused the change`, details)
+    }
+    if (code === '23514' || code === '23502' || code === '23P01') {
+      return new CheckViolationError(
+        code === '23502'
+          ? `null value in column "${err.column ?? '?'}" is not allowed`
+          : `check constraint${where} refused the row`,
+        details,
+      )
+    }
+    return new ConflictError(`integrity constraint${where} refused the change (${code})`, {
+      reason: 'integrity',
+      cause: err,
+    })
+  }
+  if (
+    (isSqlState &&
+      (code.startsWith('08') ||
+        code === '57P01' ||
+        code === '57P02' ||
+        code === '57P03' ||
+        code === '53300' ||
+        code === '57014' ||
+        code === '40001' ||
+        code === '40P01' ||
+        code === '55P03' ||
+        code === '25P03')) ||
+    (code !== undefined && CONNECTION_CODES.has(code)) ||
+    (!isSqlState && CONNECTION_MESSAGES.some((m) => err.message?.includes(m)))
+  ) {
+    const message =
+      code === '57014'
+        ? 'statement cancelled (statement_timeout or cancel request)'
+        : code === '40001' || code === '40P01'
+          ? `transaction aborted by a concurrent one (${code}); retry it`
+          : err.message?.includes('timeout exceeded when trying to connect')
+            ? 'timed out acquiring a database connection from the pool'
+            : `database unavailable (${code ?? err.message ?? 'unknown'})`
+    return new DatabaseUnavailableError(message, { sqlState: code, cause: err })
+  }
+  if (isSqlState) {
+    return new QueryError(`${err.message ?? 'query failed'} (${code})`, {
+      sqlState: code,
+      cause: err,
+    })
+  }
+  return new QueryError(err.message ?? 'query failed', { cause: err })
+}

@@ -1,0 +1,39 @@
+import type { Redis } from 'ioredis'
+
+/** A Lua script bound to one client: `(keys, args) => reply`, sent as EVALSHA with EVAL fallback. */
+export type BoundScript = (keys: string[], args: Array<string | number>) => Promise<unknown>
+
+/** A Lua script guildstore registers on clients with ioredis `defineCommand`. */
+export interface ScriptDefinition {
+  /** The command name it is registered under on the client. */
+  name: string
+  lua: string
+  numberOfKeys: number
+}
+
+type ScriptCommand = (...args: Array<string | number>) => Promise<unknown>
+
+const bound = new WeakMap<Redis, Map<string, BoundScript>>()
+
+/**
+ * Registers `script` on `redis` once (ioredis `defineCommand`: EVALSHA, falling
+ * back to EVAL on NOSCRIPT) and returns a function that runs it.
+ */
+export function bindScript(redis: Redis, script: ScriptDefinition): BoundScript {
+  let scripts = bound.get(redis)
+  if (!scripts) {
+    scripts = new Map()
+    bound.set(redis, scripts)
+  }
+  let run = scripts.get(script.name)
+  if (!run) {
+    const commands = redis as unknown as Record<string, ScriptCommand | undefined>
+    if (typeof commands[script.name] !== 'function') {
+      redis.defineCommand(script.name, { lua: script.lua, numberOfKeys: script.numberOfKeys })
+    }
+    const command = commands[script.name]!.bind(redis)
+    run = (keys, args) => command(...keys, ...args)
+    scripts.set(script.name, run)
+  }
+  return run
+}

@@ -1,0 +1,61 @@
+import type { Redis } from 'ioredis'
+import type { EventHandler, PresenceEvent, SubscribeOptions } from './event-types.ts'
+import { encodeEvent, eventDecoder, presenceEventProblem } from './event-validation.ts'
+import { channelsFor } from './keys.ts'
+import { type NamespaceOptions, resolveNamespace } from './namespace.ts'
+import { subscribeDecoded } from './subscription-registry.ts'
+import { assertKeyPart } from './validate.ts'
+
+/**
+ * Publishes a user's presence on `[<namespace>:]presence:<user_id>` (JSON `{ v: 1, event }`).
+ *
+ * @returns How many subscriber connections received it.
+ * @throws {InvalidInputError} When `user_id` is missing or `status` is not online, away, busy or offline.
+ * @example
+ * ```ts
+ * await publishPresence(redis, { type: 'presence', user_id: user.id, status: 'away' })
+ * ```
+ */
+export async function publishPresence(
+  redis: Redis,
+  event: PresenceEvent,
+  options?: NamespaceOptions,
+): Promise<number> {
+  const payload = encodeEvent(event, presenceEventProblem(event))
+  assertKeyPart(event.user_id, 'user_id')
+  return redis.publish(
+    channelsFor(resolveNamespace(redis, options)).presence(event.user_id),
+    payload,
+  )
+}
+
+/**
+ * Subscribes to a user's presence events on a shared subscriber connection.
+ * A malformed payload is dropped and reported to `options.logger`.
+ *
+ * @returns A function that unsubscribes.
+ * @throws {InvalidInputError} When `user_id` is malformed.
+ * @example
+ * ```ts
+ * const stop = await subscribePresence(subscriber, friendId, (e) => socket.send(e))
+ * ```
+ */
+export async function subscribePresence(
+  subscriber: Redis,
+  user_id: string,
+  handler: EventHandler<PresenceEvent>,
+  options?: SubscribeOptions,
+): Promise<() => Promise<void>> {
+  assertKeyPart(user_id, 'user_id')
+  const channel = channelsFor(resolveNamespace(subscriber, options)).presence(user_id)
+  return subscribeDecoded(
+    subscriber,
+    channel,
+    eventDecoder((event) => presenceEventProblem(event) ?? userMismatch(event, user_id)),
+    handler as (event: unknown) => void | Promise<void>,
+    options?.logger,
+  )
+}
+
+const userMismatch = (event: unknown, user_id: string) =>
+  (event as PresenceEvent).user_id === user_id ? undefined : 'user_id is not the subscribed user'

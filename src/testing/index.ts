@@ -1,0 +1,6 @@
+export {
+  createTestDatabase,
+  ensureTemplateDatabase,
+  type TestDatabase,
+  type TestDatabaseOptions,
+} from './create-test-database.ts'

@@ -1,0 +1,38 @@
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { ExitCode } from '../../src/cli/exit-code.ts'
+import { createFreshDatabase, type FreshDatabase, fixtureDir } from './fixtures/database.ts'
+
+const bin = fileURLToPath(new URL('../../src/cli/bin.ts', import.meta.url))
+const run = promisify(execFile)
+
+describe('the guildstore executable', () => {
+  let db: FreshDatabase
+  beforeEach(async () => {
+    db = await createFreshDatabase()
+  })
+  afterEach(async () => {
+    await db.drop()
+  })
+
+  it('runs as a child process: status exits 3, migrate 0, status 0', async () => {
+    const env = { ...process.env, DATABASE_URL: db.url }
+    const args = ['--dir', fixtureDir('basic'), '--json']
+    const pending = await run(process.execPath, [bin, 'status', ...args], { env }).catch(
+      (e: { code: number; stdout: string }) => e,
+    )
+    expect('code' in pending ? pending.code : 0).toBe(ExitCode.Pending)
+    expect(JSON.parse(pending.stdout).migrations).toHaveLength(3)
+
+    const migrate = await run(process.execPath, [bin, 'migrate', ...args], { env })
+    expect(JSON.parse(migrate.stdout).applied).toHaveLength(3)
+    expect(migrate.stderr).toContain('applied 0001_create_widgets.sql')
+
+    const done = await run(process.execPath, [bin, 'status', ...args], { env })
+    expect(
+      JSON.parse(done.stdout).migrations.every((m: { state: string }) => m.state === 'applied'),
+    ).toBe(true)
+  })
+})

@@ -1,0 +1,285 @@
+import { appendFile, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { ExitCode } from '../../src/cli/exit-code.ts'
+import { main } from '../../src/cli/main.ts'
+import { redactUrl } from '../../src/cli/redact-url.ts'
+import {
+  copyFixture,
+  createFreshDatabase,
+  emptyDir,
+  type FreshDatabase,
+  fixtureDir,
+} from './fixtures/database.ts'
+
+interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+async function run(argv: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  let stdout = ''
+  let stderr = ''
+  const code = await main(argv, {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    env,
+  })
+  return { code, stdout, stderr }
+}
+
+const basic = fixtureDir('basic')
+
+describe('guildstore CLI (in-process)', () => {
+  let db: FreshDatabase
+  beforeEach(async () => {
+    db = await createFreshDatabase()
+  })
+  afterEach(async () => {
+    await db.drop()
+  })
+
+  it('exports the documented exit codes', () => {
+    expect(ExitCode).toEqual({ Success: 0, Error: 1, Usage: 2, Pending: 3, Changed: 4 })
+  })
+
+  it('migrate --json applies, prints only JSON on stdout, logs on stderr (0)', async () => {
+    const result = await run(['migrate', '--dir', basic, '--database-url', db.url, '--json'])
+    expect(result.code).toBe(ExitCode.Success)
+    const doc = JSON.parse(result.stdout)
+    expect(doc.applied.map((m: { version: number; name: string }) => [m.version, m.name])).toEqual([
+      [1, 'create_widgets'],
+      [2, 'add_widget_color'],
+      [10, 'widgets_label_index'],
+    ])
+    expect(typeof doc.applied[0].durationMs).toBe('number')
+    expect(result.stdout.trim().split('\n')).toHaveLength(1)
+    expect(result.stderr).toContain('applied 0001_create_widgets.sql')
+    expect(await db.query('SELECT count(*)::int AS n FROM public.guildstore_migrations')).toEqual([
+      { n: 3 },
+    ])
+
+    const again = await run(['migrate', '--dir', basic, '--database-url', db.url, '--json'])
+    expect(again.code).toBe(ExitCode.Success)
+    expect(JSON.parse(again.stdout)).toEqual({ applied: [] })
+  })
+
+  it('migrate reads DATABASE_URL from the given env and reports in words without --json', async () => {
+    const result = await run(['migrate', '--dir', basic], { DATABASE_URL: db.url })
+    expect(result.code).toBe(ExitCode.Success)
+    expect(result.stdout).toBe('applied 3 migrations\n')
+    expect(result.stderr).toContain('guildstore: applied 0010_widgets_label_index.sql')
+    const again = await run(['migrate', '--dir', basic], { DATABASE_URL: db.url })
+    expect(again.stdout).toBe('database is up to date\n')
+  })
+
+  it('status exits 3 with pending migrations, 0 when up to date', async () => {
+    const pending = await run(['status', '--dir', basic, '--database-url', db.url, '--json'])
+    expect(pending.code).toBe(ExitCode.Pending)
+    const doc = JSON.parse(pending.stdout)
+    expect(doc.migrations.map((m: { state: string }) => m.state)).toEqual([
+      'pending',
+      'pending',
+      'pending',
+    ])
+    expect(pending.stderr).toContain('3 pending migrations')
+
+    await run(['migrate', '--dir', basic, '--database-url', db.url])
+    const done = await run(['status', '--dir', basic, '--database-url', db.url, '--json'])
+    expect(done.code).toBe(ExitCode.Success)
+    const migrations = JSON.parse(done.stdout).migrations
+    expect(migrations[0]).toMatchObject({
+      version: 1,
+      name: 'create_widgets',
+      file: '0001_create_widgets.sql',
+      state: 'applied',
+    })
+    expect(migrations[0].checksum).toMatch(/^[0-9a-f]{64}$/)
+    expect(Number.isNaN(Date.parse(migrations[0].appliedAt))).toBe(false)
+
+    const table = await run(['status', '--dir', basic, '--database-url', db.url])
+    expect(table.code).toBe(ExitCode.Success)
+    expect(table.stdout).toMatch(/^VERSION\s+FILE\s+STATE/)
+    expect(table.stdout).toMatch(/0002\s+0002_add_widget_color\.sql\s+applied/)
+  })
+
+  it('status and migrate exit 4 naming an edited applied file; migrate applies nothing', async () => {
+    const fixture = await copyFixture('basic')
+    try {
+      await run(['migrate', '--dir', fixture.dir, '--database-url', db.url])
+      await appendFile(join(fixture.dir, '0001_create_widgets.sql'), '\n-- edited\n')
+      await appendFile(join(fixture.dir, '0020_new.sql'), 'CREATE TABLE newer (id int);\n')
+
+      const status = await run(['status', '--dir', fixture.dir, '--database-url', db.url, '--json'])
+      expect(status.code).toBe(ExitCode.Changed)
+      const changed = JSON.parse(status.stdout).migrations.find(
+        (m: { state: string }) => m.state === 'changed',
+      )
+      expect(changed.file).toBe('0001_create_widgets.sql')
+      expect(status.stderr).toContain('0001_create_widgets.sql is changed')
+
+      const migrate = await run([
+        'migrate',
+        '--dir',
+        fixture.dir,
+        '--database-url',
+        db.url,
+        '--json',
+      ])
+      expect(migrate.code).toBe(ExitCode.Changed)
+      expect(JSON.parse(migrate.stdout)).toEqual({
+        error: {
+          code: 'MIGRATION_CHECKSUM_MISMATCH',
+          message: expect.stringContaining('0001_create_widgets.sql'),
+          files: ['0001_create_widgets.sql'],
+        },
+      })
+      expect(migrate.stderr).toContain('guildstore: error:')
+      expect(await db.query("SELECT to_regclass('newer') AS t")).toEqual([{ t: null }])
+    } finally {
+      await fixture.remove()
+    }
+  })
+
+  it('exits 4 naming a missing applied file', async () => {
+    const fixture = await copyFixture('basic')
+    try {
+      await run(['migrate', '--dir', fixture.dir, '--database-url', db.url])
+      const { rm } = await import('node:fs/promises')
+      await rm(join(fixture.dir, '0002_add_widget_color.sql'))
+      const migrate = await run([
+        'migrate',
+        '--dir',
+        fixture.dir,
+        '--database-url',
+        db.url,
+        '--json',
+      ])
+      expect(migrate.code).toBe(ExitCode.Changed)
+      expect(JSON.parse(migrate.stdout).error).toMatchObject({
+        code: 'MIGRATION_MISSING',
+        files: ['0002_add_widget_color.sql'],
+      })
+      const status = await run(['status', '--dir', fixture.dir, '--database-url', db.url])
+      expect(status.code).toBe(ExitCode.Changed)
+      expect(status.stderr).toContain('0002_add_widget_color.sql is missing')
+    } finally {
+      await fixture.remove()
+    }
+  })
+
+  it('exits 1 for a failing migration, naming the file; earlier files stay', async () => {
+    const result = await run([
+      'migrate',
+      '--dir',
+      fixtureDir('failing'),
+      '--database-url',
+      db.url,
+      '--json',
+    ])
+    expect(result.code).toBe(ExitCode.Error)
+    expect(JSON.parse(result.stdout).error).toMatchObject({
+      code: 'MIGRATION_FAILED',
+      files: ['0002_breaks.sql'],
+    })
+    expect(result.stderr).toContain('0002_breaks.sql failed at line 2')
+    expect(await db.query('SELECT version FROM public.guildstore_migrations')).toEqual([
+      { version: 1 },
+    ])
+  })
+})
+
+describe('guildstore CLI errors without a database', () => {
+  it('exits 1 when the database is unreachable, never printing the password', async () => {
+    const url = 'postgres://app:Sup3rSecretPw@127.0.0.1:1/nowhere'
+    for (const command of ['migrate', 'status']) {
+      const result = await run([command, '--dir', basic, '--database-url', url, '--json'])
+      expect(result.code).toBe(ExitCode.Error)
+      expect(JSON.parse(result.stdout).error.code).toBe('DATABASE_UNAVAILABLE')
+      expect(result.stdout + result.stderr).not.toContain('Sup3rSecretPw')
+    }
+    const human = await run(['migrate', '--dir', basic], { DATABASE_URL: url })
+    expect(human.code).toBe(ExitCode.Error)
+    expect(human.stderr).toContain('postgres://app:***@127.0.0.1:1/nowhere')
+    expect(human.stdout + human.stderr).not.toContain('Sup3rSecretPw')
+  })
+
+  it('redacts passwords in URLs', () => {
+    expect(redactUrl('postgres://app:s3cret@db:5432/chat')).toBe('postgres://app:***@db:5432/chat')
+    expect(redactUrl('postgres://db/chat?password=s3cret')).not.toContain('s3cret')
+    expect(redactUrl('not a url s3cret')).toBe('[redacted]')
+  })
+
+  it.each([
+    [['migrate', '--dir', basic], 'no database'],
+    [['status', '--database-url', 'mysql://x@y/z'], 'postgres://'],
+    [['status', '--database-url', 'nonsense'], 'not a valid URL'],
+    [['frobnicate'], "unknown command 'frobnicate'"],
+    [['status', '--bogus'], "unknown option '--bogus'"],
+    [['new'], "missing required argument 'name'"],
+    [['--database-url'], 'argument missing'],
+    [[], 'Usage: guildstore'],
+  ])('exits 2 for the usage error %j, on stderr only', async (argv, text) => {
+    const result = await run(argv)
+    expect(result.code).toBe(ExitCode.Usage)
+    expect(result.stderr).toContain(text)
+    expect(result.stdout).toBe('')
+  })
+
+  it('reports a usage error as JSON on stdout with --json', async () => {
+    const missingUrl = await run(['status', '--dir', basic, '--json'])
+    expect(missingUrl.code).toBe(ExitCode.Usage)
+    expect(JSON.parse(missingUrl.stdout).error).toMatchObject({ code: 'USAGE_ERROR' })
+    const unknown = await run(['--json', 'frobnicate'])
+    expect(unknown.code).toBe(ExitCode.Usage)
+    expect(JSON.parse(unknown.stdout).error.message).toContain('frobnicate')
+  })
+
+  it('prints help and the version on stdout with exit 0', async () => {
+    const help = await run(['--help'])
+    expect(help.code).toBe(ExitCode.Success)
+    expect(help.stdout).toContain('migrate')
+    expect(help.stdout).toContain('--database-url')
+    const version = await run(['--version'])
+    expect(version.code).toBe(ExitCode.Success)
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/)
+  })
+
+  it('new writes the next numbered file (0), refuses an invalid name (2)', async () => {
+    const tmp = await emptyDir()
+    try {
+      const first = await run(['new', 'create', 'users', '--dir', tmp.dir])
+      expect(first.code).toBe(ExitCode.Success)
+      expect(first.stdout).toBe(`${join(tmp.dir, '0001_create_users.sql')}\n`)
+      const second = await run(['new', 'Add Foo', '--dir', tmp.dir, '--json'])
+      expect(second.code).toBe(ExitCode.Success)
+      expect(JSON.parse(second.stdout)).toEqual({
+        file: join(tmp.dir, '0002_add_foo.sql'),
+        version: 2,
+      })
+      const bad = await run(['new', '???', '--dir', tmp.dir, '--json'])
+      expect(bad.code).toBe(ExitCode.Usage)
+      expect(JSON.parse(bad.stdout).error.code).toBe('INVALID_INPUT')
+      expect((await readdir(tmp.dir)).sort()).toEqual(['0001_create_users.sql', '0002_add_foo.sql'])
+    } finally {
+      await tmp.remove()
+    }
+  })
+
+  it('exits 1 for invalid migration files, naming them', async () => {
+    const result = await run([
+      'status',
+      '--dir',
+      fixtureDir('duplicate'),
+      '--database-url',
+      'postgres://x@127.0.0.1:1/x',
+      '--json',
+    ])
+    expect(result.code).toBe(ExitCode.Error)
+    expect(JSON.parse(result.stdout).error).toMatchObject({
+      code: 'MIGRATION_FILE_INVALID',
+      files: ['0001_first.sql', '0001_second.sql'],
+    })
+  })
+})

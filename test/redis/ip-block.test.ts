@@ -1,0 +1,68 @@
+import type { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { InvalidInputError } from '../../src/errors/index.ts'
+import { blockIp, createRedis, isIpBlocked, unblockIp } from '../../src/redis/index.ts'
+import { deleteNamespace, namespaceKeys, redisUrl, testNamespace, waitFor } from './support.ts'
+
+const namespace = testNamespace('ipblock')
+let redis: Redis
+
+beforeAll(() => {
+  redis = createRedis({ url: redisUrl(), namespace })
+})
+
+afterAll(async () => {
+  await deleteNamespace(redis, namespace)
+  redis.disconnect()
+})
+
+describe('IP blocks', () => {
+  it('blocks under ratelimit:block:<ip> with the TTL, and unblocks', async () => {
+    expect(await isIpBlocked(redis, '198.51.100.1')).toBe(false)
+    await blockIp(redis, '198.51.100.1', 60)
+    expect(await isIpBlocked(redis, '198.51.100.1')).toBe(true)
+    expect(await isIpBlocked(redis, '198.51.100.2')).toBe(false)
+    const ttl = await redis.ttl(`${namespace}:ratelimit:block:198.51.100.1`)
+    expect(ttl).toBeGreaterThanOrEqual(59)
+    expect(ttl).toBeLessThanOrEqual(60)
+    expect(await unblockIp(redis, '198.51.100.1')).toBe(true)
+    expect(await isIpBlocked(redis, '198.51.100.1')).toBe(false)
+    expect(await unblockIp(redis, '198.51.100.1')).toBe(false)
+  })
+
+  it('a block ends when its TTL does', async () => {
+    await blockIp(redis, '2001:db8::1', 1)
+    expect(await isIpBlocked(redis, '2001:db8::1')).toBe(true)
+    const blockedAt = Date.now()
+    await waitFor(async () => !(await isIpBlocked(redis, '2001:db8::1')), 3000)
+    expect(Date.now() - blockedAt).toBeLessThan(2500)
+  })
+
+  it('blocking again replaces the TTL', async () => {
+    await blockIp(redis, '198.51.100.3', 1)
+    await blockIp(redis, '198.51.100.3', 300)
+    expect(await redis.ttl(`${namespace}:ratelimit:block:198.51.100.3`)).toBeGreaterThan(1)
+  })
+
+  it('a per-call namespace overrides the client one', async () => {
+    const other = `${namespace}_other`
+    await blockIp(redis, '198.51.100.4', 30, { namespace: other })
+    expect(await isIpBlocked(redis, '198.51.100.4')).toBe(false)
+    expect(await isIpBlocked(redis, '198.51.100.4', { namespace: other })).toBe(true)
+    expect(await unblockIp(redis, '198.51.100.4', { namespace: other })).toBe(true)
+  })
+
+  it('refuses a malformed ip or ttl without writing anything', async () => {
+    const before = (await namespaceKeys(redis, namespace)).sort()
+    for (const ttl of [0, -5, 1.5, Number.NaN, 2 ** 31, '60' as unknown as number]) {
+      await expect(blockIp(redis, '198.51.100.9', ttl)).rejects.toBeInstanceOf(InvalidInputError)
+    }
+    for (const ip of ['', 'a\0b', 'x'.repeat(129), undefined as unknown as string]) {
+      await expect(blockIp(redis, ip, 60)).rejects.toBeInstanceOf(InvalidInputError)
+      await expect(isIpBlocked(redis, ip)).rejects.toBeInstanceOf(InvalidInputError)
+      await expect(unblockIp(redis, ip)).rejects.toBeInstanceOf(InvalidInputError)
+    }
+    expect((await namespaceKeys(redis, namespace)).sort()).toEqual(before)
+    expect(await isIpBlocked(redis, '198.51.100.9')).toBe(false)
+  })
+})

@@ -1,0 +1,152 @@
+/**
+ * Small row factories for tests: random values, direct inserts, so tests never
+ * share rows and nothing needs cleaning up. They write through Kysely, not the
+ * repository functions, so a repository bug cannot hide in its own fixtures.
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { Insertable, Kysely } from 'kysely'
+import type { DB } from '../../codegen/db.ts'
+import { hashToken, newId } from '../../src/index.ts'
+
+const rand = (n = 6) => randomBytes(n).toString('hex')
+
+export const randomUsername = () => `u_${rand(6)}`
+export const randomEmail = () => `${rand(5)}@example.test`
+
+export async function makeUser(db: Kysely<DB>, overrides: Partial<Insertable<DB['users']>> = {}) {
+  return db
+    .insertInto('users')
+    .values({
+      id: newId(),
+      username: randomUsername(),
+      email: randomEmail(),
+      password_hash: `$argon2id$v=19$${rand(16)}`,
+      display_name: `User ${rand(2)}`,
+      ...overrides,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function makeSession(
+  db: Kysely<DB>,
+  userId: string,
+  overrides: Partial<Insertable<DB['sessions']>> = {},
+) {
+  const token = rand(32)
+  const row = await db
+    .insertInto('sessions')
+    .values({
+      id: newId(),
+      user_id: userId,
+      token_hash: hashToken(token),
+      expires_at: new Date(Date.now() + 3_600_000),
+      ...overrides,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  return { ...row, token }
+}
+
+/** A guild with its owner's membership and its default role, as createGuild makes it. */
+export async function makeGuild(
+  db: Kysely<DB>,
+  ownerId: string,
+  overrides: Partial<Insertable<DB['guilds']>> = {},
+) {
+  const guild = await db
+    .insertInto('guilds')
+    .values({ id: newId(), name: `Guild ${rand(3)}`, owner_id: ownerId, ...overrides })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  await db.insertInto('guild_members').values({ guild_id: guild.id, user_id: ownerId }).execute()
+  const defaultRole = await db
+    .insertInto('roles')
+    .values({
+      id: newId(),
+      guild_id: guild.id,
+      name: '@everyone',
+      permissions: 0b1100_0000_0011n, // VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY-ish; tests set their own
+      position: 0,
+      is_default: true,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  return { ...guild, defaultRole }
+}
+
+export async function makeMember(db: Kysely<DB>, guildId: string, userId: string) {
+  return db
+    .insertInto('guild_members')
+    .values({ guild_id: guildId, user_id: userId })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function makeRole(
+  db: Kysely<DB>,
+  guildId: string,
+  overrides: Partial<Insertable<DB['roles']>> = {},
+) {
+  return db
+    .insertInto('roles')
+    .values({ id: newId(), guild_id: guildId, name: `role-${rand(3)}`, position: 1, ...overrides })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function makeChannel(
+  db: Kysely<DB>,
+  guildId: string,
+  overrides: Partial<Insertable<DB['channels']>> = {},
+) {
+  return db
+    .insertInto('channels')
+    .values({ id: newId(), guild_id: guildId, name: `chan-${rand(3)}`, type: 'text', ...overrides })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function makeMessage(
+  db: Kysely<DB>,
+  channelId: string,
+  authorId: string,
+  overrides: Partial<Insertable<DB['messages']>> = {},
+) {
+  return db
+    .insertInto('messages')
+    .values({
+      id: newId(),
+      channel_id: channelId,
+      author_id: authorId,
+      content: `hello ${rand(4)}`,
+      ...overrides,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+/** A DM between two users: its channels row, its pair row and both participants. */
+export async function makeDm(db: Kysely<DB>, userA: string, userB: string) {
+  const [a, b] = userA < userB ? [userA, userB] : [userB, userA]
+  const id = newId()
+  await db.insertInto('channels').values({ id, type: 'dm' }).execute()
+  const dm = await db
+    .insertInto('dm_channels')
+    .values({ id, user_a: a, user_b: b })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  await db
+    .insertInto('dm_participants')
+    .values([
+      { channel_id: id, user_id: a },
+      { channel_id: id, user_id: b },
+    ])
+    .execute()
+  return dm
+}
+
+/** A UUID that names no row. */
+export const unknownId = () => newId()
+/** A valid UUID of another version, for tests that ids need not be v7. */
+export const v4Id = () => randomUUID()
