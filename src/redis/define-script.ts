@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 
-/** A Lua script bound to one client: `(keys, args) => reply`, sent as EVALSHA with EVAL fallback. */
-export type BoundScript = (keys: string[], args: Array<string | number>) => Promise<unknown>
+/** A Lua script bound to one client: `(...keys, ...args) => reply`, sent as EVALSHA with EVAL fallback. */
+export type BoundScript = (...keysThenArgs: Array<string | number>) => Promise<unknown>
 
 /** A Lua script guildstore registers on clients with ioredis `defineCommand`. */
 export interface ScriptDefinition {
@@ -10,8 +10,6 @@ export interface ScriptDefinition {
   lua: string
   numberOfKeys: number
 }
-
-type ScriptCommand = (...args: Array<string | number>) => Promise<unknown>
 
 const bound = new WeakMap<Redis, Map<string, BoundScript>>()
 
@@ -27,12 +25,11 @@ export function bindScript(redis: Redis, script: ScriptDefinition): BoundScript 
   }
   let run = scripts.get(script.name)
   if (!run) {
-    const commands = redis as unknown as Record<string, ScriptCommand | undefined>
+    const commands = redis as unknown as Record<string, BoundScript | undefined>
     if (typeof commands[script.name] !== 'function') {
       redis.defineCommand(script.name, { lua: script.lua, numberOfKeys: script.numberOfKeys })
     }
-    const command = commands[script.name]!.bind(redis)
-    run = (keys, args) => command(...keys, ...args)
+    run = commands[script.name]!.bind(redis)
     scripts.set(script.name, run)
   }
   return run

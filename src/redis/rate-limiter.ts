@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import { InvalidInputError } from '../errors/index.ts'
+import { createDeadlines } from './deadline.ts'
 import { bindScript } from './define-script.ts'
 import { keysFor } from './keys.ts'
 import { resolveNamespace } from './namespace.ts'
@@ -33,8 +34,10 @@ export interface RateLimiterOptions {
   onStoreError?: ((error: RateLimiterStoreError) => void) | undefined
   /**
    * Give up on a check after this many milliseconds and treat it as a store
-   * failure. Default 1000. `0` disables the timer (then only the client's own
-   * `maxRetriesPerRequest` / `commandTimeout` bound the wait).
+   * failure. Default 1000. While the client is not connected the check waits
+   * (up to this long) for it to be ready instead of queueing, so a check that
+   * failed never runs later. `0` disables both: the command goes through
+   * ioredis' offline queue, bounded only by `maxRetriesPerRequest` / `commandTimeout`.
    */
   timeoutMs?: number | undefined
   /** Overrides the client's namespace; keys become `<namespace>:ratelimit:{…}`. */
@@ -78,11 +81,15 @@ export interface RateLimiter {
   reset(subject: string): Promise<void>
 }
 
-const withTimeout = <T>(promise: Promise<T>, timeoutMs: number): Promise<T> => {
+const withTimeout = <T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  what = 'rate limit check',
+): Promise<T> => {
   if (timeoutMs <= 0) return promise
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`rate limit check timed out after ${timeoutMs} ms`)),
+      () => reject(new Error(`${what} timed out after ${timeoutMs} ms`)),
       timeoutMs,
     )
     promise.then(
@@ -96,6 +103,46 @@ const withTimeout = <T>(promise: Promise<T>, timeoutMs: number): Promise<T> => {
       },
     )
   })
+}
+
+/** One pending "ready" wait per client, however many checks wait on it. */
+const readyWaits = new WeakMap<Redis, Promise<void>>()
+
+const readyPromise = (redis: Redis): Promise<void> => {
+  let pending = readyWaits.get(redis)
+  if (!pending) {
+    pending = new Promise<void>((resolve, reject) => {
+      const cleanup = () => {
+        redis.off('ready', onReady)
+        redis.off('end', onEnd)
+        readyWaits.delete(redis)
+      }
+      const onReady = () => {
+        cleanup()
+        resolve()
+      }
+      const onEnd = () => {
+        cleanup()
+        reject(new Error('Redis connection is closed'))
+      }
+      redis.once('ready', onReady)
+      redis.once('end', onEnd)
+    })
+    pending.catch(() => {})
+    readyWaits.set(redis, pending)
+    if (redis.status === 'wait') redis.connect().catch(() => {})
+  }
+  return pending
+}
+
+/**
+ * Waits up to `timeoutMs` for the client to be ready, without queueing a
+ * command: a check that was reported as failed must never run later, after a
+ * reconnect, and take units nobody was told about.
+ */
+const whenReady = (redis: Redis, timeoutMs: number): Promise<void> => {
+  if (redis.status === 'end') return Promise.reject(new Error('Redis connection is closed'))
+  return withTimeout(readyPromise(redis), timeoutMs, 'Redis connection not ready')
 }
 
 /**
@@ -127,7 +174,10 @@ export function createRateLimiter(redis: Redis, options: RateLimiterOptions): Ra
   if (options.namespace !== undefined) assertNamespace(options.namespace)
   const failOpen = options.failOpen === true
   const onStoreError = options.onStoreError
-  const keys = keysFor(resolveNamespace(redis, options))
+  const namespace = resolveNamespace(redis, options)
+  // validated once here, so the hot path only concatenates: [<ns>:]ratelimit:{<category>:<subject>}
+  const keyPrefix = keysFor(namespace).rateLimit(category, '-').slice(0, -2)
+  const deadlines = createDeadlines(timeoutMs)
   const interval = Math.floor((windowMs * 1000) / limit)
   const run = bindScript(redis, RATE_LIMIT_SCRIPT)
 
@@ -146,41 +196,68 @@ export function createRateLimiter(redis: Redis, options: RateLimiterOptions): Ra
     return error
   }
 
+  const failedResult = (cost: number): RateLimitResult => ({
+    allowed: true,
+    remaining: Math.max(0, limit - cost),
+    retryAfterMs: 0,
+    resetAfterMs: 0,
+  })
+
+  // One promise per check and no timer of its own: this is the hot path.
+  const check = (key: string, cost: number): Promise<RateLimitResult> =>
+    new Promise<RateLimitResult>((resolve, reject) => {
+      const fail = (cause: unknown) => {
+        const error = storeError(cause, 'consume')
+        if (failOpen) resolve(failedResult(cost))
+        else reject(error)
+      }
+      const entry = deadlines.start(() =>
+        fail(new Error(`rate limit check timed out after ${timeoutMs} ms`)),
+      )
+      run(key, interval, limit, cost).then(
+        (reply) => {
+          if (!deadlines.finish(entry)) return
+          const [allowed, remaining, retryAfterMs, resetAfterMs] = reply as number[]
+          resolve({
+            allowed: allowed === 1,
+            remaining: Number(remaining),
+            retryAfterMs: retryAfterMs === -1 ? Number.POSITIVE_INFINITY : Number(retryAfterMs),
+            resetAfterMs: Number(resetAfterMs),
+          })
+        },
+        (cause: unknown) => {
+          if (deadlines.finish(entry)) fail(cause)
+        },
+      )
+    })
+
   return {
     category,
     limit,
     windowMs,
-    async consume(subject, cost = 1) {
-      assertKeyPart(subject, 'subject', MAX_KEY_PART_LENGTH)
-      assertPositiveInteger(cost, 'cost')
-      const key = keys.rateLimit(category, subject)
-      let reply: unknown
+    consume(subject, cost = 1) {
       try {
-        reply = await withTimeout(run([key], [interval, limit, cost]), timeoutMs)
-      } catch (cause) {
-        const error = storeError(cause, 'consume')
-        if (failOpen) {
-          return {
-            allowed: true,
-            remaining: Math.max(0, limit - cost),
-            retryAfterMs: 0,
-            resetAfterMs: 0,
-          }
-        }
-        throw error
+        assertKeyPart(subject, 'subject', MAX_KEY_PART_LENGTH)
+        assertPositiveInteger(cost, 'cost')
+      } catch (error) {
+        return Promise.reject(error)
       }
-      const [allowed, remaining, retryAfterMs, resetAfterMs] = reply as number[]
-      return {
-        allowed: allowed === 1,
-        remaining: Number(remaining),
-        retryAfterMs: retryAfterMs === -1 ? Number.POSITIVE_INFINITY : Number(retryAfterMs),
-        resetAfterMs: Number(resetAfterMs),
-      }
+      const key = `${keyPrefix}${subject}}`
+      if (timeoutMs === 0 || redis.status === 'ready') return check(key, cost)
+      return whenReady(redis, timeoutMs).then(
+        () => check(key, cost),
+        (cause: unknown) => {
+          const error = storeError(cause, 'consume')
+          if (failOpen) return failedResult(cost)
+          throw error
+        },
+      )
     },
     async reset(subject) {
       assertKeyPart(subject, 'subject', MAX_KEY_PART_LENGTH)
-      const key = keys.rateLimit(category, subject)
+      const key = `${keyPrefix}${subject}}`
       try {
+        if (timeoutMs > 0 && redis.status !== 'ready') await whenReady(redis, timeoutMs)
         await withTimeout(redis.del(key), timeoutMs)
       } catch (cause) {
         throw storeError(cause, 'reset')

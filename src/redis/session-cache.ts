@@ -64,7 +64,7 @@ export async function getCachedSession<T = unknown>(
     return decodeEnvelope(raw, 'data') as T
   } catch (error) {
     if (!(error instanceof MalformedPayloadError)) throw error
-    await bindScript(redis, DELETE_IF_EQUAL)([key], [raw])
+    await bindScript(redis, DELETE_IF_EQUAL)(key, raw)
     return undefined
   }
 }

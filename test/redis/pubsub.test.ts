@@ -61,7 +61,7 @@ describe('pub/sub', () => {
     for (const event of events) expect(await publishChannelEvent(redis, 'c-types', event)).toBe(1)
     await waitFor(() => received.length === events.length)
     expect(received).toEqual(events)
-    const created = received[0] as { message: EventMessage & { nonce: bigint } }
+    const created = received[0] as unknown as { message: EventMessage & { nonce: bigint } }
     expect(created.message.created_at).toBeInstanceOf(Date)
     expect(created.message.nonce).toBe(0n)
     expect((received[1] as { message: EventMessage }).message.edited_at).toBeInstanceOf(Date)

@@ -166,8 +166,15 @@ describe('createRateLimiter', () => {
       onError: (error) => errors.push(error),
     })
     try {
-      const closed = createRateLimiter(down, { category: 'down', limit: 5, windowMs: 1000 })
+      const closed = createRateLimiter(down, {
+        category: 'down',
+        limit: 5,
+        windowMs: 1000,
+        timeoutMs: 200,
+      })
+      const started = Date.now()
       const error = await closed.consume('s').catch((e: unknown) => e)
+      expect(Date.now() - started).toBeLessThan(1000)
       expect(error).toBeInstanceOf(RateLimiterStoreError)
       expect((error as RateLimiterStoreError).cause).toBeInstanceOf(Error)
       expect((error as RateLimiterStoreError).category).toBe('down')
@@ -179,6 +186,7 @@ describe('createRateLimiter', () => {
         limit: 5,
         windowMs: 1000,
         failOpen: true,
+        timeoutMs: 200,
         onStoreError: (e) => reported.push(e),
       })
       expect(await open.consume('s')).toEqual({

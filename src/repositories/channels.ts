@@ -1,0 +1,472 @@
+import { type Kysely, sql } from 'kysely'
+import type { DB } from '../../codegen/db.ts'
+import { ConflictError } from '../errors/conflict-error.ts'
+import { InvalidInputError } from '../errors/invalid-input-error.ts'
+import { NotFoundError } from '../errors/not-found-error.ts'
+import { newId } from '../ids/new-id.ts'
+import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
+import { prepareQuery } from '../sql/prepared-query.ts'
+import { mapErrors } from '../sql/transaction.ts'
+import type { Channel, ChannelMember } from '../types.ts'
+import {
+  assertInteger,
+  assertObject,
+  assertOneOf,
+  assertOptionalText,
+  assertText,
+  assertUuid,
+} from '../validation/validate.ts'
+import { channelColumns, channelMemberColumns } from './columns.ts'
+
+/** Length rule of `channels.name` (CHECK `channels_name_length`). */
+const NAME = { min: 1, max: 100 } as const
+/** Length rule of `channels.topic` (CHECK `channels_topic_length`: at most 1024). */
+const TOPIC = { min: 0, max: 1024 } as const
+/** Largest `integer` (channels.position is `integer`, CHECK ≥ 0). */
+const MAX_POSITION = 2_147_483_647
+/** The channel types a caller may create; `'dm'` channels are made by the DM functions. */
+const GUILD_CHANNEL_TYPES = ['text', 'voice'] as const
+
+/** A guild channel's type. */
+export type GuildChannelType = (typeof GUILD_CHANNEL_TYPES)[number]
+
+const insertChannel = prepareQuery(
+  (
+    db,
+    p: {
+      id: string
+      guild_id: string
+      name: string
+      type: GuildChannelType
+      topic: string | null
+      position: number
+      is_private: boolean
+    },
+  ) =>
+    db
+      .insertInto('channels')
+      .values({
+        id: p.id,
+        guild_id: p.guild_id,
+        name: p.name,
+        type: p.type,
+        topic: p.topic,
+        position: p.position,
+        is_private: p.is_private,
+      })
+      .returning(channelColumns),
+)
+
+const selectChannel = prepareQuery((db, p: { id: string }) =>
+  db.selectFrom('channels').select(channelColumns).where('id', '=', p.id),
+)
+
+const selectGuildChannel = prepareQuery((db, p: { id: string }) =>
+  db.selectFrom('channels').select(channelColumns).where('id', '=', p.id).where('type', '<>', 'dm'),
+)
+
+const selectGuildChannels = prepareQuery((db, p: { guild_id: string }) =>
+  db
+    .selectFrom('channels')
+    .select(channelColumns)
+    .where('guild_id', '=', p.guild_id)
+    .orderBy('position')
+    .orderBy('id'),
+)
+
+const deleteGuildChannel = prepareQuery((db, p: { id: string }) =>
+  db.deleteFrom('channels').where('id', '=', p.id).where('type', '<>', 'dm'),
+)
+
+// One statement: find the channel, lock the user's membership of its guild
+// (FOR KEY SHARE: a concurrent removal waits for us), insert idempotently.
+const upsertChannelMember = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
+  db
+    .with('c', (db) =>
+      db
+        .selectFrom('channels')
+        .select('guild_id')
+        .where('id', '=', p.channel_id)
+        .where('type', '<>', 'dm'),
+    )
+    .with('m', (db) =>
+      db
+        .selectFrom('guild_members')
+        .select('user_id')
+        .where('guild_id', '=', (eb) => eb.selectFrom('c').select('c.guild_id'))
+        .where('user_id', '=', p.user_id)
+        .forKeyShare(),
+    )
+    .with('i', (db) =>
+      db
+        .insertInto('channel_members')
+        .columns(['channel_id', 'user_id'])
+        .expression(
+          db
+            .selectFrom('m')
+            .select([sql<string>`${p.channel_id}::uuid`.as('channel_id'), 'm.user_id']),
+        )
+        .onConflict((oc) =>
+          oc
+            .columns(['channel_id', 'user_id'])
+            .doUpdateSet({ channel_id: sql`excluded.channel_id` }),
+        )
+        .returning(channelMemberColumns),
+    )
+    .selectNoFrom((eb) => [
+      eb.exists(eb.selectFrom('c').select('c.guild_id')).as('channel_found'),
+      eb.selectFrom('i').select('i.channel_id').as('channel_id'),
+      eb.selectFrom('i').select('i.user_id').as('user_id'),
+      eb.selectFrom('i').select('i.added_at').as('added_at'),
+    ]),
+)
+
+const deleteChannelMember = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
+  db
+    .deleteFrom('channel_members')
+    .where('channel_id', '=', p.channel_id)
+    .where('user_id', '=', p.user_id),
+)
+
+const selectChannelMembers = prepareQuery((db, p: { channel_id: string }) =>
+  db
+    .selectFrom('channel_members')
+    .select(channelMemberColumns)
+    .where('channel_id', '=', p.channel_id)
+    .orderBy('added_at')
+    .orderBy('user_id'),
+)
+
+const channelMemberExists = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
+  db.selectNoFrom((eb) =>
+    eb
+      .exists(
+        eb
+          .selectFrom('channel_members')
+          .select(sql`1`.as('one'))
+          .where('channel_id', '=', p.channel_id)
+          .where('user_id', '=', p.user_id),
+      )
+      .as('exists'),
+  ),
+)
+
+// The one access rule (src/permissions/access-sql.ts), narrowed to one channel.
+const channelAccess = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
+  db.selectNoFrom(
+    sql<boolean>`exists (${accessibleChannelIdsSql({ userId: p.user_id, channelId: p.channel_id })})`.as(
+      'allowed',
+    ),
+  ),
+)
+
+// The one access rule, narrowed to one guild, joined back for the rows.
+const visibleChannels = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
+  db
+    .selectFrom('channels')
+    .select(channelColumns)
+    .where('guild_id', '=', p.guild_id)
+    .where(
+      sql<boolean>`id in (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id })})`,
+    )
+    .orderBy('position')
+    .orderBy('id'),
+)
+
+function assertPosition(value: unknown): asserts value is number {
+  assertInteger(value, 'position', 0, MAX_POSITION)
+}
+
+function assertBoolean(value: unknown, field: string): asserts value is boolean {
+  if (typeof value !== 'boolean')
+    throw new InvalidInputError(`${field} must be a boolean`, { field })
+}
+
+/** Input of {@link createChannel}. */
+export interface CreateChannelInput {
+  guild_id: string
+  /** 1 to 100 characters. */
+  name: string
+  /** `'text'` or `'voice'` (DM channels are made by `findOrCreateDmChannel`). */
+  type: GuildChannelType
+  /** At most 1024 characters. */
+  topic?: string | null | undefined
+  /** 0 to 2^31-1; default 0. */
+  position?: number | undefined
+  /** Visible only to its `channel_members` (and the owner and administrators); default false. */
+  is_private?: boolean | undefined
+}
+
+/**
+ * Creates a text or voice channel in a guild.
+ *
+ * @throws {InvalidInputError} when a field is invalid, including `type: 'dm'`.
+ * @throws {ForeignKeyViolationError} when the guild does not exist.
+ * @example
+ * ```ts
+ * const general = await createChannel(db, { guild_id, name: 'general', type: 'text' })
+ * ```
+ */
+export async function createChannel(db: Kysely<DB>, input: CreateChannelInput): Promise<Channel> {
+  assertObject(input, 'input')
+  assertUuid(input.guild_id, 'guild_id')
+  assertText(input.name, 'name', NAME)
+  assertOneOf(input.type, 'type', GUILD_CHANNEL_TYPES)
+  assertOptionalText(input.topic, 'topic', TOPIC)
+  const position = input.position ?? 0
+  assertPosition(position)
+  const is_private = input.is_private ?? false
+  assertBoolean(is_private, 'is_private')
+  const row = await insertChannel.executeTakeFirst(db, {
+    id: newId(),
+    guild_id: input.guild_id,
+    name: input.name,
+    type: input.type,
+    topic: input.topic ?? null,
+    position,
+    is_private,
+  })
+  if (!row) throw new NotFoundError('channel insert returned no row', { entity: 'channel' })
+  return row
+}
+
+/**
+ * Finds a channel by id: a guild channel or a DM's channel (type `'dm'`).
+ *
+ * @throws {InvalidInputError} when `id` is not a UUID.
+ * @example
+ * ```ts
+ * const channel = await findChannelById(db, id)
+ * ```
+ */
+export async function findChannelById(db: Kysely<DB>, id: string): Promise<Channel | undefined> {
+  assertUuid(id, 'id')
+  return selectChannel.executeTakeFirst(db, { id })
+}
+
+/**
+ * Lists a guild's channels (private ones included) by position, then id. For
+ * what one user may see, use {@link listVisibleChannels}.
+ *
+ * @throws {InvalidInputError} when `guild_id` is not a UUID.
+ * @example
+ * ```ts
+ * const channels = await listGuildChannels(db, guild_id)
+ * ```
+ */
+export async function listGuildChannels(db: Kysely<DB>, guild_id: string): Promise<Channel[]> {
+  assertUuid(guild_id, 'guild_id')
+  return selectGuildChannels.execute(db, { guild_id })
+}
+
+/** Patch of {@link updateChannel}. */
+export interface UpdateChannelPatch {
+  name?: string | undefined
+  /** `null` clears it. */
+  topic?: string | null | undefined
+  position?: number | undefined
+  is_private?: boolean | undefined
+}
+
+/**
+ * Updates a guild channel (and `updated_at`). DM channels are not updated
+ * (`undefined`). An empty patch returns the channel as it is.
+ *
+ * @throws {InvalidInputError} when a field is invalid.
+ * @example
+ * ```ts
+ * await updateChannel(db, channel.id, { topic: 'Release planning', is_private: true })
+ * ```
+ */
+export async function updateChannel(
+  db: Kysely<DB>,
+  id: string,
+  patch: UpdateChannelPatch,
+): Promise<Channel | undefined> {
+  assertUuid(id, 'id')
+  assertObject(patch, 'patch')
+  const set: { name?: string; topic?: string | null; position?: number; is_private?: boolean } = {}
+  if (patch.name !== undefined) {
+    assertText(patch.name, 'name', NAME)
+    set.name = patch.name
+  }
+  if (patch.topic !== undefined) {
+    assertOptionalText(patch.topic, 'topic', TOPIC)
+    set.topic = patch.topic
+  }
+  if (patch.position !== undefined) {
+    assertPosition(patch.position)
+    set.position = patch.position
+  }
+  if (patch.is_private !== undefined) {
+    assertBoolean(patch.is_private, 'is_private')
+    set.is_private = patch.is_private
+  }
+  if (Object.keys(set).length === 0) return selectGuildChannel.executeTakeFirst(db, { id })
+  return mapErrors(
+    db
+      .updateTable('channels')
+      .set({ ...set, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('type', '<>', 'dm')
+      .returning(channelColumns)
+      .executeTakeFirst(),
+  )
+}
+
+/**
+ * Deletes a guild channel with its messages, attachments and channel members
+ * (cascade). DM channels are not deleted here (`false`): they go with their pair.
+ *
+ * @throws {InvalidInputError} when `id` is not a UUID.
+ * @example
+ * ```ts
+ * await deleteChannel(db, channel.id)
+ * ```
+ */
+export async function deleteChannel(db: Kysely<DB>, id: string): Promise<boolean> {
+  assertUuid(id, 'id')
+  return (await deleteGuildChannel.executeAffected(db, { id })) > 0
+}
+
+/** Identifies one channel membership. */
+export interface ChannelMemberKey {
+  channel_id: string
+  user_id: string
+}
+
+function assertChannelMemberKey(input: unknown): asserts input is ChannelMemberKey {
+  assertObject(input, 'input')
+  assertUuid(input.channel_id, 'channel_id')
+  assertUuid(input.user_id, 'user_id')
+}
+
+/**
+ * Adds a guild member to a (private) channel's members; idempotent (an
+ * existing row is returned unchanged).
+ *
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @throws {NotFoundError} when there is no such guild channel (`entity: 'channel'`).
+ * @throws {ConflictError} when the user is not a member of the channel's guild (`reason: 'not_member'`).
+ * @example
+ * ```ts
+ * await addChannelMember(db, { channel_id: staff.id, user_id })
+ * ```
+ */
+export async function addChannelMember(
+  db: Kysely<DB>,
+  input: ChannelMemberKey,
+): Promise<ChannelMember> {
+  assertChannelMemberKey(input)
+  const row = await upsertChannelMember.executeTakeFirst(db, {
+    channel_id: input.channel_id,
+    user_id: input.user_id,
+  })
+  if (!row?.channel_found) throw new NotFoundError('channel not found', { entity: 'channel' })
+  if (row.channel_id == null || row.user_id == null || row.added_at == null) {
+    throw new ConflictError("the user must be a member of the channel's guild", {
+      reason: 'not_member',
+    })
+  }
+  return { channel_id: row.channel_id, user_id: row.user_id, added_at: row.added_at }
+}
+
+/**
+ * Removes a user from a channel's members.
+ *
+ * @returns `false` when they were not one.
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @example
+ * ```ts
+ * await removeChannelMember(db, { channel_id, user_id })
+ * ```
+ */
+export async function removeChannelMember(
+  db: Kysely<DB>,
+  input: ChannelMemberKey,
+): Promise<boolean> {
+  assertChannelMemberKey(input)
+  const n = await deleteChannelMember.executeAffected(db, {
+    channel_id: input.channel_id,
+    user_id: input.user_id,
+  })
+  return n > 0
+}
+
+/**
+ * Lists a channel's members (of a private channel: who may see it besides the
+ * owner and administrators), by `added_at`, then `user_id`.
+ *
+ * @throws {InvalidInputError} when `channel_id` is not a UUID.
+ * @example
+ * ```ts
+ * const members = await listChannelMembers(db, channel.id)
+ * ```
+ */
+export async function listChannelMembers(
+  db: Kysely<DB>,
+  channel_id: string,
+): Promise<ChannelMember[]> {
+  assertUuid(channel_id, 'channel_id')
+  return selectChannelMembers.execute(db, { channel_id })
+}
+
+/**
+ * Whether a user is one of a channel's members (`channel_members`).
+ *
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @example
+ * ```ts
+ * await isChannelMember(db, { channel_id, user_id })
+ * ```
+ */
+export async function isChannelMember(db: Kysely<DB>, input: ChannelMemberKey): Promise<boolean> {
+  assertChannelMemberKey(input)
+  const row = await channelMemberExists.executeTakeFirst(db, {
+    channel_id: input.channel_id,
+    user_id: input.user_id,
+  })
+  return row?.exists === true
+}
+
+/**
+ * Whether a user may access a channel: a guild channel when their permissions
+ * in it (as {@link computePermissions} computes them) include `VIEW_CHANNEL`;
+ * a DM channel when they are one of its participants. One prepared query, the
+ * same access rule as {@link listVisibleChannels} and `searchMessages`.
+ *
+ * @returns `false` too when the channel does not exist.
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @example
+ * ```ts
+ * if (!(await canAccessChannel(db, { channel_id, user_id }))) return reply(404)
+ * ```
+ */
+export async function canAccessChannel(db: Kysely<DB>, input: ChannelMemberKey): Promise<boolean> {
+  assertChannelMemberKey(input)
+  const row = await channelAccess.executeTakeFirst(db, {
+    channel_id: input.channel_id,
+    user_id: input.user_id,
+  })
+  return row?.allowed === true
+}
+
+/**
+ * Lists the channels of a guild a user may access, by position, then id (one
+ * query; the same access rule as {@link canAccessChannel}). Empty for a non-member.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @example
+ * ```ts
+ * const sidebar = await listVisibleChannels(db, { guild_id, user_id })
+ * ```
+ */
+export async function listVisibleChannels(
+  db: Kysely<DB>,
+  input: { guild_id: string; user_id: string },
+): Promise<Channel[]> {
+  assertObject(input, 'input')
+  assertUuid(input.guild_id, 'guild_id')
+  assertUuid(input.user_id, 'user_id')
+  return visibleChannels.execute(db, { guild_id: input.guild_id, user_id: input.user_id })
+}

@@ -1,0 +1,420 @@
+/**
+ * Friendships and blocks. One `friendships` row per direction:
+ * `(a, b, 'pending')` is a request from a to b; an accepted friendship is two
+ * rows `(a, b)` and `(b, a)`; `(a, b, 'blocked')` means a blocked b (b may
+ * block a too, independently).
+ *
+ * Every mutating function runs in one transaction (the caller's when given
+ * one) that first takes a transaction-scoped advisory lock on the unordered
+ * pair ({@link lockUserPair}), so concurrent operations on one pair serialize:
+ * crossing requests a→b and b→a at the same moment end as friends, never as two
+ * pending requests. The lock relies on READ COMMITTED (PostgreSQL's default):
+ * each statement after the lock sees what the previous holder committed. In a
+ * caller's REPEATABLE READ transaction that already took its snapshot, this
+ * guarantee does not hold; under SERIALIZABLE a conflict surfaces as a
+ * retryable `DatabaseUnavailableError`.
+ */
+import { type Kysely, sql } from 'kysely'
+import type { DB, FriendshipStatus } from '../../codegen/db.ts'
+import { ConflictError } from '../errors/conflict-error.ts'
+import { InvalidInputError } from '../errors/invalid-input-error.ts'
+import { NotFoundError } from '../errors/not-found-error.ts'
+import { inTransaction, prepareQuery } from '../sql/index.ts'
+import type { Friendship, User } from '../types.ts'
+import { assertObject, assertUuid } from '../validation/index.ts'
+import { friendshipColumns, userColumns } from './columns.ts'
+
+/** The values of the `friendship_status` enum. */
+export const FRIENDSHIP_STATUSES = [
+  'pending',
+  'accepted',
+  'blocked',
+] as const satisfies readonly FriendshipStatus[]
+
+/** The user columns, qualified with the `u` alias of the list queries. */
+const friendUserColumns = userColumns.map((c) => `u.${c}` as const)
+
+const lockPair = prepareQuery((db, p: { a: string; b: string }) =>
+  db.selectNoFrom(
+    sql<string>`pg_advisory_xact_lock(hashtextextended('guildstore:user_pair:' || least(${p.a}::uuid, ${p.b}::uuid)::text || ':' || greatest(${p.a}::uuid, ${p.b}::uuid)::text, 0))`.as(
+      'locked',
+    ),
+  ),
+)
+
+const selectPair = prepareQuery((db, p: { a: string; b: string }) =>
+  db
+    .selectFrom('friendships')
+    .select(friendshipColumns)
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('user_id', '=', p.a), eb('friend_id', '=', p.b)]),
+        eb.and([eb('user_id', '=', p.b), eb('friend_id', '=', p.a)]),
+      ]),
+    ),
+)
+
+const upsertRow = prepareQuery(
+  (db, p: { user_id: string; friend_id: string; status: FriendshipStatus }) =>
+    db
+      .insertInto('friendships')
+      .values({ user_id: p.user_id, friend_id: p.friend_id, status: p.status })
+      .onConflict((oc) =>
+        oc.columns(['user_id', 'friend_id']).doUpdateSet({
+          status: (eb) => eb.ref('excluded.status'),
+          updated_at: sql`now()`,
+        }),
+      )
+      .returning(friendshipColumns),
+)
+
+// Runs after the pair's non-block rows are gone, so a conflict can only be an
+// existing block, which is kept as it is (timestamps too).
+const insertBlock = prepareQuery((db, p: { user_id: string; friend_id: string }) =>
+  db
+    .insertInto('friendships')
+    .values({ user_id: p.user_id, friend_id: p.friend_id, status: 'blocked' })
+    .onConflict((oc) =>
+      oc
+        .columns(['user_id', 'friend_id'])
+        .doUpdateSet({ status: (eb) => eb.ref('excluded.status') }),
+    )
+    .returning(friendshipColumns),
+)
+
+const deleteRelation = prepareQuery((db, p: { a: string; b: string }) =>
+  db
+    .deleteFrom('friendships')
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('user_id', '=', p.a), eb('friend_id', '=', p.b)]),
+        eb.and([eb('user_id', '=', p.b), eb('friend_id', '=', p.a)]),
+      ]),
+    )
+    .where('status', '<>', 'blocked'),
+)
+
+const deleteBlock = prepareQuery((db, p: { user_id: string; friend_id: string }) =>
+  db
+    .deleteFrom('friendships')
+    .where('user_id', '=', p.user_id)
+    .where('friend_id', '=', p.friend_id)
+    .where('status', '=', 'blocked'),
+)
+
+const selectBlocked = prepareQuery((db, p: { a: string; b: string }) =>
+  db.selectNoFrom((eb) =>
+    eb
+      .exists(
+        eb
+          .selectFrom('friendships')
+          .select(sql`1`.as('one'))
+          .where('status', '=', 'blocked')
+          .where((w) =>
+            w.or([
+              w.and([w('user_id', '=', p.a), w('friend_id', '=', p.b)]),
+              w.and([w('user_id', '=', p.b), w('friend_id', '=', p.a)]),
+            ]),
+          ),
+      )
+      .as('blocked'),
+  ),
+)
+
+const selectFriends = prepareQuery((db, p: { user_id: string }) =>
+  db
+    .selectFrom('friendships as f')
+    .innerJoin('users as u', 'u.id', 'f.friend_id')
+    .select(friendUserColumns)
+    .where('f.user_id', '=', p.user_id)
+    .where('f.status', '=', 'accepted')
+    .orderBy('u.username')
+    .orderBy('u.id'),
+)
+
+const selectIncoming = prepareQuery((db, p: { user_id: string }) =>
+  db
+    .selectFrom('friendships as f')
+    .innerJoin('users as u', 'u.id', 'f.user_id')
+    .select(friendUserColumns)
+    .where('f.friend_id', '=', p.user_id)
+    .where('f.status', '=', 'pending')
+    .orderBy('f.created_at', 'desc')
+    .orderBy('u.id'),
+)
+
+const selectOutgoing = prepareQuery((db, p: { user_id: string }) =>
+  db
+    .selectFrom('friendships as f')
+    .innerJoin('users as u', 'u.id', 'f.friend_id')
+    .select(friendUserColumns)
+    .where('f.user_id', '=', p.user_id)
+    .where('f.status', '=', 'pending')
+    .orderBy('f.created_at', 'desc')
+    .orderBy('u.id'),
+)
+
+/** Validates two user ids of a pair, lowercased; the same user twice is refused. */
+function pair(a: unknown, aField: string, b: unknown, bField: string): [string, string] {
+  assertUuid(a, aField)
+  assertUuid(b, bField)
+  const x = a.toLowerCase()
+  const y = b.toLowerCase()
+  if (x === y)
+    throw new InvalidInputError(`${bField} must differ from ${aField}`, { field: bField })
+  return [x, y]
+}
+
+const blocked = () => new ConflictError('a block stands between these users', { reason: 'blocked' })
+
+/**
+ * Takes the transaction-scoped advisory lock of an unordered user pair (the
+ * same lock whichever way round), held until the transaction ends. Every
+ * mutating friendship function takes it first; other pair operations (e.g.
+ * creating a DM only when no block stands) can take it too, to serialize with
+ * {@link blockUser}.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID, or `db` is not a transaction.
+ * @example
+ * ```ts
+ * await db.transaction().execute(async (trx) => {
+ *   await lockUserPair(trx, a, b)
+ *   if (await isBlocked(trx, { user_id: a, other_user_id: b })) throw …
+ * })
+ * // select pg_advisory_xact_lock(hashtextextended('guildstore:user_pair:' || least($1::uuid, $2::uuid)::text || ':' || greatest(…)::text, 0))
+ * ```
+ */
+export async function lockUserPair(
+  db: Kysely<DB>,
+  user_id: string,
+  other_user_id: string,
+): Promise<void> {
+  assertUuid(user_id, 'user_id')
+  assertUuid(other_user_id, 'other_user_id')
+  if (!db.isTransaction) {
+    throw new InvalidInputError('lockUserPair must run inside a transaction', { field: 'db' })
+  }
+  await lockPair.execute(db, { a: user_id, b: other_user_id })
+}
+
+/**
+ * Sends a friend request from `from_user_id` to `to_user_id`.
+ *
+ * - No relation yet: a pending request (`from → to`).
+ * - The other side already asked (or they are friends already): both rows
+ *   become `accepted`; returns the `from → to` row.
+ * - A pending request of one's own already: returned as it is (idempotent).
+ *
+ * @throws {InvalidInputError} when an id is not a UUID or both are the same user.
+ * @throws {ConflictError} (reason `'blocked'`) when either user has blocked the other.
+ * @throws {ForeignKeyViolationError} when either user does not exist.
+ * @example
+ * ```ts
+ * const f = await sendFriendRequest(db, { from_user_id: me, to_user_id: them })
+ * if (f.status === 'accepted') notifyNewFriend()
+ * ```
+ */
+export async function sendFriendRequest(
+  db: Kysely<DB>,
+  input: { from_user_id: string; to_user_id: string },
+): Promise<Friendship> {
+  assertObject(input, 'input')
+  const [from, to] = pair(input.from_user_id, 'from_user_id', input.to_user_id, 'to_user_id')
+  return inTransaction(db, async (trx) => {
+    // nolock
+    const rows = await selectPair.execute(trx, { a: from, b: to })
+    const mine = rows.find((r) => r.user_id === from)
+    const theirs = rows.find((r) => r.user_id === to)
+    if (mine?.status === 'blocked' || theirs?.status === 'blocked') throw blocked()
+    if (theirs || mine?.status === 'accepted') {
+      // They asked (or accepted) already: friends, both ways.
+      if (theirs?.status !== 'accepted') {
+        await upsertRow.execute(trx, { user_id: to, friend_id: from, status: 'accepted' })
+      }
+      if (mine?.status === 'accepted') return mine
+      const row = await upsertRow.executeTakeFirst(trx, {
+        user_id: from,
+        friend_id: to,
+        status: 'accepted',
+      })
+      return row!
+    }
+    if (mine) return mine // pending already
+    const row = await upsertRow.executeTakeFirst(trx, {
+      user_id: from,
+      friend_id: to,
+      status: 'pending',
+    })
+    return row!
+  })
+}
+
+/**
+ * Accepts the pending request of `requester_id` to `user_id`: both rows become
+ * `accepted`. Returns the accepting user's row (`user_id → requester_id`).
+ *
+ * @throws {InvalidInputError} when an id is not a UUID or both are the same user.
+ * @throws {NotFoundError} (entity `'friend_request'`) when no request of
+ *   `requester_id` to `user_id` is pending (also when they are friends already).
+ * @throws {ConflictError} (reason `'blocked'`) when `user_id` has blocked the requester.
+ * @example
+ * ```ts
+ * const f = await acceptFriendRequest(db, { user_id: me, requester_id: them })
+ * ```
+ */
+export async function acceptFriendRequest(
+  db: Kysely<DB>,
+  input: { user_id: string; requester_id: string },
+): Promise<Friendship> {
+  assertObject(input, 'input')
+  const [user, requester] = pair(input.user_id, 'user_id', input.requester_id, 'requester_id')
+  return inTransaction(db, async (trx) => {
+    await lockPair.execute(trx, { a: user, b: requester })
+    const rows = await selectPair.execute(trx, { a: user, b: requester })
+    const mine = rows.find((r) => r.user_id === user)
+    const theirs = rows.find((r) => r.user_id === requester)
+    if (theirs?.status !== 'pending') {
+      throw new NotFoundError('no pending friend request', { entity: 'friend_request' })
+    }
+    if (mine?.status === 'blocked') throw blocked()
+    await upsertRow.execute(trx, { user_id: requester, friend_id: user, status: 'accepted' })
+    const row = await upsertRow.executeTakeFirst(trx, {
+      user_id: user,
+      friend_id: requester,
+      status: 'accepted',
+    })
+    return row!
+  })
+}
+
+/**
+ * Ends the friendship or request between two users, whichever way it runs:
+ * unfriend, cancel one's own request, decline an incoming one. Blocks stay.
+ * Returns whether anything was deleted.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID or both are the same user.
+ * @example
+ * ```ts
+ * await removeFriendship(db, { user_id: me, other_user_id: them })
+ * ```
+ */
+export async function removeFriendship(
+  db: Kysely<DB>,
+  input: { user_id: string; other_user_id: string },
+): Promise<boolean> {
+  assertObject(input, 'input')
+  const [user, other] = pair(input.user_id, 'user_id', input.other_user_id, 'other_user_id')
+  return inTransaction(db, async (trx) => {
+    await lockPair.execute(trx, { a: user, b: other })
+    return (await deleteRelation.executeAffected(trx, { a: user, b: other })) > 0
+  })
+}
+
+/**
+ * `user_id` blocks `blocked_user_id`: ends any friendship and requests between
+ * them (both directions) and returns the block row. Idempotent; a block the
+ * other user made stands as well.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID or both are the same user.
+ * @throws {ForeignKeyViolationError} when either user does not exist.
+ * @example
+ * ```ts
+ * await blockUser(db, { user_id: me, blocked_user_id: troll })
+ * ```
+ */
+export async function blockUser(
+  db: Kysely<DB>,
+  input: { user_id: string; blocked_user_id: string },
+): Promise<Friendship> {
+  assertObject(input, 'input')
+  const [user, other] = pair(input.user_id, 'user_id', input.blocked_user_id, 'blocked_user_id')
+  return inTransaction(db, async (trx) => {
+    await lockPair.execute(trx, { a: user, b: other })
+    await deleteRelation.execute(trx, { a: user, b: other })
+    const row = await insertBlock.executeTakeFirst(trx, { user_id: user, friend_id: other })
+    return row!
+  })
+}
+
+/**
+ * Lifts the block `user_id` set on `blocked_user_id` (not one the other user
+ * set). Returns whether there was one.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID or both are the same user.
+ * @example
+ * ```ts
+ * await unblockUser(db, { user_id: me, blocked_user_id: them })
+ * ```
+ */
+export async function unblockUser(
+  db: Kysely<DB>,
+  input: { user_id: string; blocked_user_id: string },
+): Promise<boolean> {
+  assertObject(input, 'input')
+  const [user, other] = pair(input.user_id, 'user_id', input.blocked_user_id, 'blocked_user_id')
+  return inTransaction(db, async (trx) => {
+    await lockPair.execute(trx, { a: user, b: other })
+    return (await deleteBlock.executeAffected(trx, { user_id: user, friend_id: other })) > 0
+  })
+}
+
+/**
+ * Whether either user has blocked the other. One query; the same user twice
+ * gives `false`.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @example
+ * ```ts
+ * if (await isBlocked(db, { user_id: sender, other_user_id: recipient })) throw new ConflictError(…)
+ * // select exists (select 1 from "friendships" where "status" = $1 and ((…) or (…))) as "blocked"
+ * ```
+ */
+export async function isBlocked(
+  db: Kysely<DB>,
+  input: { user_id: string; other_user_id: string },
+): Promise<boolean> {
+  assertObject(input, 'input')
+  assertUuid(input.user_id, 'user_id')
+  assertUuid(input.other_user_id, 'other_user_id')
+  const row = await selectBlocked.executeTakeFirst(db, {
+    a: input.user_id,
+    b: input.other_user_id,
+  })
+  return row?.blocked === true
+}
+
+/**
+ * Lists a user's friends (accepted), ordered by username.
+ *
+ * @throws {InvalidInputError} when `user_id` is not a UUID.
+ * @example
+ * ```ts
+ * const friends = await listFriends(db, me)
+ * ```
+ */
+export async function listFriends(db: Kysely<DB>, user_id: string): Promise<User[]> {
+  assertUuid(user_id, 'user_id')
+  return selectFriends.execute(db, { user_id })
+}
+
+/**
+ * Lists a user's pending friend requests: `incoming` (users who asked them)
+ * and `outgoing` (users they asked), each newest first.
+ *
+ * @throws {InvalidInputError} when `user_id` is not a UUID.
+ * @example
+ * ```ts
+ * const { incoming, outgoing } = await listFriendRequests(db, me)
+ * ```
+ */
+export async function listFriendRequests(
+  db: Kysely<DB>,
+  user_id: string,
+): Promise<{ incoming: User[]; outgoing: User[] }> {
+  assertUuid(user_id, 'user_id')
+  const [incoming, outgoing] = await Promise.all([
+    selectIncoming.execute(db, { user_id }),
+    selectOutgoing.execute(db, { user_id }),
+  ])
+  return { incoming, outgoing }
+}

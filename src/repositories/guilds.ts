@@ -1,0 +1,250 @@
+import { type Kysely, sql } from 'kysely'
+import type { DB } from '../../codegen/db.ts'
+import { ConflictError } from '../errors/conflict-error.ts'
+import { NotFoundError } from '../errors/not-found-error.ts'
+import { newId } from '../ids/new-id.ts'
+import { DEFAULT_PERMISSIONS } from '../permissions/permissions.ts'
+import { prepareQuery } from '../sql/prepared-query.ts'
+import { inTransaction } from '../sql/transaction.ts'
+import type { Guild } from '../types.ts'
+import { assertObject, assertText, assertUuid } from '../validation/validate.ts'
+import { guildColumns } from './columns.ts'
+
+/** Length rule of `guilds.name` (CHECK `guilds_name_length`). */
+const NAME = { min: 1, max: 100 } as const
+
+/** The guild, the owner's membership and the default role: one statement, so atomic. */
+const insertGuild = prepareQuery(
+  (db, p: { id: string; name: string; owner_id: string; role_id: string }) =>
+    db
+      .with('g', (db) =>
+        db
+          .insertInto('guilds')
+          .values({ id: p.id, name: p.name, owner_id: p.owner_id })
+          .returning(guildColumns),
+      )
+      .with('m', (db) =>
+        db
+          .insertInto('guild_members')
+          .columns(['guild_id', 'user_id'])
+          .expression(db.selectFrom('g').select(['g.id', 'g.owner_id'])),
+      )
+      .with('r', (db) =>
+        db
+          .insertInto('roles')
+          .columns(['id', 'guild_id', 'name', 'permissions', 'position', 'is_default'])
+          .expression(
+            db
+              .selectFrom('g')
+              .select([
+                sql<string>`${p.role_id}::uuid`.as('id'),
+                'g.id as guild_id',
+                sql<string>`'@everyone'`.as('name'),
+                sql<bigint>`${sql.raw(`${DEFAULT_PERMISSIONS}`)}::int8`.as('permissions'),
+                sql<number>`0`.as('position'),
+                sql<boolean>`true`.as('is_default'),
+              ]),
+          ),
+      )
+      .selectFrom('g')
+      .select(guildColumns),
+)
+
+const selectGuild = prepareQuery((db, p: { id: string }) =>
+  db.selectFrom('guilds').select(guildColumns).where('id', '=', p.id),
+)
+
+const selectGuildsForUser = prepareQuery((db, p: { user_id: string }) =>
+  db
+    .selectFrom('guilds as g')
+    .innerJoin('guild_members as gm', 'gm.guild_id', 'g.id')
+    .select(guildColumns.map((c) => `g.${c}` as const))
+    .where('gm.user_id', '=', p.user_id)
+    .orderBy('g.name')
+    .orderBy('g.id'),
+)
+
+const updateGuildName = prepareQuery((db, p: { id: string; name: string }) =>
+  db
+    .updateTable('guilds')
+    .set({ name: p.name, updated_at: sql`now()` })
+    .where('id', '=', p.id)
+    .returning(guildColumns),
+)
+
+const deleteGuildById = prepareQuery((db, p: { id: string }) =>
+  db.deleteFrom('guilds').where('id', '=', p.id),
+)
+
+const lockGuild = prepareQuery((db, p: { id: string }) =>
+  db.selectFrom('guilds').select('id').where('id', '=', p.id).forUpdate(),
+)
+
+const setOwnerIfMember = prepareQuery((db, p: { id: string; owner_id: string }) =>
+  db
+    .updateTable('guilds')
+    .set({ owner_id: p.owner_id, updated_at: sql`now()` })
+    .where('id', '=', p.id)
+    .where(({ exists, selectFrom }) =>
+      exists(
+        selectFrom('guild_members')
+          .select(sql`1`.as('one'))
+          .where('guild_id', '=', p.id)
+          .where('user_id', '=', p.owner_id)
+          // Keeps the new owner's membership from being deleted until we commit.
+          .forKeyShare(),
+      ),
+    )
+    .returning(guildColumns),
+)
+
+/** Input of {@link createGuild}. */
+export interface CreateGuildInput {
+  /** 1 to 100 characters. */
+  name: string
+  owner_id: string
+}
+
+/**
+ * Creates a guild together with its owner's membership and its default
+ * `@everyone` role (`is_default`, position 0, `DEFAULT_PERMISSIONS`), atomically:
+ * one statement of data-modifying CTEs, so one round trip and all or nothing.
+ * Inside a caller's transaction it is part of that transaction.
+ *
+ * @throws {InvalidInputError} when `name` is not 1–100 characters or `owner_id` is not a UUID.
+ * @throws {ForeignKeyViolationError} when the owner does not exist (nothing is written).
+ * @example
+ * ```ts
+ * const guild = await createGuild(db, { name: 'Rustaceans', owner_id: user.id })
+ * // with g as (insert into guilds … returning …), m as (insert into guild_members …),
+ * //   r as (insert into roles …) select … from g
+ * ```
+ */
+export async function createGuild(db: Kysely<DB>, input: CreateGuildInput): Promise<Guild> {
+  assertObject(input, 'input')
+  assertText(input.name, 'name', NAME)
+  assertUuid(input.owner_id, 'owner_id')
+  const row = await insertGuild.executeTakeFirst(db, {
+    id: newId(),
+    name: input.name,
+    owner_id: input.owner_id,
+    role_id: newId(),
+  })
+  if (!row) throw new NotFoundError('guild insert returned no row', { entity: 'guild' })
+  return row
+}
+
+/**
+ * Finds a guild by id.
+ *
+ * @throws {InvalidInputError} when `id` is not a UUID.
+ * @example
+ * ```ts
+ * const guild = await findGuildById(db, id)
+ * ```
+ */
+export async function findGuildById(db: Kysely<DB>, id: string): Promise<Guild | undefined> {
+  assertUuid(id, 'id')
+  return selectGuild.executeTakeFirst(db, { id })
+}
+
+/**
+ * Lists the guilds a user is a member of (owned ones included), by name, then id.
+ *
+ * @throws {InvalidInputError} when `user_id` is not a UUID.
+ * @example
+ * ```ts
+ * const guilds = await listGuildsForUser(db, user.id)
+ * ```
+ */
+export async function listGuildsForUser(db: Kysely<DB>, user_id: string): Promise<Guild[]> {
+  assertUuid(user_id, 'user_id')
+  return selectGuildsForUser.execute(db, { user_id })
+}
+
+/** Patch of {@link updateGuild}. */
+export interface UpdateGuildPatch {
+  /** 1 to 100 characters. */
+  name?: string | undefined
+}
+
+/**
+ * Updates a guild's name (and `updated_at`). An empty patch changes nothing
+ * and returns the guild as it is.
+ *
+ * @throws {InvalidInputError} when `id` is not a UUID or `name` is not 1–100 characters.
+ * @example
+ * ```ts
+ * const guild = await updateGuild(db, id, { name: 'New name' })
+ * ```
+ */
+export async function updateGuild(
+  db: Kysely<DB>,
+  id: string,
+  patch: UpdateGuildPatch,
+): Promise<Guild | undefined> {
+  assertUuid(id, 'id')
+  assertObject(patch, 'patch')
+  if (patch.name === undefined) return selectGuild.executeTakeFirst(db, { id })
+  assertText(patch.name, 'name', NAME)
+  return updateGuildName.executeTakeFirst(db, { id, name: patch.name })
+}
+
+/**
+ * Deletes a guild; its members, roles, role assignments, channels and their
+ * messages go with it (ON DELETE CASCADE).
+ *
+ * @throws {InvalidInputError} when `id` is not a UUID.
+ * @example
+ * ```ts
+ * const deleted = await deleteGuild(db, id) // false when there was none
+ * ```
+ */
+export async function deleteGuild(db: Kysely<DB>, id: string): Promise<boolean> {
+  assertUuid(id, 'id')
+  return (await deleteGuildById.executeAffected(db, { id })) > 0
+}
+
+/** Input of {@link transferGuildOwnership}. */
+export interface TransferGuildOwnershipInput {
+  guild_id: string
+  new_owner_id: string
+}
+
+/**
+ * Makes another member the guild's owner. Locks the guild row (`FOR UPDATE`)
+ * and the new owner's membership (`FOR KEY SHARE`) in one transaction, so a
+ * concurrent transfer or removal cannot interleave. Transferring to the
+ * current owner is allowed and changes nothing but `updated_at`.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @throws {NotFoundError} when the guild does not exist (`entity: 'guild'`).
+ * @throws {ConflictError} when the new owner is not a member (`reason: 'not_member'`).
+ * @example
+ * ```ts
+ * const guild = await transferGuildOwnership(db, { guild_id, new_owner_id: member.id })
+ * ```
+ */
+export async function transferGuildOwnership(
+  db: Kysely<DB>,
+  input: TransferGuildOwnershipInput,
+): Promise<Guild> {
+  assertObject(input, 'input')
+  const { guild_id, new_owner_id } = input
+  assertUuid(guild_id, 'guild_id')
+  assertUuid(new_owner_id, 'new_owner_id')
+  return inTransaction(db, async (trx) => {
+    const locked = await lockGuild.executeTakeFirst(trx, { id: guild_id })
+    if (!locked) throw new NotFoundError('guild not found', { entity: 'guild' })
+    const guild = await setOwnerIfMember.executeTakeFirst(trx, {
+      id: guild_id,
+      owner_id: new_owner_id,
+    })
+    if (!guild) {
+      throw new ConflictError('the new owner must be a member of the guild', {
+        reason: 'not_member',
+      })
+    }
+    return guild
+  })
+}

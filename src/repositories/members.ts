@@ -1,0 +1,221 @@
+import { type Kysely, sql } from 'kysely'
+import type { DB } from '../../codegen/db.ts'
+import { ConflictError } from '../errors/conflict-error.ts'
+import { NotFoundError } from '../errors/not-found-error.ts'
+import { prepareQuery } from '../sql/prepared-query.ts'
+import type { GuildMember } from '../types.ts'
+import { assertObject, assertOptionalUuid, assertUuid, pageLimit } from '../validation/validate.ts'
+import { guildMemberColumns } from './columns.ts'
+
+/** Default page size of {@link listGuildMembers}. */
+export const MEMBER_PAGE_DEFAULT = 50
+/** Largest page size of {@link listGuildMembers}. */
+export const MEMBER_PAGE_MAX = 100
+
+/** Below every UUID: the keyset start of a first page. */
+const MIN_UUID = '00000000-0000-0000-0000-000000000000'
+
+// ON CONFLICT DO UPDATE (a no-op update) rather than DO NOTHING: a concurrent
+// insert of the same member makes this one wait and then return the committed
+// row, so every call gets the row back (DO NOTHING would return nothing, and a
+// follow-up SELECT in the same statement could not see the other's row).
+const upsertMember = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
+  db
+    .insertInto('guild_members')
+    .values({ guild_id: p.guild_id, user_id: p.user_id })
+    .onConflict((oc) =>
+      oc.columns(['guild_id', 'user_id']).doUpdateSet({ guild_id: sql`excluded.guild_id` }),
+    )
+    .returning(guildMemberColumns),
+)
+
+// One statement: lock the guild row (FOR SHARE, so a concurrent ownership
+// transfer is serialized with this removal and the owner read is current),
+// refuse the owner, delete the membership and the user's private-channel
+// memberships in the guild's channels (else they would come back on rejoin).
+const deleteMember = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
+  db
+    .with('g', (db) =>
+      db.selectFrom('guilds').select('owner_id').where('id', '=', p.guild_id).forShare(),
+    )
+    .with('d', (db) =>
+      db
+        .deleteFrom('guild_members')
+        .where('guild_id', '=', p.guild_id)
+        .where('user_id', '=', p.user_id)
+        .where('user_id', '<>', (eb) => eb.selectFrom('g').select('g.owner_id'))
+        .returning('user_id'),
+    )
+    .with('cm', (db) =>
+      db
+        .deleteFrom('channel_members')
+        .where('user_id', 'in', (eb) => eb.selectFrom('d').select('d.user_id'))
+        .where('channel_id', 'in', (eb) =>
+          eb.selectFrom('channels').select('id').where('guild_id', '=', p.guild_id),
+        ),
+    )
+    .selectNoFrom((eb) => [
+      eb.selectFrom('g').select('g.owner_id').as('owner_id'),
+      eb.exists(eb.selectFrom('d').select('d.user_id')).as('deleted'),
+    ]),
+)
+
+const selectMember = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
+  db
+    .selectFrom('guild_members')
+    .select(guildMemberColumns)
+    .where('guild_id', '=', p.guild_id)
+    .where('user_id', '=', p.user_id),
+)
+
+const memberExists = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
+  db.selectNoFrom((eb) =>
+    eb
+      .exists(
+        eb
+          .selectFrom('guild_members')
+          .select(sql`1`.as('one'))
+          .where('guild_id', '=', p.guild_id)
+          .where('user_id', '=', p.user_id),
+      )
+      .as('exists'),
+  ),
+)
+
+// Keyset page on the primary key (guild_id, user_id).
+const selectMembersPage = prepareQuery(
+  (db, p: { guild_id: string; after: string; limit: number }) =>
+    db
+      .selectFrom('guild_members')
+      .select(guildMemberColumns)
+      .where('guild_id', '=', p.guild_id)
+      .where('user_id', '>', p.after)
+      .orderBy('user_id')
+      .limit(p.limit),
+)
+
+/** Identifies one membership. */
+export interface GuildMemberKey {
+  guild_id: string
+  user_id: string
+}
+
+function assertMemberKey(input: unknown): asserts input is GuildMemberKey {
+  assertObject(input, 'input')
+  assertUuid(input.guild_id, 'guild_id')
+  assertUuid(input.user_id, 'user_id')
+}
+
+/**
+ * Adds a user to a guild; idempotent and race-free: when the user already is a
+ * member (or becomes one concurrently) the existing row is returned unchanged.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @throws {ForeignKeyViolationError} when the guild or the user does not exist.
+ * @example
+ * ```ts
+ * const member = await addGuildMember(db, { guild_id, user_id })
+ * // insert into guild_members … on conflict (guild_id, user_id) do update set guild_id = excluded.guild_id returning …
+ * ```
+ */
+export async function addGuildMember(db: Kysely<DB>, input: GuildMemberKey): Promise<GuildMember> {
+  assertMemberKey(input)
+  const row = await upsertMember.executeTakeFirst(db, {
+    guild_id: input.guild_id,
+    user_id: input.user_id,
+  })
+  if (!row)
+    throw new NotFoundError('guild member upsert returned no row', { entity: 'guild_member' })
+  return row
+}
+
+/**
+ * Removes a member from a guild, with their role assignments (cascade) and
+ * their memberships of the guild's private channels. The owner cannot be
+ * removed: transfer the ownership first.
+ *
+ * @returns `false` when the user was not a member (or the guild does not exist).
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @throws {ConflictError} when the user is the guild's owner (`reason: 'owner'`).
+ * @example
+ * ```ts
+ * await removeGuildMember(db, { guild_id, user_id })
+ * ```
+ */
+export async function removeGuildMember(db: Kysely<DB>, input: GuildMemberKey): Promise<boolean> {
+  assertMemberKey(input)
+  const row = await deleteMember.executeTakeFirst(db, {
+    guild_id: input.guild_id,
+    user_id: input.user_id,
+  })
+  if (row?.owner_id === input.user_id.toLowerCase()) {
+    throw new ConflictError("the guild's owner cannot be removed", { reason: 'owner' })
+  }
+  return row?.deleted === true
+}
+
+/**
+ * Finds one membership.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @example
+ * ```ts
+ * const member = await findGuildMember(db, { guild_id, user_id })
+ * ```
+ */
+export async function findGuildMember(
+  db: Kysely<DB>,
+  input: GuildMemberKey,
+): Promise<GuildMember | undefined> {
+  assertMemberKey(input)
+  return selectMember.executeTakeFirst(db, { guild_id: input.guild_id, user_id: input.user_id })
+}
+
+/**
+ * Whether a user is a member of a guild.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @example
+ * ```ts
+ * if (!(await isGuildMember(db, { guild_id, user_id }))) deny()
+ * ```
+ */
+export async function isGuildMember(db: Kysely<DB>, input: GuildMemberKey): Promise<boolean> {
+  assertMemberKey(input)
+  const row = await memberExists.executeTakeFirst(db, {
+    guild_id: input.guild_id,
+    user_id: input.user_id,
+  })
+  return row?.exists === true
+}
+
+/** Options of {@link listGuildMembers}. */
+export interface ListGuildMembersOptions {
+  /** The previous page's last `user_id`: this page starts after it. */
+  after?: string | null | undefined
+  /** Page size, 1 to 100; default 50. */
+  limit?: number | undefined
+}
+
+/**
+ * Lists a guild's members in pages, ordered by `user_id` (a keyset on the
+ * primary key: the cost of a page does not grow with its depth).
+ *
+ * @throws {InvalidInputError} when an id is not a UUID or `limit` is not an integer 1–100.
+ * @example
+ * ```ts
+ * const page1 = await listGuildMembers(db, guild_id, { limit: 100 })
+ * const page2 = await listGuildMembers(db, guild_id, { after: page1.at(-1)?.user_id, limit: 100 })
+ * ```
+ */
+export async function listGuildMembers(
+  db: Kysely<DB>,
+  guild_id: string,
+  options: ListGuildMembersOptions = {},
+): Promise<GuildMember[]> {
+  assertUuid(guild_id, 'guild_id')
+  assertObject(options, 'options')
+  assertOptionalUuid(options.after, 'after')
+  const limit = pageLimit(options.limit, MEMBER_PAGE_DEFAULT, MEMBER_PAGE_MAX)
+  return selectMembersPage.execute(db, { guild_id, after: options.after ?? MIN_UUID, limit })
+}

@@ -1,0 +1,324 @@
+import { type Kysely, sql } from 'kysely'
+import type { DB } from '../../codegen/db.ts'
+import { ConflictError } from '../errors/conflict-error.ts'
+import { NotFoundError } from '../errors/not-found-error.ts'
+import { newId } from '../ids/new-id.ts'
+import { prepareQuery } from '../sql/prepared-query.ts'
+import { mapErrors } from '../sql/transaction.ts'
+import type { Role } from '../types.ts'
+import {
+  assertInt64,
+  assertInteger,
+  assertObject,
+  assertText,
+  assertUuid,
+} from '../validation/validate.ts'
+import { roleColumns } from './columns.ts'
+
+/** Length rule of `roles.name` (CHECK `roles_name_length`). */
+const NAME = { min: 1, max: 100 } as const
+/** Largest `integer` (roles.position is `integer`, CHECK ≥ 0). */
+const MAX_POSITION = 2_147_483_647
+
+const insertRole = prepareQuery(
+  (db, p: { id: string; guild_id: string; name: string; permissions: bigint; position: number }) =>
+    db
+      .insertInto('roles')
+      .values({
+        id: p.id,
+        guild_id: p.guild_id,
+        name: p.name,
+        permissions: p.permissions,
+        position: p.position,
+        is_default: false,
+      })
+      .returning(roleColumns),
+)
+
+const selectRole = prepareQuery((db, p: { id: string }) =>
+  db.selectFrom('roles').select(roleColumns).where('id', '=', p.id),
+)
+
+// Reads is_default and deletes in one statement; the default role is never deleted.
+const deleteRoleById = prepareQuery((db, p: { id: string }) =>
+  db
+    .with('r', (db) => db.selectFrom('roles').select('is_default').where('id', '=', p.id))
+    .with('d', (db) =>
+      db.deleteFrom('roles').where('id', '=', p.id).where('is_default', '=', false).returning('id'),
+    )
+    .selectNoFrom((eb) => [
+      eb.selectFrom('r').select('r.is_default').as('is_default'),
+      eb.exists(eb.selectFrom('d').select('d.id')).as('deleted'),
+    ]),
+)
+
+const selectGuildRoles = prepareQuery((db, p: { guild_id: string }) =>
+  db
+    .selectFrom('roles')
+    .select(roleColumns)
+    .where('guild_id', '=', p.guild_id)
+    .orderBy('position')
+    .orderBy('id'),
+)
+
+// The default role is refused in the same statement; a role of another guild or
+// a user who is not a member fails the composite foreign keys of member_roles.
+const insertAssignment = prepareQuery(
+  (db, p: { guild_id: string; user_id: string; role_id: string }) =>
+    db
+      .with('r', (db) =>
+        db
+          .selectFrom('roles')
+          .select('is_default')
+          .where('id', '=', p.role_id)
+          .where('guild_id', '=', p.guild_id),
+      )
+      .with('i', (db) =>
+        db
+          .insertInto('member_roles')
+          .columns(['guild_id', 'user_id', 'role_id'])
+          .expression(
+            db
+              .selectNoFrom([
+                sql<string>`${p.guild_id}::uuid`.as('guild_id'),
+                sql<string>`${p.user_id}::uuid`.as('user_id'),
+                sql<string>`${p.role_id}::uuid`.as('role_id'),
+              ])
+              .where(sql<boolean>`not coalesce((select r.is_default from r), false)`),
+          )
+          .onConflict((oc) => oc.doNothing())
+          .returning('role_id'),
+      )
+      .selectNoFrom((eb) => [
+        eb.selectFrom('r').select('r.is_default').as('is_default'),
+        eb.exists(eb.selectFrom('i').select('i.role_id')).as('inserted'),
+      ]),
+)
+
+const deleteAssignment = prepareQuery(
+  (db, p: { guild_id: string; user_id: string; role_id: string }) =>
+    db
+      .deleteFrom('member_roles')
+      .where('guild_id', '=', p.guild_id)
+      .where('user_id', '=', p.user_id)
+      .where('role_id', '=', p.role_id),
+)
+
+const selectMemberRoles = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
+  db
+    .selectFrom('member_roles as mr')
+    .innerJoin('roles as r', (join) =>
+      join.onRef('r.id', '=', 'mr.role_id').onRef('r.guild_id', '=', 'mr.guild_id'),
+    )
+    .select(roleColumns.map((c) => `r.${c}` as const))
+    .where('mr.guild_id', '=', p.guild_id)
+    .where('mr.user_id', '=', p.user_id)
+    .orderBy('r.position')
+    .orderBy('r.id'),
+)
+
+function assertPosition(value: unknown): asserts value is number {
+  assertInteger(value, 'position', 0, MAX_POSITION)
+}
+
+/** Input of {@link createRole}. */
+export interface CreateRoleInput {
+  guild_id: string
+  /** 1 to 100 characters. */
+  name: string
+  /** OR of `Permissions` flags: a signed 64-bit `bigint`. */
+  permissions: bigint
+  /** 0 to 2^31-1; default 0. */
+  position?: number | undefined
+}
+
+/**
+ * Creates a (non-default) role in a guild.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID, `name` is not 1–100
+ *   characters, `permissions` is not a 64-bit `bigint` or `position` not an integer 0–2^31-1.
+ * @throws {ForeignKeyViolationError} when the guild does not exist.
+ * @example
+ * ```ts
+ * const mod = await createRole(db, {
+ *   guild_id, name: 'mod', permissions: Permissions.MANAGE_MESSAGES | Permissions.MODERATE_MEMBERS,
+ * })
+ * ```
+ */
+export async function createRole(db: Kysely<DB>, input: CreateRoleInput): Promise<Role> {
+  assertObject(input, 'input')
+  assertUuid(input.guild_id, 'guild_id')
+  assertText(input.name, 'name', NAME)
+  assertInt64(input.permissions, 'permissions')
+  const position = input.position ?? 0
+  assertPosition(position)
+  const row = await insertRole.executeTakeFirst(db, {
+    id: newId(),
+    guild_id: input.guild_id,
+    name: input.name,
+    permissions: input.permissions,
+    position,
+  })
+  if (!row) throw new NotFoundError('role insert returned no row', { entity: 'role' })
+  return row
+}
+
+/** Patch of {@link updateRole}. */
+export interface UpdateRolePatch {
+  name?: string | undefined
+  permissions?: bigint | undefined
+  position?: number | undefined
+}
+
+/**
+ * Updates a role's name, permissions or position (the default role's too: its
+ * permissions are what every member has). An empty patch returns the role as it is.
+ *
+ * @throws {InvalidInputError} when a field is invalid (see {@link createRole}).
+ * @example
+ * ```ts
+ * await updateRole(db, everyone.id, { permissions: everyone.permissions & ~Permissions.SEND_MESSAGES })
+ * ```
+ */
+export async function updateRole(
+  db: Kysely<DB>,
+  id: string,
+  patch: UpdateRolePatch,
+): Promise<Role | undefined> {
+  assertUuid(id, 'id')
+  assertObject(patch, 'patch')
+  const set: { name?: string; permissions?: bigint; position?: number } = {}
+  if (patch.name !== undefined) {
+    assertText(patch.name, 'name', NAME)
+    set.name = patch.name
+  }
+  if (patch.permissions !== undefined) {
+    assertInt64(patch.permissions, 'permissions')
+    set.permissions = patch.permissions
+  }
+  if (patch.position !== undefined) {
+    assertPosition(patch.position)
+    set.position = patch.position
+  }
+  if (Object.keys(set).length === 0) return selectRole.executeTakeFirst(db, { id })
+  return mapErrors(
+    db.updateTable('roles').set(set).where('id', '=', id).returning(roleColumns).executeTakeFirst(),
+  )
+}
+
+/**
+ * Deletes a role; its assignments go with it.
+ *
+ * @returns `false` when there was no such role.
+ * @throws {InvalidInputError} when `id` is not a UUID.
+ * @throws {ConflictError} when it is the guild's default role (`reason: 'default_role'`).
+ * @example
+ * ```ts
+ * await deleteRole(db, role.id)
+ * ```
+ */
+export async function deleteRole(db: Kysely<DB>, id: string): Promise<boolean> {
+  assertUuid(id, 'id')
+  const row = await deleteRoleById.executeTakeFirst(db, { id })
+  if (row?.is_default === true) {
+    throw new ConflictError("a guild's default role cannot be deleted", { reason: 'default_role' })
+  }
+  return row?.deleted === true
+}
+
+/**
+ * Lists a guild's roles (the default role included) by position, then id.
+ *
+ * @throws {InvalidInputError} when `guild_id` is not a UUID.
+ * @example
+ * ```ts
+ * const roles = await listGuildRoles(db, guild_id)
+ * ```
+ */
+export async function listGuildRoles(db: Kysely<DB>, guild_id: string): Promise<Role[]> {
+  assertUuid(guild_id, 'guild_id')
+  return selectGuildRoles.execute(db, { guild_id })
+}
+
+/** Identifies one role assignment. */
+export interface RoleAssignment {
+  guild_id: string
+  user_id: string
+  role_id: string
+}
+
+function assertAssignment(input: unknown): asserts input is RoleAssignment {
+  assertObject(input, 'input')
+  assertUuid(input.guild_id, 'guild_id')
+  assertUuid(input.user_id, 'user_id')
+  assertUuid(input.role_id, 'role_id')
+}
+
+/**
+ * Assigns a role to a member; idempotent.
+ *
+ * @returns `true` when the assignment was made, `false` when it already existed.
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @throws {ConflictError} for the guild's default role, which every member has
+ *   implicitly (`reason: 'default_role'`).
+ * @throws {ForeignKeyViolationError} when the role does not exist or belongs to
+ *   another guild, or the user is not a member of the guild (composite foreign keys).
+ * @example
+ * ```ts
+ * await assignRole(db, { guild_id, user_id, role_id: mod.id })
+ * ```
+ */
+export async function assignRole(db: Kysely<DB>, input: RoleAssignment): Promise<boolean> {
+  assertAssignment(input)
+  const row = await insertAssignment.executeTakeFirst(db, {
+    guild_id: input.guild_id,
+    user_id: input.user_id,
+    role_id: input.role_id,
+  })
+  if (row?.is_default === true) {
+    throw new ConflictError('the default role is implicit and cannot be assigned', {
+      reason: 'default_role',
+    })
+  }
+  return row?.inserted === true
+}
+
+/**
+ * Removes a role from a member.
+ *
+ * @returns `false` when the member did not have it.
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @example
+ * ```ts
+ * await unassignRole(db, { guild_id, user_id, role_id: mod.id })
+ * ```
+ */
+export async function unassignRole(db: Kysely<DB>, input: RoleAssignment): Promise<boolean> {
+  assertAssignment(input)
+  const n = await deleteAssignment.executeAffected(db, {
+    guild_id: input.guild_id,
+    user_id: input.user_id,
+    role_id: input.role_id,
+  })
+  return n > 0
+}
+
+/**
+ * Lists the roles assigned to a member, by position, then id. The default role,
+ * which every member has implicitly, is not listed.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID.
+ * @example
+ * ```ts
+ * const roles = await listMemberRoles(db, { guild_id, user_id })
+ * ```
+ */
+export async function listMemberRoles(
+  db: Kysely<DB>,
+  input: { guild_id: string; user_id: string },
+): Promise<Role[]> {
+  assertObject(input, 'input')
+  assertUuid(input.guild_id, 'guild_id')
+  assertUuid(input.user_id, 'user_id')
+  return selectMemberRoles.execute(db, { guild_id: input.guild_id, user_id: input.user_id })
+}

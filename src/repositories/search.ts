@@ -1,0 +1,100 @@
+import { type Kysely, sql } from 'kysely'
+import type { DB } from '../../codegen/db.ts'
+import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
+import { mapErrors } from '../sql/transaction.ts'
+import type { Message } from '../types.ts'
+import {
+  assertObject,
+  assertOptionalUuid,
+  assertText,
+  assertUuid,
+  assertUuidArray,
+  pageLimit,
+} from '../validation/validate.ts'
+import { messageColumns } from './columns.ts'
+
+/** Default page size of {@link searchMessages}. */
+export const SEARCH_PAGE_DEFAULT = 25
+/** Largest page size of {@link searchMessages}. */
+export const SEARCH_PAGE_MAX = 100
+/** Length rule of a search query. */
+const QUERY = { min: 1, max: 256 } as const
+/** Most channel ids a caller may pass to narrow a search. */
+const MAX_CHANNEL_IDS = 1000
+/** Above every UUID: the keyset start of a first page. */
+const MAX_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff'
+
+/** Input of {@link searchMessages}. */
+export interface SearchMessagesInput {
+  /** Whose access decides which channels are searched. */
+  user_id: string
+  /** Web-search syntax (`"exact phrase"`, `-not`, `or`), 1 to 256 characters. */
+  query: string
+  /** Only this guild's channels (so no DMs). */
+  guild_id?: string | null | undefined
+  /** Only these channels: intersected with the ones the user may access, never trusted. */
+  channel_ids?: readonly string[] | null | undefined
+  /** Keyset: only messages older than this message id (the previous page's last id). */
+  before?: string | null | undefined
+  /** Page size, 1 to 100; default 25. */
+  limit?: number | undefined
+}
+
+/**
+ * Full-text search over the messages a user may read: newest first, in pages.
+ *
+ * `query` is parsed with `websearch_to_tsquery('simple', …)` (the configuration
+ * of the `messages.search` column), so odd syntax (unbalanced quotes, a lone
+ * `-`, `or or`, only symbols) is never an error: it matches what it can, or
+ * nothing. Only channels the user may access are searched — the same access
+ * rule as `canAccessChannel` — and `channel_ids` / `guild_id` only narrow that
+ * set. Soft-deleted messages never appear.
+ *
+ * Plan: the accessible channel ids are computed once (an InitPlan over the
+ * user's memberships and DM participations); the matches come from a bitmap
+ * scan of the GIN index `messages_search_idx`, filtered on those channel ids
+ * and `deleted_at is null`, then a top-N sort by id. The statement is sent
+ * unnamed (not as a named prepared statement) on purpose: it is planned with
+ * the actual query text each time, so the planner can use the lexeme
+ * statistics of the search terms.
+ *
+ * @throws {InvalidInputError} when an id is not a UUID, `query` is not 1–256
+ *   characters (or holds a NUL or a lone surrogate), `channel_ids` is not an
+ *   array of at most 1000 UUIDs or `limit` is not an integer 1–100.
+ * @example
+ * ```ts
+ * const page1 = await searchMessages(db, { user_id, query: '"release notes" -draft' })
+ * const page2 = await searchMessages(db, { user_id, query: '"release notes" -draft', before: page1.at(-1)?.id })
+ * ```
+ */
+export async function searchMessages(
+  db: Kysely<DB>,
+  input: SearchMessagesInput,
+): Promise<Message[]> {
+  assertObject(input, 'input')
+  assertUuid(input.user_id, 'user_id')
+  assertText(input.query, 'query', QUERY)
+  assertOptionalUuid(input.guild_id, 'guild_id')
+  if (input.channel_ids != null) assertUuidArray(input.channel_ids, 'channel_ids', MAX_CHANNEL_IDS)
+  assertOptionalUuid(input.before, 'before')
+  const limit = pageLimit(input.limit, SEARCH_PAGE_DEFAULT, SEARCH_PAGE_MAX)
+
+  const accessible = accessibleChannelIdsSql({
+    userId: input.user_id,
+    guildId: input.guild_id ?? null,
+    channelIds: input.channel_ids == null ? null : [...input.channel_ids],
+    nullable: true,
+  })
+  return mapErrors(
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${input.query})`)
+      .where('deleted_at', 'is', null)
+      .where(sql<boolean>`channel_id = any(array(${accessible}))`)
+      .where(sql<boolean>`id < ${input.before ?? MAX_UUID}::uuid`)
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute(),
+  )
+}

@@ -1,0 +1,268 @@
+/**
+ * The package as a consumer gets it: builds the current tree into a staging
+ * copy (never touching ./dist, which other test files or the CI may be using),
+ * packs it with `npm pack`, installs the tarball into an empty temporary project
+ * with its peer dependencies, then type-checks and runs code there that imports
+ * only 'guildstore' and 'guildstore/testing'.
+ */
+
+import { existsSync } from 'node:fs'
+import {
+  chmod,
+  copyFile,
+  cp,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import ts from 'typescript'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { testDatabaseUrl } from '../support/env.ts'
+import { createEmptyDatabase, describeRun, type EmptyDatabase, repoRoot, run } from './support.ts'
+
+const here = join(repoRoot, 'test', 'package', 'consumer')
+const manifest = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as {
+  name: string
+  version: string
+  files: string[]
+}
+/** The version of a dev dependency as installed in this repository. */
+const installed = async (name: string): Promise<string> =>
+  (
+    JSON.parse(await readFile(join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')) as {
+      version: string
+    }
+  ).version
+
+/** Every name each source entry point exports, values and types alike (one program for all). */
+function exportedNames(entries: string[]): string[][] {
+  const config = ts.getParsedCommandLineOfConfigFile(join(repoRoot, 'tsconfig.json'), undefined, {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (d) => {
+      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'))
+    },
+  })
+  if (!config) throw new Error('cannot read tsconfig.json')
+  const program = ts.createProgram({ rootNames: entries, options: config.options })
+  const checker = program.getTypeChecker()
+  return entries.map((entry) => {
+    const source = program.getSourceFile(entry)
+    const symbol = source && checker.getSymbolAtLocation(source)
+    if (!symbol) throw new Error(`no module symbol for ${entry}`)
+    return checker
+      .getExportsOfModule(symbol)
+      .map((s) => s.name)
+      .sort()
+  })
+}
+
+/** One import per exported name: values as values (they exist at runtime), the rest as types. */
+function importEverything(specifier: string, names: string[], runtime: Set<string>): string {
+  return names
+    .map((name) =>
+      runtime.has(name)
+        ? `import { ${name} as v_${name} } from '${specifier}'\nvoid v_${name}`
+        : `import type { ${name} as T_${name} } from '${specifier}'\nexport type { T_${name} }`,
+    )
+    .join('\n')
+}
+
+const npm = (args: string[], cwd: string) => run('npm', args, { cwd, timeoutMs: 90_000 })
+
+describe('the packed package, installed into an empty project', () => {
+  let tmp: string
+  let app: string
+  let packedFiles: string[]
+  let fresh: EmptyDatabase
+  const env = () => ({ TEST_DATABASE_URL: testDatabaseUrl(), DATABASE_URL: undefined })
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'guildstore-consumer-'))
+    const stage = join(tmp, 'stage')
+    app = join(tmp, 'app')
+    await mkdir(stage)
+    await mkdir(app)
+    fresh = await createEmptyDatabase()
+
+    // 1. Build the current sources into the staging copy: what `npm run build` makes.
+    const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc')
+    const build = await run(process.execPath, [
+      tsc,
+      '-p',
+      'tsconfig.build.json',
+      '--outDir',
+      join(stage, 'dist'),
+    ])
+    expect(build.code, describeRun(build)).toBe(0)
+    await chmod(join(stage, 'dist', 'src', 'cli', 'bin.js'), 0o755)
+    await copyFile(join(repoRoot, 'package.json'), join(stage, 'package.json'))
+    const extras = [...manifest.files.filter((f) => !f.startsWith('dist')), 'README.md', 'LICENSE']
+    for (const entry of new Set(extras)) {
+      if (existsSync(join(repoRoot, entry))) {
+        await cp(join(repoRoot, entry), join(stage, entry), { recursive: true })
+      }
+    }
+
+    // 2. npm pack, as `npm publish` would.
+    const pack = await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], stage)
+    expect(pack.code, describeRun(pack)).toBe(0)
+    const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: { path: string }[] }>
+    if (!info) throw new Error('npm pack printed nothing')
+    packedFiles = info.files.map((f) => f.path)
+
+    // 3. An empty ESM project that installs the tarball and the peer dependencies.
+    await writeFile(
+      join(app, 'package.json'),
+      `${JSON.stringify({ name: 'guildstore-consumer', private: true, type: 'module' }, null, 2)}\n`,
+    )
+    const deps = await Promise.all(
+      ['kysely', 'pg', 'ioredis', '@types/pg', 'typescript'].map(
+        async (d) => `${d}@${await installed(d)}`,
+      ),
+    )
+    const install = await npm(
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        '--loglevel=error',
+        join(tmp, info.filename),
+        ...deps,
+      ],
+      app,
+    )
+    expect(install.code, describeRun(install)).toBe(0)
+    // vitest for the consumer's own test file: this repository's, linked rather than installed.
+    await symlink(
+      join(repoRoot, 'node_modules', 'vitest'),
+      join(app, 'node_modules', 'vitest'),
+      'dir',
+    )
+    for (const file of ['fixture.sql', 'run.mjs', 'node-test.mjs', 'vitest.test.mjs']) {
+      await copyFile(join(here, file), join(app, file))
+    }
+  }, 120_000)
+
+  afterAll(async () => {
+    await fresh?.drop()
+    if (tmp) await rm(tmp, { recursive: true, force: true })
+  })
+
+  it('ships dist, migrations and the bin, and no sources or tests', () => {
+    expect(packedFiles).toEqual(
+      expect.arrayContaining([
+        'package.json',
+        'dist/src/index.js',
+        'dist/src/index.d.ts',
+        'dist/src/testing/index.js',
+        'dist/src/cli/bin.js',
+        'migrations/0001_initial_schema.sql',
+      ]),
+    )
+    expect(
+      packedFiles.filter((f) => /^(src|test|scripts|bench|examples|docs)\/|\.test\./.test(f)),
+    ).toEqual([])
+  })
+
+  it('type-checks a strict consumer that imports the whole public API', async () => {
+    const runtime = new Set(Object.keys(await import('../../src/index.ts')))
+    const runtimeTesting = new Set(Object.keys(await import('../../src/testing/index.ts')))
+    const [names = [], testingNames = []] = exportedNames([
+      join(repoRoot, 'src', 'index.ts'),
+      join(repoRoot, 'src', 'testing', 'index.ts'),
+    ])
+    expect(names).toEqual(
+      expect.arrayContaining(['createDb', 'User', 'DB', 'createUser', 'createRedis']),
+    )
+    await writeFile(
+      join(app, 'everything.ts'),
+      `${importEverything('guildstore', names, runtime)}\n${importEverything('guildstore/testing', testingNames, runtimeTesting)}\n`,
+    )
+    await copyFile(join(here, 'api-usage.ts.txt'), join(app, 'api-usage.ts'))
+    const quickstart = join(repoRoot, 'docs', 'quickstart.md')
+    const block = /^```ts\n([\s\S]*?)^```$/m.exec(await readFile(quickstart, 'utf8'))?.[1]
+    expect(block).toBeTruthy()
+    await writeFile(join(app, 'quickstart.ts'), `${block}\nexport {}\n`)
+    await writeFile(
+      join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2023',
+          lib: ['ES2023'],
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+        },
+        files: ['everything.ts', 'api-usage.ts', 'quickstart.ts'],
+      }),
+    )
+    const tsc = await run(
+      process.execPath,
+      [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app],
+      {
+        cwd: app,
+      },
+    )
+    expect(tsc.code, describeRun(tsc)).toBe(0)
+    expect(tsc.stdout).toBe('')
+  })
+
+  it('migrates with the CLI, then works through guildstore/testing and the repositories', async () => {
+    const r = await run(process.execPath, ['run.mjs'], {
+      cwd: app,
+      env: { ...env(), FRESH_DATABASE_URL: fresh.url },
+    })
+    expect(r.code, describeRun(r)).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out.cli.first.code).toBe(0)
+    expect(out.cli.first.out.applied.map((m: { name: string }) => m.name)).toContain(
+      'initial_schema',
+    )
+    expect(out.cli.second).toEqual({ code: 0, out: { applied: [] } })
+    expect(out.cli.status.code).toBe(0)
+    expect(out.states).toEqual(['0001_initial_schema.sql:applied'])
+    expect(out.exports).toEqual(Object.keys(await import('../../src/index.ts')).sort())
+    expect(out.fixtureUser.username).toBe('fixture_ada')
+    expect(out.fixtureUser.keys).not.toContain('password_hash')
+    expect(out.grace).not.toContain('password_hash')
+    expect(out.grace).not.toContain('mfa_secret')
+    expect(out.pages).toEqual([['fourth: engine', 'third', 'second'], ['first: analytical engine']])
+    expect(out.search).toEqual(['first: analytical engine', 'fourth: engine'])
+    expect(out.ownerCanAccess).toBe(true)
+    expect(out.strangerCanAccess).toBe(false)
+    expect(out.permissionsType).toBe('bigint')
+    expect(out.cloneName).toMatch(/^guildstore_test_/)
+  })
+
+  it("guildstore/testing works under Node's own test runner", async () => {
+    const r = await run(process.execPath, ['--test', '--test-reporter=tap', 'node-test.mjs'], {
+      cwd: app,
+      env: env(),
+    })
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.stdout).toMatch(/^# pass 2$/m)
+    expect(r.stdout).toMatch(/^# fail 0$/m)
+  })
+
+  it('guildstore/testing works under vitest in the consumer project', async () => {
+    const vitest = join(app, 'node_modules', 'vitest', 'vitest.mjs')
+    const output = join(tmp, 'vitest-report.json')
+    const r = await run(
+      process.execPath,
+      [vitest, 'run', '--root', app, '--reporter=json', `--outputFile.json=${output}`],
+      { cwd: app, env: env() },
+    )
+    expect(r.code, describeRun(r)).toBe(0)
+    const report = JSON.parse(await readFile(output, 'utf8'))
+    expect(report.numPassedTests).toBe(2)
+    expect(report.numFailedTests).toBe(0)
+  })
+})

@@ -1,0 +1,60 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createEmptyDatabase, describeRun, type EmptyDatabase, repoRoot, run } from './support.ts'
+
+/**
+ * The README's quickstart, run as written against a blank database. The block
+ * is the first ```ts fence under "## Quickstart" in README.md, else in
+ * docs/quickstart.md (its source until the README carries it).
+ */
+function quickstartBlock(): { code: string; source: string } {
+  for (const file of ['README.md', 'docs/quickstart.md']) {
+    const path = join(repoRoot, file)
+    if (!existsSync(path)) continue
+    const text = readFileSync(path, 'utf8')
+    const heading = /^## Quickstart\s*$/m.exec(text)
+    if (!heading) continue
+    const section = text.slice(heading.index + heading[0].length).split(/^## /m)[0] ?? ''
+    const block = /^```ts\n([\s\S]*?)^```$/m.exec(section)
+    if (block?.[1]) return { code: block[1], source: file }
+  }
+  throw new Error('no ```ts block under "## Quickstart" in README.md or docs/quickstart.md')
+}
+
+describe('README quickstart', () => {
+  const { code, source } = quickstartBlock()
+  let database: EmptyDatabase
+  let dir: string
+  beforeAll(async () => {
+    database = await createEmptyDatabase()
+    dir = await mkdtemp(join(tmpdir(), 'guildstore-quickstart-'))
+  })
+  afterAll(async () => {
+    await database?.drop()
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  it(`imports only from 'guildstore' and states its output (${source})`, () => {
+    const specifiers = [...code.matchAll(/from '([^']+)'/g)].map((m) => m[1])
+    expect(specifiers).toEqual(['guildstore'])
+    expect(code).toMatch(/^\/\/ → .+$/m)
+  })
+
+  it('runs against a blank database, exits 0 and prints what it says', async () => {
+    const entry = pathToFileURL(join(repoRoot, 'src', 'index.ts')).href
+    const file = join(dir, 'quickstart.ts')
+    await writeFile(file, code.replaceAll("from 'guildstore'", `from '${entry}'`))
+    const result = await run(process.execPath, [file], {
+      cwd: dir,
+      env: { DATABASE_URL: database.url },
+      timeoutMs: 30_000,
+    })
+    expect(result.code, describeRun(result)).toBe(0)
+    const expected = /^\/\/ → (.+)$/m.exec(code)?.[1]
+    expect(result.stdout.trim()).toBe(expected)
+  })
+})

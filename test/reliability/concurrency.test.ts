@@ -1,0 +1,166 @@
+/**
+ * Races through the public API on one pool of 20: nothing lost, nothing doubled,
+ * every race ends in the one state the contract promises.
+ */
+import { describe, expect, it } from 'vitest'
+import {
+  addGuildMember,
+  createMessage,
+  findOrCreateDmChannel,
+  listChannelMessages,
+  listFriendRequests,
+  listFriends,
+  listGuildMembers,
+  type Message,
+  sendFriendRequest,
+} from '../../src/index.ts'
+import { useTestDatabase } from '../support/database.ts'
+import { makeChannel, makeGuild, makeUser } from '../support/factories.ts'
+
+const t = useTestDatabase({ max: 20 })
+
+describe('concurrent writes', () => {
+  it('1 000 concurrent createMessage: none lost, none doubled, history pages through all strictly in order', async () => {
+    const author = await makeUser(t.db)
+    const guild = await makeGuild(t.db, author.id)
+    const channel = await makeChannel(t.db, guild.id)
+    const n = 1000
+    const created = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        createMessage(t.db, { channel_id: channel.id, author_id: author.id, content: `msg ${i}` }),
+      ),
+    )
+    expect(new Set(created.map((m) => m.id)).size).toBe(n)
+    expect(new Set(created.map((m) => m.content)).size).toBe(n)
+
+    // Page backwards (newest first) with the keyset, 100 at a time.
+    const seen: Message[] = []
+    let before: string | undefined
+    for (let page = 0; page < 20; page++) {
+      const rows = await listChannelMessages(t.db, channel.id, { limit: 100, ...(before ? { before } : {}) })
+      if (rows.length === 0) break
+      seen.push(...rows)
+      before = rows.at(-1)!.id
+    }
+    expect(seen.length).toBe(n)
+    const ids = seen.map((m) => m.id)
+    for (let i = 1; i < ids.length; i++) expect(ids[i - 1]! > ids[i]!).toBe(true)
+    expect(new Set(ids)).toEqual(new Set(created.map((m) => m.id)))
+
+    // And forwards with `after`, from the oldest.
+    const forward: string[] = []
+    let after: string | undefined = ids.at(-1)
+    forward.push(after!)
+    for (let page = 0; page < 20; page++) {
+      const rows = await listChannelMessages(t.db, channel.id, { limit: 100, after: after! })
+      if (rows.length === 0) break
+      // A page of `after` may come newest-first or oldest-first: take it in ascending order.
+      const asc = rows.map((m) => m.id).sort()
+      forward.push(...asc)
+      after = asc.at(-1)
+    }
+    expect(forward.length).toBe(n)
+    expect(forward).toEqual([...ids].reverse())
+
+    const stored = await t.db
+      .selectFrom('messages')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('channel_id', '=', channel.id)
+      .executeTakeFirstOrThrow()
+    expect(Number(stored.n)).toBe(n)
+  }, 60_000)
+
+  it('crossing friend requests (A→B and B→A at once, 20 pairs) all end accepted, one row each way', async () => {
+    const pairs = await Promise.all(
+      Array.from({ length: 20 }, async () => [await makeUser(t.db), await makeUser(t.db)] as const),
+    )
+    const results = await Promise.allSettled(
+      pairs.flatMap(([a, b]) => [
+        sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: b.id }),
+        sendFriendRequest(t.db, { from_user_id: b.id, to_user_id: a.id }),
+      ]),
+    )
+    const rejected = results.filter((r) => r.status === 'rejected')
+    expect(rejected.map((r) => String((r as PromiseRejectedResult).reason))).toEqual([])
+    for (const [a, b] of pairs) {
+      const rows = await t.db
+        .selectFrom('friendships')
+        .select(['user_id', 'friend_id', 'status'])
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('user_id', '=', a.id), eb('friend_id', '=', b.id)]),
+            eb.and([eb('user_id', '=', b.id), eb('friend_id', '=', a.id)]),
+          ]),
+        )
+        .execute()
+      expect(rows).toHaveLength(2)
+      expect(rows.every((r) => r.status === 'accepted')).toBe(true)
+      expect((await listFriends(t.db, a.id)).map((u) => u.id)).toEqual([b.id])
+      expect((await listFriends(t.db, b.id)).map((u) => u.id)).toEqual([a.id])
+      const requests = await listFriendRequests(t.db, a.id)
+      expect(requests.incoming).toEqual([])
+      expect(requests.outgoing).toEqual([])
+    }
+  }, 30_000)
+
+  it('DM find-or-create race: 25 concurrent calls in both orders make one channel, exactly one created:true', async () => {
+    const a = await makeUser(t.db)
+    const b = await makeUser(t.db)
+    const results = await Promise.all(
+      Array.from({ length: 25 }, (_, i) =>
+        findOrCreateDmChannel(
+          t.db,
+          i % 2 === 0 ? { user_id: a.id, other_user_id: b.id } : { user_id: b.id, other_user_id: a.id },
+        ),
+      ),
+    )
+    expect(new Set(results.map((r) => r.channel.id)).size).toBe(1)
+    expect(results.filter((r) => r.created)).toHaveLength(1)
+    const id = results[0]!.channel.id
+    const pairRows = await t.db
+      .selectFrom('dm_channels')
+      .select('id')
+      .where((eb) => eb.or([eb('user_a', '=', a.id), eb('user_b', '=', a.id)]))
+      .execute()
+    expect(pairRows.map((r) => r.id)).toEqual([id])
+    const participants = await t.db
+      .selectFrom('dm_participants')
+      .select('user_id')
+      .where('channel_id', '=', id)
+      .execute()
+    expect(participants.map((p) => p.user_id).sort()).toEqual([a.id, b.id].sort())
+    const dmChannels = await t.db
+      .selectFrom('channels')
+      .select('id')
+      .where('type', '=', 'dm')
+      .where('id', '=', id)
+      .execute()
+    expect(dmChannels).toHaveLength(1)
+  }, 30_000)
+
+  it('20 concurrent addGuildMember for one user (and 20 users at once) are idempotent: one membership each', async () => {
+    const owner = await makeUser(t.db)
+    const guild = await makeGuild(t.db, owner.id)
+    const user = await makeUser(t.db)
+    const same = await Promise.all(
+      Array.from({ length: 20 }, () => addGuildMember(t.db, { guild_id: guild.id, user_id: user.id })),
+    )
+    expect(new Set(same.map((m) => `${m.guild_id}/${m.user_id}`)).size).toBe(1)
+    const others = await Promise.all(Array.from({ length: 20 }, () => makeUser(t.db)))
+    await Promise.all(
+      others.flatMap((u) => [
+        addGuildMember(t.db, { guild_id: guild.id, user_id: u.id }),
+        addGuildMember(t.db, { guild_id: guild.id, user_id: u.id }),
+      ]),
+    )
+    const members = await listGuildMembers(t.db, guild.id, { limit: 100 })
+    expect(members).toHaveLength(22)
+    expect(new Set(members.map((m) => m.user_id)).size).toBe(22)
+    const rows = await t.db
+      .selectFrom('guild_members')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('guild_id', '=', guild.id)
+      .executeTakeFirstOrThrow()
+    expect(Number(rows.n)).toBe(22)
+  }, 30_000)
+})

@@ -1,0 +1,205 @@
+import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  createAttachment,
+  createDb,
+  deleteAttachment,
+  deleteMessage,
+  ForeignKeyViolationError,
+  InvalidInputError,
+  listAttachmentsByMessageIds,
+  NotFoundError,
+  purgeDeletedMessages,
+} from '../../src/index.ts'
+import { countRows, useTestDatabase } from '../support/database.ts'
+import { makeChannel, makeGuild, makeMessage, makeUser, unknownId } from '../support/factories.ts'
+
+const t = useTestDatabase()
+
+let author: { id: string }
+let channel: { id: string }
+
+beforeAll(async () => {
+  author = await makeUser(t.db)
+  const guild = await makeGuild(t.db, author.id)
+  channel = await makeChannel(t.db, guild.id)
+})
+
+async function expectInvalidAndNothingWritten(call: () => Promise<unknown>) {
+  const before = await countRows(t.db)
+  await expect(call()).rejects.toBeInstanceOf(InvalidInputError)
+  expect(await countRows(t.db)).toEqual(before)
+}
+
+const valid = (message_id: string) => ({
+  message_id,
+  filename: 'cat.png',
+  s3_key: `uploads/${unknownId()}`,
+  size: 48_213,
+  content_type: 'image/png',
+})
+
+describe('createAttachment', () => {
+  it('records an attachment; size comes back as a bigint', async () => {
+    const m = await makeMessage(t.db, channel.id, author.id)
+    const input = valid(m.id)
+    const a = await createAttachment(t.db, input)
+    expect(a).toMatchObject({
+      message_id: m.id,
+      filename: 'cat.png',
+      s3_key: input.s3_key,
+      size: 48_213n,
+      content_type: 'image/png',
+    })
+    expect(a.created_at).toBeInstanceOf(Date)
+    expect(Object.keys(a).sort()).toEqual(
+      ['content_type', 'created_at', 'filename', 'id', 'message_id', 's3_key', 'size'].sort(),
+    )
+  })
+
+  it('accepts a bigint size up to the int64 maximum, size 0, and no content_type', async () => {
+    const m = await makeMessage(t.db, channel.id, author.id)
+    const big = await createAttachment(t.db, { ...valid(m.id), size: 9_223_372_036_854_775_807n })
+    expect(big.size).toBe(9_223_372_036_854_775_807n)
+    const empty = await createAttachment(t.db, {
+      message_id: m.id,
+      filename: '📄'.repeat(255),
+      s3_key: 'k'.repeat(1024),
+      size: 0,
+    })
+    expect(empty).toMatchObject({ size: 0n, content_type: null })
+  })
+
+  it.each([
+    ['a negative size', { size: -1 }],
+    ['a fractional size', { size: 1.5 }],
+    ['NaN', { size: Number.NaN }],
+    ['an unsafe integer', { size: 2 ** 60 }],
+    ['a bigint beyond int64', { size: 9_223_372_036_854_775_808n }],
+    ['a negative bigint', { size: -1n }],
+    ['a size string', { size: '12' }],
+    ['an empty filename', { filename: '' }],
+    ['a 256-character filename', { filename: 'f'.repeat(256) }],
+    ['a NUL in the filename', { filename: 'a\u0000.png' }],
+    ['a lone surrogate in the filename', { filename: 'a\uDC00.png' }],
+    ['an empty s3_key', { s3_key: '' }],
+    ['a 1025-character s3_key', { s3_key: 'k'.repeat(1025) }],
+    ['an empty content_type', { content_type: '' }],
+    ['a 256-character content_type', { content_type: 'x'.repeat(256) }],
+    ['a malformed message id', { message_id: 'm-1' }],
+  ])('refuses %s with InvalidInputError and writes nothing', async (_name, override) => {
+    const m = await makeMessage(t.db, channel.id, author.id)
+    await expectInvalidAndNothingWritten(() =>
+      createAttachment(t.db, {
+        ...valid(m.id),
+        ...(override as object),
+      } as Parameters<typeof createAttachment>[1]),
+    )
+  })
+
+  it('refuses an unknown message (foreign key) and a soft-deleted one (NotFoundError)', async () => {
+    const m = await makeMessage(t.db, channel.id, author.id, { deleted_at: new Date() })
+    const before = await countRows(t.db)
+    await expect(createAttachment(t.db, valid(unknownId()))).rejects.toBeInstanceOf(
+      ForeignKeyViolationError,
+    )
+    await expect(createAttachment(t.db, valid(m.id))).rejects.toBeInstanceOf(NotFoundError)
+    expect(await countRows(t.db)).toEqual(before)
+  })
+})
+
+describe('listAttachmentsByMessageIds', () => {
+  it('returns the attachments of a 50-message page in one query, by message id then id', async () => {
+    const messages = []
+    for (let i = 0; i < 50; i++) messages.push(await makeMessage(t.db, channel.id, author.id))
+    const expected: Array<{ id: string; message_id: string }> = []
+    // Attachments created in shuffled message order, 0–2 per message.
+    for (const m of [...messages].reverse()) {
+      const n = Number.parseInt(m.id.slice(-1), 16) % 3
+      for (let k = 0; k < n; k++) {
+        const a = await createAttachment(t.db, valid(m.id))
+        expected.push({ id: a.id, message_id: m.id })
+      }
+    }
+    expected.sort((x, y) =>
+      x.message_id === y.message_id ? (x.id < y.id ? -1 : 1) : x.message_id < y.message_id ? -1 : 1,
+    )
+    const queries: string[] = []
+    const db = createDb(t.pool, { log: (e) => queries.push(e.sql) })
+    const got = await listAttachmentsByMessageIds(
+      db,
+      messages.map((m) => m.id),
+    )
+    expect(queries).toHaveLength(1)
+    expect(queries[0]).toContain('= any(')
+    expect(got.map((a) => ({ id: a.id, message_id: a.message_id }))).toEqual(expected)
+    expect(got.every((a) => typeof a.size === 'bigint')).toBe(true)
+  })
+
+  it('leaves out attachments of soft-deleted messages, and unknown ids are ignored', async () => {
+    const live = await makeMessage(t.db, channel.id, author.id)
+    const gone = await makeMessage(t.db, channel.id, author.id)
+    const a = await createAttachment(t.db, valid(live.id))
+    await createAttachment(t.db, valid(gone.id))
+    expect(await deleteMessage(t.db, gone.id)).toBe(true)
+    const got = await listAttachmentsByMessageIds(t.db, [live.id, gone.id, unknownId()])
+    expect(got.map((x) => x.id)).toEqual([a.id])
+  })
+
+  it('returns [] for no ids without a query', async () => {
+    const queries: string[] = []
+    const db = createDb(t.pool, { log: (e) => queries.push(e.sql) })
+    expect(await listAttachmentsByMessageIds(db, [])).toEqual([])
+    expect(queries).toEqual([])
+  })
+
+  it('refuses a non-array or a malformed id', async () => {
+    await expectInvalidAndNothingWritten(() =>
+      listAttachmentsByMessageIds(t.db, [unknownId(), 'x']),
+    )
+    await expectInvalidAndNothingWritten(() =>
+      listAttachmentsByMessageIds(t.db, unknownId() as unknown as string[]),
+    )
+  })
+})
+
+describe('deleteAttachment', () => {
+  it('returns the deleted row once, then undefined', async () => {
+    const m = await makeMessage(t.db, channel.id, author.id)
+    const a = await createAttachment(t.db, valid(m.id))
+    expect(await deleteAttachment(t.db, a.id)).toEqual(a)
+    expect(await deleteAttachment(t.db, a.id)).toBeUndefined()
+    expect(await listAttachmentsByMessageIds(t.db, [m.id])).toEqual([])
+  })
+
+  it('refuses a malformed id', async () => {
+    await expectInvalidAndNothingWritten(() => deleteAttachment(t.db, 'nope'))
+  })
+})
+
+describe('cascades', () => {
+  it('a hard purge removes the attachments of purged messages', async () => {
+    const m = await makeMessage(t.db, channel.id, author.id)
+    const a = await createAttachment(t.db, valid(m.id))
+    await t.db
+      .updateTable('messages')
+      .set({ deleted_at: new Date(Date.now() - 86_400_000) })
+      .where('id', '=', m.id)
+      .execute()
+    expect(await purgeDeletedMessages(t.db, { older_than: new Date() })).toBeGreaterThanOrEqual(1)
+    const left = await t.db
+      .selectFrom('message_attachments')
+      .select('id')
+      .where('id', '=', a.id)
+      .execute()
+    expect(left).toEqual([])
+  })
+
+  it('deleting a channel removes its attachments', async () => {
+    const guild = await makeGuild(t.db, author.id)
+    const ch = await makeChannel(t.db, guild.id)
+    const m = await makeMessage(t.db, ch.id, author.id)
+    const a = await createAttachment(t.db, valid(m.id))
+    await t.db.deleteFrom('channels').where('id', '=', ch.id).execute()
+    expect(await deleteAttachment(t.db, a.id)).toBeUndefined()
+  })
+})
