@@ -38,7 +38,7 @@ export const DEFAULT_PARAMS: DatasetParams = {
 }
 
 /** Bump when the generator's output changes, so old data sets are rebuilt. */
-const GENERATOR_VERSION = 3
+const GENERATOR_VERSION = 4
 /** Distinct message texts; messages draw from this pool. */
 const CONTENT_POOL = 100_000
 /** Share of messages sent in DMs. */
@@ -69,6 +69,8 @@ export interface DatasetInfo {
   private_channel_id: string
   /** A quiet text channel of the busiest guild, where the write scenarios insert (cleaned after). */
   write_channel_id: string
+  /** The newest generated message id: the bench deletes what it wrote above it. */
+  max_message_id: string
   counts: Record<string, number>
   tableSizes: Record<string, string>
 }
@@ -504,6 +506,7 @@ async function describe(
     where not exists (select 1 from friendships f where f.status = 'blocked'
       and ((f.user_id = d.user_a and f.friend_id = d.user_b) or (f.user_id = d.user_b and f.friend_id = d.user_a)))
     order by d.id limit 1`)
+  const max = await one<{ id: string }>('select id from messages order by id desc limit 1')
   const counts: Record<string, number> = {}
   for (const t of [
     'users',
@@ -536,6 +539,7 @@ async function describe(
     dm_other_user_id: other.id,
     private_channel_id: priv.id,
     write_channel_id: write.id,
+    max_message_id: max.id,
     counts,
     tableSizes,
   }

@@ -41,7 +41,10 @@ const decoy = hashPassword(randomBytes(16).toString('hex'))
  * const ok = await verifyPassword(password, credentials?.password_hash ?? undefined)
  * ```
  */
-export async function verifyPassword(password: string, stored: string | undefined): Promise<boolean> {
+export async function verifyPassword(
+  password: string,
+  stored: string | undefined,
+): Promise<boolean> {
   const [scheme, n, rr, pp, salt, key] = (stored ?? (await decoy)).split('$')
   if (scheme !== 'scrypt' || !n || !rr || !pp || !salt || !key) return false
   const expected = Buffer.from(key, 'base64url')

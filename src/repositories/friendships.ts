@@ -221,7 +221,7 @@ export async function sendFriendRequest(
   assertObject(input, 'input')
   const [from, to] = pair(input.from_user_id, 'from_user_id', input.to_user_id, 'to_user_id')
   return inTransaction(db, async (trx) => {
-    // nolock
+    await lockPair.execute(trx, { a: from, b: to })
     const rows = await selectPair.execute(trx, { a: from, b: to })
     const mine = rows.find((r) => r.user_id === from)
     const theirs = rows.find((r) => r.user_id === to)

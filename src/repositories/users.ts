@@ -191,7 +191,7 @@ export async function createUser(db: Kysely<DB>, input: CreateUserInput): Promis
   if (input.email !== undefined && input.email !== null) assertEmail(input.email)
   assertOptionalText(input.password_hash, 'password_hash', SECRET)
   assertOptionalText(input.display_name, 'display_name', DISPLAY_NAME)
-  const status = input.status ?? 'offline'
+  const status = input.status === undefined ? 'offline' : input.status
   assertOneOf(status, 'status', USER_STATUSES)
   const row = await insertUser.executeTakeFirst(db, {
     id: newId(),

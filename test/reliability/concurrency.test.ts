@@ -37,7 +37,10 @@ describe('concurrent writes', () => {
     const seen: Message[] = []
     let before: string | undefined
     for (let page = 0; page < 20; page++) {
-      const rows = await listChannelMessages(t.db, channel.id, { limit: 100, ...(before ? { before } : {}) })
+      const rows = await listChannelMessages(t.db, channel.id, {
+        limit: 100,
+        ...(before ? { before } : {}),
+      })
       if (rows.length === 0) break
       seen.push(...rows)
       before = rows.at(-1)!.id
@@ -110,7 +113,9 @@ describe('concurrent writes', () => {
       Array.from({ length: 25 }, (_, i) =>
         findOrCreateDmChannel(
           t.db,
-          i % 2 === 0 ? { user_id: a.id, other_user_id: b.id } : { user_id: b.id, other_user_id: a.id },
+          i % 2 === 0
+            ? { user_id: a.id, other_user_id: b.id }
+            : { user_id: b.id, other_user_id: a.id },
         ),
       ),
     )
@@ -143,7 +148,9 @@ describe('concurrent writes', () => {
     const guild = await makeGuild(t.db, owner.id)
     const user = await makeUser(t.db)
     const same = await Promise.all(
-      Array.from({ length: 20 }, () => addGuildMember(t.db, { guild_id: guild.id, user_id: user.id })),
+      Array.from({ length: 20 }, () =>
+        addGuildMember(t.db, { guild_id: guild.id, user_id: user.id }),
+      ),
     )
     expect(new Set(same.map((m) => `${m.guild_id}/${m.user_id}`)).size).toBe(1)
     const others = await Promise.all(Array.from({ length: 20 }, () => makeUser(t.db)))

@@ -127,7 +127,10 @@ describe('backends terminated by the server', () => {
       // The host does some async work between two statements; the backend dies meanwhile.
       expect(await terminate(applicationName)).toBe(1)
       await sleep(200)
-      await trx.insertInto('users').values({ username: `${username}_2` }).execute()
+      await trx
+        .insertInto('users')
+        .values({ username: `${username}_2` })
+        .execute()
       return 'committed'
     }).then(
       (value) => value,

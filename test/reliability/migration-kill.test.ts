@@ -56,11 +56,16 @@ const q = async <R extends pg.QueryResultRow>(text: string, values?: unknown[]) 
   (await dbClient.query<R>(text, values)).rows
 
 const history = async () =>
-  (await q<{ exists: boolean }>(`SELECT to_regclass('public.guildstore_migrations') IS NOT NULL AS exists`))[0]
-    ?.exists
-    ? (await q<{ version: number }>('SELECT version FROM public.guildstore_migrations ORDER BY version')).map(
-        (r) => r.version,
-      )
+  (
+    await q<{ exists: boolean }>(
+      `SELECT to_regclass('public.guildstore_migrations') IS NOT NULL AS exists`,
+    )
+  )[0]?.exists
+    ? (
+        await q<{ version: number }>(
+          'SELECT version FROM public.guildstore_migrations ORDER BY version',
+        )
+      ).map((r) => r.version)
     : []
 
 const tableExists = async (table: string) =>
@@ -85,7 +90,8 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
     const exited = once(child, 'exit')
     // Wait until the runner sits inside 0002's pg_sleep.
     await waitFor(
-      async () => (await cliBackends(`AND state = 'active' AND query LIKE '%pg_sleep(5)%'`)).length === 1,
+      async () =>
+        (await cliBackends(`AND state = 'active' AND query LIKE '%pg_sleep(5)%'`)).length === 1,
       20_000,
       25,
     )
@@ -130,7 +136,9 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
       [bin, 'migrate', '--database-url', url, '--dir', fixture, '--json'],
       { timeout: 30_000 },
     )
-    expect(JSON.parse(rerun.stdout).applied.map((m: { version: number }) => m.version)).toEqual([2, 3])
+    expect(JSON.parse(rerun.stdout).applied.map((m: { version: number }) => m.version)).toEqual([
+      2, 3,
+    ])
     expect(Date.now() - started).toBeGreaterThan(1000) // it really waited for the dead holder's backend
     expect(await history()).toEqual([1, 2, 3])
     for (const table of ['rel_beta', 'rel_gamma', 'rel_delta']) {

@@ -16,8 +16,8 @@ import { createPool } from '../../src/pool/create-pool.ts'
 import { createGuild } from '../../src/repositories/guilds.ts'
 import { createMessage } from '../../src/repositories/messages.ts'
 import { createUser } from '../../src/repositories/users.ts'
-import { createPrivatePostgres, type PrivatePostgres } from './support/private-postgres.ts'
 import { sleep, waitFor, watchProcessCrashes } from './support/ports.ts'
+import { createPrivatePostgres, type PrivatePostgres } from './support/private-postgres.ts'
 
 let server: PrivatePostgres | undefined
 let databaseUrl = ''
@@ -70,13 +70,18 @@ describe('PostgreSQL stopped and started under a write loop', () => {
       let phase: Phase = 'up'
       let restarts = 0
       let stopWorkers = false
-      const acknowledged = { users: [] as string[], guilds: [] as string[], messages: [] as string[] }
+      const acknowledged = {
+        users: [] as string[],
+        guilds: [] as string[],
+        messages: [] as string[],
+      }
       const failures: unknown[] = []
       const successesAfterRestart = [0, 0, 0]
       let attempts = 0
 
       const record = (ok: boolean) => {
-        if (ok && phase === 'up') successesAfterRestart[restarts] = (successesAfterRestart[restarts] ?? 0) + 1
+        if (ok && phase === 'up')
+          successesAfterRestart[restarts] = (successesAfterRestart[restarts] ?? 0) + 1
       }
       const call = async <T>(op: () => Promise<T>): Promise<T | undefined> => {
         attempts++
@@ -95,10 +100,15 @@ describe('PostgreSQL stopped and started under a write loop', () => {
         for (let i = 0; i < 2000 && !stopWorkers; i++) {
           const user = await call(() => createUser(db, { username: `w${w}_${newId().slice(-12)}` }))
           if (user) acknowledged.users.push(user.id)
-          const guild = user && (await call(() => createGuild(db, { name: `g${i}`, owner_id: user.id })))
+          const guild =
+            user && (await call(() => createGuild(db, { name: `g${i}`, owner_id: user.id })))
           if (guild) acknowledged.guilds.push(guild.id)
           const message = await call(() =>
-            createMessage(db, { channel_id: channelId, author_id: seedOwner.id, content: `m ${w} ${i}` }),
+            createMessage(db, {
+              channel_id: channelId,
+              author_id: seedOwner.id,
+              content: `m ${w} ${i}`,
+            }),
           )
           if (message) acknowledged.messages.push(message.id)
         }
@@ -108,7 +118,11 @@ describe('PostgreSQL stopped and started under a write loop', () => {
       const deadline = Date.now() + 60_000
       const upUntilSuccesses = async (n: number) => {
         phase = 'up'
-        await waitFor(() => (successesAfterRestart[restarts] ?? 0) >= n || Date.now() > deadline, 20_000, 10)
+        await waitFor(
+          () => (successesAfterRestart[restarts] ?? 0) >= n || Date.now() > deadline,
+          20_000,
+          10,
+        )
       }
       try {
         await upUntilSuccesses(30)
@@ -155,11 +169,15 @@ describe('PostgreSQL stopped and started under a write loop', () => {
       const broken = await sql<{ id: string }>`
         select g.id from guilds g
          where not exists (select 1 from guild_members m where m.guild_id = g.id and m.user_id = g.owner_id)
-            or (select count(*) from roles r where r.guild_id = g.id and r.is_default) <> 1`.execute(db)
+            or (select count(*) from roles r where r.guild_id = g.id and r.is_default) <> 1`.execute(
+        db,
+      )
       expect(broken.rows).toEqual([])
       // And no membership or role of a guild that does not exist (FKs, but check anyway).
       const orphans = await sql<{ n: string }>`
-        select count(*) as n from roles r where not exists (select 1 from guilds g where g.id = r.guild_id)`.execute(db)
+        select count(*) as n from roles r where not exists (select 1 from guilds g where g.id = r.guild_id)`.execute(
+        db,
+      )
       expect(Number(orphans.rows[0]?.n)).toBe(0)
 
       console.info(

@@ -102,7 +102,10 @@ describe('Redis killed and restarted under load', () => {
           restarts++
           await untilServing()
           // the subscriber resubscribed: a fresh publish reaches it
-          await waitFor(() => acknowledged.length > 0 && received.includes(acknowledged.at(-1)!), 10_000)
+          await waitFor(
+            () => acknowledged.length > 0 && received.includes(acknowledged.at(-1)!),
+            10_000,
+          )
         }
       } finally {
         stop = true

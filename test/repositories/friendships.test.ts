@@ -471,6 +471,12 @@ describe('cascades and transactions', () => {
         await sendFriendRequest(trx, { from_user_id: user.id, to_user_id: other.id })
         await acceptFriendRequest(trx, { user_id: other.id, requester_id: user.id })
         expect((await listFriends(trx, other.id)).map((u) => u.id)).toEqual([user.id])
+        const third = await createUser(trx, { username: randomUsername() })
+        await sendFriendRequest(trx, { from_user_id: third.id, to_user_id: other.id })
+        await blockUser(trx, { user_id: other.id, blocked_user_id: user.id })
+        const requests = await listFriendRequests(trx, other.id)
+        expect(requests.incoming.map((u) => u.id)).toEqual([third.id])
+        expect(await isBlocked(trx, { user_id: user.id, other_user_id: other.id })).toBe(true)
         throw new Error('x')
       }),
     ).rejects.toThrow('x')

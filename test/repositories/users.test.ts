@@ -160,6 +160,7 @@ describe('createUser', () => {
     ['display_name with a lone surrogate', { display_name: '\ud83d' }],
     ['unknown status', { status: 'invisible' }],
     ['status of the wrong case', { status: 'ONLINE' }],
+    ['null status', { status: null }],
   ])('refuses %s', async (_name, fields) => {
     await expectInvalid(() => createUser(t.db, { username: randomUsername(), ...fields } as never))
   })

@@ -102,7 +102,9 @@ export async function createPrivatePostgres(): Promise<PrivatePostgres> {
       if (running) {
         await pgCtl(['-m', 'immediate', '-w', '-t', '10', 'stop'], 15_000).catch(async () => {
           // Last resort: kill the postmaster by the pid in its pid file.
-          const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
+          const pid = Number(
+            (await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0],
+          )
           if (pid > 0) process.kill(pid, 'SIGKILL')
         })
         running = false

@@ -1,0 +1,458 @@
+/**
+ * A small chat HTTP service on guildstore, with node:http only.
+ *
+ *   POST   /register                 { username, password, email? }     → 201 { user }
+ *   POST   /login                    { username, password }             → 200 { token, user_id, expires_at }
+ *   DELETE /session                                                     → 204
+ *   GET    /me                                                          → 200 { user }
+ *   POST   /guilds                   { name }                           → 201 { guild, channel }
+ *   POST   /guilds/:id/join                                             → 200 { member }
+ *   GET    /guilds/:id/channels                                         → 200 { channels }
+ *   POST   /guilds/:id/channels      { name, topic? }                   → 201 { channel }
+ *   POST   /channels/:id/messages    { content, reply_to? }             → 201 { message }
+ *   GET    /channels/:id/messages    ?before=&after=&limit=             → 200 { messages }
+ *   GET    /channels/:id/events      (text/event-stream)                → message_created, …
+ *   GET    /search                   ?q=&guild_id=&before=&limit=       → 200 { messages }
+ *
+ * Everything but /register and /login needs `Authorization: Bearer <token>`.
+ * Login attempts are rate-limited per client address (429 + Retry-After).
+ * Messages are fanned out through Redis pub/sub, so any number of service
+ * instances can serve the same channel's event streams; each instance holds one
+ * subscriber connection and one Redis subscription per channel it streams.
+ *
+ * In your own service, import from 'guildstore' instead of '../../src/index.ts'.
+ */
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Redis } from 'ioredis'
+import type { Kysely } from 'kysely'
+import {
+  addGuildMember,
+  type ChannelEvent,
+  ConflictError,
+  canAccessChannel,
+  computePermissions,
+  createChannel,
+  createGuild,
+  createMessage,
+  createRateLimiter,
+  createSession,
+  createUser,
+  type DB,
+  deleteSession,
+  ForeignKeyViolationError,
+  findChannelById,
+  findGuildById,
+  findSessionByTokenHash,
+  findUserById,
+  findUserCredentials,
+  hashToken,
+  hasPermission,
+  InvalidInputError,
+  listChannelMessages,
+  listVisibleChannels,
+  NotFoundError,
+  Permissions,
+  publishChannelEvent,
+  searchMessages,
+  subscribeChannelEvents,
+  UniqueViolationError,
+} from '../../src/index.ts'
+import { hashPassword, verifyPassword } from './passwords.ts'
+
+/** Options of {@link createChatService}. */
+export interface ChatServiceOptions {
+  db: Kysely<DB>
+  /** Commands and publishing. */
+  redis: Redis
+  /** A dedicated connection for subscriptions (e.g. `redis.duplicate()`). */
+  subscriber: Redis
+  /** 0 picks a free port. */
+  port: number
+  /** Default `127.0.0.1`. */
+  host?: string
+  /** Login attempts per client address and window. Default 5 per minute. */
+  loginLimit?: { limit: number; windowMs: number }
+  /** Session lifetime. Default 30 days. */
+  sessionTtlMs?: number
+  /** SSE keep-alive comment interval. Default 15 s. */
+  heartbeatMs?: number
+  /** Told about unexpected errors (the client gets a bare 500). Default `console.error`. */
+  onError?: (error: unknown) => void
+}
+
+/** A running chat service. */
+export interface ChatService {
+  /** `http://host:port`, without a trailing slash. */
+  url: string
+  /** Ends every event stream and subscription and stops the server. Leaves `db` and Redis open. */
+  close(): Promise<void>
+}
+
+/** An HTTP error with a status and a message for the client. */
+class HttpError extends Error {
+  readonly status: number
+  readonly headers: Record<string, string>
+  constructor(status: number, message: string, headers: Record<string, string> = {}) {
+    super(message)
+    this.status = status
+    this.headers = headers
+  }
+}
+
+const MAX_BODY_BYTES = 64 * 1024
+const MIN_PASSWORD_LENGTH = 8
+const MAX_PASSWORD_LENGTH = 1024
+
+/** JSON that also writes bigints (role permissions) as decimal strings. */
+const toJson = (value: unknown): string =>
+  JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v))
+
+function send(res: ServerResponse, status: number, body?: unknown, headers = {}): void {
+  if (body === undefined) {
+    res.writeHead(status, headers).end()
+    return
+  }
+  const text = toJson(body)
+  res
+    .writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+      ...headers,
+    })
+    .end(text)
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'request body too large')
+    chunks.push(chunk as Buffer)
+  }
+  if (size === 0) return {}
+  let body: unknown
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    throw new HttpError(400, 'request body is not valid JSON')
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, 'request body must be a JSON object')
+  }
+  return body as Record<string, unknown>
+}
+
+const str = (body: Record<string, unknown>, field: string): string => {
+  const value = body[field]
+  if (typeof value !== 'string') throw new HttpError(400, `${field} must be a string`)
+  return value
+}
+const optionalStr = (body: Record<string, unknown>, field: string): string | undefined =>
+  body[field] === undefined || body[field] === null ? undefined : str(body, field)
+
+const optionalInt = (params: URLSearchParams, field: string): number | undefined => {
+  const value = params.get(field)
+  if (value === null) return undefined
+  if (!/^\d{1,4}$/.test(value)) throw new HttpError(400, `${field} must be an integer`)
+  return Number(value)
+}
+
+/** The client's address, unmapped (`::ffff:127.0.0.1` → `127.0.0.1`). */
+const clientAddress = (req: IncomingMessage): string =>
+  (req.socket.remoteAddress ?? '0.0.0.0').replace(/^::ffff:(?=\d+\.)/, '')
+
+/** Maps guildstore's typed errors to HTTP statuses. Messages carry no values. */
+function httpError(error: unknown): HttpError | undefined {
+  if (error instanceof HttpError) return error
+  if (error instanceof InvalidInputError) return new HttpError(400, error.message)
+  if (error instanceof NotFoundError) return new HttpError(404, error.message)
+  if (error instanceof UniqueViolationError) return new HttpError(409, 'already exists')
+  if (error instanceof ConflictError) return new HttpError(409, error.message)
+  if (error instanceof ForeignKeyViolationError) return new HttpError(404, 'not found')
+  return undefined
+}
+
+/**
+ * Starts the chat service.
+ *
+ * @example
+ * ```ts
+ * const redis = createRedis()
+ * const service = await createChatService({ db, redis, subscriber: redis.duplicate(), port: 3000 })
+ * console.log(service.url)
+ * await service.close()
+ * ```
+ */
+export async function createChatService(options: ChatServiceOptions): Promise<ChatService> {
+  const { db, redis, subscriber } = options
+  const sessionTtlMs = options.sessionTtlMs ?? 30 * 24 * 60 * 60 * 1000
+  const heartbeatMs = options.heartbeatMs ?? 15_000
+  const onError = options.onError ?? ((error: unknown) => console.error(error))
+  const loginLimiter = createRateLimiter(redis, {
+    category: 'login',
+    limit: options.loginLimit?.limit ?? 5,
+    windowMs: options.loginLimit?.windowMs ?? 60_000,
+  })
+
+  // --- server-sent events: one Redis subscription per channel with listeners --
+  interface Stream {
+    clients: Set<ServerResponse>
+    ready: Promise<() => Promise<void>>
+  }
+  const streams = new Map<string, Stream>()
+
+  const broadcast = (channelId: string, event: ChannelEvent) => {
+    const frame = `event: ${event.type}\ndata: ${toJson(event)}\n\n`
+    for (const client of streams.get(channelId)?.clients ?? []) client.write(frame)
+  }
+
+  async function openStream(channelId: string, res: ServerResponse): Promise<void> {
+    let stream = streams.get(channelId)
+    if (!stream) {
+      const created: Stream = {
+        clients: new Set(),
+        ready: subscribeChannelEvents(subscriber, channelId, (event) =>
+          broadcast(channelId, event),
+        ),
+      }
+      streams.set(channelId, created)
+      created.ready.catch(() => streams.delete(channelId))
+      stream = created
+    }
+    stream.clients.add(res)
+    const current = stream
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs)
+    heartbeat.unref()
+    res.on('close', () => {
+      clearInterval(heartbeat)
+      current.clients.delete(res)
+      if (current.clients.size === 0 && streams.get(channelId) === current) {
+        streams.delete(channelId)
+        current.ready.then((stop) => stop()).catch(onError)
+      }
+    })
+    await current.ready
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+    })
+    // Headers and this first comment go out once the subscription stands, so a
+    // client that sees them will not miss an event published afterwards.
+    res.write(`retry: 3000\n: subscribed to ${channelId}\n\n`)
+  }
+
+  // --- authentication -------------------------------------------------------
+  async function authenticate(
+    req: IncomingMessage,
+  ): Promise<{ userId: string; sessionId: string }> {
+    const match = /^Bearer ([A-Za-z0-9_-]{20,200})$/.exec(req.headers.authorization ?? '')
+    if (!match?.[1]) throw new HttpError(401, 'missing or malformed bearer token')
+    const session = await findSessionByTokenHash(db, hashToken(match[1]))
+    if (!session) throw new HttpError(401, 'invalid or expired token')
+    return { userId: session.user_id, sessionId: session.id }
+  }
+
+  /** The channel, when it exists and `userId` may see it; else 404 (no existence leak). */
+  async function accessibleChannel(channelId: string, userId: string) {
+    const allowed = await canAccessChannel(db, { channel_id: channelId, user_id: userId })
+    const channel = allowed ? await findChannelById(db, channelId) : undefined
+    if (!channel) throw new HttpError(404, 'channel not found')
+    return channel
+  }
+
+  async function requireGuildPermission(guildId: string, userId: string, flag: bigint) {
+    const perms = await computePermissions(db, { guild_id: guildId, user_id: userId })
+    if (perms === 0n) throw new HttpError(404, 'guild not found')
+    if (!hasPermission(perms, flag)) throw new HttpError(403, 'missing permission')
+  }
+
+  // --- routes ---------------------------------------------------------------
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const path = url.pathname.split('/').filter(Boolean)
+    const method = req.method ?? 'GET'
+    const at = (m: string, ...parts: string[]) =>
+      method === m &&
+      path.length === parts.length &&
+      parts.every((part, i) => part === '*' || part === path[i])
+
+    if (at('POST', 'register')) {
+      const body = await readJson(req)
+      const password = str(body, 'password')
+      if (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH) {
+        throw new HttpError(
+          400,
+          `password must be ${MIN_PASSWORD_LENGTH}–${MAX_PASSWORD_LENGTH} characters`,
+        )
+      }
+      const user = await createUser(db, {
+        username: str(body, 'username'),
+        email: optionalStr(body, 'email'),
+        password_hash: await hashPassword(password),
+      })
+      return send(res, 201, { user })
+    }
+
+    if (at('POST', 'login')) {
+      const address = clientAddress(req)
+      const limit = await loginLimiter.consume(address)
+      if (!limit.allowed) {
+        const seconds = Math.max(1, Math.ceil(limit.retryAfterMs / 1000))
+        throw new HttpError(429, 'too many login attempts', { 'retry-after': String(seconds) })
+      }
+      const body = await readJson(req)
+      const username = str(body, 'username')
+      const password = str(body, 'password')
+      // A malformed username is just a wrong one: same answer, same time.
+      const credentials = await findUserCredentials(db, username).catch((error: unknown) => {
+        if (error instanceof InvalidInputError) return undefined
+        throw error
+      })
+      const ok = await verifyPassword(password, credentials?.password_hash ?? undefined)
+      if (!ok || !credentials) throw new HttpError(401, 'wrong username or password')
+      await loginLimiter.reset(address)
+      const token = randomBytes(32).toString('base64url')
+      const session = await createSession(db, {
+        user_id: credentials.id,
+        token_hash: hashToken(token),
+        expires_at: new Date(Date.now() + sessionTtlMs),
+        ip_address: address,
+        user_agent: req.headers['user-agent']?.slice(0, 1024) ?? null,
+      })
+      return send(res, 200, { token, user_id: credentials.id, expires_at: session.expires_at })
+    }
+
+    const me = await authenticate(req)
+
+    if (at('DELETE', 'session')) {
+      await deleteSession(db, me.sessionId)
+      return send(res, 204)
+    }
+
+    if (at('GET', 'me')) {
+      return send(res, 200, { user: await findUserById(db, me.userId) })
+    }
+
+    if (at('POST', 'guilds')) {
+      const body = await readJson(req)
+      const guild = await createGuild(db, { name: str(body, 'name'), owner_id: me.userId })
+      const channel = await createChannel(db, { guild_id: guild.id, name: 'general', type: 'text' })
+      return send(res, 201, { guild, channel })
+    }
+
+    if (at('POST', 'guilds', '*', 'join')) {
+      const guildId = path[1] as string
+      // The demo's guilds are open to everyone; a real service would check an invite here.
+      if (!(await findGuildById(db, guildId))) throw new HttpError(404, 'guild not found')
+      const member = await addGuildMember(db, { guild_id: guildId, user_id: me.userId })
+      return send(res, 200, { member })
+    }
+
+    if (at('GET', 'guilds', '*', 'channels')) {
+      const guildId = path[1] as string
+      const channels = await listVisibleChannels(db, { guild_id: guildId, user_id: me.userId })
+      return send(res, 200, { channels })
+    }
+
+    if (at('POST', 'guilds', '*', 'channels')) {
+      const guildId = path[1] as string
+      await requireGuildPermission(guildId, me.userId, Permissions.MANAGE_CHANNELS)
+      const body = await readJson(req)
+      const channel = await createChannel(db, {
+        guild_id: guildId,
+        name: str(body, 'name'),
+        type: 'text',
+        topic: optionalStr(body, 'topic'),
+      })
+      return send(res, 201, { channel })
+    }
+
+    if (at('POST', 'channels', '*', 'messages')) {
+      const channel = await accessibleChannel(path[1] as string, me.userId)
+      if (channel.guild_id) {
+        const perms = await computePermissions(db, {
+          guild_id: channel.guild_id,
+          user_id: me.userId,
+          channel_id: channel.id,
+        })
+        if (!hasPermission(perms, Permissions.SEND_MESSAGES)) {
+          throw new HttpError(403, 'missing permission')
+        }
+      }
+      const body = await readJson(req)
+      const message = await createMessage(db, {
+        channel_id: channel.id,
+        author_id: me.userId,
+        content: str(body, 'content'),
+        reply_to: optionalStr(body, 'reply_to'),
+      })
+      await publishChannelEvent(redis, channel.id, { type: 'message_created', message })
+      return send(res, 201, { message })
+    }
+
+    if (at('GET', 'channels', '*', 'messages')) {
+      const channel = await accessibleChannel(path[1] as string, me.userId)
+      const messages = await listChannelMessages(db, channel.id, {
+        before: url.searchParams.get('before') ?? undefined,
+        after: url.searchParams.get('after') ?? undefined,
+        limit: optionalInt(url.searchParams, 'limit'),
+      })
+      return send(res, 200, { messages })
+    }
+
+    if (at('GET', 'channels', '*', 'events')) {
+      const channel = await accessibleChannel(path[1] as string, me.userId)
+      return openStream(channel.id, res)
+    }
+
+    if (at('GET', 'search')) {
+      const messages = await searchMessages(db, {
+        user_id: me.userId,
+        query: url.searchParams.get('q') ?? '',
+        guild_id: url.searchParams.get('guild_id') ?? undefined,
+        before: url.searchParams.get('before') ?? undefined,
+        limit: optionalInt(url.searchParams, 'limit'),
+      })
+      return send(res, 200, { messages })
+    }
+
+    throw new HttpError(404, 'no such route')
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((error: unknown) => {
+      const known = httpError(error)
+      if (!known) onError(error)
+      if (res.headersSent) {
+        res.end()
+        return
+      }
+      const status = known?.status ?? 500
+      send(res, status, { error: known?.message ?? 'internal error' }, known?.headers ?? {})
+    })
+  })
+  server.listen(options.port, options.host ?? '127.0.0.1')
+  await once(server, 'listening')
+  const { address, port } = server.address() as AddressInfo
+  const host = address.includes(':') ? `[${address}]` : address
+
+  return {
+    url: `http://${host}:${port}`,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      const stops: Promise<void>[] = []
+      for (const stream of streams.values()) {
+        for (const client of stream.clients) client.end()
+        stops.push(stream.ready.then((stop) => stop()).catch(() => {}))
+      }
+      streams.clear()
+      server.closeAllConnections()
+      await Promise.all([closed, ...stops])
+    },
+  }
+}

@@ -1,0 +1,354 @@
+import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ChatService, createChatService } from '../../examples/chat-service/server.ts'
+import { createRateLimiter, createRedis, findUserCredentials } from '../../src/index.ts'
+import { countRows, useTestDatabase } from '../support/database.ts'
+import { testRedisUrl } from '../support/env.ts'
+
+const t = useTestDatabase()
+const namespace = `gs_test_chat_${randomBytes(6).toString('hex')}`
+const LOGIN_LIMIT = { limit: 3, windowMs: 60_000 }
+const PASSWORD = 'correct horse battery staple'
+
+let redis: Redis
+let subscriber: Redis
+let service: ChatService
+
+/** Calls the service; returns the status, headers and the parsed JSON body. */
+async function call(
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown } = {},
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(`${service.url}${path}`, {
+    method,
+    headers: {
+      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  })
+  const text = await res.text()
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined }
+}
+
+/** An open event stream: `next()` resolves with the next SSE event that matches. */
+async function openEvents(channelId: string, token: string) {
+  const controller = new AbortController()
+  const res = await fetch(`${service.url}/channels/${channelId}/events`, {
+    headers: { authorization: `Bearer ${token}` },
+    signal: controller.signal,
+  })
+  const reader = res.body?.getReader()
+  const decoder = new TextDecoder()
+  let buffer = ''
+  const frames: string[] = []
+  async function nextFrame(deadline: number): Promise<string> {
+    for (;;) {
+      const frame = frames.shift()
+      if (frame !== undefined) return frame
+      if (!reader) throw new Error('no body')
+      const chunk = await Promise.race([
+        reader.read(),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('no event in time')), deadline - Date.now()),
+        ),
+      ])
+      if (chunk.done) throw new Error('stream ended')
+      buffer += decoder.decode(chunk.value, { stream: true })
+      const parts = buffer.split('\n\n')
+      buffer = parts.pop() ?? ''
+      frames.push(...parts)
+    }
+  }
+  return {
+    status: res.status,
+    contentType: res.headers.get('content-type'),
+    /** The first frame (a comment): it arrives once the subscription stands. */
+    async ready(): Promise<string> {
+      return nextFrame(Date.now() + 5000)
+    },
+    // biome-ignore lint/suspicious/noExplicitAny: event payloads are asserted field by field
+    async next(type: string, timeoutMs = 5000): Promise<any> {
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const frame = await nextFrame(deadline)
+        const lines = frame.split('\n')
+        const event = lines.find((l) => l.startsWith('event: '))?.slice(7)
+        const data = lines.find((l) => l.startsWith('data: '))?.slice(6)
+        if (event === type && data) return JSON.parse(data)
+      }
+    },
+    close() {
+      controller.abort()
+    },
+  }
+}
+
+const numsub = async (channelId: string): Promise<number> => {
+  const reply = (await redis.call('PUBSUB', 'NUMSUB', `${namespace}:channel:${channelId}`)) as [
+    string,
+    number,
+  ]
+  return Number(reply[1])
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+beforeAll(async () => {
+  redis = createRedis({ url: testRedisUrl(), namespace })
+  subscriber = redis.duplicate()
+  service = await createChatService({
+    db: t.db,
+    redis,
+    subscriber,
+    port: 0,
+    loginLimit: LOGIN_LIMIT,
+    onError: (error) => {
+      throw error
+    },
+  })
+})
+
+afterAll(async () => {
+  await service?.close()
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000)
+    cursor = next
+    if (keys.length > 0) await redis.del(...keys)
+  } while (cursor !== '0')
+  redis?.disconnect()
+  subscriber?.disconnect()
+})
+
+describe('examples/chat-service', () => {
+  const ada = { username: `ada_${randomBytes(4).toString('hex')}`, token: '', id: '' }
+  const grace = { username: `grace_${randomBytes(4).toString('hex')}`, token: '', id: '' }
+  let guildId = ''
+  let channelId = ''
+
+  it('registers users with scrypt password hashes and refuses duplicates and weak passwords', async () => {
+    for (const user of [ada, grace]) {
+      const r = await call('POST', '/register', {
+        body: { username: user.username, password: PASSWORD },
+      })
+      expect(r.status).toBe(201)
+      expect(r.body.user.username).toBe(user.username)
+      expect(r.body.user).not.toHaveProperty('password_hash')
+      user.id = r.body.user.id
+    }
+    const stored = await findUserCredentials(t.db, ada.username)
+    expect(stored?.password_hash).toMatch(/^scrypt\$16384\$8\$1\$[\w-]{22}\$[\w-]{43}$/)
+    expect(stored?.password_hash).not.toContain(PASSWORD)
+
+    const before = await countRows(t.db, ['users'])
+    const duplicate = await call('POST', '/register', {
+      body: { username: ada.username.toUpperCase(), password: PASSWORD },
+    })
+    expect(duplicate.status).toBe(409)
+    const weak = await call('POST', '/register', {
+      body: { username: 'weakling', password: 'short' },
+    })
+    expect(weak.status).toBe(400)
+    const badName = await call('POST', '/register', { body: { username: '', password: PASSWORD } })
+    expect(badName.status).toBe(400)
+    expect(await countRows(t.db, ['users'])).toEqual(before)
+  })
+
+  it('logs in with a random bearer token; a wrong password or unknown user is 401', async () => {
+    for (const user of [ada, grace]) {
+      const r = await call('POST', '/login', {
+        body: { username: user.username, password: PASSWORD },
+      })
+      expect(r.status).toBe(200)
+      expect(r.body.token).toMatch(/^[\w-]{43}$/)
+      expect(r.body.user_id).toBe(user.id)
+      user.token = r.body.token
+    }
+    expect(ada.token).not.toBe(grace.token)
+    const sessions = await t.db.selectFrom('sessions').select('token_hash').execute()
+    expect(sessions.map((s) => s.token_hash)).not.toContain(ada.token)
+
+    const me = await call('GET', '/me', { token: ada.token })
+    expect(me.status).toBe(200)
+    expect(me.body.user.id).toBe(ada.id)
+    expect((await call('GET', '/me')).status).toBe(401)
+    expect((await call('GET', '/me', { token: 'x'.repeat(43) })).status).toBe(401)
+
+    const wrong = await call('POST', '/login', {
+      body: { username: ada.username, password: 'nope nope nope' },
+    })
+    expect(wrong.status).toBe(401)
+    expect(JSON.stringify(wrong.body)).not.toContain(ada.username)
+    const unknown = await call('POST', '/login', {
+      body: { username: 'nobody_here', password: PASSWORD },
+    })
+    expect(unknown.status).toBe(401)
+    expect(unknown.body).toEqual(wrong.body)
+  })
+
+  it(`rate-limits login attempts: 429 with Retry-After after ${LOGIN_LIMIT.limit} tries`, async () => {
+    const limiter = createRateLimiter(redis, { category: 'login', ...LOGIN_LIMIT })
+    await limiter.reset('127.0.0.1')
+    const statuses: number[] = []
+    for (let i = 0; i < LOGIN_LIMIT.limit + 1; i++) {
+      const r = await call('POST', '/login', {
+        body: { username: ada.username, password: `wrong ${i}` },
+      })
+      statuses.push(r.status)
+      if (r.status === 429) expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    }
+    expect(statuses).toEqual([401, 401, 401, 429])
+    // Even the right password waits now.
+    const right = await call('POST', '/login', {
+      body: { username: ada.username, password: PASSWORD },
+    })
+    expect(right.status).toBe(429)
+    await limiter.reset('127.0.0.1')
+    const again = await call('POST', '/login', {
+      body: { username: ada.username, password: PASSWORD },
+    })
+    expect(again.status).toBe(200)
+  })
+
+  it('creates a guild and channels; only members see them', async () => {
+    const created = await call('POST', '/guilds', { token: ada.token, body: { name: 'Engines' } })
+    expect(created.status).toBe(201)
+    guildId = created.body.guild.id
+    expect(created.body.channel.name).toBe('general')
+    const random = await call('POST', `/guilds/${guildId}/channels`, {
+      token: ada.token,
+      body: { name: 'random', topic: 'anything' },
+    })
+    expect(random.status).toBe(201)
+    channelId = random.body.channel.id
+
+    // grace is not a member: the guild and its channels do not exist for her.
+    expect(
+      (await call('GET', `/channels/${channelId}/messages`, { token: grace.token })).status,
+    ).toBe(404)
+    expect(
+      (
+        await call('POST', `/channels/${channelId}/messages`, {
+          token: grace.token,
+          body: { content: 'hi' },
+        })
+      ).status,
+    ).toBe(404)
+    const sneaky = await call('POST', `/guilds/${guildId}/channels`, {
+      token: grace.token,
+      body: { name: 'x' },
+    })
+    expect(sneaky.status).toBe(404)
+
+    expect((await call('POST', `/guilds/${guildId}/join`, { token: grace.token })).status).toBe(200)
+    const visible = await call('GET', `/guilds/${guildId}/channels`, { token: grace.token })
+    expect(visible.body.channels.map((c: { name: string }) => c.name).sort()).toEqual([
+      'general',
+      'random',
+    ])
+    // A plain member may not create channels (no MANAGE_CHANNELS).
+    const denied = await call('POST', `/guilds/${guildId}/channels`, {
+      token: grace.token,
+      body: { name: 'x' },
+    })
+    expect(denied.status).toBe(403)
+    expect(await countRows(t.db, ['channels'])).toEqual({ channels: 2 })
+  })
+
+  it('posts, pages and searches messages', async () => {
+    for (const content of ['one', 'two: find the needle', 'three', 'four']) {
+      const r = await call('POST', `/channels/${channelId}/messages`, {
+        token: ada.token,
+        body: { content },
+      })
+      expect(r.status).toBe(201)
+      expect(r.body.message.author_id).toBe(ada.id)
+    }
+    const tooLong = await call('POST', `/channels/${channelId}/messages`, {
+      token: ada.token,
+      body: { content: 'x'.repeat(4001) },
+    })
+    expect(tooLong.status).toBe(400)
+
+    const page1 = await call('GET', `/channels/${channelId}/messages?limit=3`, {
+      token: grace.token,
+    })
+    expect(page1.status).toBe(200)
+    expect(page1.body.messages.map((m: { content: string }) => m.content)).toEqual([
+      'four',
+      'three',
+      'two: find the needle',
+    ])
+    const last = page1.body.messages.at(-1).id
+    const page2 = await call('GET', `/channels/${channelId}/messages?limit=3&before=${last}`, {
+      token: grace.token,
+    })
+    expect(page2.body.messages.map((m: { content: string }) => m.content)).toEqual(['one'])
+    expect(
+      (await call('GET', `/channels/${channelId}/messages?before=nope`, { token: grace.token }))
+        .status,
+    ).toBe(400)
+
+    const hits = await call('GET', `/search?q=needle&guild_id=${guildId}`, { token: grace.token })
+    expect(hits.status).toBe(200)
+    expect(hits.body.messages.map((m: { content: string }) => m.content)).toEqual([
+      'two: find the needle',
+    ])
+  })
+
+  it('fans message_created out to every event stream through one Redis subscription', async () => {
+    const stranger = await call('POST', '/register', {
+      body: { username: `eve_${randomBytes(3).toString('hex')}`, password: PASSWORD },
+    })
+    const eveLogin = await call('POST', '/login', {
+      body: { username: stranger.body.user.username, password: PASSWORD },
+    })
+    const forbidden = await openEvents(channelId, eveLogin.body.token)
+    expect(forbidden.status).toBe(404)
+
+    const first = await openEvents(channelId, grace.token)
+    const second = await openEvents(channelId, ada.token)
+    try {
+      expect(first.status).toBe(200)
+      expect(first.contentType).toMatch(/^text\/event-stream/)
+      await first.ready()
+      await second.ready()
+      expect(await numsub(channelId)).toBe(1)
+
+      const posted = await call('POST', `/channels/${channelId}/messages`, {
+        token: ada.token,
+        body: { content: 'live!' },
+      })
+      expect(posted.status).toBe(201)
+      const [a, b] = await Promise.all([
+        first.next('message_created'),
+        second.next('message_created'),
+      ])
+      expect(a).toEqual({ type: 'message_created', message: posted.body.message })
+      expect(b).toEqual(a)
+    } finally {
+      first.close()
+      second.close()
+    }
+    await waitFor(async () => (await numsub(channelId)) === 0)
+  })
+
+  it('close() ends open streams and stops listening', async () => {
+    const stream = await openEvents(channelId, grace.token)
+    await stream.ready()
+    await service.close()
+    await expect(stream.next('message_created', 2000)).rejects.toThrow()
+    await expect(fetch(`${service.url}/me`)).rejects.toThrow()
+    await waitFor(async () => (await numsub(channelId)) === 0)
+  })
+})
