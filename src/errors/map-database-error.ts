@@ -123,7 +123,10 @@ export function mapDatabaseError(error: unknown): GuildstoreError {
       )
     }
     if (code === '23503') {
-      return new ForeignKeyViolationError(`foreign key constraint${where} refused the change`, details)
+      return new ForeignKeyViolationError(
+        `foreign key constraint${where} refused the change`,
+        details,
+      )
     }
     if (code === '23514' || code === '23502' || code === '23P01') {
       return new CheckViolationError(

@@ -48,14 +48,22 @@ export const guildPermissionsSql: RawBuilder<bigint> = sql<bigint>`(case
 end)`
 
 /**
+ * Joins the member's own `channel_members` row of channel `c` as `cm` (NULL
+ * when there is none). A join, not a correlated `exists`, so the planner
+ * carries `gm.user_id = $user` into it and probes the primary key instead of
+ * hashing the whole `channel_members` table.
+ */
+export const channelMembershipJoinSql: RawBuilder<unknown> = sql`left join channel_members cm
+  on cm.channel_id = c.id and cm.user_id = gm.user_id`
+
+/**
  * A member's permissions (`int8`) in channel `c` (a channel of their guild),
- * over {@link memberContextSql} joined with `channels c`.
+ * over {@link memberContextSql} joined with `channels c` and
+ * {@link channelMembershipJoinSql}.
  */
 export const channelPermissionsSql: RawBuilder<bigint> = sql<bigint>`(case
   when ${isOwnerOrAdminSql} then ${ALL}
-  when c.is_private and not exists (
-    select from channel_members cm where cm.channel_id = c.id and cm.user_id = gm.user_id
-  ) then 0::int8
+  when c.is_private and cm.user_id is null then 0::int8
   else rp.permissions
 end)`
 
@@ -108,6 +116,7 @@ export function accessibleChannelIdsSql(scope: AccessScope): RawBuilder<{ id: st
   const guildChannels = sql`select c.id
     from ${memberContextSql}
     join channels c on c.guild_id = gm.guild_id
+    ${channelMembershipJoinSql}
     where gm.user_id = ${userId}::uuid${guildCond}${channelCond(sql`c.id`)}${idsCond(sql`c.id`)}
       and (${channelPermissionsSql} & ${VIEW_CHANNEL}) <> 0`
 

@@ -2,7 +2,12 @@ import { type Kysely, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
 import { prepareQuery } from '../sql/prepared-query.ts'
 import { assertObject, assertOptionalUuid, assertUuid } from '../validation/validate.ts'
-import { channelPermissionsSql, guildPermissionsSql, memberContextSql } from './access-sql.ts'
+import {
+  channelMembershipJoinSql,
+  channelPermissionsSql,
+  guildPermissionsSql,
+  memberContextSql,
+} from './access-sql.ts'
 
 /** Guild-level permissions: one row, 0 when the user is not a member. */
 const guildPermissions = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
@@ -23,6 +28,7 @@ const channelPermissions = prepareQuery(
         select ${channelPermissionsSql}
         from ${memberContextSql}
         join channels c on c.id = ${p.channel_id}::uuid and c.guild_id = gm.guild_id
+        ${channelMembershipJoinSql}
         where gm.guild_id = ${p.guild_id}::uuid and gm.user_id = ${p.user_id}::uuid
       ), 0::int8)`.as('permissions'),
     ),

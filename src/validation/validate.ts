@@ -171,7 +171,10 @@ export function assertInt64(value: unknown, field: string): asserts value is big
  *
  * @throws {InvalidInputError} when it is not.
  */
-export function assertObject(value: unknown, field: string): asserts value is Record<string, unknown> {
+export function assertObject(
+  value: unknown,
+  field: string,
+): asserts value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidInputError(`${field} must be an object`, { field })
   }

@@ -46,17 +46,21 @@ describe('mapDatabaseError', () => {
   })
 
   it('maps 23503 to ForeignKeyViolationError', async () => {
-    const err = await mapped('INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now())', [
-      '01890000-0000-7000-8000-000000000000',
-      'a'.repeat(64),
-    ])
+    const err = await mapped(
+      'INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now())',
+      ['01890000-0000-7000-8000-000000000000', 'a'.repeat(64)],
+    )
     expect(err).toBeInstanceOf(ForeignKeyViolationError)
     expect(err).toMatchObject({ table: 'sessions', constraint: 'sessions_user_id_fkey' })
   })
 
   it('maps check and not-null violations to CheckViolationError', async () => {
-    expect(await mapped("INSERT INTO users (username) VALUES ('x')")).toBeInstanceOf(CheckViolationError)
-    expect(await mapped('INSERT INTO users (username) VALUES (NULL)')).toBeInstanceOf(CheckViolationError)
+    expect(await mapped("INSERT INTO users (username) VALUES ('x')")).toBeInstanceOf(
+      CheckViolationError,
+    )
+    expect(await mapped('INSERT INTO users (username) VALUES (NULL)')).toBeInstanceOf(
+      CheckViolationError,
+    )
   })
 
   it('maps class 22 to InvalidInputError without echoing the value', async () => {
@@ -85,14 +89,18 @@ describe('mapDatabaseError', () => {
   })
 
   it('maps connection errors and other SQLSTATEs', () => {
-    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), {
+      code: 'ECONNREFUSED',
+    })
     expect(mapDatabaseError(refused)).toBeInstanceOf(DatabaseUnavailableError)
     expect(mapDatabaseError(new Error('Connection terminated unexpectedly'))).toBeInstanceOf(
       DatabaseUnavailableError,
     )
     const timeout = mapDatabaseError(new Error('timeout exceeded when trying to connect'))
     expect(timeout.message).toBe('timed out acquiring a database connection from the pool')
-    const syntax = mapDatabaseError(Object.assign(new Error('syntax error at or near "x"'), { code: '42601' }))
+    const syntax = mapDatabaseError(
+      Object.assign(new Error('syntax error at or near "x"'), { code: '42601' }),
+    )
     expect(syntax).toBeInstanceOf(QueryError)
     expect((syntax as QueryError).sqlState).toBe('42601')
   })

@@ -16,7 +16,10 @@ const byIds = prepareQuery((db, p: { ids: string[] }) =>
     .orderBy('username'),
 )
 const insertUser = prepareQuery((db, p: { id: string; username: string }) =>
-  db.insertInto('users').values({ id: p.id, username: p.username, status: 'online' }).returning(['id', 'status']),
+  db
+    .insertInto('users')
+    .values({ id: p.id, username: p.username, status: 'online' })
+    .returning(['id', 'status']),
 )
 
 describe('prepareQuery', () => {

@@ -27,7 +27,7 @@ describe('resolveTestServers', () => {
   it('fails with a message that says how to fix it when neither URLs nor Docker are there', async () => {
     const attempt = resolveTestServers({ env: {}, dockerAnswers: async () => false })
     await expect(attempt).rejects.toBeInstanceOf(TestServersUnavailableError)
-    const error = await attempt.catch((e: Error) => e)
+    const error = (await attempt.catch((e: Error) => e)) as Error
     expect(error.message).toContain('TEST_DATABASE_URL and TEST_REDIS_URL are not set')
     expect(error.message).toContain('TEST_DATABASE_URL=postgres://')
     expect(error.message).toContain('TEST_REDIS_URL=redis://')
@@ -35,10 +35,10 @@ describe('resolveTestServers', () => {
   })
 
   it('names only the missing variable', async () => {
-    const error = await resolveTestServers({
+    const error = (await resolveTestServers({
       env: { TEST_DATABASE_URL: 'postgres://a@h/db' },
       dockerAnswers: async () => false,
-    }).catch((e: Error) => e)
+    }).catch((e: Error) => e)) as Error
     expect(error).toBeInstanceOf(TestServersUnavailableError)
     expect(error.message).toContain('but TEST_REDIS_URL is not set')
     expect(missingServersMessage(['TEST_REDIS_URL'])).toBe(error.message)

@@ -27,7 +27,10 @@ describe('createTestDatabase', () => {
       first,
       "INSERT INTO users (username, email) VALUES ('fixture_one', 'one@example.test');",
     )
-    await writeFile(second, "UPDATE users SET display_name = 'second ran' WHERE username = 'fixture_one';")
+    await writeFile(
+      second,
+      "UPDATE users SET display_name = 'second ran' WHERE username = 'fixture_one';",
+    )
     const started = performance.now()
     const t = await createTestDatabase({ url: testDatabaseUrl(), fixtures: [first, second] })
     const cloneMs = performance.now() - started

@@ -31,8 +31,11 @@ export async function createEmptyDatabase(): Promise<EmptyDatabase> {
   url.pathname = `/${name}`
   return {
     url: url.toString(),
-    drop: () =>
-      admin((c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`)),
+    async drop() {
+      await admin((c) =>
+        c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`),
+      )
+    },
   }
 }
 

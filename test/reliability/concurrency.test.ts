@@ -5,6 +5,8 @@
 import { describe, expect, it } from 'vitest'
 import {
   addGuildMember,
+  blockUser,
+  ConflictError,
   createMessage,
   findOrCreateDmChannel,
   listChannelMessages,
@@ -12,10 +14,12 @@ import {
   listFriends,
   listGuildMembers,
   type Message,
+  removeGuildMember,
   sendFriendRequest,
+  transferGuildOwnership,
 } from '../../src/index.ts'
 import { useTestDatabase } from '../support/database.ts'
-import { makeChannel, makeGuild, makeUser } from '../support/factories.ts'
+import { makeChannel, makeGuild, makeMember, makeUser } from '../support/factories.ts'
 
 const t = useTestDatabase({ max: 20 })
 
@@ -169,5 +173,93 @@ describe('concurrent writes', () => {
       .where('guild_id', '=', guild.id)
       .executeTakeFirstOrThrow()
     expect(Number(rows.n)).toBe(22)
+  }, 30_000)
+
+  it('transferGuildOwnership racing removeGuildMember of the new owner (20 guilds): the owner is always a member', async () => {
+    const setups = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const owner = await makeUser(t.db)
+        const heir = await makeUser(t.db)
+        const guild = await makeGuild(t.db, owner.id)
+        await makeMember(t.db, guild.id, heir.id)
+        return { guild, heir }
+      }),
+    )
+    const outcomes = await Promise.all(
+      setups.flatMap(({ guild, heir }, i) => {
+        const transfer = () =>
+          transferGuildOwnership(t.db, { guild_id: guild.id, new_owner_id: heir.id }).then(
+            (g) => ({ transfer: g.owner_id }),
+            (e: unknown) => ({ error: e }),
+          )
+        const remove = () =>
+          removeGuildMember(t.db, { guild_id: guild.id, user_id: heir.id }).then(
+            (removed) => ({ removed }),
+            (e: unknown) => ({ error: e }),
+          )
+        return i % 2 === 0 ? [transfer(), remove()] : [remove(), transfer()]
+      }),
+    )
+    for (const outcome of outcomes) {
+      if ('error' in outcome) expect(outcome.error).toBeInstanceOf(ConflictError)
+    }
+    const orphaned = await t.db
+      .selectFrom('guilds as g')
+      .select('g.id')
+      .where(
+        'g.id',
+        'in',
+        setups.map((s) => s.guild.id),
+      )
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('guild_members as m')
+              .select('m.user_id')
+              .whereRef('m.guild_id', '=', 'g.id')
+              .whereRef('m.user_id', '=', 'g.owner_id'),
+          ),
+        ),
+      )
+      .execute()
+    expect(orphaned).toEqual([])
+  }, 30_000)
+
+  it('a block racing crossing friend requests (20 triples): only the block remains, every refusal is ConflictError', async () => {
+    const pairs = await Promise.all(
+      Array.from({ length: 20 }, async () => [await makeUser(t.db), await makeUser(t.db)] as const),
+    )
+    const outcomes = await Promise.all(
+      pairs.flatMap(([a, b], i) => {
+        const calls = [
+          () => sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: b.id }),
+          () => sendFriendRequest(t.db, { from_user_id: b.id, to_user_id: a.id }),
+          () => blockUser(t.db, { user_id: a.id, blocked_user_id: b.id }),
+        ]
+        const order = i % 3 === 0 ? [2, 0, 1] : i % 3 === 1 ? [0, 2, 1] : [0, 1, 2]
+        return order.map((k) =>
+          calls[k]!().then(
+            () => undefined,
+            (e: unknown) => e,
+          ),
+        )
+      }),
+    )
+    for (const error of outcomes.filter((e) => e !== undefined)) {
+      expect(error).toBeInstanceOf(ConflictError)
+    }
+    for (const [a, b] of pairs) {
+      const rows = await t.db
+        .selectFrom('friendships')
+        .select(['user_id', 'friend_id', 'status'])
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('user_id', '=', a.id), eb('friend_id', '=', b.id)]),
+            eb.and([eb('user_id', '=', b.id), eb('friend_id', '=', a.id)]),
+          ]),
+        )
+        .execute()
+      expect(rows).toEqual([{ user_id: a.id, friend_id: b.id, status: 'blocked' }])
+    }
   }, 30_000)
 })

@@ -13,6 +13,8 @@ import { DatabaseUnavailableError, GuildstoreError } from '../../src/errors/inde
 import { newId } from '../../src/ids/new-id.ts'
 import { runMigrations } from '../../src/migrations/index.ts'
 import { createPool } from '../../src/pool/create-pool.ts'
+import { findOrCreateDmChannel } from '../../src/repositories/dms.ts'
+import { sendFriendRequest } from '../../src/repositories/friendships.ts'
 import { createGuild } from '../../src/repositories/guilds.ts'
 import { createMessage } from '../../src/repositories/messages.ts'
 import { createUser } from '../../src/repositories/users.ts'
@@ -74,6 +76,8 @@ describe('PostgreSQL stopped and started under a write loop', () => {
         users: [] as string[],
         guilds: [] as string[],
         messages: [] as string[],
+        dms: [] as string[],
+        friendPairs: [] as [string, string][],
       }
       const failures: unknown[] = []
       const successesAfterRestart = [0, 0, 0]
@@ -97,6 +101,7 @@ describe('PostgreSQL stopped and started under a write loop', () => {
       }
       const worker = async (w: number) => {
         // Bounded: at most 2 000 iterations per worker, and the phases below end it.
+        let previous: string | undefined
         for (let i = 0; i < 2000 && !stopWorkers; i++) {
           const user = await call(() => createUser(db, { username: `w${w}_${newId().slice(-12)}` }))
           if (user) acknowledged.users.push(user.id)
@@ -111,6 +116,24 @@ describe('PostgreSQL stopped and started under a write loop', () => {
             }),
           )
           if (message) acknowledged.messages.push(message.id)
+          // Multi-statement transactions: crossing friend requests (→ accepted) and a DM.
+          if (user && previous) {
+            const other = previous
+            const sent = await call(() =>
+              sendFriendRequest(db, { from_user_id: other, to_user_id: user.id }),
+            )
+            if (sent) {
+              const back = await call(() =>
+                sendFriendRequest(db, { from_user_id: user.id, to_user_id: other }),
+              )
+              if (back?.status === 'accepted') acknowledged.friendPairs.push([user.id, other])
+            }
+            const dm = await call(() =>
+              findOrCreateDmChannel(db, { user_id: user.id, other_user_id: other }),
+            )
+            if (dm) acknowledged.dms.push(dm.channel.id)
+          }
+          if (user) previous = user.id
         }
       }
       const workers = Array.from({ length: 4 }, (_, w) => worker(w))
@@ -125,14 +148,14 @@ describe('PostgreSQL stopped and started under a write loop', () => {
         )
       }
       try {
-        await upUntilSuccesses(30)
+        await upUntilSuccesses(80)
         for (const mode of ['fast', 'immediate'] as const) {
           phase = 'down'
           await server!.stop(mode)
           await sleep(500)
           await server!.start()
           restarts++
-          await upUntilSuccesses(30)
+          await upUntilSuccesses(80)
         }
       } finally {
         stopWorkers = true
@@ -146,12 +169,12 @@ describe('PostgreSQL stopped and started under a write loop', () => {
       }
       expect(failures.length).toBeGreaterThan(0)
       // Calls succeeded again after each restart, on the same pool.
-      expect(successesAfterRestart[1]).toBeGreaterThanOrEqual(30)
-      expect(successesAfterRestart[2]).toBeGreaterThanOrEqual(30)
+      expect(successesAfterRestart[1]).toBeGreaterThanOrEqual(80)
+      expect(successesAfterRestart[2]).toBeGreaterThanOrEqual(80)
       expect(crashes.errors).toEqual([])
 
       // Nothing acknowledged was lost.
-      const count = async (table: 'users' | 'guilds' | 'messages', ids: string[]) =>
+      const count = async (table: 'users' | 'guilds' | 'messages' | 'dm_channels', ids: string[]) =>
         Number(
           (
             await db
@@ -173,6 +196,40 @@ describe('PostgreSQL stopped and started under a write loop', () => {
         db,
       )
       expect(broken.rows).toEqual([])
+      // No half-made DM: every pair row has its dm channel and both participants, and back.
+      const brokenDms = await sql<{ id: string }>`
+        select d.id from dm_channels d
+         where not exists (select 1 from channels c where c.id = d.id and c.type = 'dm')
+            or (select count(*) from dm_participants p
+                 where p.channel_id = d.id and p.user_id in (d.user_a, d.user_b)) <> 2
+        union all
+        select c.id from channels c
+         where c.type = 'dm' and not exists (select 1 from dm_channels d where d.id = c.id)`.execute(
+        db,
+      )
+      expect(brokenDms.rows).toEqual([])
+      expect(await count('dm_channels', acknowledged.dms)).toBe(new Set(acknowledged.dms).size)
+      // No half-made friendship: an accepted row always has its mirror.
+      const halfFriends = await sql<{ user_id: string }>`
+        select f.user_id from friendships f
+         where f.status = 'accepted'
+           and not exists (select 1 from friendships g
+                            where g.user_id = f.friend_id and g.friend_id = f.user_id
+                              and g.status = 'accepted')`.execute(db)
+      expect(halfFriends.rows).toEqual([])
+      for (const [a, b] of acknowledged.friendPairs) {
+        const rows = await db
+          .selectFrom('friendships')
+          .select('status')
+          .where((eb) =>
+            eb.or([
+              eb.and([eb('user_id', '=', a), eb('friend_id', '=', b)]),
+              eb.and([eb('user_id', '=', b), eb('friend_id', '=', a)]),
+            ]),
+          )
+          .execute()
+        expect(rows.map((r) => r.status)).toEqual(['accepted', 'accepted'])
+      }
       // And no membership or role of a guild that does not exist (FKs, but check anyway).
       const orphans = await sql<{ n: string }>`
         select count(*) as n from roles r where not exists (select 1 from guilds g where g.id = r.guild_id)`.execute(
@@ -182,7 +239,7 @@ describe('PostgreSQL stopped and started under a write loop', () => {
 
       console.info(
         `[reliability] postgres restart: 2 restarts (fast, immediate), ${attempts} calls, ${failures.length} failed typed, ` +
-          `${acknowledged.users.length + acknowledged.guilds.length + acknowledged.messages.length} acknowledged writes all present`,
+          `${acknowledged.users.length + acknowledged.guilds.length + acknowledged.messages.length + acknowledged.dms.length + 2 * acknowledged.friendPairs.length} acknowledged writes all present`,
       )
     } finally {
       crashes.stop()

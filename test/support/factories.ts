@@ -6,7 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { Insertable, Kysely } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
-import { hashToken, newId } from '../../src/index.ts'
+import { DEFAULT_PERMISSIONS, hashToken, newId } from '../../src/index.ts'
 
 const rand = (n = 6) => randomBytes(n).toString('hex')
 
@@ -66,7 +66,7 @@ export async function makeGuild(
       id: newId(),
       guild_id: guild.id,
       name: '@everyone',
-      permissions: 0b1100_0000_0011n, // VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY-ish; tests set their own
+      permissions: DEFAULT_PERMISSIONS,
       position: 0,
       is_default: true,
     })
