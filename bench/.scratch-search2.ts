@@ -1,12 +1,23 @@
-import { captureSql } from './capture.ts'
+import { accessibleChannelIdsSql } from '../src/permissions/access-sql.ts'
 import { createPool } from '../src/pool/create-pool.ts'
 import { searchMessages } from '../src/repositories/search.ts'
-import { accessibleChannelIdsSql } from '../src/permissions/access-sql.ts'
+import { captureSql } from './capture.ts'
+
 const url = 'postgres://postgres@127.0.0.1:5432/guildstore_bench'
 const pool = createPool({ connectionString: url, max: 2 })
 const info = (await pool.query('select info from bench.meta')).rows[0].info
-const qs = ['deploy', 'xylophone', 'coffee pizza', '"merge branch"', 'database -cache', 'quokka or narwhal', 'the']
-const cap0 = await captureSql(pool, (db) => searchMessages(db, { user_id: info.member_id, query: 'x', limit: 25 }))
+const qs = [
+  'deploy',
+  'xylophone',
+  'coffee pizza',
+  '"merge branch"',
+  'database -cache',
+  'quokka or narwhal',
+  'the',
+]
+const cap0 = await captureSql(pool, (db) =>
+  searchMessages(db, { user_id: info.member_id, query: 'x', limit: 25 }),
+)
 const sql0 = cap0[0]!.sql
 console.log(sql0)
 // variant: accessible ids first, then array param
@@ -22,9 +33,24 @@ for (const q of qs) {
   const t2 = performance.now()
   let plan = ''
   for (let i = 0; i < 5; i++) {
-    const ids = (await pool.query(`select array(${accSql.replace(/\$(\d+)/g, (_, n) => `$${Number(n) - 1}`)}) as ids`, p0.slice(1, -2))).rows[0].ids
+    const ids = (
+      await pool.query(
+        `select array(${accSql.replace(/\$(\d+)/g, (_, n) => `$${Number(n) - 1}`)}) as ids`,
+        p0.slice(1, -2),
+      )
+    ).rows[0].ids
     await pool.query(variant, [q, ids, 'ffffffff-ffff-ffff-ffff-ffffffffffff', 25])
-    if (i === 4) plan = (await pool.query('explain (analyze) ' + variant, [q, ids, 'ffffffff-ffff-ffff-ffff-ffffffffffff', 25])).rows.map((r) => r['QUERY PLAN']).join('\n')
+    if (i === 4)
+      plan = (
+        await pool.query('explain (analyze) ' + variant, [
+          q,
+          ids,
+          'ffffffff-ffff-ffff-ffff-ffffffffffff',
+          25,
+        ])
+      ).rows
+        .map((r) => r['QUERY PLAN'])
+        .join('\n')
   }
   const b = (performance.now() - t2) / 5
   console.log(`${q}: current ${a.toFixed(1)} ms; two-step ${b.toFixed(1)} ms`)

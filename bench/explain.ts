@@ -13,7 +13,9 @@ function literal(v: unknown): string {
   if (typeof v === 'boolean') return v ? 'true' : 'false'
   if (v instanceof Date) return quote(v.toISOString())
   if (Array.isArray(v)) {
-    return quote(`{${v.map((x) => (x === null ? 'NULL' : `"${String(x).replace(/["\\]/g, '\\$&')}"`)).join(',')}}`)
+    return quote(
+      `{${v.map((x) => (x === null ? 'NULL' : `"${String(x).replace(/["\\]/g, '\\$&')}"`)).join(',')}}`,
+    )
   }
   return quote(String(v))
 }

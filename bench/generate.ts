@@ -379,8 +379,9 @@ async function build(c1: pg.Client, c2: pg.Client, p: DatasetParams, start: numb
     insert into bench.mc select -1 - idx, id, null, null, a_idx, b_idx from bench.dm;
     alter table bench.mc add primary key (key);
     analyze bench.mc; analyze bench.u; analyze bench.content;`)
-  const T = (await c1.query<{ n: number }>('select count(*)::int as n from bench.mc where key >= 0'))
-    .rows[0]!.n
+  const T = (
+    await c1.query<{ n: number }>('select count(*)::int as n from bench.mc where key >= 0')
+  ).rows[0]!.n
 
   // Load messages with only the table, then build the indexes and foreign keys.
   const indexes = await c1.query<{ indexname: string; indexdef: string }>(

@@ -18,17 +18,24 @@ const rawPool = new pg.Pool({ connectionString: url, max: 4, types: guildstoreTy
 const db = createDb(mk())
 const dbFast = createDbFast(mk())
 // a small channel: the page is cheap, so client-side overhead dominates
-const small = (await rawPool.query(`select channel_id from messages group by 1 having count(*) between 60 and 200 limit 1`)).rows[0].channel_id
+const small = (
+  await rawPool.query(
+    `select channel_id from messages group by 1 having count(*) between 60 and 200 limit 1`,
+  )
+).rows[0].channel_id
 const limit = Number(process.argv.find((a) => a.startsWith('--limit='))?.slice(8) ?? 50)
 const [cap] = await captureSql(mk(), (d) => listChannelMessages(d, small, { limit }))
 const variants: Record<string, () => Promise<unknown>> = {
-  'raw pg pool.query (named)': () => rawPool.query({ name: 'ovh', text: cap!.sql, values: [small, limit] }),
+  'raw pg pool.query (named)': () =>
+    rawPool.query({ name: 'ovh', text: cap!.sql, values: [small, limit] }),
   'guildstore (createDb, Proxy wrapper)': () => listChannelMessages(db, small, { limit }),
   'guildstore on prototype wrapper': () => listChannelMessages(dbFast, small, { limit }),
 }
 const N = Number(process.argv.find((a) => a.startsWith('--n='))?.slice(4) ?? 3000)
 const blocks = 8
-const times: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]))
+const times: Record<string, number[]> = Object.fromEntries(
+  Object.keys(variants).map((k) => [k, []]),
+)
 for (const fn of Object.values(variants)) for (let i = 0; i < 500; i++) await fn()
 for (let b = 0; b < blocks; b++) {
   const keys = Object.keys(variants)
@@ -44,6 +51,8 @@ const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 const base = med(times['raw pg pool.query (named)']!)
 console.log(`page limit ${limit}, ${N} calls × ${blocks} blocks, median µs/call:`)
 for (const [k, xs] of Object.entries(times)) {
-  console.log(`  ${k.padEnd(40)} ${med(xs).toFixed(1)} µs  (${(base / med(xs)).toFixed(3)}× raw throughput)`)
+  console.log(
+    `  ${k.padEnd(40)} ${med(xs).toFixed(1)} µs  (${(base / med(xs)).toFixed(3)}× raw throughput)`,
+  )
 }
 await Promise.all([db.destroy(), dbFast.destroy(), rawPool.end()])

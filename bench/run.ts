@@ -50,9 +50,23 @@ const data = await ensureDataset({ params, rebuild })
 const url = data.url
 
 // Three pools of equal size, one per contender; the same int8 → bigint parsers.
-const gsPool = createPool({ connectionString: url, max: POOL_MAX, application_name: 'bench-guildstore' })
-const rawPool = new pg.Pool({ connectionString: url, max: POOL_MAX, types: guildstoreTypeParsers, application_name: 'bench-raw' })
-const dzPool = new pg.Pool({ connectionString: url, max: POOL_MAX, types: guildstoreTypeParsers, application_name: 'bench-drizzle' })
+const gsPool = createPool({
+  connectionString: url,
+  max: POOL_MAX,
+  application_name: 'bench-guildstore',
+})
+const rawPool = new pg.Pool({
+  connectionString: url,
+  max: POOL_MAX,
+  types: guildstoreTypeParsers,
+  application_name: 'bench-raw',
+})
+const dzPool = new pg.Pool({
+  connectionString: url,
+  max: POOL_MAX,
+  types: guildstoreTypeParsers,
+  application_name: 'bench-drizzle',
+})
 const capturePool = createPool({ connectionString: url, max: 2 })
 for (const p of [rawPool, dzPool]) p.on('error', () => {})
 const db = createDb(gsPool)
@@ -103,8 +117,18 @@ const partners = (
     [data.dm_user_id],
   )
 ).rows.map((r) => r.other)
-const SEARCHES = ['deploy', 'xylophone', 'coffee pizza', '"merge branch"', 'database -cache', 'quokka or narwhal']
-const CONTENTS = Array.from({ length: 97 }, (_, k) => `bench message ${k}: the deploy went fine, coffee later?`)
+const SEARCHES = [
+  'deploy',
+  'xylophone',
+  'coffee pizza',
+  '"merge branch"',
+  'database -cache',
+  'quokka or narwhal',
+]
+const CONTENTS = Array.from(
+  { length: 97 },
+  (_, k) => `bench message ${k}: the deploy went fine, coffee later?`,
+)
 
 const at = <T>(list: readonly T[], i: number) => list[i % list.length] as T
 
@@ -166,7 +190,12 @@ async function prepare<A extends Record<string, unknown>>(def: Def<A>): Promise<
     contenders,
   }
   if (def.note) scenario.note = def.note
-  return { scenario, raw, explainParams: raw.probe, def: def as unknown as Def<Record<string, unknown>> }
+  return {
+    scenario,
+    raw,
+    explainParams: raw.probe,
+    def: def as unknown as Def<Record<string, unknown>>,
+  }
 }
 
 // guildstore functions take the executor; `current` lets the capture use a logging one.
@@ -192,7 +221,10 @@ const defs: Array<Def<Record<string, unknown>>> = [
     iterations: 2000,
     args: (i) => ({ channel_id: busiest, before: at(cursors50, i), limit: 50 }),
     guildstore: (a) =>
-      listChannelMessages(current, a.channel_id as string, { before: a.before as string, limit: 50 }),
+      listChannelMessages(current, a.channel_id as string, {
+        before: a.before as string,
+        limit: 50,
+      }),
     drizzle: (a) => dz.listBefore(ddb, a.channel_id as string, a.before as string, 50),
   },
   {
@@ -200,7 +232,10 @@ const defs: Array<Def<Record<string, unknown>>> = [
     iterations: 2000,
     args: (i) => ({ channel_id: busiest, before: at(cursors90, i), limit: 50 }),
     guildstore: (a) =>
-      listChannelMessages(current, a.channel_id as string, { before: a.before as string, limit: 50 }),
+      listChannelMessages(current, a.channel_id as string, {
+        before: a.before as string,
+        limit: 50,
+      }),
     drizzle: (a) => dz.listBefore(ddb, a.channel_id as string, a.before as string, 50),
   },
   {
@@ -216,7 +251,11 @@ const defs: Array<Def<Record<string, unknown>>> = [
     iterations: 2000,
     write: true,
     freshIds: true,
-    args: (i) => ({ channel_id: data.write_channel_id, author_id: data.member_id, content: at(CONTENTS, i) }),
+    args: (i) => ({
+      channel_id: data.write_channel_id,
+      author_id: data.member_id,
+      content: at(CONTENTS, i),
+    }),
     guildstore: (a) =>
       createMessage(current, {
         channel_id: a.channel_id as string,
@@ -236,7 +275,11 @@ const defs: Array<Def<Record<string, unknown>>> = [
     iterations: 4000,
     write: true,
     freshIds: true,
-    args: (i) => ({ channel_id: data.write_channel_id, author_id: data.member_id, content: at(CONTENTS, i) }),
+    args: (i) => ({
+      channel_id: data.write_channel_id,
+      author_id: data.member_id,
+      content: at(CONTENTS, i),
+    }),
     guildstore: (a) =>
       createMessage(current, {
         channel_id: a.channel_id as string,
@@ -273,7 +316,11 @@ const defs: Array<Def<Record<string, unknown>>> = [
     unnamed: true,
     args: (i) => ({ user_id: data.member_id, query: at(SEARCHES, i), limit: 25 }),
     guildstore: (a) =>
-      searchMessages(current, { user_id: a.user_id as string, query: a.query as string, limit: 25 }),
+      searchMessages(current, {
+        user_id: a.user_id as string,
+        query: a.query as string,
+        limit: 25,
+      }),
     drizzle: (a) =>
       dz.searchMessages(ddb, { user_id: a.user_id as string, query: a.query as string, limit: 25 }),
     note: 'guildstore sends this statement unnamed (planned per call, on purpose); raw pg runs it as a named prepared statement.',
@@ -292,7 +339,12 @@ const defs: Array<Def<Record<string, unknown>>> = [
     args: (i) => {
       const other = at(partners, i)
       const me = data.dm_user_id
-      return { user_id: me, other_user_id: other, a: me < other ? me : other, b: me < other ? other : me }
+      return {
+        user_id: me,
+        other_user_id: other,
+        a: me < other ? me : other,
+        b: me < other ? other : me,
+      }
     },
     rawArgs: (a) => ({ a: a.a, b: a.b }),
     guildstore: (a) =>
@@ -330,16 +382,26 @@ if (keyset && newest) {
   const contenders: Contender[] = [
     {
       name: 'keyset (before)',
-      run: (i) => runRaw(rawPool, keyset.raw, { channel_id: busiest, before: at(cursors90, i), limit: 50 }),
+      run: (i) =>
+        runRaw(rawPool, keyset.raw, { channel_id: busiest, before: at(cursors90, i), limit: 50 }),
     },
     {
       name: 'OFFSET',
       run: (i) =>
-        rawPool.query({ name: 'bench_offset', text: offsetSql, values: [busiest, 50, offsetAt + (i % 64) * 37] }),
+        rawPool.query({
+          name: 'bench_offset',
+          text: offsetSql,
+          values: [busiest, 50, offsetAt + (i % 64) * 37],
+        }),
     },
   ]
   offsetResult = await measure(
-    { name: `page at 90% depth (offset ${offsetAt}): keyset vs OFFSET, raw pg`, concurrency: 1, iterations: iters(30), contenders },
+    {
+      name: `page at 90% depth (offset ${offsetAt}): keyset vs OFFSET, raw pg`,
+      concurrency: 1,
+      iterations: iters(30),
+      contenders,
+    },
     { rounds: 3, warmup: 5, progress: log },
   )
   explains.push({
@@ -374,7 +436,11 @@ if (existsSync(redisBench) && !only) {
     child.stdout.on('data', (d) => {
       out += d
     })
-    child.on('close', (code) => resolve(code === 0 ? out.trim() : `${out.trim()}\n\n(bench/redis-limiter.ts exited with ${code})`))
+    child.on('close', (code) =>
+      resolve(
+        code === 0 ? out.trim() : `${out.trim()}\n\n(bench/redis-limiter.ts exited with ${code})`,
+      ),
+    )
   })
 }
 
@@ -408,7 +474,9 @@ function offsetTable(r: ScenarioResult): string {
   return [
     '| query (raw pg, prepared) | ops/s | p50 ms | p95 ms | p99 ms |',
     '|---|---:|---:|---:|---:|',
-    ...r.contenders.map((c) => `| ${c.name} | ${f1(c.opsPerSec)} | ${f1(c.p50)} | ${f1(c.p95)} | ${f1(c.p99)} |`),
+    ...r.contenders.map(
+      (c) => `| ${c.name} | ${f1(c.opsPerSec)} | ${f1(c.p50)} | ${f1(c.p95)} | ${f1(c.p99)} |`,
+    ),
     '',
     `Keyset is ${(k.opsPerSec / o.opsPerSec).toFixed(0)}× the throughput of OFFSET at this depth: OFFSET reads and discards every row above the page.`,
   ].join('\n')
@@ -445,7 +513,9 @@ const table = resultsTable(results)
 console.log(`\n${table}\n`)
 if (offsetResult) console.log(`${offsetTable(offsetResult)}\n`)
 console.log(`${targets(results)}\n`)
-console.log(`peak RSS of the bench process: ${maxRssMiB.toFixed(0)} MiB; scenarios ${scenarioSeconds.toFixed(0)} s; total ${totalSeconds.toFixed(0)} s`)
+console.log(
+  `peak RSS of the bench process: ${maxRssMiB.toFixed(0)} MiB; scenarios ${scenarioSeconds.toFixed(0)} s; total ${totalSeconds.toFixed(0)} s`,
+)
 if (flag('--explain')) {
   for (const e of explains) console.log(`\n### ${e.name}\n\n${e.plan}`)
 }
@@ -467,15 +537,23 @@ the same machine, so the bench process and the server share the CPU: treat diffe
 | OS | ${sys.os} |
 | Node.js | ${sys.node} |
 | PostgreSQL | ${sys.postgres} |
-| PostgreSQL settings | ${Object.entries(sys.postgresSettings).map(([k, v]) => `${k}=${v}`).join(', ')} |
+| PostgreSQL settings | ${Object.entries(sys.postgresSettings)
+  .map(([k, v]) => `${k}=${v}`)
+  .join(', ')} |
 | Redis | ${sys.redis} |
-| packages | ${Object.entries(sys.packages).map(([k, v]) => `${k} ${v}`).join(', ')} |
+| packages | ${Object.entries(sys.packages)
+  .map(([k, v]) => `${k} ${v}`)
+  .join(', ')} |
 
 ## Data set
 
 Database \`guildstore_bench\`, built by bench/generate.ts in ${data.buildSeconds.toFixed(0)} s${data.reused ? ' (reused by this run)' : ''}:
-${Object.entries(data.counts).map(([k, v]) => `${k} ${v.toLocaleString('en')}`).join(', ')}.
-Sizes: ${Object.entries(data.tableSizes).map(([k, v]) => `${k} ${v}`).join(', ')}.
+${Object.entries(data.counts)
+  .map(([k, v]) => `${k} ${v.toLocaleString('en')}`)
+  .join(', ')}.
+Sizes: ${Object.entries(data.tableSizes)
+  .map(([k, v]) => `${k} ${v}`)
+  .join(', ')}.
 
 - Messages: UUIDv7 ids made in SQL from a synthetic, strictly increasing millisecond timeline (one
   year), so id order = created_at order; 1% soft-deleted, 3% edited, 1% replies; 5% in DMs.
@@ -510,7 +588,10 @@ with drizzle-orm's query builder per call (bench/drizzle-queries.ts).
 
 ${table}
 
-${results.filter((r) => r.note).map((r) => `- ${r.name}: ${r.note}`).join('\n')}
+${results
+  .filter((r) => r.note)
+  .map((r) => `- ${r.name}: ${r.note}`)
+  .join('\n')}
 
 ### Keyset vs OFFSET
 

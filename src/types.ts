@@ -15,7 +15,26 @@ import type {
   Users,
 } from '../codegen/db.ts'
 
-export type { ChannelType, DB, FriendshipStatus, UserStatus } from '../codegen/db.ts'
+export type {
+  ChannelMembers,
+  Channels,
+  ChannelType,
+  DB,
+  DmChannels,
+  DmParticipants,
+  FriendshipStatus,
+  Friendships,
+  GuildMembers,
+  Guilds,
+  MemberRoles,
+  MessageAttachments,
+  Messages,
+  Roles,
+  Sessions,
+  Timestamp,
+  UserStatus,
+  Users,
+} from '../codegen/db.ts'
 
 /** A user as every user-returning function returns it: never `password_hash` or `mfa_secret`. */
 export type User = Omit<Selectable<Users>, 'password_hash' | 'mfa_secret'>

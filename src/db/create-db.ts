@@ -95,14 +95,18 @@ export function createDb(pool: pg.Pool, options: CreateDbOptions = {}): Kysely<D
     ...(log
       ? {
           log(event: LogEvent) {
-            const entry: QueryLogEntry = {
-              level: event.level,
-              sql: event.query.sql,
-              durationMs: event.queryDurationMillis,
+            try {
+              const entry: QueryLogEntry = {
+                level: event.level,
+                sql: event.query.sql,
+                durationMs: event.queryDurationMillis,
+              }
+              if (logParameters) entry.parameters = event.query.parameters
+              if (event.level === 'error') entry.error = mapDatabaseError(event.error)
+              log(entry)
+            } catch {
+              // A failing log hook never fails (or changes the error of) the query.
             }
-            if (logParameters) entry.parameters = event.query.parameters
-            if (event.level === 'error') entry.error = mapDatabaseError(event.error)
-            log(entry)
           },
         }
       : {}),

@@ -106,6 +106,11 @@ export async function runMigrations(
   } catch (err) {
     throw mapDatabaseError(err)
   }
+  // The client stays checked out for the whole run, where the pool does not listen
+  // for its errors: a connection lost between two queries (e.g. while polling the
+  // lock) would be an unhandled 'error' event. The next query fails instead, and the
+  // client is never reused (released with an error below).
+  client.on('error', () => {})
   let locked = false
   let broken: Error | undefined
   try {

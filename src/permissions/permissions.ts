@@ -43,11 +43,9 @@ const FLAGS = {
  * await createRole(db, { guild_id, name: 'mod', permissions: Permissions.MANAGE_MESSAGES | Permissions.KICK_MEMBERS })
  * ```
  */
-export const Permissions: typeof FLAGS & {
-  /** Every flag, OR'd: what the owner and administrators have. */
-  readonly ALL: bigint
-} = Object.freeze({
+export const Permissions = Object.freeze({
   ...FLAGS,
+  /** Every flag, OR'd: what the owner and administrators have. */
   ALL: Object.values(FLAGS).reduce((all, flag) => all | flag, 0n),
 })
 

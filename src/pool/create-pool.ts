@@ -2,6 +2,9 @@ import pg from 'pg'
 
 const INT8_OID = 20
 
+/** The connection error of a checked-out client: its query reports it; see {@link createPool}. */
+const ignoreCheckedOutClientError = (): void => {}
+
 /** Options of {@link createPool}: every `pg.PoolConfig` field, plus an idle-error hook. */
 export interface PoolOptions extends pg.PoolConfig {
   /**
@@ -48,6 +51,13 @@ export function createPool(options: PoolOptions = {}): pg.Pool {
   })
   pool.on('error', (error) => {
     onIdleError?.(error)
+  })
+  // pg-pool listens for errors of idle clients only. A checked-out client (mid-query
+  // or mid-transaction) whose connection dies emits 'error' with no listener, which
+  // would crash the host. The failure still reaches the pending (or next) query as a
+  // rejection (mapped to DatabaseUnavailableError) and the pool discards the client.
+  pool.on('connect', (client) => {
+    client.on('error', ignoreCheckedOutClientError)
   })
   return pool
 }

@@ -71,7 +71,15 @@ function toWire(
     path.push(key)
     const item = toWire((value as Record<string, unknown>)[key], path, revive, depth + 1)
     path.pop()
-    if (item !== undefined) out[key] = item
+    // defineProperty: a `__proto__` key stays an own field instead of setting the prototype.
+    if (item !== undefined) {
+      Object.defineProperty(out, key, {
+        value: item,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    }
   }
   return out
 }

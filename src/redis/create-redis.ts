@@ -73,8 +73,19 @@ export function createRedis(options: string | RedisOptions = {}): Redis {
   }
   if (namespace !== undefined) ioOptions[NAMESPACE_OPTION] = namespace
   const redis = target === undefined ? new Redis(ioOptions) : new Redis(target, ioOptions)
+  return withErrorListener(redis, onError)
+}
+
+/**
+ * Attaches the `'error'` listener, also to every `duplicate()` (the documented
+ * pub/sub connection): ioredis copies options to a duplicate, not listeners.
+ */
+function withErrorListener(redis: Redis, onError: ((error: Error) => void) | undefined): Redis {
   redis.on('error', (error: Error) => {
     onError?.(error)
   })
+  const duplicate = redis.duplicate.bind(redis)
+  redis.duplicate = (override?: Partial<IORedisOptions>) =>
+    withErrorListener(duplicate(override), onError)
   return redis
 }

@@ -28,6 +28,12 @@ export function assertKeyPart(
   if (value.includes('\0')) {
     throw new InvalidInputError(`${field} must not contain a NUL byte`, { field })
   }
+  // A lone surrogate is sent as U+FFFD: two different strings would share one key.
+  if (!value.isWellFormed()) {
+    throw new InvalidInputError(`${field} must be well-formed Unicode (no lone surrogates)`, {
+      field,
+    })
+  }
 }
 
 /**

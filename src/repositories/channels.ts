@@ -25,7 +25,8 @@ const TOPIC = { min: 0, max: 1024 } as const
 /** Largest `integer` (channels.position is `integer`, CHECK ≥ 0). */
 const MAX_POSITION = 2_147_483_647
 /** The channel types a caller may create; `'dm'` channels are made by the DM functions. */
-const GUILD_CHANNEL_TYPES = ['text', 'voice'] as const
+/** The channel types a guild channel can have (`'dm'` is internal to DMs). */
+export const GUILD_CHANNEL_TYPES = ['text', 'voice'] as const
 
 /** A guild channel's type. */
 export type GuildChannelType = (typeof GUILD_CHANNEL_TYPES)[number]

@@ -117,6 +117,7 @@ async function buildTemplate(url: string, directory: string): Promise<string> {
       if (rows.length > 0) await admin.query(`DROP DATABASE ${quoteIdent(name)} WITH (FORCE)`)
       await admin.query(`CREATE DATABASE ${quoteIdent(name)}`)
       const pool = new pg.Pool({ connectionString: withDatabase(url, name), max: 1 })
+      pool.on('error', () => {}) // an idle connection's error must not crash the host
       try {
         await runMigrations(pool, { directory })
       } finally {

@@ -23,7 +23,14 @@ import { join } from 'node:path'
 import ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { testDatabaseUrl } from '../support/env.ts'
-import { createEmptyDatabase, describeRun, type EmptyDatabase, repoRoot, run } from './support.ts'
+import {
+  createEmptyDatabase,
+  describeRun,
+  type EmptyDatabase,
+  quickstartBlock,
+  repoRoot,
+  run,
+} from './support.ts'
 
 const here = join(repoRoot, 'test', 'package', 'consumer')
 const manifest = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as {
@@ -185,9 +192,7 @@ describe('the packed package, installed into an empty project', () => {
       `${importEverything('guildstore', names, runtime)}\n${importEverything('guildstore/testing', testingNames, runtimeTesting)}\n`,
     )
     await copyFile(join(here, 'api-usage.ts.txt'), join(app, 'api-usage.ts'))
-    const quickstart = join(repoRoot, 'docs', 'quickstart.md')
-    const block = /^```ts\n([\s\S]*?)^```$/m.exec(await readFile(quickstart, 'utf8'))?.[1]
-    expect(block).toBeTruthy()
+    const { code: block } = quickstartBlock()
     await writeFile(join(app, 'quickstart.ts'), `${block}\nexport {}\n`)
     await writeFile(
       join(app, 'tsconfig.json'),

@@ -105,3 +105,21 @@ describe('createDb({ log })', () => {
     expect(quiet.entries[0]?.sql).toBe('select $1::text as x')
   })
 })
+
+describe('a failing log hook', () => {
+  it('never fails a query nor changes its error', async () => {
+    const db = createDb(createPool({ connectionString: t.url, max: 1 }), {
+      log: () => {
+        throw new Error('logger broke')
+      },
+    })
+    try {
+      const user = await createUser(db, { username: `hook_${randomBytes(4).toString('hex')}` })
+      expect(user.id).toBeTypeOf('string')
+      await expect(sql`SELECT 1/0`.execute(db)).rejects.toThrow(/division by zero/)
+      await expect(findUserByUsername(db, 'x')).rejects.toBeInstanceOf(InvalidInputError)
+    } finally {
+      await db.destroy()
+    }
+  })
+})

@@ -1,29 +1,16 @@
-import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createEmptyDatabase, describeRun, type EmptyDatabase, repoRoot, run } from './support.ts'
-
-/**
- * The README's quickstart, run as written against a blank database. The block
- * is the first ```ts fence under "## Quickstart" in README.md, else in
- * docs/quickstart.md (its source until the README carries it).
- */
-function quickstartBlock(): { code: string; source: string } {
-  for (const file of ['README.md', 'docs/quickstart.md']) {
-    const path = join(repoRoot, file)
-    if (!existsSync(path)) continue
-    const text = readFileSync(path, 'utf8')
-    const heading = /^## Quickstart\s*$/m.exec(text)
-    if (!heading) continue
-    const section = text.slice(heading.index + heading[0].length).split(/^## /m)[0] ?? ''
-    const block = /^```ts\n([\s\S]*?)^```$/m.exec(section)
-    if (block?.[1]) return { code: block[1], source: file }
-  }
-  throw new Error('no ```ts block under "## Quickstart" in README.md or docs/quickstart.md')
-}
+import {
+  createEmptyDatabase,
+  describeRun,
+  type EmptyDatabase,
+  quickstartBlock,
+  repoRoot,
+  run,
+} from './support.ts'
 
 describe('README quickstart', () => {
   const { code, source } = quickstartBlock()

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import pg from 'pg'
 import { testDatabaseUrl } from '../support/env.ts'
@@ -84,3 +85,21 @@ export function run(
 /** A readable summary of a failed child, for assertion messages. */
 export const describeRun = (r: RunResult): string =>
   `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`
+
+/**
+ * The README's quickstart, run as written against a blank database. The block
+ * is the first ```ts fence under "## Quickstart" in README.md.
+ */
+export function quickstartBlock(): { code: string; source: string } {
+  for (const file of ['README.md']) {
+    const path = join(repoRoot, file)
+    if (!existsSync(path)) continue
+    const text = readFileSync(path, 'utf8')
+    const heading = /^## Quickstart\s*$/m.exec(text)
+    if (!heading) continue
+    const section = text.slice(heading.index + heading[0].length).split(/^## /m)[0] ?? ''
+    const block = /^```ts\n([\s\S]*?)^```$/m.exec(section)
+    if (block?.[1]) return { code: block[1], source: file }
+  }
+  throw new Error('no ```ts block under "## Quickstart" in README.md')
+}

@@ -644,6 +644,109 @@ describe('hostile input through every public function', () => {
     expect(Object.keys(tried).length).toBeGreaterThanOrEqual(60)
   }, 120_000)
 
+  it('hostile numbers, bigints and dates (limits, positions, sizes, permissions, expiries): typed refusal or accepted, never raw', async () => {
+    const NUMBERS: Record<string, unknown> = {
+      nan: Number.NaN,
+      negative: -1,
+      zero: 0,
+      fraction: 1.5,
+      huge: 1e12,
+      infinity: Number.POSITIVE_INFINITY,
+      numericString: '10',
+      bigintOverflow: 2n ** 64n,
+      bigintNegative: -(2n ** 63n) - 1n,
+      nullValue: null,
+      object: {},
+    }
+    const DATES: Record<string, unknown> = {
+      invalidDate: new Date('not a date'),
+      isoString: '2030-01-01T00:00:00Z',
+      number: Date.now(),
+      farFuture: new Date(8.64e15),
+      farPast: new Date(-8.64e15),
+      nullValue: null,
+    }
+    const w = world
+    const f = anyFn
+    const slotsN: [string, (v: unknown) => Promise<unknown>][] = [
+      [
+        'listChannelMessages.limit',
+        (v) => f.listChannelMessages!(t.db, w.channel.id, { limit: v }),
+      ],
+      ['listGuildMembers.limit', (v) => f.listGuildMembers!(t.db, w.guild.id, { limit: v })],
+      [
+        'searchMessages.limit',
+        (v) => f.searchMessages!(t.db, { user_id: w.owner.id, query: 'x', limit: v }),
+      ],
+      [
+        'createRole.permissions',
+        (v) => f.createRole!(t.db, { guild_id: w.guild.id, name: 'r', permissions: v }),
+      ],
+      [
+        'createRole.position',
+        (v) =>
+          f.createRole!(t.db, { guild_id: w.guild.id, name: 'r', permissions: 0n, position: v }),
+      ],
+      ['updateRole.permissions', (v) => f.updateRole!(t.db, w.role.id, { permissions: v })],
+      [
+        'createChannel.position',
+        (v) =>
+          f.createChannel!(t.db, { guild_id: w.guild.id, name: 'c', type: 'text', position: v }),
+      ],
+      ['updateChannel.position', (v) => f.updateChannel!(t.db, w.channel.id, { position: v })],
+      [
+        'createAttachment.size',
+        (v) =>
+          f.createAttachment!(t.db, {
+            message_id: w.message.id,
+            filename: 'f',
+            s3_key: `k/${uniq()}`,
+            size: v,
+          }),
+      ],
+    ]
+    const slotsD: [string, (v: unknown) => Promise<unknown>][] = [
+      [
+        'createSession.expires_at',
+        (v) =>
+          f.createSession!(t.db, {
+            user_id: w.owner.id,
+            token_hash: gs.hashToken(uniq()),
+            expires_at: v,
+          }),
+      ],
+      ['purgeDeletedMessages.older_than', (v) => f.purgeDeletedMessages!(t.db, { older_than: v })],
+    ]
+    const problems: string[] = []
+    let calls = 0
+    for (const [slots, inputs] of [
+      [slotsN, NUMBERS],
+      [slotsD, DATES],
+    ] as const) {
+      for (const [name, call] of slots) {
+        for (const [label, value] of Object.entries(inputs)) {
+          calls++
+          const before = await counts()
+          try {
+            await call(value)
+          } catch (error) {
+            if (!(error instanceof InvalidInputError)) {
+              problems.push(
+                `${name}(${label}): ${error instanceof GuildstoreError ? error.name : 'raw'} ${String(error).slice(0, 160)}`,
+              )
+            }
+            if ((await counts()) !== before)
+              problems.push(`${name}(${label}): refused but counts changed`)
+          }
+        }
+      }
+    }
+    console.info(
+      `[reliability] hostile numbers/dates: ${calls} calls over ${slotsN.length + slotsD.length} slots`,
+    )
+    expect(problems).toEqual([])
+  })
+
   it('LIKE wildcards in lookups match only themselves', async () => {
     await makeUser(t.db, { username: 'wild_card_user', email: 'wild@example.test' })
     // Not found, or refused as malformed: never a match of another user.

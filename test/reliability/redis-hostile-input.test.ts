@@ -91,9 +91,13 @@ async function attempt(
     return 'ok'
   } catch (error) {
     if (error instanceof InvalidInputError) return 'invalid'
-    problems.push(
-      `${where}: ${error instanceof GuildstoreError ? `${error.name}: ${error.message}` : `raw ${String(error).slice(0, 200)}`}`,
-    )
+    const kind =
+      error instanceof GuildstoreError
+        ? `${error.name}: ${error.message}`
+        : (error as Error)?.name === 'AssertionError'
+          ? `not verbatim: ${(error as Error).message.slice(0, 200)}`
+          : `raw ${String(error).slice(0, 200)}`
+    problems.push(`${where}: ${kind}`)
     return undefined
   }
 }
