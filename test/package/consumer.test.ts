@@ -270,4 +270,44 @@ describe('the packed package, installed into an empty project', () => {
     expect(report.numPassedTests).toBe(2)
     expect(report.numFailedTests).toBe(0)
   })
+
+  it('six CLI runners at once apply each migration once; an edited applied file is refused by name', async () => {
+    const other = await createEmptyDatabase()
+    const bin = join(app, 'node_modules', '.bin', 'guildstore')
+    const migration = join(
+      app,
+      'node_modules',
+      'guildstore',
+      'migrations',
+      '0001_initial_schema.sql',
+    )
+    const original = await readFile(migration, 'utf8')
+    try {
+      const runners = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          run(bin, ['migrate', '--json', '--database-url', other.url], { cwd: app, env: env() }),
+        ),
+      )
+      for (const r of runners) expect(r.code, describeRun(r)).toBe(0)
+      const applied = runners.flatMap((r) => JSON.parse(r.stdout).applied)
+      expect(applied.map((m: { name: string }) => m.name)).toEqual(['initial_schema'])
+
+      await writeFile(migration, `${original}\n-- edited after it was applied\n`)
+      const status = await run(bin, ['status', '--database-url', other.url], {
+        cwd: app,
+        env: env(),
+      })
+      const migrate = await run(bin, ['migrate', '--database-url', other.url], {
+        cwd: app,
+        env: env(),
+      })
+      for (const r of [status, migrate]) {
+        expect(r.code, describeRun(r)).toBe(4)
+        expect(r.stderr + r.stdout).toContain('0001_initial_schema.sql')
+      }
+    } finally {
+      await writeFile(migration, original)
+      await other.drop()
+    }
+  })
 })
