@@ -14,6 +14,7 @@ import type {
   Sessions,
   Users,
 } from '../codegen/db.ts'
+import type { Permissions } from './permissions/permissions.ts'
 
 export type {
   ChannelMembers,
@@ -46,16 +47,25 @@ export interface UserCredentials {
 }
 /** A session (refresh token). `token_hash` is left out: the caller already holds it. */
 export type Session = Omit<Selectable<Sessions>, 'token_hash'>
+/** A guild (server). */
 export type Guild = Selectable<Guilds>
+/** A user's membership of a guild. */
 export type GuildMember = Selectable<GuildMembers>
+/** A guild role; `permissions` is a 64-bit `bigint` bitfield of {@link Permissions} flags. */
 export type Role = Selectable<Roles>
+/** A role assignment: `role_id` held by `user_id` in `guild_id`. */
 export type MemberRole = Selectable<MemberRoles>
 /** A channel: a guild text/voice channel, or (type `'dm'`, no guild) the channel of a DM. */
 export type Channel = Selectable<Channels>
+/** Membership of a private channel. */
 export type ChannelMember = Selectable<ChannelMembers>
 /** A message. The internal full-text column `search` is not part of it. */
 export type Message = Omit<Selectable<Messages>, 'search'>
+/** A file attached to a message (the object lives under `s3_key`); `size` is a `bigint`. */
 export type Attachment = Selectable<MessageAttachments>
+/** A 1:1 DM: its id is also its channel id; `user_a < user_b`. */
 export type DmChannel = Selectable<DmChannels>
+/** A DM participant and their read marker. */
 export type DmParticipant = Selectable<DmParticipants>
+/** One direction of a relation: `(user_id → friend_id, status)`; accepted friendships have both directions. */
 export type Friendship = Selectable<Friendships>
