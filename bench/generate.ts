@@ -38,7 +38,7 @@ export const DEFAULT_PARAMS: DatasetParams = {
 }
 
 /** Bump when the generator's output changes, so old data sets are rebuilt. */
-const GENERATOR_VERSION = 4
+const GENERATOR_VERSION = 5
 /** Distinct message texts; messages draw from this pool. */
 const CONTENT_POOL = 100_000
 /** Share of messages sent in DMs. */
@@ -359,6 +359,7 @@ async function build(c1: pg.Client, c2: pg.Client, p: DatasetParams, start: numb
         select c as idx, (
           select string_agg(case when w.k > 0 and random() < 0.0002
               then v.rare[1 + floor(random() * cardinality(v.rare))::int]
+              when random() < 0.15 then 'term' || floor(random() * 2000)::int
               else v.common[1 + floor(cardinality(v.common) * power(random(), 3))::int] end, ' ')
           from generate_series(1, 3 + c % 15) w(k)
         ) as content

@@ -7,9 +7,17 @@ import pg from 'pg'
 import { createDb } from '../src/db/create-db.ts'
 import { createPool, guildstoreTypeParsers } from '../src/pool/create-pool.ts'
 import { listChannelMessages } from '../src/repositories/messages.ts'
+import { registerStatement } from '../src/sql/statement-names.ts'
+import {
+  assertObject,
+  assertOptionalUuid,
+  assertUuid,
+  pageLimit,
+} from '../src/validation/validate.ts'
 import { captureSql } from './capture.ts'
 import { ensureDataset } from './generate.ts'
 import { createDbFast } from './prototype/create-db-fast.ts'
+import { createDbWithFastPath, runPrepared } from './prototype/prepared-query-fast.ts'
 
 const data = await ensureDataset()
 const url = data.url
@@ -25,7 +33,19 @@ const small = (
 ).rows[0].channel_id
 const limit = Number(process.argv.find((a) => a.startsWith('--limit='))?.slice(8) ?? 50)
 const [cap] = await captureSql(mk(), (d) => listChannelMessages(d, small, { limit }))
+const dbDirect = createDbWithFastPath(mk())
+const stName = registerStatement(cap!.sql)
+/** listChannelMessages (newest) as it would run with the fast path in prepareQuery. */
+async function listNewestFast(channel_id: string, options: { limit?: number } = {}) {
+  assertUuid(channel_id, 'channel_id')
+  assertObject(options, 'options')
+  assertOptionalUuid(undefined, 'before')
+  assertOptionalUuid(undefined, 'after')
+  const lim = pageLimit(options.limit, 50, 100)
+  return (await runPrepared(dbDirect, stName, cap!.sql, [channel_id, lim])).rows
+}
 const variants: Record<string, () => Promise<unknown>> = {
+  'prototype fast path (prepareQuery → pool)': () => listNewestFast(small, { limit }),
   'raw pg pool.query (named)': () =>
     rawPool.query({ name: 'ovh', text: cap!.sql, values: [small, limit] }),
   'guildstore (createDb, Proxy wrapper)': () => listChannelMessages(db, small, { limit }),
@@ -36,6 +56,7 @@ const blocks = 8
 const times: Record<string, number[]> = Object.fromEntries(
   Object.keys(variants).map((k) => [k, []]),
 )
+const cpu: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]))
 for (const fn of Object.values(variants)) for (let i = 0; i < 500; i++) await fn()
 for (let b = 0; b < blocks; b++) {
   const keys = Object.keys(variants)
@@ -43,16 +64,23 @@ for (let b = 0; b < blocks; b++) {
     const k = keys[(b + j) % keys.length]!
     const fn = variants[k]!
     const t = performance.now()
+    const c0 = process.cpuUsage()
     for (let i = 0; i < N; i++) await fn()
+    const c1 = process.cpuUsage(c0)
     times[k]!.push(((performance.now() - t) * 1000) / N)
+    cpu[k]!.push((c1.user + c1.system) / N)
   }
 }
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 const base = med(times['raw pg pool.query (named)']!)
-console.log(`page limit ${limit}, ${N} calls × ${blocks} blocks, median µs/call:`)
+const baseCpu = med(cpu['raw pg pool.query (named)']!)
+console.log(
+  `page limit ${limit}, ${N} calls × ${blocks} blocks, median per call (wall µs; Node CPU µs):`,
+)
 for (const [k, xs] of Object.entries(times)) {
+  const c = med(cpu[k]!)
   console.log(
-    `  ${k.padEnd(40)} ${med(xs).toFixed(1)} µs  (${(base / med(xs)).toFixed(3)}× raw throughput)`,
+    `  ${k.padEnd(42)} wall ${med(xs).toFixed(1)} µs (${(base / med(xs)).toFixed(3)}× raw)  cpu ${c.toFixed(1)} µs (+${(c - baseCpu).toFixed(1)} µs vs raw)`,
   )
 }
 await Promise.all([db.destroy(), dbFast.destroy(), rawPool.end()])

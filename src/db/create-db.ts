@@ -32,43 +32,55 @@ export interface CreateDbOptions {
   plugins?: KyselyPlugin[]
 }
 
-type QueryFn = (sql: string, values?: unknown[]) => Promise<unknown>
+type QueryFn = (config: unknown, values?: unknown[]) => Promise<unknown>
+
+/**
+ * Pools whose Kysely instance (made by {@link createDb}, no plugins, no log hook)
+ * may run prepared queries straight on the pool: see `prepareQuery`.
+ */
+const directPools = new WeakMap<Kysely<DB>, pg.Pool>()
+
+/** The pool a top-level {@link createDb} instance may run prepared statements on directly, if any. */
+export function directPool(db: Kysely<DB>): pg.Pool | undefined {
+  return directPools.get(db)
+}
 
 /**
  * Wraps a pool so that a query whose SQL text is a registered prepared
- * statement runs by name; every other query passes through unchanged.
+ * statement runs by name; every other query passes through unchanged. The
+ * wrappers are plain objects made once per pooled client (the Kysely driver
+ * uses only `connect`/`end`/`options`/`Client` of the pool and
+ * `query`/`release`/`processID` of a client), not Proxies: no trap and no
+ * `bind` per property access on the hot path.
  */
 function withNamedStatements(pool: pg.Pool): pg.Pool {
   const wrapped = new WeakMap<pg.PoolClient, pg.PoolClient>()
   const wrap = (client: pg.PoolClient): pg.PoolClient => {
-    let proxy = wrapped.get(client)
-    if (!proxy) {
-      const query = client.query.bind(client) as unknown as QueryFn & ((config: object) => unknown)
-      proxy = new Proxy(client, {
-        get(target, key, receiver) {
-          if (key === 'query') {
-            return (sql: unknown, values?: unknown[]) => {
-              const name = typeof sql === 'string' ? statementName(sql) : undefined
-              return name ? query({ name, text: sql, values }) : query(sql as string, values)
-            }
-          }
-          const value = Reflect.get(target, key, receiver)
-          return typeof value === 'function' ? value.bind(target) : value
+    let w = wrapped.get(client)
+    if (!w) {
+      const query = client.query.bind(client) as unknown as QueryFn
+      w = {
+        query: (sql: unknown, values?: unknown[]) => {
+          const name = typeof sql === 'string' ? statementName(sql) : undefined
+          return name ? query({ name, text: sql, values }) : query(sql, values)
         },
-      })
-      wrapped.set(client, proxy)
+        release: (err?: Error | boolean) => client.release(err),
+        get processID() {
+          return (client as unknown as { processID: number }).processID
+        },
+      } as unknown as pg.PoolClient
+      wrapped.set(client, w)
     }
-    return proxy
+    return w
   }
-  return new Proxy(pool, {
-    get(target, key, receiver) {
-      if (key === 'connect') {
-        return async () => wrap(await target.connect())
-      }
-      const value = Reflect.get(target, key, receiver)
-      return typeof value === 'function' ? value.bind(target) : value
+  return {
+    connect: async () => wrap(await pool.connect()),
+    end: () => pool.end(),
+    get options() {
+      return pool.options
     },
-  })
+    Client: (pool as unknown as { Client: unknown }).Client,
+  } as unknown as pg.Pool
 }
 
 /**
@@ -87,7 +99,7 @@ function withNamedStatements(pool: pg.Pool): pg.Pool {
  */
 export function createDb(pool: pg.Pool, options: CreateDbOptions = {}): Kysely<DB> {
   const { log, logParameters = false, preparedStatements = true, plugins = [] } = options
-  return new Kysely<DB>({
+  const db = new Kysely<DB>({
     dialect: new PostgresDialect({
       pool: preparedStatements ? withNamedStatements(pool) : pool,
     }),
@@ -111,4 +123,6 @@ export function createDb(pool: pg.Pool, options: CreateDbOptions = {}): Kysely<D
         }
       : {}),
   })
+  if (preparedStatements && !log && plugins.length === 0) directPools.set(db, pool)
+  return db
 }

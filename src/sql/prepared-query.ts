@@ -9,6 +9,7 @@ import {
   type RootOperationNode,
 } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
+import { directPool } from '../db/create-db.ts'
 import { mapDatabaseError } from '../errors/map-database-error.ts'
 import { registerStatement } from './statement-names.ts'
 
@@ -23,6 +24,9 @@ const compiler = new Kysely<DB>({
 })
 
 const MARK = '\u0000guildstore:param:'
+
+/** Commands whose row count Kysely reports as `numAffectedRows`. */
+const AFFECTING = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE'])
 
 type Slot = { key: string } | { value: unknown }
 
@@ -87,6 +91,22 @@ export function prepareQuery<P extends object, Q extends Compilable<unknown>>(
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i] as Slot
       values[i] = 'key' in slot ? (params as Record<string, unknown>)[slot.key] : slot.value
+    }
+    // Fast path: a top-level createDb instance (no transaction, no plugins, no
+    // log hook) runs the named statement on its pool directly, skipping Kysely's
+    // executor (connection provider, acquire/release, result transform): the
+    // same SQL, the same connection handling as pool.query.
+    const pool = db.isTransaction ? undefined : directPool(db)
+    if (pool) {
+      try {
+        const r = await pool.query({ name, text: sql, values })
+        return {
+          rows: r.rows as RowOf<Q>[],
+          numAffectedRows: AFFECTING.has(r.command) ? BigInt(r.rowCount ?? 0) : undefined,
+        }
+      } catch (error) {
+        throw mapDatabaseError(error)
+      }
     }
     try {
       return await db.executeQuery<RowOf<Q>>({
