@@ -7,24 +7,17 @@ import pg from 'pg'
 import { createDb } from '../src/db/create-db.ts'
 import { createPool, guildstoreTypeParsers } from '../src/pool/create-pool.ts'
 import { listChannelMessages } from '../src/repositories/messages.ts'
-import { registerStatement } from '../src/sql/statement-names.ts'
-import {
-  assertObject,
-  assertOptionalUuid,
-  assertUuid,
-  pageLimit,
-} from '../src/validation/validate.ts'
 import { captureSql } from './capture.ts'
 import { ensureDataset } from './generate.ts'
-import { createDbFast } from './prototype/create-db-fast.ts'
-import { createDbWithFastPath, runPrepared } from './prototype/prepared-query-fast.ts'
 
 const data = await ensureDataset()
 const url = data.url
 const mk = () => createPool({ connectionString: url, max: 4 })
 const rawPool = new pg.Pool({ connectionString: url, max: 4, types: guildstoreTypeParsers })
+// The default: prepared queries of a top-level createDb run straight on its pool.
 const db = createDb(mk())
-const dbFast = createDbFast(mk())
+// With a log hook (or plugins), every query goes through Kysely's executor.
+const dbLogged = createDb(mk(), { log: () => {} })
 // a small channel: the page is cheap, so client-side overhead dominates
 const small = (
   await rawPool.query(
@@ -33,23 +26,12 @@ const small = (
 ).rows[0].channel_id
 const limit = Number(process.argv.find((a) => a.startsWith('--limit='))?.slice(8) ?? 50)
 const [cap] = await captureSql(mk(), (d) => listChannelMessages(d, small, { limit }))
-const dbDirect = createDbWithFastPath(mk())
-const stName = registerStatement(cap!.sql)
-/** listChannelMessages (newest) as it would run with the fast path in prepareQuery. */
-async function listNewestFast(channel_id: string, options: { limit?: number } = {}) {
-  assertUuid(channel_id, 'channel_id')
-  assertObject(options, 'options')
-  assertOptionalUuid(undefined, 'before')
-  assertOptionalUuid(undefined, 'after')
-  const lim = pageLimit(options.limit, 50, 100)
-  return (await runPrepared(dbDirect, stName, cap!.sql, [channel_id, lim])).rows
-}
 const variants: Record<string, () => Promise<unknown>> = {
-  'prototype fast path (prepareQuery → pool)': () => listNewestFast(small, { limit }),
   'raw pg pool.query (named)': () =>
     rawPool.query({ name: 'ovh', text: cap!.sql, values: [small, limit] }),
-  'guildstore (createDb, Proxy wrapper)': () => listChannelMessages(db, small, { limit }),
-  'guildstore on prototype wrapper': () => listChannelMessages(dbFast, small, { limit }),
+  'guildstore (createDb: prepared query → pool)': () => listChannelMessages(db, small, { limit }),
+  'guildstore (createDb with log hook: Kysely executor)': () =>
+    listChannelMessages(dbLogged, small, { limit }),
 }
 const N = Number(process.argv.find((a) => a.startsWith('--n='))?.slice(4) ?? 3000)
 const blocks = 8
@@ -83,4 +65,4 @@ for (const [k, xs] of Object.entries(times)) {
     `  ${k.padEnd(42)} wall ${med(xs).toFixed(1)} µs (${(base / med(xs)).toFixed(3)}× raw)  cpu ${c.toFixed(1)} µs (+${(c - baseCpu).toFixed(1)} µs vs raw)`,
   )
 }
-await Promise.all([db.destroy(), dbFast.destroy(), rawPool.end()])
+await Promise.all([db.destroy(), dbLogged.destroy(), rawPool.end()])

@@ -146,6 +146,12 @@ interface Def<A extends Record<string, unknown>> {
   write?: boolean
   /** guildstore sends this statement unnamed (planned per call). */
   unnamed?: boolean
+  /**
+   * guildstore sends several statements; the raw contender runs the same ones in
+   * order, each named, feeding an `ids` array a statement returns into the
+   * array-valued parameter of the next.
+   */
+  multi?: boolean
   note?: string
 }
 
@@ -163,12 +169,14 @@ async function prepare<A extends Record<string, unknown>>(def: Def<A>): Promise<
   const captured: Captured[] = await captureSql(capturePool, (cdb) =>
     withDb(cdb, () => def.guildstore(probe)),
   )
-  if (captured.length !== 1) {
+  if (captured.length !== 1 && !def.multi) {
     throw new Error(`${def.name}: expected one statement, captured ${captured.length}`)
   }
-  const raw = toRawStatement(captured[0] as Captured, (def.rawArgs ?? ((a) => a))(probe), {
-    freshIds: def.freshIds ?? false,
-  })
+  const statements = captured.map((c) =>
+    toRawStatement(c, (def.rawArgs ?? ((a) => a))(probe), { freshIds: def.freshIds ?? false }),
+  )
+  // The last statement is the one measured and explained; earlier ones feed it.
+  const raw = statements.at(-1) as RawStatement
   // The mapping must reproduce the captured parameters for the probe call.
   const check = raw.params((def.rawArgs ?? ((a) => a))(probe))
   const same = check.every(
@@ -178,7 +186,21 @@ async function prepare<A extends Record<string, unknown>>(def: Def<A>): Promise<
   const rawArgs = def.rawArgs ?? ((a: A) => a)
   const contenders: Contender[] = [
     { name: 'guildstore', run: (i) => def.guildstore(def.args(i)) },
-    { name: 'raw pg', run: (i) => runRaw(rawPool, raw, rawArgs(def.args(i))) },
+    {
+      name: 'raw pg',
+      run:
+        statements.length === 1
+          ? (i) => runRaw(rawPool, raw, rawArgs(def.args(i)))
+          : async (i) => {
+              const args = rawArgs(def.args(i))
+              let ids: unknown
+              for (const st of statements) {
+                const values = st.params(args).map((v) => (Array.isArray(v) && ids ? ids : v))
+                const r = await rawPool.query({ name: st.name, text: st.sql, values })
+                ids = (r.rows[0] as { ids?: unknown } | undefined)?.ids
+              }
+            },
+    },
     { name: 'drizzle', run: (i) => def.drizzle(def.args(i)) },
   ]
   const scenario: Scenario = {
@@ -312,6 +334,7 @@ const defs: Array<Def<Record<string, unknown>>> = [
     name: 'searchMessages (6 queries, rotating)',
     iterations: 300,
     unnamed: true,
+    multi: true,
     args: (i) => ({ user_id: data.member_id, query: at(SEARCHES, i), limit: 25 }),
     guildstore: (a) =>
       searchMessages(current, {
@@ -321,7 +344,7 @@ const defs: Array<Def<Record<string, unknown>>> = [
       }),
     drizzle: (a) =>
       dz.searchMessages(ddb, { user_id: a.user_id as string, query: a.query as string, limit: 25 }),
-    note: 'guildstore sends this statement unnamed (planned per call, on purpose); raw pg runs it as a named prepared statement.',
+    note: 'guildstore runs two statements: the accessible channel ids (named, prepared), then the search with them bound as one uuid[] (unnamed, planned per call, on purpose); raw pg runs the same two, both named.',
   },
   {
     name: `listDmChannels (user with ${data.dm_user_dm_count} DMs)`,

@@ -2,6 +2,73 @@
 
 -- searchMessages
 select
+  array(
+    select
+      c.id
+    from
+      guild_members gm
+      join guilds g on g.id = gm.guild_id
+      cross join lateral (
+        select
+          coalesce(bit_or(r.permissions), 0::int8) as permissions
+        from
+          roles r
+        where
+          r.guild_id = gm.guild_id
+          and (
+            r.is_default
+            or exists (
+              select
+              from
+                member_roles mr
+              where
+                mr.guild_id = gm.guild_id
+                and mr.user_id = gm.user_id
+                and mr.role_id = r.id
+            )
+          )
+      ) rp
+      join channels c on c.guild_id = gm.guild_id
+      left join channel_members cm on cm.channel_id = c.id
+      and cm.user_id = gm.user_id
+    where
+      gm.user_id = $1::uuid
+      and (
+        $2::uuid is null
+        or gm.guild_id = $3::uuid
+      )
+      and (
+        $4::uuid[] is null
+        or c.id = any ($5::uuid[])
+      )
+      and (
+        (
+          case
+            when (
+              g.owner_id = gm.user_id
+              or (rp.permissions & 8) <> 0
+            ) then 71487549079551::int8
+            when c.is_private
+            and cm.user_id is null then 0::int8
+            else rp.permissions
+          end
+        ) & 1024
+      ) <> 0
+    union all
+    select
+      dp.channel_id as id
+    from
+      dm_participants dp
+    where
+      dp.user_id = $6::uuid
+      and $7::uuid is null
+      and (
+        $8::uuid[] is null
+        or dp.channel_id = any ($9::uuid[])
+      )
+  ) as "ids";
+
+select
   "id",
   "channel_id",
   "author_id",
@@ -15,75 +82,9 @@ from
 where
   search @@ websearch_to_tsquery('simple', $1)
   and "deleted_at" is null
-  and channel_id = any (
-    array(
-      select
-        c.id
-      from
-        guild_members gm
-        join guilds g on g.id = gm.guild_id
-        cross join lateral (
-          select
-            coalesce(bit_or(r.permissions), 0::int8) as permissions
-          from
-            roles r
-          where
-            r.guild_id = gm.guild_id
-            and (
-              r.is_default
-              or exists (
-                select
-                from
-                  member_roles mr
-                where
-                  mr.guild_id = gm.guild_id
-                  and mr.user_id = gm.user_id
-                  and mr.role_id = r.id
-              )
-            )
-        ) rp
-        join channels c on c.guild_id = gm.guild_id
-        left join channel_members cm on cm.channel_id = c.id
-        and cm.user_id = gm.user_id
-      where
-        gm.user_id = $2::uuid
-        and (
-          $3::uuid is null
-          or gm.guild_id = $4::uuid
-        )
-        and (
-          $5::uuid[] is null
-          or c.id = any ($6::uuid[])
-        )
-        and (
-          (
-            case
-              when (
-                g.owner_id = gm.user_id
-                or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
-              when c.is_private
-              and cm.user_id is null then 0::int8
-              else rp.permissions
-            end
-          ) & 1024
-        ) <> 0
-      union all
-      select
-        dp.channel_id as id
-      from
-        dm_participants dp
-      where
-        dp.user_id = $7::uuid
-        and $8::uuid is null
-        and (
-          $9::uuid[] is null
-          or dp.channel_id = any ($10::uuid[])
-        )
-    )
-  )
-  and id < $11::uuid
+  and channel_id = any ($2::uuid[])
+  and id < $3::uuid
 order by
   "id" desc
 limit
-  $12;
+  $4;
