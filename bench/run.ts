@@ -625,6 +625,15 @@ Ratios compare throughput (ops/s). "raw pg" runs the identical SQL text (capture
 log hook) as a named prepared statement on a plain \`pg.Pool\`; "drizzle" runs an equivalent query built
 with drizzle-orm's query builder per call (bench/drizzle-queries.ts).
 
+**Reading the ratios.** On this 2-core machine PostgreSQL and the bench share the CPU, and
+wall-clock ratios between two contenders running the same SQL move by about ±8% from run to run
+(the same code measured 0.92× on the newest page and 1.02× at 90% depth in one 1M run, and 0.97×
+and 0.91× in the 10M run). The steadier measure of what guildstore adds is Node CPU per call,
+\`node bench/overhead.ts\`: a guildstore call on a \`createDb\` executor runs its prepared statement
+straight on the pool and costs the same as raw \`pool.query({ name, text, values })\` (−1.4 µs
+per call, i.e. within noise); with a \`log\` hook or plugins it goes through Kysely's executor
+(+28 µs per call).
+
 ${table}
 
 ${results
