@@ -4,6 +4,7 @@
  * loopback port, so a test may stop, kill and restart it. Never the shared server.
  */
 import { execFile } from 'node:child_process'
+import { existsSync, readdirSync } from 'node:fs'
 import { chown, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,7 +12,20 @@ import { promisify } from 'node:util'
 import { freePort } from './ports.ts'
 
 const run = promisify(execFile)
-const BIN = process.env.GUILDSTORE_PG_BIN ?? '/usr/lib/postgresql/15/bin'
+/** The newest PostgreSQL server binaries Debian installed (or GUILDSTORE_PG_BIN). */
+function serverBinaries(): string {
+  if (process.env.GUILDSTORE_PG_BIN) return process.env.GUILDSTORE_PG_BIN
+  const root = '/usr/lib/postgresql'
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => existsSync(join(root, v, 'bin', 'pg_ctl')))
+        .sort((a, b) => Number(b) - Number(a))
+    : []
+  return join(root, versions[0] ?? '15', 'bin')
+}
+const BIN = serverBinaries()
+/** runuser lives in /usr/sbin, which a non-login PATH may lack. */
+const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser'].find((p) => existsSync(p)) ?? 'runuser'
 
 /** A throwaway PostgreSQL server. */
 export interface PrivatePostgres {
@@ -29,7 +43,7 @@ export interface PrivatePostgres {
 }
 
 async function asPostgres(args: string[], timeoutMs: number): Promise<void> {
-  await run('runuser', ['-u', 'postgres', '--', ...args], { timeout: timeoutMs })
+  await run(RUNUSER, ['-u', 'postgres', '--', ...args], { timeout: timeoutMs })
 }
 
 /** Whether the host can run a private server (binaries present, `postgres` user exists). */
