@@ -28,7 +28,7 @@ export const codegenArgs = [
   'warn',
 ]
 
-const scratch = await createScratchDatabase('gs_codegen')
+const scratch = await createScratchDatabase()
 try {
   const result = spawnSync(
     `${root}node_modules/.bin/kysely-codegen`,

@@ -24,7 +24,7 @@ const scenarioFiles = (await readdir(`${root}scripts/snapshots`))
   .filter((f) => f.endsWith('.ts') && f !== 'scenario.ts')
   .sort()
 
-const scratch = await createScratchDatabase('gs_snapshots')
+const scratch = await createScratchDatabase()
 const captured: string[] = []
 const pool = createPool({ connectionString: scratch.url, max: 4 })
 const db = createDb(pool, { log: (e) => captured.push(e.sql) })

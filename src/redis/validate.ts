@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors/index.ts'
+import { assertText } from '../validation/validate.ts'
 
 /** Longest accepted rate-limit category, in characters. */
 export const MAX_CATEGORY_LENGTH = 64
@@ -10,7 +11,9 @@ export const MAX_TTL_SECONDS = 2_147_483_647
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
 
 /**
- * Checks that `value` is a non-empty string of at most `maxLength` characters without a NUL byte.
+ * Checks a key part (user id, subject, ip, state): the shared text rule of
+ * guildstore's inputs (a string, 1 to `maxLength` characters, no NUL, no lone
+ * surrogate — one would be sent as U+FFFD, so two strings would share a key).
  *
  * @throws {InvalidInputError} When it is not.
  */
@@ -19,21 +22,7 @@ export function assertKeyPart(
   field: string,
   maxLength = MAX_KEY_PART_LENGTH,
 ): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new InvalidInputError(`${field} must be a non-empty string`, { field })
-  }
-  if (value.length > maxLength) {
-    throw new InvalidInputError(`${field} must be at most ${maxLength} characters`, { field })
-  }
-  if (value.includes('\0')) {
-    throw new InvalidInputError(`${field} must not contain a NUL byte`, { field })
-  }
-  // A lone surrogate is sent as U+FFFD: two different strings would share one key.
-  if (!value.isWellFormed()) {
-    throw new InvalidInputError(`${field} must be well-formed Unicode (no lone surrogates)`, {
-      field,
-    })
-  }
+  assertText(value, field, { min: 1, max: maxLength })
 }
 
 /**

@@ -16,7 +16,7 @@ import {
   NotFoundError,
   UniqueViolationError,
 } from '../../src/index.ts'
-import { useTestDatabase } from '../support/database.ts'
+import { countRows, useTestDatabase } from '../support/database.ts'
 import {
   makeChannel,
   makeDm,
@@ -547,28 +547,8 @@ function slots(): Slot[] {
   return s
 }
 
-/** All row counts in one round trip. */
-async function counts(): Promise<string> {
-  const tables = [
-    'users',
-    'sessions',
-    'guilds',
-    'guild_members',
-    'roles',
-    'member_roles',
-    'channels',
-    'channel_members',
-    'messages',
-    'message_attachments',
-    'dm_channels',
-    'dm_participants',
-    'friendships',
-  ]
-  const { rows } = await sql<{ c: string }>`select ${sql.raw(
-    tables.map((tb) => `(select count(*) from ${tb})`).join(` || ',' || `),
-  )} as c`.execute(t.db)
-  return rows[0]!.c
-}
+/** All row counts in one round trip, comparable as a string. */
+const counts = async (): Promise<string> => JSON.stringify(await countRows(t.db))
 
 const isValidId = (v: unknown, optional: boolean) =>
   (typeof v === 'string' && UUID.test(v)) || (optional && (v === null || v === undefined))

@@ -23,16 +23,16 @@ import {
   subscribeChannelEvents,
   unblockIp,
 } from '../../src/redis/index.ts'
+import { type OwnRedisServer, ownRedisServer } from '../support/local-servers.ts'
 import { freePort, sleep, waitFor } from './support/ports.ts'
-import { type PrivateRedis, privateRedis } from './support/private-redis.ts'
 
 const NAMESPACE = 'gs_rel_hostile'
-let server: PrivateRedis
+let server: OwnRedisServer
 let redis: Redis
 let subscriber: Redis
 
 beforeAll(async () => {
-  server = privateRedis(await freePort())
+  server = ownRedisServer(await freePort())
   await server.start()
   redis = createRedis({ url: server.url, namespace: NAMESPACE })
   subscriber = redis.duplicate()
@@ -42,7 +42,7 @@ beforeAll(async () => {
 afterAll(async () => {
   redis?.disconnect()
   subscriber?.disconnect()
-  await server?.kill()
+  await server?.stop('SIGKILL')
 })
 
 const KEY_PARTS: Record<string, string> = {

@@ -16,22 +16,22 @@ import {
   RateLimiterStoreError,
   subscribeChannelEvents,
 } from '../../src/redis/index.ts'
+import { type OwnRedisServer, ownRedisServer } from '../support/local-servers.ts'
 import { freePort, sleep, waitFor, watchProcessCrashes } from './support/ports.ts'
-import { type PrivateRedis, privateRedis } from './support/private-redis.ts'
 
-let server: PrivateRedis
+let server: OwnRedisServer
 let redis: Redis | undefined
 let subscriber: Redis | undefined
 
 beforeAll(async () => {
-  server = privateRedis(await freePort())
+  server = ownRedisServer(await freePort())
   await server.start()
 })
 
 afterAll(async () => {
   redis?.disconnect()
   subscriber?.disconnect()
-  await server?.kill()
+  await server?.stop('SIGKILL')
 })
 
 describe('Redis killed and restarted under load', () => {
@@ -95,7 +95,7 @@ describe('Redis killed and restarted under load', () => {
       try {
         await untilServing()
         for (let round = 0; round < 2; round++) {
-          await server.kill()
+          await server.stop('SIGKILL')
           await waitFor(() => limiterFailures.length > round * 2 + 2, 10_000, 10)
           await sleep(300)
           await server.start()
