@@ -1,9 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { mapErrors } from '../sql/transaction.ts'
-import type { Message } from '../types.ts'
+import { mapErrors, prepareQuery } from '../sql/index.ts'
 import {
   assertObject,
   assertOptionalUuid,
@@ -11,8 +9,8 @@ import {
   assertUuid,
   assertUuidArray,
   pageLimit,
-} from '../validation/validate.ts'
-import { messageColumns } from './columns.ts'
+} from '../validation/index.ts'
+import { type Message, messageColumns } from './messages.ts'
 
 /** Default page size of {@link searchMessages}. */
 export const SEARCH_PAGE_DEFAULT = 25
@@ -28,6 +26,7 @@ const MAX_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff'
 // Step 1 (a named prepared statement): the ids of the channels the user may
 // search, narrowed by guild_id / channel_ids when given (NULL: no narrowing).
 const selectSearchableChannelIds = prepareQuery(
+  'search.searchable_channel_ids',
   (db, p: { user_id: string; guild_id: string | null; channel_ids: string[] | null }) =>
     db.selectNoFrom(
       sql<string[]>`array(${accessibleChannelIdsSql({
