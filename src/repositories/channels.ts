@@ -3,9 +3,10 @@ import type { ChannelMembers, Channels, DB } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import { newId } from '../ids/new-id.ts'
+import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { mapErrors, prepareQuery } from '../sql/index.ts'
+import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
   assertBoolean,
   assertIdKey,
@@ -217,6 +218,22 @@ const visibleChannels = prepareQuery(
       .orderBy('id'),
 )
 
+/** The columns {@link updateChannel} may set. */
+type ChannelSet = { name?: string; topic?: string | null; position?: number; is_private?: boolean }
+
+// Sets only the patched columns: one shape per combination, sent unnamed.
+const updateGuildChannel = dynamicQuery(
+  'channels.update',
+  (db, id: string, set: ChannelSet) =>
+    db
+      .updateTable('channels')
+      .set({ ...set, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('type', '<>', 'dm')
+      .returning(channelColumns),
+  [[MIN_UUID, { name: '', topic: '', position: 0, is_private: false }]],
+)
+
 /** Input of {@link createChannel}. */
 export interface CreateChannelInput {
   guild_id: string
@@ -318,7 +335,7 @@ export async function updateChannel(
 ): Promise<Channel | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
-  const set: { name?: string; topic?: string | null; position?: number; is_private?: boolean } = {}
+  const set: ChannelSet = {}
   if (patch.name !== undefined) {
     assertText(patch.name, 'name', NAME)
     set.name = patch.name
@@ -336,15 +353,7 @@ export async function updateChannel(
     set.is_private = patch.is_private
   }
   if (Object.keys(set).length === 0) return selectGuildChannel.executeTakeFirst(db, { id })
-  return mapErrors(
-    db
-      .updateTable('channels')
-      .set({ ...set, updated_at: sql`now()` })
-      .where('id', '=', id)
-      .where('type', '<>', 'dm')
-      .returning(channelColumns)
-      .executeTakeFirst(),
-  )
+  return mapErrors(updateGuildChannel(db, id, set).executeTakeFirst())
 }
 
 /**

@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB, GuildMembers } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
+import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
 import { prepareQuery } from '../sql/index.ts'
 import {
@@ -31,9 +32,6 @@ export const guildMemberFields = defineFields('guild_members', { nickname: text(
 export const MEMBER_PAGE_DEFAULT = 50
 /** Largest page size of {@link listGuildMembers}. */
 export const MEMBER_PAGE_MAX = 100
-
-/** Below every UUID: the keyset start of a first page. */
-const MIN_UUID = '00000000-0000-0000-0000-000000000000'
 
 // ON CONFLICT DO UPDATE (a no-op update) rather than DO NOTHING: a concurrent
 // insert of the same member makes this one wait and then return the committed

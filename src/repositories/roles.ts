@@ -2,9 +2,10 @@ import { type Kysely, sql } from 'kysely'
 import type { DB, MemberRoles, Roles } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { newId } from '../ids/new-id.ts'
+import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import type { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { mapErrors, prepareQuery } from '../sql/index.ts'
+import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
   assertIdKey,
   assertInRange,
@@ -145,6 +146,17 @@ const selectMemberRoles = prepareQuery(
       .orderBy('r.id'),
 )
 
+/** The columns {@link updateRole} may set. */
+type RoleSet = { name?: string; permissions?: bigint; position?: number }
+
+// Sets only the patched columns: one shape per combination, sent unnamed.
+const updateRoleColumns = dynamicQuery(
+  'roles.update',
+  (db, id: string, set: RoleSet) =>
+    db.updateTable('roles').set(set).where('id', '=', id).returning(roleColumns),
+  [[MIN_UUID, { name: '', permissions: 0n, position: 0 }]],
+)
+
 /** Input of {@link createRole}. */
 export interface CreateRoleInput {
   guild_id: string
@@ -209,7 +221,7 @@ export async function updateRole(
 ): Promise<Role | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
-  const set: { name?: string; permissions?: bigint; position?: number } = {}
+  const set: RoleSet = {}
   if (patch.name !== undefined) {
     assertText(patch.name, 'name', NAME)
     set.name = patch.name
@@ -223,9 +235,7 @@ export async function updateRole(
     set.position = patch.position
   }
   if (Object.keys(set).length === 0) return selectRole.executeTakeFirst(db, { id })
-  return mapErrors(
-    db.updateTable('roles').set(set).where('id', '=', id).returning(roleColumns).executeTakeFirst(),
-  )
+  return mapErrors(updateRoleColumns(db, id, set).executeTakeFirst())
 }
 
 /**

@@ -1,7 +1,8 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
+import { MAX_UUID } from '../ids/uuid-bounds.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
-import { mapErrors, prepareQuery } from '../sql/index.ts'
+import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
   assertObject,
   assertOptionalUuid,
@@ -20,8 +21,6 @@ export const SEARCH_PAGE_MAX = 100
 const QUERY = { min: 1, max: 256 } as const
 /** Most channel ids a caller may pass to narrow a search. */
 const MAX_CHANNEL_IDS = 1000
-/** Above every UUID: the keyset start of a first page. */
-const MAX_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff'
 
 // Step 1 (a named prepared statement): the ids of the channels the user may
 // search, narrowed by guild_id / channel_ids when given (NULL: no narrowing).
@@ -36,6 +35,22 @@ const selectSearchableChannelIds = prepareQuery(
         nullable: true,
       })})`.as('ids'),
     ),
+)
+
+// Step 2 (sent unnamed on purpose: planned with the actual terms and ids).
+const searchInChannels = dynamicQuery(
+  'search.messages',
+  (db, query: string, channelIds: readonly string[], before: string, limit: number) =>
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${query})`)
+      .where('deleted_at', 'is', null)
+      .where(sql<boolean>`channel_id = any(${channelIds}::uuid[])`)
+      .where(sql<boolean>`id < ${before}::uuid`)
+      .orderBy('id', 'desc')
+      .limit(limit),
+  [['', [], MAX_UUID, SEARCH_PAGE_DEFAULT]],
 )
 
 /** Input of {@link searchMessages}. */
@@ -102,15 +117,6 @@ export async function searchMessages(
   const channelIds = channelRow?.ids ?? []
   if (channelIds.length === 0) return []
   return mapErrors(
-    db
-      .selectFrom('messages')
-      .select(messageColumns)
-      .where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${input.query})`)
-      .where('deleted_at', 'is', null)
-      .where(sql<boolean>`channel_id = any(${channelIds}::uuid[])`)
-      .where(sql<boolean>`id < ${input.before ?? MAX_UUID}::uuid`)
-      .orderBy('id', 'desc')
-      .limit(limit)
-      .execute(),
+    searchInChannels(db, input.query, channelIds, input.before ?? MAX_UUID, limit).execute(),
   )
 }

@@ -7,8 +7,9 @@ import { type Kysely, sql } from 'kysely'
 import type { DB, UserStatus, Users } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { newId } from '../ids/new-id.ts'
+import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { mapErrors, prepareQuery } from '../sql/index.ts'
+import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
   assertObject,
   assertOneOf,
@@ -207,6 +208,25 @@ const updateMfaSecret = prepareQuery(
       .where('id', '=', p.id),
 )
 
+/** The columns {@link updateUser} may set. */
+type ProfileSet = {
+  display_name?: string | null
+  email?: string | null
+  avatar_url?: string | null
+}
+
+// Sets only the patched columns: one shape per combination, sent unnamed.
+const updateProfile = dynamicQuery(
+  'users.update_profile',
+  (db, id: string, set: ProfileSet) =>
+    db
+      .updateTable('users')
+      .set({ ...set, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .returning(userColumns),
+  [[MIN_UUID, { display_name: '', email: '', avatar_url: '' }]],
+)
+
 const deleteUserById = prepareQuery('users.delete', (db, p: { id: string }) =>
   db.deleteFrom('users').where('id', '=', p.id),
 )
@@ -356,20 +376,12 @@ export async function updateUser(
   assertOptionalText(patch.display_name, 'display_name', DISPLAY_NAME)
   if (patch.email !== undefined && patch.email !== null) assertEmail(patch.email)
   assertOptionalText(patch.avatar_url, 'avatar_url', AVATAR_URL)
-  const set: { display_name?: string | null; email?: string | null; avatar_url?: string | null } =
-    {}
+  const set: ProfileSet = {}
   if (patch.display_name !== undefined) set.display_name = patch.display_name
   if (patch.email !== undefined) set.email = patch.email
   if (patch.avatar_url !== undefined) set.avatar_url = patch.avatar_url
   if (Object.keys(set).length === 0) return selectUserById.executeTakeFirst(db, { id })
-  return mapErrors(
-    db
-      .updateTable('users')
-      .set({ ...set, updated_at: sql`now()` })
-      .where('id', '=', id)
-      .returning(userColumns)
-      .executeTakeFirst(),
-  )
+  return mapErrors(updateProfile(db, id, set).executeTakeFirst())
 }
 
 /**

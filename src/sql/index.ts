@@ -1,4 +1,5 @@
 export { type CreateDbOptions, createDb, type QueryLogEntry } from './create-db.ts'
+export { dynamicQuery } from './dynamic-query.ts'
 export { type Statement, sendStatement } from './execution.ts'
 export { inTransaction } from './in-transaction.ts'
 export { mapErrors } from './map-errors.ts'

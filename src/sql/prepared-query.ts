@@ -1,37 +1,15 @@
-import {
-  type Compilable,
-  DummyDriver,
-  Kysely,
-  PostgresAdapter,
-  PostgresIntrospector,
-  PostgresQueryCompiler,
-} from 'kysely'
+import type { Compilable, Kysely } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
 import { mapDatabaseError } from '../errors/map-database-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
+import { compilerDb } from './compiler.ts'
 import { type Statement, sendStatement } from './execution.ts'
 import { registerQuery } from './registry.ts'
 import { type StatementKind, statementKind } from './statement-kind.ts'
 
-/** A Kysely that only compiles: the query builder of prepared queries (made on first compile). */
-let compiler: Kysely<DB> | undefined
-const compilerDb = (): Kysely<DB> =>
-  (compiler ??= new Kysely<DB>({
-    dialect: {
-      createAdapter: () => new PostgresAdapter(),
-      createDriver: () => new DummyDriver(),
-      createIntrospector: (db) => new PostgresIntrospector(db),
-      createQueryCompiler: () => new PostgresQueryCompiler(),
-    },
-  }))
-
 const MARK = '\u0000guildstore:param:'
 
-/** `entity.action`: lowercase words, at least two, dot-separated. */
-const LABEL = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/
-/** PostgreSQL keeps 63 bytes of a name (NAMEDATALEN − 1). */
-const MAX_NAME_BYTES = 63
-/** Prefix of every statement name. */
+/** Prefix of every statement name (with a label of at most 60 characters, within PostgreSQL's 63-byte names). */
 const NAME_PREFIX = 'gs.'
 
 type Slot = { key: string } | { value: unknown }
@@ -104,11 +82,6 @@ export function prepareQuery<P extends object, Q extends Compilable<unknown>>(
   build: (db: Kysely<DB>, params: P) => Q,
 ): PreparedQuery<P, RowOf<Q>> {
   const name = `${NAME_PREFIX}${label}`
-  if (!LABEL.test(label) || Buffer.byteLength(name) > MAX_NAME_BYTES) {
-    throw new Error(
-      `prepareQuery label ${JSON.stringify(label)} must be lowercase "entity.action" words, at most ${MAX_NAME_BYTES - NAME_PREFIX.length} characters`,
-    )
-  }
   let compiled: Compiled | undefined
 
   const compile = (): Compiled => {
@@ -168,6 +141,15 @@ export function prepareQuery<P extends object, Q extends Compilable<unknown>>(
       return Number((await run(db, params)).numAffectedRows ?? 0n)
     },
   }
-  registerQuery(query)
+  registerQuery({
+    label,
+    name,
+    get kind() {
+      return query.kind
+    },
+    get statements() {
+      return [query.sql]
+    },
+  })
   return query
 }
