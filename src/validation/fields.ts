@@ -50,7 +50,10 @@ export function integer(
 }
 
 /** An int64 rule: `min` to `max` (defaults: 0 to the largest `bigint`). */
-export function int64(min = 0n, max: bigint = INT64_MAX): { type: 'int64'; min: bigint; max: bigint } {
+export function int64(
+  min = 0n,
+  max: bigint = INT64_MAX,
+): { type: 'int64'; min: bigint; max: bigint } {
   return { type: 'int64', min, max }
 }
 

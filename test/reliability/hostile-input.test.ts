@@ -28,61 +28,11 @@ import {
   makeUser,
   unknownId,
 } from '../support/factories.ts'
+import { ID_INPUTS, TEXT_INPUTS } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase()
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const MB = 'x'.repeat(1_000_000)
-
-/** Strings for text slots (names, content, lookups, queries). */
-const TEXT_INPUTS: Record<string, string> = {
-  sqlDrop: "'; DROP TABLE users; --",
-  orTrue: "' OR 1=1 --",
-  dollarParam: '$1',
-  dollarQuote: '$$; select 1; $$',
-  backslashes: '\\\\ \\\' \\" \\x00 \\u0000',
-  likeWildcards: '%_%',
-  likePercent: '%',
-  nul: 'ab\u0000cd',
-  loneHighSurrogate: '\uD800',
-  loneLowSurrogate: 'x\uDC00y',
-  oneMegabyte: MB,
-  emoji: '👩‍👩‍👧‍👦🎉🏳️‍🌈',
-  rightToLeft: '\u202Eevil\u202C name',
-  zeroWidth: 'a\u200Bb\uFEFF',
-  combining: 'e\u0301\u0301',
-  tsqueryOps: '!(a & b) | c:* <-> "d"',
-  newlines: 'line1\r\nline2\ttab',
-  empty: '',
-  spaces: '   ',
-  controlChars: 'a\u0001\u001Fb\u007F',
-}
-
-const unknownUpper = unknownId().toUpperCase()
-/** Values for id slots; `valid` ones are well-formed UUIDs. */
-const ID_INPUTS: Record<string, unknown> = {
-  notAUuid: 'not-a-uuid',
-  empty: '',
-  sqlDrop: "'; DROP TABLE users; --",
-  orTrue: "00000000-0000-0000-0000-000000000000' OR '1'='1",
-  dollarParam: '$1',
-  backslash: '\\',
-  likePercent: '%',
-  nulSuffix: `${unknownId()}\u0000`,
-  loneSurrogate: '\uD800',
-  oneMegabyte: MB,
-  emoji: '🎉',
-  rightToLeft: `\u202E${unknownId()}`,
-  trailingSpace: `${unknownId()} `,
-  braces: `{${unknownId()}}`,
-  noDashes: unknownId().replaceAll('-', ''),
-  number: 12345,
-  object: {},
-  array: [unknownId()],
-  upperCaseUnknown: unknownUpper,
-  nilUuid: '00000000-0000-0000-0000-000000000000',
-}
-
 type Kind = 'text' | 'id'
 interface Slot {
   fn: string
