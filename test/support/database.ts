@@ -55,23 +55,33 @@ export function useTestDatabase(options: { fixtures?: string[]; max?: number } =
   }
 }
 
+const tableLists = new WeakMap<Kysely<DB>, Promise<string[]>>()
+
+/** Every table of the database's current schema, from the catalog (once per `db` instance). */
+function schemaTables(db: Kysely<DB>): Promise<string[]> {
+  let list = tableLists.get(db)
+  if (!list) {
+    list = sql<{ name: string }>`select c.relname as name from pg_class c
+      where c.relkind in ('r', 'p') and c.relnamespace = current_schema()::regnamespace
+      order by c.relname`
+      .execute(db)
+      .then((r) => r.rows.map((row) => row.name))
+    tableLists.set(db, list)
+  }
+  return list
+}
+
 /**
  * Counts the rows of tables: for asserting that nothing was written. By
  * default every table of the database's schema, as the catalog lists it now
  * (so a table a new migration adds is counted without a list to keep);
- * `tables` narrows it. Two round trips: the table names, then every count.
+ * `tables` narrows it. The table names are read once per `db` instance.
  */
 export async function countRows(
   db: Kysely<DB>,
   tables?: readonly (keyof DB)[],
 ): Promise<Record<string, number>> {
-  const names =
-    tables ??
-    (
-      await sql<{ name: string }>`select c.relname as name from pg_class c
-        where c.relkind in ('r', 'p') and c.relnamespace = current_schema()::regnamespace
-        order by c.relname`.execute(db)
-    ).rows.map((r) => r.name)
+  const names = tables ?? (await schemaTables(db))
   // Table names are the catalog's own (or typed names), quoted as identifiers.
   const { rows } = await sql<Record<string, string>>`select ${sql.join(
     names.map((table) => sql`(select count(*) from ${sql.table(table)}) as ${sql.ref(table)}`),
