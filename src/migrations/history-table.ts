@@ -104,7 +104,9 @@ export async function ensureHistoryTable(
     `SELECT conname FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p'`,
     [table],
   )
-  const dropKey = pkey.rows[0] ? `DROP CONSTRAINT "${pkey.rows[0].conname.replaceAll('"', '""')}", ` : ''
+  const dropKey = pkey.rows[0]
+    ? `DROP CONSTRAINT "${pkey.rows[0].conname.replaceAll('"', '""')}", `
+    : ''
   await db.query(
     `ALTER TABLE ${table} ${dropKey}ALTER COLUMN set_name DROP DEFAULT,
        ADD CONSTRAINT guildstore_migrations_set_name CHECK (set_name IN ('guildstore', 'host')),

@@ -119,8 +119,7 @@ export function createPool(options: PoolOptions = {}): pg.Pool {
       { field: 'connectionString' },
     )
   }
-  const searchPath =
-    schema === undefined ? undefined : `-c search_path=${quoteSchema(schema)}`
+  const searchPath = schema === undefined ? undefined : `-c search_path=${quoteSchema(schema)}`
   const pool = new pg.Pool({
     connectionString: process.env.DATABASE_URL,
     max: 20,

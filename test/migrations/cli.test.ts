@@ -31,6 +31,16 @@ async function run(argv: string[], env: Record<string, string | undefined> = {})
 
 const basic = fixtureDir('basic')
 
+interface Listed {
+  set: string
+  version: number
+  name: string
+  state?: string
+  file?: string
+}
+/** The host set's entries of a `migrations` / `applied` list. */
+const host = (list: Listed[]): Listed[] => list.filter((m) => m.set === 'host')
+
 describe('guildstore CLI (in-process)', () => {
   let db: FreshDatabase
   beforeEach(async () => {
@@ -48,17 +58,24 @@ describe('guildstore CLI (in-process)', () => {
     const result = await run(['migrate', '--dir', basic, '--database-url', db.url, '--json'])
     expect(result.code).toBe(ExitCode.Success)
     const doc = JSON.parse(result.stdout)
-    expect(doc.applied.map((m: { version: number; name: string }) => [m.version, m.name])).toEqual([
+    const sets = doc.applied.map((m: { set: string }) => m.set)
+    // guildstore's own set first, then the host's (--dir)
+    expect(sets).toEqual([...sets.filter((x: string) => x === 'guildstore'), 'host', 'host', 'host'])
+    expect(sets.filter((x: string) => x === 'guildstore').length).toBeGreaterThan(0)
+    expect(host(doc.applied).map((m) => [m.version, m.name])).toEqual([
       [1, 'create_widgets'],
       [2, 'add_widget_color'],
       [10, 'widgets_label_index'],
     ])
     expect(typeof doc.applied[0].durationMs).toBe('number')
     expect(result.stdout.trim().split('\n')).toHaveLength(1)
-    expect(result.stderr).toContain('applied 0001_create_widgets.sql')
-    expect(await db.query('SELECT count(*)::int AS n FROM public.guildstore_migrations')).toEqual([
-      { n: 3 },
-    ])
+    expect(result.stderr).toContain('applied host 0001_create_widgets.sql')
+    expect(result.stderr).toContain('applied 0001_initial_schema.sql')
+    expect(
+      await db.query(
+        "SELECT count(*)::int AS n FROM public.guildstore_migrations WHERE set_name = 'host'",
+      ),
+    ).toEqual([{ n: 3 }])
 
     const again = await run(['migrate', '--dir', basic, '--database-url', db.url, '--json'])
     expect(again.code).toBe(ExitCode.Success)
@@ -68,8 +85,8 @@ describe('guildstore CLI (in-process)', () => {
   it('migrate reads DATABASE_URL from the given env and reports in words without --json', async () => {
     const result = await run(['migrate', '--dir', basic], { DATABASE_URL: db.url })
     expect(result.code).toBe(ExitCode.Success)
-    expect(result.stdout).toBe('applied 3 migrations\n')
-    expect(result.stderr).toContain('guildstore: applied 0010_widgets_label_index.sql')
+    expect(result.stdout).toMatch(/^applied \d+ migrations\n$/)
+    expect(result.stderr).toContain('guildstore: applied host 0010_widgets_label_index.sql')
     const again = await run(['migrate', '--dir', basic], { DATABASE_URL: db.url })
     expect(again.stdout).toBe('database is up to date\n')
   })
@@ -78,18 +95,16 @@ describe('guildstore CLI (in-process)', () => {
     const pending = await run(['status', '--dir', basic, '--database-url', db.url, '--json'])
     expect(pending.code).toBe(ExitCode.Pending)
     const doc = JSON.parse(pending.stdout)
-    expect(doc.migrations.map((m: { state: string }) => m.state)).toEqual([
-      'pending',
-      'pending',
-      'pending',
-    ])
-    expect(pending.stderr).toContain('3 pending migrations')
+    expect(host(doc.migrations).map((m) => m.state)).toEqual(['pending', 'pending', 'pending'])
+    expect(doc.migrations[0]).toMatchObject({ set: 'guildstore', state: 'pending' })
+    expect(pending.stderr).toMatch(/\d+ pending migrations/)
 
     await run(['migrate', '--dir', basic, '--database-url', db.url])
     const done = await run(['status', '--dir', basic, '--database-url', db.url, '--json'])
     expect(done.code).toBe(ExitCode.Success)
-    const migrations = JSON.parse(done.stdout).migrations
+    const migrations = host(JSON.parse(done.stdout).migrations)
     expect(migrations[0]).toMatchObject({
+      set: 'host',
       version: 1,
       name: 'create_widgets',
       file: '0001_create_widgets.sql',
@@ -100,8 +115,9 @@ describe('guildstore CLI (in-process)', () => {
 
     const table = await run(['status', '--dir', basic, '--database-url', db.url])
     expect(table.code).toBe(ExitCode.Success)
-    expect(table.stdout).toMatch(/^VERSION\s+FILE\s+STATE/)
-    expect(table.stdout).toMatch(/0002\s+0002_add_widget_color\.sql\s+applied/)
+    expect(table.stdout).toMatch(/^SET\s+VERSION\s+FILE\s+STATE/)
+    expect(table.stdout).toMatch(/guildstore\s+0001\s+0001_initial_schema\.sql\s+applied/)
+    expect(table.stdout).toMatch(/host\s+0002\s+0002_add_widget_color\.sql\s+applied/)
   })
 
   it('status and migrate exit 4 naming an edited applied file; migrate applies nothing', async () => {
@@ -113,11 +129,11 @@ describe('guildstore CLI (in-process)', () => {
 
       const status = await run(['status', '--dir', fixture.dir, '--database-url', db.url, '--json'])
       expect(status.code).toBe(ExitCode.Changed)
-      const changed = JSON.parse(status.stdout).migrations.find(
+      const changed = host(JSON.parse(status.stdout).migrations).find(
         (m: { state: string }) => m.state === 'changed',
       )
       expect(changed.file).toBe('0001_create_widgets.sql')
-      expect(status.stderr).toContain('0001_create_widgets.sql is changed')
+      expect(status.stderr).toContain('host 0001_create_widgets.sql is changed')
 
       const migrate = await run([
         'migrate',
@@ -163,7 +179,7 @@ describe('guildstore CLI (in-process)', () => {
       })
       const status = await run(['status', '--dir', fixture.dir, '--database-url', db.url])
       expect(status.code).toBe(ExitCode.Changed)
-      expect(status.stderr).toContain('0002_add_widget_color.sql is missing')
+      expect(status.stderr).toContain('host 0002_add_widget_color.sql is missing')
     } finally {
       await fixture.remove()
     }
@@ -184,9 +200,9 @@ describe('guildstore CLI (in-process)', () => {
       files: ['0002_breaks.sql'],
     })
     expect(result.stderr).toContain('0002_breaks.sql failed at line 2')
-    expect(await db.query('SELECT version FROM public.guildstore_migrations')).toEqual([
-      { version: 1 },
-    ])
+    expect(
+      await db.query("SELECT version FROM public.guildstore_migrations WHERE set_name = 'host'"),
+    ).toEqual([{ version: 1 }])
   })
 })
 
