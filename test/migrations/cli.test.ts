@@ -60,7 +60,12 @@ describe('guildstore CLI (in-process)', () => {
     const doc = JSON.parse(result.stdout)
     const sets = doc.applied.map((m: { set: string }) => m.set)
     // guildstore's own set first, then the host's (--dir)
-    expect(sets).toEqual([...sets.filter((x: string) => x === 'guildstore'), 'host', 'host', 'host'])
+    expect(sets).toEqual([
+      ...sets.filter((x: string) => x === 'guildstore'),
+      'host',
+      'host',
+      'host',
+    ])
     expect(sets.filter((x: string) => x === 'guildstore').length).toBeGreaterThan(0)
     expect(host(doc.applied).map((m) => [m.version, m.name])).toEqual([
       [1, 'create_widgets'],
