@@ -40,7 +40,9 @@ async function whereIs(db: FreshDatabase, names: string[]): Promise<Record<strin
     [names],
   )
   const out: Record<string, string[]> = {}
-  for (const r of rows) (out[r.relname] ??= []).push(r.nspname)
+  for (const r of rows) {
+    out[r.relname] = [...(out[r.relname] ?? []), r.nspname]
+  }
   return out
 }
 
