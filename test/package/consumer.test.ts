@@ -77,7 +77,7 @@ describe('the packed package, installed into an empty project', () => {
     for (const file of ['fixture.sql', 'run.mjs', 'node-test.mjs', 'vitest.test.mjs']) {
       await copyFile(join(here, file), join(app, file))
     }
-  }, 120_000)
+  }, 600_000)
 
   afterAll(async () => {
     await fresh?.drop()
@@ -135,13 +135,11 @@ describe('the packed package, installed into an empty project', () => {
     const tsc = await run(
       process.execPath,
       [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app],
-      {
-        cwd: app,
-      },
+      { cwd: app, timeoutMs: 150_000 },
     )
     expect(tsc.code, describeRun(tsc)).toBe(0)
     expect(tsc.stdout).toBe('')
-  })
+  }, 180_000)
 
   it('migrates with the CLI, then works through guildstore/testing and the repositories', async () => {
     const r = await run(process.execPath, ['run.mjs'], {

@@ -55,7 +55,7 @@ describe('a host project with its own tables and migrations (packed tarball)', (
     // The host's application existed before guildstore: its own users, sessions, messages.
     await sql(db.url, await readFile(hostTables, 'utf8'))
     await copyFile(join(here, 'scenario.mjs'), join(app, 'scenario.mjs'))
-  }, 180_000)
+  }, 600_000)
 
   afterAll(async () => {
     await db?.drop()

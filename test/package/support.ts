@@ -115,7 +115,7 @@ export const installed = async (name: string): Promise<string> =>
   ).version
 
 /** npm in `cwd`, with a generous timeout (it spawns and may hit the cache). */
-export const npm = (args: string[], cwd: string) => run('npm', args, { cwd, timeoutMs: 90_000 })
+export const npm = (args: string[], cwd: string) => run('npm', args, { cwd, timeoutMs: 240_000 })
 
 /** The peer dependencies a consumer installs next to the tarball, at this repository's versions. */
 export const peerDependencySpecs = async (): Promise<string[]> =>
@@ -143,13 +143,11 @@ export async function installPackedGuildstore(
 
   // 1. Build the current sources into the staging copy: what `npm run build` makes.
   const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc')
-  const build = await run(process.execPath, [
-    tsc,
-    '-p',
-    'tsconfig.build.json',
-    '--outDir',
-    join(stage, 'dist'),
-  ])
+  const build = await run(
+    process.execPath,
+    [tsc, '-p', 'tsconfig.build.json', '--outDir', join(stage, 'dist')],
+    { timeoutMs: 300_000 },
+  )
   expect(build.code, describeRun(build)).toBe(0)
   await chmod(join(stage, 'dist', 'src', 'cli', 'bin.js'), 0o755)
   await copyFile(join(repoRoot, 'package.json'), join(stage, 'package.json'))
