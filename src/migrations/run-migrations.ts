@@ -110,7 +110,10 @@ async function applyOne(
  * Pins `search_path` of guildstore's functions (`guildstore_…` in the schema) to the
  * schema, so a trigger such as `guildstore_delete_dm_channel` finds guildstore's
  * `channels` whatever the calling session's `search_path` is (a host's own connection
- * deleting a user, a cascade). Only functions without a pinned `search_path` are touched.
+ * deleting a user, a cascade). Only functions without a pinned `search_path` are touched,
+ * and not `LANGUAGE sql` ones: a SET clause stops their inlining and costs per call
+ * (`guildstore_uuidv7()`, the id default, went from ~14 to ~38 µs); guildstore's SQL
+ * functions use only `pg_catalog` or qualify their names.
  */
 async function pinFunctionSearchPath(client: pg.PoolClient, schema: string): Promise<void> {
   const { rows } = await client.query<{ statement: string }>(
@@ -118,6 +121,7 @@ async function pinFunctionSearchPath(client: pg.PoolClient, schema: string): Pro
                    n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), n.nspname) AS statement
        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = $1 AND p.proname LIKE 'guildstore\\_%' AND p.prokind IN ('f', 'p')
+        AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'sql')
         AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')`,
     [schema],
   )

@@ -374,31 +374,39 @@ describe('the migration lock through a transaction-mode pooler', () => {
 
   it('is a transaction-level lock held by an open transaction without a snapshot, never a session lock', async () => {
     const host = await emptyDir()
+    const barrier = await db.pool().connect()
     try {
-      await writeFile(join(host.dir, '0001_slow.sql'), 'SELECT pg_sleep(1.5);\n')
+      // A barrier instead of a sleep: the host file waits for a lock the test holds.
+      await barrier.query('SELECT pg_advisory_lock(424242)')
+      await writeFile(join(host.dir, '0001_barrier.sql'), 'SELECT pg_advisory_xact_lock(424242);\n')
       const running = runMigrations(db.pool(), { hostDirectory: host.dir })
-      let seen: { state: string; xmin: string | null; mode: string }[] = []
-      for (let i = 0; i < 200 && seen.length === 0; i++) {
-        seen = await db.query(
-          `SELECT a.state, a.backend_xmin::text AS xmin, l.mode
-             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted
-              AND (l.classid::bigint << 32 | l.objid::bigint) = $1::bigint
-              AND EXISTS (SELECT 1 FROM pg_stat_activity w
-                           WHERE w.datname = current_database() AND w.query LIKE '%pg_sleep(1.5)%' AND w.state = 'active')`,
-          [MIGRATION_LOCK_KEY],
+      let waiting = false
+      for (const started = Date.now(); !waiting && Date.now() - started < 60_000; ) {
+        const rows = await db.query(
+          `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 424242`,
         )
-        if (seen.length === 0) await new Promise((r) => setTimeout(r, 20))
+        waiting = rows.length === 1
+        if (!waiting) await new Promise((r) => setTimeout(r, 20))
       }
-      // Seen while the host file runs: the holder is idle *in a transaction* (so the lock is
+      expect(waiting).toBe(true)
+      const holders = await db.query(
+        `SELECT a.state, a.backend_xmin::text AS xmin, l.mode
+           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.granted
+            AND (l.classid::bigint << 32 | l.objid::bigint) = $1::bigint`,
+        [MIGRATION_LOCK_KEY],
+      )
+      // While the host file runs, the holder is idle *in a transaction* (so the lock is
       // transaction-scoped: it ends with that transaction, which a pooler aborts when the
       // client goes) and keeps no snapshot (a CREATE INDEX CONCURRENTLY does not wait for it).
-      expect(seen).toEqual([{ state: 'idle in transaction', xmin: null, mode: 'ExclusiveLock' }])
-      await running
+      expect(holders).toEqual([{ state: 'idle in transaction', xmin: null, mode: 'ExclusiveLock' }])
+      await barrier.query('SELECT pg_advisory_unlock(424242)')
+      expect((await running).applied.at(-1)).toMatchObject({ set: 'host', version: 1 })
       expect(
         await db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'`),
       ).toEqual([{ n: 0 }])
     } finally {
+      barrier.release(true)
       await host.remove()
     }
   })
