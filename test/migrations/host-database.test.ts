@@ -383,7 +383,8 @@ describe('the migration lock through a transaction-mode pooler', () => {
       let waiting = false
       for (const started = Date.now(); !waiting && Date.now() - started < 60_000; ) {
         const rows = await db.query(
-          `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 424242`,
+          `SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objid = 424242
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
         )
         waiting = rows.length === 1
         if (!waiting) await new Promise((r) => setTimeout(r, 20))
@@ -392,7 +393,7 @@ describe('the migration lock through a transaction-mode pooler', () => {
       const holders = await db.query(
         `SELECT a.state, a.backend_xmin::text AS xmin, l.mode
            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.locktype = 'advisory' AND l.granted
+          WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND (l.classid::bigint << 32 | l.objid::bigint) = $1::bigint`,
         [MIGRATION_LOCK_KEY],
       )
@@ -403,7 +404,9 @@ describe('the migration lock through a transaction-mode pooler', () => {
       await barrier.query('SELECT pg_advisory_unlock(424242)')
       expect((await running).applied.at(-1)).toMatchObject({ set: 'host', version: 1 })
       expect(
-        await db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'`),
+        await db.query(
+          `SELECT count(*)::int AS n FROM pg_locks l WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+        ),
       ).toEqual([{ n: 0 }])
     } finally {
       barrier.release(true)
