@@ -202,3 +202,21 @@ export async function isRecorded(
   )
   return rows[0]?.recorded === true
 }
+
+/**
+ * How many host migrations the history of `schema` records (0 when there is no history,
+ * or a 0.1.0 one): lets the CLI warn when it runs without the host's directory.
+ *
+ * @throws the driver error when the query fails.
+ * @example
+ * ```ts
+ * if ((await countHostMigrations(pool, 'public')) > 0) console.warn('pass --dir')
+ * ```
+ */
+export async function countHostMigrations(db: Queryable, schema: string): Promise<number> {
+  if ((await historyShape(db, schema)) !== 'current') return 0
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM ${historyTable(schema)} WHERE set_name = 'host'`,
+  )
+  return rows[0]?.n ?? 0
+}

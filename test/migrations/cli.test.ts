@@ -471,3 +471,23 @@ describe('guildstore new writes into the project, never into the installed packa
     }
   })
 })
+
+describe('guildstore CLI without the host directory', () => {
+  it('checks guildstore set only, and says that recorded host migrations went unchecked', async () => {
+    const db = await createFreshDatabase()
+    try {
+      await run(['migrate', '--dir', basic, '--database-url', db.url])
+      const status = await run(['status', '--database-url', db.url, '--json'])
+      expect(status.code).toBe(ExitCode.Success)
+      expect(
+        JSON.parse(status.stdout).migrations.every((m: Listed) => m.set === 'guildstore'),
+      ).toBe(true)
+      expect(status.stderr).toContain('3 host migrations are recorded but no host directory')
+      const migrate = await run(['migrate', '--database-url', db.url, '--json'])
+      expect(JSON.parse(migrate.stdout)).toEqual({ applied: [] })
+      expect(migrate.stderr).toContain('3 host migrations are recorded')
+    } finally {
+      await db.drop()
+    }
+  })
+})

@@ -1,3 +1,4 @@
+import { countHostMigrations } from '../../migrations/history-table.ts'
 import { runMigrations } from '../../migrations/run-migrations.ts'
 import { ExitCode } from '../exit-code.ts'
 import type { CliIo, Reporter } from '../io.ts'
@@ -31,13 +32,19 @@ export async function migrateCommand(
   report.log(
     `migrating ${redactUrl(url)} (schema ${schema}${host ? `, host migrations in ${host}` : ''})`,
   )
-  const { applied } = await withPool(url, (pool) =>
-    runMigrations(pool, {
+  const { applied, unchecked } = await withPool(url, async (pool) => ({
+    ...(await runMigrations(pool, {
       schema,
       ...(host ? { hostDirectory: host } : {}),
       logger: { info: (message) => report.log(message) },
-    }),
-  )
+    })),
+    unchecked: host ? 0 : await countHostMigrations(pool, schema).catch(() => 0),
+  }))
+  if (unchecked > 0) {
+    report.log(
+      `${unchecked} host migration${unchecked > 1 ? 's are' : ' is'} recorded but no host directory was given: run from the project root or pass --dir`,
+    )
+  }
   if (options.json) {
     report.json({
       applied: applied.map((m) => ({

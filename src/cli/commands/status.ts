@@ -1,3 +1,4 @@
+import { countHostMigrations } from '../../migrations/history-table.ts'
 import type { MigrationInfo } from '../../migrations/migration-info.ts'
 import { migrationStatus } from '../../migrations/migration-status.ts'
 import { ExitCode } from '../exit-code.ts'
@@ -53,9 +54,18 @@ export async function statusCommand(
   const url = databaseUrl(options, io)
   const schema = schemaOption(options)
   const host = hostDirectory(options, io)
-  const migrations = await withPool(url, (pool) =>
-    migrationStatus(pool, { schema, ...(host ? { hostDirectory: host } : {}) }),
-  )
+  const { migrations, unchecked } = await withPool(url, async (pool) => ({
+    migrations: await migrationStatus(pool, {
+      schema,
+      ...(host ? { hostDirectory: host } : {}),
+    }),
+    unchecked: host ? 0 : await countHostMigrations(pool, schema).catch(() => 0),
+  }))
+  if (unchecked > 0) {
+    report.log(
+      `${unchecked} host migration${unchecked > 1 ? 's are' : ' is'} recorded but no host directory was given: run from the project root or pass --dir`,
+    )
+  }
   if (options.json) report.json({ migrations })
   else report.out(statusTable(migrations))
   const broken = migrations.filter((m) => m.state === 'changed' || m.state === 'missing')
