@@ -9,6 +9,7 @@ import type {
   Guilds,
   MemberRoles,
   MessageAttachments,
+  MessageMentions,
   Messages,
   Roles,
   Sessions,
@@ -18,6 +19,7 @@ import type { Permissions } from './permissions/permissions.ts'
 
 export type {
   ChannelMembers,
+  ChannelReadStates,
   Channels,
   ChannelType,
   DB,
@@ -29,6 +31,7 @@ export type {
   Guilds,
   MemberRoles,
   MessageAttachments,
+  MessageMentions,
   Messages,
   Roles,
   Sessions,
@@ -55,12 +58,28 @@ export type GuildMember = Selectable<GuildMembers>
 export type Role = Selectable<Roles>
 /** A role assignment: `role_id` held by `user_id` in `guild_id`. */
 export type MemberRole = Selectable<MemberRoles>
-/** A channel: a guild text/voice channel, or (type `'dm'`, no guild) the channel of a DM. */
-export type Channel = Selectable<Channels>
+/**
+ * A channel: a guild text/voice channel, or (type `'dm'`, no guild) the channel
+ * of a DM. Its internal position counter `last_seq` is not part of it.
+ */
+export type Channel = Omit<Selectable<Channels>, 'last_seq'>
 /** Membership of a private channel. */
 export type ChannelMember = Selectable<ChannelMembers>
-/** A message. The internal full-text column `search` is not part of it. */
+/**
+ * A message. The internal full-text column `search` is not part of it. `seq` is
+ * its position in its channel: positions grow in commit order within a channel
+ * (see `listChannelMessages`); they are not dense, and messages of a 0.1.0
+ * database got positions ≤ 0 when migrated.
+ */
 export type Message = Omit<Selectable<Messages>, 'search'>
+/**
+ * One mention of a message: exactly one of `user_id`, `role_id` or `everyone`
+ * (`true`) names whom it mentions.
+ */
+export type MessageMention = Pick<
+  Selectable<MessageMentions>,
+  'message_id' | 'user_id' | 'role_id' | 'everyone'
+>
 /** A file attached to a message (the object lives under `s3_key`); `size` is a `bigint`. */
 export type Attachment = Selectable<MessageAttachments>
 /** A 1:1 DM: its id is also its channel id; `user_a < user_b`. */

@@ -60,7 +60,11 @@ export const messageColumns = [
   'created_at',
   'edited_at',
   'deleted_at',
+  'seq',
 ] as const
+
+/** The public columns of `message_mentions` (channel_id and seq are internal copies). */
+export const messageMentionColumns = ['message_id', 'user_id', 'role_id', 'everyone'] as const
 
 export const attachmentColumns = [
   'id',
