@@ -482,4 +482,88 @@ describe('read state of DMs', () => {
     )
     expect((await listDmChannels(t.db, me.id))[0]?.unread_count).toBe(UNREAD_COUNT_CAP)
   })
+
+  // issue 11 item 6: a purge racing markDmRead reset the marker to NULL (unread 0 → N).
+  it.each([
+    ['the purge commits after markDmRead', 'purge-open'],
+    ['markDmRead commits after the purge', 'mark-open'],
+  ])('a purge racing markDmRead never resets the marker (%s)', async (_name, order) => {
+    const me = await makeUser(t.db)
+    const them = await makeUser(t.db)
+    const dm = await makeDm(t.db, me.id, them.id)
+    for (let i = 0; i < 4; i++) await makeMessage(t.db, dm.id, them.id)
+    const last = await makeMessage(t.db, dm.id, them.id, {
+      deleted_at: new Date(Date.now() - 86_400_000),
+    })
+    const cutoff = new Date()
+    expect(await listDmChannels(t.db, me.id)).toMatchObject([{ unread_count: 4 }])
+    const read = { channel_id: dm.id, user_id: me.id, message_id: last.id }
+    if (order === 'purge-open') {
+      // The purge has deleted the marked message but not committed when the marker moves.
+      await t.db.transaction().execute(async (trx) => {
+        expect(await purgeDeletedMessages(trx, { older_than: cutoff })).toBeGreaterThanOrEqual(1)
+        await markDmRead(t.db, read) // must not wait for the purge
+      })
+    } else {
+      // The marker has moved but not committed when the purge runs and commits.
+      await t.db.transaction().execute(async (trx) => {
+        await markDmRead(trx, read)
+        expect(await purgeDeletedMessages(t.db, { older_than: cutoff })).toBeGreaterThanOrEqual(1)
+      })
+    }
+    expect(await listDmChannels(t.db, me.id)).toMatchObject([{ unread_count: 0 }])
+    expect(await stateOf(me.id, null, dm.id)).toMatchObject({
+      unread_count: 0,
+      last_read_message_id: last.id,
+    })
+    const marker = await t.db
+      .selectFrom('dm_participants')
+      .select('last_read_message_id')
+      .where('channel_id', '=', dm.id)
+      .where('user_id', '=', me.id)
+      .executeTakeFirstOrThrow()
+    expect(marker.last_read_message_id).toBe(last.id)
+    // and a new message counts again
+    await makeMessage(t.db, dm.id, them.id)
+    expect(await listDmChannels(t.db, me.id)).toMatchObject([{ unread_count: 1 }])
+  })
+
+  it('concurrent markers end at the newest message named, whatever the commit order (30 rounds)', async () => {
+    const me = await makeUser(t.db)
+    const them = await makeUser(t.db)
+    let blockedSeen = 0
+    for (let round = 0; round < 30; round++) {
+      const dm = await makeDm(t.db, me.id, them.id).catch(async () => {
+        // one DM per pair: a fresh partner each round
+        return makeDm(t.db, me.id, (await makeUser(t.db)).id)
+      })
+      const msgs = []
+      for (let i = 0; i < 8; i++) msgs.push(await makeMessage(t.db, dm.id, them.id))
+      const newest = msgs[6] as { id: string }
+      const older = [msgs[round % 5], msgs[5]] as { id: string }[]
+      // The newest marker's transaction holds the marker row while the older
+      // calls queue behind it; it commits first, then they run and must not win.
+      const waiting = await t.db.transaction().execute(async (trx) => {
+        await markChannelRead(trx, { channel_id: dm.id, user_id: me.id, message_id: newest.id })
+        const calls = older.map((m) =>
+          markChannelRead(t.db, { channel_id: dm.id, user_id: me.id, message_id: m.id }),
+        )
+        for (;;) {
+          const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock'`.execute(t.db)
+          if ((rows[0]?.n ?? 0) >= older.length) break
+          await new Promise((resolve) => setTimeout(resolve, 2))
+        }
+        blockedSeen++
+        return { calls }
+      })
+      await Promise.all(waiting.calls)
+      expect((await stateOf(me.id, null, dm.id))?.last_read_message_id).toBe(newest.id)
+      // and the other way round: the older ones first, the newest last
+      await markChannelRead(t.db, { channel_id: dm.id, user_id: me.id, message_id: msgs[7]!.id })
+      await markChannelRead(t.db, { channel_id: dm.id, user_id: me.id, message_id: msgs[1]!.id })
+      expect((await stateOf(me.id, null, dm.id))?.last_read_message_id).toBe(msgs[7]!.id)
+    }
+    expect(blockedSeen).toBe(30)
+  })
 })
