@@ -32,12 +32,18 @@ DECLARE
   next_id uuid;
   done int;
 BEGIN
-  -- 1. schema
+  -- 1. schema. Each table is altered in a transaction of its own, so that this
+  -- run never holds a lock on one table while it waits for another (a writer
+  -- holds messages and then wants channels: holding both here deadlocks).
+  PERFORM set_config('lock_timeout', '10s', true);
+  -- A message's position in its channel, set by messages_seq below.
+  ALTER TABLE messages ADD COLUMN IF NOT EXISTS seq bigint;
+  COMMIT;
   PERFORM set_config('lock_timeout', '10s', true);
   -- The position counter of each channel; a fast default, no table rewrite.
   ALTER TABLE channels ADD COLUMN IF NOT EXISTS last_seq bigint NOT NULL DEFAULT 0;
-  -- A message's position in its channel, set by messages_seq below.
-  ALTER TABLE messages ADD COLUMN IF NOT EXISTS seq bigint;
+  COMMIT;
+  PERFORM set_config('lock_timeout', '10s', true);
 
   -- Numbers a new message from its channel's counter. The UPDATE locks the
   -- channel row until the inserting transaction ends, so within a channel
@@ -61,6 +67,7 @@ BEGIN
   CREATE OR REPLACE TRIGGER messages_seq
   BEFORE INSERT ON messages
   FOR EACH ROW WHEN (NEW.seq IS NULL) EXECUTE FUNCTION guildstore_message_seq();
+  COMMIT;
 
   -- Read state of every channel (guild and DM): how far a user has read, as
   -- the position of the newest message read (never moves backwards) and that
@@ -74,6 +81,8 @@ BEGIN
     PRIMARY KEY (user_id, channel_id)
   );
   CREATE INDEX IF NOT EXISTS channel_read_states_channel_id_idx ON channel_read_states (channel_id);
+  COMMIT;
+  PERFORM set_config('lock_timeout', '10s', true);
 
   -- Mentions of a message: exactly one of a user, a role, or @everyone per
   -- row. channel_id and seq are the message's, copied when the row is made
@@ -100,8 +109,14 @@ BEGIN
   CREATE UNIQUE INDEX IF NOT EXISTS message_mentions_everyone_key
     ON message_mentions (channel_id, seq) WHERE everyone;
 
+  COMMIT;
+
   -- A purge must never reset a DM read marker (issue 11 item 6): the marker
-  -- becomes a plain id, like channel_read_states.last_read_message_id.
+  -- becomes a plain id, like channel_read_states.last_read_message_id. Locks
+  -- in the order markDmRead of 0.1.0 takes them: dm_participants, then messages.
+  PERFORM set_config('lock_timeout', '10s', true);
+  LOCK TABLE dm_participants IN ACCESS EXCLUSIVE MODE;
+  LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE;
   ALTER TABLE dm_participants DROP CONSTRAINT IF EXISTS dm_participants_last_read_message_id_fkey;
   DROP INDEX IF EXISTS dm_participants_last_read_message_id_idx;
   COMMIT;
