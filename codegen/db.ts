@@ -98,6 +98,7 @@ export interface MessageAttachments {
 }
 
 export interface MessageMentions {
+  author_id: string;
   channel_id: string;
   everyone: Generated<boolean>;
   message_id: string;

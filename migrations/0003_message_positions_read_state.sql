@@ -68,6 +68,7 @@ BEGIN
   BEFORE INSERT ON messages
   FOR EACH ROW WHEN (NEW.seq IS NULL) EXECUTE FUNCTION guildstore_message_seq();
   COMMIT;
+  PERFORM set_config('lock_timeout', '10s', true);
 
   -- Read state of every channel (guild and DM): how far a user has read, as
   -- the position of the newest message read (never moves backwards) and that
@@ -85,13 +86,16 @@ BEGIN
   PERFORM set_config('lock_timeout', '10s', true);
 
   -- Mentions of a message: exactly one of a user, a role, or @everyone per
-  -- row. channel_id and seq are the message's, copied when the row is made
-  -- (in the message's INSERT statement), so unread mentions are counted by
-  -- index range per target without touching other users' mentions.
+  -- row. channel_id, seq and author_id are the message's, copied when the row
+  -- is made (in the message's INSERT statement), so unread mentions are counted
+  -- by index range per target, from the index alone, without touching other
+  -- users' mentions or the messages. A soft-deleted message's mentions are
+  -- removed (messages_mentions_on_delete below).
   CREATE TABLE IF NOT EXISTS message_mentions (
     message_id uuid NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
     channel_id uuid NOT NULL,
     seq bigint NOT NULL,
+    author_id uuid NOT NULL,
     user_id uuid REFERENCES users (id) ON DELETE CASCADE,
     role_id uuid REFERENCES roles (id) ON DELETE CASCADE,
     everyone boolean NOT NULL DEFAULT false,
@@ -101,14 +105,31 @@ BEGIN
   );
   CREATE INDEX IF NOT EXISTS message_mentions_message_id_idx ON message_mentions (message_id);
   -- One mention of a target per message (seq is unique within a channel), and
-  -- the ranges the unread mention count reads.
+  -- the ranges the unread mention count reads (author_id included: the count
+  -- skips one's own messages without visiting the table).
   CREATE UNIQUE INDEX IF NOT EXISTS message_mentions_user_key
-    ON message_mentions (user_id, channel_id, seq) WHERE user_id IS NOT NULL;
+    ON message_mentions (user_id, channel_id, seq) INCLUDE (author_id) WHERE user_id IS NOT NULL;
   CREATE UNIQUE INDEX IF NOT EXISTS message_mentions_role_key
-    ON message_mentions (role_id, channel_id, seq) WHERE role_id IS NOT NULL;
+    ON message_mentions (role_id, channel_id, seq) INCLUDE (author_id) WHERE role_id IS NOT NULL;
   CREATE UNIQUE INDEX IF NOT EXISTS message_mentions_everyone_key
-    ON message_mentions (channel_id, seq) WHERE everyone;
+    ON message_mentions (channel_id, seq) INCLUDE (author_id) WHERE everyone;
+  COMMIT;
 
+  -- A soft delete removes the message's mentions, so a mention count never
+  -- visits a deleted message (whichever path sets deleted_at).
+  PERFORM set_config('lock_timeout', '10s', true);
+  CREATE OR REPLACE FUNCTION guildstore_message_mentions_on_delete() RETURNS trigger
+  LANGUAGE plpgsql
+  AS $fn$
+  BEGIN
+    DELETE FROM message_mentions WHERE message_id = NEW.id;
+    RETURN NULL;
+  END
+  $fn$;
+  CREATE OR REPLACE TRIGGER messages_mentions_on_delete
+  AFTER UPDATE OF deleted_at ON messages
+  FOR EACH ROW WHEN (OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL)
+  EXECUTE FUNCTION guildstore_message_mentions_on_delete();
   COMMIT;
 
   -- A purge must never reset a DM read marker (issue 11 item 6): the marker

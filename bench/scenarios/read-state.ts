@@ -119,10 +119,10 @@ try {
          insert into messages (id, channel_id, author_id, content, seq)
          select guildstore_uuidv7(), $1, $2, 'backlog message ' || g, c.last_seq + g
          from channels c cross join generate_series(1, $3::int) g where c.id = $1
-         returning id, channel_id, seq
+         returning id, channel_id, seq, author_id
        ), mentions as (
-         insert into message_mentions (message_id, channel_id, seq, user_id, role_id, everyone)
-         select m.id, m.channel_id, m.seq, x.user_id, x.role_id, x.everyone from m
+         insert into message_mentions (message_id, channel_id, seq, author_id, user_id, role_id, everyone)
+         select m.id, m.channel_id, m.seq, m.author_id, x.user_id, x.role_id, x.everyone from m
          cross join lateral (
            select $4::uuid as user_id, null::uuid as role_id, false as everyone where m.seq % 13 = 0
            union all select $5::uuid, null, false where m.seq % 13 = 0

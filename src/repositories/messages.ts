@@ -65,7 +65,7 @@ const insertMessage = prepareQuery(
 // The same INSERT with its mentions, in ONE statement: the message row is
 // written only when the reply target, every mentioned role (a role of the
 // channel's guild) and every mentioned user exist; the mention rows copy the
-// new row's channel_id and seq (set by the messages_seq trigger).
+// new row's channel_id, seq (set by the messages_seq trigger) and author_id.
 const RETURNING = sql.raw(messageColumns.map((c) => `m.${c}`).join(', '))
 const insertMessageWithMentions = prepareQuery(
   (
@@ -91,8 +91,8 @@ const insertMessageWithMentions = prepareQuery(
     and cardinality(${p.user_ids}::uuid[]) = (select count(*) from users u where u.id = any(${p.user_ids}::uuid[]))
   returning *
 ), mentions as (
-  insert into message_mentions (message_id, channel_id, seq, user_id, role_id, everyone)
-  select m.id, m.channel_id, m.seq, t.user_id, t.role_id, t.everyone
+  insert into message_mentions (message_id, channel_id, seq, author_id, user_id, role_id, everyone)
+  select m.id, m.channel_id, m.seq, m.author_id, t.user_id, t.role_id, t.everyone
   from m cross join (
     select u as user_id, null::uuid as role_id, false as everyone from unnest(${p.user_ids}::uuid[]) u
     union all select null::uuid, r, false from unnest(${p.role_ids}::uuid[]) r
@@ -354,7 +354,7 @@ export async function createMessage(db: Kysely<DB>, input: CreateMessageInput): 
 /**
  * Lists the mentions of a page of messages in ONE query, ordered by message id
  * (then user mentions, role mentions, `@everyone`). Ids that name no message
- * give nothing.
+ * give nothing; a soft delete removes a message's mentions.
  *
  * @throws {InvalidInputError} when `message_ids` is not an array of at most 10 000 UUIDs.
  * @example

@@ -169,21 +169,23 @@ interface ReadStateRow {
  * The per-channel columns of a read-state list over `v` (channel ids) joined
  * with `channels c`. Every count is a `LIMIT cap` index range: live messages by
  * (channel_id, seq); mentions by (user_id | role_id, channel_id, seq) and
- * (channel_id, seq) for @everyone, one range per held role.
+ * (channel_id, seq) for @everyone, one range per held role, read from the
+ * indexes alone (they include author_id; soft-deleted messages have no mention
+ * rows, and seq identifies a message within the channel).
  */
 function readStateSelect(userId: unknown, roleIds: RawBuilder<unknown> | null) {
   const after = sql`coalesce(rs.last_read_seq, ${MIN_SEQ})`
-  const mentionRange = (target: RawBuilder<unknown>) => sql`select mm.message_id
-      from message_mentions mm join messages m on m.id = mm.message_id
+  const mentionRange = (target: RawBuilder<unknown>) => sql`select mm.seq
+      from message_mentions mm
       where ${target} and mm.channel_id = c.id and mm.seq > ${after}
-        and m.deleted_at is null and m.author_id <> ${userId}::uuid
+        and mm.author_id <> ${userId}::uuid
       order by mm.seq limit ${CAP}`
   const roleRanges =
     roleIds === null
       ? sql``
       : sql`
       union all
-      select y.message_id from unnest(${roleIds}) as held(role_id)
+      select y.seq from unnest(${roleIds}) as held(role_id)
       cross join lateral (${mentionRange(sql`mm.role_id = held.role_id`)}) y`
   return sql`select c.id as channel_id, lm.id as last_message_id, rs.last_read_message_id,
   unread.n as unread_count, least(mentions.n, ${CAP})::int as mention_count
@@ -204,7 +206,7 @@ cross join lateral (
   ) x
 ) unread
 cross join lateral (
-  select count(distinct x.message_id)::int as n from (
+  select count(distinct x.seq)::int as n from (
     (${mentionRange(sql`mm.user_id = ${userId}::uuid`)})
     union all
     (${mentionRange(sql`mm.everyone`)})${roleRanges}

@@ -151,6 +151,13 @@ describe('createMessage mentions and listMessageMentions', () => {
       { message_id: m.id, user_id: null, role_id: null, everyone: true },
     ])
     expect(await listMessageMentions(t.db, [])).toEqual([])
+    // a soft delete (by any path) removes the message's mentions
+    await t.db
+      .updateTable('messages')
+      .set({ deleted_at: new Date() })
+      .where('id', '=', m.id)
+      .execute()
+    expect(await listMessageMentions(t.db, [m.id])).toEqual([])
   })
 
   it('refuses a role of another guild, an unknown user or role, and malformed mentions, writing nothing', async () => {
@@ -357,9 +364,9 @@ describe('markChannelRead and listChannelReadStates (guild)', () => {
       sql`with m as (
         insert into messages (channel_id, author_id, content)
         select ${channel.id}::uuid, ${owner.id}::uuid, 'bulk ' || g from generate_series(1, ${n}::int) g
-        returning id, channel_id, seq
-      ) insert into message_mentions (message_id, channel_id, seq, everyone)
-        select id, channel_id, seq, true from m where ${everyone}`.execute(t.db)
+        returning id, channel_id, seq, author_id
+      ) insert into message_mentions (message_id, channel_id, seq, author_id, everyone)
+        select id, channel_id, seq, author_id, true from m where ${everyone}`.execute(t.db)
     await insert(UNREAD_COUNT_CAP - 1, true)
     expect(await stateOf(member.id, guild.id, channel.id)).toMatchObject({
       unread_count: UNREAD_COUNT_CAP - 1,
