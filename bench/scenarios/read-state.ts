@@ -62,6 +62,11 @@ const rawPool = new pg.Pool({
 })
 const q = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) =>
   (await rawPool.query<R>(text, values)).rows
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void scratch.drop().finally(() => process.exit(130))
+  })
+}
 for (const p of [gsPool, rawPool]) p.on('error', (e) => log(`pool error: ${e.message}`))
 const db: Kysely<DB> = createDb(gsPool)
 const only = option('--only')
@@ -184,16 +189,16 @@ try {
       ],
     }
     results.push(await measure(scenario, { rounds: ROUNDS, warmup: 100, progress: log }))
-    if (!plans.some((p) => p.sql === raw.sql)) {
-      plans.push({
-        name: def.name,
-        sql: raw.sql,
-        plan: await explain(rawPool, raw.sql, raw.probe, {
-          prepared: true,
-          write: def.write ?? false,
-        }),
-      })
-    }
+    // Every scenario's plan with its own arguments: buffer counts compare the
+    // backlog cases independently of how loaded the machine is.
+    plans.push({
+      name: def.name,
+      sql: raw.sql,
+      plan: await explain(rawPool, raw.sql, raw.params(def.args(0)), {
+        prepared: true,
+        write: def.write ?? false,
+      }),
+    })
   }
 
   for (const [label, user] of [
@@ -298,13 +303,17 @@ try {
     `Backlog cost (p50, ${UNREAD.toLocaleString('en')} unread ÷ 0 unread): listChannelReadStates **${rsRatio.toFixed(2)}×**, listDmChannels **${dmRatio.toFixed(2)}×** (target ≤ 1.5×).`,
     `Busy channel as the two users see it: 0 unread → \`${JSON.stringify(readState0)}\`; backlog → \`${JSON.stringify(readStateN)}\`.`,
     '',
-    ...plans.flatMap((p) => [
+    '| scenario | shared buffers (EXPLAIN ANALYZE) | execution ms |',
+    '|---|---:|---:|',
+    ...plans.map(
+      (p) =>
+        `| ${p.name} | ${/Buffers: shared hit=(\d+)/.exec(p.plan)?.[1] ?? '?'} | ${/Execution Time: ([\d.]+)/.exec(p.plan)?.[1] ?? '?'} |`,
+    ),
+    '',
+    ...plans.flatMap((p, k) => [
       `#### ${p.name}`,
       '',
-      '```sql',
-      p.sql,
-      '```',
-      '',
+      ...(plans.findIndex((o) => o.sql === p.sql) === k ? ['```sql', p.sql, '```', ''] : []),
       '```',
       p.plan,
       '```',
