@@ -9,6 +9,7 @@ export {
   type ChannelReadState,
   type ListChannelReadStatesInput,
   listChannelReadStates,
+  type MarkChannelReadInput,
   markChannelRead,
   UNREAD_COUNT_CAP,
 } from './read-states.ts'

@@ -1,9 +1,9 @@
-import { type Compilable, type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import { type Kysely, sql } from 'kysely'
+import type { DB, MessageMentions, Messages } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import type { Message, MessageMention } from '../types.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { prepareQuery, rawQuery } from '../sql/index.ts'
 import {
   assertDate,
   assertObject,
@@ -11,20 +11,53 @@ import {
   assertText,
   assertUuid,
   assertUuidArray,
+  defineFields,
   pageLimit,
-} from '../validation/validate.ts'
-import { messageColumns, messageMentionColumns } from './columns.ts'
+  text,
+} from '../validation/index.ts'
 
-/** A raw SQL statement as a {@link Compilable}, for {@link prepareQuery}. */
-const rawQuery = <O>(db: Kysely<DB>, query: ReturnType<typeof sql<O>>): Compilable<O> => ({
-  compile: () => query.compile(db),
-})
+/** The columns every message-returning function selects (not the internal `search`). */
+export const messageColumns = columnList<Messages>()([
+  'id',
+  'channel_id',
+  'author_id',
+  'reply_to',
+  'content',
+  'created_at',
+  'edited_at',
+  'deleted_at',
+  'seq',
+])
+
+/**
+ * A message. The internal full-text column `search` is not part of it. `seq` is
+ * its position in its channel: positions grow in commit order within a channel
+ * (see {@link listChannelMessages}); they are not dense, and messages of a 0.1.0
+ * database got positions ≤ 0 when migrated.
+ */
+export type Message = Projection<Messages, typeof messageColumns>
+
+/** The public columns of `message_mentions` (channel_id, seq and author_id are internal copies). */
+export const messageMentionColumns = columnList<MessageMentions>()([
+  'message_id',
+  'user_id',
+  'role_id',
+  'everyone',
+])
+
+/**
+ * One mention of a message: exactly one of `user_id`, `role_id` or `everyone`
+ * (`true`) names whom it mentions.
+ */
+export type MessageMention = Projection<MessageMentions, typeof messageMentionColumns>
+
+/** Length rules of the `messages` columns (the CHECKs of the schema). */
+export const messageFields = defineFields('messages', { content: text(1, 4000) })
+
+const CONTENT = messageFields.content
 
 /** At most this many user ids, and as many role ids, in one message's mentions. */
 export const MENTIONS_MAX = 100
-
-/** Length rule of `messages.content` (CHECK messages_content_length). */
-const CONTENT = { min: 1, max: 4000 } as const
 
 /** Default and maximum page size of {@link listChannelMessages}. */
 const MESSAGE_PAGE_DEFAULT = 50
@@ -33,6 +66,7 @@ const MESSAGE_PAGE_MAX = 100
 // One INSERT … SELECT: the reply target is checked in the same statement (one
 // round trip, no race with a concurrent delete of the target).
 const insertMessage = prepareQuery(
+  'messages.insert',
   (
     db,
     p: {
@@ -68,6 +102,7 @@ const insertMessage = prepareQuery(
 // new row's channel_id, seq (set by the messages_seq trigger) and author_id.
 const RETURNING = sql.raw(messageColumns.map((c) => `m.${c}`).join(', '))
 const insertMessageWithMentions = prepareQuery(
+  'messages.insert_with_mentions',
   (
     db,
     p: {
@@ -111,6 +146,7 @@ interface MessageRefsRow {
 
 // Only after an INSERT that wrote nothing: which reference was wrong.
 const checkMessageRefs = prepareQuery(
+  'messages.check_refs',
   (
     db,
     p: { channel_id: string; reply_to: string | null; user_ids: string[]; role_ids: string[] },
@@ -124,17 +160,19 @@ const checkMessageRefs = prepareQuery(
     ),
 )
 
-const selectMentions = prepareQuery((db, p: { message_ids: string[] }) =>
-  db
-    .selectFrom('message_mentions')
-    .select(messageMentionColumns)
-    .where(sql<boolean>`message_id = any(${p.message_ids}::uuid[])`)
-    .orderBy('message_id')
-    .orderBy(sql`user_id nulls last`)
-    .orderBy(sql`role_id nulls last`),
+const selectMentions = prepareQuery(
+  'messages.mentions_of_messages',
+  (db, p: { message_ids: string[] }) =>
+    db
+      .selectFrom('message_mentions')
+      .select(messageMentionColumns)
+      .where(sql<boolean>`message_id = any(${p.message_ids}::uuid[])`)
+      .orderBy('message_id')
+      .orderBy(sql`user_id nulls last`)
+      .orderBy(sql`role_id nulls last`),
 )
 
-const selectMessageById = prepareQuery((db, p: { id: string }) =>
+const selectMessageById = prepareQuery('messages.by_id', (db, p: { id: string }) =>
   db
     .selectFrom('messages')
     .select(messageColumns)
@@ -160,41 +198,48 @@ const beforeBound = (channel_id: string, before: string) => sql<bigint>`(select 
   (select k.seq + 1 from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${before}::uuid order by k.id desc limit 1),
   ${MIN_SEQ}))`
 
-const listNewest = prepareQuery((db, p: { channel_id: string; limit: number }) =>
-  db
-    .selectFrom('messages')
-    .select(messageColumns)
-    .where('channel_id', '=', p.channel_id)
-    .where('deleted_at', 'is', null)
-    .orderBy('seq', 'desc')
-    .limit(p.limit),
+const listNewest = prepareQuery(
+  'messages.list_newest',
+  (db, p: { channel_id: string; limit: number }) =>
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where('channel_id', '=', p.channel_id)
+      .where('deleted_at', 'is', null)
+      .orderBy('seq', 'desc')
+      .limit(p.limit),
 )
 
-const listBefore = prepareQuery((db, p: { channel_id: string; before: string; limit: number }) =>
-  db
-    .selectFrom('messages')
-    .select(messageColumns)
-    .where('channel_id', '=', p.channel_id)
-    .where('deleted_at', 'is', null)
-    .where('seq', '<', beforeBound(p.channel_id, p.before))
-    .orderBy('seq', 'desc')
-    .limit(p.limit),
+const listBefore = prepareQuery(
+  'messages.list_before',
+  (db, p: { channel_id: string; before: string; limit: number }) =>
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where('channel_id', '=', p.channel_id)
+      .where('deleted_at', 'is', null)
+      .where('seq', '<', beforeBound(p.channel_id, p.before))
+      .orderBy('seq', 'desc')
+      .limit(p.limit),
 )
 
 // Oldest first (a forward index scan, no Sort node); listChannelMessages
 // reverses the page in place so it is returned newest first.
-const listAfter = prepareQuery((db, p: { channel_id: string; after: string; limit: number }) =>
-  db
-    .selectFrom('messages')
-    .select(messageColumns)
-    .where('channel_id', '=', p.channel_id)
-    .where('deleted_at', 'is', null)
-    .where('seq', '>', afterBound(p.channel_id, p.after))
-    .orderBy('seq', 'asc')
-    .limit(p.limit),
+const listAfter = prepareQuery(
+  'messages.list_after',
+  (db, p: { channel_id: string; after: string; limit: number }) =>
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where('channel_id', '=', p.channel_id)
+      .where('deleted_at', 'is', null)
+      .where('seq', '>', afterBound(p.channel_id, p.after))
+      .orderBy('seq', 'asc')
+      .limit(p.limit),
 )
 
 const listBetween = prepareQuery(
+  'messages.list_between',
   (db, p: { channel_id: string; after: string; before: string; limit: number }) =>
     db
       .selectFrom('messages')
@@ -207,16 +252,18 @@ const listBetween = prepareQuery(
       .limit(p.limit),
 )
 
-const updateMessageContent = prepareQuery((db, p: { id: string; content: string }) =>
-  db
-    .updateTable('messages')
-    .set({ content: p.content, edited_at: sql`now()` })
-    .where('id', '=', p.id)
-    .where('deleted_at', 'is', null)
-    .returning(messageColumns),
+const updateMessageContent = prepareQuery(
+  'messages.update_content',
+  (db, p: { id: string; content: string }) =>
+    db
+      .updateTable('messages')
+      .set({ content: p.content, edited_at: sql`now()` })
+      .where('id', '=', p.id)
+      .where('deleted_at', 'is', null)
+      .returning(messageColumns),
 )
 
-const softDeleteMessage = prepareQuery((db, p: { id: string }) =>
+const softDeleteMessage = prepareQuery('messages.soft_delete', (db, p: { id: string }) =>
   db
     .updateTable('messages')
     .set({ deleted_at: sql`now()` })
@@ -227,7 +274,7 @@ const softDeleteMessage = prepareQuery((db, p: { id: string }) =>
 // A purge touches no read marker: markers are positions (channel_read_states.
 // last_read_seq) and plain ids without a foreign key (migration 0003), so a
 // purge, racing a marker update or not, never makes a read channel unread.
-const purgeMessages = prepareQuery((db, p: { older_than: Date }) =>
+const purgeMessages = prepareQuery('messages.purge', (db, p: { older_than: Date }) =>
   db
     .deleteFrom('messages')
     .where('deleted_at', 'is not', null)
@@ -450,6 +497,12 @@ export async function listChannelMessages(
   return listNewest.execute(db, { channel_id, limit })
 }
 
+/** Patch of {@link updateMessage}. */
+export interface UpdateMessagePatch {
+  /** 1 to 4000 characters (code points), no NUL, well-formed Unicode. */
+  content: string
+}
+
 /**
  * Edits a live message's content and sets `edited_at` to now.
  *
@@ -463,7 +516,7 @@ export async function listChannelMessages(
 export async function updateMessage(
   db: Kysely<DB>,
   id: string,
-  patch: { content: string },
+  patch: UpdateMessagePatch,
 ): Promise<Message | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
@@ -488,6 +541,12 @@ export async function deleteMessage(db: Kysely<DB>, id: string): Promise<boolean
   return (await softDeleteMessage.executeAffected(db, { id })) > 0
 }
 
+/** Input of {@link purgeDeletedMessages}. */
+export interface PurgeDeletedMessagesInput {
+  /** Purge the messages soft-deleted before this moment. */
+  older_than: Date
+}
+
 /**
  * Hard-deletes the messages soft-deleted before `older_than`, with their
  * attachments and mentions (cascade). Replies to them keep existing with
@@ -506,7 +565,7 @@ export async function deleteMessage(db: Kysely<DB>, id: string): Promise<boolean
  */
 export async function purgeDeletedMessages(
   db: Kysely<DB>,
-  input: { older_than: Date },
+  input: PurgeDeletedMessagesInput,
 ): Promise<number> {
   assertObject(input, 'input')
   assertDate(input.older_than, 'older_than')

@@ -1,15 +1,10 @@
-import { type Compilable, type Kysely, type RawBuilder, sql } from 'kysely'
+import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { assertObject, assertOptionalUuid, assertUuid } from '../validation/validate.ts'
-
-/** A raw SQL statement as a {@link Compilable}, for {@link prepareQuery}. */
-const rawQuery = <O>(db: Kysely<DB>, query: ReturnType<typeof sql<O>>): Compilable<O> => ({
-  compile: () => query.compile(db),
-})
+import { prepareQuery, rawQuery } from '../sql/index.ts'
+import { assertIdKey, assertObject, assertOptionalUuid, assertUuid } from '../validation/index.ts'
 
 /**
  * The cap of `unread_count` and `mention_count` in {@link listChannelReadStates}
@@ -40,6 +35,7 @@ interface MarkReadRow {
  * follows (the 0.1.0 column, kept in step).
  */
 export const markReadStatement = prepareQuery(
+  'read_states.mark',
   (db, p: { channel_id: string; user_id: string; message_id: string; dm_only: boolean }) =>
     rawQuery(
       db,
@@ -72,16 +68,21 @@ select (select type from ch) as type,
     ),
 )
 
+/** Input of {@link markChannelRead} (and of `markDmRead`). */
+export interface MarkChannelReadInput {
+  channel_id: string
+  user_id: string
+  /** A message of that channel (it may be soft-deleted). */
+  message_id: string
+}
+
 /** Runs {@link markReadStatement} and turns what was missing into the documented errors. */
 export async function markRead(
   db: Kysely<DB>,
-  input: { channel_id: string; user_id: string; message_id: string },
+  input: MarkChannelReadInput,
   dmOnly: boolean,
 ): Promise<void> {
-  assertObject(input, 'input')
-  assertUuid(input.channel_id, 'channel_id')
-  assertUuid(input.user_id, 'user_id')
-  assertUuid(input.message_id, 'message_id')
+  assertIdKey(input, ['channel_id', 'user_id', 'message_id'])
   const row = await markReadStatement.executeTakeFirst(db, {
     channel_id: input.channel_id,
     user_id: input.user_id,
@@ -124,10 +125,7 @@ export async function markRead(
  * if (newest) await markChannelRead(db, { channel_id, user_id: me, message_id: newest.id })
  * ```
  */
-export async function markChannelRead(
-  db: Kysely<DB>,
-  input: { channel_id: string; user_id: string; message_id: string },
-): Promise<void> {
+export async function markChannelRead(db: Kysely<DB>, input: MarkChannelReadInput): Promise<void> {
   await markRead(db, input, false)
 }
 
@@ -215,10 +213,12 @@ cross join lateral (
 }
 
 // A guild's channels the user can see (the shared access rule), with their read state.
-const selectGuildReadStates = prepareQuery((db, p: { user_id: string; guild_id: string }) =>
-  rawQuery(
-    db,
-    sql<ReadStateRow>`with visible as (
+const selectGuildReadStates = prepareQuery(
+  'read_states.list_guild',
+  (db, p: { user_id: string; guild_id: string }) =>
+    rawQuery(
+      db,
+      sql<ReadStateRow>`with visible as (
   ${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id })}
 ), held as (
   select coalesce(array_agg(r.id), '{}') as ids
@@ -231,11 +231,11 @@ const selectGuildReadStates = prepareQuery((db, p: { user_id: string; guild_id: 
 )
 ${readStateSelect(p.user_id, sql`(select ids from held)`)}
 order by c.position, c.id`,
-  ),
+    ),
 )
 
 // The user's DMs, with their read state, most recent activity first.
-const selectDmReadStates = prepareQuery((db, p: { user_id: string }) =>
+const selectDmReadStates = prepareQuery('read_states.list_dms', (db, p: { user_id: string }) =>
   rawQuery(
     db,
     sql<ReadStateRow>`with visible as (
