@@ -60,6 +60,21 @@ const rawPool = new pg.Pool({
   types: guildstoreTypeParsers,
   application_name: 'bench-raw',
 })
+// EXPLAIN runs `deallocate all`: on a pool of its own, never under the contenders.
+const explainPool = new pg.Pool({
+  connectionString: scratch.url,
+  max: 1,
+  types: guildstoreTypeParsers,
+})
+/** Retries an operation once when another process terminated its connection (57P01). */
+const retry = async <T>(op: () => Promise<T>): Promise<T> => {
+  try {
+    return await op()
+  } catch (error) {
+    if ((error as { code?: string }).code !== '57P01') throw error
+    return op()
+  }
+}
 const q = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) =>
   (await rawPool.query<R>(text, values)).rows
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -67,7 +82,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void scratch.drop().finally(() => process.exit(130))
   })
 }
-for (const p of [gsPool, rawPool]) p.on('error', (e) => log(`pool error: ${e.message}`))
+for (const p of [gsPool, rawPool, explainPool])
+  p.on('error', (e) => log(`pool error: ${e.message}`))
 const db: Kysely<DB> = createDb(gsPool)
 const only = option('--only')
 
@@ -184,8 +200,8 @@ try {
       concurrency: def.concurrency,
       iterations: def.iterations,
       contenders: [
-        { name: 'guildstore', run: (i: number) => def.call(db, i) },
-        { name: 'raw pg', run: (i: number) => runRaw(rawPool, raw, def.args(i)) },
+        { name: 'guildstore', run: (i: number) => retry(() => def.call(db, i)) },
+        { name: 'raw pg', run: (i: number) => retry(() => runRaw(rawPool, raw, def.args(i))) },
       ],
     }
     results.push(await measure(scenario, { rounds: ROUNDS, warmup: 100, progress: log }))
@@ -194,7 +210,7 @@ try {
     plans.push({
       name: def.name,
       sql: raw.sql,
-      plan: await explain(rawPool, raw.sql, raw.params(def.args(0)), {
+      plan: await explain(explainPool, raw.sql, raw.params(def.args(0)), {
         prepared: true,
         write: def.write ?? false,
       }),
@@ -323,6 +339,6 @@ try {
   ]
   process.stdout.write(`${out.join('\n')}\n`)
 } finally {
-  await Promise.all([db.destroy(), rawPool.end()])
+  await Promise.all([db.destroy(), rawPool.end(), explainPool.end()])
   await scratch.drop()
 }
