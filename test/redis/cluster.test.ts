@@ -110,7 +110,9 @@ describe('Redis Cluster (3 masters)', () => {
 
       const state = `state-${i}`
       await saveOidcState(redis, state, { nonce: `n${i}`, at: new Date(0) })
-      const takes = await Promise.all(Array.from({ length: 5 }, () => consumeOidcState(redis, state)))
+      const takes = await Promise.all(
+        Array.from({ length: 5 }, () => consumeOidcState(redis, state)),
+      )
       expect(takes.filter((t) => t !== undefined)).toEqual([{ nonce: `n${i}`, at: new Date(0) }])
 
       const user = `user-${i}`
@@ -144,7 +146,10 @@ describe('Redis Cluster (3 masters)', () => {
       const owner = await cluster.masterPortOf(await slotOf(name))
       shards.add(owner)
       // SSUBSCRIBE on the owning shard; no classic SUBSCRIBE anywhere
-      const [, sharded] = (await node(owner).call('PUBSUB', 'SHARDNUMSUB', name)) as [string, number]
+      const [, sharded] = (await node(owner).call('PUBSUB', 'SHARDNUMSUB', name)) as [
+        string,
+        number,
+      ]
       expect(Number(sharded)).toBe(1)
       for (const n of cluster.nodes) {
         const [, classic] = (await node(n.port).call('PUBSUB', 'NUMSUB', name)) as [string, number]
@@ -173,7 +178,9 @@ describe('Redis Cluster (3 masters)', () => {
     const stopGlobal = await subscribeGlobal(subscriber, (e) => {
       global.push(e)
     })
-    expect(await publishPresence(redis, { type: 'presence', user_id: 'u-7', status: 'busy' })).toBe(1)
+    expect(await publishPresence(redis, { type: 'presence', user_id: 'u-7', status: 'busy' })).toBe(
+      1,
+    )
     expect(await publishGlobal(redis, { type: 'maintenance', at: new Date(5) })).toBe(1)
     await waitFor(() => presence.length === 1 && global.length === 1, 10_000)
     expect(presence).toEqual([{ type: 'presence', user_id: 'u-7', status: 'busy' }])
