@@ -15,8 +15,8 @@ import {
   addGuildMember,
   assignRole,
   blockUser,
-  canAccessChannel,
   ConflictError,
+  canAccessChannel,
   computePermissions,
   createAttachment,
   createChannel,
@@ -88,7 +88,9 @@ describe('through PgBouncer 1.18 in transaction mode (preparedStatements: false)
     const pools = await bouncer.admin('SHOW POOLS')
     const mine = pools.find((p) => p.database === t.name)
     expect(mine).toBeDefined()
-    expect(Number(mine!.sv_active) + Number(mine!.sv_idle) + Number(mine!.sv_used)).toBeLessThanOrEqual(3)
+    expect(
+      Number(mine!.sv_active) + Number(mine!.sv_idle) + Number(mine!.sv_used),
+    ).toBeLessThanOrEqual(3)
     const clients = await bouncer.admin('SHOW CLIENTS')
     expect(clients.filter((c) => c.database === t.name).length).toBeGreaterThan(3)
   })
@@ -148,12 +150,22 @@ describe('through PgBouncer 1.18 in transaction mode (preparedStatements: false)
     const channel = await createChannel(db, { guild_id: guild.id, name: 'general', type: 'text' })
     const posted = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        createMessage(db, { channel_id: channel.id, author_id: author.id, content: `pooled ${i} zebra` }),
+        createMessage(db, {
+          channel_id: channel.id,
+          author_id: author.id,
+          content: `pooled ${i} zebra`,
+        }),
       ),
     )
-    const ids = posted.map((m) => m.id).sort().reverse()
+    const ids = posted
+      .map((m) => m.id)
+      .sort()
+      .reverse()
     const first = await listChannelMessages(db, channel.id, { limit: 25 })
-    const second = await listChannelMessages(db, channel.id, { limit: 25, before: first.at(-1)!.id })
+    const second = await listChannelMessages(db, channel.id, {
+      limit: 25,
+      before: first.at(-1)!.id,
+    })
     expect([...first, ...second].map((m) => m.id)).toEqual(ids)
     const edited = await updateMessage(db, posted[0]!.id, { content: 'edited zebra' })
     expect(edited?.edited_at).toBeInstanceOf(Date)
