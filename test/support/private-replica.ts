@@ -169,10 +169,11 @@ export async function startReplicatedPair(): Promise<ReplicatedPair> {
     replica,
     query,
     async waitCaughtUp(timeoutMs = 30_000) {
-      const [{ lsn }] = await query<{ lsn: string }>(
+      const [row] = await query<{ lsn: string }>(
         primary,
         'SELECT pg_current_wal_lsn()::text AS lsn',
       )
+      const lsn = row?.lsn
       await waitFor(
         async () => {
           const [row] = await query<{ ok: boolean }>(
