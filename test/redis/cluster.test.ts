@@ -243,6 +243,7 @@ describe('Redis Cluster (3 masters)', () => {
     }
     expect(failures[3]).toBeInstanceOf(RateLimiterStoreError)
 
+    const restartedAt = Date.now()
     await victim.start()
     await cluster.waitHealthy()
     // The same clients recover by themselves: keep trying until one call passes.
@@ -259,6 +260,7 @@ describe('Redis Cluster (3 masters)', () => {
       30_000,
       200,
     )
+    const recoveredMs = Date.now() - restartedAt
     expect(await getCachedSession(redis, user)).toEqual({ back: true })
     expect((await limiter.consume(user)).allowed).toBe(true)
     // The sharded subscription comes back on the restarted master.
@@ -275,5 +277,12 @@ describe('Redis Cluster (3 masters)', () => {
       250,
     )
     expect(received).not.toContain('down')
+    console.log(
+      `[cluster] master killed: typed failures in ${results.map((r) => r.ms).join('/')} ms (${failures
+        .map((e) => (e as RedisUnavailableError).reason ?? (e as Error).name)
+        .join(
+          ', ',
+        )}); helpers back ${recoveredMs} ms after the restart, subscription ${Date.now() - restartedAt} ms`,
+    )
   }, 90_000)
 })
