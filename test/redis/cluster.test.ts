@@ -15,6 +15,8 @@ import {
   consumeOidcState,
   createRateLimiter,
   createRedis,
+  createRedisChannels,
+  createRedisKeys,
   getCachedSession,
   invalidateCachedSession,
   isCluster,
@@ -25,8 +27,7 @@ import {
   publishPresence,
   RateLimiterStoreError,
   RedisUnavailableError,
-  redisChannels,
-  redisKeys,
+  redisNamespace,
   saveOidcState,
   subscribeChannelEvents,
   subscribeGlobal,
@@ -36,6 +37,9 @@ import {
 import { type OwnRedisCluster, startRedisCluster } from '../support/redis-cluster.ts'
 import { waitFor } from './support.ts'
 
+const NS = 'gs_cluster'
+const redisKeys = createRedisKeys(NS)
+const redisChannels = createRedisChannels(NS)
 let cluster: OwnRedisCluster
 let redis: Cluster
 let subscriber: Cluster
@@ -56,7 +60,7 @@ const slotOf = async (name: string) => Number(await anyNode().cluster('KEYSLOT',
 
 beforeAll(async () => {
   cluster = await startRedisCluster()
-  redis = createRedis({ cluster: cluster.startupNodes, timeoutMs: 3000 })
+  redis = createRedis({ cluster: cluster.startupNodes, timeoutMs: 3000, namespace: NS })
   subscriber = redis.duplicate()
 }, 60_000)
 
@@ -76,6 +80,9 @@ const typing = (channel_id: string, user_id: string): ChannelEvent => ({
 describe('Redis Cluster (3 masters)', () => {
   it('createRedis({ cluster }) returns an ioredis Cluster that knows all three masters', async () => {
     expect(isCluster(redis)).toBe(true)
+    // the namespace is kept by the cluster client and its duplicates
+    expect(redisNamespace(redis)).toBe(NS)
+    expect(redisNamespace(subscriber)).toBe(NS)
     await redis.set('probe', '1')
     expect(redis.nodes('master')).toHaveLength(3)
   })
