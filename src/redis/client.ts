@@ -16,7 +16,15 @@ export const MAX_PAYLOAD_OPTION = 'guildstoreMaxPayloadBytes'
 /** Default time a Redis helper call may take before it fails with {@link RedisUnavailableError}. */
 export const DEFAULT_REDIS_TIMEOUT_MS = 5000
 
-/** Whether `client` is an ioredis `Cluster`. */
+/**
+ * Whether `client` is an ioredis `Cluster` (made by `createRedis({ cluster })`).
+ *
+ * @example
+ * ```ts
+ * const redis = createRedis({ cluster: [{ host: 'redis-0', port: 6379 }] })
+ * isCluster(redis) // true
+ * ```
+ */
 export function isCluster(client: RedisClient): client is Cluster {
   return (client as { isCluster?: boolean }).isCluster === true
 }

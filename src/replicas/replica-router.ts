@@ -12,7 +12,8 @@ export interface ReplicaSettings {
   /**
    * After a write through a `db` (or with a consistency token), how long a read
    * waits for a replica to replay past that write before it goes to the
-   * primary instead, in milliseconds. Default 250; `0` never waits.
+   * primary instead, in milliseconds. Default 250; `0` checks the replica
+   * once and never waits.
    */
   readYourWritesTimeoutMs: number
   /** How often replicas' health and replay position are checked, in milliseconds. Default 200. */
@@ -54,7 +55,10 @@ const CONNECTION_FAILURE =
 const LSN_QUERY = 'SELECT pg_current_wal_lsn()::text AS lsn'
 const REPLAY_QUERY = 'SELECT pg_is_in_recovery() AS recovery, pg_last_wal_replay_lsn()::text AS lsn'
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref?.()
+  })
 
 /**
  * Routes reads to replicas: tracks each replica's health and replay position
@@ -185,12 +189,14 @@ export class ReplicaRouter {
     const target = usable.reduce((a, b) => (b.replay > a.replay ? b : a))
     const deadline = now + this.settings.readYourWritesTimeoutMs
     for (;;) {
-      await this.#refresh(target)
+      // a replica that does not answer cannot hold the read past the bound
+      const left = Math.max(1, deadline - Date.now())
+      await Promise.race([this.#refresh(target), sleep(left)])
       if (!target.healthy) break
       if (target.replay >= floor) return { pool: target.pool, waited: true }
-      const left = deadline - Date.now()
-      if (left <= 0) break
-      await sleep(Math.min(5, left))
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) break
+      await sleep(Math.min(5, remaining))
     }
     this.stats.primaryReads.notReplayed++
     return undefined
