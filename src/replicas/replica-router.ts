@@ -55,10 +55,7 @@ const CONNECTION_FAILURE =
 const LSN_QUERY = 'SELECT pg_current_wal_lsn()::text AS lsn'
 const REPLAY_QUERY = 'SELECT pg_is_in_recovery() AS recovery, pg_last_wal_replay_lsn()::text AS lsn'
 
-const sleep = (ms: number) =>
-  new Promise<void>((resolve) => {
-    setTimeout(resolve, ms).unref?.()
-  })
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /**
  * Routes reads to replicas: tracks each replica's health and replay position
