@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest'
+import { testDatabaseUrl, testRedisUrl } from '../support/env.ts'
+import { freePort } from '../support/local-servers.ts'
 import {
   missingServersMessage,
   pingDocker,
@@ -7,8 +9,6 @@ import {
   resolveTestServers,
   TestServersUnavailableError,
 } from '../support/servers.ts'
-import { testDatabaseUrl, testRedisUrl } from '../support/env.ts'
-import { freePort } from '../support/local-servers.ts'
 
 describe('resolveTestServers', () => {
   it('uses TEST_DATABASE_URL and TEST_REDIS_URL without asking Docker', async () => {
