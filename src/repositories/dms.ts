@@ -1,18 +1,31 @@
-import { type Compilable, type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import { type Kysely, sql } from 'kysely'
+import type { DB, DmChannels, DmParticipants, UserStatus } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import type { DmChannel, User, UserStatus } from '../types.ts'
-import { assertObject, assertUuid } from '../validation/validate.ts'
-import { dmChannelColumns } from './columns.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { prepareQuery, rawQuery } from '../sql/index.ts'
+import { assertIdKey, assertUuid } from '../validation/index.ts'
+import type { UserPair } from './friendships.ts'
+import type { User } from './users.ts'
 
-/** A raw SQL statement as a {@link Compilable}, for {@link prepareQuery}. */
-const rawQuery = <O>(db: Kysely<DB>, query: ReturnType<typeof sql<O>>): Compilable<O> => ({
-  compile: () => query.compile(db),
-})
+/** The columns every DM-returning function selects. */
+export const dmChannelColumns = columnList<DmChannels>()(['id', 'user_a', 'user_b', 'created_at'])
+
+/** A 1:1 DM: its id is also its channel id; `user_a < user_b`. */
+export type DmChannel = Projection<DmChannels, typeof dmChannelColumns>
+
+/** The columns of a DM participant. */
+export const dmParticipantColumns = columnList<DmParticipants>()([
+  'channel_id',
+  'user_id',
+  'joined_at',
+  'last_read_message_id',
+])
+
+/** A DM participant and their read marker. */
+export type DmParticipant = Projection<DmParticipants, typeof dmParticipantColumns>
 
 interface FindOrCreateRow {
   blocked: boolean
@@ -30,10 +43,12 @@ interface FindOrCreateRow {
 // Its channels row and both participants are inserted from the new pair row in
 // the same statement (the foreign keys are checked at the end of it). A block
 // either way inserts nothing and is reported in `blocked`.
-const findOrInsertDm = prepareQuery((db, p: { id: string; a: string; b: string }) =>
-  rawQuery(
-    db,
-    sql<FindOrCreateRow>`with existing as (
+const findOrInsertDm = prepareQuery(
+  'dms.find_or_insert',
+  (db, p: { id: string; a: string; b: string }) =>
+    rawQuery(
+      db,
+      sql<FindOrCreateRow>`with existing as (
   select d.id, d.user_a, d.user_b, d.created_at
   from dm_channels d
   where d.user_a = ${p.a}::uuid and d.user_b = ${p.b}::uuid
@@ -68,12 +83,12 @@ left join (
   union all
   select id, user_a, user_b, created_at, true as created from new_dm
 ) d on true`,
-  ),
+    ),
 )
 
 // After a lost race: a new statement (a new snapshot under READ COMMITTED)
 // sees the winner's committed row.
-const selectDmByPair = prepareQuery((db, p: { a: string; b: string }) =>
+const selectDmByPair = prepareQuery('dms.by_pair', (db, p: { a: string; b: string }) =>
   db
     .selectFrom('dm_channels')
     .select(dmChannelColumns)
@@ -102,7 +117,7 @@ interface DmListRow {
 // `User` columns only, never the secrets), and two lateral subqueries on the
 // live-history index: the newest live message, and the live messages of the
 // other user newer than the read marker.
-const selectDmList = prepareQuery((db, p: { user_id: string }) =>
+const selectDmList = prepareQuery('dms.list', (db, p: { user_id: string }) =>
   rawQuery(
     db,
     sql<DmListRow>`select d.id, d.user_a, d.user_b, d.created_at,
@@ -140,6 +155,7 @@ interface MarkReadRow {
 // `<` on uuid is "older than"; a concurrent call re-checks the condition on the
 // locked row, so the marker never moves backwards), and reports what was missing.
 const markRead = prepareQuery(
+  'dms.mark_read',
   (db, p: { channel_id: string; user_id: string; message_id: string }) =>
     rawQuery(
       db,
@@ -194,11 +210,9 @@ export interface FindOrCreateDmResult {
  */
 export async function findOrCreateDmChannel(
   db: Kysely<DB>,
-  input: { user_id: string; other_user_id: string },
+  input: UserPair,
 ): Promise<FindOrCreateDmResult> {
-  assertObject(input, 'input')
-  assertUuid(input.user_id, 'user_id')
-  assertUuid(input.other_user_id, 'other_user_id')
+  assertIdKey(input, ['user_id', 'other_user_id'])
   const x = input.user_id.toLowerCase()
   const y = input.other_user_id.toLowerCase()
   if (x === y) {
@@ -276,6 +290,14 @@ export async function listDmChannels(
   }))
 }
 
+/** Input of {@link markDmRead}. */
+export interface MarkDmReadInput {
+  channel_id: string
+  user_id: string
+  /** A message of that channel (it may be soft-deleted). */
+  message_id: string
+}
+
 /**
  * Marks a DM read up to a message: sets the user's `last_read_message_id`,
  * never moving it backwards (an older message id leaves it as it is). The
@@ -290,14 +312,8 @@ export async function listDmChannels(
  * if (newest) await markDmRead(db, { channel_id: dm.id, user_id: me, message_id: newest.id })
  * ```
  */
-export async function markDmRead(
-  db: Kysely<DB>,
-  input: { channel_id: string; user_id: string; message_id: string },
-): Promise<void> {
-  assertObject(input, 'input')
-  assertUuid(input.channel_id, 'channel_id')
-  assertUuid(input.user_id, 'user_id')
-  assertUuid(input.message_id, 'message_id')
+export async function markDmRead(db: Kysely<DB>, input: MarkDmReadInput): Promise<void> {
+  assertIdKey(input, ['channel_id', 'user_id', 'message_id'])
   const row = await markRead.executeTakeFirst(db, {
     channel_id: input.channel_id,
     user_id: input.user_id,

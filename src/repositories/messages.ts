@@ -1,22 +1,39 @@
 import { type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { DB, Messages } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { inTransaction } from '../sql/transaction.ts'
-import type { Message } from '../types.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { inTransaction, prepareQuery } from '../sql/index.ts'
 import {
   assertDate,
   assertObject,
   assertOptionalUuid,
   assertText,
   assertUuid,
+  defineFields,
   pageLimit,
-} from '../validation/validate.ts'
-import { messageColumns } from './columns.ts'
+  text,
+} from '../validation/index.ts'
 
-/** Length rule of `messages.content` (CHECK messages_content_length). */
-const CONTENT = { min: 1, max: 4000 } as const
+/** The columns every message-returning function selects (not the internal `search`). */
+export const messageColumns = columnList<Messages>()([
+  'id',
+  'channel_id',
+  'author_id',
+  'reply_to',
+  'content',
+  'created_at',
+  'edited_at',
+  'deleted_at',
+])
+
+/** A message. The internal full-text column `search` is not part of it. */
+export type Message = Projection<Messages, typeof messageColumns>
+
+/** Length rules of the `messages` columns (the CHECKs of the schema). */
+export const messageFields = defineFields('messages', { content: text(1, 4000) })
+
+const CONTENT = messageFields.content
 
 /** Default and maximum page size of {@link listChannelMessages}. */
 const MESSAGE_PAGE_DEFAULT = 50
@@ -25,6 +42,7 @@ const MESSAGE_PAGE_MAX = 100
 // One INSERT … SELECT: the reply target is checked in the same statement (one
 // round trip, no race with a concurrent delete of the target).
 const insertMessage = prepareQuery(
+  'messages.insert',
   (
     db,
     p: {
@@ -54,7 +72,7 @@ const insertMessage = prepareQuery(
       .returning(messageColumns),
 )
 
-const selectMessageById = prepareQuery((db, p: { id: string }) =>
+const selectMessageById = prepareQuery('messages.by_id', (db, p: { id: string }) =>
   db
     .selectFrom('messages')
     .select(messageColumns)
@@ -66,41 +84,48 @@ const selectMessageById = prepareQuery((db, p: { id: string }) =>
 // messages_channel_id_id_live_idx (channel_id, id) WHERE deleted_at IS NULL
 // (the literal `deleted_at is null` in every WHERE makes the partial index
 // match), reading at most `limit` index entries whatever the history depth.
-const listNewest = prepareQuery((db, p: { channel_id: string; limit: number }) =>
-  db
-    .selectFrom('messages')
-    .select(messageColumns)
-    .where('channel_id', '=', p.channel_id)
-    .where('deleted_at', 'is', null)
-    .orderBy('id', 'desc')
-    .limit(p.limit),
+const listNewest = prepareQuery(
+  'messages.list_newest',
+  (db, p: { channel_id: string; limit: number }) =>
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where('channel_id', '=', p.channel_id)
+      .where('deleted_at', 'is', null)
+      .orderBy('id', 'desc')
+      .limit(p.limit),
 )
 
-const listBefore = prepareQuery((db, p: { channel_id: string; before: string; limit: number }) =>
-  db
-    .selectFrom('messages')
-    .select(messageColumns)
-    .where('channel_id', '=', p.channel_id)
-    .where('deleted_at', 'is', null)
-    .where('id', '<', p.before)
-    .orderBy('id', 'desc')
-    .limit(p.limit),
+const listBefore = prepareQuery(
+  'messages.list_before',
+  (db, p: { channel_id: string; before: string; limit: number }) =>
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where('channel_id', '=', p.channel_id)
+      .where('deleted_at', 'is', null)
+      .where('id', '<', p.before)
+      .orderBy('id', 'desc')
+      .limit(p.limit),
 )
 
 // Oldest first (a forward index scan, no Sort node); listChannelMessages
 // reverses the page in place so it is returned newest first.
-const listAfter = prepareQuery((db, p: { channel_id: string; after: string; limit: number }) =>
-  db
-    .selectFrom('messages')
-    .select(messageColumns)
-    .where('channel_id', '=', p.channel_id)
-    .where('deleted_at', 'is', null)
-    .where('id', '>', p.after)
-    .orderBy('id', 'asc')
-    .limit(p.limit),
+const listAfter = prepareQuery(
+  'messages.list_after',
+  (db, p: { channel_id: string; after: string; limit: number }) =>
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where('channel_id', '=', p.channel_id)
+      .where('deleted_at', 'is', null)
+      .where('id', '>', p.after)
+      .orderBy('id', 'asc')
+      .limit(p.limit),
 )
 
 const listBetween = prepareQuery(
+  'messages.list_between',
   (db, p: { channel_id: string; after: string; before: string; limit: number }) =>
     db
       .selectFrom('messages')
@@ -113,16 +138,18 @@ const listBetween = prepareQuery(
       .limit(p.limit),
 )
 
-const updateMessageContent = prepareQuery((db, p: { id: string; content: string }) =>
-  db
-    .updateTable('messages')
-    .set({ content: p.content, edited_at: sql`now()` })
-    .where('id', '=', p.id)
-    .where('deleted_at', 'is', null)
-    .returning(messageColumns),
+const updateMessageContent = prepareQuery(
+  'messages.update_content',
+  (db, p: { id: string; content: string }) =>
+    db
+      .updateTable('messages')
+      .set({ content: p.content, edited_at: sql`now()` })
+      .where('id', '=', p.id)
+      .where('deleted_at', 'is', null)
+      .returning(messageColumns),
 )
 
-const softDeleteMessage = prepareQuery((db, p: { id: string }) =>
+const softDeleteMessage = prepareQuery('messages.soft_delete', (db, p: { id: string }) =>
   db
     .updateTable('messages')
     .set({ deleted_at: sql`now()` })
@@ -135,20 +162,22 @@ const softDeleteMessage = prepareQuery((db, p: { id: string }) =>
 // the whole conversation unread again. Move it back to the newest message that
 // stays (or to NULL when none is older: then every remaining message is newer
 // anyway), which leaves every unread count unchanged.
-const moveReadMarkersOffPurged = prepareQuery((db, p: { older_than: Date }) =>
-  db
-    .updateTable('dm_participants as p')
-    .set({
-      last_read_message_id: sql<
-        string | null
-      >`(select k.id from messages k where k.channel_id = p.channel_id and k.id < p.last_read_message_id and (k.deleted_at is null or k.deleted_at >= ${p.older_than}) order by k.id desc limit 1)`,
-    })
-    .where(
-      sql<boolean>`p.last_read_message_id in (select d.id from messages d where d.deleted_at is not null and d.deleted_at < ${p.older_than})`,
-    ),
+const moveReadMarkersOffPurged = prepareQuery(
+  'messages.move_read_markers_off_purged',
+  (db, p: { older_than: Date }) =>
+    db
+      .updateTable('dm_participants as p')
+      .set({
+        last_read_message_id: sql<
+          string | null
+        >`(select k.id from messages k where k.channel_id = p.channel_id and k.id < p.last_read_message_id and (k.deleted_at is null or k.deleted_at >= ${p.older_than}) order by k.id desc limit 1)`,
+      })
+      .where(
+        sql<boolean>`p.last_read_message_id in (select d.id from messages d where d.deleted_at is not null and d.deleted_at < ${p.older_than})`,
+      ),
 )
 
-const purgeMessages = prepareQuery((db, p: { older_than: Date }) =>
+const purgeMessages = prepareQuery('messages.purge', (db, p: { older_than: Date }) =>
   db
     .deleteFrom('messages')
     .where('deleted_at', 'is not', null)
@@ -273,6 +302,12 @@ export async function listChannelMessages(
   return listNewest.execute(db, { channel_id, limit })
 }
 
+/** Patch of {@link updateMessage}. */
+export interface UpdateMessagePatch {
+  /** 1 to 4000 characters (code points), no NUL, well-formed Unicode. */
+  content: string
+}
+
 /**
  * Edits a live message's content and sets `edited_at` to now.
  *
@@ -286,7 +321,7 @@ export async function listChannelMessages(
 export async function updateMessage(
   db: Kysely<DB>,
   id: string,
-  patch: { content: string },
+  patch: UpdateMessagePatch,
 ): Promise<Message | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
@@ -311,6 +346,12 @@ export async function deleteMessage(db: Kysely<DB>, id: string): Promise<boolean
   return (await softDeleteMessage.executeAffected(db, { id })) > 0
 }
 
+/** Input of {@link purgeDeletedMessages}. */
+export interface PurgeDeletedMessagesInput {
+  /** Purge the messages soft-deleted before this moment. */
+  older_than: Date
+}
+
 /**
  * Hard-deletes the messages soft-deleted before `older_than`, with their
  * attachments (cascade). Replies to them keep existing with `reply_to` NULL.
@@ -329,7 +370,7 @@ export async function deleteMessage(db: Kysely<DB>, id: string): Promise<boolean
  */
 export async function purgeDeletedMessages(
   db: Kysely<DB>,
-  input: { older_than: Date },
+  input: PurgeDeletedMessagesInput,
 ): Promise<number> {
   assertObject(input, 'input')
   assertDate(input.older_than, 'older_than')

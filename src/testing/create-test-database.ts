@@ -4,10 +4,10 @@ import { join } from 'node:path'
 import type { Kysely } from 'kysely'
 import pg from 'pg'
 import type { DB } from '../../codegen/db.ts'
-import { createDb } from '../db/create-db.ts'
 import { GuildstoreError } from '../errors/guildstore-error.ts'
 import { defaultMigrationsDirectory, runMigrations } from '../migrations/index.ts'
 import { createPool, type PoolOptions } from '../pool/create-pool.ts'
+import { createDb } from '../sql/create-db.ts'
 
 /** Options of {@link createTestDatabase}. */
 export interface TestDatabaseOptions {
