@@ -23,6 +23,8 @@ export interface ReportInput {
   offsetResult: ScenarioResult | undefined
   explains: ExplainEntry[]
   redisSection: string
+  /** The read-state bench's output (bench/scenarios/read-state.ts), when it ran. */
+  readStateSection: string
   rounds: number
   poolMax: number
   maxRssMiB: number
@@ -227,8 +229,8 @@ Peak RSS of the bench process: ${maxRssMiB.toFixed(0)} MiB. Scenario time ${scen
 
 /** The Redis rate limiter section, when it ran. */
 function redisSection(r: ReportInput): string {
-  const { redisSection } = r
-  return `${redisSection ? `## Redis rate limiter (bench/redis-limiter.ts)\n\n${redisSection}\n` : ''}
+  const { redisSection, readStateSection } = r
+  return `${redisSection ? `## Redis rate limiter (bench/redis-limiter.ts)\n\n${redisSection}\n` : ''}${readStateSection ? `## Read state and catch-up\n\n${readStateSection}\n` : ''}
 `
 }
 

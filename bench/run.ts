@@ -138,6 +138,27 @@ if (existsSync(redisBench) && !only) {
   })
 }
 
+// Read state, catch-up and createMessage contention (bench/scenarios/read-state.ts,
+// its own scratch database); --quick runs it at 50 000 unread.
+let readStateSection = ''
+const readStateBench = `${root}bench/scenarios/read-state.ts`
+if (existsSync(readStateBench) && !only) {
+  log('running bench/scenarios/read-state.ts')
+  readStateSection = await new Promise<string>((resolve) => {
+    const args = quick ? ['--quick', '--unread', '50000'] : []
+    const child = spawn(process.execPath, [readStateBench, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let out = ''
+    child.stdout.on('data', (d) => {
+      out += d
+    })
+    child.on('close', (code) =>
+      resolve(code === 0 ? out.trim() : `${out.trim()}\n\n(read-state bench exited with ${code})`),
+    )
+  })
+}
+
 await Promise.all([db.destroy(), rawPool.end(), dzPool.end(), capturePool.end()])
 const maxRssMiB = process.resourceUsage().maxRSS / 1024
 const totalSeconds = (performance.now() - benchStart) / 1000
@@ -164,6 +185,7 @@ if (!flag('--no-write')) {
     offsetResult: offset?.result,
     explains,
     redisSection,
+    readStateSection,
     rounds,
     poolMax: POOL_MAX,
     maxRssMiB,
