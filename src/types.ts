@@ -1,10 +1,14 @@
 import type { Selectable } from 'kysely'
 import type {
+  AuditLog,
   ChannelMembers,
+  ChannelOverwrites,
   Channels,
   DmChannels,
   DmParticipants,
   Friendships,
+  GuildBans,
+  GuildInvites,
   GuildMembers,
   Guilds,
   MemberRoles,
@@ -17,7 +21,9 @@ import type {
 import type { Permissions } from './permissions/permissions.ts'
 
 export type {
+  AuditLog,
   ChannelMembers,
+  ChannelOverwrites,
   Channels,
   ChannelType,
   DB,
@@ -25,8 +31,11 @@ export type {
   DmParticipants,
   FriendshipStatus,
   Friendships,
+  GuildBans,
+  GuildInvites,
   GuildMembers,
   Guilds,
+  Json,
   MemberRoles,
   MessageAttachments,
   Messages,
@@ -69,3 +78,25 @@ export type DmChannel = Selectable<DmChannels>
 export type DmParticipant = Selectable<DmParticipants>
 /** One direction of a relation: `(user_id → friend_id, status)`; accepted friendships have both directions. */
 export type Friendship = Selectable<Friendships>
+/**
+ * A channel permission overwrite: for one role (the default @everyone role
+ * included) or one member (exactly one of `role_id` / `user_id`), the `allow`
+ * and `deny` bitfields (64-bit `bigint`s of `Permissions` flags).
+ */
+export type ChannelOverwrite = Selectable<ChannelOverwrites>
+/** A guild ban. It stands while `expires_at` is `null` or in the future. */
+export type Ban = Selectable<GuildBans>
+/** A guild invite: `code` lets anyone holding it join; `uses` never exceeds `max_uses`. */
+export type Invite = Selectable<GuildInvites>
+/** One field's change in an audit entry (64-bit integers and dates as strings). */
+export interface AuditFieldChange {
+  before: string | number | boolean | null
+  after: string | number | boolean | null
+}
+/**
+ * An audit log entry: who (`actor_id`, `null` for a trusted call) did what
+ * (`action`) to what (`target_id`), with the changed fields before and after.
+ */
+export type AuditLogEntry = Omit<Selectable<AuditLog>, 'changes'> & {
+  changes: Record<string, AuditFieldChange>
+}

@@ -81,3 +81,36 @@ export const friendshipColumns = [
   'created_at',
   'updated_at',
 ] as const
+
+export const channelOverwriteColumns = [
+  'id',
+  'channel_id',
+  'guild_id',
+  'role_id',
+  'user_id',
+  'allow',
+  'deny',
+  'created_at',
+  'updated_at',
+] as const
+
+export const banColumns = [
+  'guild_id',
+  'user_id',
+  'reason',
+  'banned_by',
+  'expires_at',
+  'created_at',
+] as const
+
+export const inviteColumns = [
+  'id',
+  'code',
+  'guild_id',
+  'inviter_id',
+  'max_uses',
+  'uses',
+  'expires_at',
+  'revoked_at',
+  'created_at',
+] as const

@@ -70,6 +70,10 @@ export const ALL_TABLES: readonly (keyof DB)[] = [
   'dm_channels',
   'dm_participants',
   'friendships',
+  'channel_overwrites',
+  'guild_bans',
+  'guild_invites',
+  'audit_log',
 ]
 
 /** Counts the rows of each named table in one round trip: for asserting that nothing was written. */
