@@ -53,15 +53,23 @@ CREATE INDEX guild_bans_user_id_idx ON guild_bans (user_id);
 CREATE INDEX guild_bans_banned_by_idx ON guild_bans (banned_by) WHERE banned_by IS NOT NULL;
 
 -- While a ban stands, nobody inserts that membership, whatever the path
--- (addGuildMember, useInvite, plain SQL). The trigger first takes the guild row
--- FOR SHARE, which a ban (FOR NO KEY UPDATE) waits for and vice versa, then
--- reads guild_bans with a fresh snapshot: a join and a ban never interleave, so
--- a ban leaves no membership behind.
+-- (addGuildMember, useInvite, plain SQL). The trigger first takes a shared
+-- transaction-level advisory lock on (guild, user), which banMember takes
+-- exclusively before it deletes the membership; then it reads guild_bans with
+-- a fresh snapshot (a PL/pgSQL statement in READ COMMITTED). A join and a ban
+-- never interleave, so a ban leaves no membership behind.
+CREATE FUNCTION guildstore_ban_lock_key(guild_id uuid, user_id uuid) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT hashtext(guild_id::text || ':' || user_id::text)
+$$;
+
 CREATE FUNCTION guildstore_refuse_banned_member() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-  PERFORM 1 FROM guilds WHERE id = NEW.guild_id FOR SHARE;
+  PERFORM pg_advisory_xact_lock_shared(
+    hashtext('guildstore_guild_bans'), guildstore_ban_lock_key(NEW.guild_id, NEW.user_id));
   IF EXISTS (
     SELECT 1 FROM guild_bans b
     WHERE b.guild_id = NEW.guild_id AND b.user_id = NEW.user_id

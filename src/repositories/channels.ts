@@ -3,10 +3,13 @@ import type { DB } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
+import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
+import { authorize } from '../permissions/authorize.ts'
+import { Permissions } from '../permissions/permissions.ts'
 import { prepareQuery } from '../sql/prepared-query.ts'
-import { mapErrors } from '../sql/transaction.ts'
+import { inTransaction } from '../sql/transaction.ts'
 import type { Channel, ChannelMember } from '../types.ts'
 import {
   assertInteger,
@@ -16,7 +19,47 @@ import {
   assertText,
   assertUuid,
 } from '../validation/validate.ts'
+import { assertActingAs, auditChanges, writeAudit } from './audit-log.ts'
 import { channelColumns, channelMemberColumns } from './columns.ts'
+import { lockChannelForUpdate } from './overwrites.ts'
+
+/** The channel fields an audit entry records. */
+const CHANNEL_FIELDS = ['name', 'type', 'topic', 'position', 'is_private'] as const
+
+const selectGuildChannelLocked = prepareQuery((db, p: { id: string }) =>
+  db
+    .selectFrom('channels')
+    .select(channelColumns)
+    .where('id', '=', p.id)
+    .where('type', '<>', 'dm')
+    .forNoKeyUpdate(),
+)
+
+const updateChannelById = prepareQuery(
+  (
+    db,
+    p: {
+      id: string
+      name: string | null
+      set_topic: boolean
+      topic: string | null
+      position: number | null
+      is_private: boolean | null
+    },
+  ) =>
+    db
+      .updateTable('channels')
+      .set({
+        name: sql`coalesce(${p.name}::text, name)`,
+        topic: sql`case when ${p.set_topic}::bool then ${p.topic}::text else topic end`,
+        position: sql`coalesce(${p.position}::int4, position)`,
+        is_private: sql`coalesce(${p.is_private}::bool, is_private)`,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', p.id)
+      .where('type', '<>', 'dm')
+      .returning(channelColumns),
+)
 
 /** Length rule of `channels.name` (CHECK `channels_name_length`). */
 const NAME = { min: 1, max: 100 } as const
@@ -203,12 +246,19 @@ export interface CreateChannelInput {
  *
  * @throws {InvalidInputError} when a field is invalid, including `type: 'dm'`.
  * @throws {ForeignKeyViolationError} when the guild does not exist.
+ * Writes the audit entry (`channel_create`) in the same transaction. With
+ * `as`, the actor needs `MANAGE_CHANNELS`.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * const general = await createChannel(db, { guild_id, name: 'general', type: 'text' })
  * ```
  */
-export async function createChannel(db: Kysely<DB>, input: CreateChannelInput): Promise<Channel> {
+export async function createChannel(
+  db: Kysely<DB>,
+  input: CreateChannelInput,
+  as?: ActingAs,
+): Promise<Channel> {
   assertObject(input, 'input')
   assertUuid(input.guild_id, 'guild_id')
   assertText(input.name, 'name', NAME)
@@ -218,17 +268,34 @@ export async function createChannel(db: Kysely<DB>, input: CreateChannelInput): 
   assertPosition(position)
   const is_private = input.is_private ?? false
   assertBoolean(is_private, 'is_private')
-  const row = await insertChannel.executeTakeFirst(db, {
-    id: newId(),
-    guild_id: input.guild_id,
-    name: input.name,
-    type: input.type,
-    topic: input.topic ?? null,
-    position,
-    is_private,
+  assertActingAs(as)
+  const { guild_id } = input
+  return inTransaction(db, async (trx) => {
+    if (as) {
+      await authorize(trx, {
+        guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_CHANNELS,
+      })
+    }
+    const row = await insertChannel.executeTakeFirst(trx, {
+      id: newId(),
+      guild_id,
+      name: input.name,
+      type: input.type,
+      topic: input.topic ?? null,
+      position,
+      is_private,
+    })
+    if (!row) throw new NotFoundError('channel insert returned no row', { entity: 'channel' })
+    await writeAudit(trx, as, {
+      guild_id,
+      action: 'channel_create',
+      target_id: row.id,
+      changes: auditChanges(null, row, CHANNEL_FIELDS),
+    })
+    return row
   })
-  if (!row) throw new NotFoundError('channel insert returned no row', { entity: 'channel' })
-  return row
 }
 
 /**
@@ -274,6 +341,9 @@ export interface UpdateChannelPatch {
  * (`undefined`). An empty patch returns the channel as it is.
  *
  * @throws {InvalidInputError} when a field is invalid.
+ * Writes the audit entry (`channel_update`, changed fields) in the same
+ * transaction. With `as`, the actor needs `MANAGE_CHANNELS` in the channel.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await updateChannel(db, channel.id, { topic: 'Release planning', is_private: true })
@@ -283,6 +353,7 @@ export async function updateChannel(
   db: Kysely<DB>,
   id: string,
   patch: UpdateChannelPatch,
+  as?: ActingAs,
 ): Promise<Channel | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
@@ -303,16 +374,40 @@ export async function updateChannel(
     assertBoolean(patch.is_private, 'is_private')
     set.is_private = patch.is_private
   }
-  if (Object.keys(set).length === 0) return selectGuildChannel.executeTakeFirst(db, { id })
-  return mapErrors(
-    db
-      .updateTable('channels')
-      .set({ ...set, updated_at: sql`now()` })
-      .where('id', '=', id)
-      .where('type', '<>', 'dm')
-      .returning(channelColumns)
-      .executeTakeFirst(),
-  )
+  assertActingAs(as)
+  if (Object.keys(set).length === 0 && !as) return selectGuildChannel.executeTakeFirst(db, { id })
+  return inTransaction(db, async (trx) => {
+    const before = await selectGuildChannelLocked.executeTakeFirst(trx, { id })
+    if (!before?.guild_id) return undefined
+    if (as) {
+      await authorize(trx, {
+        guild_id: before.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_CHANNELS,
+        channel_id: id,
+      })
+    }
+    if (Object.keys(set).length === 0) return before
+    const row = await updateChannelById.executeTakeFirst(trx, {
+      id,
+      name: set.name ?? null,
+      set_topic: 'topic' in set,
+      topic: set.topic ?? null,
+      position: set.position ?? null,
+      is_private: set.is_private ?? null,
+    })
+    if (!row) return undefined
+    const changes = auditChanges(before, row, CHANNEL_FIELDS)
+    if (Object.keys(changes).length > 0) {
+      await writeAudit(trx, as, {
+        guild_id: before.guild_id,
+        action: 'channel_update',
+        target_id: id,
+        changes,
+      })
+    }
+    return row
+  })
 }
 
 /**
@@ -320,14 +415,37 @@ export async function updateChannel(
  * (cascade). DM channels are not deleted here (`false`): they go with their pair.
  *
  * @throws {InvalidInputError} when `id` is not a UUID.
+ * Writes the audit entry (`channel_delete`) in the same transaction. With
+ * `as`, the actor needs `MANAGE_CHANNELS` in the channel.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await deleteChannel(db, channel.id)
  * ```
  */
-export async function deleteChannel(db: Kysely<DB>, id: string): Promise<boolean> {
+export async function deleteChannel(db: Kysely<DB>, id: string, as?: ActingAs): Promise<boolean> {
   assertUuid(id, 'id')
-  return (await deleteGuildChannel.executeAffected(db, { id })) > 0
+  assertActingAs(as)
+  return inTransaction(db, async (trx) => {
+    const before = await selectGuildChannelLocked.executeTakeFirst(trx, { id })
+    if (!before?.guild_id) return false
+    if (as) {
+      await authorize(trx, {
+        guild_id: before.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_CHANNELS,
+        channel_id: id,
+      })
+    }
+    if ((await deleteGuildChannel.executeAffected(trx, { id })) === 0) return false
+    await writeAudit(trx, as, {
+      guild_id: before.guild_id,
+      action: 'channel_delete',
+      target_id: id,
+      changes: auditChanges(before, null, CHANNEL_FIELDS),
+    })
+    return true
+  })
 }
 
 /** Identifies one channel membership. */
@@ -349,6 +467,11 @@ function assertChannelMemberKey(input: unknown): asserts input is ChannelMemberK
  * @throws {InvalidInputError} when an id is not a UUID.
  * @throws {NotFoundError} when there is no such guild channel (`entity: 'channel'`).
  * @throws {ConflictError} when the user is not a member of the channel's guild (`reason: 'not_member'`).
+ * A private channel's membership is its last permission layer (see
+ * docs/permissions.md). Writes the audit entry (`channel_member_add`) when the
+ * row is new, in the same transaction. With `as`, the actor needs
+ * `MANAGE_ROLES` in the channel (the permission that manages overwrites).
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await addChannelMember(db, { channel_id: staff.id, user_id })
@@ -357,19 +480,40 @@ function assertChannelMemberKey(input: unknown): asserts input is ChannelMemberK
 export async function addChannelMember(
   db: Kysely<DB>,
   input: ChannelMemberKey,
+  as?: ActingAs,
 ): Promise<ChannelMember> {
   assertChannelMemberKey(input)
-  const row = await upsertChannelMember.executeTakeFirst(db, {
-    channel_id: input.channel_id,
-    user_id: input.user_id,
+  assertActingAs(as)
+  const { channel_id, user_id } = input
+  return inTransaction(db, async (trx) => {
+    const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
+    if (!channel?.guild_id) throw new NotFoundError('channel not found', { entity: 'channel' })
+    if (as) {
+      await authorize(trx, {
+        guild_id: channel.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        channel_id,
+      })
+    }
+    const existed = await channelMemberExists.executeTakeFirst(trx, { channel_id, user_id })
+    const row = await upsertChannelMember.executeTakeFirst(trx, { channel_id, user_id })
+    if (!row?.channel_found) throw new NotFoundError('channel not found', { entity: 'channel' })
+    if (row.channel_id == null || row.user_id == null || row.added_at == null) {
+      throw new ConflictError("the user must be a member of the channel's guild", {
+        reason: 'not_member',
+      })
+    }
+    if (existed?.exists !== true) {
+      await writeAudit(trx, as, {
+        guild_id: channel.guild_id,
+        action: 'channel_member_add',
+        target_id: row.user_id,
+        changes: { channel_id: { before: null, after: row.channel_id } },
+      })
+    }
+    return { channel_id: row.channel_id, user_id: row.user_id, added_at: row.added_at }
   })
-  if (!row?.channel_found) throw new NotFoundError('channel not found', { entity: 'channel' })
-  if (row.channel_id == null || row.user_id == null || row.added_at == null) {
-    throw new ConflictError("the user must be a member of the channel's guild", {
-      reason: 'not_member',
-    })
-  }
-  return { channel_id: row.channel_id, user_id: row.user_id, added_at: row.added_at }
 }
 
 /**
@@ -377,6 +521,9 @@ export async function addChannelMember(
  *
  * @returns `false` when they were not one.
  * @throws {InvalidInputError} when an id is not a UUID.
+ * Writes the audit entry (`channel_member_remove`) in the same transaction.
+ * With `as`, the actor needs `MANAGE_ROLES` in the channel.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await removeChannelMember(db, { channel_id, user_id })
@@ -385,13 +532,32 @@ export async function addChannelMember(
 export async function removeChannelMember(
   db: Kysely<DB>,
   input: ChannelMemberKey,
+  as?: ActingAs,
 ): Promise<boolean> {
   assertChannelMemberKey(input)
-  const n = await deleteChannelMember.executeAffected(db, {
-    channel_id: input.channel_id,
-    user_id: input.user_id,
+  assertActingAs(as)
+  const { channel_id, user_id } = input
+  return inTransaction(db, async (trx) => {
+    const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
+    if (!channel?.guild_id) return false
+    if (as) {
+      await authorize(trx, {
+        guild_id: channel.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        channel_id,
+      })
+    }
+    const n = await deleteChannelMember.executeAffected(trx, { channel_id, user_id })
+    if (n === 0) return false
+    await writeAudit(trx, as, {
+      guild_id: channel.guild_id,
+      action: 'channel_member_remove',
+      target_id: user_id,
+      changes: { channel_id: { before: channel_id.toLowerCase(), after: null } },
+    })
+    return true
   })
-  return n > 0
 }
 
 /**

@@ -2,9 +2,14 @@ import { type Kysely, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
+import type { ActingAs } from '../errors/permission-denied-error.ts'
+import { authorize } from '../permissions/authorize.ts'
+import { Permissions } from '../permissions/permissions.ts'
 import { prepareQuery } from '../sql/prepared-query.ts'
+import { inTransaction } from '../sql/transaction.ts'
 import type { GuildMember } from '../types.ts'
 import { assertObject, assertOptionalUuid, assertUuid, pageLimit } from '../validation/validate.ts'
+import { assertActingAs, writeAudit } from './audit-log.ts'
 import { guildMemberColumns } from './columns.ts'
 
 /** Default page size of {@link listGuildMembers}. */
@@ -137,21 +142,47 @@ export async function addGuildMember(db: Kysely<DB>, input: GuildMemberKey): Pro
  * @returns `false` when the user was not a member (or the guild does not exist).
  * @throws {InvalidInputError} when an id is not a UUID.
  * @throws {ConflictError} when the user is the guild's owner (`reason: 'owner'`).
+ * With `as` it is a kick: the actor needs `KICK_MEMBERS` and the member's
+ * highest role must be below the actor's (the owner is above everyone),
+ * checked with the delete in one transaction, which also writes the audit
+ * entry (`member_kick`; a trusted call: `member_remove`). Channel overwrites of
+ * the member go with the membership.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await removeGuildMember(db, { guild_id, user_id })
  * ```
  */
-export async function removeGuildMember(db: Kysely<DB>, input: GuildMemberKey): Promise<boolean> {
+export async function removeGuildMember(
+  db: Kysely<DB>,
+  input: GuildMemberKey,
+  as?: ActingAs,
+): Promise<boolean> {
   assertMemberKey(input)
-  const row = await deleteMember.executeTakeFirst(db, {
-    guild_id: input.guild_id,
-    user_id: input.user_id,
+  assertActingAs(as)
+  const { guild_id, user_id } = input
+  return inTransaction(db, async (trx) => {
+    if (as) {
+      await authorize(trx, {
+        guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.KICK_MEMBERS,
+        target_user_id: user_id,
+      })
+    }
+    const row = await deleteMember.executeTakeFirst(trx, { guild_id, user_id })
+    if (row?.owner_id === user_id.toLowerCase()) {
+      throw new ConflictError("the guild's owner cannot be removed", { reason: 'owner' })
+    }
+    if (row?.deleted !== true) return false
+    await writeAudit(trx, as, {
+      guild_id,
+      action: as ? 'member_kick' : 'member_remove',
+      target_id: user_id,
+      changes: {},
+    })
+    return true
   })
-  if (row?.owner_id === input.user_id.toLowerCase()) {
-    throw new ConflictError("the guild's owner cannot be removed", { reason: 'owner' })
-  }
-  return row?.deleted === true
 }
 
 /**
