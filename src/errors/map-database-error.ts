@@ -136,6 +136,13 @@ export function mapDatabaseError(error: unknown): GuildstoreError {
         details,
       )
     }
+    if (err.constraint === 'guild_members_not_banned') {
+      // Raised by the guild_members trigger of migration 0004: a standing ban.
+      return new ConflictError('the user is banned from this guild', {
+        reason: 'banned',
+        cause: err,
+      })
+    }
     return new ConflictError(`integrity constraint${where} refused the change (${code})`, {
       reason: 'integrity',
       cause: err,

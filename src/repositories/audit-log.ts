@@ -1,14 +1,11 @@
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
-import type { ActingAs } from '../errors/permission-denied-error.ts'
-import { newId } from '../ids/new-id.ts'
 import { prepareQuery } from '../sql/prepared-query.ts'
 import type { AuditLogEntry } from '../types.ts'
 import {
   assertObject,
   assertOneOf,
-  assertOptionalText,
   assertOptionalUuid,
   assertUuid,
   pageLimit,
@@ -55,9 +52,6 @@ export const AUDIT_PAGE_MAX = 100
 /** Above every UUID: the keyset start of a first (newest) page. */
 const MAX_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff'
 
-/** Length rule of an actor's `reason` (CHECK `audit_log_reason_length`). */
-export const REASON = { min: 1, max: 512 } as const
-
 const auditColumns = [
   'id',
   'guild_id',
@@ -68,30 +62,6 @@ const auditColumns = [
   'reason',
   'created_at',
 ] as const
-
-const insertAudit = prepareQuery(
-  (
-    db,
-    p: {
-      id: string
-      guild_id: string
-      actor_id: string | null
-      action: string
-      target_id: string | null
-      changes: string
-      reason: string | null
-    },
-  ) =>
-    db.insertInto('audit_log').values({
-      id: p.id,
-      guild_id: p.guild_id,
-      actor_id: p.actor_id,
-      action: p.action,
-      target_id: p.target_id,
-      changes: sql`${p.changes}::jsonb`,
-      reason: p.reason,
-    }),
-)
 
 const selectAuditPage = prepareQuery(
   (
@@ -114,78 +84,6 @@ const selectAuditPage = prepareQuery(
       .orderBy('id', 'desc')
       .limit(p.limit),
 )
-
-/**
- * Checks an optional {@link ActingAs}: an object with a UUID `actor_id` and an
- * optional `reason` of 1 to 512 characters.
- *
- * @throws {InvalidInputError} when it is not.
- */
-export function assertActingAs(as: unknown): asserts as is ActingAs | undefined {
-  if (as === undefined) return
-  assertObject(as, 'as')
-  assertUuid(as.actor_id, 'as.actor_id')
-  assertOptionalText(as.reason, 'as.reason', REASON)
-}
-
-type AuditValue = string | number | boolean | bigint | Date | null | undefined
-
-/** A field's value as the audit log stores it: 64-bit integers and dates as strings. */
-function jsonValue(value: AuditValue): string | number | boolean | null {
-  if (value === undefined || value === null) return null
-  if (typeof value === 'bigint') return value.toString()
-  if (value instanceof Date) return value.toISOString()
-  return value
-}
-
-/**
- * The `changes` of an entry: `{ field: { before, after } }` for each listed
- * field whose value differs (a created row has `before: null`, a deleted one
- * `after: null`). Only the listed fields: callers list no secret.
- */
-export function auditChanges(
-  before: Record<string, unknown> | null | undefined,
-  after: Record<string, unknown> | null | undefined,
-  fields: readonly string[],
-): Record<string, { before: unknown; after: unknown }> {
-  const changes: Record<string, { before: unknown; after: unknown }> = {}
-  for (const field of fields) {
-    const b = jsonValue((before?.[field] ?? null) as AuditValue)
-    const a = jsonValue((after?.[field] ?? null) as AuditValue)
-    if (b !== a) changes[field] = { before: b, after: a }
-  }
-  return changes
-}
-
-/** One entry to write with {@link writeAudit}. */
-export interface AuditWrite {
-  guild_id: string
-  action: AuditAction
-  target_id: string | null
-  changes: Record<string, { before: unknown; after: unknown }>
-  /** Reason kept on the entry: the actor's, else this one (e.g. a ban's reason). */
-  reason?: string | null | undefined
-}
-
-/**
- * Writes an audit entry in the caller's transaction (`trx`), naming the actor
- * of `as` (none for a trusted call).
- */
-export async function writeAudit(
-  trx: Kysely<DB>,
-  as: ActingAs | undefined,
-  entry: AuditWrite,
-): Promise<void> {
-  await insertAudit.execute(trx, {
-    id: newId(),
-    guild_id: entry.guild_id,
-    actor_id: as?.actor_id ?? null,
-    action: entry.action,
-    target_id: entry.target_id,
-    changes: JSON.stringify(entry.changes),
-    reason: as?.reason ?? entry.reason ?? null,
-  })
-}
 
 /** Options of {@link listAuditLog}. */
 export interface ListAuditLogOptions {

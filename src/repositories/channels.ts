@@ -19,9 +19,8 @@ import {
   assertText,
   assertUuid,
 } from '../validation/validate.ts'
-import { assertActingAs, auditChanges, writeAudit } from './audit-log.ts'
 import { channelColumns, channelMemberColumns } from './columns.ts'
-import { lockChannelForUpdate } from './overwrites.ts'
+import { assertActingAs, auditChanges, lockChannelForUpdate, writeAudit } from './internal.ts'
 
 /** The channel fields an audit entry records. */
 const CHANNEL_FIELDS = ['name', 'type', 'topic', 'position', 'is_private'] as const

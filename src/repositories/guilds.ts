@@ -10,8 +10,8 @@ import { prepareQuery } from '../sql/prepared-query.ts'
 import { inTransaction } from '../sql/transaction.ts'
 import type { Guild } from '../types.ts'
 import { assertObject, assertText, assertUuid } from '../validation/validate.ts'
-import { assertActingAs, auditChanges, writeAudit } from './audit-log.ts'
 import { guildColumns } from './columns.ts'
+import { assertActingAs, auditChanges, writeAudit } from './internal.ts'
 
 /** Length rule of `guilds.name` (CHECK `guilds_name_length`). */
 const NAME = { min: 1, max: 100 } as const

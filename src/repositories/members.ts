@@ -9,8 +9,8 @@ import { prepareQuery } from '../sql/prepared-query.ts'
 import { inTransaction } from '../sql/transaction.ts'
 import type { GuildMember } from '../types.ts'
 import { assertObject, assertOptionalUuid, assertUuid, pageLimit } from '../validation/validate.ts'
-import { assertActingAs, writeAudit } from './audit-log.ts'
 import { guildMemberColumns } from './columns.ts'
+import { assertActingAs, deleteMember, writeAudit } from './internal.ts'
 
 /** Default page size of {@link listGuildMembers}. */
 export const MEMBER_PAGE_DEFAULT = 50
@@ -32,37 +32,6 @@ const upsertMember = prepareQuery((db, p: { guild_id: string; user_id: string })
       oc.columns(['guild_id', 'user_id']).doUpdateSet({ guild_id: sql`excluded.guild_id` }),
     )
     .returning(guildMemberColumns),
-)
-
-// One statement: lock the guild row (FOR SHARE, so a concurrent ownership
-// transfer is serialized with this removal and the owner read is current),
-// refuse the owner, delete the membership and the user's private-channel
-// memberships in the guild's channels (else they would come back on rejoin).
-const deleteMember = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .with('g', (db) =>
-      db.selectFrom('guilds').select('owner_id').where('id', '=', p.guild_id).forShare(),
-    )
-    .with('d', (db) =>
-      db
-        .deleteFrom('guild_members')
-        .where('guild_id', '=', p.guild_id)
-        .where('user_id', '=', p.user_id)
-        .where('user_id', '<>', (eb) => eb.selectFrom('g').select('g.owner_id'))
-        .returning('user_id'),
-    )
-    .with('cm', (db) =>
-      db
-        .deleteFrom('channel_members')
-        .where('user_id', 'in', (eb) => eb.selectFrom('d').select('d.user_id'))
-        .where('channel_id', 'in', (eb) =>
-          eb.selectFrom('channels').select('id').where('guild_id', '=', p.guild_id),
-        ),
-    )
-    .selectNoFrom((eb) => [
-      eb.selectFrom('g').select('g.owner_id').as('owner_id'),
-      eb.exists(eb.selectFrom('d').select('d.user_id')).as('deleted'),
-    ]),
 )
 
 const selectMember = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
@@ -117,6 +86,7 @@ function assertMemberKey(input: unknown): asserts input is GuildMemberKey {
  *
  * @throws {InvalidInputError} when an id is not a UUID.
  * @throws {ForeignKeyViolationError} when the guild or the user does not exist.
+ * @throws {ConflictError} while a ban of the user stands in the guild (`reason: 'banned'`).
  * @example
  * ```ts
  * const member = await addGuildMember(db, { guild_id, user_id })

@@ -16,8 +16,8 @@ import {
   assertUuid,
   pageLimit,
 } from '../validation/validate.ts'
-import { assertActingAs, writeAudit } from './audit-log.ts'
 import { messageColumns } from './columns.ts'
+import { assertActingAs, writeAudit } from './internal.ts'
 
 /** Length rule of `messages.content` (CHECK messages_content_length). */
 const CONTENT = { min: 1, max: 4000 } as const

@@ -11,21 +11,8 @@ import { prepareQuery } from '../sql/prepared-query.ts'
 import { inTransaction } from '../sql/transaction.ts'
 import type { ChannelOverwrite } from '../types.ts'
 import { assertInt64, assertObject, assertUuid } from '../validation/validate.ts'
-import { assertActingAs, auditChanges, writeAudit } from './audit-log.ts'
 import { channelOverwriteColumns } from './columns.ts'
-
-/**
- * Locks a guild channel against overwrite changes and actor checks
- * (FOR NO KEY UPDATE: message inserts, whose foreign key takes KEY SHARE, go on).
- */
-export const lockChannelForUpdate = prepareQuery((db, p: { id: string }) =>
-  db
-    .selectFrom('channels')
-    .select(['id', 'guild_id'])
-    .where('id', '=', p.id)
-    .where('type', '<>', 'dm')
-    .forNoKeyUpdate(),
-)
+import { assertActingAs, auditChanges, lockChannelForUpdate, writeAudit } from './internal.ts'
 
 const selectOverwrite = prepareQuery(
   (db, p: { channel_id: string; role_id: string | null; user_id: string | null }) =>

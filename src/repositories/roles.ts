@@ -16,8 +16,8 @@ import {
   assertText,
   assertUuid,
 } from '../validation/validate.ts'
-import { assertActingAs, auditChanges, writeAudit } from './audit-log.ts'
 import { roleColumns } from './columns.ts'
+import { assertActingAs, auditChanges, writeAudit } from './internal.ts'
 
 /** The role fields an audit entry records. */
 const ROLE_FIELDS = ['name', 'permissions', 'position'] as const
