@@ -36,6 +36,10 @@ export type {
   GuildMembers,
   Guilds,
   Json,
+  JsonArray,
+  JsonObject,
+  JsonPrimitive,
+  JsonValue,
   MemberRoles,
   MessageAttachments,
   Messages,
@@ -79,7 +83,7 @@ export type DmParticipant = Selectable<DmParticipants>
 /** One direction of a relation: `(user_id → friend_id, status)`; accepted friendships have both directions. */
 export type Friendship = Selectable<Friendships>
 /**
- * A channel permission overwrite: for one role (the default @everyone role
+ * A channel permission overwrite: for one role (the default `@everyone` role
  * included) or one member (exactly one of `role_id` / `user_id`), the `allow`
  * and `deny` bitfields (64-bit `bigint`s of `Permissions` flags).
  */

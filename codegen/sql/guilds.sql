@@ -81,6 +81,18 @@ order by
   "g"."id";
 
 -- updateGuild
+begin;
+
+select
+  "id",
+  "owner_id",
+  "name"
+from
+  "guilds"
+where
+  "id" = $1
+for update;
+
 update "guilds"
 set
   "name" = $1,
@@ -94,11 +106,28 @@ returning
   "created_at",
   "updated_at";
 
+insert into
+  "audit_log" (
+    "id",
+    "guild_id",
+    "actor_id",
+    "action",
+    "target_id",
+    "changes",
+    "reason"
+  )
+values
+  ($1, $2, $3, $4, $5, $6::jsonb, $7);
+
+commit;
+
 -- transferGuildOwnership
 begin;
 
 select
-  "id"
+  "id",
+  "owner_id",
+  "name"
 from
   "guilds"
 where
@@ -128,13 +157,28 @@ returning
   "created_at",
   "updated_at";
 
+insert into
+  "audit_log" (
+    "id",
+    "guild_id",
+    "actor_id",
+    "action",
+    "target_id",
+    "changes",
+    "reason"
+  )
+values
+  ($1, $2, $3, $4, $5, $6::jsonb, $7);
+
 commit;
 
 -- transferGuildOwnership (throws) to a non-member
 begin;
 
 select
-  "id"
+  "id",
+  "owner_id",
+  "name"
 from
   "guilds"
 where

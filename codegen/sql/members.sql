@@ -55,6 +55,8 @@ limit
   $3;
 
 -- removeGuildMember
+begin;
+
 with
   "g" as (
     select
@@ -111,7 +113,24 @@ select
       "d"
   ) as "deleted";
 
+insert into
+  "audit_log" (
+    "id",
+    "guild_id",
+    "actor_id",
+    "action",
+    "target_id",
+    "changes",
+    "reason"
+  )
+values
+  ($1, $2, $3, $4, $5, $6::jsonb, $7);
+
+commit;
+
 -- removeGuildMember (throws) the owner
+begin;
+
 with
   "g" as (
     select
@@ -167,3 +186,5 @@ select
     from
       "d"
   ) as "deleted";
+
+rollback;

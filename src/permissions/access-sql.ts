@@ -12,7 +12,7 @@
  *   member's assigned roles' permissions; the owner, and a member whose base
  *   has `ADMINISTRATOR`, has `Permissions.ALL` in every channel of the guild
  *   (overwrites and privacy ignored);
- * - in a channel, from the base: the @everyone overwrite (deny, then allow);
+ * - in a channel, from the base: the `@everyone` overwrite (deny, then allow);
  *   then the overwrites of all the member's roles together (OR of their denies
  *   removed, then OR of their allows added); then the member's own overwrite
  *   (deny, then allow); then a private channel (0.1.0's `is_private`) gives 0

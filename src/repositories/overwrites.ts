@@ -96,7 +96,7 @@ const selectOverwrites = prepareQuery((db, p: { channel_id: string }) =>
 /** Identifies one overwrite: a channel and exactly one of a role and a member. */
 export interface ChannelOverwriteKey {
   channel_id: string
-  /** The role (the default @everyone role included) the overwrite is for. */
+  /** The role (the default `@everyone` role included) the overwrite is for. */
   role_id?: string | null | undefined
   /** The member the overwrite is for. */
   user_id?: string | null | undefined
@@ -127,7 +127,7 @@ function assertOverwriteKey(input: unknown): asserts input is ChannelOverwriteKe
 const FIELDS = ['role_id', 'user_id', 'allow', 'deny'] as const
 
 /**
- * Creates or replaces the overwrite of a role (the default @everyone role
+ * Creates or replaces the overwrite of a role (the default `@everyone` role
  * included) or of a member in a guild channel. With `as`, the actor needs
  * `MANAGE_ROLES` in that channel and may only allow or deny flags they hold
  * there (administrators and the owner: any); checked with the write, in one
