@@ -4,7 +4,7 @@
  * running the IDENTICAL SQL (captured from guildstore) as a named prepared
  * statement, interleaved in rounds (bench/harness.ts).
  *
- *   node bench/overwrites.ts [--members 2000] [--channels 50] [--rounds 5] [--iterations 2000]
+ *   node bench/overwrites.ts [--members 2000] [--channels 50] [--rounds 5] [--iterations 2000] [--explain]
  *
  * Builds its own scratch database (a clone of the migrated template): one guild
  * with `--members` members, 20 roles (each member holds 0–4), `--channels`
@@ -177,6 +177,10 @@ try {
     const [captured, ...more] = await captureSql(gsPool, (cdb) => s.run(cdb, probe))
     if (!captured || more.length > 0) throw new Error(`${s.name}: expected one statement`)
     const raw = toRawStatement(captured, s.rawArgs(probe))
+    if (argv.includes('--explain')) {
+      const plan = await rawPool.query(`explain (analyze, buffers) ${raw.sql}`, [...raw.probe])
+      log(`${s.name}\n${plan.rows.map((r) => r['QUERY PLAN']).join('\n')}`)
+    }
     // The same answers both ways, over a sample.
     for (let i = 0; i < 200; i++) {
       const a = argsOf(i)
