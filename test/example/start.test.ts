@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRedis } from '../../src/index.ts'
@@ -80,7 +81,8 @@ describe('npm run example (examples/chat-service/start.ts)', () => {
       PORT: '0',
       CHAT_REDIS_NAMESPACE: namespace,
     }
-    for (const expected of ['migrations: applied 1', 'migrations: up to date']) {
+    const files = readdirSync(join(repoRoot, 'migrations')).filter((f) => f.endsWith('.sql'))
+    for (const expected of [`migrations: applied ${files.length}`, 'migrations: up to date']) {
       const example = await startExample(env)
       try {
         expect(example.output().stdout).toContain(`curl -s -X POST ${example.url}/login`)
