@@ -95,8 +95,10 @@ function contextColumns(p: ContextParams) {
     sql<string | null>`(select owner_id from guilds where id = ${p.guild_id}::uuid)`.as('owner_id'),
     topPositionSql(p.guild_id, p.actor_id).as('actor_top'),
     topPositionSql(p.guild_id, p.target_id).as('target_top'),
+    // The default role is below everyone: managing it is never a hierarchy matter.
     sql<number | null>`(select max(position) from roles
-      where guild_id = ${p.guild_id}::uuid and id = any(${p.role_ids}::uuid[]))`.as('roles_top'),
+      where guild_id = ${p.guild_id}::uuid and id = any(${p.role_ids}::uuid[])
+        and not is_default)`.as('roles_top'),
   ] as const
 }
 
@@ -130,7 +132,10 @@ export interface AuthorizeRule {
   permission: bigint
   /** Compute the permission in this channel (overwrites apply). */
   channel_id?: string | undefined
-  /** A member acted upon: their highest role must be below the actor's (the owner: never). */
+  /**
+   * A member acted upon: their highest role must be below the actor's (the
+   * owner: never). Not checked when it is the actor themself.
+   */
   target_user_id?: string | undefined
   /** Roles acted upon: each must be below the actor's highest role. */
   role_ids?: readonly string[] | undefined
@@ -175,7 +180,8 @@ function deny(reason: string, message: string, permission?: bigint): PermissionD
  */
 export async function authorize(trx: Kysely<DB>, rule: AuthorizeRule): Promise<AuthorizeResult> {
   const role_ids = [...(rule.role_ids ?? [])]
-  const target_id = rule.target_user_id ?? null
+  const self = rule.target_user_id?.toLowerCase() === rule.actor_id.toLowerCase()
+  const target_id = rule.target_user_id === undefined || self ? null : rule.target_user_id
   await lockContext.execute(trx, {
     guild_id: rule.guild_id,
     actor_id: rule.actor_id,

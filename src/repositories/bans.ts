@@ -19,7 +19,14 @@ import {
   pageLimit,
 } from '../validation/validate.ts'
 import { banColumns } from './columns.ts'
-import { assertActingAs, auditChanges, deleteMember, REASON, writeAudit } from './internal.ts'
+import {
+  assertActingAs,
+  auditChanges,
+  deleteMember,
+  lockMembership,
+  REASON,
+  writeAudit,
+} from './internal.ts'
 
 /** Default page size of {@link listBans}. */
 export const BAN_PAGE_DEFAULT = 50
@@ -173,6 +180,7 @@ export async function banMember(
   const { guild_id, user_id } = input
   return inTransaction(db, async (trx) => {
     await lockBanKey.execute(trx, { guild_id, user_id })
+    await lockMembership.execute(trx, { guild_id, user_id })
     if (as) {
       await authorize(trx, {
         guild_id,

@@ -51,6 +51,21 @@ export const lockChannelForUpdate = prepareQuery((db, p: { id: string }) =>
     .forNoKeyUpdate(),
 )
 
+/**
+ * Locks a membership FOR UPDATE before it is deleted (kick, ban): writes that
+ * hang on it (role grants, overwrites, channel memberships: FOR KEY SHARE)
+ * finish first, so the deleting statement, which comes next with a fresh
+ * snapshot, sees and removes what they wrote; later ones find no member.
+ */
+export const lockMembership = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
+  db
+    .selectFrom('guild_members')
+    .select('user_id')
+    .where('guild_id', '=', p.guild_id)
+    .where('user_id', '=', p.user_id)
+    .forUpdate(),
+)
+
 // One statement: lock the guild row (FOR SHARE, so a concurrent ownership
 // transfer is serialized with this removal and the owner read is current),
 // refuse the owner, delete the membership and the user's private-channel

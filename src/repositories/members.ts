@@ -10,7 +10,7 @@ import { inTransaction } from '../sql/transaction.ts'
 import type { GuildMember } from '../types.ts'
 import { assertObject, assertOptionalUuid, assertUuid, pageLimit } from '../validation/validate.ts'
 import { guildMemberColumns } from './columns.ts'
-import { assertActingAs, deleteMember, writeAudit } from './internal.ts'
+import { assertActingAs, deleteMember, lockMembership, writeAudit } from './internal.ts'
 
 /** Default page size of {@link listGuildMembers}. */
 export const MEMBER_PAGE_DEFAULT = 50
@@ -132,6 +132,7 @@ export async function removeGuildMember(
   assertActingAs(as)
   const { guild_id, user_id } = input
   return inTransaction(db, async (trx) => {
+    await lockMembership.execute(trx, { guild_id, user_id })
     if (as) {
       await authorize(trx, {
         guild_id,

@@ -129,8 +129,10 @@ const FIELDS = ['role_id', 'user_id', 'allow', 'deny'] as const
 /**
  * Creates or replaces the overwrite of a role (the default `@everyone` role
  * included) or of a member in a guild channel. With `as`, the actor needs
- * `MANAGE_ROLES` in that channel and may only allow or deny flags they hold
- * there (administrators and the owner: any); checked with the write, in one
+ * `MANAGE_ROLES` in that channel, may only allow or deny flags they hold
+ * there (administrators and the owner: any), and the role or member must be
+ * below the actor's highest role (not checked for `@everyone` nor for
+ * oneself); checked with the write, in one
  * transaction, which also writes the audit entry (`overwrite_create` or
  * `overwrite_update`, target: the channel).
  *
@@ -172,6 +174,8 @@ export async function setChannelOverwrite(
         permission: Permissions.MANAGE_ROLES,
         channel_id,
         grants: allow | deny,
+        role_ids: role_id === null ? [] : [role_id],
+        target_user_id: user_id ?? undefined,
       })
     }
     const before = await selectOverwrite.executeTakeFirst(trx, { channel_id, role_id, user_id })
@@ -203,7 +207,8 @@ export async function setChannelOverwrite(
 
 /**
  * Deletes the overwrite of a role or a member in a channel. With `as`, the
- * actor needs `MANAGE_ROLES` in that channel; the audit entry
+ * actor needs `MANAGE_ROLES` in that channel and the role or member must be
+ * below their highest role (as for {@link setChannelOverwrite}); the audit entry
  * (`overwrite_delete`) is written in the same transaction.
  *
  * @returns `false` when there was no such overwrite (or channel).
@@ -234,6 +239,8 @@ export async function deleteChannelOverwrite(
         actor_id: as.actor_id,
         permission: Permissions.MANAGE_ROLES,
         channel_id,
+        role_ids: role_id === null ? [] : [role_id],
+        target_user_id: user_id ?? undefined,
       })
     }
     const row = await deleteOverwrite.executeTakeFirst(trx, { channel_id, role_id, user_id })

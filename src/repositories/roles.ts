@@ -379,7 +379,8 @@ function assertAssignment(input: unknown): asserts input is RoleAssignment {
  * @throws {ForeignKeyViolationError} when the role does not exist or belongs to
  *   another guild, or the user is not a member of the guild (composite foreign keys).
  * Writes the audit entry (`member_role_add`, target: the member) in the same
- * transaction. With `as`: `MANAGE_ROLES` and the role below the actor's highest role.
+ * transaction. With `as`: `MANAGE_ROLES`, the role below the actor's highest
+role, and the member too (unless it is the actor).
  * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
@@ -401,6 +402,7 @@ export async function assignRole(
         actor_id: as.actor_id,
         permission: Permissions.MANAGE_ROLES,
         role_ids: [role_id],
+        target_user_id: user_id,
       })
     }
     const row = await insertAssignment.executeTakeFirst(trx, { guild_id, user_id, role_id })
@@ -426,7 +428,8 @@ export async function assignRole(
  * @returns `false` when the member did not have it.
  * @throws {InvalidInputError} when an id is not a UUID.
  * Writes the audit entry (`member_role_remove`) in the same transaction. With
- * `as`: `MANAGE_ROLES` and the role below the actor's highest role.
+ * `as`: `MANAGE_ROLES`, the role below the actor's highest role, and the
+ * member too (unless it is the actor).
  * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
@@ -448,6 +451,7 @@ export async function unassignRole(
         actor_id: as.actor_id,
         permission: Permissions.MANAGE_ROLES,
         role_ids: [role_id],
+        target_user_id: user_id,
       })
     }
     const n = await deleteAssignment.executeAffected(trx, { guild_id, user_id, role_id })

@@ -2,9 +2,11 @@
  * Guild administration: acting on behalf of a member (permissions, role
  * hierarchy, check-then-write races), bans, invites and the audit log.
  */
+import { sql } from 'kysely'
 import type pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import {
+  addChannelMember,
   addGuildMember,
   assignRole,
   banMember,
@@ -206,6 +208,55 @@ describe('acting as: permissions and role hierarchy', () => {
         )
       ).reason,
     ).toBe('hierarchy')
+    // Editing a member at or above oneself: refused, even with a lower role.
+    const peer = await makeUser(t.db)
+    await makeMember(t.db, s.guild.id, peer.id)
+    await assignRole(t.db, { guild_id: s.guild.id, user_id: peer.id, role_id: s.mods.id })
+    expect(
+      (
+        await denied(
+          assignRole(t.db, { guild_id: s.guild.id, user_id: peer.id, role_id: helper.id }, as),
+        )
+      ).reason,
+    ).toBe('hierarchy')
+    const channel = await makeChannel(t.db, s.guild.id)
+    expect(
+      (
+        await denied(
+          setChannelOverwrite(
+            t.db,
+            { channel_id: channel.id, user_id: peer.id, allow: 0n, deny: VIEW_CHANNEL },
+            as,
+          ),
+        )
+      ).reason,
+    ).toBe('hierarchy')
+    expect(
+      (
+        await denied(
+          setChannelOverwrite(
+            t.db,
+            { channel_id: channel.id, role_id: s.mods.id, allow: 0n, deny: VIEW_CHANNEL },
+            as,
+          ),
+        )
+      ).reason,
+    ).toBe('hierarchy')
+    // Oneself and @everyone are not hierarchy matters.
+    expect(
+      await assignRole(t.db, { guild_id: s.guild.id, user_id: s.mod.id, role_id: helper.id }, as),
+    ).toBe(true)
+    await unassignRole(t.db, { guild_id: s.guild.id, user_id: s.mod.id, role_id: helper.id }, as)
+    await setChannelOverwrite(
+      t.db,
+      { channel_id: channel.id, role_id: s.guild.defaultRole.id, allow: 0n, deny: VIEW_CHANNEL },
+      as,
+    )
+    await t.db
+      .deleteFrom('audit_log')
+      .where('guild_id', '=', s.guild.id)
+      .where('action', 'in', ['member_role_add', 'member_role_remove', 'overwrite_create'])
+      .execute()
     expect(
       await assignRole(
         t.db,
@@ -511,6 +562,95 @@ describe('bans', () => {
       banMember(t.db, { guild_id: unknownId(), user_id: s.member.id }),
     ).rejects.toBeInstanceOf(NotFoundError)
     expect(await countRows(t.db)).toEqual(before)
+  })
+
+  it('bans and kicks racing with joins, role grants, overwrites and channel adds leave nothing behind', async () => {
+    const s = await setup()
+    const channel = await makeChannel(t.db, s.guild.id, { is_private: true })
+    const users = await Promise.all(Array.from({ length: 24 }, () => makeUser(t.db)))
+    for (const u of users) await makeMember(t.db, s.guild.id, u.id)
+    const settle = (p: Promise<unknown>) =>
+      p.then(
+        () => 'ok',
+        (e: unknown) => (e instanceof Error ? e.constructor.name : 'unknown'),
+      )
+    const outcomes: string[] = []
+    await Promise.all(
+      users.map(async (u, i) => {
+        const remove =
+          i % 2 === 0
+            ? banMember(t.db, { guild_id: s.guild.id, user_id: u.id }, { actor_id: s.mod.id })
+            : removeGuildMember(
+                t.db,
+                { guild_id: s.guild.id, user_id: u.id },
+                { actor_id: s.mod.id },
+              )
+        const results = await Promise.all([
+          settle(remove),
+          settle(assignRole(t.db, { guild_id: s.guild.id, user_id: u.id, role_id: s.crew.id })),
+          settle(
+            setChannelOverwrite(t.db, {
+              channel_id: channel.id,
+              user_id: u.id,
+              allow: VIEW_CHANNEL,
+              deny: 0n,
+            }),
+          ),
+          settle(addChannelMember(t.db, { channel_id: channel.id, user_id: u.id })),
+          settle(addGuildMember(t.db, { guild_id: s.guild.id, user_id: u.id })),
+        ])
+        expect(results[0]).toBe('ok')
+        outcomes.push(...results.slice(1))
+      }),
+    )
+    const banned = users.filter((_, i) => i % 2 === 0).map((u) => u.id)
+    const all = users.map((u) => u.id)
+    const left = async (
+      table: 'guild_members' | 'member_roles' | 'channel_overwrites',
+      ids: string[],
+    ) =>
+      (
+        await t.db
+          .selectFrom(table)
+          .select('user_id')
+          .where('guild_id', '=', s.guild.id)
+          .where('user_id', 'in', ids)
+          .execute()
+      ).length
+    // Banned users: nothing at all. Kicked users may have rejoined (addGuildMember
+    // after the kick), but then only through a fresh membership.
+    expect(await left('guild_members', banned)).toBe(0)
+    expect(await left('member_roles', banned)).toBe(0)
+    expect(await left('channel_overwrites', banned)).toBe(0)
+    const strays = await t.db
+      .selectFrom('channel_members as cm')
+      .select('cm.user_id')
+      .where('cm.channel_id', '=', channel.id)
+      .where('cm.user_id', 'in', all)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('guild_members as gm')
+              .select('gm.user_id')
+              .whereRef('gm.user_id', '=', 'cm.user_id')
+              .where('gm.guild_id', '=', s.guild.id),
+          ),
+        ),
+      )
+      .execute()
+    expect(strays).toEqual([])
+    for (const table of ['member_roles', 'channel_overwrites']) {
+      const { rows: orphans } = await sql<{ user_id: string }>`select x.user_id
+        from ${sql.table(table)} x
+        where x.guild_id = ${s.guild.id} and x.user_id is not null
+          and not exists (select from guild_members gm
+            where gm.guild_id = x.guild_id and gm.user_id = x.user_id)`.execute(t.db)
+      expect(orphans).toEqual([])
+    }
+    // Both sides of the race happened: some racing writes landed, some were refused.
+    expect(outcomes.filter((o) => o === 'ok').length).toBeGreaterThan(0)
+    expect(outcomes.filter((o) => o !== 'ok').length).toBeGreaterThan(0)
+    expect(outcomes.filter((o) => o === 'ConflictError').length).toBeGreaterThan(0)
   })
 
   it('lists standing bans by keyset', async () => {
