@@ -20,7 +20,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
 import { PermissionDeniedError } from '../errors/permission-denied-error.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
+import { prepareQuery } from '../sql/index.ts'
 import {
   channelMembershipJoinSql,
   channelPermissionsSql,
@@ -39,7 +39,7 @@ interface LockParams {
 
 // Lock order: guild, roles, role assignments, memberships, channel, channel
 // membership (the order deletions cascade in), so two checks never deadlock.
-const lockContext = prepareQuery((db, p: LockParams) =>
+const lockContext = prepareQuery('authorize.lock_context', (db, p: LockParams) =>
   db.selectNoFrom([
     sql<string>`(select count(*) from (
       select 1 from guilds where id = ${p.guild_id}::uuid for share) x)`.as('guild'),
@@ -102,7 +102,7 @@ function contextColumns(p: ContextParams) {
   ] as const
 }
 
-const guildContext = prepareQuery((db, p: ContextParams) =>
+const guildContext = prepareQuery('authorize.guild_context', (db, p: ContextParams) =>
   db.selectNoFrom([
     ...contextColumns(p),
     sql<bigint | null>`(select ${guildPermissionsSql} from ${memberContextSql}
@@ -112,16 +112,18 @@ const guildContext = prepareQuery((db, p: ContextParams) =>
   ]),
 )
 
-const channelContext = prepareQuery((db, p: ContextParams & { channel_id: string }) =>
-  db.selectNoFrom([
-    ...contextColumns(p),
-    sql<bigint | null>`(select ${channelPermissionsSql} from ${memberContextSql}
+const channelContext = prepareQuery(
+  'authorize.channel_context',
+  (db, p: ContextParams & { channel_id: string }) =>
+    db.selectNoFrom([
+      ...contextColumns(p),
+      sql<bigint | null>`(select ${channelPermissionsSql} from ${memberContextSql}
       join channels c on c.id = ${p.channel_id}::uuid and c.guild_id = gm.guild_id
       ${channelMembershipJoinSql}
       where gm.guild_id = ${p.guild_id}::uuid and gm.user_id = ${p.actor_id}::uuid)`.as(
-      'permissions',
-    ),
-  ]),
+        'permissions',
+      ),
+    ]),
 )
 
 /** What an actor must hold for one administrative change. */

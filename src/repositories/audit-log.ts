@@ -1,15 +1,17 @@
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import type { AuditLogEntry } from '../types.ts'
+import type { AuditLog, DB } from '../../codegen/db.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { prepareQuery } from '../sql/index.ts'
 import {
   assertObject,
   assertOneOf,
   assertOptionalUuid,
   assertUuid,
+  defineFields,
   pageLimit,
-} from '../validation/validate.ts'
+  text,
+} from '../validation/index.ts'
 
 /**
  * Every action the audit log records, one per kind of administrative change.
@@ -52,7 +54,8 @@ export const AUDIT_PAGE_MAX = 100
 /** Above every UUID: the keyset start of a first (newest) page. */
 const MAX_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff'
 
-const auditColumns = [
+/** The columns every audit-entry-returning function selects. */
+export const auditLogColumns = columnList<AuditLog>()([
   'id',
   'guild_id',
   'actor_id',
@@ -61,9 +64,27 @@ const auditColumns = [
   'changes',
   'reason',
   'created_at',
-] as const
+])
+
+/** One field's change in an audit entry (64-bit integers and dates as strings). */
+export interface AuditFieldChange {
+  before: string | number | boolean | null
+  after: string | number | boolean | null
+}
+
+/**
+ * An audit log entry: who (`actor_id`, `null` for a trusted call) did what
+ * (`action`) to what (`target_id`), with the changed fields before and after.
+ */
+export type AuditLogEntry = Omit<Projection<AuditLog, typeof auditLogColumns>, 'changes'> & {
+  changes: Record<string, AuditFieldChange>
+}
+
+/** Rules of the `audit_log` columns (the CHECKs of the schema). */
+export const auditLogFields = defineFields('audit_log', { reason: text(1, 512) })
 
 const selectAuditPage = prepareQuery(
+  'audit_log.list_page',
   (
     db,
     p: {
@@ -76,7 +97,7 @@ const selectAuditPage = prepareQuery(
   ) =>
     db
       .selectFrom('audit_log')
-      .select(auditColumns)
+      .select(auditLogColumns)
       .where('guild_id', '=', p.guild_id)
       .where('id', '<', p.before)
       .where(sql<boolean>`(${p.action}::text is null or action = ${p.action}::text)`)

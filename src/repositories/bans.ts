@@ -1,32 +1,48 @@
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { DB, GuildBans } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { inTransaction } from '../sql/transaction.ts'
-import type { Ban } from '../types.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { inTransaction, prepareQuery } from '../sql/index.ts'
 import {
   assertDate,
+  assertIdKey,
   assertObject,
   assertOptionalText,
   assertOptionalUuid,
   assertUuid,
+  defineFields,
   pageLimit,
-} from '../validation/validate.ts'
-import { banColumns } from './columns.ts'
+  text,
+} from '../validation/index.ts'
 import {
   assertActingAs,
   auditChanges,
   deleteMember,
   lockMembership,
-  REASON,
   writeAudit,
 } from './internal.ts'
+
+/** The columns every ban-returning function selects. */
+export const banColumns = columnList<GuildBans>()([
+  'guild_id',
+  'user_id',
+  'reason',
+  'banned_by',
+  'expires_at',
+  'created_at',
+])
+
+/** A guild ban. It stands while `expires_at` is `null` or in the future. */
+export type Ban = Projection<GuildBans, typeof banColumns>
+
+/** Rules of the `guild_bans` columns (the CHECKs of the schema). */
+export const banFields = defineFields('guild_bans', { reason: text(1, 512) })
 
 /** Default page size of {@link listBans}. */
 export const BAN_PAGE_DEFAULT = 50
@@ -42,29 +58,34 @@ const BAN_FIELDS = ['reason', 'expires_at'] as const
 // The exclusive side of the join/ban lock (migration 0004's trigger on
 // guild_members takes the shared side): a join either committed before this,
 // or waits and then sees the ban.
-const lockBanKey = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db.selectNoFrom(
-    sql<string>`pg_advisory_xact_lock(hashtext('guildstore_guild_bans'),
+const lockBanKey = prepareQuery(
+  'guild_bans.lock_key',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db.selectNoFrom(
+      sql<string>`pg_advisory_xact_lock(hashtext('guildstore_guild_bans'),
       guildstore_ban_lock_key(${p.guild_id}::uuid, ${p.user_id}::uuid))::text`.as('locked'),
-  ),
+    ),
 )
 
-const selectGuildOwner = prepareQuery((db, p: { guild_id: string }) =>
+const selectGuildOwner = prepareQuery('guild_bans.guild_owner', (db, p: { guild_id: string }) =>
   db.selectFrom('guilds').select('owner_id').where('id', '=', p.guild_id).forShare(),
 )
 
 const standing = sql<boolean>`(expires_at is null or expires_at > now())`
 
-const selectStandingBan = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .selectFrom('guild_bans')
-    .select(banColumns)
-    .where('guild_id', '=', p.guild_id)
-    .where('user_id', '=', p.user_id)
-    .where(standing),
+const selectStandingBan = prepareQuery(
+  'guild_bans.standing',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .selectFrom('guild_bans')
+      .select(banColumns)
+      .where('guild_id', '=', p.guild_id)
+      .where('user_id', '=', p.user_id)
+      .where(standing),
 )
 
 const upsertBan = prepareQuery(
+  'guild_bans.upsert',
   (
     db,
     p: {
@@ -95,26 +116,30 @@ const upsertBan = prepareQuery(
       .returning(banColumns),
 )
 
-const deleteBan = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .deleteFrom('guild_bans')
-    .where('guild_id', '=', p.guild_id)
-    .where('user_id', '=', p.user_id)
-    .returning([
-      ...banColumns,
-      sql<boolean>`(expires_at is null or expires_at > now())`.as('standing'),
-    ]),
+const deleteBan = prepareQuery(
+  'guild_bans.delete',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .deleteFrom('guild_bans')
+      .where('guild_id', '=', p.guild_id)
+      .where('user_id', '=', p.user_id)
+      .returning([
+        ...banColumns,
+        sql<boolean>`(expires_at is null or expires_at > now())`.as('standing'),
+      ]),
 )
 
-const selectBansPage = prepareQuery((db, p: { guild_id: string; after: string; limit: number }) =>
-  db
-    .selectFrom('guild_bans')
-    .select(banColumns)
-    .where('guild_id', '=', p.guild_id)
-    .where('user_id', '>', p.after)
-    .where(standing)
-    .orderBy('user_id')
-    .limit(p.limit),
+const selectBansPage = prepareQuery(
+  'guild_bans.list_page',
+  (db, p: { guild_id: string; after: string; limit: number }) =>
+    db
+      .selectFrom('guild_bans')
+      .select(banColumns)
+      .where('guild_id', '=', p.guild_id)
+      .where('user_id', '>', p.after)
+      .where(standing)
+      .orderBy('user_id')
+      .limit(p.limit),
 )
 
 /** Input of {@link banMember}. */
@@ -134,9 +159,7 @@ export interface BanKey {
 }
 
 function assertBanKey(input: unknown): asserts input is BanKey {
-  assertObject(input, 'input')
-  assertUuid(input.guild_id, 'guild_id')
-  assertUuid(input.user_id, 'user_id')
+  assertIdKey(input, ['guild_id', 'user_id'])
 }
 
 /**
@@ -175,7 +198,7 @@ export async function banMember(
       throw new InvalidInputError('expires_at must be in the future', { field: 'expires_at' })
     }
   }
-  assertOptionalText(input.reason, 'reason', REASON)
+  assertOptionalText(input.reason, 'reason', banFields.reason)
   assertActingAs(as)
   const { guild_id, user_id } = input
   return inTransaction(db, async (trx) => {
@@ -195,14 +218,13 @@ export async function banMember(
       throw new ConflictError("the guild's owner cannot be banned", { reason: 'owner' })
     }
     const before = await selectStandingBan.executeTakeFirst(trx, { guild_id, user_id })
-    const ban = await upsertBan.executeTakeFirst(trx, {
+    const ban = await upsertBan.executeTakeFirstOrThrow(trx, {
       guild_id,
       user_id,
       reason: input.reason ?? as?.reason ?? null,
       banned_by: as?.actor_id ?? null,
       expires_at: input.expires_at ?? null,
     })
-    if (!ban) throw new NotFoundError('ban upsert returned no row', { entity: 'ban' })
     await deleteMember.execute(trx, { guild_id, user_id })
     await writeAudit(trx, as, {
       guild_id,

@@ -1,72 +1,70 @@
 import { type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { ChannelMembers, Channels, DB } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
-import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
+import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
 import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { inTransaction } from '../sql/transaction.ts'
-import type { Channel, ChannelMember } from '../types.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { dynamicQuery, inTransaction, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
-  assertInteger,
+  assertBoolean,
+  assertIdKey,
+  assertInRange,
   assertObject,
   assertOneOf,
   assertOptionalText,
   assertText,
   assertUuid,
-} from '../validation/validate.ts'
-import { channelColumns, channelMemberColumns } from './columns.ts'
+  defineFields,
+  integer,
+  text,
+} from '../validation/index.ts'
 import { assertActingAs, auditChanges, lockChannelForUpdate, writeAudit } from './internal.ts'
+import type { GuildMemberKey } from './members.ts'
 
 /** The channel fields an audit entry records. */
 const CHANNEL_FIELDS = ['name', 'type', 'topic', 'position', 'is_private'] as const
 
-const selectGuildChannelLocked = prepareQuery((db, p: { id: string }) =>
-  db
-    .selectFrom('channels')
-    .select(channelColumns)
-    .where('id', '=', p.id)
-    .where('type', '<>', 'dm')
-    .forNoKeyUpdate(),
-)
+/** The columns every channel-returning function selects. */
+export const channelColumns = columnList<Channels>()([
+  'id',
+  'guild_id',
+  'name',
+  'type',
+  'topic',
+  'position',
+  'is_private',
+  'created_at',
+  'updated_at',
+])
 
-const updateChannelById = prepareQuery(
-  (
-    db,
-    p: {
-      id: string
-      name: string | null
-      set_topic: boolean
-      topic: string | null
-      position: number | null
-      is_private: boolean | null
-    },
-  ) =>
-    db
-      .updateTable('channels')
-      .set({
-        name: sql`coalesce(${p.name}::text, name)`,
-        topic: sql`case when ${p.set_topic}::bool then ${p.topic}::text else topic end`,
-        position: sql`coalesce(${p.position}::int4, position)`,
-        is_private: sql`coalesce(${p.is_private}::bool, is_private)`,
-        updated_at: sql`now()`,
-      })
-      .where('id', '=', p.id)
-      .where('type', '<>', 'dm')
-      .returning(channelColumns),
-)
+/** A channel: a guild text/voice channel, or (type `'dm'`, no guild) the channel of a DM. */
+export type Channel = Projection<Channels, typeof channelColumns>
 
-/** Length rule of `channels.name` (CHECK `channels_name_length`). */
-const NAME = { min: 1, max: 100 } as const
-/** Length rule of `channels.topic` (CHECK `channels_topic_length`: at most 1024). */
-const TOPIC = { min: 0, max: 1024 } as const
-/** Largest `integer` (channels.position is `integer`, CHECK ≥ 0). */
-const MAX_POSITION = 2_147_483_647
-/** The channel types a caller may create; `'dm'` channels are made by the DM functions. */
+/** The columns every channel-membership-returning function selects. */
+export const channelMemberColumns = columnList<ChannelMembers>()([
+  'channel_id',
+  'user_id',
+  'added_at',
+])
+
+/** Membership of a private channel. */
+export type ChannelMember = Projection<ChannelMembers, typeof channelMemberColumns>
+
+/** Rules of the `channels` columns (the CHECKs of the schema; `position` is an `integer`). */
+export const channelFields = defineFields('channels', {
+  name: text(1, 100),
+  topic: text(0, 1024),
+  position: integer(),
+})
+
+const NAME = channelFields.name
+const TOPIC = channelFields.topic
+
 /** The channel types a guild channel can have (`'dm'` is internal to DMs). */
 export const GUILD_CHANNEL_TYPES = ['text', 'voice'] as const
 
@@ -74,6 +72,7 @@ export const GUILD_CHANNEL_TYPES = ['text', 'voice'] as const
 export type GuildChannelType = (typeof GUILD_CHANNEL_TYPES)[number]
 
 const insertChannel = prepareQuery(
+  'channels.insert',
   (
     db,
     p: {
@@ -100,15 +99,15 @@ const insertChannel = prepareQuery(
       .returning(channelColumns),
 )
 
-const selectChannel = prepareQuery((db, p: { id: string }) =>
+const selectChannel = prepareQuery('channels.by_id', (db, p: { id: string }) =>
   db.selectFrom('channels').select(channelColumns).where('id', '=', p.id),
 )
 
-const selectGuildChannel = prepareQuery((db, p: { id: string }) =>
+const selectGuildChannel = prepareQuery('channels.guild_channel_by_id', (db, p: { id: string }) =>
   db.selectFrom('channels').select(channelColumns).where('id', '=', p.id).where('type', '<>', 'dm'),
 )
 
-const selectGuildChannels = prepareQuery((db, p: { guild_id: string }) =>
+const selectGuildChannels = prepareQuery('channels.list_of_guild', (db, p: { guild_id: string }) =>
   db
     .selectFrom('channels')
     .select(channelColumns)
@@ -117,61 +116,65 @@ const selectGuildChannels = prepareQuery((db, p: { guild_id: string }) =>
     .orderBy('id'),
 )
 
-const deleteGuildChannel = prepareQuery((db, p: { id: string }) =>
+const deleteGuildChannel = prepareQuery('channels.delete', (db, p: { id: string }) =>
   db.deleteFrom('channels').where('id', '=', p.id).where('type', '<>', 'dm'),
 )
 
 // One statement: find the channel, lock the user's membership of its guild
 // (FOR KEY SHARE: a concurrent removal waits for us), insert idempotently.
-const upsertChannelMember = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
-  db
-    .with('c', (db) =>
-      db
-        .selectFrom('channels')
-        .select('guild_id')
-        .where('id', '=', p.channel_id)
-        .where('type', '<>', 'dm'),
-    )
-    .with('m', (db) =>
-      db
-        .selectFrom('guild_members')
-        .select('user_id')
-        .where('guild_id', '=', (eb) => eb.selectFrom('c').select('c.guild_id'))
-        .where('user_id', '=', p.user_id)
-        .forKeyShare(),
-    )
-    .with('i', (db) =>
-      db
-        .insertInto('channel_members')
-        .columns(['channel_id', 'user_id'])
-        .expression(
-          db
-            .selectFrom('m')
-            .select([sql<string>`${p.channel_id}::uuid`.as('channel_id'), 'm.user_id']),
-        )
-        .onConflict((oc) =>
-          oc
-            .columns(['channel_id', 'user_id'])
-            .doUpdateSet({ channel_id: sql`excluded.channel_id` }),
-        )
-        .returning(channelMemberColumns),
-    )
-    .selectNoFrom((eb) => [
-      eb.exists(eb.selectFrom('c').select('c.guild_id')).as('channel_found'),
-      eb.selectFrom('i').select('i.channel_id').as('channel_id'),
-      eb.selectFrom('i').select('i.user_id').as('user_id'),
-      eb.selectFrom('i').select('i.added_at').as('added_at'),
-    ]),
+const upsertChannelMember = prepareQuery(
+  'channel_members.upsert',
+  (db, p: { channel_id: string; user_id: string }) =>
+    db
+      .with('c', (db) =>
+        db
+          .selectFrom('channels')
+          .select('guild_id')
+          .where('id', '=', p.channel_id)
+          .where('type', '<>', 'dm'),
+      )
+      .with('m', (db) =>
+        db
+          .selectFrom('guild_members')
+          .select('user_id')
+          .where('guild_id', '=', (eb) => eb.selectFrom('c').select('c.guild_id'))
+          .where('user_id', '=', p.user_id)
+          .forKeyShare(),
+      )
+      .with('i', (db) =>
+        db
+          .insertInto('channel_members')
+          .columns(['channel_id', 'user_id'])
+          .expression(
+            db
+              .selectFrom('m')
+              .select([sql<string>`${p.channel_id}::uuid`.as('channel_id'), 'm.user_id']),
+          )
+          .onConflict((oc) =>
+            oc
+              .columns(['channel_id', 'user_id'])
+              .doUpdateSet({ channel_id: sql`excluded.channel_id` }),
+          )
+          .returning(channelMemberColumns),
+      )
+      .selectNoFrom((eb) => [
+        eb.exists(eb.selectFrom('c').select('c.guild_id')).as('channel_found'),
+        eb.selectFrom('i').select('i.channel_id').as('channel_id'),
+        eb.selectFrom('i').select('i.user_id').as('user_id'),
+        eb.selectFrom('i').select('i.added_at').as('added_at'),
+      ]),
 )
 
-const deleteChannelMember = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
-  db
-    .deleteFrom('channel_members')
-    .where('channel_id', '=', p.channel_id)
-    .where('user_id', '=', p.user_id),
+const deleteChannelMember = prepareQuery(
+  'channel_members.delete',
+  (db, p: { channel_id: string; user_id: string }) =>
+    db
+      .deleteFrom('channel_members')
+      .where('channel_id', '=', p.channel_id)
+      .where('user_id', '=', p.user_id),
 )
 
-const selectChannelMembers = prepareQuery((db, p: { channel_id: string }) =>
+const selectChannelMembers = prepareQuery('channel_members.list', (db, p: { channel_id: string }) =>
   db
     .selectFrom('channel_members')
     .select(channelMemberColumns)
@@ -180,50 +183,74 @@ const selectChannelMembers = prepareQuery((db, p: { channel_id: string }) =>
     .orderBy('user_id'),
 )
 
-const channelMemberExists = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
-  db.selectNoFrom((eb) =>
-    eb
-      .exists(
-        eb
-          .selectFrom('channel_members')
-          .select(sql`1`.as('one'))
-          .where('channel_id', '=', p.channel_id)
-          .where('user_id', '=', p.user_id),
-      )
-      .as('exists'),
-  ),
+const channelMemberExists = prepareQuery(
+  'channel_members.exists',
+  (db, p: { channel_id: string; user_id: string }) =>
+    db.selectNoFrom((eb) =>
+      eb
+        .exists(
+          eb
+            .selectFrom('channel_members')
+            .select(sql`1`.as('one'))
+            .where('channel_id', '=', p.channel_id)
+            .where('user_id', '=', p.user_id),
+        )
+        .as('exists'),
+    ),
 )
 
 // The one access rule (src/permissions/access-sql.ts), narrowed to one channel.
-const channelAccess = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
-  db.selectNoFrom(
-    sql<boolean>`exists (${accessibleChannelIdsSql({ userId: p.user_id, channelId: p.channel_id })})`.as(
-      'allowed',
+const channelAccess = prepareQuery(
+  'channels.can_access',
+  (db, p: { channel_id: string; user_id: string }) =>
+    db.selectNoFrom(
+      sql<boolean>`exists (${accessibleChannelIdsSql({ userId: p.user_id, channelId: p.channel_id })})`.as(
+        'allowed',
+      ),
     ),
-  ),
 )
 
 // The one access rule, narrowed to one guild, joined back for the rows.
-const visibleChannels = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .selectFrom('channels')
-    .select(channelColumns)
-    .where('guild_id', '=', p.guild_id)
-    .where(
-      sql<boolean>`id in (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id })})`,
-    )
-    .orderBy('position')
-    .orderBy('id'),
+const visibleChannels = prepareQuery(
+  'channels.list_visible',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .selectFrom('channels')
+      .select(channelColumns)
+      .where('guild_id', '=', p.guild_id)
+      .where(
+        sql<boolean>`id in (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id })})`,
+      )
+      .orderBy('position')
+      .orderBy('id'),
 )
 
-function assertPosition(value: unknown): asserts value is number {
-  assertInteger(value, 'position', 0, MAX_POSITION)
-}
+/** The columns {@link updateChannel} may set. */
+type ChannelSet = { name?: string; topic?: string | null; position?: number; is_private?: boolean }
 
-function assertBoolean(value: unknown, field: string): asserts value is boolean {
-  if (typeof value !== 'boolean')
-    throw new InvalidInputError(`${field} must be a boolean`, { field })
-}
+// Sets only the patched columns: one shape per combination, sent unnamed.
+const updateGuildChannel = dynamicQuery(
+  'channels.update',
+  (db, id: string, set: ChannelSet) =>
+    db
+      .updateTable('channels')
+      .set({ ...set, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('type', '<>', 'dm')
+      .returning(channelColumns),
+  [[MIN_UUID, { name: '', topic: '', position: 0, is_private: false }]],
+)
+
+const selectGuildChannelLocked = prepareQuery(
+  'channels.guild_channel_lock',
+  (db, p: { id: string }) =>
+    db
+      .selectFrom('channels')
+      .select(channelColumns)
+      .where('id', '=', p.id)
+      .where('type', '<>', 'dm')
+      .forNoKeyUpdate(),
+)
 
 /** Input of {@link createChannel}. */
 export interface CreateChannelInput {
@@ -264,7 +291,7 @@ export async function createChannel(
   assertOneOf(input.type, 'type', GUILD_CHANNEL_TYPES)
   assertOptionalText(input.topic, 'topic', TOPIC)
   const position = input.position ?? 0
-  assertPosition(position)
+  assertInRange(position, 'position', channelFields.position)
   const is_private = input.is_private ?? false
   assertBoolean(is_private, 'is_private')
   assertActingAs(as)
@@ -277,7 +304,7 @@ export async function createChannel(
         permission: Permissions.MANAGE_CHANNELS,
       })
     }
-    const row = await insertChannel.executeTakeFirst(trx, {
+    const row = await insertChannel.executeTakeFirstOrThrow(trx, {
       id: newId(),
       guild_id,
       name: input.name,
@@ -286,7 +313,6 @@ export async function createChannel(
       position,
       is_private,
     })
-    if (!row) throw new NotFoundError('channel insert returned no row', { entity: 'channel' })
     await writeAudit(trx, as, {
       guild_id,
       action: 'channel_create',
@@ -356,7 +382,7 @@ export async function updateChannel(
 ): Promise<Channel | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
-  const set: { name?: string; topic?: string | null; position?: number; is_private?: boolean } = {}
+  const set: ChannelSet = {}
   if (patch.name !== undefined) {
     assertText(patch.name, 'name', NAME)
     set.name = patch.name
@@ -366,7 +392,7 @@ export async function updateChannel(
     set.topic = patch.topic
   }
   if (patch.position !== undefined) {
-    assertPosition(patch.position)
+    assertInRange(patch.position, 'position', channelFields.position)
     set.position = patch.position
   }
   if (patch.is_private !== undefined) {
@@ -387,14 +413,7 @@ export async function updateChannel(
       })
     }
     if (Object.keys(set).length === 0) return before
-    const row = await updateChannelById.executeTakeFirst(trx, {
-      id,
-      name: set.name ?? null,
-      set_topic: 'topic' in set,
-      topic: set.topic ?? null,
-      position: set.position ?? null,
-      is_private: set.is_private ?? null,
-    })
+    const row = await mapErrors(updateGuildChannel(trx, id, set).executeTakeFirst())
     if (!row) return undefined
     const changes = auditChanges(before, row, CHANNEL_FIELDS)
     if (Object.keys(changes).length > 0) {
@@ -453,11 +472,8 @@ export interface ChannelMemberKey {
   user_id: string
 }
 
-function assertChannelMemberKey(input: unknown): asserts input is ChannelMemberKey {
-  assertObject(input, 'input')
-  assertUuid(input.channel_id, 'channel_id')
-  assertUuid(input.user_id, 'user_id')
-}
+/** The fields of a {@link ChannelMemberKey}, in validation order. */
+const CHANNEL_MEMBER_KEY = ['channel_id', 'user_id'] as const
 
 /**
  * Adds a guild member to a (private) channel's members; idempotent (an
@@ -481,7 +497,7 @@ export async function addChannelMember(
   input: ChannelMemberKey,
   as?: ActingAs,
 ): Promise<ChannelMember> {
-  assertChannelMemberKey(input)
+  assertIdKey(input, CHANNEL_MEMBER_KEY)
   assertActingAs(as)
   const { channel_id, user_id } = input
   return inTransaction(db, async (trx) => {
@@ -533,7 +549,7 @@ export async function removeChannelMember(
   input: ChannelMemberKey,
   as?: ActingAs,
 ): Promise<boolean> {
-  assertChannelMemberKey(input)
+  assertIdKey(input, CHANNEL_MEMBER_KEY)
   assertActingAs(as)
   const { channel_id, user_id } = input
   return inTransaction(db, async (trx) => {
@@ -587,7 +603,7 @@ export async function listChannelMembers(
  * ```
  */
 export async function isChannelMember(db: Kysely<DB>, input: ChannelMemberKey): Promise<boolean> {
-  assertChannelMemberKey(input)
+  assertIdKey(input, CHANNEL_MEMBER_KEY)
   const row = await channelMemberExists.executeTakeFirst(db, {
     channel_id: input.channel_id,
     user_id: input.user_id,
@@ -609,7 +625,7 @@ export async function isChannelMember(db: Kysely<DB>, input: ChannelMemberKey): 
  * ```
  */
 export async function canAccessChannel(db: Kysely<DB>, input: ChannelMemberKey): Promise<boolean> {
-  assertChannelMemberKey(input)
+  assertIdKey(input, CHANNEL_MEMBER_KEY)
   const row = await channelAccess.executeTakeFirst(db, {
     channel_id: input.channel_id,
     user_id: input.user_id,
@@ -629,10 +645,8 @@ export async function canAccessChannel(db: Kysely<DB>, input: ChannelMemberKey):
  */
 export async function listVisibleChannels(
   db: Kysely<DB>,
-  input: { guild_id: string; user_id: string },
+  input: GuildMemberKey,
 ): Promise<Channel[]> {
-  assertObject(input, 'input')
-  assertUuid(input.guild_id, 'guild_id')
-  assertUuid(input.user_id, 'user_id')
+  assertIdKey(input, ['guild_id', 'user_id'])
   return visibleChannels.execute(db, { guild_id: input.guild_id, user_id: input.user_id })
 }

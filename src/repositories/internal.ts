@@ -7,14 +7,15 @@ import { sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { assertObject, assertOptionalText, assertUuid } from '../validation/validate.ts'
-import type { AuditAction } from './audit-log.ts'
+import { prepareQuery } from '../sql/index.ts'
+import { assertObject, assertOptionalText, assertUuid } from '../validation/index.ts'
+import { type AuditAction, auditLogFields } from './audit-log.ts'
 
 /** Length rule of an actor's `reason` (CHECK `audit_log_reason_length`). */
-export const REASON = { min: 1, max: 512 } as const
+export const REASON = auditLogFields.reason
 
 const insertAudit = prepareQuery(
+  'audit_log.insert',
   (
     db,
     p: {
@@ -42,13 +43,15 @@ const insertAudit = prepareQuery(
  * Locks a guild channel against overwrite changes and actor checks
  * (FOR NO KEY UPDATE: message inserts, whose foreign key takes KEY SHARE, go on).
  */
-export const lockChannelForUpdate = prepareQuery((db, p: { id: string }) =>
-  db
-    .selectFrom('channels')
-    .select(['id', 'guild_id'])
-    .where('id', '=', p.id)
-    .where('type', '<>', 'dm')
-    .forNoKeyUpdate(),
+export const lockChannelForUpdate = prepareQuery(
+  'channels.lock_for_overwrites',
+  (db, p: { id: string }) =>
+    db
+      .selectFrom('channels')
+      .select(['id', 'guild_id'])
+      .where('id', '=', p.id)
+      .where('type', '<>', 'dm')
+      .forNoKeyUpdate(),
 )
 
 /**
@@ -57,13 +60,15 @@ export const lockChannelForUpdate = prepareQuery((db, p: { id: string }) =>
  * finish first, so the deleting statement, which comes next with a fresh
  * snapshot, sees and removes what they wrote; later ones find no member.
  */
-export const lockMembership = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .selectFrom('guild_members')
-    .select('user_id')
-    .where('guild_id', '=', p.guild_id)
-    .where('user_id', '=', p.user_id)
-    .forUpdate(),
+export const lockMembership = prepareQuery(
+  'guild_members.lock_for_delete',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .selectFrom('guild_members')
+      .select('user_id')
+      .where('guild_id', '=', p.guild_id)
+      .where('user_id', '=', p.user_id)
+      .forUpdate(),
 )
 
 // One statement: lock the guild row (FOR SHARE, so a concurrent ownership
@@ -71,31 +76,33 @@ export const lockMembership = prepareQuery((db, p: { guild_id: string; user_id: 
 // refuse the owner, delete the membership and the user's private-channel
 // memberships in the guild's channels (else they would come back on rejoin).
 // Role assignments and channel overwrites of the member go by cascade.
-export const deleteMember = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .with('g', (db) =>
-      db.selectFrom('guilds').select('owner_id').where('id', '=', p.guild_id).forShare(),
-    )
-    .with('d', (db) =>
-      db
-        .deleteFrom('guild_members')
-        .where('guild_id', '=', p.guild_id)
-        .where('user_id', '=', p.user_id)
-        .where('user_id', '<>', (eb) => eb.selectFrom('g').select('g.owner_id'))
-        .returning('user_id'),
-    )
-    .with('cm', (db) =>
-      db
-        .deleteFrom('channel_members')
-        .where('user_id', 'in', (eb) => eb.selectFrom('d').select('d.user_id'))
-        .where('channel_id', 'in', (eb) =>
-          eb.selectFrom('channels').select('id').where('guild_id', '=', p.guild_id),
-        ),
-    )
-    .selectNoFrom((eb) => [
-      eb.selectFrom('g').select('g.owner_id').as('owner_id'),
-      eb.exists(eb.selectFrom('d').select('d.user_id')).as('deleted'),
-    ]),
+export const deleteMember = prepareQuery(
+  'guild_members.delete',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .with('g', (db) =>
+        db.selectFrom('guilds').select('owner_id').where('id', '=', p.guild_id).forShare(),
+      )
+      .with('d', (db) =>
+        db
+          .deleteFrom('guild_members')
+          .where('guild_id', '=', p.guild_id)
+          .where('user_id', '=', p.user_id)
+          .where('user_id', '<>', (eb) => eb.selectFrom('g').select('g.owner_id'))
+          .returning('user_id'),
+      )
+      .with('cm', (db) =>
+        db
+          .deleteFrom('channel_members')
+          .where('user_id', 'in', (eb) => eb.selectFrom('d').select('d.user_id'))
+          .where('channel_id', 'in', (eb) =>
+            eb.selectFrom('channels').select('id').where('guild_id', '=', p.guild_id),
+          ),
+      )
+      .selectNoFrom((eb) => [
+        eb.selectFrom('g').select('g.owner_id').as('owner_id'),
+        eb.exists(eb.selectFrom('d').select('d.user_id')).as('deleted'),
+      ]),
 )
 
 /**

@@ -1,29 +1,53 @@
 import { randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { DB, GuildInvites } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { inTransaction } from '../sql/transaction.ts'
-import type { GuildMember, Invite } from '../types.ts'
-import { assertDate, assertInteger, assertObject, assertUuid } from '../validation/validate.ts'
-import { guildMemberColumns, inviteColumns } from './columns.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { inTransaction, prepareQuery } from '../sql/index.ts'
+import {
+  assertDate,
+  assertInRange,
+  assertObject,
+  assertUuid,
+  defineFields,
+  integer,
+} from '../validation/index.ts'
 import { assertActingAs, auditChanges, writeAudit } from './internal.ts'
+import { type GuildMember, guildMemberColumns } from './members.ts'
+
+/** The columns every invite-returning function selects. */
+export const inviteColumns = columnList<GuildInvites>()([
+  'id',
+  'code',
+  'guild_id',
+  'inviter_id',
+  'max_uses',
+  'uses',
+  'expires_at',
+  'revoked_at',
+  'created_at',
+])
+
+/** A guild invite: `code` lets anyone holding it join; `uses` never exceeds `max_uses`. */
+export type Invite = Projection<GuildInvites, typeof inviteColumns>
+
+/** Rules of the `guild_invites` columns (the CHECKs of the schema). */
+export const inviteFields = defineFields('guild_invites', { max_uses: integer(1) })
 
 /** What an invite code looks like (CHECK `guild_invites_code_format`). */
 const CODE = /^[A-Za-z0-9_-]{8,64}$/
-/** Largest `max_uses` (an `integer`). */
-const MAX_USES = 2_147_483_647
 
 /** The invite fields an audit entry records (never the code: it grants entry). */
 const INVITE_FIELDS = ['inviter_id', 'max_uses', 'expires_at', 'revoked_at'] as const
 
 const insertInvite = prepareQuery(
+  'guild_invites.insert',
   (
     db,
     p: {
@@ -46,7 +70,7 @@ const insertInvite = prepareQuery(
       .returning(inviteColumns),
 )
 
-const selectInviteByCode = prepareQuery((db, p: { code: string }) =>
+const selectInviteByCode = prepareQuery('guild_invites.by_code', (db, p: { code: string }) =>
   db
     .selectFrom('guild_invites')
     .select([
@@ -57,7 +81,7 @@ const selectInviteByCode = prepareQuery((db, p: { code: string }) =>
 )
 
 // FOR UPDATE: the uses of one invite are counted one join at a time.
-const lockInviteByCode = prepareQuery((db, p: { code: string }) =>
+const lockInviteByCode = prepareQuery('guild_invites.lock_by_code', (db, p: { code: string }) =>
   db
     .selectFrom('guild_invites')
     .select([
@@ -68,25 +92,29 @@ const lockInviteByCode = prepareQuery((db, p: { code: string }) =>
     .forUpdate(),
 )
 
-const selectMember = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .selectFrom('guild_members')
-    .select(guildMemberColumns)
-    .where('guild_id', '=', p.guild_id)
-    .where('user_id', '=', p.user_id),
+const selectMember = prepareQuery(
+  'guild_invites.member',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .selectFrom('guild_members')
+      .select(guildMemberColumns)
+      .where('guild_id', '=', p.guild_id)
+      .where('user_id', '=', p.user_id),
 )
 
 // A concurrent join of the same user waits on the key and then does nothing.
-const insertMemberIfAbsent = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .insertInto('guild_members')
-    .values({ guild_id: p.guild_id, user_id: p.user_id })
-    .onConflict((oc) => oc.columns(['guild_id', 'user_id']).doNothing())
-    .returning(guildMemberColumns),
+const insertMemberIfAbsent = prepareQuery(
+  'guild_invites.join',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .insertInto('guild_members')
+      .values({ guild_id: p.guild_id, user_id: p.user_id })
+      .onConflict((oc) => oc.columns(['guild_id', 'user_id']).doNothing())
+      .returning(guildMemberColumns),
 )
 
 // Conditional, so uses can never pass max_uses even without the row lock.
-const consumeUse = prepareQuery((db, p: { id: string }) =>
+const consumeUse = prepareQuery('guild_invites.consume_use', (db, p: { id: string }) =>
   db
     .updateTable('guild_invites')
     .set({ uses: sql`uses + 1` })
@@ -97,7 +125,7 @@ const consumeUse = prepareQuery((db, p: { id: string }) =>
     .returning('uses'),
 )
 
-const revokeInviteById = prepareQuery((db, p: { id: string }) =>
+const revokeInviteById = prepareQuery('guild_invites.revoke', (db, p: { id: string }) =>
   db
     .updateTable('guild_invites')
     .set({ revoked_at: sql`now()` })
@@ -106,12 +134,14 @@ const revokeInviteById = prepareQuery((db, p: { id: string }) =>
     .returning(inviteColumns),
 )
 
-const selectGuildInvites = prepareQuery((db, p: { guild_id: string }) =>
-  db
-    .selectFrom('guild_invites')
-    .select(inviteColumns)
-    .where('guild_id', '=', p.guild_id)
-    .orderBy('id'),
+const selectGuildInvites = prepareQuery(
+  'guild_invites.list_of_guild',
+  (db, p: { guild_id: string }) =>
+    db
+      .selectFrom('guild_invites')
+      .select(inviteColumns)
+      .where('guild_id', '=', p.guild_id)
+      .orderBy('id'),
 )
 
 function assertCode(value: unknown): asserts value is string {
@@ -162,7 +192,7 @@ export async function createInvite(
   assertObject(input, 'input')
   assertUuid(input.guild_id, 'guild_id')
   assertUuid(input.inviter_id, 'inviter_id')
-  if (input.max_uses != null) assertInteger(input.max_uses, 'max_uses', 1, MAX_USES)
+  if (input.max_uses != null) assertInRange(input.max_uses, 'max_uses', inviteFields.max_uses)
   if (input.expires_at != null) {
     assertDate(input.expires_at, 'expires_at')
     if (input.expires_at.getTime() <= Date.now()) {
@@ -179,14 +209,13 @@ export async function createInvite(
         permission: Permissions.CREATE_INSTANT_INVITE,
       })
     }
-    const invite = await insertInvite.executeTakeFirst(trx, {
+    const invite = await insertInvite.executeTakeFirstOrThrow(trx, {
       code: newInviteCode(),
       guild_id,
       inviter_id,
       max_uses: input.max_uses ?? null,
       expires_at: input.expires_at ?? null,
     })
-    if (!invite) throw new NotFoundError('invite insert returned no row', { entity: 'invite' })
     await writeAudit(trx, as, {
       guild_id,
       action: 'invite_create',

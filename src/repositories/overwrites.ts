@@ -1,20 +1,40 @@
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { ChannelOverwrites, DB } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { inTransaction } from '../sql/transaction.ts'
-import type { ChannelOverwrite } from '../types.ts'
-import { assertInt64, assertObject, assertUuid } from '../validation/validate.ts'
-import { channelOverwriteColumns } from './columns.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { inTransaction, prepareQuery } from '../sql/index.ts'
+import { assertInt64, assertObject, assertUuid } from '../validation/index.ts'
+
+/** The columns every overwrite-returning function selects. */
+export const channelOverwriteColumns = columnList<ChannelOverwrites>()([
+  'id',
+  'channel_id',
+  'guild_id',
+  'role_id',
+  'user_id',
+  'allow',
+  'deny',
+  'created_at',
+  'updated_at',
+])
+
+/**
+ * A channel permission overwrite: for one role (the default `@everyone` role
+ * included) or one member (exactly one of `role_id` / `user_id`), the `allow`
+ * and `deny` bitfields (64-bit `bigint`s of `Permissions` flags).
+ */
+export type ChannelOverwrite = Projection<ChannelOverwrites, typeof channelOverwriteColumns>
+
 import { assertActingAs, auditChanges, lockChannelForUpdate, writeAudit } from './internal.ts'
 
 const selectOverwrite = prepareQuery(
+  'channel_overwrites.by_target',
   (db, p: { channel_id: string; role_id: string | null; user_id: string | null }) =>
     db
       .selectFrom('channel_overwrites')
@@ -32,7 +52,7 @@ type UpsertParams = {
   deny: bigint
 }
 
-const upsertRoleOverwrite = prepareQuery((db, p: UpsertParams) =>
+const upsertRoleOverwrite = prepareQuery('channel_overwrites.upsert_role', (db, p: UpsertParams) =>
   db
     .insertInto('channel_overwrites')
     .values({
@@ -53,28 +73,31 @@ const upsertRoleOverwrite = prepareQuery((db, p: UpsertParams) =>
     .returning(channelOverwriteColumns),
 )
 
-const upsertMemberOverwrite = prepareQuery((db, p: UpsertParams) =>
-  db
-    .insertInto('channel_overwrites')
-    .values({
-      id: p.id,
-      channel_id: p.channel_id,
-      guild_id: p.guild_id,
-      user_id: p.target_id,
-      allow: p.allow,
-      deny: p.deny,
-    })
-    .onConflict((oc) =>
-      oc.columns(['channel_id', 'user_id']).doUpdateSet({
-        allow: sql`excluded.allow`,
-        deny: sql`excluded.deny`,
-        updated_at: sql`now()`,
-      }),
-    )
-    .returning(channelOverwriteColumns),
+const upsertMemberOverwrite = prepareQuery(
+  'channel_overwrites.upsert_member',
+  (db, p: UpsertParams) =>
+    db
+      .insertInto('channel_overwrites')
+      .values({
+        id: p.id,
+        channel_id: p.channel_id,
+        guild_id: p.guild_id,
+        user_id: p.target_id,
+        allow: p.allow,
+        deny: p.deny,
+      })
+      .onConflict((oc) =>
+        oc.columns(['channel_id', 'user_id']).doUpdateSet({
+          allow: sql`excluded.allow`,
+          deny: sql`excluded.deny`,
+          updated_at: sql`now()`,
+        }),
+      )
+      .returning(channelOverwriteColumns),
 )
 
 const deleteOverwrite = prepareQuery(
+  'channel_overwrites.delete',
   (db, p: { channel_id: string; role_id: string | null; user_id: string | null }) =>
     db
       .deleteFrom('channel_overwrites')
@@ -83,14 +106,16 @@ const deleteOverwrite = prepareQuery(
       .returning(channelOverwriteColumns),
 )
 
-const selectOverwrites = prepareQuery((db, p: { channel_id: string }) =>
-  db
-    .selectFrom('channel_overwrites')
-    .select(channelOverwriteColumns)
-    .where('channel_id', '=', p.channel_id)
-    .orderBy(sql`user_id is not null`)
-    .orderBy('created_at')
-    .orderBy('id'),
+const selectOverwrites = prepareQuery(
+  'channel_overwrites.list_of_channel',
+  (db, p: { channel_id: string }) =>
+    db
+      .selectFrom('channel_overwrites')
+      .select(channelOverwriteColumns)
+      .where('channel_id', '=', p.channel_id)
+      .orderBy(sql`user_id is not null`)
+      .orderBy('created_at')
+      .orderBy('id'),
 )
 
 /** Identifies one overwrite: a channel and exactly one of a role and a member. */
@@ -189,9 +214,8 @@ export async function setChannelOverwrite(
     }
     const row =
       role_id !== null
-        ? await upsertRoleOverwrite.executeTakeFirst(trx, params)
-        : await upsertMemberOverwrite.executeTakeFirst(trx, params)
-    if (!row) throw new NotFoundError('overwrite upsert returned no row', { entity: 'overwrite' })
+        ? await upsertRoleOverwrite.executeTakeFirstOrThrow(trx, params)
+        : await upsertMemberOverwrite.executeTakeFirstOrThrow(trx, params)
     const changes = auditChanges(before, row, FIELDS)
     const subject = role_id !== null ? 'role_id' : 'user_id'
     changes[subject] = { before: params.target_id, after: params.target_id }

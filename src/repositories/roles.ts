@@ -1,54 +1,62 @@
 import { type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { DB, MemberRoles, Roles } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
-import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
+import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { inTransaction } from '../sql/transaction.ts'
-import type { Role } from '../types.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { dynamicQuery, inTransaction, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
+  assertIdKey,
+  assertInRange,
   assertInt64,
-  assertInteger,
   assertObject,
   assertText,
   assertUuid,
-} from '../validation/validate.ts'
-import { roleColumns } from './columns.ts'
+  defineFields,
+  integer,
+  text,
+} from '../validation/index.ts'
 import { assertActingAs, auditChanges, writeAudit } from './internal.ts'
+import type { GuildMemberKey } from './members.ts'
 
 /** The role fields an audit entry records. */
 const ROLE_FIELDS = ['name', 'permissions', 'position'] as const
 
 // Locks the role against concurrent changes for the rest of the transaction.
-const lockRole = prepareQuery((db, p: { id: string }) =>
+const lockRole = prepareQuery('roles.lock_for_update', (db, p: { id: string }) =>
   db.selectFrom('roles').select(roleColumns).where('id', '=', p.id).forUpdate(),
 )
 
-const updateRoleById = prepareQuery(
-  (
-    db,
-    p: { id: string; name: string | null; permissions: bigint | null; position: number | null },
-  ) =>
-    db
-      .updateTable('roles')
-      .set({
-        name: sql`coalesce(${p.name}::text, name)`,
-        permissions: sql`coalesce(${p.permissions}::int8, permissions)`,
-        position: sql`coalesce(${p.position}::int4, position)`,
-      })
-      .where('id', '=', p.id)
-      .returning(roleColumns),
-)
+/** The columns every role-returning function selects. */
+export const roleColumns = columnList<Roles>()([
+  'id',
+  'guild_id',
+  'name',
+  'permissions',
+  'position',
+  'is_default',
+  'created_at',
+])
 
-/** Length rule of `roles.name` (CHECK `roles_name_length`). */
-const NAME = { min: 1, max: 100 } as const
-/** Largest `integer` (roles.position is `integer`, CHECK ≥ 0). */
-const MAX_POSITION = 2_147_483_647
+/** A guild role; `permissions` is a 64-bit `bigint` bitfield of {@link Permissions} flags. */
+export type Role = Projection<Roles, typeof roleColumns>
+
+/** The columns of a role assignment. */
+export const memberRoleColumns = columnList<MemberRoles>()(['guild_id', 'user_id', 'role_id'])
+
+/** A role assignment: `role_id` held by `user_id` in `guild_id`. */
+export type MemberRole = Projection<MemberRoles, typeof memberRoleColumns>
+
+/** Rules of the `roles` columns (the CHECKs of the schema; `position` is an `integer`). */
+export const roleFields = defineFields('roles', { name: text(1, 100), position: integer() })
+
+const NAME = roleFields.name
 
 const insertRole = prepareQuery(
+  'roles.insert',
   (db, p: { id: string; guild_id: string; name: string; permissions: bigint; position: number }) =>
     db
       .insertInto('roles')
@@ -63,12 +71,12 @@ const insertRole = prepareQuery(
       .returning(roleColumns),
 )
 
-const selectRole = prepareQuery((db, p: { id: string }) =>
+const selectRole = prepareQuery('roles.by_id', (db, p: { id: string }) =>
   db.selectFrom('roles').select(roleColumns).where('id', '=', p.id),
 )
 
 // Reads is_default and deletes in one statement; the default role is never deleted.
-const deleteRoleById = prepareQuery((db, p: { id: string }) =>
+const deleteRoleById = prepareQuery('roles.delete', (db, p: { id: string }) =>
   db
     .with('r', (db) => db.selectFrom('roles').select('is_default').where('id', '=', p.id))
     .with('d', (db) =>
@@ -80,7 +88,7 @@ const deleteRoleById = prepareQuery((db, p: { id: string }) =>
     ]),
 )
 
-const selectGuildRoles = prepareQuery((db, p: { guild_id: string }) =>
+const selectGuildRoles = prepareQuery('roles.list_of_guild', (db, p: { guild_id: string }) =>
   db
     .selectFrom('roles')
     .select(roleColumns)
@@ -92,6 +100,7 @@ const selectGuildRoles = prepareQuery((db, p: { guild_id: string }) =>
 // The default role is refused in the same statement; a role of another guild or
 // a user who is not a member fails the composite foreign keys of member_roles.
 const insertAssignment = prepareQuery(
+  'member_roles.insert',
   (db, p: { guild_id: string; user_id: string; role_id: string }) =>
     db
       .with('r', (db) =>
@@ -124,6 +133,7 @@ const insertAssignment = prepareQuery(
 )
 
 const deleteAssignment = prepareQuery(
+  'member_roles.delete',
   (db, p: { guild_id: string; user_id: string; role_id: string }) =>
     db
       .deleteFrom('member_roles')
@@ -132,22 +142,31 @@ const deleteAssignment = prepareQuery(
       .where('role_id', '=', p.role_id),
 )
 
-const selectMemberRoles = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .selectFrom('member_roles as mr')
-    .innerJoin('roles as r', (join) =>
-      join.onRef('r.id', '=', 'mr.role_id').onRef('r.guild_id', '=', 'mr.guild_id'),
-    )
-    .select(roleColumns.map((c) => `r.${c}` as const))
-    .where('mr.guild_id', '=', p.guild_id)
-    .where('mr.user_id', '=', p.user_id)
-    .orderBy('r.position')
-    .orderBy('r.id'),
+const selectMemberRoles = prepareQuery(
+  'member_roles.list_of_member',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .selectFrom('member_roles as mr')
+      .innerJoin('roles as r', (join) =>
+        join.onRef('r.id', '=', 'mr.role_id').onRef('r.guild_id', '=', 'mr.guild_id'),
+      )
+      .select(roleColumns.map((c) => `r.${c}` as const))
+      .where('mr.guild_id', '=', p.guild_id)
+      .where('mr.user_id', '=', p.user_id)
+      .orderBy('r.position')
+      .orderBy('r.id'),
 )
 
-function assertPosition(value: unknown): asserts value is number {
-  assertInteger(value, 'position', 0, MAX_POSITION)
-}
+/** The columns {@link updateRole} may set. */
+type RoleSet = { name?: string; permissions?: bigint; position?: number }
+
+// Sets only the patched columns: one shape per combination, sent unnamed.
+const updateRoleColumns = dynamicQuery(
+  'roles.update',
+  (db, id: string, set: RoleSet) =>
+    db.updateTable('roles').set(set).where('id', '=', id).returning(roleColumns),
+  [[MIN_UUID, { name: '', permissions: 0n, position: 0 }]],
+)
 
 /** Input of {@link createRole}. */
 export interface CreateRoleInput {
@@ -187,7 +206,7 @@ export async function createRole(
   assertText(input.name, 'name', NAME)
   assertInt64(input.permissions, 'permissions')
   const position = input.position ?? 0
-  assertPosition(position)
+  assertInRange(position, 'position', roleFields.position)
   assertActingAs(as)
   const { guild_id, name, permissions } = input
   return inTransaction(db, async (trx) => {
@@ -200,14 +219,13 @@ export async function createRole(
         grants: permissions,
       })
     }
-    const row = await insertRole.executeTakeFirst(trx, {
+    const row = await insertRole.executeTakeFirstOrThrow(trx, {
       id: newId(),
       guild_id,
       name,
       permissions,
       position,
     })
-    if (!row) throw new NotFoundError('role insert returned no row', { entity: 'role' })
     await writeAudit(trx, as, {
       guild_id,
       action: 'role_create',
@@ -247,7 +265,7 @@ export async function updateRole(
 ): Promise<Role | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
-  const set: { name?: string; permissions?: bigint; position?: number } = {}
+  const set: RoleSet = {}
   if (patch.name !== undefined) {
     assertText(patch.name, 'name', NAME)
     set.name = patch.name
@@ -257,7 +275,7 @@ export async function updateRole(
     set.permissions = patch.permissions
   }
   if (patch.position !== undefined) {
-    assertPosition(patch.position)
+    assertInRange(patch.position, 'position', roleFields.position)
     set.position = patch.position
   }
   assertActingAs(as)
@@ -276,12 +294,7 @@ export async function updateRole(
       })
     }
     if (Object.keys(set).length === 0) return before
-    const row = await updateRoleById.executeTakeFirst(trx, {
-      id,
-      name: set.name ?? null,
-      permissions: set.permissions ?? null,
-      position: set.position ?? null,
-    })
+    const row = await mapErrors(updateRoleColumns(trx, id, set).executeTakeFirst())
     if (!row) return undefined
     const changes = auditChanges(before, row, ROLE_FIELDS)
     if (Object.keys(changes).length > 0) {
@@ -362,12 +375,8 @@ export interface RoleAssignment {
   role_id: string
 }
 
-function assertAssignment(input: unknown): asserts input is RoleAssignment {
-  assertObject(input, 'input')
-  assertUuid(input.guild_id, 'guild_id')
-  assertUuid(input.user_id, 'user_id')
-  assertUuid(input.role_id, 'role_id')
-}
+/** The fields of a {@link RoleAssignment}, in validation order. */
+const ASSIGNMENT_KEY = ['guild_id', 'user_id', 'role_id'] as const
 
 /**
  * Assigns a role to a member; idempotent.
@@ -380,7 +389,7 @@ function assertAssignment(input: unknown): asserts input is RoleAssignment {
  *   another guild, or the user is not a member of the guild (composite foreign keys).
  * Writes the audit entry (`member_role_add`, target: the member) in the same
  * transaction. With `as`: `MANAGE_ROLES`, the role below the actor's highest
-role, and the member too (unless it is the actor).
+ * role, and the member too (unless it is the actor).
  * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
@@ -392,7 +401,7 @@ export async function assignRole(
   input: RoleAssignment,
   as?: ActingAs,
 ): Promise<boolean> {
-  assertAssignment(input)
+  assertIdKey(input, ASSIGNMENT_KEY)
   assertActingAs(as)
   const { guild_id, user_id, role_id } = input
   return inTransaction(db, async (trx) => {
@@ -441,7 +450,7 @@ export async function unassignRole(
   input: RoleAssignment,
   as?: ActingAs,
 ): Promise<boolean> {
-  assertAssignment(input)
+  assertIdKey(input, ASSIGNMENT_KEY)
   assertActingAs(as)
   const { guild_id, user_id, role_id } = input
   return inTransaction(db, async (trx) => {
@@ -476,12 +485,7 @@ export async function unassignRole(
  * const roles = await listMemberRoles(db, { guild_id, user_id })
  * ```
  */
-export async function listMemberRoles(
-  db: Kysely<DB>,
-  input: { guild_id: string; user_id: string },
-): Promise<Role[]> {
-  assertObject(input, 'input')
-  assertUuid(input.guild_id, 'guild_id')
-  assertUuid(input.user_id, 'user_id')
+export async function listMemberRoles(db: Kysely<DB>, input: GuildMemberKey): Promise<Role[]> {
+  assertIdKey(input, ['guild_id', 'user_id'])
   return selectMemberRoles.execute(db, { guild_id: input.guild_id, user_id: input.user_id })
 }

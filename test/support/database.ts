@@ -70,6 +70,8 @@ export const ALL_TABLES: readonly (keyof DB)[] = [
   'dm_channels',
   'dm_participants',
   'friendships',
+  'channel_read_states',
+  'message_mentions',
   'channel_overwrites',
   'guild_bans',
   'guild_invites',
