@@ -25,6 +25,8 @@ export interface ReportInput {
   redisSection: string
   /** The read-state bench's output (bench/scenarios/read-state.ts), when it ran. */
   readStateSection: string
+  /** The overwrites bench's output (bench/scenarios/overwrites.ts), when it ran. */
+  overwritesSection: string
   rounds: number
   poolMax: number
   maxRssMiB: number
@@ -229,8 +231,8 @@ Peak RSS of the bench process: ${maxRssMiB.toFixed(0)} MiB. Scenario time ${scen
 
 /** The Redis rate limiter section, when it ran. */
 function redisSection(r: ReportInput): string {
-  const { redisSection, readStateSection } = r
-  return `${redisSection ? `## Redis rate limiter (bench/redis-limiter.ts)\n\n${redisSection}\n` : ''}${readStateSection ? `## Read state and catch-up\n\n${readStateSection}\n` : ''}
+  const { redisSection, readStateSection, overwritesSection } = r
+  return `${redisSection ? `## Redis rate limiter (bench/redis-limiter.ts)\n\n${redisSection}\n` : ''}${readStateSection ? `## Read state and catch-up\n\n${readStateSection}\n` : ''}${overwritesSection ? `## Channel permission overwrites (bench/scenarios/overwrites.ts)\n\n${overwritesSection}\n` : ''}
 `
 }
 

@@ -159,6 +159,30 @@ if (existsSync(readStateBench) && !only) {
   })
 }
 
+// Channel permission overwrites: computePermissions and canAccessChannel in
+// channels with overwrites vs raw pg (bench/scenarios/overwrites.ts, its own
+// scratch database); --quick runs it on a smaller guild.
+let overwritesSection = ''
+const overwritesBench = `${root}bench/scenarios/overwrites.ts`
+if (existsSync(overwritesBench) && !only) {
+  log('running bench/scenarios/overwrites.ts')
+  overwritesSection = await new Promise<string>((resolve) => {
+    const args = quick
+      ? ['--members', '500', '--channels', '20', '--rounds', '3', '--iterations', '500']
+      : []
+    const child = spawn(process.execPath, [overwritesBench, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let out = ''
+    child.stdout.on('data', (d) => {
+      out += d
+    })
+    child.on('close', (code) =>
+      resolve(code === 0 ? out.trim() : `${out.trim()}\n\n(overwrites bench exited with ${code})`),
+    )
+  })
+}
+
 await Promise.all([db.destroy(), rawPool.end(), dzPool.end(), capturePool.end()])
 const maxRssMiB = process.resourceUsage().maxRSS / 1024
 const totalSeconds = (performance.now() - benchStart) / 1000
@@ -186,6 +210,7 @@ if (!flag('--no-write')) {
     explains,
     redisSection,
     readStateSection,
+    overwritesSection,
     rounds,
     poolMax: POOL_MAX,
     maxRssMiB,

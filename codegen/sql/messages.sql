@@ -392,6 +392,21 @@ order by
 limit
   $2;
 
+-- messages.lock_live (prepared as "gs.messages.lock_live"; write)
+select
+  "m"."id",
+  "m"."channel_id",
+  "m"."author_id",
+  "c"."guild_id"
+from
+  "messages" as "m"
+  inner join "channels" as "c" on "c"."id" = "m"."channel_id"
+where
+  "m"."id" = $1
+  and "m"."deleted_at" is null
+for update of
+  "m";
+
 -- messages.mentions_of_messages (prepared as "gs.messages.mentions_of_messages"; read)
 select
   "message_id",

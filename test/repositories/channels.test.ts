@@ -186,6 +186,8 @@ describe('deleteChannel', () => {
       channels: before.channels! - 1,
       channel_members: before.channel_members! - 1,
       messages: before.messages! - 2,
+      // The channel_delete entry.
+      audit_log: before.audit_log! + 1,
     })
     expect(await deleteChannel(t.db, ch.id)).toBe(false)
     const other = await makeUser(t.db)
