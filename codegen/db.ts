@@ -23,6 +23,11 @@ export interface ChannelMembers {
   user_id: string;
 }
 
+export interface ChannelPinCounts {
+  channel_id: string;
+  pin_count: Generated<number>;
+}
+
 export interface Channels {
   created_at: Generated<Timestamp>;
   guild_id: string | null;
@@ -88,6 +93,39 @@ export interface MessageAttachments {
   size: bigint;
 }
 
+export interface MessageEdits {
+  content: string;
+  message_id: string;
+  replaced_at: Timestamp;
+  version: number;
+}
+
+export interface MessagePins {
+  channel_id: string;
+  message_id: string;
+  pinned_at: Generated<Timestamp>;
+  pinned_by: string | null;
+}
+
+export interface MessageReactionCounts {
+  count: number;
+  emoji: string;
+  first_reacted_at: Generated<Timestamp>;
+  message_id: string;
+}
+
+export interface MessageReactions {
+  created_at: Generated<Timestamp>;
+  emoji: string;
+  message_id: string;
+  user_id: string;
+}
+
+export interface MessageReactionSummaries {
+  emoji_count: Generated<number>;
+  message_id: string;
+}
+
 export interface Messages {
   author_id: string;
   channel_id: string;
@@ -135,6 +173,7 @@ export interface Users {
 
 export interface DB {
   channel_members: ChannelMembers;
+  channel_pin_counts: ChannelPinCounts;
   channels: Channels;
   dm_channels: DmChannels;
   dm_participants: DmParticipants;
@@ -143,6 +182,11 @@ export interface DB {
   guilds: Guilds;
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
+  message_edits: MessageEdits;
+  message_pins: MessagePins;
+  message_reaction_counts: MessageReactionCounts;
+  message_reaction_summaries: MessageReactionSummaries;
+  message_reactions: MessageReactions;
   messages: Messages;
   roles: Roles;
   sessions: Sessions;

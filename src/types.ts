@@ -9,6 +9,7 @@ import type {
   Guilds,
   MemberRoles,
   MessageAttachments,
+  MessageEdits,
   Messages,
   Roles,
   Sessions,
@@ -18,6 +19,7 @@ import type { Permissions } from './permissions/permissions.ts'
 
 export type {
   ChannelMembers,
+  ChannelPinCounts,
   Channels,
   ChannelType,
   DB,
@@ -29,6 +31,11 @@ export type {
   Guilds,
   MemberRoles,
   MessageAttachments,
+  MessageEdits,
+  MessagePins,
+  MessageReactionCounts,
+  MessageReactionSummaries,
+  MessageReactions,
   Messages,
   Roles,
   Sessions,
@@ -69,3 +76,15 @@ export type DmChannel = Selectable<DmChannels>
 export type DmParticipant = Selectable<DmParticipants>
 /** One direction of a relation: `(user_id → friend_id, status)`; accepted friendships have both directions. */
 export type Friendship = Selectable<Friendships>
+/** A previous version of a message: `content` as it was before edit number `version`, replaced at `replaced_at`. */
+export type MessageEdit = Selectable<MessageEdits>
+/** One emoji's reactions on one message, as `listReactions` returns them. */
+export interface MessageReactionSummary {
+  message_id: string
+  /** A Unicode emoji, or a custom emoji reference `name:id`. */
+  emoji: string
+  /** How many users reacted with it (exact). */
+  count: number
+  /** Whether the viewer is one of them (false without a `viewer_id`). */
+  me: boolean
+}

@@ -70,6 +70,12 @@ export const ALL_TABLES: readonly (keyof DB)[] = [
   'dm_channels',
   'dm_participants',
   'friendships',
+  'message_reactions',
+  'message_reaction_counts',
+  'message_reaction_summaries',
+  'message_pins',
+  'channel_pin_counts',
+  'message_edits',
 ]
 
 /** Counts the rows of each named table in one round trip: for asserting that nothing was written. */
