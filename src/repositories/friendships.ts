@@ -54,6 +54,17 @@ const selectPair = prepareQuery((db, p: { a: string; b: string }) =>
     ),
 )
 
+// A block touches the pair's DM row (a new row version), so a concurrent
+// `sendMessage` in that DM, which locks the row and compares its version, either
+// commits before the block or sees it (see sendMessage).
+const touchDm = prepareQuery((db, p: { a: string; b: string }) =>
+  db
+    .updateTable('dm_channels')
+    .set({ created_at: sql`created_at` })
+    .where(sql<boolean>`user_a = least(${p.a}::uuid, ${p.b}::uuid)`)
+    .where(sql<boolean>`user_b = greatest(${p.a}::uuid, ${p.b}::uuid)`),
+)
+
 const upsertRow = prepareQuery(
   (db, p: { user_id: string; friend_id: string; status: FriendshipStatus }) =>
     db
@@ -330,6 +341,7 @@ export async function blockUser(
   const [user, other] = pair(input.user_id, 'user_id', input.blocked_user_id, 'blocked_user_id')
   return inTransaction(db, async (trx) => {
     await lockPair.execute(trx, { a: user, b: other })
+    await touchDm.execute(trx, { a: user, b: other })
     await deleteRelation.execute(trx, { a: user, b: other })
     const row = await insertBlock.executeTakeFirst(trx, { user_id: user, friend_id: other })
     return row!

@@ -1,4 +1,5 @@
 export * from './attachments.ts'
+export * from './authorized-messages.ts'
 export * from './channels.ts'
 export * from './dms.ts'
 export * from './friendships.ts'
