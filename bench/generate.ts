@@ -82,7 +82,7 @@ export function adminUrl(env = process.env): string {
   )
 }
 
-export const BENCH_DATABASE = 'guildstore_bench'
+export const BENCH_DATABASE = process.env.BENCH_DATABASE_NAME ?? 'guildstore_bench'
 
 function withDatabase(url: string, database: string): string {
   const u = new URL(url)

@@ -47,11 +47,11 @@ const flag = (perms: RawBuilder<unknown>, f: bigint) => hasFlagSql(perms, f)
 function sendGuardSql(p: { channel_id: unknown; author_id: unknown }): RawBuilder<unknown> {
   const ch = sql`${p.channel_id}::uuid`
   const me = sql`${p.author_id}::uuid`
-  const guild = sql`(select c.guild_id from channels c where c.id = ${ch})`
+  const guild = sql`(select ctx.guild_id from ctx)`
   const pairs: [string, RawBuilder<unknown>, RawBuilder<unknown>][] = [
     [
       'ch',
-      sql`select c.ctid::text as v from channels c where c.id = ${ch}`,
+      sql`select ctx.v from ctx`,
       sql`select c.ctid::text as v from channels c where c.id = ${ch} for share`,
     ],
     [
@@ -144,11 +144,11 @@ const sendStatement = prepareQuery(
   ) =>
     rawQuery(
       db,
-      sql<SendRow>`with ch as (
-  select c.id, c.type from channels c where c.id = ${p.channel_id}::uuid
-), perms as (
+      sql<SendRow>`with ctx as materialized (
+  select c.id, c.type, c.guild_id, c.ctid::text as v from channels c where c.id = ${p.channel_id}::uuid
+), perms as materialized (
   select ${memberChannelPermissionsSql(p.author_id, sql`${p.channel_id}::uuid`)} as p
-), verdict as (
+), verdict as materialized (
   select case
     when ch.id is null then 'no_access'
     when ch.type = 'dm' then case
@@ -169,7 +169,7 @@ const sendStatement = prepareQuery(
     when ${p.everyone}::bool and not ${flag(sql`perms.p`, Permissions.MENTION_EVERYONE)} then 'mention_everyone'
     else 'ok'
   end as verdict
-  from perms left join ch on true
+  from perms left join ctx ch on true
 ), ${sendGuardSql(p)}, i as (
   insert into messages (id, channel_id, author_id, reply_to, content)
   select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text
@@ -336,11 +336,11 @@ function readStatement(cursor: 'newest' | 'before' | 'after' | 'between') {
       const direction = cursor === 'after' ? sql`asc` : sql`desc`
       return rawQuery(
         db,
-        sql<ReadRow>`with ch as (
+        sql<ReadRow>`with ch as materialized (
   select c.id, c.type from channels c where c.id = ${p.channel_id}::uuid
-), perms as (
+), perms as materialized (
   select ${memberChannelPermissionsSql(p.user_id, sql`${p.channel_id}::uuid`)} as p
-), verdict as (
+), verdict as materialized (
   select case
     when ch.id is null then 'no_access'
     when ch.type = 'dm' then case
@@ -362,8 +362,7 @@ from verdict left join lateral (
   where verdict.verdict = 'ok' and x.channel_id = ${p.channel_id}::uuid and x.deleted_at is null${where}
   order by x.id ${direction}
   limit ${p.limit}
-) m on true
-order by m.id desc`,
+) m on true`,
       )
     },
   )
@@ -437,10 +436,14 @@ export async function readChannelMessages(
   const first = rows[0]
   if (first?.verdict !== 'ok') throw refusal(first?.verdict ?? 'no_access')
   if (first.id === null) return []
-  const page = new Array<Message>(rows.length)
-  for (let i = 0; i < rows.length; i++) {
+  // One outer row (the verdict), so the lateral page keeps its index order:
+  // newest first, except the `after` shape, which reads oldest first.
+  const n = rows.length
+  const page = new Array<Message>(n)
+  const reverse = shape === readShapes.after
+  for (let i = 0; i < n; i++) {
     const { verdict: _verdict, ...message } = rows[i] as ReadRow & Message
-    page[i] = message
+    page[reverse ? n - 1 - i : i] = message
   }
   return page
 }
