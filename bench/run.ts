@@ -481,6 +481,35 @@ if (existsSync(redisBench) && !only) {
   })
 }
 
+// Authorized send/read and reactions (bench/messages-authorized.ts), on the same data set.
+let authorizedSection = ''
+const authorizedBench = `${root}bench/messages-authorized.ts`
+if (existsSync(authorizedBench) && !only) {
+  log('running bench/messages-authorized.ts')
+  authorizedSection = await new Promise<string>((resolve) => {
+    const args = [
+      authorizedBench,
+      '--messages',
+      String(data.params.messages),
+      '--rounds',
+      String(rounds),
+      ...(quick ? ['--quick'] : []),
+    ]
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => {
+      out += d
+    })
+    child.on('close', (code) =>
+      resolve(
+        code === 0
+          ? out.trim()
+          : `${out.trim()}\n\n(bench/messages-authorized.ts exited with ${code})`,
+      ),
+    )
+  })
+}
+
 await Promise.all([db.destroy(), rawPool.end(), dzPool.end(), capturePool.end()])
 const maxRssMiB = process.resourceUsage().maxRSS / 1024
 const totalSeconds = (performance.now() - benchStart) / 1000
@@ -653,6 +682,7 @@ ${targets(results)}
 Peak RSS of the bench process: ${maxRssMiB.toFixed(0)} MiB. Scenario time ${scenarioSeconds.toFixed(0)} s; whole run ${totalSeconds.toFixed(0)} s.
 
 ${redisSection ? `## Redis rate limiter (bench/redis-limiter.ts)\n\n${redisSection}\n` : ''}
+${authorizedSection ? `<!-- authorized-bench:start -->\n${authorizedSection}\n<!-- authorized-bench:end -->\n` : ''}
 ## Query plans
 
 \`EXPLAIN (ANALYZE, BUFFERS)\` of each scenario's statement with the probe arguments: prepared

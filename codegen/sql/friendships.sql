@@ -196,6 +196,13 @@ select
     )
   ) as "locked";
 
+update "dm_channels"
+set
+  "created_at" = created_at
+where
+  user_a = least($1::uuid, $2::uuid)
+  and user_b = greatest($3::uuid, $4::uuid);
+
 delete from "friendships"
 where
   (

@@ -311,10 +311,8 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
   )
 }
 
-interface ReadRow {
-  verdict: Verdict
-  id: string | null
-}
+/** A row of the read statement: the verdict row (`content` = the verdict), then the page. */
+type ReadRow = Message
 
 const pageColumns = sql.raw(messageColumns.map((c) => `m.${c}`).join(', '))
 
@@ -327,11 +325,11 @@ function readStatement(cursor: 'newest' | 'before' | 'after' | 'between') {
     ) => {
       const where =
         cursor === 'before'
-          ? sql` and x.id < ${p.before}::uuid`
+          ? sql` and m.id < ${p.before}::uuid`
           : cursor === 'after'
-            ? sql` and x.id > ${p.after}::uuid`
+            ? sql` and m.id > ${p.after}::uuid`
             : cursor === 'between'
-              ? sql` and x.id > ${p.after}::uuid and x.id < ${p.before}::uuid`
+              ? sql` and m.id > ${p.after}::uuid and m.id < ${p.before}::uuid`
               : sql``
       const direction = cursor === 'after' ? sql`asc` : sql`desc`
       return rawQuery(
@@ -356,13 +354,16 @@ function readStatement(cursor: 'newest' | 'before' | 'after' | 'between') {
   end as verdict
   from perms left join ch on true
 )
-select verdict.verdict, ${pageColumns}
-from verdict left join lateral (
-  select ${sql.raw(messageColumns.map((c) => `x.${c}`).join(', '))} from messages x
-  where verdict.verdict = 'ok' and x.channel_id = ${p.channel_id}::uuid and x.deleted_at is null${where}
-  order by x.id ${direction}
-  limit ${p.limit}
-) m on true`,
+(select null::uuid as id, null::uuid as channel_id, null::uuid as author_id, null::uuid as reply_to,
+  verdict.verdict as content, null::timestamptz as created_at, null::timestamptz as edited_at,
+  null::timestamptz as deleted_at
+from verdict)
+union all
+(select ${pageColumns} from messages m
+  where (select verdict.verdict from verdict) = 'ok'
+    and m.channel_id = ${p.channel_id}::uuid and m.deleted_at is null${where}
+  order by m.id ${direction}
+  limit ${p.limit})`,
       )
     },
   )
@@ -433,17 +434,10 @@ export async function readChannelMessages(
     after: after ?? '',
     limit,
   })
-  const first = rows[0]
-  if (first?.verdict !== 'ok') throw refusal(first?.verdict ?? 'no_access')
-  if (first.id === null) return []
-  // One outer row (the verdict), so the lateral page keeps its index order:
-  // newest first, except the `after` shape, which reads oldest first.
-  const n = rows.length
-  const page = new Array<Message>(n)
-  const reverse = shape === readShapes.after
-  for (let i = 0; i < n; i++) {
-    const { verdict: _verdict, ...message } = rows[i] as ReadRow & Message
-    page[reverse ? n - 1 - i : i] = message
-  }
-  return page
+  // The first row is the verdict (in `content`); the page follows, in index
+  // order: newest first, except the `after` shape, which reads oldest first.
+  const verdict = rows[0]?.content as Verdict | undefined
+  if (verdict !== 'ok') throw refusal(verdict ?? 'no_access')
+  const page = rows.slice(1) as Message[]
+  return shape === readShapes.after ? page.reverse() : page
 }
