@@ -28,11 +28,20 @@ export interface ChannelPinCounts {
   pin_count: Generated<number>;
 }
 
+export interface ChannelReadStates {
+  channel_id: string;
+  last_read_message_id: string;
+  last_read_seq: bigint;
+  updated_at: Generated<Timestamp>;
+  user_id: string;
+}
+
 export interface Channels {
   created_at: Generated<Timestamp>;
   guild_id: string | null;
   id: Generated<string>;
   is_private: Generated<boolean>;
+  last_seq: Generated<bigint>;
   name: string | null;
   position: Generated<number>;
   topic: string | null;
@@ -100,6 +109,16 @@ export interface MessageEdits {
   version: number;
 }
 
+export interface MessageMentions {
+  author_id: string;
+  channel_id: string;
+  everyone: Generated<boolean>;
+  message_id: string;
+  role_id: string | null;
+  seq: bigint;
+  user_id: string | null;
+}
+
 export interface MessagePins {
   channel_id: string;
   message_id: string;
@@ -136,6 +155,7 @@ export interface Messages {
   id: Generated<string>;
   reply_to: string | null;
   search: ColumnType<string, never, never>;
+  seq: Generated<bigint>;
 }
 
 export interface Roles {
@@ -174,6 +194,7 @@ export interface Users {
 export interface DB {
   channel_members: ChannelMembers;
   channel_pin_counts: ChannelPinCounts;
+  channel_read_states: ChannelReadStates;
   channels: Channels;
   dm_channels: DmChannels;
   dm_participants: DmParticipants;
@@ -183,6 +204,7 @@ export interface DB {
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
   message_edits: MessageEdits;
+  message_mentions: MessageMentions;
   message_pins: MessagePins;
   message_reaction_counts: MessageReactionCounts;
   message_reaction_summaries: MessageReactionSummaries;

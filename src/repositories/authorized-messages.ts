@@ -7,9 +7,7 @@ import { PermissionDeniedError } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { hasFlagSql, memberChannelPermissionsSql } from '../permissions/actor-sql.ts'
 import { Permissions } from '../permissions/permissions.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { rawQuery } from '../sql/raw-query.ts'
-import type { Message } from '../types.ts'
+import { prepareQuery, rawQuery } from '../sql/index.ts'
 import {
   assertObject,
   assertOptionalUuid,
@@ -17,14 +15,17 @@ import {
   assertUuid,
   assertUuidArray,
   pageLimit,
-} from '../validation/validate.ts'
-import { messageColumns } from './columns.ts'
+} from '../validation/index.ts'
+import {
+  MENTIONS_MAX,
+  type Message,
+  type MessageMentionsInput,
+  messageColumns,
+} from './messages.ts'
 
 const CONTENT = { min: 1, max: 4000 } as const
 const MESSAGE_PAGE_DEFAULT = 50
 const MESSAGE_PAGE_MAX = 100
-/** At most this many user or role mentions per message. */
-const MAX_MENTIONS = 100
 /** Attempts of {@link sendMessage} when the rows its check read changed under it. */
 const SEND_ATTEMPTS = 5
 
@@ -50,9 +51,12 @@ function sendGuardSql(p: { channel_id: unknown; author_id: unknown }): RawBuilde
   const guild = sql`(select ctx.guild_id from ctx)`
   const pairs: [string, RawBuilder<unknown>, RawBuilder<unknown>][] = [
     [
+      // Values, not the row version: every message bumps channels.last_seq.
+      // FOR NO KEY UPDATE: the insert's seq trigger updates this row anyway, so
+      // sends to one channel queue here (two share locks upgrading would deadlock).
       'ch',
       sql`select ctx.v from ctx`,
-      sql`select c.ctid::text as v from channels c where c.id = ${ch} for share`,
+      sql`select (c.type, c.guild_id, c.is_private)::text as v from channels c where c.id = ${ch} for no key update`,
     ],
     [
       'g',
@@ -114,6 +118,9 @@ function sendGuardSql(p: { channel_id: unknown; author_id: unknown }): RawBuilde
 interface SendRow {
   verdict: Verdict
   stale: boolean
+  reply_ok: boolean
+  roles_ok: boolean
+  users_ok: boolean
   id: string | null
   channel_id: string | null
   author_id: string | null
@@ -122,6 +129,7 @@ interface SendRow {
   created_at: Date | null
   edited_at: Date | null
   deleted_at: Date | null
+  seq: bigint | null
 }
 
 const returning = sql.raw(messageColumns.map((c) => `i.${c}`).join(', '))
@@ -131,6 +139,7 @@ const insertedColumns = sql.raw(messageColumns.join(', '))
 // participant and block rules), the version guard, and the insert, which runs
 // only when the verdict is 'ok' and nothing the verdict read has changed.
 const sendStatement = prepareQuery(
+  'messages.send_authorized',
   (
     db,
     p: {
@@ -139,13 +148,15 @@ const sendStatement = prepareQuery(
       author_id: string
       reply_to: string | null
       content: string
+      user_ids: string[]
+      role_ids: string[]
       everyone: boolean
     },
   ) =>
     rawQuery(
       db,
       sql<SendRow>`with ctx as materialized (
-  select c.id, c.type, c.guild_id, c.ctid::text as v from channels c where c.id = ${p.channel_id}::uuid
+  select c.id, c.type, c.guild_id, (c.type, c.guild_id, c.is_private)::text as v from channels c where c.id = ${p.channel_id}::uuid
 ), perms as materialized (
   select ${memberChannelPermissionsSql(p.author_id, sql`${p.channel_id}::uuid`)} as p
 ), verdict as materialized (
@@ -170,31 +181,40 @@ const sendStatement = prepareQuery(
     else 'ok'
   end as verdict
   from perms left join ctx ch on true
+), refs as materialized (
+  select
+    (${p.reply_to}::uuid is null or exists (
+      select 1 from messages r
+      where r.id = ${p.reply_to}::uuid and r.channel_id = ${p.channel_id}::uuid and r.deleted_at is null
+    )) as reply_ok,
+    cardinality(${p.role_ids}::uuid[]) = (
+      select count(*) from roles r join channels c on c.guild_id = r.guild_id
+      where c.id = ${p.channel_id}::uuid and r.id = any(${p.role_ids}::uuid[])
+    ) as roles_ok,
+    cardinality(${p.user_ids}::uuid[]) = (
+      select count(*) from users u where u.id = any(${p.user_ids}::uuid[])
+    ) as users_ok
 ), ${sendGuardSql(p)}, i as (
   insert into messages (id, channel_id, author_id, reply_to, content)
   select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text
+  from refs
   where (select verdict from verdict) = 'ok'
     and not (select stale from stale)
-    and (${p.reply_to}::uuid is null or exists (
-      select 1 from messages r
-      where r.id = ${p.reply_to}::uuid and r.channel_id = ${p.channel_id}::uuid and r.deleted_at is null
-    ))
+    and refs.reply_ok and refs.roles_ok and refs.users_ok
   returning ${insertedColumns}
+), mentions as (
+  insert into message_mentions (message_id, channel_id, seq, author_id, user_id, role_id, everyone)
+  select i.id, i.channel_id, i.seq, i.author_id, t.user_id, t.role_id, t.everyone
+  from i cross join (
+    select u as user_id, null::uuid as role_id, false as everyone from unnest(${p.user_ids}::uuid[]) u
+    union all select null::uuid, r, false from unnest(${p.role_ids}::uuid[]) r
+    union all select null::uuid, null::uuid, true where ${p.everyone}::boolean
+  ) t
 )
-select verdict.verdict, stale.stale, ${returning}
-from verdict cross join stale left join i on true`,
+select verdict.verdict, stale.stale, refs.reply_ok, refs.roles_ok, refs.users_ok, ${returning}
+from verdict cross join stale cross join refs left join i on true`,
     ),
 )
-
-/** Mentions a message makes (stored with the message once read state lands; `everyone` is checked now). */
-export interface MessageMentionsInput {
-  /** Users mentioned (at most 100). */
-  user_ids?: string[]
-  /** Roles mentioned (at most 100). */
-  role_ids?: string[]
-  /** `@everyone`: needs `MENTION_EVERYONE` in a guild channel. */
-  everyone?: boolean
-}
 
 /** Input of {@link sendMessage}. */
 export interface SendMessageInput {
@@ -238,19 +258,28 @@ function refusal(verdict: Verdict): Error {
   }
 }
 
-function assertMentions(value: unknown): { everyone: boolean } {
-  if (value === undefined || value === null) return { everyone: false }
+/** Validates mentions as `createMessage` does: ids lower-cased and de-duplicated, at most 100 of each. */
+function assertMentions(value: unknown): {
+  user_ids: string[]
+  role_ids: string[]
+  everyone: boolean
+} {
+  if (value === undefined || value === null) return { user_ids: [], role_ids: [], everyone: false }
   assertObject(value, 'mentions')
-  if (value.user_ids !== undefined)
-    assertUuidArray(value.user_ids, 'mentions.user_ids', MAX_MENTIONS)
-  if (value.role_ids !== undefined)
-    assertUuidArray(value.role_ids, 'mentions.role_ids', MAX_MENTIONS)
-  if (value.everyone !== undefined && typeof value.everyone !== 'boolean') {
+  const ids = (v: unknown, field: string): string[] => {
+    if (v === undefined || v === null) return []
+    assertUuidArray(v, field, MENTIONS_MAX)
+    return [...new Set(v.map((id) => id.toLowerCase()))]
+  }
+  const user_ids = ids(value.user_ids, 'mentions.user_ids')
+  const role_ids = ids(value.role_ids, 'mentions.role_ids')
+  const everyone = value.everyone ?? false
+  if (typeof everyone !== 'boolean') {
     throw new InvalidInputError('mentions.everyone must be a boolean', {
       field: 'mentions.everyone',
     })
   }
-  return { everyone: value.everyone === true }
+  return { user_ids, role_ids, everyone }
 }
 
 /**
@@ -284,25 +313,42 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
   assertUuid(input.author_id, 'author_id')
   assertOptionalUuid(input.reply_to, 'reply_to')
   assertText(input.content, 'content', CONTENT)
-  const { everyone } = assertMentions(input.mentions)
+  const mentions = assertMentions(input.mentions)
   const params = {
+    ...mentions,
     id: newId(),
     channel_id: input.channel_id,
     author_id: input.author_id,
     reply_to: input.reply_to ?? null,
     content: input.content,
-    everyone,
   }
   for (let attempt = 1; attempt <= SEND_ATTEMPTS; attempt++) {
     const row = (await sendStatement.executeTakeFirst(db, params)) as SendRow
     if (row.stale) continue
     if (row.verdict !== 'ok') throw refusal(row.verdict)
     if (row.id === null) {
+      if (!row.roles_ok) {
+        throw new InvalidInputError("mentions.role_ids must be roles of this channel's guild", {
+          field: 'mentions.role_ids',
+        })
+      }
+      if (!row.users_ok) {
+        throw new InvalidInputError('mentions.user_ids must be existing users', {
+          field: 'mentions.user_ids',
+        })
+      }
       throw new InvalidInputError('reply_to must be a live message of the same channel', {
         field: 'reply_to',
       })
     }
-    const { verdict: _verdict, stale: _stale, ...message } = row
+    const {
+      verdict: _verdict,
+      stale: _stale,
+      reply_ok: _reply,
+      roles_ok: _roles,
+      users_ok: _users,
+      ...message
+    } = row
     return message as Message
   }
   throw new DatabaseUnavailableError(
@@ -316,20 +362,34 @@ type ReadRow = Message
 
 const pageColumns = sql.raw(messageColumns.map((c) => `m.${c}`).join(', '))
 
+// Cursor bounds exactly as listChannelMessages computes them (messages.ts): a
+// cursor id becomes its position `seq`; an id of no message of this channel
+// stands for the position after the newest live message with a smaller id.
+const MIN_SEQ = sql.raw('(-9223372036854775808)::int8')
+const afterBound = (channel_id: string, after: string) => sql<bigint>`(select coalesce(
+  (select k.seq from messages k where k.id = ${after}::uuid and k.channel_id = ${channel_id}::uuid),
+  (select k.seq from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${after}::uuid order by k.id desc limit 1),
+  ${MIN_SEQ}))`
+const beforeBound = (channel_id: string, before: string) => sql<bigint>`(select coalesce(
+  (select k.seq from messages k where k.id = ${before}::uuid and k.channel_id = ${channel_id}::uuid),
+  (select k.seq + 1 from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${before}::uuid order by k.id desc limit 1),
+  ${MIN_SEQ}))`
+
 /** The read check and one page shape, in one statement. */
 function readStatement(cursor: 'newest' | 'before' | 'after' | 'between') {
   return prepareQuery(
+    `messages.read_authorized_${cursor}`,
     (
       db,
       p: { user_id: string; channel_id: string; before: string; after: string; limit: number },
     ) => {
       const where =
         cursor === 'before'
-          ? sql` and m.id < ${p.before}::uuid`
+          ? sql` and m.seq < ${beforeBound(p.channel_id, p.before)}`
           : cursor === 'after'
-            ? sql` and m.id > ${p.after}::uuid`
+            ? sql` and m.seq > ${afterBound(p.channel_id, p.after)}`
             : cursor === 'between'
-              ? sql` and m.id > ${p.after}::uuid and m.id < ${p.before}::uuid`
+              ? sql` and m.seq > ${afterBound(p.channel_id, p.after)} and m.seq < ${beforeBound(p.channel_id, p.before)}`
               : sql``
       const direction = cursor === 'after' ? sql`asc` : sql`desc`
       return rawQuery(
@@ -356,13 +416,13 @@ function readStatement(cursor: 'newest' | 'before' | 'after' | 'between') {
 )
 (select null::uuid as id, null::uuid as channel_id, null::uuid as author_id, null::uuid as reply_to,
   verdict.verdict as content, null::timestamptz as created_at, null::timestamptz as edited_at,
-  null::timestamptz as deleted_at
+  null::timestamptz as deleted_at, null::int8 as seq
 from verdict)
 union all
 (select ${pageColumns} from messages m
   where (select verdict.verdict from verdict) = 'ok'
     and m.channel_id = ${p.channel_id}::uuid and m.deleted_at is null${where}
-  order by m.id ${direction}
+  order by m.seq ${direction}
   limit ${p.limit})`,
       )
     },

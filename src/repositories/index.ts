@@ -9,6 +9,14 @@ export * from './message-edits.ts'
 export * from './messages.ts'
 export * from './pins.ts'
 export * from './reactions.ts'
+export {
+  type ChannelReadState,
+  type ListChannelReadStatesInput,
+  listChannelReadStates,
+  type MarkChannelReadInput,
+  markChannelRead,
+  UNREAD_COUNT_CAP,
+} from './read-states.ts'
 export * from './roles.ts'
 export * from './search.ts'
 export * from './sessions.ts'

@@ -1,12 +1,17 @@
-import type { Kysely } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import type { MessageEdit } from '../types.ts'
-import { assertUuid } from '../validation/validate.ts'
+import type { Kysely, Selectable } from 'kysely'
+import type { DB, MessageEdits } from '../../codegen/db.ts'
+import { prepareQuery } from '../sql/index.ts'
+import { assertUuid, defineFields, integer } from '../validation/index.ts'
+
+/** A previous version of a message: `content` as it was before edit number `version`, replaced at `replaced_at`. */
+export type MessageEdit = Selectable<MessageEdits>
+
+/** The version number's CHECK (`version >= 1`). */
+export const messageEditFields = defineFields('message_edits', { version: integer(1) })
 
 const editColumns = ['e.message_id', 'e.version', 'e.content', 'e.replaced_at'] as const
 
-const selectEdits = prepareQuery((db, p: { message_id: string }) =>
+const selectEdits = prepareQuery('message_edits.list_of_message', (db, p: { message_id: string }) =>
   db
     .selectFrom('message_edits as e')
     .innerJoin('messages as m', 'm.id', 'e.message_id')

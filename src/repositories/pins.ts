@@ -6,15 +6,18 @@ import { NotFoundError } from '../errors/not-found-error.ts'
 import { type ActingAs, PermissionDeniedError } from '../errors/permission-denied-error.ts'
 import { hasFlagSql, memberChannelPermissionsSql } from '../permissions/actor-sql.ts'
 import { Permissions } from '../permissions/permissions.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { rawQuery } from '../sql/raw-query.ts'
-import type { Message } from '../types.ts'
-import { assertObject, assertUuid } from '../validation/validate.ts'
-import { messageColumns } from './columns.ts'
+import { prepareQuery, rawQuery } from '../sql/index.ts'
+import { assertObject, assertUuid, defineFields, integer } from '../validation/index.ts'
 import { assertMessageActor } from './message-actor.ts'
+import { type Message, messageColumns } from './messages.ts'
 
 /** At most this many pinned messages per channel (CHECK `channel_pin_counts_pin_limit`). */
 export const MAX_PINS_PER_CHANNEL = 50
+
+/** The per-channel pin counter's CHECK (0 to {@link MAX_PINS_PER_CHANNEL}). */
+export const pinCountFields = defineFields('channel_pin_counts', {
+  pin_count: integer(0, MAX_PINS_PER_CHANNEL),
+})
 
 /**
  * `bool`: whether `actor` may pin and unpin in the channel `channelId` (an SQL
@@ -31,10 +34,12 @@ const mayManagePinsSql = (actor: unknown, channelId: ReturnType<typeof sql>) => 
 // this pin (and then unpins it in its trigger), or this pin waits for the
 // delete and finds no live message. The 50-pin cap is the CHECK on the channel's
 // counter row, which the insert trigger increments.
-const insertPin = prepareQuery((db, p: { message_id: string; actor_id: string | null }) =>
-  rawQuery(
-    db,
-    sql<{ found: boolean; allowed: boolean; pinned: boolean }>`with m as (
+const insertPin = prepareQuery(
+  'pins.insert',
+  (db, p: { message_id: string; actor_id: string | null }) =>
+    rawQuery(
+      db,
+      sql<{ found: boolean; allowed: boolean; pinned: boolean }>`with m as (
   select id, channel_id from messages where id = ${p.message_id}::uuid and deleted_at is null for share
 ), allowed as (
   select ${mayManagePinsSql(p.actor_id, sql`m.channel_id`)} as ok from m
@@ -47,13 +52,15 @@ const insertPin = prepareQuery((db, p: { message_id: string; actor_id: string | 
 select exists (select 1 from m) as found,
   coalesce((select ok from allowed), false) as allowed,
   exists (select 1 from ins) as pinned`,
-  ),
+    ),
 )
 
-const deletePin = prepareQuery((db, p: { message_id: string; actor_id: string | null }) =>
-  rawQuery(
-    db,
-    sql<{ found: boolean; allowed: boolean; unpinned: boolean }>`with p as (
+const deletePin = prepareQuery(
+  'pins.delete',
+  (db, p: { message_id: string; actor_id: string | null }) =>
+    rawQuery(
+      db,
+      sql<{ found: boolean; allowed: boolean; unpinned: boolean }>`with p as (
   select message_id, channel_id from message_pins where message_id = ${p.message_id}::uuid
 ), allowed as (
   select ${mayManagePinsSql(p.actor_id, sql`p.channel_id`)} as ok from p
@@ -64,12 +71,12 @@ const deletePin = prepareQuery((db, p: { message_id: string; actor_id: string | 
 select exists (select 1 from p) as found,
   coalesce((select ok from allowed), false) as allowed,
   exists (select 1 from d) as unpinned`,
-  ),
+    ),
 )
 
 const pinnedColumns = messageColumns.map((c) => `m.${c}` as const)
 
-const selectPinned = prepareQuery((db, p: { channel_id: string }) =>
+const selectPinned = prepareQuery('pins.list_of_channel', (db, p: { channel_id: string }) =>
   db
     .selectFrom('message_pins as p')
     .innerJoin('messages as m', 'm.id', 'p.message_id')

@@ -6,9 +6,7 @@ import { NotFoundError } from '../errors/not-found-error.ts'
 import { type ActingAs, PermissionDeniedError } from '../errors/permission-denied-error.ts'
 import { hasFlagSql, memberChannelPermissionsSql } from '../permissions/actor-sql.ts'
 import { Permissions } from '../permissions/permissions.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { rawQuery } from '../sql/raw-query.ts'
-import type { MessageReactionSummary, User } from '../types.ts'
+import { prepareQuery, rawQuery } from '../sql/index.ts'
 import { normalizeEmoji } from '../validation/emoji.ts'
 
 export { normalizeEmoji }
@@ -18,13 +16,36 @@ import {
   assertOptionalUuid,
   assertUuid,
   assertUuidArray,
+  defineFields,
+  integer,
   pageLimit,
-} from '../validation/validate.ts'
-import { userColumns } from './columns.ts'
+  text,
+} from '../validation/index.ts'
 import { assertMessageActor } from './message-actor.ts'
+import { type User, userColumns } from './users.ts'
 
 /** At most this many distinct emojis on one message (CHECK `message_reaction_summaries_emoji_limit`). */
 export const MAX_REACTION_EMOJIS = 20
+
+/** Field rules of the reaction tables' CHECKs (the library keeps the counters). */
+export const reactionFields = defineFields('message_reactions', { emoji: text(1, 100) })
+/** The per-emoji counter's CHECK (`count >= 0`). */
+export const reactionCountFields = defineFields('message_reaction_counts', { count: integer(0) })
+/** The per-message distinct-emoji counter's CHECK (0 to {@link MAX_REACTION_EMOJIS}). */
+export const reactionSummaryFields = defineFields('message_reaction_summaries', {
+  emoji_count: integer(0, MAX_REACTION_EMOJIS),
+})
+
+/** One emoji's reactions on one message, as {@link listReactions} returns them. */
+export interface MessageReactionSummary {
+  message_id: string
+  /** A Unicode emoji, or a custom emoji reference `name:id`. */
+  emoji: string
+  /** How many users reacted with it (exact). */
+  count: number
+  /** Whether the viewer is one of them (false without a `viewer_id`). */
+  me: boolean
+}
 
 /** At most this many message ids per {@link listReactions} call. */
 const REACTION_PAGE_MAX_MESSAGES = 200
@@ -34,6 +55,7 @@ const REACTION_USERS_MAX = 100
 // One statement: the message must be live; ON CONFLICT makes it idempotent.
 // The counts, and the 20-emoji cap, are kept by the AFTER INSERT trigger.
 const insertReaction = prepareQuery(
+  'reactions.insert',
   (db, p: { message_id: string; emoji: string; user_id: string }) =>
     rawQuery(
       db,
@@ -50,6 +72,7 @@ select exists (select 1 from m) as found, exists (select 1 from ins) as added`,
 )
 
 const deleteReaction = prepareQuery(
+  'reactions.delete',
   (db, p: { message_id: string; emoji: string; user_id: string }) =>
     db
       .deleteFrom('message_reactions')
@@ -58,16 +81,19 @@ const deleteReaction = prepareQuery(
       .where('user_id', '=', p.user_id),
 )
 
-const deleteReactions = prepareQuery((db, p: { message_id: string; emoji: string | null }) =>
-  db
-    .deleteFrom('message_reactions')
-    .where('message_id', '=', p.message_id)
-    .where(sql<boolean>`(${p.emoji}::text is null or emoji = ${p.emoji}::text)`),
+const deleteReactions = prepareQuery(
+  'reactions.delete_of_message',
+  (db, p: { message_id: string; emoji: string | null }) =>
+    db
+      .deleteFrom('message_reactions')
+      .where('message_id', '=', p.message_id)
+      .where(sql<boolean>`(${p.emoji}::text is null or emoji = ${p.emoji}::text)`),
 )
 
 // The actor's MANAGE_MESSAGES in the message's channel, checked in the
 // statement that deletes (never in a DM: nobody manages a DM).
 const deleteReactionsAs = prepareQuery(
+  'reactions.delete_of_message_as',
   (db, p: { message_id: string; emoji: string | null; actor_id: string }) =>
     rawQuery(
       db,
@@ -89,10 +115,12 @@ select exists (select 1 from m) as found,
     ),
 )
 
-const selectReactions = prepareQuery((db, p: { message_ids: string[]; viewer_id: string | null }) =>
-  rawQuery(
-    db,
-    sql<MessageReactionSummary>`select c.message_id, c.emoji, c.count,
+const selectReactions = prepareQuery(
+  'reactions.counts_of_messages',
+  (db, p: { message_ids: string[]; viewer_id: string | null }) =>
+    rawQuery(
+      db,
+      sql<MessageReactionSummary>`select c.message_id, c.emoji, c.count,
   (${p.viewer_id}::uuid is not null and exists (
     select 1 from message_reactions r
     where r.message_id = c.message_id and r.emoji = c.emoji and r.user_id = ${p.viewer_id}::uuid
@@ -100,12 +128,13 @@ const selectReactions = prepareQuery((db, p: { message_ids: string[]; viewer_id:
 from message_reaction_counts c
 where c.message_id = any(${p.message_ids}::uuid[])
 order by c.message_id desc, c.first_reacted_at, c.emoji`,
-  ),
+    ),
 )
 
 const reactionUserColumns = userColumns.map((c) => `u.${c}` as const)
 
 const selectReactionUsers = prepareQuery(
+  'reactions.users_of_emoji',
   (db, p: { message_id: string; emoji: string; after: string | null; limit: number }) =>
     db
       .selectFrom('message_reactions as r')

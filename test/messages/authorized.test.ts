@@ -7,6 +7,7 @@ import {
   createMessage,
   InvalidInputError,
   listChannelMessages,
+  listMessageMentions,
   PermissionDeniedError,
   Permissions,
   readChannelMessages,
@@ -178,6 +179,52 @@ describe('sendMessage', () => {
     })
     expect(m.content).toBe('@everyone')
     await t.db.deleteFrom('member_roles').where('role_id', '=', role.id).execute()
+  })
+
+  it('stores mentions like createMessage; an unknown mentioned user is InvalidInputError, nothing written', async () => {
+    const m = await sendMessage(t.db, {
+      channel_id: channel.id,
+      author_id: owner.id,
+      content: 'hey @member @everyone',
+      mentions: { user_ids: [member.id, member.id.toUpperCase()], everyone: true },
+    })
+    const stored = await listMessageMentions(t.db, [m.id])
+    expect(stored.map((x) => [x.user_id, x.everyone])).toEqual([
+      [member.id, false],
+      [null, true],
+    ])
+    await expectRefused(
+      () =>
+        sendMessage(t.db, {
+          channel_id: channel.id,
+          author_id: owner.id,
+          content: 'x',
+          mentions: { user_ids: [unknownId()] },
+        }),
+      InvalidInputError,
+      (err: InvalidInputError) => expect(err.field).toBe('mentions.user_ids'),
+    )
+  })
+
+  it('50 concurrent sends by different members to one channel all land, each with its own position', async () => {
+    const c = await makeChannel(t.db, guild.id)
+    const authors = [owner, member]
+    for (let i = 0; i < 8; i++) {
+      const u = await makeUser(t.db)
+      await makeMember(t.db, guild.id, u.id)
+      authors.push(u)
+    }
+    const sent = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        sendMessage(t.db, {
+          channel_id: c.id,
+          author_id: authors[i % authors.length]!.id,
+          content: `c${i}`,
+        }),
+      ),
+    )
+    expect(new Set(sent.map((m) => m.seq)).size).toBe(50)
+    expect((await listChannelMessages(t.db, c.id, { limit: 100 })).length).toBe(50)
   })
 
   it('a reply_to that is not a live message of the channel: InvalidInputError, nothing written', async () => {

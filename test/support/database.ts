@@ -70,6 +70,8 @@ export const ALL_TABLES: readonly (keyof DB)[] = [
   'dm_channels',
   'dm_participants',
   'friendships',
+  'channel_read_states',
+  'message_mentions',
   'message_reactions',
   'message_reaction_counts',
   'message_reaction_summaries',
