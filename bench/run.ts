@@ -119,69 +119,48 @@ for (const p of prepared) {
   })
 }
 
-// The Redis section (bench/redis-limiter.ts, owned by the Redis helper), when present.
-let redisSection = ''
-const redisBench = `${root}bench/redis-limiter.ts`
-if (existsSync(redisBench) && !only) {
-  log('running bench/redis-limiter.ts')
-  redisSection = await new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, [redisBench], { stdio: ['ignore', 'pipe', 'inherit'] })
+/**
+ * Runs a sub-bench (a script of its own, printing its Markdown section on stdout)
+ * and returns that section; an exit code other than 0 is noted in the section.
+ */
+function subBench(file: string, args: string[] = []): Promise<string> {
+  const path = `${root}${file}`
+  if (!existsSync(path) || only) return Promise.resolve('')
+  log(`running ${file}`)
+  return new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, [path, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout.on('data', (d) => {
       out += d
     })
     child.on('close', (code) =>
-      resolve(
-        code === 0 ? out.trim() : `${out.trim()}\n\n(bench/redis-limiter.ts exited with ${code})`,
-      ),
+      resolve(code === 0 ? out.trim() : `${out.trim()}\n\n(${file} exited with ${code})`),
     )
   })
 }
 
-// Read state, catch-up and createMessage contention (bench/scenarios/read-state.ts,
-// its own scratch database); --quick runs it at 50 000 unread.
-let readStateSection = ''
-const readStateBench = `${root}bench/scenarios/read-state.ts`
-if (existsSync(readStateBench) && !only) {
-  log('running bench/scenarios/read-state.ts')
-  readStateSection = await new Promise<string>((resolve) => {
-    const args = quick ? ['--quick', '--unread', '50000'] : []
-    const child = spawn(process.execPath, [readStateBench, ...args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-    let out = ''
-    child.stdout.on('data', (d) => {
-      out += d
-    })
-    child.on('close', (code) =>
-      resolve(code === 0 ? out.trim() : `${out.trim()}\n\n(read-state bench exited with ${code})`),
-    )
-  })
-}
-
+// The Redis limiter (bench/redis-limiter.ts).
+const redisSection = await subBench('bench/redis-limiter.ts')
+// Read state, catch-up and createMessage contention (its own scratch database);
+// --quick runs it at 50 000 unread.
+const readStateSection = await subBench(
+  'bench/scenarios/read-state.ts',
+  quick ? ['--quick', '--unread', '50000'] : [],
+)
 // Channel permission overwrites: computePermissions and canAccessChannel in
-// channels with overwrites vs raw pg (bench/scenarios/overwrites.ts, its own
-// scratch database); --quick runs it on a smaller guild.
-let overwritesSection = ''
-const overwritesBench = `${root}bench/scenarios/overwrites.ts`
-if (existsSync(overwritesBench) && !only) {
-  log('running bench/scenarios/overwrites.ts')
-  overwritesSection = await new Promise<string>((resolve) => {
-    const args = quick
-      ? ['--members', '500', '--channels', '20', '--rounds', '3', '--iterations', '500']
-      : []
-    const child = spawn(process.execPath, [overwritesBench, ...args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-    let out = ''
-    child.stdout.on('data', (d) => {
-      out += d
-    })
-    child.on('close', (code) =>
-      resolve(code === 0 ? out.trim() : `${out.trim()}\n\n(overwrites bench exited with ${code})`),
-    )
-  })
-}
+// channels with overwrites vs raw pg (its own scratch database).
+const overwritesSection = await subBench(
+  'bench/scenarios/overwrites.ts',
+  quick ? ['--members', '500', '--channels', '20', '--rounds', '3', '--iterations', '500'] : [],
+)
+// Authorized send/read and reactions, on the same data set.
+const authorizedSection = await subBench('bench/messages-authorized.ts', [
+  '--messages',
+  String(data.params.messages),
+  '--rounds',
+  String(rounds),
+  ...(quick ? ['--quick'] : []),
+])
 
 await Promise.all([db.destroy(), rawPool.end(), dzPool.end(), capturePool.end()])
 const maxRssMiB = process.resourceUsage().maxRSS / 1024
@@ -211,6 +190,7 @@ if (!flag('--no-write')) {
     redisSection,
     readStateSection,
     overwritesSection,
+    authorizedSection,
     rounds,
     poolMax: POOL_MAX,
     maxRssMiB,
