@@ -218,7 +218,7 @@ describe('the packed package, installed into an empty project', () => {
     )
     expect(tsc.code, describeRun(tsc)).toBe(0)
     expect(tsc.stdout).toBe('')
-  })
+  }, 120_000) // tsc over the whole API: slow on a loaded machine
 
   it('migrates with the CLI, then works through guildstore/testing and the repositories', async () => {
     const r = await run(process.execPath, ['run.mjs'], {
