@@ -23,11 +23,20 @@ export interface ChannelMembers {
   user_id: string;
 }
 
+export interface ChannelReadStates {
+  channel_id: string;
+  last_read_message_id: string;
+  last_read_seq: bigint;
+  updated_at: Generated<Timestamp>;
+  user_id: string;
+}
+
 export interface Channels {
   created_at: Generated<Timestamp>;
   guild_id: string | null;
   id: Generated<string>;
   is_private: Generated<boolean>;
+  last_seq: Generated<bigint>;
   name: string | null;
   position: Generated<number>;
   topic: string | null;
@@ -88,6 +97,16 @@ export interface MessageAttachments {
   size: bigint;
 }
 
+export interface MessageMentions {
+  author_id: string;
+  channel_id: string;
+  everyone: Generated<boolean>;
+  message_id: string;
+  role_id: string | null;
+  seq: bigint;
+  user_id: string | null;
+}
+
 export interface Messages {
   author_id: string;
   channel_id: string;
@@ -98,6 +117,7 @@ export interface Messages {
   id: Generated<string>;
   reply_to: string | null;
   search: ColumnType<string, never, never>;
+  seq: Generated<bigint>;
 }
 
 export interface Roles {
@@ -135,6 +155,7 @@ export interface Users {
 
 export interface DB {
   channel_members: ChannelMembers;
+  channel_read_states: ChannelReadStates;
   channels: Channels;
   dm_channels: DmChannels;
   dm_participants: DmParticipants;
@@ -143,6 +164,7 @@ export interface DB {
   guilds: Guilds;
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
+  message_mentions: MessageMentions;
   messages: Messages;
   roles: Roles;
   sessions: Sessions;

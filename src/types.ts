@@ -6,6 +6,7 @@
  */
 export type {
   ChannelMembers,
+  ChannelReadStates,
   Channels,
   ChannelType,
   DB,
@@ -17,6 +18,7 @@ export type {
   Guilds,
   MemberRoles,
   MessageAttachments,
+  MessageMentions,
   Messages,
   Roles,
   Sessions,
@@ -30,7 +32,7 @@ export type { DmChannel, DmParticipant } from './repositories/dms.ts'
 export type { Friendship } from './repositories/friendships.ts'
 export type { Guild } from './repositories/guilds.ts'
 export type { GuildMember } from './repositories/members.ts'
-export type { Message } from './repositories/messages.ts'
+export type { Message, MessageMention } from './repositories/messages.ts'
 export type { MemberRole, Role } from './repositories/roles.ts'
 export type { Session } from './repositories/sessions.ts'
 export type { User, UserCredentials } from './repositories/users.ts'

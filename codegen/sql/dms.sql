@@ -154,6 +154,8 @@ from
     when d.user_a = me.user_id then d.user_b
     else d.user_a
   end
+  left join channel_read_states rs on rs.user_id = me.user_id
+  and rs.channel_id = d.id
   left join lateral (
     select
       m.id
@@ -163,7 +165,7 @@ from
       m.channel_id = d.id
       and m.deleted_at is null
     order by
-      m.id desc
+      m.seq desc
     limit
       1
   ) lm on true
@@ -171,15 +173,21 @@ from
     select
       count(*)::int as n
     from
-      messages m
-    where
-      m.channel_id = d.id
-      and m.deleted_at is null
-      and m.id > coalesce(
-        me.last_read_message_id,
-        '00000000-0000-0000-0000-000000000000'::uuid
-      )
-      and m.author_id <> me.user_id
+      (
+        select
+          1
+        from
+          messages m
+        where
+          m.channel_id = d.id
+          and m.deleted_at is null
+          and m.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
+          and m.author_id <> me.user_id
+        order by
+          m.seq
+        limit
+          100
+      ) x
   ) unread
 where
   me.user_id = $1::uuid
@@ -187,53 +195,3 @@ order by
   lm.id desc nulls last,
   d.created_at desc,
   d.id desc;
-
--- dms.mark_read (prepared as "gs.dms.mark_read"; write)
-with
-  target as (
-    select
-      m.id
-    from
-      messages m
-    where
-      m.id = $1::uuid
-      and m.channel_id = $2::uuid
-  ),
-  me as (
-    select
-      1
-    from
-      dm_participants p
-    where
-      p.channel_id = $3::uuid
-      and p.user_id = $4::uuid
-  ),
-  moved as (
-    update dm_participants p
-    set
-      last_read_message_id = t.id
-    from
-      target t
-    where
-      p.channel_id = $5::uuid
-      and p.user_id = $6::uuid
-      and (
-        p.last_read_message_id is null
-        or p.last_read_message_id < t.id
-      )
-    returning
-      1
-  )
-select
-  exists (
-    select
-      1
-    from
-      me
-  ) as participant,
-  exists (
-    select
-      1
-    from
-      target
-  ) as in_channel;

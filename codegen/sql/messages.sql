@@ -9,12 +9,47 @@ select
   "content",
   "created_at",
   "edited_at",
-  "deleted_at"
+  "deleted_at",
+  "seq"
 from
   "messages"
 where
   "id" = $1
   and "deleted_at" is null;
+
+-- messages.check_refs (prepared as "gs.messages.check_refs"; read)
+select
+  (
+    $1::uuid is null
+    or exists (
+      select
+        1
+      from
+        messages r
+      where
+        r.id = $2::uuid
+        and r.channel_id = $3::uuid
+        and r.deleted_at is null
+    )
+  ) as reply_ok,
+  cardinality($4::uuid[]) = (
+    select
+      count(*)
+    from
+      roles r
+      join channels c on c.guild_id = r.guild_id
+    where
+      c.id = $5::uuid
+      and r.id = any ($6::uuid[])
+  ) as roles_ok,
+  cardinality($7::uuid[]) = (
+    select
+      count(*)
+    from
+      users u
+    where
+      u.id = any ($8::uuid[])
+  ) as users_ok;
 
 -- messages.insert (prepared as "gs.messages.insert"; write)
 insert into
@@ -51,7 +86,111 @@ returning
   "content",
   "created_at",
   "edited_at",
-  "deleted_at";
+  "deleted_at",
+  "seq";
+
+-- messages.insert_with_mentions (prepared as "gs.messages.insert_with_mentions"; write)
+with
+  m as (
+    insert into
+      messages (id, channel_id, author_id, reply_to, content)
+    select
+      $1::uuid,
+      $2::uuid,
+      $3::uuid,
+      $4::uuid,
+      $5::text
+    where
+      (
+        $6::uuid is null
+        or exists (
+          select
+            1
+          from
+            messages r
+          where
+            r.id = $7::uuid
+            and r.channel_id = $8::uuid
+            and r.deleted_at is null
+        )
+      )
+      and cardinality($9::uuid[]) = (
+        select
+          count(*)
+        from
+          roles r
+          join channels c on c.guild_id = r.guild_id
+        where
+          c.id = $10::uuid
+          and r.id = any ($11::uuid[])
+      )
+      and cardinality($12::uuid[]) = (
+        select
+          count(*)
+        from
+          users u
+        where
+          u.id = any ($13::uuid[])
+      )
+    returning
+      *
+  ),
+  mentions as (
+    insert into
+      message_mentions (
+        message_id,
+        channel_id,
+        seq,
+        author_id,
+        user_id,
+        role_id,
+        everyone
+      )
+    select
+      m.id,
+      m.channel_id,
+      m.seq,
+      m.author_id,
+      t.user_id,
+      t.role_id,
+      t.everyone
+    from
+      m
+      cross join (
+        select
+          u as user_id,
+          null::uuid as role_id,
+          false as everyone
+        from
+          unnest($14::uuid[]) u
+        union all
+        select
+          null::uuid,
+          r,
+          false
+        from
+          unnest($15::uuid[]) r
+        union all
+        select
+          null::uuid,
+          null::uuid,
+          true
+        where
+          $16::boolean
+      ) t
+  )
+select
+  m.id,
+  m.channel_id,
+  m.author_id,
+  m.reply_to,
+  m.content,
+  m.created_at,
+  m.edited_at,
+  m.deleted_at,
+  m.seq
+from
+  m;
 
 -- messages.list_after (prepared as "gs.messages.list_after"; read)
 select
@@ -62,17 +201,46 @@ select
   "content",
   "created_at",
   "edited_at",
-  "deleted_at"
+  "deleted_at",
+  "seq"
 from
   "messages"
 where
   "channel_id" = $1
   and "deleted_at" is null
-  and "id" > $2
+  and "seq" > (
+    select
+      coalesce(
+        (
+          select
+            k.seq
+          from
+            messages k
+          where
+            k.id = $2::uuid
+            and k.channel_id = $3::uuid
+        ),
+        (
+          select
+            k.seq
+          from
+            messages k
+          where
+            k.channel_id = $4::uuid
+            and k.deleted_at is null
+            and k.id < $5::uuid
+          order by
+            k.id desc
+          limit
+            1
+        ),
+        (-9223372036854775808)::int8
+      )
+  )
 order by
-  "id" asc
+  "seq" asc
 limit
-  $3;
+  $6;
 
 -- messages.list_before (prepared as "gs.messages.list_before"; read)
 select
@@ -83,17 +251,46 @@ select
   "content",
   "created_at",
   "edited_at",
-  "deleted_at"
+  "deleted_at",
+  "seq"
 from
   "messages"
 where
   "channel_id" = $1
   and "deleted_at" is null
-  and "id" < $2
+  and "seq" < (
+    select
+      coalesce(
+        (
+          select
+            k.seq
+          from
+            messages k
+          where
+            k.id = $2::uuid
+            and k.channel_id = $3::uuid
+        ),
+        (
+          select
+            k.seq + 1
+          from
+            messages k
+          where
+            k.channel_id = $4::uuid
+            and k.deleted_at is null
+            and k.id < $5::uuid
+          order by
+            k.id desc
+          limit
+            1
+        ),
+        (-9223372036854775808)::int8
+      )
+  )
 order by
-  "id" desc
+  "seq" desc
 limit
-  $3;
+  $6;
 
 -- messages.list_between (prepared as "gs.messages.list_between"; read)
 select
@@ -104,18 +301,75 @@ select
   "content",
   "created_at",
   "edited_at",
-  "deleted_at"
+  "deleted_at",
+  "seq"
 from
   "messages"
 where
   "channel_id" = $1
   and "deleted_at" is null
-  and "id" > $2
-  and "id" < $3
+  and "seq" > (
+    select
+      coalesce(
+        (
+          select
+            k.seq
+          from
+            messages k
+          where
+            k.id = $2::uuid
+            and k.channel_id = $3::uuid
+        ),
+        (
+          select
+            k.seq
+          from
+            messages k
+          where
+            k.channel_id = $4::uuid
+            and k.deleted_at is null
+            and k.id < $5::uuid
+          order by
+            k.id desc
+          limit
+            1
+        ),
+        (-9223372036854775808)::int8
+      )
+  )
+  and "seq" < (
+    select
+      coalesce(
+        (
+          select
+            k.seq
+          from
+            messages k
+          where
+            k.id = $6::uuid
+            and k.channel_id = $7::uuid
+        ),
+        (
+          select
+            k.seq + 1
+          from
+            messages k
+          where
+            k.channel_id = $8::uuid
+            and k.deleted_at is null
+            and k.id < $9::uuid
+          order by
+            k.id desc
+          limit
+            1
+        ),
+        (-9223372036854775808)::int8
+      )
+  )
 order by
-  "id" desc
+  "seq" desc
 limit
-  $4;
+  $10;
 
 -- messages.list_newest (prepared as "gs.messages.list_newest"; read)
 select
@@ -126,47 +380,32 @@ select
   "content",
   "created_at",
   "edited_at",
-  "deleted_at"
+  "deleted_at",
+  "seq"
 from
   "messages"
 where
   "channel_id" = $1
   and "deleted_at" is null
 order by
-  "id" desc
+  "seq" desc
 limit
   $2;
 
--- messages.move_read_markers_off_purged (prepared as "gs.messages.move_read_markers_off_purged"; write)
-update "dm_participants" as "p"
-set
-  "last_read_message_id" = (
-    select
-      k.id
-    from
-      messages k
-    where
-      k.channel_id = p.channel_id
-      and k.id < p.last_read_message_id
-      and (
-        k.deleted_at is null
-        or k.deleted_at >= $1
-      )
-    order by
-      k.id desc
-    limit
-      1
-  )
+-- messages.mentions_of_messages (prepared as "gs.messages.mentions_of_messages"; read)
+select
+  "message_id",
+  "user_id",
+  "role_id",
+  "everyone"
+from
+  "message_mentions"
 where
-  p.last_read_message_id in (
-    select
-      d.id
-    from
-      messages d
-    where
-      d.deleted_at is not null
-      and d.deleted_at < $2
-  );
+  message_id = any ($1::uuid[])
+order by
+  "message_id",
+  user_id nulls last,
+  role_id nulls last;
 
 -- messages.purge (prepared as "gs.messages.purge"; write)
 delete from "messages"
@@ -198,4 +437,5 @@ returning
   "content",
   "created_at",
   "edited_at",
-  "deleted_at";
+  "deleted_at",
+  "seq";

@@ -9,7 +9,8 @@ select
   "content",
   "created_at",
   "edited_at",
-  "deleted_at"
+  "deleted_at",
+  "seq"
 from
   "messages"
 where

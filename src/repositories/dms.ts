@@ -2,12 +2,12 @@ import { type Kysely, sql } from 'kysely'
 import type { DB, DmChannels, DmParticipants, UserStatus } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
-import { NotFoundError } from '../errors/not-found-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
 import { prepareQuery, rawQuery } from '../sql/index.ts'
 import { assertIdKey, assertUuid } from '../validation/index.ts'
 import type { UserPair } from './friendships.ts'
+import { markRead, UNREAD_COUNT_CAP } from './read-states.ts'
 import type { User } from './users.ts'
 
 /** The columns every DM-returning function selects. */
@@ -114,9 +114,10 @@ interface DmListRow {
 }
 
 // One query: the user's participant rows, the pair, the other user (the
-// `User` columns only, never the secrets), and two lateral subqueries on the
-// live-history index: the newest live message, and the live messages of the
-// other user newer than the read marker.
+// `User` columns only, never the secrets), the read marker, and two lateral
+// subqueries on the live-history index (channel_id, seq): the newest live
+// message, and the other user's live messages after the marker's position,
+// counted up to UNREAD_COUNT_CAP (so the cost does not grow with the backlog).
 const selectDmList = prepareQuery('dms.list', (db, p: { user_id: string }) =>
   rawQuery(
     db,
@@ -129,52 +130,26 @@ const selectDmList = prepareQuery('dms.list', (db, p: { user_id: string }) =>
 from dm_participants me
 join dm_channels d on d.id = me.channel_id
 join users u on u.id = case when d.user_a = me.user_id then d.user_b else d.user_a end
+left join channel_read_states rs on rs.user_id = me.user_id and rs.channel_id = d.id
 left join lateral (
   select m.id from messages m
   where m.channel_id = d.id and m.deleted_at is null
-  order by m.id desc
+  order by m.seq desc
   limit 1
 ) lm on true
 cross join lateral (
-  select count(*)::int as n from messages m
-  where m.channel_id = d.id and m.deleted_at is null
-    and m.id > coalesce(me.last_read_message_id, '00000000-0000-0000-0000-000000000000'::uuid)
-    and m.author_id <> me.user_id
+  select count(*)::int as n from (
+    select 1 from messages m
+    where m.channel_id = d.id and m.deleted_at is null
+      and m.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
+      and m.author_id <> me.user_id
+    order by m.seq
+    limit ${sql.raw(String(UNREAD_COUNT_CAP))}
+  ) x
 ) unread
 where me.user_id = ${p.user_id}::uuid
 order by lm.id desc nulls last, d.created_at desc, d.id desc`,
   ),
-)
-
-interface MarkReadRow {
-  participant: boolean
-  in_channel: boolean
-}
-
-// One statement: moves the read marker forward only (ids are time-ordered, so
-// `<` on uuid is "older than"; a concurrent call re-checks the condition on the
-// locked row, so the marker never moves backwards), and reports what was missing.
-const markRead = prepareQuery(
-  'dms.mark_read',
-  (db, p: { channel_id: string; user_id: string; message_id: string }) =>
-    rawQuery(
-      db,
-      sql<MarkReadRow>`with target as (
-  select m.id from messages m
-  where m.id = ${p.message_id}::uuid and m.channel_id = ${p.channel_id}::uuid
-), me as (
-  select 1 from dm_participants p
-  where p.channel_id = ${p.channel_id}::uuid and p.user_id = ${p.user_id}::uuid
-), moved as (
-  update dm_participants p
-  set last_read_message_id = t.id
-  from target t
-  where p.channel_id = ${p.channel_id}::uuid and p.user_id = ${p.user_id}::uuid
-    and (p.last_read_message_id is null or p.last_read_message_id < t.id)
-  returning 1
-)
-select exists (select 1 from me) as participant, exists (select 1 from target) as in_channel`,
-    ),
 )
 
 /** What {@link findOrCreateDmChannel} returns. */
@@ -247,7 +222,10 @@ export type DmChannelListEntry = DmChannel & {
   other_user: User
   /** The newest live message, or `null` when there is none. */
   last_message_id: string | null
-  /** Live messages of the other user newer than this user's read marker. */
+  /**
+   * Live messages of the other user after this user's read marker, exact up to
+   * `UNREAD_COUNT_CAP` (a value equal to it means "that many or more").
+   */
   unread_count: number
 }
 
@@ -256,7 +234,8 @@ export type DmChannelListEntry = DmChannel & {
  * (newest live message id descending, conversations without messages last,
  * then newest conversation first), each with the other user, the newest live
  * message id and the unread count (live messages of the other user after this
- * user's read marker; one's own messages are never unread).
+ * user's read marker; one's own messages are never unread), exact up to
+ * `UNREAD_COUNT_CAP`: the cost does not grow with the backlog.
  *
  * @throws {InvalidInputError} when `user_id` is not a UUID.
  * @example
@@ -299,9 +278,11 @@ export interface MarkDmReadInput {
 }
 
 /**
- * Marks a DM read up to a message: sets the user's `last_read_message_id`,
- * never moving it backwards (an older message id leaves it as it is). The
- * message may be soft-deleted, but must belong to the channel.
+ * Marks a DM read up to a message: the same as `markChannelRead` for a DM (the
+ * marker keeps the message's position and never moves backwards, whatever order
+ * concurrent calls commit in; purges never reset it), and also sets the user's
+ * `dm_participants.last_read_message_id`. The message may be soft-deleted, but
+ * must belong to the channel. One statement.
  *
  * @throws {InvalidInputError} for a malformed id, or when the message is not in that channel.
  * @throws {NotFoundError} (entity `'dm_participant'`) when the user is not a
@@ -313,20 +294,5 @@ export interface MarkDmReadInput {
  * ```
  */
 export async function markDmRead(db: Kysely<DB>, input: MarkDmReadInput): Promise<void> {
-  assertIdKey(input, ['channel_id', 'user_id', 'message_id'])
-  const row = await markRead.executeTakeFirst(db, {
-    channel_id: input.channel_id,
-    user_id: input.user_id,
-    message_id: input.message_id,
-  })
-  if (!row?.participant) {
-    throw new NotFoundError('the user is not a participant of this DM', {
-      entity: 'dm_participant',
-    })
-  }
-  if (!row.in_channel) {
-    throw new InvalidInputError('message_id must be a message of this channel', {
-      field: 'message_id',
-    })
-  }
+  await markRead(db, input, true)
 }

@@ -1,8 +1,10 @@
 import { Kysely, type KyselyPlugin, type LogEvent } from 'kysely'
 import type pg from 'pg'
 import type { DB } from '../../codegen/db.ts'
-import { type GuildstoreError, mapDatabaseError } from '../errors/index.ts'
+import { type GuildstoreError, InvalidInputError, mapDatabaseError } from '../errors/index.ts'
 import { Execution, GuildstoreDialect } from './execution.ts'
+import type { ReplicaSettings } from './replica-router.ts'
+import { ReplicaRouter } from './replica-router.ts'
 
 /** One executed query, as the {@link CreateDbOptions.log} hook sees it. */
 export interface QueryLogEntry {
@@ -31,6 +33,25 @@ export interface CreateDbOptions {
   preparedStatements?: boolean
   /** Extra Kysely plugins. Plugins that rename columns break guildstore's row types. */
   plugins?: KyselyPlugin[]
+  /**
+   * Pools of streaming replicas of `pool`'s server. Reads of the repository API
+   * outside a transaction go to a replica; writes, every transaction and every
+   * read inside one go to the primary. Read-your-writes: after a write through
+   * this instance, its reads wait (up to `readYourWritesTimeoutMs`) for a
+   * replica to replay past the write's WAL position, else run on the primary;
+   * see `consistencyToken` / `withConsistencyToken` to carry this to another
+   * process. A replica that is down, not a standby, or lagging beyond
+   * `replicaMaxLagMs` is skipped; a read a replica fails runs again on the
+   * primary. Give replica pools a short `connectionTimeoutMillis`.
+   * `db.destroy()` ends them with the primary pool.
+   */
+  replicas?: pg.Pool[]
+  /** With `replicas`: skip a replica whose replay is further behind than this (ms). Default 1000. */
+  replicaMaxLagMs?: number
+  /** With `replicas`: how long a read after a write waits for a replica to replay it before using the primary (ms). Default 250; `0` never waits. */
+  readYourWritesTimeoutMs?: number
+  /** With `replicas`: how often replicas' health and replay position are checked (ms). Default 200. */
+  replicaCheckIntervalMs?: number
 }
 
 /** Kysely's log event as a {@link QueryLogEntry}; a failing hook never fails the query. */
@@ -71,15 +92,37 @@ function logHook(log: (entry: QueryLogEntry) => void, logParameters: boolean) {
  */
 export function createDb(pool: pg.Pool, options: CreateDbOptions = {}): Kysely<DB> {
   const { log, logParameters = false, preparedStatements = true, plugins = [] } = options
-  const execution = new Execution(pool, {
-    preparedStatements,
-    direct: !log && plugins.length === 0,
-  })
+  const replicas = options.replicas ?? []
+  if (!Array.isArray(replicas) || replicas.some((r) => !r || typeof r.query !== 'function')) {
+    throw new InvalidInputError('replicas must be an array of pg.Pool', { field: 'replicas' })
+  }
+  const router =
+    replicas.length > 0
+      ? new ReplicaRouter(pool, replicas, {
+          maxLagMs: options.replicaMaxLagMs,
+          readYourWritesTimeoutMs: options.readYourWritesTimeoutMs,
+          checkIntervalMs: options.replicaCheckIntervalMs,
+        } as Partial<ReplicaSettings>)
+      : undefined
+  const execution = new Execution(
+    pool,
+    { preparedStatements, direct: !log && plugins.length === 0 },
+    router ? { router } : undefined,
+  )
   const db = new Kysely<DB>({
     dialect: new GuildstoreDialect(execution),
     plugins,
     ...(log ? { log: logHook(log, logParameters) } : {}),
   })
   execution.attach(db)
+  execution.spawn = (child) => {
+    const session = new Kysely<DB>({
+      dialect: new GuildstoreDialect(child),
+      plugins,
+      ...(log ? { log: logHook(log, logParameters) } : {}),
+    })
+    child.attach(session)
+    return session
+  }
   return db
 }

@@ -36,7 +36,8 @@ import {
 } from 'kysely'
 import type pg from 'pg'
 import type { DB } from '../../codegen/db.ts'
-import type { StatementKind } from './statement-kind.ts'
+import type { ReplicaRouter } from './replica-router.ts'
+import { type StatementKind, statementKind } from './statement-kind.ts'
 
 /** A statement of a prepared query, as the seam sends it. */
 export interface Statement {
@@ -66,6 +67,26 @@ export interface ExecutionSettings {
   readonly direct: boolean
 }
 
+/**
+ * The WAL position reads through one instance must see: its last write's (or
+ * a consistency token's). Only used with replicas.
+ */
+export class ConsistencyFloor {
+  /** The highest primary WAL position written (or handed in) so far. */
+  lsn: bigint | undefined
+  /** Until when (ms epoch) every read goes to the primary: a write whose position could not be read. */
+  primaryUntil = 0
+
+  constructor(lsn?: bigint) {
+    this.lsn = lsn
+  }
+
+  /** Raises the floor to `lsn` (never lowers it). */
+  advance(lsn: bigint): void {
+    if (this.lsn === undefined || lsn > this.lsn) this.lsn = lsn
+  }
+}
+
 /** The execution state of one `createDb` instance: its pool and settings. */
 export class Execution {
   /** The top-level instance's executor, set by {@link Execution.attach}. */
@@ -76,9 +97,52 @@ export class Execution {
   /** How queries are sent. */
   readonly settings: ExecutionSettings
 
-  constructor(pool: pg.Pool, settings: ExecutionSettings) {
+  /** Routes reads to replicas, when `createDb` got some; shared by the instances made from one `createDb`. */
+  readonly router: ReplicaRouter | undefined
+  /** What this instance's reads must see (read-your-writes), with replicas. */
+  readonly floor: ConsistencyFloor
+  /** Whether `destroy()` ends the pools (the `createDb` instance) or not (a session from `withConsistencyToken`). */
+  readonly ownsPools: boolean
+  /** Makes another instance with the same pools and settings on a given execution (set by `createDb`). */
+  spawn: ((execution: Execution) => Kysely<DB>) | undefined
+
+  constructor(
+    pool: pg.Pool,
+    settings: ExecutionSettings,
+    replicas?: { router: ReplicaRouter; floor?: ConsistencyFloor; ownsPools?: boolean },
+  ) {
     this.pool = pool
     this.settings = settings
+    this.router = replicas?.router
+    this.floor = replicas?.floor ?? new ConsistencyFloor()
+    this.ownsPools = replicas?.ownsPools ?? true
+  }
+
+  /** The floor a read must respect now: `undefined` for none, `'primary'` while a write's position is unknown. */
+  readFloor(): bigint | undefined | 'primary' {
+    if (this.floor.primaryUntil > Date.now()) return 'primary'
+    return this.floor.lsn
+  }
+
+  /** After a write (or a commit) on the primary: raise the floor to the primary's WAL position. */
+  async noteWrite(queryable: Pick<pg.Pool, 'query'>): Promise<void> {
+    const router = this.router
+    if (!router) return
+    try {
+      this.floor.advance(await router.currentLsn(queryable))
+    } catch {
+      // position unknown: read from the primary until a replica must have caught up
+      this.floor.primaryUntil =
+        Date.now() + router.settings.maxLagMs + router.settings.readYourWritesTimeoutMs
+    }
+  }
+
+  /** Runs a read on a replica that has everything this instance must see, else on the primary. */
+  async routeRead<T>(run: (pool: pg.Pool) => Promise<T>): Promise<T> {
+    const router = this.router
+    const floor = this.readFloor()
+    if (!router || floor === 'primary') return run(this.pool)
+    return router.read(floor, run)
   }
 
   /** Binds the top-level instance: only its own executor may take the direct path. */
@@ -123,9 +187,14 @@ export async function sendStatement<R>(
   const adapter = executor.adapter
   if (adapter instanceof GuildstoreAdapter && adapter.execution.isDirect(executor)) {
     const execution = adapter.execution
-    return toQueryResult<R>(
-      await execution.pool.query(execution.queryConfig(statement.sql, values, statement)),
-    )
+    const config = execution.queryConfig(statement.sql, values, statement)
+    if (!execution.router) return toQueryResult<R>(await execution.pool.query(config))
+    if (statement.kind === 'read') {
+      return toQueryResult<R>(await execution.routeRead((pool) => pool.query(config)))
+    }
+    const result = await execution.pool.query(config)
+    await execution.noteWrite(execution.pool)
+    return toQueryResult<R>(result)
   }
   const query: StatementQuery = {
     sql: statement.sql,
@@ -221,6 +290,113 @@ class GuildstoreConnection implements DatabaseConnection {
   }
 }
 
+/** Whether a compiled query may run on a replica: a read-only prepared statement, or a SELECT that neither writes nor locks. */
+function isRead(compiled: CompiledQuery): boolean {
+  const statement = (compiled as StatementQuery).statement
+  if (statement) return statement.kind === 'read'
+  // Raw SQL from outside guildstore (SET, advisory locks, functions…) stays on the primary.
+  return compiled.query.kind === 'SelectQueryNode' && statementKind(compiled.query) === 'read'
+}
+
+/**
+ * A connection of an instance with replicas: a read outside a transaction
+ * runs on a replica connection (taken when needed), anything else on a
+ * primary connection; once it has written or begun a transaction, every
+ * query of it stays on the primary. Writes outside a transaction, and
+ * commits, raise the instance's read-your-writes floor.
+ */
+class RoutingConnection implements DatabaseConnection {
+  #primary: GuildstoreConnection | undefined
+  #replica: { pool: pg.Pool; connection: GuildstoreConnection } | undefined
+  #pinned = false
+  #inTransaction = false
+
+  readonly execution: Execution
+  readonly router: ReplicaRouter
+
+  constructor(execution: Execution, router: ReplicaRouter) {
+    this.execution = execution
+    this.router = router
+  }
+
+  /** Every query from now on runs on the primary, inside a transaction. */
+  beginTransaction(): void {
+    this.#pinned = true
+    this.#inTransaction = true
+  }
+
+  /** The transaction ended: raise the floor after a commit. */
+  async endTransaction(committed: boolean): Promise<void> {
+    this.#inTransaction = false
+    if (committed && this.#primary) await this.execution.noteWrite(this.#primary.client)
+  }
+
+  /** The primary connection, taken when first needed. */
+  async primary(): Promise<GuildstoreConnection> {
+    if (!this.#primary) {
+      this.#primary = new GuildstoreConnection(await this.execution.pool.connect(), this.execution)
+    }
+    return this.#primary
+  }
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    if (!this.#pinned && isRead(compiled)) {
+      const floor = this.execution.readFloor()
+      const chosen = floor === 'primary' ? undefined : await this.router.choose(floor)
+      if (chosen) {
+        try {
+          const connection = await this.#replicaConnection(chosen.pool)
+          const result = await connection.executeQuery<R>(compiled)
+          this.router.served(chosen.waited)
+          return result
+        } catch (error) {
+          this.router.failed(chosen.pool, error)
+          this.#dropReplica()
+        }
+      }
+      return (await this.primary()).executeQuery<R>(compiled)
+    }
+    this.#pinned = true
+    const primary = await this.primary()
+    const result = await primary.executeQuery<R>(compiled)
+    if (!this.#inTransaction) await this.execution.noteWrite(primary.client)
+    return result
+  }
+
+  async #replicaConnection(pool: pg.Pool): Promise<GuildstoreConnection> {
+    if (this.#replica?.pool === pool) return this.#replica.connection
+    this.#dropReplica()
+    const connection = new GuildstoreConnection(await pool.connect(), this.execution)
+    this.#replica = { pool, connection }
+    return connection
+  }
+
+  #dropReplica(broken = true): void {
+    if (!this.#replica) return
+    if (broken) this.#replica.connection.discard()
+    this.#replica.connection.release()
+    this.#replica = undefined
+  }
+
+  // biome-ignore lint/correctness/useYield: streaming is not configured; it fails as Kysely's PostgresDialect without `cursor` does
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming is not supported by guildstore connections')
+  }
+
+  discard(): void {
+    this.#primary?.discard()
+  }
+
+  release(): void {
+    this.#primary?.release()
+    this.#primary = undefined
+    if (this.#replica) {
+      this.#replica.connection.release()
+      this.#replica = undefined
+    }
+  }
+}
+
 /**
  * Kysely's PostgreSQL driver (transactions, savepoints) on guildstore
  * connections: the pool is the caller's, a connection sends prepared queries
@@ -239,27 +415,53 @@ class GuildstoreDriver extends PostgresDriver implements Driver {
   override async init(): Promise<void> {}
 
   override async acquireConnection(): Promise<DatabaseConnection> {
+    const router = this.execution.router
+    // With replicas the connection is taken when the first query says where it goes.
+    if (router) return new RoutingConnection(this.execution, router)
     const client = await this.execution.pool.connect()
     return new GuildstoreConnection(client, this.execution)
+  }
+
+  override async beginTransaction(
+    connection: DatabaseConnection,
+    settings: Parameters<PostgresDriver['beginTransaction']>[1],
+  ): Promise<void> {
+    if (connection instanceof RoutingConnection) connection.beginTransaction()
+    await super.beginTransaction(connection, settings)
+  }
+
+  override async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    let committed = false
+    try {
+      await super.commitTransaction(connection)
+      committed = true
+    } finally {
+      if (connection instanceof RoutingConnection) await connection.endTransaction(committed)
+    }
   }
 
   override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     try {
       await connection.executeQuery(CompiledQuery.raw('rollback'))
     } catch (error) {
-      ;(connection as GuildstoreConnection).discard()
+      ;(connection as GuildstoreConnection | RoutingConnection).discard()
       throw error
+    } finally {
+      if (connection instanceof RoutingConnection) await connection.endTransaction(false)
     }
   }
 
   override async releaseConnection(connection: DatabaseConnection): Promise<void> {
-    ;(connection as GuildstoreConnection).release()
+    ;(connection as GuildstoreConnection | RoutingConnection).release()
   }
 
   override async destroy(): Promise<void> {
     if (this.#destroyed) return
     this.#destroyed = true
-    await this.execution.pool.end()
+    if (!this.execution.ownsPools) return
+    const router = this.execution.router
+    router?.close()
+    await Promise.all([this.execution.pool.end(), ...(router?.pools ?? []).map((p) => p.end())])
   }
 }
 

@@ -6,18 +6,7 @@
  * only 'guildstore' and 'guildstore/testing'.
  */
 
-import { existsSync } from 'node:fs'
-import {
-  chmod,
-  copyFile,
-  cp,
-  mkdir,
-  mkdtemp,
-  readFile,
-  rm,
-  symlink,
-  writeFile,
-} from 'node:fs/promises'
+import { copyFile, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ts from 'typescript'
@@ -27,25 +16,13 @@ import {
   createEmptyDatabase,
   describeRun,
   type EmptyDatabase,
+  installPackedGuildstore,
   quickstartBlock,
   repoRoot,
   run,
 } from './support.ts'
 
 const here = join(repoRoot, 'test', 'package', 'consumer')
-const manifest = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as {
-  name: string
-  version: string
-  files: string[]
-}
-/** The version of a dev dependency as installed in this repository. */
-const installed = async (name: string): Promise<string> =>
-  (
-    JSON.parse(await readFile(join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')) as {
-      version: string
-    }
-  ).version
-
 /** Every name each source entry point exports, values and types alike (one program for all). */
 function exportedNames(entries: string[]): string[][] {
   const config = ts.getParsedCommandLineOfConfigFile(join(repoRoot, 'tsconfig.json'), undefined, {
@@ -79,8 +56,6 @@ function importEverything(specifier: string, names: string[], runtime: Set<strin
     .join('\n')
 }
 
-const npm = (args: string[], cwd: string) => run('npm', args, { cwd, timeoutMs: 300_000 })
-
 describe('the packed package, installed into an empty project', () => {
   let tmp: string
   let app: string
@@ -90,59 +65,9 @@ describe('the packed package, installed into an empty project', () => {
 
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'guildstore-consumer-'))
-    const stage = join(tmp, 'stage')
     app = join(tmp, 'app')
-    await mkdir(stage)
-    await mkdir(app)
     fresh = await createEmptyDatabase()
-
-    // 1. Build the current sources into the staging copy: what `npm run build` makes.
-    const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc')
-    const build = await run(
-      process.execPath,
-      [tsc, '-p', 'tsconfig.build.json', '--outDir', join(stage, 'dist')],
-      { timeoutMs: 300_000 },
-    ) // a loaded 2-core machine: minutes, not seconds
-    expect(build.code, describeRun(build)).toBe(0)
-    await chmod(join(stage, 'dist', 'src', 'cli', 'bin.js'), 0o755)
-    await copyFile(join(repoRoot, 'package.json'), join(stage, 'package.json'))
-    const extras = [...manifest.files.filter((f) => !f.startsWith('dist')), 'README.md', 'LICENSE']
-    for (const entry of new Set(extras)) {
-      if (existsSync(join(repoRoot, entry))) {
-        await cp(join(repoRoot, entry), join(stage, entry), { recursive: true })
-      }
-    }
-
-    // 2. npm pack, as `npm publish` would.
-    const pack = await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], stage)
-    expect(pack.code, describeRun(pack)).toBe(0)
-    const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: { path: string }[] }>
-    if (!info) throw new Error('npm pack printed nothing')
-    packedFiles = info.files.map((f) => f.path)
-
-    // 3. An empty ESM project that installs the tarball and the peer dependencies.
-    await writeFile(
-      join(app, 'package.json'),
-      `${JSON.stringify({ name: 'guildstore-consumer', private: true, type: 'module' }, null, 2)}\n`,
-    )
-    const deps = await Promise.all(
-      ['kysely', 'pg', 'ioredis', '@types/pg', 'typescript'].map(
-        async (d) => `${d}@${await installed(d)}`,
-      ),
-    )
-    const install = await npm(
-      [
-        'install',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-        '--loglevel=error',
-        join(tmp, info.filename),
-        ...deps,
-      ],
-      app,
-    )
-    expect(install.code, describeRun(install)).toBe(0)
+    ;({ packedFiles } = await installPackedGuildstore(tmp, app))
     // vitest for the consumer's own test file: this repository's, linked rather than installed.
     await symlink(
       join(repoRoot, 'node_modules', 'vitest'),
@@ -152,7 +77,7 @@ describe('the packed package, installed into an empty project', () => {
     for (const file of ['fixture.sql', 'run.mjs', 'node-test.mjs', 'vitest.test.mjs']) {
       await copyFile(join(here, file), join(app, file))
     }
-  }, 900_000)
+  }, 600_000)
 
   afterAll(async () => {
     await fresh?.drop()
@@ -210,11 +135,11 @@ describe('the packed package, installed into an empty project', () => {
     const tsc = await run(
       process.execPath,
       [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app],
-      { cwd: app, timeoutMs: 300_000 },
+      { cwd: app, timeoutMs: 150_000 },
     )
     expect(tsc.code, describeRun(tsc)).toBe(0)
     expect(tsc.stdout).toBe('')
-  }, 360_000) // tsc over the whole API: minutes on a loaded machine
+  }, 180_000)
 
   it('migrates with the CLI, then works through guildstore/testing and the repositories', async () => {
     const r = await run(process.execPath, ['run.mjs'], {

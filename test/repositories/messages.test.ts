@@ -377,7 +377,7 @@ describe('listChannelMessages', () => {
       // The custom plan (parameters known) …
       const custom = await t.pool.query(`explain ${text}`, [...parameters])
       const customPlan = custom.rows.map((r) => r['QUERY PLAN']).join('\n')
-      expect(customPlan, `${name}\n${customPlan}`).toContain('messages_channel_id_id_live_idx')
+      expect(customPlan, `${name}\n${customPlan}`).toContain('messages_channel_id_seq_live_idx')
       expect(customPlan, `${name}\n${customPlan}`).toMatch(/Index Scan/)
       expect(customPlan, `${name}\n${customPlan}`).not.toMatch(/Sort|Seq Scan/)
       // … and the generic plan a prepared statement settles on.
@@ -388,7 +388,7 @@ describe('listChannelMessages', () => {
         const placeholders = parameters.map((p) => `'${String(p)}'`).join(', ')
         const generic = await client.query(`explain execute gs_test_shape(${placeholders})`)
         const genericPlan = generic.rows.map((r) => r['QUERY PLAN']).join('\n')
-        expect(genericPlan, `${name}\n${genericPlan}`).toContain('messages_channel_id_id_live_idx')
+        expect(genericPlan, `${name}\n${genericPlan}`).toContain('messages_channel_id_seq_live_idx')
         expect(genericPlan, `${name}\n${genericPlan}`).not.toMatch(/Sort|Seq Scan/)
         if (process.env.GUILDSTORE_TEST_VERBOSE) {
           console.error(`${name} custom:\n${customPlan}\n${name} generic:\n${genericPlan}`)
