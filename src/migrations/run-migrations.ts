@@ -25,6 +25,13 @@ export interface RunMigrationsOptions extends MigrationSetOptions {
   logger?: MigrationLogger
   /** How long to wait for another runner's lock, in ms; `0` or absent waits as long as it takes. */
   lockTimeoutMs?: number
+  /**
+   * `false` skips the run-level lock (a transaction held open on a second connection):
+   * only for a database nothing else migrates meanwhile and that runs every client on
+   * one backend, such as an embedded PGlite, where that open transaction would block
+   * the run itself. Default `true`.
+   */
+  lock?: boolean
 }
 
 /** Line and column (1-based) of a 1-based character position in `text`. */
@@ -157,7 +164,8 @@ export async function runMigrations(
   options: RunMigrationsOptions = {},
 ): Promise<{ applied: MigrationInfo[] }> {
   const { schema, sets } = await loadMigrationSets(pool, options)
-  const lock = await acquireMigrationLock(pool, options)
+  const lock =
+    options.lock === false ? { release: async () => {} } : await acquireMigrationLock(pool, options)
   let client: pg.PoolClient
   try {
     client = await pool.connect()
