@@ -35,11 +35,11 @@ const executedBy: Record<string, { file: string; evidence: string }> = {
   // Until guildstore is on the registry, the consumer test installs the packed
   // tarball with the same peer dependencies (@types/pg included) instead.
   'npm install guildstore kysely pg ioredis': {
-    file: 'test/package/consumer.test.ts',
+    file: 'test/package/support.ts',
     evidence: "['kysely', 'pg', 'ioredis', '@types/pg', 'typescript']",
   },
   'npm install --save-dev @types/pg': {
-    file: 'test/package/consumer.test.ts',
+    file: 'test/package/support.ts',
     evidence: "'@types/pg'",
   },
   'export DATABASE_URL=postgres://app@127.0.0.1:5432/chat': {
@@ -52,11 +52,19 @@ const executedBy: Record<string, { file: string; evidence: string }> = {
     file: 'test/migrations/cli.test.ts',
     evidence: "run(['new', 'create', 'users'",
   },
+  'npx guildstore migrate --schema chat': {
+    file: 'test/package/host-project.test.ts',
+    evidence: "['migrate', '--schema', 'chat', '--json']",
+  },
+  'npx guildstore status --schema chat': {
+    file: 'test/package/host-project.test.ts',
+    evidence: "['status', '--schema', 'chat']",
+  },
   'npm ci': { file: '.ci/run', evidence: 'npm ci --no-audit --no-fund' },
   'npm run build': { file: '.ci/run', evidence: 'npm run build' },
-  'npm pack': { file: 'test/package/consumer.test.ts', evidence: "npm(['pack'," },
+  'npm pack': { file: 'test/package/support.ts', evidence: "npm(['pack'," },
   'npm install /path/to/guildstore/guildstore-0.1.0.tgz kysely pg ioredis': {
-    file: 'test/package/consumer.test.ts',
+    file: 'test/package/support.ts',
     evidence: 'join(tmp, info.filename)',
   },
   'TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_REDIS_URL=redis://127.0.0.1:6379 npm test':
