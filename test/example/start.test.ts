@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -17,6 +17,11 @@ import { createRedis } from '../../src/index.ts'
 import { createEmptyDatabase, type EmptyDatabase, repoRoot, run } from '../package/support.ts'
 import { testDatabaseUrl, testRedisUrl } from '../support/env.ts'
 import { freePort } from '../support/local-servers.ts'
+
+/** How many migration files the package ships (a blank database gets them all). */
+const packageMigrations = readdirSync(join(import.meta.dirname, '..', '..', 'migrations')).filter(
+  (f) => f.endsWith('.sql'),
+).length
 
 const start = join(repoRoot, 'examples', 'chat-service', 'start.ts')
 const namespace = `gs_test_start_${randomBytes(6).toString('hex')}`
@@ -167,7 +172,7 @@ describe('npm run example (examples/chat-service/start.ts)', () => {
       PORT: '0',
       CHAT_REDIS_NAMESPACE: namespace,
     }
-    for (const expected of ['migrations: applied 1', 'migrations: up to date']) {
+    for (const expected of [`migrations: applied ${packageMigrations}`, 'migrations: up to date']) {
       const example = await startExample(env)
       try {
         expect(example.output().stdout).toContain(`curl -s -X POST ${example.url}/login`)
@@ -207,7 +212,7 @@ describe('npm run example (examples/chat-service/start.ts)', () => {
         `starting an embedded PostgreSQL (PGlite, data in ${env.GUILDSTORE_PGLITE_DIR}`,
       )
       expect(stderr).toContain('SINGLE-PROCESS MODE')
-      expect(stderr).toContain('migrations: applied 1')
+      expect(stderr).toContain(`migrations: applied ${packageMigrations}`)
       expect(existsSync(env.GUILDSTORE_PGLITE_DIR)).toBe(true)
 
       const ada = await login(first.url, 'demo_ada')

@@ -6,6 +6,7 @@
  * only 'guildstore' and 'guildstore/testing'.
  */
 
+import { readdirSync } from 'node:fs'
 import { copyFile, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,6 +22,11 @@ import {
   repoRoot,
   run,
 } from './support.ts'
+
+/** The package's own migration files, in order (each applied once by a fresh migrate). */
+const packageMigrations = readdirSync(join(import.meta.dirname, '..', '..', 'migrations'))
+  .filter((f) => f.endsWith('.sql'))
+  .sort()
 
 const here = join(repoRoot, 'test', 'package', 'consumer')
 /** Every name each source entry point exports, values and types alike (one program for all). */
@@ -154,7 +160,7 @@ describe('the packed package, installed into an empty project', () => {
     )
     expect(out.cli.second).toEqual({ code: 0, out: { applied: [] } })
     expect(out.cli.status.code).toBe(0)
-    expect(out.states).toEqual(['0001_initial_schema.sql:applied'])
+    expect(out.states).toEqual(packageMigrations.map((f) => `${f}:applied`))
     expect(out.exports).toEqual(Object.keys(await import('../../src/index.ts')).sort())
     expect(out.fixtureUser.username).toBe('fixture_ada')
     expect(out.fixtureUser.keys).not.toContain('password_hash')
@@ -211,7 +217,9 @@ describe('the packed package, installed into an empty project', () => {
       )
       for (const r of runners) expect(r.code, describeRun(r)).toBe(0)
       const applied = runners.flatMap((r) => JSON.parse(r.stdout).applied)
-      expect(applied.map((m: { name: string }) => m.name)).toEqual(['initial_schema'])
+      expect(applied.map((m: { name: string }) => m.name)).toEqual(
+        packageMigrations.map((f) => f.replace(/^\d+_|\.sql$/g, '')),
+      )
 
       await writeFile(migration, `${original}\n-- edited after it was applied\n`)
       const status = await run(bin, ['status', '--database-url', other.url], {

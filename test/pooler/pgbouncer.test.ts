@@ -157,10 +157,8 @@ describe('through PgBouncer 1.18 in transaction mode (preparedStatements: false)
         }),
       ),
     )
-    const ids = posted
-      .map((m) => m.id)
-      .sort()
-      .reverse()
+    // newest first in commit order (positions), which concurrent posts need not share with ids
+    const ids = [...posted].sort((a, b) => (a.seq < b.seq ? 1 : -1)).map((m) => m.id)
     const first = await listChannelMessages(db, channel.id, { limit: 25 })
     const second = await listChannelMessages(db, channel.id, {
       limit: 25,
