@@ -18,12 +18,11 @@ import { createEmptyDatabase, type EmptyDatabase, repoRoot, run } from '../packa
 import { testDatabaseUrl, testRedisUrl } from '../support/env.ts'
 import { freePort } from '../support/local-servers.ts'
 
-/** How many migration files the package ships (a blank database gets them all). */
-const packageMigrations = readdirSync(join(import.meta.dirname, '..', '..', 'migrations')).filter(
-  (f) => f.endsWith('.sql'),
-).length
-
 const start = join(repoRoot, 'examples', 'chat-service', 'start.ts')
+/** What a first run applies: every migration file of the package. */
+const APPLIED_ALL = `migrations: applied ${
+  readdirSync(join(repoRoot, 'migrations')).filter((f) => f.endsWith('.sql')).length
+}`
 const namespace = `gs_test_start_${randomBytes(6).toString('hex')}`
 const PASSWORD = 'correct horse battery staple'
 /** Generous: PGlite takes 5–15 s to start on a loaded machine. */
@@ -172,7 +171,7 @@ describe('npm run example (examples/chat-service/start.ts)', () => {
       PORT: '0',
       CHAT_REDIS_NAMESPACE: namespace,
     }
-    for (const expected of [`migrations: applied ${packageMigrations}`, 'migrations: up to date']) {
+    for (const expected of [APPLIED_ALL, 'migrations: up to date']) {
       const example = await startExample(env)
       try {
         expect(example.output().stdout).toContain(`curl -s -X POST ${example.url}/login`)
@@ -212,7 +211,7 @@ describe('npm run example (examples/chat-service/start.ts)', () => {
         `starting an embedded PostgreSQL (PGlite, data in ${env.GUILDSTORE_PGLITE_DIR}`,
       )
       expect(stderr).toContain('SINGLE-PROCESS MODE')
-      expect(stderr).toContain(`migrations: applied ${packageMigrations}`)
+      expect(stderr).toContain(APPLIED_ALL)
       expect(existsSync(env.GUILDSTORE_PGLITE_DIR)).toBe(true)
 
       const ada = await login(first.url, 'demo_ada')
