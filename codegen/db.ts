@@ -58,6 +58,11 @@ export interface ChannelOverwrites {
   user_id: string | null;
 }
 
+export interface ChannelPinCounts {
+  channel_id: string;
+  pin_count: Generated<number>;
+}
+
 export interface ChannelReadStates {
   channel_id: string;
   last_read_message_id: string;
@@ -153,6 +158,13 @@ export interface MessageAttachments {
   size: bigint;
 }
 
+export interface MessageEdits {
+  content: string;
+  message_id: string;
+  replaced_at: Timestamp;
+  version: number;
+}
+
 export interface MessageMentions {
   author_id: string;
   channel_id: string;
@@ -161,6 +173,32 @@ export interface MessageMentions {
   role_id: string | null;
   seq: bigint;
   user_id: string | null;
+}
+
+export interface MessagePins {
+  channel_id: string;
+  message_id: string;
+  pinned_at: Generated<Timestamp>;
+  pinned_by: string | null;
+}
+
+export interface MessageReactionCounts {
+  count: number;
+  emoji: string;
+  first_reacted_at: Generated<Timestamp>;
+  message_id: string;
+}
+
+export interface MessageReactions {
+  created_at: Generated<Timestamp>;
+  emoji: string;
+  message_id: string;
+  user_id: string;
+}
+
+export interface MessageReactionSummaries {
+  emoji_count: Generated<number>;
+  message_id: string;
 }
 
 export interface Messages {
@@ -213,6 +251,7 @@ export interface DB {
   audit_log: AuditLog;
   channel_members: ChannelMembers;
   channel_overwrites: ChannelOverwrites;
+  channel_pin_counts: ChannelPinCounts;
   channel_read_states: ChannelReadStates;
   channels: Channels;
   dm_channels: DmChannels;
@@ -224,7 +263,12 @@ export interface DB {
   guilds: Guilds;
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
+  message_edits: MessageEdits;
   message_mentions: MessageMentions;
+  message_pins: MessagePins;
+  message_reaction_counts: MessageReactionCounts;
+  message_reaction_summaries: MessageReactionSummaries;
+  message_reactions: MessageReactions;
   messages: Messages;
   roles: Roles;
   sessions: Sessions;

@@ -519,7 +519,10 @@ export interface UpdateMessagePatch {
 }
 
 /**
- * Edits a live message's content and sets `edited_at` to now.
+ * Edits a live message's content and sets `edited_at` to now. The previous
+ * content is kept as a version (see `listMessageEdits`), in the same statement
+ * (a trigger on the row being replaced, so concurrent edits each record their
+ * own predecessor).
  *
  * @returns the updated message, or `undefined` when there is no live message with that id.
  * @throws {InvalidInputError} for a malformed id or invalid content (see {@link createMessage}).

@@ -29,62 +29,15 @@ import {
   makeUser,
   unknownId,
 } from '../support/factories.ts'
+import { ID_INPUTS, TEXT_INPUTS } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase()
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const MB = 'x'.repeat(1_000_000)
-
-/** Strings for text slots (names, content, lookups, queries). */
-const TEXT_INPUTS: Record<string, string> = {
-  sqlDrop: "'; DROP TABLE users; --",
-  orTrue: "' OR 1=1 --",
-  dollarParam: '$1',
-  dollarQuote: '$$; select 1; $$',
-  backslashes: '\\\\ \\\' \\" \\x00 \\u0000',
-  likeWildcards: '%_%',
-  likePercent: '%',
-  nul: 'ab\u0000cd',
-  loneHighSurrogate: '\uD800',
-  loneLowSurrogate: 'x\uDC00y',
-  oneMegabyte: MB,
-  emoji: '👩‍👩‍👧‍👦🎉🏳️‍🌈',
-  rightToLeft: '\u202Eevil\u202C name',
-  zeroWidth: 'a\u200Bb\uFEFF',
-  combining: 'e\u0301\u0301',
-  tsqueryOps: '!(a & b) | c:* <-> "d"',
-  newlines: 'line1\r\nline2\ttab',
-  empty: '',
-  spaces: '   ',
-  controlChars: 'a\u0001\u001Fb\u007F',
-}
-
-const unknownUpper = unknownId().toUpperCase()
-/** Values for id slots; `valid` ones are well-formed UUIDs. */
-const ID_INPUTS: Record<string, unknown> = {
-  notAUuid: 'not-a-uuid',
-  empty: '',
-  sqlDrop: "'; DROP TABLE users; --",
-  orTrue: "00000000-0000-0000-0000-000000000000' OR '1'='1",
-  dollarParam: '$1',
-  backslash: '\\',
-  likePercent: '%',
-  nulSuffix: `${unknownId()}\u0000`,
-  loneSurrogate: '\uD800',
-  oneMegabyte: MB,
-  emoji: '🎉',
-  rightToLeft: `\u202E${unknownId()}`,
-  trailingSpace: `${unknownId()} `,
-  braces: `{${unknownId()}}`,
-  noDashes: unknownId().replaceAll('-', ''),
-  number: 12345,
-  object: {},
-  array: [unknownId()],
-  upperCaseUnknown: unknownUpper,
-  nilUuid: '00000000-0000-0000-0000-000000000000',
-}
-
 type Kind = 'text' | 'id'
+/** Authorized operations: a well-formed id of a user who may not act there is refused. */
+const AUTHORIZED = new Set(['sendMessage', 'readChannelMessages'])
+
 interface Slot {
   fn: string
   slot: string
@@ -679,6 +632,95 @@ function slots(): Slot[] {
       writes: true,
     })
   }
+  // reactions, pins, edit history (0.2)
+  const reaction = () => ({ message_id: W().message.id, user_id: W().member.id, emoji: '👍' })
+  for (const fn of ['addReaction', 'removeReaction']) {
+    id(fn, 'message_id', (v) => f[fn]!(db(), { ...reaction(), message_id: v }), { writes: true })
+    id(fn, 'user_id', (v) => f[fn]!(db(), { ...reaction(), user_id: v }), { writes: true })
+    text(fn, 'emoji', (v) => f[fn]!(db(), { ...reaction(), emoji: v }), { writes: true })
+  }
+  id('removeReactions', 'message_id', (v) => f.removeReactions!(db(), { message_id: v }), {
+    writes: true,
+  })
+  text(
+    'removeReactions',
+    'emoji',
+    (v) => f.removeReactions!(db(), { message_id: W().message.id, emoji: v }),
+    { writes: true },
+  )
+  id(
+    'removeReactions',
+    'as.actor_id',
+    (v) => f.removeReactions!(db(), { message_id: W().message.id }, { actor_id: v }),
+    { writes: true },
+  )
+  text(
+    'removeReactions',
+    'as.reason',
+    (v) =>
+      f.removeReactions!(
+        db(),
+        { message_id: W().message.id },
+        { actor_id: W().owner.id, reason: v },
+      ),
+    { writes: true },
+  )
+  id('listReactions', 'message_ids[0]', (v) => f.listReactions!(db(), { message_ids: [v] }))
+  id(
+    'listReactions',
+    'viewer_id',
+    (v) => f.listReactions!(db(), { message_ids: [W().message.id], viewer_id: v }),
+    { optional: true },
+  )
+  id('listReactionUsers', 'message_id', (v) =>
+    f.listReactionUsers!(db(), { message_id: v, emoji: '👍' }),
+  )
+  text('listReactionUsers', 'emoji', (v) =>
+    f.listReactionUsers!(db(), { message_id: W().message.id, emoji: v }),
+  )
+  id(
+    'listReactionUsers',
+    'after',
+    (v) => f.listReactionUsers!(db(), { message_id: W().message.id, emoji: '👍', after: v }),
+    { optional: true },
+  )
+  for (const fn of ['pinMessage', 'unpinMessage']) {
+    id(fn, 'message_id', (v) => f[fn]!(db(), { message_id: v }), { writes: true })
+    id(fn, 'as.actor_id', (v) => f[fn]!(db(), { message_id: W().message.id }, { actor_id: v }), {
+      writes: true,
+    })
+  }
+  id('listPinnedMessages', 'channel_id', (v) => f.listPinnedMessages!(db(), v))
+  id('listMessageEdits', 'message_id', (v) => f.listMessageEdits!(db(), v))
+  // authorized send and read (0.2)
+  const send = () => ({ channel_id: W().channel.id, author_id: W().owner.id, content: 'c' })
+  text('sendMessage', 'content', (v) => f.sendMessage!(db(), { ...send(), content: v }), {
+    writes: true,
+    stored: { table: 'messages', column: 'content', id: idOf },
+  })
+  for (const key of ['channel_id', 'author_id', 'reply_to']) {
+    id('sendMessage', key, (v) => f.sendMessage!(db(), { ...send(), [key]: v }), {
+      writes: true,
+      optional: key === 'reply_to',
+    })
+  }
+  id(
+    'sendMessage',
+    'mentions.user_ids[0]',
+    (v) => f.sendMessage!(db(), { ...send(), mentions: { user_ids: [v] } }),
+    { writes: true },
+  )
+  const readInput = () => ({ user_id: W().owner.id, channel_id: W().channel.id })
+  for (const key of ['user_id', 'channel_id', 'before', 'after']) {
+    id(
+      'readChannelMessages',
+      key,
+      (v) => f.readChannelMessages!(db(), { ...readInput(), [key]: v }),
+      {
+        optional: key === 'before' || key === 'after',
+      },
+    )
+  }
   return s
 }
 
@@ -722,7 +764,9 @@ describe('hostile input through every public function', () => {
               (error instanceof NotFoundError ||
                 error instanceof ForeignKeyViolationError ||
                 error instanceof ConflictError ||
-                (slot.slot === 'as.actor_id' && error instanceof PermissionDeniedError))) ||
+                // an actor, or the user of an authorized operation, who may not act
+                ((slot.slot === 'as.actor_id' || AUTHORIZED.has(slot.fn)) &&
+                  error instanceof PermissionDeniedError))) ||
             (slot.kind === 'text' && error instanceof UniqueViolationError && slot.writes)
           if (!acceptable) problems.push(`${where}: ${error.name}: ${error.message}`)
           continue
@@ -790,6 +834,15 @@ describe('hostile input through every public function', () => {
         (v) => f.listChannelMessages!(t.db, w.channel.id, { limit: v }),
       ],
       ['listGuildMembers.limit', (v) => f.listGuildMembers!(t.db, w.guild.id, { limit: v })],
+      [
+        'listReactionUsers.limit',
+        (v) => f.listReactionUsers!(t.db, { message_id: w.message.id, emoji: '👍', limit: v }),
+      ],
+      [
+        'readChannelMessages.limit',
+        (v) =>
+          f.readChannelMessages!(t.db, { user_id: w.owner.id, channel_id: w.channel.id, limit: v }),
+      ],
       [
         'searchMessages.limit',
         (v) => f.searchMessages!(t.db, { user_id: w.owner.id, query: 'x', limit: v }),

@@ -28,10 +28,10 @@ import {
   makeUser,
   unknownId,
 } from '../support/factories.ts'
+import { BAD_IDS } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase()
 
-const BAD_IDS = ['not-a-uuid', '', 'a\u0000b', 'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz', 7, null]
 const BAD_NAMES = ['', 'a\u0000b', 'x\uD800', 'x'.repeat(101), 5]
 
 async function guildWithOwner() {
