@@ -203,7 +203,7 @@ export async function banMember(
   const { guild_id, user_id } = input
   return inTransaction(db, async (trx) => {
     await lockBanKey.execute(trx, { guild_id, user_id })
-    await lockMembership.execute(trx, { guild_id, user_id })
+    await lockMembership(trx, { guild_id, user_id })
     if (as) {
       await authorize(trx, {
         guild_id,

@@ -54,13 +54,14 @@ export const lockChannelForUpdate = prepareQuery(
       .forNoKeyUpdate(),
 )
 
-/**
- * Locks a membership FOR UPDATE before it is deleted (kick, ban): writes that
- * hang on it (role grants, overwrites, channel memberships: FOR KEY SHARE)
- * finish first, so the deleting statement, which comes next with a fresh
- * snapshot, sees and removes what they wrote; later ones find no member.
- */
-export const lockMembership = prepareQuery(
+// The guild row FOR SHARE, first: the lock order of every writer that touches
+// a guild and a membership (transferGuildOwnership locks the guild, then the
+// new owner's membership), so a removal never deadlocks with a transfer.
+const lockGuildShared = prepareQuery('guilds.lock_shared', (db, p: { guild_id: string }) =>
+  db.selectFrom('guilds').select('id').where('id', '=', p.guild_id).forShare(),
+)
+
+const lockMembershipRow = prepareQuery(
   'guild_members.lock_for_delete',
   (db, p: { guild_id: string; user_id: string }) =>
     db
@@ -70,6 +71,21 @@ export const lockMembership = prepareQuery(
       .where('user_id', '=', p.user_id)
       .forUpdate(),
 )
+
+/**
+ * Locks the guild (FOR SHARE) and then the membership (FOR UPDATE) before the
+ * membership is deleted (kick, ban): writes that hang on the membership (role
+ * grants, overwrites, channel memberships: FOR KEY SHARE) finish first, so the
+ * deleting statement, which comes next with a fresh snapshot, sees and removes
+ * what they wrote; later ones find no member.
+ */
+export async function lockMembership(
+  trx: Kysely<DB>,
+  key: { guild_id: string; user_id: string },
+): Promise<void> {
+  await lockGuildShared.execute(trx, { guild_id: key.guild_id })
+  await lockMembershipRow.execute(trx, key)
+}
 
 // One statement: lock the guild row (FOR SHARE, so a concurrent ownership
 // transfer is serialized with this removal and the owner read is current),

@@ -150,7 +150,7 @@ export async function removeGuildMember(
   assertActingAs(as)
   const { guild_id, user_id } = input
   return inTransaction(db, async (trx) => {
-    await lockMembership.execute(trx, { guild_id, user_id })
+    await lockMembership(trx, { guild_id, user_id })
     if (as) {
       await authorize(trx, {
         guild_id,
