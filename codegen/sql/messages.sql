@@ -1028,7 +1028,7 @@ with
       c.id,
       c.type,
       c.guild_id,
-      (c.type, c.guild_id, c.is_private)::text as v
+      (c.type, c.guild_id, c.is_private, c.updated_at)::text as v
     from
       channels c
     where
@@ -1167,7 +1167,7 @@ with
   ),
   l_ch as (
     select
-      (c.type, c.guild_id, c.is_private)::text as v
+      (c.type, c.guild_id, c.is_private, c.updated_at)::text as v
     from
       channels c
     where

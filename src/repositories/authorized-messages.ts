@@ -56,7 +56,7 @@ function sendGuardSql(p: { channel_id: unknown; author_id: unknown }): RawBuilde
       // sends to one channel queue here (two share locks upgrading would deadlock).
       'ch',
       sql`select ctx.v from ctx`,
-      sql`select (c.type, c.guild_id, c.is_private)::text as v from channels c where c.id = ${ch} for no key update`,
+      sql`select (c.type, c.guild_id, c.is_private, c.updated_at)::text as v from channels c where c.id = ${ch} for no key update`,
     ],
     [
       'g',
@@ -156,7 +156,7 @@ const sendStatement = prepareQuery(
     rawQuery(
       db,
       sql<SendRow>`with ctx as materialized (
-  select c.id, c.type, c.guild_id, (c.type, c.guild_id, c.is_private)::text as v from channels c where c.id = ${p.channel_id}::uuid
+  select c.id, c.type, c.guild_id, (c.type, c.guild_id, c.is_private, c.updated_at)::text as v from channels c where c.id = ${p.channel_id}::uuid
 ), perms as materialized (
   select ${memberChannelPermissionsSql(p.author_id, sql`${p.channel_id}::uuid`)} as p
 ), verdict as materialized (

@@ -481,6 +481,36 @@ describe('a revocation racing sends', () => {
     expect(await listChannelMessages(t.db, w.channel.id)).toEqual([])
   })
 
+  it('a channel made private while sends wait on it refuses them', async () => {
+    const w = await guildWith(VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY)
+    const revoker = await t.pool.connect()
+    let results: PromiseSettledResult<unknown>[]
+    try {
+      await revoker.query('begin')
+      await revoker.query(
+        'update channels set is_private = true, updated_at = now() where id = $1',
+        [w.channel.id],
+      )
+      const sends = Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          sendMessage(t.db, { channel_id: w.channel.id, author_id: w.user.id, content: `p${i}` }),
+        ),
+      )
+      expect(await waitForLockWaiters(revoker, 10)).toBeGreaterThanOrEqual(10)
+      await revoker.query('commit')
+      results = await sends
+    } catch (error) {
+      await revoker.query('rollback')
+      throw error
+    } finally {
+      revoker.release()
+    }
+    for (const r of results) {
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(PermissionDeniedError)
+    }
+    expect(await listChannelMessages(t.db, w.channel.id)).toEqual([])
+  })
+
   /**
    * The hard case: the send's snapshot is taken BEFORE the revocation commits
    * (it then waits on another lock), so its permission computation sees the
