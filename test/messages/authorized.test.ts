@@ -554,13 +554,14 @@ describe('a revocation racing sends', () => {
       let outcome: unknown
       try {
         await blocker.query('begin')
-        await blocker.query('select 1 from channels where id = $1 for update', [w.channel.id])
+        // The guild row is the first one the send's guard locks.
+        await blocker.query('select 1 from guilds where id = $1 for update', [w.guild.id])
         const send = sendMessage(t.db, {
           channel_id: w.channel.id,
           author_id: w.user.id,
           content: 'late',
         }).catch((e: unknown) => e)
-        // The send has its snapshot and waits for the channel row.
+        // The send has its snapshot and waits for the guild row.
         await waitForLockWaiters(blocker, 1)
         await revoke(w) // commits while the send waits
         await blocker.query('commit')
@@ -584,7 +585,11 @@ describe('a revocation racing sends', () => {
     let outcome: unknown
     try {
       await blocker.query('begin')
-      await blocker.query('select 1 from channels where id = $1 for update', [dm.id])
+      // The author's participant row is the first one the guard locks in a DM.
+      await blocker.query(
+        'select 1 from dm_participants where channel_id = $1 and user_id = $2 for update',
+        [dm.id, a.id],
+      )
       const send = sendMessage(t.db, { channel_id: dm.id, author_id: a.id, content: 'late' }).catch(
         (e: unknown) => e,
       )
