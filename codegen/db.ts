@@ -13,14 +13,49 @@ export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
 
+export type Json = JsonValue;
+
+export type JsonArray = JsonValue[];
+
+export type JsonObject = {
+  [x: string]: JsonValue | undefined;
+};
+
+export type JsonPrimitive = boolean | number | string | null;
+
+export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
+
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
 export type UserStatus = "away" | "busy" | "offline" | "online";
+
+export interface AuditLog {
+  action: string;
+  actor_id: string | null;
+  changes: Generated<Json>;
+  created_at: Generated<Timestamp>;
+  guild_id: string;
+  id: Generated<string>;
+  reason: string | null;
+  target_id: string | null;
+}
 
 export interface ChannelMembers {
   added_at: Generated<Timestamp>;
   channel_id: string;
   user_id: string;
+}
+
+export interface ChannelOverwrites {
+  allow: Generated<bigint>;
+  channel_id: string;
+  created_at: Generated<Timestamp>;
+  deny: Generated<bigint>;
+  guild_id: string;
+  id: Generated<string>;
+  role_id: string | null;
+  updated_at: Generated<Timestamp>;
+  user_id: string | null;
 }
 
 export interface ChannelPinCounts {
@@ -69,6 +104,27 @@ export interface Friendships {
   status: FriendshipStatus;
   updated_at: Generated<Timestamp>;
   user_id: string;
+}
+
+export interface GuildBans {
+  banned_by: string | null;
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp | null;
+  guild_id: string;
+  reason: string | null;
+  user_id: string;
+}
+
+export interface GuildInvites {
+  code: string;
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp | null;
+  guild_id: string;
+  id: Generated<string>;
+  inviter_id: string | null;
+  max_uses: number | null;
+  revoked_at: Timestamp | null;
+  uses: Generated<number>;
 }
 
 export interface GuildMembers {
@@ -192,13 +248,17 @@ export interface Users {
 }
 
 export interface DB {
+  audit_log: AuditLog;
   channel_members: ChannelMembers;
+  channel_overwrites: ChannelOverwrites;
   channel_pin_counts: ChannelPinCounts;
   channel_read_states: ChannelReadStates;
   channels: Channels;
   dm_channels: DmChannels;
   dm_participants: DmParticipants;
   friendships: Friendships;
+  guild_bans: GuildBans;
+  guild_invites: GuildInvites;
   guild_members: GuildMembers;
   guilds: Guilds;
   member_roles: MemberRoles;

@@ -6,6 +6,7 @@
  * only 'guildstore' and 'guildstore/testing'.
  */
 
+import { readdirSync } from 'node:fs'
 import { copyFile, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,6 +24,10 @@ import {
 } from './support.ts'
 
 const here = join(repoRoot, 'test', 'package', 'consumer')
+/** The package's migration files, in order (every release adds some). */
+const MIGRATION_FILES = readdirSync(join(repoRoot, 'migrations'))
+  .filter((f) => f.endsWith('.sql'))
+  .sort()
 /** Every name each source entry point exports, values and types alike (one program for all). */
 function exportedNames(entries: string[]): string[][] {
   const config = ts.getParsedCommandLineOfConfigFile(join(repoRoot, 'tsconfig.json'), undefined, {
@@ -154,7 +159,7 @@ describe('the packed package, installed into an empty project', () => {
     )
     expect(out.cli.second).toEqual({ code: 0, out: { applied: [] } })
     expect(out.cli.status.code).toBe(0)
-    expect(out.states).toEqual(['0001_initial_schema.sql:applied'])
+    expect(out.states).toEqual(MIGRATION_FILES.map((f) => `${f}:applied`))
     expect(out.exports).toEqual(Object.keys(await import('../../src/index.ts')).sort())
     expect(out.fixtureUser.username).toBe('fixture_ada')
     expect(out.fixtureUser.keys).not.toContain('password_hash')
@@ -211,7 +216,9 @@ describe('the packed package, installed into an empty project', () => {
       )
       for (const r of runners) expect(r.code, describeRun(r)).toBe(0)
       const applied = runners.flatMap((r) => JSON.parse(r.stdout).applied)
-      expect(applied.map((m: { name: string }) => m.name)).toEqual(['initial_schema'])
+      expect(applied.map((m: { name: string }) => m.name)).toEqual(
+        MIGRATION_FILES.map((f) => f.replace(/^\d+_/, '').replace(/\.sql$/, '')),
+      )
 
       await writeFile(migration, `${original}\n-- edited after it was applied\n`)
       const status = await run(bin, ['status', '--database-url', other.url], {
