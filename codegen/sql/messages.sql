@@ -1379,7 +1379,7 @@ with
       c.id,
       c.type,
       c.guild_id,
-      (c.type, c.guild_id, c.is_private)::text as v
+      (c.type, c.guild_id, c.is_private, c.updated_at)::text as v
     from
       channels c
     where
@@ -1594,21 +1594,6 @@ with
           u.id = any ($15::uuid[])
       ) as users_ok
   ),
-  s_ch as (
-    select
-      ctx.v
-    from
-      ctx
-  ),
-  l_ch as (
-    select
-      (c.type, c.guild_id, c.is_private)::text as v
-    from
-      channels c
-    where
-      c.id = $16::uuid
-    for no key update
-  ),
   s_g as (
     select
       g.ctid::text as v
@@ -1648,7 +1633,7 @@ with
         from
           ctx
       )
-      and gm.user_id = $17::uuid
+      and gm.user_id = $16::uuid
   ),
   l_gm as (
     select
@@ -1662,7 +1647,7 @@ with
         from
           ctx
       )
-      and gm.user_id = $18::uuid
+      and gm.user_id = $17::uuid
     for key share
   ),
   s_mr as (
@@ -1677,7 +1662,7 @@ with
         from
           ctx
       )
-      and mr.user_id = $19::uuid
+      and mr.user_id = $18::uuid
   ),
   l_mr as (
     select
@@ -1691,7 +1676,7 @@ with
         from
           ctx
       )
-      and mr.user_id = $20::uuid
+      and mr.user_id = $19::uuid
     for key share
   ),
   s_r as (
@@ -1720,7 +1705,7 @@ with
               from
                 ctx
             )
-            and mr.user_id = $21::uuid
+            and mr.user_id = $20::uuid
         )
       )
   ),
@@ -1750,7 +1735,7 @@ with
               from
                 ctx
             )
-            and mr.user_id = $22::uuid
+            and mr.user_id = $21::uuid
         )
       )
     for share of
@@ -1762,8 +1747,8 @@ with
     from
       channel_members cm
     where
-      cm.channel_id = $23::uuid
-      and cm.user_id = $24::uuid
+      cm.channel_id = $22::uuid
+      and cm.user_id = $23::uuid
   ),
   l_cm as (
     select
@@ -1771,8 +1756,27 @@ with
     from
       channel_members cm
     where
-      cm.channel_id = $25::uuid
-      and cm.user_id = $26::uuid
+      cm.channel_id = $24::uuid
+      and cm.user_id = $25::uuid
+    for key share
+  ),
+  s_dp as (
+    select
+      dp.ctid::text as v
+    from
+      dm_participants dp
+    where
+      dp.channel_id = $26::uuid
+      and dp.user_id = $27::uuid
+  ),
+  l_dp as (
+    select
+      dp.ctid::text as v
+    from
+      dm_participants dp
+    where
+      dp.channel_id = $28::uuid
+      and dp.user_id = $29::uuid
     for key share
   ),
   s_dm as (
@@ -1781,7 +1785,7 @@ with
     from
       dm_channels d
     where
-      d.id = $27::uuid
+      d.id = $30::uuid
   ),
   l_dm as (
     select
@@ -1789,34 +1793,15 @@ with
     from
       dm_channels d
     where
-      d.id = $28::uuid
+      d.id = $31::uuid
     for share
-  ),
-  s_dp as (
-    select
-      dp.ctid::text as v
-    from
-      dm_participants dp
-    where
-      dp.channel_id = $29::uuid
-      and dp.user_id = $30::uuid
-  ),
-  l_dp as (
-    select
-      dp.ctid::text as v
-    from
-      dm_participants dp
-    where
-      dp.channel_id = $31::uuid
-      and dp.user_id = $32::uuid
-    for key share
   ),
   s_f as (
     select
       f.ctid::text as v
     from
       friendships f
-      join dm_channels d on d.id = $33::uuid
+      join dm_channels d on d.id = $32::uuid
     where
       (
         f.user_id = d.user_a
@@ -1832,7 +1817,7 @@ with
       f.ctid::text as v
     from
       friendships f
-      join dm_channels d on d.id = $34::uuid
+      join dm_channels d on d.id = $33::uuid
     where
       (
         f.user_id = d.user_a
@@ -1845,25 +1830,25 @@ with
     for share of
       f
   ),
+  s_ch as (
+    select
+      ctx.v
+    from
+      ctx
+  ),
+  l_ch as (
+    select
+      (c.type, c.guild_id, c.is_private, c.updated_at)::text as v
+    from
+      channels c
+    where
+      c.id = $34::uuid
+    for no key update
+  ),
   stale as (
     select
       (
         array(
-          select
-            v
-          from
-            s_ch
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_ch
-          order by
-            v
-        )
-        or array(
           select
             v
           from
@@ -1942,21 +1927,6 @@ with
           select
             v
           from
-            s_dm
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_dm
-          order by
-            v
-        )
-        or array(
-          select
-            v
-          from
             s_dp
           order by
             v
@@ -1972,6 +1942,21 @@ with
           select
             v
           from
+            s_dm
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_dm
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
             s_f
           order by
             v
@@ -1980,6 +1965,21 @@ with
             v
           from
             l_f
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
+            s_ch
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_ch
           order by
             v
         )
