@@ -338,6 +338,13 @@ const targets = [
   ),
 ].join('\n')
 
+/** How to read the figures (kept with the section; see BENCHMARKS.md). */
+const NOTE = `**Reading these numbers.** Ratios on a loaded 2-core machine move by ±30% between runs. A send
+one at a time costs about a plain INSERT (the commit dominates). Concurrent senders in one guild
+share-lock its guild row and \`@everyone\` role row (the version guard that keeps a revoked
+permission from letting a send through), which costs MultiXacts and WAL under contention.
+`
+
 const section = `## Authorized send and read, reactions (bench/messages-authorized.ts)
 
 Data set: ${data.params.messages.toLocaleString('en')} messages (\`node bench/messages-authorized.ts${argv.length ? ` ${argv.join(' ')}` : ''}\`),
@@ -352,6 +359,7 @@ ${table}
 
 ${targets}
 
+${NOTE}
 ### Plans
 
 ${explained.join('\n\n')}
