@@ -20,6 +20,7 @@ export type UserStatus = "away" | "busy" | "offline" | "online";
 export interface ChannelMembers {
   added_at: Generated<Timestamp>;
   channel_id: string;
+  guild_id: string;
   user_id: string;
 }
 

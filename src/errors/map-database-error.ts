@@ -50,14 +50,14 @@ const CONNECTION_MESSAGES = [
   'terminating connection',
 ]
 
-/** Columns of a key as PostgreSQL prints it in `detail`: `Key (lower(username::text))=(…)`. */
+/** Columns of a key as PostgreSQL prints it in `detail`: `Key (guildstore_identity_key(username))=(…)`. */
 function keyColumns(detail: string | undefined): string[] | undefined {
   const match = detail && /^Key \((.*?)\)=\(/.exec(detail)
   if (!match?.[1]) return undefined
   return match[1].split(/,\s*/).map((part) =>
     part
       .replace(/::[a-z ]+/g, '')
-      .replace(/^(lower|upper|least|greatest)\(/, '')
+      .replace(/^([a-z_][a-z0-9_]*\.)?(lower|upper|least|greatest|guildstore_identity_key)\(/, '')
       .replace(/[()]/g, '')
       .trim(),
   )

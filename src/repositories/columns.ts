@@ -49,7 +49,7 @@ export const channelColumns = [
   'updated_at',
 ] as const
 
-export const channelMemberColumns = ['channel_id', 'user_id', 'added_at'] as const
+export const channelMemberColumns = ['channel_id', 'guild_id', 'user_id', 'added_at'] as const
 
 export const messageColumns = [
   'id',

@@ -31,8 +31,12 @@ const upsertMember = prepareQuery((db, p: { guild_id: string; user_id: string })
 
 // One statement: lock the guild row (FOR SHARE, so a concurrent ownership
 // transfer is serialized with this removal and the owner read is current),
-// refuse the owner, delete the membership and the user's private-channel
-// memberships in the guild's channels (else they would come back on rejoin).
+// refuse the owner, delete the membership. The user's private-channel
+// memberships in the guild go with it through the foreign key
+// channel_members (guild_id, user_id) → guild_members ON DELETE CASCADE
+// (migration 0002): the cascade runs on a fresh snapshot after any concurrent
+// addChannelMember committed, so none can be left behind (a deleting CTE here
+// worked on the statement's snapshot and missed them).
 const deleteMember = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
   db
     .with('g', (db) =>
@@ -45,14 +49,6 @@ const deleteMember = prepareQuery((db, p: { guild_id: string; user_id: string })
         .where('user_id', '=', p.user_id)
         .where('user_id', '<>', (eb) => eb.selectFrom('g').select('g.owner_id'))
         .returning('user_id'),
-    )
-    .with('cm', (db) =>
-      db
-        .deleteFrom('channel_members')
-        .where('user_id', 'in', (eb) => eb.selectFrom('d').select('d.user_id'))
-        .where('channel_id', 'in', (eb) =>
-          eb.selectFrom('channels').select('id').where('guild_id', '=', p.guild_id),
-        ),
     )
     .selectNoFrom((eb) => [
       eb.selectFrom('g').select('g.owner_id').as('owner_id'),

@@ -35,7 +35,7 @@ describe('mapDatabaseError', () => {
     ])
     expect(err).toBeInstanceOf(UniqueViolationError)
     expect(err).toMatchObject({
-      constraint: 'users_email_lower_key',
+      constraint: 'users_email_identity_key',
       table: 'users',
       columns: ['email'],
       code: 'UNIQUE_VIOLATION',
