@@ -4,7 +4,7 @@ import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { prepareQuery } from '../sql/prepared-query.ts'
 import { inTransaction } from '../sql/transaction.ts'
-import type { Message } from '../types.ts'
+import type { Attachment, Message } from '../types.ts'
 import {
   assertDate,
   assertObject,
@@ -13,7 +13,7 @@ import {
   assertUuid,
   pageLimit,
 } from '../validation/validate.ts'
-import { messageColumns } from './columns.ts'
+import { attachmentColumns, messageColumns } from './columns.ts'
 
 /** Length rule of `messages.content` (CHECK messages_content_length). */
 const CONTENT = { min: 1, max: 4000 } as const
@@ -153,6 +153,33 @@ const purgeMessages = prepareQuery((db, p: { older_than: Date }) =>
     .deleteFrom('messages')
     .where('deleted_at', 'is not', null)
     .where('deleted_at', '<', p.older_than),
+)
+
+// purgeDeletedMessagesWithAttachments, step 1: lock the messages to purge.
+// FOR UPDATE waits for every transaction that holds a KEY SHARE lock on one of
+// them (an attachment insert's foreign-key check) and then keeps new ones out
+// until we commit, so step 2's fresh snapshot sees every attachment there will
+// ever be on these messages. Ordered by id: concurrent purges lock in one order.
+const lockPurgeable = prepareQuery((db, p: { older_than: Date }) =>
+  db
+    .selectFrom('messages')
+    .select('id')
+    .where('deleted_at', 'is not', null)
+    .where('deleted_at', '<', p.older_than)
+    .orderBy('id')
+    .forUpdate(),
+)
+
+// Step 2: the attachment rows go first, returned; then exactly the locked messages.
+const deleteAttachmentsOf = prepareQuery((db, p: { ids: readonly string[] }) =>
+  db
+    .deleteFrom('message_attachments')
+    .where(sql<boolean>`message_id = any(${p.ids}::uuid[])`)
+    .returning(attachmentColumns),
+)
+
+const deleteMessagesByIds = prepareQuery((db, p: { ids: readonly string[] }) =>
+  db.deleteFrom('messages').where(sql<boolean>`id = any(${p.ids}::uuid[])`),
 )
 
 /** Input of {@link createMessage}. */
@@ -318,7 +345,11 @@ export async function deleteMessage(db: Kysely<DB>, id: string): Promise<boolean
  * remaining older message, so no unread count changes. Two statements, in the
  * caller's transaction or a new one.
  *
- * The attachments' S3 objects are not deleted: list them first if needed.
+ * The attachment rows go too, and their `s3_key`s with them: when attachments
+ * point at stored objects, use {@link purgeDeletedMessagesWithAttachments},
+ * which returns every attachment row it deleted, so no object is orphaned
+ * (`listAttachmentsByMessageIds` does not list attachments of soft-deleted
+ * messages, so listing them first is not possible).
  *
  * @returns the number of messages deleted.
  * @throws {InvalidInputError} when `older_than` is not a valid Date.
@@ -337,5 +368,52 @@ export async function purgeDeletedMessages(
   return inTransaction(db, async (trx) => {
     await moveReadMarkersOffPurged.execute(trx, { older_than })
     return purgeMessages.executeAffected(trx, { older_than })
+  })
+}
+
+/** What {@link purgeDeletedMessagesWithAttachments} returns. */
+export interface PurgeResult {
+  /** The number of messages deleted. */
+  purged: number
+  /** Every attachment row deleted with them, for deleting the stored objects (`s3_key`). */
+  attachments: Attachment[]
+}
+
+/**
+ * Like {@link purgeDeletedMessages} (hard-deletes the messages soft-deleted
+ * before `older_than`, keeps DM read markers' unread counts), and returns every
+ * attachment row it deleted, so the caller can delete the stored objects.
+ *
+ * Cannot miss one: in one transaction (the caller's or its own) it locks the
+ * messages to purge (`FOR UPDATE`, which waits for in-flight attachment inserts
+ * on them and keeps new ones out), deletes their attachments with `RETURNING`,
+ * then deletes exactly those messages. An attachment insert racing the purge
+ * either commits first (and is returned) or fails on the foreign key. Delete
+ * the objects after the transaction committed; if it rolls back, nothing was
+ * deleted.
+ *
+ * @throws {InvalidInputError} when `older_than` is not a valid Date.
+ * @example
+ * ```ts
+ * const { purged, attachments } = await purgeDeletedMessagesWithAttachments(db, {
+ *   older_than: new Date(Date.now() - 30 * 86_400_000),
+ * })
+ * await s3.deleteObjects(attachments.map((a) => a.s3_key))
+ * ```
+ */
+export async function purgeDeletedMessagesWithAttachments(
+  db: Kysely<DB>,
+  input: { older_than: Date },
+): Promise<PurgeResult> {
+  assertObject(input, 'input')
+  assertDate(input.older_than, 'older_than')
+  const older_than = input.older_than
+  return inTransaction(db, async (trx) => {
+    const ids = (await lockPurgeable.execute(trx, { older_than })).map((r) => r.id)
+    if (ids.length === 0) return { purged: 0, attachments: [] }
+    await moveReadMarkersOffPurged.execute(trx, { older_than })
+    const attachments = await deleteAttachmentsOf.execute(trx, { ids })
+    const purged = await deleteMessagesByIds.executeAffected(trx, { ids })
+    return { purged, attachments }
   })
 }

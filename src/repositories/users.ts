@@ -148,7 +148,9 @@ const selectUserByEmail = prepareQuery((db, p: { email: string }) =>
   db
     .selectFrom('users')
     .select(userColumns)
-    .where(sql<boolean>`guildstore_identity_key(email) = guildstore_identity_key(${p.email}::text)`),
+    .where(
+      sql<boolean>`guildstore_identity_key(email) = guildstore_identity_key(${p.email}::text)`,
+    ),
 )
 
 const selectUsersByIds = prepareQuery((db, p: { ids: readonly string[] }) =>

@@ -696,6 +696,10 @@ describe('hostile input through every public function', () => {
           }),
       ],
       ['purgeDeletedMessages.older_than', (v) => f.purgeDeletedMessages!(t.db, { older_than: v })],
+      [
+        'purgeDeletedMessagesWithAttachments.older_than',
+        (v) => f.purgeDeletedMessagesWithAttachments!(t.db, { older_than: v }),
+      ],
     ]
     const problems: string[] = []
     let calls = 0
