@@ -7,6 +7,7 @@ import {
   createRedisKeys,
   RateLimiterStoreError,
 } from '../../src/redis/index.ts'
+import { MAX_WINDOW_MS } from '../../src/redis/rate-limiter.ts'
 import { deleteNamespace, freePort, namespaceKeys, redisUrl, testNamespace } from './support.ts'
 
 const namespace = testNamespace('limiter')
@@ -202,5 +203,115 @@ describe('createRateLimiter', () => {
     } finally {
       down.disconnect()
     }
+  })
+})
+
+describe('createRateLimiter arithmetic: the documented bound for every limit and windowMs', () => {
+  /** ceil(a * b / c) for integers, exactly (BigInt). */
+  const ceilMulDiv = (a: number, b: number, c: number) =>
+    Number((BigInt(a) * BigInt(b) + BigInt(c) - 1n) / BigInt(c))
+
+  // Emission intervals (windowMs·1000/limit µs) whole and not, small and huge;
+  // the first row is the issue's (1.33… µs), the last ones the largest window.
+  const GRID: Array<[limit: number, windowMs: number]> = [
+    [750_000, 1000],
+    [999_983, 1000],
+    [1_000_000, 1000],
+    [333_333, 1000],
+    [7, 1000],
+    [3, 10],
+    [13, 100],
+    [1000, 7],
+    [2, 3],
+    [1, 1],
+    [123_457, 60_000],
+    [86_400_001, 86_400_000],
+    [MAX_WINDOW_MS * 1000, MAX_WINDOW_MS],
+    [MAX_WINDOW_MS * 1000 - 1, MAX_WINDOW_MS],
+    [9_999_991, MAX_WINDOW_MS],
+  ]
+
+  it.each(GRID)(
+    'limit %d per %d ms: remaining and resetAfterMs are exact (a full burst resets after windowMs)',
+    async (limit, windowMs) => {
+      const category = `grid${limit}x${windowMs}`
+      const limiter = createRateLimiter(redis, { category, limit, windowMs })
+      // A full burst from a fresh subject: the reply's own clock, no timing involved.
+      const burst = await limiter.consume('full', limit)
+      expect(burst).toEqual({
+        allowed: true,
+        remaining: 0,
+        retryAfterMs: 0,
+        resetAfterMs: windowMs,
+      })
+      const pttl = await redis.pttl(keys.rateLimit(category, 'full'))
+      // (A window of a few ms may have run out already: then the key is gone.)
+      if (windowMs >= 60_000) expect(pttl).toBeGreaterThan(0)
+      expect(pttl).toBeLessThanOrEqual(windowMs)
+      // Partial costs from fresh subjects.
+      const costs = new Set([1, 2, 3, Math.ceil(limit / 3), limit - 1])
+      for (const cost of [...costs].filter((c) => c >= 1 && c <= limit)) {
+        const r = await limiter.consume(`part${cost}`, cost)
+        expect(r).toEqual({
+          allowed: true,
+          remaining: limit - cost,
+          retryAfterMs: 0,
+          resetAfterMs: ceilMulDiv(cost, windowMs, limit),
+        })
+      }
+    },
+  )
+
+  // A span of real time: units that pass may never exceed limit + floor(d·limit/windowMs),
+  // d measured around all the calls (Redis' own span is inside it). Load only makes d
+  // longer, so the bound holds on a busy machine; the 0.1.0 rounding broke it by ~33 %.
+  it.each<[number, number, number]>([
+    [750_000, 1000, 9_973],
+    [999_983, 1000, 12_345],
+    [333_333, 1000, 4_447],
+    [7, 20, 1],
+    [3, 10, 1],
+    [13, 100, 2],
+    [1000, 7, 17],
+  ])(
+    'limit %d per %d ms (cost %d): never more than limit + floor(d·limit/windowMs) in d ms',
+    async (limit, windowMs, cost) => {
+      const limiter = createRateLimiter(redis, {
+        category: `span${limit}x${windowMs}`,
+        limit,
+        windowMs,
+        timeoutMs: 0,
+      })
+      let passed = 0
+      let denied = 0
+      const started = performance.now()
+      // At least 400 ms, and until the burst is spent (a denial), however slow the machine.
+      while (performance.now() - started < 400 || denied === 0) {
+        const results = await Promise.all(
+          Array.from({ length: 4 }, () => limiter.consume('s', cost)),
+        )
+        for (const r of results) {
+          if (r.allowed) passed += cost
+          else denied++
+        }
+      }
+      const elapsed = performance.now() - started
+      // A denial means fewer than `cost` units were left: the burst was spent.
+      expect(passed).toBeGreaterThan(limit - cost)
+      expect(passed).toBeLessThanOrEqual(limit + Math.floor((elapsed * limit) / windowMs))
+    },
+  )
+
+  it('resetAfterMs and retryAfterMs of the issue: 750 000 per 1 000 ms', async () => {
+    const limiter = createRateLimiter(redis, { category: 'issue9', limit: 750_000, windowMs: 1000 })
+    const started = performance.now()
+    expect((await limiter.consume('s', 750_000)).resetAfterMs).toBe(1000)
+    const denied = await limiter.consume('s', 750_000)
+    const elapsed = performance.now() - started
+    expect(denied.allowed).toBe(false)
+    // The whole burst is back only after a full window, less the time that went by.
+    expect(denied.retryAfterMs).toBeLessThanOrEqual(1000)
+    expect(denied.retryAfterMs).toBeGreaterThanOrEqual(1000 - Math.ceil(elapsed) - 1)
+    expect(denied.resetAfterMs).toBe(denied.retryAfterMs)
   })
 })
