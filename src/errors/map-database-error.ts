@@ -50,6 +50,43 @@ const CONNECTION_MESSAGES = [
   'terminating connection',
 ]
 
+/** The fields of a Node socket / DNS error that say where it was going. */
+interface NetErrorLike {
+  address?: unknown
+  port?: unknown
+  hostname?: unknown
+  errors?: unknown
+}
+
+/**
+ * Where a connection error was going, as `host:port` (or the host name alone
+ * for a DNS failure): Node's socket errors carry `address`/`port`, DNS errors
+ * `hostname`, and an `AggregateError` of several addresses tried carries them
+ * in `errors`. Host names and ports are not secrets; nothing else is read.
+ */
+function connectionTarget(err: NetErrorLike): string | undefined {
+  const one = (e: NetErrorLike): string | undefined => {
+    const host =
+      typeof e.address === 'string' && e.address !== ''
+        ? e.address
+        : typeof e.hostname === 'string' && e.hostname !== ''
+          ? e.hostname
+          : undefined
+    if (!host) return undefined
+    const shown = host.includes(':') ? `[${host}]` : host
+    return typeof e.port === 'number' || typeof e.port === 'string' ? `${shown}:${e.port}` : shown
+  }
+  const direct = one(err)
+  if (direct) return direct
+  if (Array.isArray(err.errors)) {
+    const all = [
+      ...new Set(err.errors.map((e) => (e && typeof e === 'object' ? one(e) : undefined))),
+    ].filter((t): t is string => t !== undefined)
+    if (all.length > 0) return all.join(', ')
+  }
+  return undefined
+}
+
 /** Columns of a key as PostgreSQL prints it in `detail`: `Key (guildstore_identity_key(username))=(…)`. */
 function keyColumns(detail: string | undefined): string[] | undefined {
   const match = detail && /^Key \((.*?)\)=\(/.exec(detail)
@@ -79,6 +116,13 @@ function redact(err: PgErrorLike & object): void {
   } catch {
     // Frozen or exotic error objects are left as they are.
   }
+}
+
+/** `database unavailable (ECONNREFUSED 127.0.0.1:5432)`: the cause and, when known, where. */
+function databaseUnavailableMessage(code: string | undefined, err: PgErrorLike & Error): string {
+  const target = connectionTarget(err as NetErrorLike)
+  const what = code ?? err.message ?? 'unknown'
+  return `database unavailable (${what}${target ? ` ${target}` : ''})`
 }
 
 /**
@@ -163,7 +207,7 @@ export function mapDatabaseError(error: unknown): GuildstoreError {
           ? `transaction aborted by a concurrent one (${code}); retry it`
           : err.message?.includes('timeout exceeded when trying to connect')
             ? 'timed out acquiring a database connection from the pool'
-            : `database unavailable (${code ?? err.message ?? 'unknown'})`
+            : databaseUnavailableMessage(code, err)
     return new DatabaseUnavailableError(message, { sqlState: code, cause: err })
   }
   if (isSqlState) {
