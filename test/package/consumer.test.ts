@@ -13,6 +13,7 @@ import {
   cp,
   mkdir,
   mkdtemp,
+  readdir,
   readFile,
   rm,
   symlink,
@@ -79,7 +80,18 @@ function importEverything(specifier: string, names: string[], runtime: Set<strin
     .join('\n')
 }
 
-const npm = (args: string[], cwd: string) => run('npm', args, { cwd, timeoutMs: 90_000 })
+const npm = (args: string[], cwd: string) => run('npm', args, { cwd, timeoutMs: 240_000 })
+
+/**
+ * Every step here spawns processes (tsc, node, npm, the CLI): with both cores
+ * loaded a type-check alone took 30 s, vitest's default. Explicit, generous.
+ */
+const SPAWNING_TEST_TIMEOUT = 240_000
+
+/** The package's migrations, as the installed package ships them. */
+const migrationFiles = (await readdir(join(repoRoot, 'migrations')))
+  .filter((f) => /^\d+_[a-z0-9_]+\.sql$/.test(f))
+  .sort()
 
 describe('the packed package, installed into an empty project', () => {
   let tmp: string
@@ -154,7 +166,7 @@ describe('the packed package, installed into an empty project', () => {
     for (const file of ['fixture.sql', 'run.mjs', 'node-test.mjs', 'vitest.test.mjs']) {
       await copyFile(join(here, file), join(app, file))
     }
-  }, 120_000)
+  }, 600_000)
 
   afterAll(async () => {
     await fresh?.drop()
@@ -177,137 +189,162 @@ describe('the packed package, installed into an empty project', () => {
     ).toEqual([])
   })
 
-  it('type-checks a strict consumer that imports the whole public API', async () => {
-    const runtime = new Set(Object.keys(await import('../../src/index.ts')))
-    const runtimeTesting = new Set(Object.keys(await import('../../src/testing/index.ts')))
-    const [names = [], testingNames = []] = exportedNames([
-      join(repoRoot, 'src', 'index.ts'),
-      join(repoRoot, 'src', 'testing', 'index.ts'),
-    ])
-    expect(names).toEqual(
-      expect.arrayContaining(['createDb', 'User', 'DB', 'createUser', 'createRedis']),
-    )
-    await writeFile(
-      join(app, 'everything.ts'),
-      `${importEverything('guildstore', names, runtime)}\n${importEverything('guildstore/testing', testingNames, runtimeTesting)}\n`,
-    )
-    await copyFile(join(here, 'api-usage.ts.txt'), join(app, 'api-usage.ts'))
-    const { code: block } = quickstartBlock()
-    await writeFile(join(app, 'quickstart.ts'), `${block}\nexport {}\n`)
-    await writeFile(
-      join(app, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          target: 'ES2023',
-          lib: ['ES2023'],
-          module: 'NodeNext',
-          moduleResolution: 'NodeNext',
-          strict: true,
-          noEmit: true,
-          skipLibCheck: false,
-        },
-        files: ['everything.ts', 'api-usage.ts', 'quickstart.ts'],
-      }),
-    )
-    const tsc = await run(
-      process.execPath,
-      [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app],
-      {
-        cwd: app,
-      },
-    )
-    expect(tsc.code, describeRun(tsc)).toBe(0)
-    expect(tsc.stdout).toBe('')
-  })
-
-  it('migrates with the CLI, then works through guildstore/testing and the repositories', async () => {
-    const r = await run(process.execPath, ['run.mjs'], {
-      cwd: app,
-      env: { ...env(), FRESH_DATABASE_URL: fresh.url },
-    })
-    expect(r.code, describeRun(r)).toBe(0)
-    const out = JSON.parse(r.stdout)
-    expect(out.cli.first.code).toBe(0)
-    expect(out.cli.first.out.applied.map((m: { name: string }) => m.name)).toContain(
-      'initial_schema',
-    )
-    expect(out.cli.second).toEqual({ code: 0, out: { applied: [] } })
-    expect(out.cli.status.code).toBe(0)
-    expect(out.states).toEqual(['0001_initial_schema.sql:applied'])
-    expect(out.exports).toEqual(Object.keys(await import('../../src/index.ts')).sort())
-    expect(out.fixtureUser.username).toBe('fixture_ada')
-    expect(out.fixtureUser.keys).not.toContain('password_hash')
-    expect(out.grace).not.toContain('password_hash')
-    expect(out.grace).not.toContain('mfa_secret')
-    expect(out.pages).toEqual([['fourth: engine', 'third', 'second'], ['first: analytical engine']])
-    expect(out.search).toEqual(['first: analytical engine', 'fourth: engine'])
-    expect(out.ownerCanAccess).toBe(true)
-    expect(out.strangerCanAccess).toBe(false)
-    expect(out.permissionsType).toBe('bigint')
-    expect(out.cloneName).toMatch(/^guildstore_test_/)
-  })
-
-  it("guildstore/testing works under Node's own test runner", async () => {
-    const r = await run(process.execPath, ['--test', '--test-reporter=tap', 'node-test.mjs'], {
-      cwd: app,
-      env: env(),
-    })
-    expect(r.code, describeRun(r)).toBe(0)
-    expect(r.stdout).toMatch(/^# pass 2$/m)
-    expect(r.stdout).toMatch(/^# fail 0$/m)
-  })
-
-  it('guildstore/testing works under vitest in the consumer project', async () => {
-    const vitest = join(app, 'node_modules', 'vitest', 'vitest.mjs')
-    const output = join(tmp, 'vitest-report.json')
-    const r = await run(
-      process.execPath,
-      [vitest, 'run', '--root', app, '--reporter=json', `--outputFile.json=${output}`],
-      { cwd: app, env: env() },
-    )
-    expect(r.code, describeRun(r)).toBe(0)
-    const report = JSON.parse(await readFile(output, 'utf8'))
-    expect(report.numPassedTests).toBe(2)
-    expect(report.numFailedTests).toBe(0)
-  })
-
-  it('six CLI runners at once apply each migration once; an edited applied file is refused by name', async () => {
-    const other = await createEmptyDatabase()
-    const bin = join(app, 'node_modules', '.bin', 'guildstore')
-    const migration = join(
-      app,
-      'node_modules',
-      'guildstore',
-      'migrations',
-      '0001_initial_schema.sql',
-    )
-    const original = await readFile(migration, 'utf8')
-    try {
-      const runners = await Promise.all(
-        Array.from({ length: 6 }, () =>
-          run(bin, ['migrate', '--json', '--database-url', other.url], { cwd: app, env: env() }),
-        ),
+  it(
+    'type-checks a strict consumer that imports the whole public API',
+    async () => {
+      const runtime = new Set(Object.keys(await import('../../src/index.ts')))
+      const runtimeTesting = new Set(Object.keys(await import('../../src/testing/index.ts')))
+      const [names = [], testingNames = []] = exportedNames([
+        join(repoRoot, 'src', 'index.ts'),
+        join(repoRoot, 'src', 'testing', 'index.ts'),
+      ])
+      expect(names).toEqual(
+        expect.arrayContaining(['createDb', 'User', 'DB', 'createUser', 'createRedis']),
       )
-      for (const r of runners) expect(r.code, describeRun(r)).toBe(0)
-      const applied = runners.flatMap((r) => JSON.parse(r.stdout).applied)
-      expect(applied.map((m: { name: string }) => m.name)).toEqual(['initial_schema'])
+      await writeFile(
+        join(app, 'everything.ts'),
+        `${importEverything('guildstore', names, runtime)}\n${importEverything('guildstore/testing', testingNames, runtimeTesting)}\n`,
+      )
+      await copyFile(join(here, 'api-usage.ts.txt'), join(app, 'api-usage.ts'))
+      const { code: block } = quickstartBlock()
+      await writeFile(join(app, 'quickstart.ts'), `${block}\nexport {}\n`)
+      await writeFile(
+        join(app, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            target: 'ES2023',
+            lib: ['ES2023'],
+            module: 'NodeNext',
+            moduleResolution: 'NodeNext',
+            strict: true,
+            noEmit: true,
+            skipLibCheck: false,
+          },
+          files: ['everything.ts', 'api-usage.ts', 'quickstart.ts'],
+        }),
+      )
+      const tsc = await run(
+        process.execPath,
+        [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app],
+        {
+          cwd: app,
+        },
+      )
+      expect(tsc.code, describeRun(tsc)).toBe(0)
+      expect(tsc.stdout).toBe('')
+    },
+    SPAWNING_TEST_TIMEOUT,
+  )
 
-      await writeFile(migration, `${original}\n-- edited after it was applied\n`)
-      const status = await run(bin, ['status', '--database-url', other.url], {
+  it(
+    'migrates with the CLI, then works through guildstore/testing and the repositories',
+    async () => {
+      const r = await run(process.execPath, ['run.mjs'], {
+        cwd: app,
+        env: { ...env(), FRESH_DATABASE_URL: fresh.url },
+      })
+      expect(r.code, describeRun(r)).toBe(0)
+      const out = JSON.parse(r.stdout)
+      expect(out.cli.first.code).toBe(0)
+      expect(out.cli.first.out.applied.map((m: { name: string }) => m.name)).toContain(
+        'initial_schema',
+      )
+      expect(out.cli.second).toEqual({ code: 0, out: { applied: [] } })
+      expect(out.cli.status.code).toBe(0)
+      expect(out.states).toEqual(migrationFiles.map((f) => `${f}:applied`))
+      expect(out.exports).toEqual(Object.keys(await import('../../src/index.ts')).sort())
+      expect(out.fixtureUser.username).toBe('fixture_ada')
+      expect(out.fixtureUser.keys).not.toContain('password_hash')
+      expect(out.grace).not.toContain('password_hash')
+      expect(out.grace).not.toContain('mfa_secret')
+      expect(out.pages).toEqual([
+        ['fourth: engine', 'third', 'second'],
+        ['first: analytical engine'],
+      ])
+      expect(out.search).toEqual(['first: analytical engine', 'fourth: engine'])
+      expect(out.ownerCanAccess).toBe(true)
+      expect(out.strangerCanAccess).toBe(false)
+      expect(out.permissionsType).toBe('bigint')
+      expect(out.cloneName).toMatch(/^guildstore_test_/)
+    },
+    SPAWNING_TEST_TIMEOUT,
+  )
+
+  it(
+    "guildstore/testing works under Node's own test runner",
+    async () => {
+      const r = await run(process.execPath, ['--test', '--test-reporter=tap', 'node-test.mjs'], {
         cwd: app,
         env: env(),
       })
-      const migrate = await run(bin, ['migrate', '--database-url', other.url], {
-        cwd: app,
-        env: env(),
-      })
-      for (const r of [status, migrate]) {
-        expect(r.code, describeRun(r)).toBe(4)
-        expect(r.stderr + r.stdout).toContain('0001_initial_schema.sql')
+      expect(r.code, describeRun(r)).toBe(0)
+      expect(r.stdout).toMatch(/^# pass 2$/m)
+      expect(r.stdout).toMatch(/^# fail 0$/m)
+    },
+    SPAWNING_TEST_TIMEOUT,
+  )
+
+  it(
+    'guildstore/testing works under vitest in the consumer project',
+    async () => {
+      const vitest = join(app, 'node_modules', 'vitest', 'vitest.mjs')
+      const output = join(tmp, 'vitest-report.json')
+      const r = await run(
+        process.execPath,
+        [vitest, 'run', '--root', app, '--reporter=json', `--outputFile.json=${output}`],
+        { cwd: app, env: env() },
+      )
+      expect(r.code, describeRun(r)).toBe(0)
+      const report = JSON.parse(await readFile(output, 'utf8'))
+      expect(report.numPassedTests).toBe(2)
+      expect(report.numFailedTests).toBe(0)
+    },
+    SPAWNING_TEST_TIMEOUT,
+  )
+
+  it(
+    'six CLI runners at once apply each migration once; an edited applied file is refused by name',
+    async () => {
+      const other = await createEmptyDatabase()
+      const bin = join(app, 'node_modules', '.bin', 'guildstore')
+      const migration = join(
+        app,
+        'node_modules',
+        'guildstore',
+        'migrations',
+        '0001_initial_schema.sql',
+      )
+      const original = await readFile(migration, 'utf8')
+      try {
+        const runners = await Promise.all(
+          Array.from({ length: 6 }, () =>
+            run(bin, ['migrate', '--json', '--database-url', other.url], { cwd: app, env: env() }),
+          ),
+        )
+        for (const r of runners) expect(r.code, describeRun(r)).toBe(0)
+        const applied = runners.flatMap((r) => JSON.parse(r.stdout).applied)
+        expect(applied.map((m: { name: string }) => m.name)).toEqual(
+          migrationFiles.map((f) => f.replace(/^\d+_/, '').replace(/\.sql$/, '')),
+        )
+
+        await writeFile(migration, `${original}\n-- edited after it was applied\n`)
+        const status = await run(bin, ['status', '--database-url', other.url], {
+          cwd: app,
+          env: env(),
+        })
+        const migrate = await run(bin, ['migrate', '--database-url', other.url], {
+          cwd: app,
+          env: env(),
+        })
+        for (const r of [status, migrate]) {
+          expect(r.code, describeRun(r)).toBe(4)
+          expect(r.stderr + r.stdout).toContain('0001_initial_schema.sql')
+        }
+      } finally {
+        await writeFile(migration, original)
+        await other.drop()
       }
-    } finally {
-      await writeFile(migration, original)
-      await other.drop()
-    }
-  })
+    },
+    SPAWNING_TEST_TIMEOUT,
+  )
 })

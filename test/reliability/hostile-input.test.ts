@@ -776,7 +776,7 @@ describe('hostile input through every public function', () => {
       (users) => ({ users }),
       (error: unknown) => ({ error }),
     )
-    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(Date.now() - started).toBeLessThan(30_000)
     if ('error' in outcome) expect(outcome.error).toBeInstanceOf(InvalidInputError)
     else expect(outcome.users.map((u) => u.id)).toEqual([world.owner.id])
     // And the largest accepted batch works.
