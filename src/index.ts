@@ -1,3 +1,4 @@
+export { ExitCode } from './cli/exit-code.ts'
 export { type CreateDbOptions, createDb, type QueryLogEntry } from './db/create-db.ts'
 export * from './errors/index.ts'
 export { hashToken } from './ids/hash-token.ts'

@@ -197,8 +197,14 @@ export interface CreateMessageInput {
  * UUIDv7, so it sorts by creation time and is the history's keyset. One round
  * trip: the reply target is checked inside the INSERT.
  *
- * No permission check happens here: call `canAccessChannel` /
- * `computePermissions` first.
+ * No permission check happens here. `canAccessChannel` only says "may read"
+ * (a DM stays readable after a block); to decide "may send here":
+ * - guild channel: `computePermissions(db, { guild_id, user_id, channel_id })`
+ *   includes `Permissions.SEND_MESSAGES`;
+ * - DM: in one transaction, `lockUserPair(trx, me, them)`, then
+ *   `findOrCreateDmChannel(trx, { user_id: me, other_user_id: them })`, which
+ *   throws `ConflictError` (`'blocked'`) when either blocked the other, then
+ *   `createMessage(trx, …)` with its channel id.
  *
  * @throws {InvalidInputError} for a malformed id, content that is empty, longer
  *   than 4000 characters, holds a NUL or a lone surrogate, or a `reply_to` that
