@@ -91,6 +91,7 @@ with
   ),
   "m" as (
     select
+      "guild_id",
       "user_id"
     from
       "guild_members"
@@ -106,9 +107,10 @@ with
   ),
   "i" as (
     insert into
-      "channel_members" ("channel_id", "user_id")
+      "channel_members" ("channel_id", "guild_id", "user_id")
     select
       $4::uuid as "channel_id",
+      "m"."guild_id",
       "m"."user_id"
     from
       "m"
@@ -117,6 +119,7 @@ with
       "channel_id" = excluded.channel_id
     returning
       "channel_id",
+      "guild_id",
       "user_id",
       "added_at"
   )
@@ -135,6 +138,12 @@ select
   ) as "channel_id",
   (
     select
+      "i"."guild_id"
+    from
+      "i"
+  ) as "guild_id",
+  (
+    select
       "i"."user_id"
     from
       "i"
@@ -149,6 +158,7 @@ select
 -- listChannelMembers
 select
   "channel_id",
+  "guild_id",
   "user_id",
   "added_at"
 from

@@ -75,7 +75,7 @@ select
 from
   "users"
 where
-  lower(username) = lower($1);
+  guildstore_identity_key (username) = guildstore_identity_key ($1::text);
 
 -- findUserByEmail
 select
@@ -90,7 +90,7 @@ select
 from
   "users"
 where
-  lower(email) = lower($1);
+  guildstore_identity_key (email) = guildstore_identity_key ($1::text);
 
 -- findUsersByIds
 select
@@ -115,12 +115,10 @@ select
 from
   "users"
 where
-  lower(username) = lower($1)
-  or lower(email) = lower($2)
-order by
-  lower(username) = lower($3) desc
+  guildstore_identity_key (username) = guildstore_identity_key ($1::text)
+  or guildstore_identity_key (email) = guildstore_identity_key ($2::text)
 limit
-  $4;
+  $3;
 
 -- updateUser
 update "users"
