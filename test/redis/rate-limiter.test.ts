@@ -25,9 +25,20 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * Tests that are not about timeouts give each check this long: the 1 s default
+ * tripped on 300 concurrent checks with both cores loaded.
+ */
+const LOADED_MACHINE_TIMEOUT = 30_000
+
 describe('createRateLimiter', () => {
   it('allows exactly `limit` of 300 concurrent checks', async () => {
-    const limiter = createRateLimiter(redis, { category: 'burst', limit: 50, windowMs: 60_000 })
+    const limiter = createRateLimiter(redis, {
+      category: 'burst',
+      limit: 50,
+      windowMs: 60_000,
+      timeoutMs: LOADED_MACHINE_TIMEOUT,
+    })
     const results = await Promise.all(Array.from({ length: 300 }, () => limiter.consume('1.2.3.4')))
     const allowed = results.filter((r) => r.allowed)
     expect(allowed).toHaveLength(50)
@@ -43,7 +54,12 @@ describe('createRateLimiter', () => {
 
   it('reports remaining, retryAfterMs and resetAfterMs', async () => {
     // A long window (one unit per 10 s) keeps the bounds loose enough for a loaded machine.
-    const limiter = createRateLimiter(redis, { category: 'values', limit: 10, windowMs: 100_000 })
+    const limiter = createRateLimiter(redis, {
+      category: 'values',
+      limit: 10,
+      windowMs: 100_000,
+      timeoutMs: LOADED_MACHINE_TIMEOUT,
+    })
     const first = await limiter.consume('u1')
     expect(first).toEqual({ allowed: true, remaining: 9, retryAfterMs: 0, resetAfterMs: 10_000 })
     const second = await limiter.consume('u1')
@@ -64,7 +80,12 @@ describe('createRateLimiter', () => {
   })
 
   it('stores the TAT under the documented key, by the Redis clock, expiring with the window', async () => {
-    const limiter = createRateLimiter(redis, { category: 'login', limit: 5, windowMs: 5000 })
+    const limiter = createRateLimiter(redis, {
+      category: 'login',
+      limit: 5,
+      windowMs: 5000,
+      timeoutMs: LOADED_MACHINE_TIMEOUT,
+    })
     await limiter.consume('203.0.113.7')
     const key = `${namespace}:ratelimit:{login:203.0.113.7}`
     expect(keys.rateLimit('login', '203.0.113.7')).toBe(key)
@@ -82,7 +103,12 @@ describe('createRateLimiter', () => {
   })
 
   it('takes `cost` units; a denied cost changes nothing; cost > limit is never allowed', async () => {
-    const limiter = createRateLimiter(redis, { category: 'cost', limit: 10, windowMs: 100_000 })
+    const limiter = createRateLimiter(redis, {
+      category: 'cost',
+      limit: 10,
+      windowMs: 100_000,
+      timeoutMs: LOADED_MACHINE_TIMEOUT,
+    })
     const key = keys.rateLimit('cost', 's')
     expect((await limiter.consume('s', 4)).remaining).toBe(6)
     const before = await redis.get(key)
@@ -101,7 +127,12 @@ describe('createRateLimiter', () => {
   })
 
   it('reset forgets a subject', async () => {
-    const limiter = createRateLimiter(redis, { category: 'reset', limit: 3, windowMs: 60_000 })
+    const limiter = createRateLimiter(redis, {
+      category: 'reset',
+      limit: 3,
+      windowMs: 60_000,
+      timeoutMs: LOADED_MACHINE_TIMEOUT,
+    })
     for (let i = 0; i < 3; i++) await limiter.consume('s')
     expect((await limiter.consume('s')).allowed).toBe(false)
     await limiter.reset('s')
@@ -110,7 +141,12 @@ describe('createRateLimiter', () => {
   })
 
   it('slides: no second full burst right after a window edge', async () => {
-    const limiter = createRateLimiter(redis, { category: 'edge', limit: 10, windowMs: 1000 })
+    const limiter = createRateLimiter(redis, {
+      category: 'edge',
+      limit: 10,
+      windowMs: 1000,
+      timeoutMs: LOADED_MACHINE_TIMEOUT,
+    })
     const burst = await Promise.all(Array.from({ length: 12 }, () => limiter.consume('s')))
     expect(burst.filter((r) => r.allowed)).toHaveLength(10)
     const started = Date.now()
@@ -145,7 +181,12 @@ describe('createRateLimiter', () => {
       expect(() => createRateLimiter(redis, options)).toThrow(InvalidInputError)
     }
     const before = (await namespaceKeys(redis, namespace)).length
-    const limiter = createRateLimiter(redis, { category: 'invalid', limit: 5, windowMs: 1000 })
+    const limiter = createRateLimiter(redis, {
+      category: 'invalid',
+      limit: 5,
+      windowMs: 1000,
+      timeoutMs: LOADED_MACHINE_TIMEOUT,
+    })
     for (const subject of ['', 'a\0b', 'x'.repeat(513), 42 as unknown as string]) {
       await expect(limiter.consume(subject)).rejects.toBeInstanceOf(InvalidInputError)
       await expect(limiter.reset(subject)).rejects.toBeInstanceOf(InvalidInputError)
@@ -235,7 +276,12 @@ describe('createRateLimiter arithmetic: the documented bound for every limit and
     'limit %d per %d ms: remaining and resetAfterMs are exact (a full burst resets after windowMs)',
     async (limit, windowMs) => {
       const category = `grid${limit}x${windowMs}`
-      const limiter = createRateLimiter(redis, { category, limit, windowMs })
+      const limiter = createRateLimiter(redis, {
+        category,
+        limit,
+        windowMs,
+        timeoutMs: LOADED_MACHINE_TIMEOUT,
+      })
       // A full burst from a fresh subject: the reply's own clock, no timing involved.
       const burst = await limiter.consume('full', limit)
       expect(burst).toEqual({
@@ -303,7 +349,12 @@ describe('createRateLimiter arithmetic: the documented bound for every limit and
   )
 
   it('resetAfterMs and retryAfterMs of the issue: 750 000 per 1 000 ms', async () => {
-    const limiter = createRateLimiter(redis, { category: 'issue9', limit: 750_000, windowMs: 1000 })
+    const limiter = createRateLimiter(redis, {
+      category: 'issue9',
+      limit: 750_000,
+      windowMs: 1000,
+      timeoutMs: LOADED_MACHINE_TIMEOUT,
+    })
     const started = performance.now()
     expect((await limiter.consume('s', 750_000)).resetAfterMs).toBe(1000)
     const denied = await limiter.consume('s', 750_000)
