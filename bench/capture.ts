@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type pg from 'pg'
 import type { DB } from '../codegen/db.ts'
-import { createDb } from '../src/db/create-db.ts'
 import { newId } from '../src/ids/new-id.ts'
+import { createDb } from '../src/sql/create-db.ts'
 
 export interface Captured {
   sql: string

@@ -1,16 +1,21 @@
 /**
  * Per-call overhead of guildstore's execution path, layer by layer, on one
  * cheap prepared query (the newest page of a small channel), concurrency 1,
- * variants interleaved in blocks. `node bench/overhead.ts [--cpu-prof]`.
+ * variants interleaved in blocks.
+ *
+ *   node bench/overhead.ts [--n=3000] [--limit=50] [--messages 50000 --users 2000 …]
+ *
+ * Data-set flags are those of `bench/generate.ts`; with `BENCH_DATABASE=name`
+ * a small data set lives beside the full one.
  */
 import pg from 'pg'
-import { createDb } from '../src/db/create-db.ts'
 import { createPool, guildstoreTypeParsers } from '../src/pool/create-pool.ts'
 import { listChannelMessages } from '../src/repositories/messages.ts'
+import { createDb } from '../src/sql/create-db.ts'
 import { captureSql } from './capture.ts'
-import { ensureDataset } from './generate.ts'
+import { ensureDataset, parseDatasetArgs } from './generate.ts'
 
-const data = await ensureDataset()
+const data = await ensureDataset(parseDatasetArgs(process.argv.slice(2)))
 const url = data.url
 const mk = () => createPool({ connectionString: url, max: 4 })
 const rawPool = new pg.Pool({ connectionString: url, max: 4, types: guildstoreTypeParsers })

@@ -16,12 +16,12 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import pg from 'pg'
-import { createDb } from '../src/db/create-db.ts'
 import { computePermissions } from '../src/permissions/compute-permissions.ts'
 import { createPool, guildstoreTypeParsers } from '../src/pool/create-pool.ts'
 import { findOrCreateDmChannel, listDmChannels } from '../src/repositories/dms.ts'
 import { createMessage, listChannelMessages } from '../src/repositories/messages.ts'
 import { searchMessages } from '../src/repositories/search.ts'
+import { createDb } from '../src/sql/create-db.ts'
 import { type Captured, captureSql, type RawStatement, runRaw, toRawStatement } from './capture.ts'
 import * as dz from './drizzle-queries.ts'
 import { explain } from './explain.ts'
@@ -481,6 +481,27 @@ if (existsSync(redisBench) && !only) {
   })
 }
 
+// Read state, catch-up and createMessage contention (bench/scenarios/read-state.ts,
+// its own scratch database); --quick runs it at 50 000 unread.
+let readStateSection = ''
+const readStateBench = `${root}bench/scenarios/read-state.ts`
+if (existsSync(readStateBench) && !only) {
+  log('running bench/scenarios/read-state.ts')
+  readStateSection = await new Promise<string>((resolve) => {
+    const args = quick ? ['--quick', '--unread', '50000'] : []
+    const child = spawn(process.execPath, [readStateBench, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let out = ''
+    child.stdout.on('data', (d) => {
+      out += d
+    })
+    child.on('close', (code) =>
+      resolve(code === 0 ? out.trim() : `${out.trim()}\n\n(read-state bench exited with ${code})`),
+    )
+  })
+}
+
 await Promise.all([db.destroy(), rawPool.end(), dzPool.end(), capturePool.end()])
 const maxRssMiB = process.resourceUsage().maxRSS / 1024
 const totalSeconds = (performance.now() - benchStart) / 1000
@@ -652,7 +673,7 @@ ${targets(results)}
 
 Peak RSS of the bench process: ${maxRssMiB.toFixed(0)} MiB. Scenario time ${scenarioSeconds.toFixed(0)} s; whole run ${totalSeconds.toFixed(0)} s.
 
-${redisSection ? `## Redis rate limiter (bench/redis-limiter.ts)\n\n${redisSection}\n` : ''}
+${redisSection ? `## Redis rate limiter (bench/redis-limiter.ts)\n\n${redisSection}\n` : ''}${readStateSection ? `## Read state and catch-up\n\n${readStateSection}\n` : ''}
 ## Query plans
 
 \`EXPLAIN (ANALYZE, BUFFERS)\` of each scenario's statement with the probe arguments: prepared

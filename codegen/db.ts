@@ -24,11 +24,20 @@ export interface ChannelMembers {
   user_id: string;
 }
 
+export interface ChannelReadStates {
+  channel_id: string;
+  last_read_message_id: string;
+  last_read_seq: bigint;
+  updated_at: Generated<Timestamp>;
+  user_id: string;
+}
+
 export interface Channels {
   created_at: Generated<Timestamp>;
   guild_id: string | null;
   id: Generated<string>;
   is_private: Generated<boolean>;
+  last_seq: Generated<bigint>;
   name: string | null;
   position: Generated<number>;
   topic: string | null;
@@ -89,6 +98,16 @@ export interface MessageAttachments {
   size: bigint;
 }
 
+export interface MessageMentions {
+  author_id: string;
+  channel_id: string;
+  everyone: Generated<boolean>;
+  message_id: string;
+  role_id: string | null;
+  seq: bigint;
+  user_id: string | null;
+}
+
 export interface Messages {
   author_id: string;
   channel_id: string;
@@ -99,6 +118,7 @@ export interface Messages {
   id: Generated<string>;
   reply_to: string | null;
   search: ColumnType<string, never, never>;
+  seq: Generated<bigint>;
 }
 
 export interface Roles {
@@ -136,6 +156,7 @@ export interface Users {
 
 export interface DB {
   channel_members: ChannelMembers;
+  channel_read_states: ChannelReadStates;
   channels: Channels;
   dm_channels: DmChannels;
   dm_participants: DmParticipants;
@@ -144,6 +165,7 @@ export interface DB {
   guilds: Guilds;
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
+  message_mentions: MessageMentions;
   messages: Messages;
   roles: Roles;
   sessions: Sessions;

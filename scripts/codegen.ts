@@ -21,7 +21,13 @@ export const codegenArgs = [
   '--type-mapping',
   JSON.stringify({ int8: 'bigint' }),
   '--overrides',
-  JSON.stringify({ columns: { 'messages.search': 'ColumnType<string, never, never>' } }),
+  JSON.stringify({
+    columns: {
+      'messages.search': 'ColumnType<string, never, never>',
+      // Set by the messages_seq trigger (migration 0003) when an INSERT leaves it out.
+      'messages.seq': 'Generated<bigint>',
+    },
+  }),
   '--exclude-pattern',
   'guildstore_migrations',
   '--log-level',

@@ -1,23 +1,12 @@
-import type { Selectable } from 'kysely'
-import type {
-  ChannelMembers,
-  Channels,
-  DmChannels,
-  DmParticipants,
-  Friendships,
-  GuildMembers,
-  Guilds,
-  MemberRoles,
-  MessageAttachments,
-  Messages,
-  Roles,
-  Sessions,
-  Users,
-} from '../codegen/db.ts'
-import type { Permissions } from './permissions/permissions.ts'
-
+/**
+ * The public row and table types in one place. Each row type is declared by
+ * its entity module (`src/repositories/<entity>.ts`), next to the column list
+ * it is derived from; this file only re-exports them with the generated table
+ * types of `codegen/db.ts`.
+ */
 export type {
   ChannelMembers,
+  ChannelReadStates,
   Channels,
   ChannelType,
   DB,
@@ -29,6 +18,7 @@ export type {
   Guilds,
   MemberRoles,
   MessageAttachments,
+  MessageMentions,
   Messages,
   Roles,
   Sessions,
@@ -36,36 +26,14 @@ export type {
   UserStatus,
   Users,
 } from '../codegen/db.ts'
-
-/** A user as every user-returning function returns it: never `password_hash` or `mfa_secret`. */
-export type User = Omit<Selectable<Users>, 'password_hash' | 'mfa_secret'>
-/** What {@link findUserCredentials} returns: the only read of the secret columns. */
-export interface UserCredentials {
-  id: string
-  password_hash: string | null
-  mfa_secret: string | null
-}
-/** A session (refresh token). `token_hash` is left out: the caller already holds it. */
-export type Session = Omit<Selectable<Sessions>, 'token_hash'>
-/** A guild (server). */
-export type Guild = Selectable<Guilds>
-/** A user's membership of a guild. */
-export type GuildMember = Selectable<GuildMembers>
-/** A guild role; `permissions` is a 64-bit `bigint` bitfield of {@link Permissions} flags. */
-export type Role = Selectable<Roles>
-/** A role assignment: `role_id` held by `user_id` in `guild_id`. */
-export type MemberRole = Selectable<MemberRoles>
-/** A channel: a guild text/voice channel, or (type `'dm'`, no guild) the channel of a DM. */
-export type Channel = Selectable<Channels>
-/** Membership of a private channel. */
-export type ChannelMember = Selectable<ChannelMembers>
-/** A message. The internal full-text column `search` is not part of it. */
-export type Message = Omit<Selectable<Messages>, 'search'>
-/** A file attached to a message (the object lives under `s3_key`); `size` is a `bigint`. */
-export type Attachment = Selectable<MessageAttachments>
-/** A 1:1 DM: its id is also its channel id; `user_a < user_b`. */
-export type DmChannel = Selectable<DmChannels>
-/** A DM participant and their read marker. */
-export type DmParticipant = Selectable<DmParticipants>
-/** One direction of a relation: `(user_id → friend_id, status)`; accepted friendships have both directions. */
-export type Friendship = Selectable<Friendships>
+export type { Attachment } from './repositories/attachments.ts'
+export type { Channel, ChannelMember } from './repositories/channels.ts'
+export type { DmChannel, DmParticipant } from './repositories/dms.ts'
+export type { Friendship } from './repositories/friendships.ts'
+export type { Guild } from './repositories/guilds.ts'
+export type { GuildMember } from './repositories/members.ts'
+export type { Message, MessageMention } from './repositories/messages.ts'
+export type { MemberRole, Role } from './repositories/roles.ts'
+export type { Session } from './repositories/sessions.ts'
+export type { User, UserCredentials } from './repositories/users.ts'
+export type { Projection, SecretColumn } from './sql/columns.ts'

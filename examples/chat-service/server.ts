@@ -13,17 +13,23 @@
  *   GET    /channels/:id/messages    ?before=&after=&limit=             → 200 { messages }
  *   GET    /channels/:id/events      (text/event-stream)                → message_created, …
  *   GET    /search                   ?q=&guild_id=&before=&limit=       → 200 { messages }
+ *   GET    /guilds                                                      → 200 { guilds }
+ *   GET    /users/:id                                                   → 200 { user: { id, username, display_name } }
+ *   GET    /  /app.js  /style.css    the web chat page (public/, no build step)
  *
- * Everything but /register and /login needs `Authorization: Bearer <token>`.
+ * Everything but /register, /login and the page needs `Authorization: Bearer <token>`.
  * Login attempts are rate-limited per client address (429 + Retry-After).
- * Messages are fanned out through Redis pub/sub, so any number of service
- * instances can serve the same channel's event streams; each instance holds one
- * subscriber connection and one Redis subscription per channel it streams.
+ * With Redis, messages are fanned out through Redis pub/sub, so any number of
+ * service instances can serve the same channel's event streams; each instance
+ * holds one subscriber connection and one Redis subscription per channel it
+ * streams. Without Redis (no `redis` option) it runs in single-process mode:
+ * events fan out inside this process and login limiting counts in memory.
  *
  * In your own service, import from 'guildstore' instead of '../../src/index.ts'.
  */
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Redis } from 'ioredis'
@@ -52,6 +58,7 @@ import {
   hasPermission,
   InvalidInputError,
   listChannelMessages,
+  listGuildsForUser,
   listVisibleChannels,
   NotFoundError,
   Permissions,
@@ -65,10 +72,10 @@ import { hashPassword, verifyPassword } from './passwords.ts'
 /** Options of {@link createChatService}. */
 export interface ChatServiceOptions {
   db: Kysely<DB>
-  /** Commands and publishing. */
-  redis: Redis
-  /** A dedicated connection for subscriptions (e.g. `redis.duplicate()`). */
-  subscriber: Redis
+  /** Commands and publishing. Without it: single-process mode (events and login limits in memory). */
+  redis?: Redis
+  /** A dedicated connection for subscriptions (e.g. `redis.duplicate()`); needed with `redis`. */
+  subscriber?: Redis
   /** 0 picks a free port. */
   port: number
   /** Default `127.0.0.1`. */
@@ -83,10 +90,80 @@ export interface ChatServiceOptions {
   onError?: (error: unknown) => void
 }
 
+/** Thrown by {@link createChatService} when its port is taken. */
+export class PortInUseError extends Error {
+  override name = 'PortInUseError'
+  readonly port: number
+  constructor(port: number, host: string) {
+    super(
+      `port ${port} on ${host} is already in use (another chat example?). Set PORT to a free port, e.g. PORT=${port + 1}, or PORT=0 to pick one.`,
+    )
+    this.port = port
+  }
+}
+
+/** How the service fans out events: Redis pub/sub, or in this process. */
+interface EventBus {
+  publish(channelId: string, event: ChannelEvent): Promise<void>
+  subscribe(channelId: string, handler: (event: ChannelEvent) => void): Promise<() => Promise<void>>
+}
+
+function inProcessBus(): EventBus {
+  const handlers = new Map<string, Set<(event: ChannelEvent) => void>>()
+  return {
+    async publish(channelId, event) {
+      // Through JSON, as over Redis, so both modes hand listeners the same shapes.
+      const copy = JSON.parse(toJson(event)) as ChannelEvent
+      for (const handler of handlers.get(channelId) ?? []) handler(copy)
+    },
+    async subscribe(channelId, handler) {
+      let set = handlers.get(channelId)
+      if (!set) {
+        set = new Set()
+        handlers.set(channelId, set)
+      }
+      set.add(handler)
+      const current = set
+      return async () => {
+        current.delete(handler)
+        if (current.size === 0 && handlers.get(channelId) === current) handlers.delete(channelId)
+      }
+    },
+  }
+}
+
+/** A fixed-window counter in memory: the single-process stand-in for `createRateLimiter`. */
+function inMemoryLimiter(limit: number, windowMs: number) {
+  const windows = new Map<string, { used: number; resetAt: number }>()
+  return {
+    async consume(subject: string): Promise<{ allowed: boolean; retryAfterMs: number }> {
+      const now = Date.now()
+      for (const [key, w] of windows) if (w.resetAt <= now) windows.delete(key)
+      const window = windows.get(subject) ?? { used: 0, resetAt: now + windowMs }
+      windows.set(subject, window)
+      if (window.used >= limit) return { allowed: false, retryAfterMs: window.resetAt - now }
+      window.used += 1
+      return { allowed: true, retryAfterMs: 0 }
+    },
+    async reset(subject: string): Promise<void> {
+      windows.delete(subject)
+    },
+  }
+}
+
+const PUBLIC_DIR = new URL('./public/', import.meta.url)
+const STATIC_FILES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+}
+
 /** A running chat service. */
 export interface ChatService {
   /** `http://host:port`, without a trailing slash. */
   url: string
+  /** `redis` (events over Redis pub/sub) or `single-process` (events and login limits in memory). */
+  mode: 'redis' | 'single-process'
   /** Ends every event stream and subscription and stops the server. Leaves `db` and Redis open. */
   close(): Promise<void>
 }
@@ -192,11 +269,22 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
   const sessionTtlMs = options.sessionTtlMs ?? 30 * 24 * 60 * 60 * 1000
   const heartbeatMs = options.heartbeatMs ?? 15_000
   const onError = options.onError ?? ((error: unknown) => console.error(error))
-  const loginLimiter = createRateLimiter(redis, {
-    category: 'login',
-    limit: options.loginLimit?.limit ?? 5,
-    windowMs: options.loginLimit?.windowMs ?? 60_000,
-  })
+  const loginLimit = options.loginLimit?.limit ?? 5
+  const loginWindowMs = options.loginLimit?.windowMs ?? 60_000
+  if (redis && !subscriber)
+    throw new Error('createChatService: `subscriber` is needed with `redis`')
+  const loginLimiter = redis
+    ? createRateLimiter(redis, { category: 'login', limit: loginLimit, windowMs: loginWindowMs })
+    : inMemoryLimiter(loginLimit, loginWindowMs)
+  const bus: EventBus =
+    redis && subscriber
+      ? {
+          async publish(channelId, event) {
+            await publishChannelEvent(redis, channelId, event)
+          },
+          subscribe: (channelId, handler) => subscribeChannelEvents(subscriber, channelId, handler),
+        }
+      : inProcessBus()
 
   // --- server-sent events: one Redis subscription per channel with listeners --
   interface Stream {
@@ -215,9 +303,7 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
     if (!stream) {
       const created: Stream = {
         clients: new Set(),
-        ready: subscribeChannelEvents(subscriber, channelId, (event) =>
-          broadcast(channelId, event),
-        ),
+        ready: bus.subscribe(channelId, (event) => broadcast(channelId, event)),
       }
       streams.set(channelId, created)
       created.ready.catch(() => streams.delete(channelId))
@@ -281,6 +367,23 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
       path.length === parts.length &&
       parts.every((part, i) => part === '*' || part === path[i])
 
+    if (at('GET', 'favicon.ico')) return send(res, 204)
+    const asset = method === 'GET' ? STATIC_FILES[url.pathname] : undefined
+    if (asset) {
+      const body = await readFile(new URL(asset.file, PUBLIC_DIR))
+      res
+        .writeHead(200, {
+          'content-type': asset.type,
+          'content-length': body.length,
+          'cache-control': 'no-cache',
+          'x-content-type-options': 'nosniff',
+          'content-security-policy':
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+        })
+        .end(body)
+      return
+    }
+
     if (at('POST', 'register')) {
       const body = await readJson(req)
       const password = str(body, 'password')
@@ -338,6 +441,19 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
       return send(res, 200, { user: await findUserById(db, me.userId) })
     }
 
+    if (at('GET', 'guilds')) {
+      return send(res, 200, { guilds: await listGuildsForUser(db, me.userId) })
+    }
+
+    if (at('GET', 'users', '*')) {
+      const user = await findUserById(db, path[1] as string)
+      if (!user) throw new HttpError(404, 'user not found')
+      // A public profile: no email, no status details.
+      return send(res, 200, {
+        user: { id: user.id, username: user.username, display_name: user.display_name },
+      })
+    }
+
     if (at('POST', 'guilds')) {
       const body = await readJson(req)
       const guild = await createGuild(db, { name: str(body, 'name'), owner_id: me.userId })
@@ -391,7 +507,7 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
         content: str(body, 'content'),
         reply_to: optionalStr(body, 'reply_to'),
       })
-      await publishChannelEvent(redis, channel.id, { type: 'message_created', message })
+      await bus.publish(channel.id, { type: 'message_created', message })
       return send(res, 201, { message })
     }
 
@@ -436,13 +552,22 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
       send(res, status, { error: known?.message ?? 'internal error' }, known?.headers ?? {})
     })
   })
-  server.listen(options.port, options.host ?? '127.0.0.1')
-  await once(server, 'listening')
+  const listenHost = options.host ?? '127.0.0.1'
+  server.listen(options.port, listenHost)
+  try {
+    await once(server, 'listening')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new PortInUseError(options.port, listenHost)
+    }
+    throw error
+  }
   const { address, port } = server.address() as AddressInfo
   const host = address.includes(':') ? `[${address}]` : address
 
   return {
     url: `http://${host}:${port}`,
+    mode: redis ? 'redis' : 'single-process',
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       const stops: Promise<void>[] = []

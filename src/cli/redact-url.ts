@@ -1,5 +1,7 @@
 /**
- * Replaces the password of a connection URL with `***`; anything unparsable becomes `[redacted]`.
+ * Replaces the password of a connection URL with `***` (and the value of query
+ * parameters named like a secret); anything unparsable becomes `[redacted]`.
+ * A URL without a password is returned as it is.
  *
  * @example
  * ```ts
@@ -19,30 +21,17 @@ export function redactUrl(url: string): string {
   }
 }
 
+const URL_IN_TEXT = /\b(?:postgres|postgresql|redis|rediss):\/\/[^\s"'<>]+/gi
+
 /**
- * Makes a function that removes a URL's password (raw and percent-decoded) from any text,
- * a last guard on everything the CLI writes.
+ * Redacts every connection URL found in `text` by parsing it ({@link redactUrl}); the
+ * rest of the text is left exactly as it is. The CLI's last guard on what it prints:
+ * it never searches for a password's characters, so it cannot corrupt other words.
  *
  * @example
  * ```ts
- * const scrub = secretScrubber('postgres://app:s3cret@db/chat')
- * scrub('failed for s3cret') // 'failed for ***'
+ * redactUrlsIn('cannot reach postgres://app:pw@db/chat') // 'cannot reach postgres://app:***@db/chat'
  * ```
  */
-export function secretScrubber(url: string | undefined): (text: string) => string {
-  const secrets = new Set<string>()
-  if (url) {
-    try {
-      const parsed = new URL(url)
-      if (parsed.password) {
-        secrets.add(parsed.password)
-        secrets.add(decodeURIComponent(parsed.password))
-      }
-    } catch {
-      // Not a URL: nothing to scrub but the string itself.
-    }
-    secrets.add(url)
-  }
-  const list = [...secrets].filter((s) => s.length >= 3).sort((a, b) => b.length - a.length)
-  return (text) => list.reduce((out, secret) => out.split(secret).join('***'), text)
-}
+export const redactUrlsIn = (text: string): string =>
+  text.replace(URL_IN_TEXT, (url) => redactUrl(url))

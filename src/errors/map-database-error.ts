@@ -30,16 +30,7 @@ const CONDITION_NAMES: Record<string, string> = {
   '2201B': 'invalid_regular_expression',
 }
 
-/** Node/pg error codes and messages that mean the server or the network went away. */
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'EAI_AGAIN',
-])
+/** pg error messages (without a code) that mean the server or the network went away. */
 const CONNECTION_MESSAGES = [
   'Connection terminated',
   'timeout exceeded when trying to connect',
@@ -118,6 +109,72 @@ function redact(err: PgErrorLike & object): void {
   }
 }
 
+/** Builds the guildstore error of one SQLSTATE (or Node error code). */
+type ErrorRule = (err: PgErrorLike & Error, code: string) => GuildstoreError
+
+function invalidInput(err: PgErrorLike & Error, code: string): GuildstoreError {
+  redact(err)
+  const condition = CONDITION_NAMES[code] ?? 'data_exception'
+  return new InvalidInputError(
+    `invalid input${err.column ? ` for ${err.column}` : ''} (${code} ${condition})`,
+    { ...(err.column ? { field: err.column } : {}), cause: err },
+  )
+}
+
+/** A rule for an integrity violation (class 23): reads the key columns, then redacts. */
+function integrity(
+  make: (
+    err: PgErrorLike & Error,
+    code: string,
+    where: string,
+    columns: string[] | undefined,
+  ) => GuildstoreError,
+): ErrorRule {
+  return (err, code) => {
+    const columns = keyColumns(err.detail) ?? (err.column ? [err.column] : undefined)
+    redact(err)
+    return make(err, code, err.constraint ? ` "${err.constraint}"` : '', columns)
+  }
+}
+
+const details = (err: PgErrorLike & Error, columns: string[] | undefined) => ({
+  constraint: err.constraint,
+  table: err.table,
+  columns,
+  cause: err,
+})
+
+const uniqueViolation = integrity(
+  (err, _code, where, columns) =>
+    new UniqueViolationError(
+      `duplicate value violates unique constraint${where}${columns ? ` on (${columns.join(', ')})` : ''}`,
+      details(err, columns),
+    ),
+)
+const foreignKeyViolation = integrity(
+  (err, _code, where, columns) =>
+    new ForeignKeyViolationError(
+      `foreign key constraint${where} refused the change`,
+      details(err, columns),
+    ),
+)
+const checkViolation = integrity(
+  (err, code, where, columns) =>
+    new CheckViolationError(
+      code === '23502'
+        ? `null value in column "${err.column ?? '?'}" is not allowed`
+        : `check constraint${where} refused the row`,
+      details(err, columns),
+    ),
+)
+const otherIntegrityViolation = integrity(
+  (err, code, where) =>
+    new ConflictError(`integrity constraint${where} refused the change (${code})`, {
+      reason: 'integrity',
+      cause: err,
+    }),
+)
+
 /** `database unavailable (ECONNREFUSED 127.0.0.1:5432)`: the cause and, when known, where. */
 function databaseUnavailableMessage(code: string | undefined, err: PgErrorLike & Error): string {
   const target = connectionTarget(err as NetErrorLike)
@@ -125,13 +182,70 @@ function databaseUnavailableMessage(code: string | undefined, err: PgErrorLike &
   return `database unavailable (${what}${target ? ` ${target}` : ''})`
 }
 
+/** A rule for a lost or refusing server: {@link DatabaseUnavailableError}, with `message` or a generic one. */
+function unavailable(message?: string): ErrorRule {
+  return (err, code) => unavailableError(err, code, message)
+}
+
+function unavailableError(
+  err: PgErrorLike & Error,
+  code: string | undefined,
+  message?: string,
+): DatabaseUnavailableError {
+  return new DatabaseUnavailableError(
+    message ??
+      (err.message?.includes('timeout exceeded when trying to connect')
+        ? 'timed out acquiring a database connection from the pool'
+        : databaseUnavailableMessage(code, err)),
+    { sqlState: code, cause: err },
+  )
+}
+
+const aborted = (code: string) =>
+  unavailable(`transaction aborted by a concurrent one (${code}); retry it`)
+
+/**
+ * SQLSTATE (and Node error code) → guildstore error: an exact code first,
+ * then its two-character class. Anything else with a SQLSTATE is a {@link QueryError}.
+ */
+const BY_CODE: Readonly<Record<string, ErrorRule>> = {
+  '23505': uniqueViolation,
+  '23503': foreignKeyViolation,
+  '23514': checkViolation,
+  '23502': checkViolation,
+  '23P01': checkViolation,
+  '57P01': unavailable(), // admin_shutdown
+  '57P02': unavailable(), // crash_shutdown
+  '57P03': unavailable(), // cannot_connect_now
+  '53300': unavailable(), // too_many_connections
+  '57014': unavailable('statement cancelled (statement_timeout or cancel request)'),
+  '40001': aborted('40001'), // serialization_failure
+  '40P01': aborted('40P01'), // deadlock_detected
+  '55P03': unavailable(), // lock_not_available
+  '25P03': unavailable(), // idle_in_transaction_session_timeout
+  ECONNREFUSED: unavailable(),
+  ECONNRESET: unavailable(),
+  EPIPE: unavailable(),
+  ETIMEDOUT: unavailable(),
+  ENOTFOUND: unavailable(),
+  EHOSTUNREACH: unavailable(),
+  EAI_AGAIN: unavailable(),
+}
+const BY_CLASS: Readonly<Record<string, ErrorRule>> = {
+  '22': invalidInput, // data_exception
+  '23': otherIntegrityViolation, // integrity_constraint_violation
+  '08': unavailable(), // connection_exception
+}
+
 /**
  * Maps anything a query threw to guildstore's error tree. The one place where
- * SQLSTATE codes are read: class 22 → {@link InvalidInputError}, 23505 →
- * {@link UniqueViolationError}, 23503 → {@link ForeignKeyViolationError},
- * 23514/23502 → {@link CheckViolationError}, connection loss, admin shutdown,
- * timeouts, serialization failures → {@link DatabaseUnavailableError}, any
- * other SQLSTATE → {@link QueryError}. A {@link GuildstoreError} passes through.
+ * SQLSTATE codes are read (the tables `BY_CODE` and `BY_CLASS`): class 22 →
+ * {@link InvalidInputError}, 23505 → {@link UniqueViolationError}, 23503 →
+ * {@link ForeignKeyViolationError}, 23514/23502 → {@link CheckViolationError},
+ * connection loss, admin shutdown, timeouts, serialization failures →
+ * {@link DatabaseUnavailableError}, any other SQLSTATE → {@link QueryError}.
+ * A {@link GuildstoreError} passes through. Values (constraint details, quoted
+ * input) are redacted from the kept `cause`.
  *
  * @example
  * ```ts
@@ -146,69 +260,16 @@ export function mapDatabaseError(error: unknown): GuildstoreError {
   const err = error as PgErrorLike & Error
   const code = typeof err.code === 'string' ? err.code : undefined
   const isSqlState = code !== undefined && /^[0-9A-Z]{5}$/.test(code)
-
-  if (isSqlState && code.startsWith('22')) {
-    redact(err)
-    const condition = CONDITION_NAMES[code] ?? 'data_exception'
-    return new InvalidInputError(
-      `invalid input${err.column ? ` for ${err.column}` : ''} (${code} ${condition})`,
-      { ...(err.column ? { field: err.column } : {}), cause: err },
-    )
+  if (code !== undefined) {
+    const rule =
+      (Object.hasOwn(BY_CODE, code) ? BY_CODE[code] : undefined) ??
+      (isSqlState && Object.hasOwn(BY_CLASS, code.slice(0, 2))
+        ? BY_CLASS[code.slice(0, 2)]
+        : undefined)
+    if (rule) return rule(err, code)
   }
-  if (isSqlState && code.startsWith('23')) {
-    const columns = keyColumns(err.detail) ?? (err.column ? [err.column] : undefined)
-    redact(err)
-    const details = { constraint: err.constraint, table: err.table, columns, cause: err }
-    const where = err.constraint ? ` "${err.constraint}"` : ''
-    if (code === '23505') {
-      return new UniqueViolationError(
-        `duplicate value violates unique constraint${where}${columns ? ` on (${columns.join(', ')})` : ''}`,
-        details,
-      )
-    }
-    if (code === '23503') {
-      return new ForeignKeyViolationError(
-        `foreign key constraint${where} refused the change`,
-        details,
-      )
-    }
-    if (code === '23514' || code === '23502' || code === '23P01') {
-      return new CheckViolationError(
-        code === '23502'
-          ? `null value in column "${err.column ?? '?'}" is not allowed`
-          : `check constraint${where} refused the row`,
-        details,
-      )
-    }
-    return new ConflictError(`integrity constraint${where} refused the change (${code})`, {
-      reason: 'integrity',
-      cause: err,
-    })
-  }
-  if (
-    (isSqlState &&
-      (code.startsWith('08') ||
-        code === '57P01' ||
-        code === '57P02' ||
-        code === '57P03' ||
-        code === '53300' ||
-        code === '57014' ||
-        code === '40001' ||
-        code === '40P01' ||
-        code === '55P03' ||
-        code === '25P03')) ||
-    (code !== undefined && CONNECTION_CODES.has(code)) ||
-    (!isSqlState && CONNECTION_MESSAGES.some((m) => err.message?.includes(m)))
-  ) {
-    const message =
-      code === '57014'
-        ? 'statement cancelled (statement_timeout or cancel request)'
-        : code === '40001' || code === '40P01'
-          ? `transaction aborted by a concurrent one (${code}); retry it`
-          : err.message?.includes('timeout exceeded when trying to connect')
-            ? 'timed out acquiring a database connection from the pool'
-            : databaseUnavailableMessage(code, err)
-    return new DatabaseUnavailableError(message, { sqlState: code, cause: err })
+  if (!isSqlState && CONNECTION_MESSAGES.some((m) => err.message?.includes(m))) {
+    return unavailableError(err, code)
   }
   if (isSqlState) {
     return new QueryError(`${err.message ?? 'query failed'} (${code})`, {

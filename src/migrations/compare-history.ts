@@ -1,4 +1,4 @@
-import type { HistoryRow } from './history-table.ts'
+import type { HistoryRow, MigrationSet } from './history-table.ts'
 import type { MigrationFile } from './migration-files.ts'
 import type { MigrationInfo } from './migration-info.ts'
 
@@ -14,17 +14,22 @@ export const historyFileName = (row: { version: number; name: string }): string 
   `${String(row.version).padStart(4, '0')}_${row.name}.sql`
 
 /**
- * Joins the files and the history into one list, by version: `applied`, `pending`,
- * `changed` (checksum differs) or `missing` (recorded, no file).
+ * Joins one set's files and its history rows into one list, by version: `applied`,
+ * `pending`, `changed` (checksum differs) or `missing` (recorded, no file). History
+ * rows of the other set are ignored.
  *
  * @example
  * ```ts
- * compareHistory(files, history).filter((m) => m.state === 'pending')
+ * compareHistory('host', files, history).filter((m) => m.state === 'pending')
  * ```
  */
-export function compareHistory(files: MigrationFile[], history: HistoryRow[]): MigrationInfo[] {
+export function compareHistory(
+  set: MigrationSet,
+  files: MigrationFile[],
+  history: HistoryRow[],
+): MigrationInfo[] {
   const fileByVersion = new Map(files.map((f) => [f.version, f]))
-  const rowByVersion = new Map(history.map((r) => [r.version, r]))
+  const rowByVersion = new Map(history.filter((r) => r.set === set).map((r) => [r.version, r]))
   const versions = [...new Set([...fileByVersion.keys(), ...rowByVersion.keys()])].sort(
     (a, b) => a - b,
   )
@@ -33,6 +38,7 @@ export function compareHistory(files: MigrationFile[], history: HistoryRow[]): M
     const row = rowByVersion.get(version)
     if (file && !row) {
       return {
+        set,
         version,
         name: file.name,
         file: file.file,
@@ -42,6 +48,7 @@ export function compareHistory(files: MigrationFile[], history: HistoryRow[]): M
     }
     if (!file && row) {
       return {
+        set,
         version,
         name: row.name,
         file: historyFileName(row),
@@ -54,6 +61,7 @@ export function compareHistory(files: MigrationFile[], history: HistoryRow[]): M
     const f = file!
     const r = row!
     return {
+      set,
       version,
       name: f.name,
       file: f.file,

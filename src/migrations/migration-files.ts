@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Dirent } from 'node:fs'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { countStatements } from './count-statements.ts'
 import { MigrationFileError } from './migration-errors.ts'
@@ -24,6 +24,8 @@ export interface MigrationFile {
 
 /** `NNNN_name.sql`: four or more digits, an underscore, lowercase letters, digits and underscores. */
 export const MIGRATION_FILE_PATTERN = /^(\d{4,})_([a-z0-9][a-z0-9_]*)\.sql$/
+/** The largest version a history row can hold (PostgreSQL `integer`). */
+export const MAX_MIGRATION_VERSION = 2_147_483_647
 const DIRECTIVE = /^--\s*guildstore:no-transaction\s*$/i
 const DIRECTIVE_ANYWHERE = /^\s*--\s*guildstore:no-transaction\b/im
 
@@ -31,8 +33,10 @@ const DIRECTIVE_ANYWHERE = /^\s*--\s*guildstore:no-transaction\b/im
  * Reads and validates the `.sql` files of a migrations directory, sorted by number.
  * Files not ending in `.sql` are ignored.
  *
- * @throws MigrationFileError for a `.sql` file not named `NNNN_name.sql`, two files
- *   with one number, a misplaced directive, or a no-transaction file with more than one statement.
+ * @throws MigrationFileError for a `.sql` file not named `NNNN_name.sql`, a number above
+ *   {@link MAX_MIGRATION_VERSION}, two files with one number, a file that cannot be read
+ *   (a dangling symlink, a directory), a misplaced directive, or a no-transaction file with
+ *   more than one statement. Nothing has run when it is thrown.
  * @example
  * ```ts
  * const files = await readMigrationFiles('./migrations')
@@ -59,6 +63,15 @@ export async function readMigrationFiles(directory: string): Promise<MigrationFi
       { files: badNames },
     )
   }
+  const tooLarge = sqlNames
+    .filter((name) => Number(MIGRATION_FILE_PATTERN.exec(name)![1]) > MAX_MIGRATION_VERSION)
+    .sort()
+  if (tooLarge.length > 0) {
+    throw new MigrationFileError(
+      `migration number${tooLarge.length > 1 ? 's' : ''} above ${MAX_MIGRATION_VERSION}: ${tooLarge.join(', ')}`,
+      { files: tooLarge },
+    )
+  }
   const byVersion = new Map<number, string[]>()
   for (const name of sqlNames) {
     const version = Number(MIGRATION_FILE_PATTERN.exec(name)![1])
@@ -78,7 +91,16 @@ export async function readMigrationFiles(directory: string): Promise<MigrationFi
   for (const file of sqlNames) {
     const [, digits, name] = MIGRATION_FILE_PATTERN.exec(file)!
     const path = join(directory, file)
-    const bytes = await readFile(path)
+    let bytes: Buffer
+    try {
+      if (!(await stat(path)).isFile()) throw new Error('not a regular file')
+      bytes = await readFile(path)
+    } catch (err) {
+      throw new MigrationFileError(
+        `${file}: cannot read the migration file (${(err as { code?: string }).code ?? (err as Error).message}; a dangling symlink or not a file?)`,
+        { files: [file], cause: err },
+      )
+    }
     const sql = bytes.toString('utf8').replace(/^\uFEFF/, '')
     const [firstLine = '', ...rest] = sql.split(/\r?\n/)
     const noTransaction = DIRECTIVE.test(firstLine.trim())

@@ -1,3 +1,5 @@
+import type { MigrationSet } from './history-table.ts'
+
 /**
  * Where a migration stands against a database: `applied` (recorded, file unchanged),
  * `pending` (file not applied yet), `changed` (recorded, but the file's checksum differs),
@@ -7,6 +9,8 @@ export type MigrationState = 'applied' | 'pending' | 'changed' | 'missing'
 
 /** One migration as {@link migrationStatus} and {@link runMigrations} report it. */
 export interface MigrationInfo {
+  /** Which set it belongs to: guildstore's own shipped files, or the host's directory. */
+  set: MigrationSet
   /** The file's number, e.g. `2` for `0002_add_foo.sql`. */
   version: number
   /** The name part of the file, e.g. `add_foo`. */

@@ -1,21 +1,26 @@
 import type pg from 'pg'
 import { mapDatabaseError } from '../errors/map-database-error.ts'
+import { quoteSchema } from '../pool/create-pool.ts'
 import { compareHistory } from './compare-history.ts'
-import { defaultMigrationsDirectory } from './default-directory.ts'
-import { ensureHistoryTable, readHistory, recordMigration } from './history-table.ts'
+import {
+  ensureHistoryTable,
+  isRecorded,
+  type MigrationSet,
+  readHistory,
+  recordMigration,
+} from './history-table.ts'
 import {
   MigrationChecksumError,
   MigrationFailedError,
   MigrationMissingError,
 } from './migration-errors.ts'
-import { type MigrationFile, readMigrationFiles } from './migration-files.ts'
+import type { MigrationFile } from './migration-files.ts'
 import type { MigrationInfo, MigrationLogger } from './migration-info.ts'
-import { acquireMigrationLock, releaseMigrationLock } from './migration-lock.ts'
+import { acquireMigrationLock, MIGRATION_FILE_LOCK_KEY } from './migration-lock.ts'
+import { loadMigrationSets, type MigrationSetOptions } from './migration-sets.ts'
 
 /** Options of {@link runMigrations}. */
-export interface RunMigrationsOptions {
-  /** The migrations directory; defaults to the package's own `migrations/`. */
-  directory?: string
+export interface RunMigrationsOptions extends MigrationSetOptions {
   /** Gets one `info` line per applied file (with its duration). Nothing is logged without it. */
   logger?: MigrationLogger
   /** How long to wait for another runner's lock, in ms; `0` or absent waits as long as it takes. */
@@ -47,27 +52,52 @@ function failure(file: MigrationFile, error: unknown): MigrationFailedError {
   )
 }
 
+interface Step {
+  schema: string
+  set: MigrationSet
+  file: MigrationFile
+}
+
+/**
+ * Applies one file with its history row. guildstore's files run with `search_path` set to
+ * the schema; the host's with the connection's own. Returns `undefined` when another
+ * runner recorded it first (checked under the per-file lock, in the file's transaction).
+ */
 async function applyOne(
   client: pg.PoolClient,
-  file: MigrationFile,
-): Promise<{ appliedAt: Date; durationMs: number }> {
+  { schema, set, file }: Step,
+): Promise<{ appliedAt: Date; durationMs: number } | undefined> {
+  const searchPath = `${quoteSchema(schema)}`
   const started = performance.now()
   if (file.noTransaction) {
+    // One statement that cannot run in a transaction (CREATE INDEX CONCURRENTLY): it runs
+    // alone, on this session, right after the session's search_path is set.
+    if (await isRecorded(client, schema, set, file.version)) return undefined
+    if (set === 'guildstore') await client.query(`SET search_path = ${searchPath}`)
     try {
       await client.query(file.sql)
     } catch (err) {
       throw failure(file, err)
+    } finally {
+      if (set === 'guildstore') await client.query('RESET search_path').catch(() => {})
     }
     const durationMs = Math.round(performance.now() - started)
-    const appliedAt = await recordMigration(client, { ...file, durationMs })
+    const appliedAt = await recordMigration(client, schema, { set, ...file, durationMs })
     return { appliedAt, durationMs }
   }
   try {
     await client.query('BEGIN')
+    // Waits for a file still running in a dead runner's transaction, then re-checks.
+    await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_FILE_LOCK_KEY])
+    if (await isRecorded(client, schema, set, file.version)) {
+      await client.query('ROLLBACK')
+      return undefined
+    }
+    if (set === 'guildstore') await client.query(`SET LOCAL search_path = ${searchPath}`)
     // No parameters: sent as one simple query, so a file may hold many statements.
     await client.query(file.sql)
     const durationMs = Math.round(performance.now() - started)
-    const appliedAt = await recordMigration(client, { ...file, durationMs })
+    const appliedAt = await recordMigration(client, schema, { set, ...file, durationMs })
     await client.query('COMMIT')
     return { appliedAt, durationMs }
   } catch (err) {
@@ -77,12 +107,39 @@ async function applyOne(
 }
 
 /**
- * Applies every pending migration, in order, each in its own transaction with its
- * history row (a `-- guildstore:no-transaction` file runs alone, outside one).
- * Concurrent runners wait for each other on a session-level advisory lock, so each
- * file is applied exactly once. Before anything runs, every applied file must still
- * exist with its recorded checksum.
+ * Pins `search_path` of guildstore's functions (`guildstore_…` in the schema) to the
+ * schema, so a trigger such as `guildstore_delete_dm_channel` finds guildstore's
+ * `channels` whatever the calling session's `search_path` is (a host's own connection
+ * deleting a user, a cascade). Only functions without a pinned `search_path` are touched,
+ * and not `LANGUAGE sql` ones: a SET clause stops their inlining and costs per call
+ * (`guildstore_uuidv7()`, the id default, went from ~14 to ~38 µs); guildstore's SQL
+ * functions use only `pg_catalog` or qualify their names.
+ */
+async function pinFunctionSearchPath(client: pg.PoolClient, schema: string): Promise<void> {
+  const { rows } = await client.query<{ statement: string }>(
+    `SELECT format('ALTER FUNCTION %I.%I(%s) SET search_path = %I',
+                   n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), n.nspname) AS statement
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = $1 AND p.proname LIKE 'guildstore\\_%' AND p.prokind IN ('f', 'p')
+        AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'sql')
+        AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')`,
+    [schema],
+  )
+  for (const { statement } of rows) await client.query(statement)
+}
+
+/**
+ * Applies every pending migration of both sets in one run, under one lock: guildstore's
+ * own files first (with `search_path` set to the schema, so they install there
+ * unchanged), then the host's (`hostDirectory`, with the connection's own `search_path`;
+ * they reference guildstore's tables as `<schema>.users`). Each file runs in its own
+ * transaction with its history row (a `-- guildstore:no-transaction` file runs alone,
+ * outside one). Concurrent runners wait for each other on a transaction-level advisory
+ * lock that cannot outlive a runner, even through a transaction-mode pooler, so each
+ * file is applied exactly once. Before anything runs, every applied file of both sets
+ * must still exist with its recorded checksum; a 0.1.0 history is upgraded in place.
  *
+ * @throws InvalidInputError for an invalid schema name.
  * @throws MigrationFileError for badly named, duplicate or invalid files (before connecting).
  * @throws MigrationChecksumError when an applied file was edited; nothing is applied.
  * @throws MigrationMissingError when an applied file is gone; nothing is applied.
@@ -91,7 +148,7 @@ async function applyOne(
  * @throws DatabaseUnavailableError when the database cannot be reached.
  * @example
  * ```ts
- * const { applied } = await runMigrations(pool, { logger: console })
+ * const { applied } = await runMigrations(pool, { schema: 'chat', hostDirectory: './migrations', logger: console })
  * console.log(`${applied.length} migrations applied`)
  * ```
  */
@@ -99,61 +156,79 @@ export async function runMigrations(
   pool: pg.Pool,
   options: RunMigrationsOptions = {},
 ): Promise<{ applied: MigrationInfo[] }> {
-  const files = await readMigrationFiles(options.directory ?? defaultMigrationsDirectory())
+  const { schema, sets } = await loadMigrationSets(pool, options)
+  const lock = await acquireMigrationLock(pool, options)
   let client: pg.PoolClient
   try {
     client = await pool.connect()
   } catch (err) {
+    await lock.release()
     throw mapDatabaseError(err)
   }
   // The client stays checked out for the whole run, where the pool does not listen
-  // for its errors: a connection lost between two queries (e.g. while polling the
-  // lock) would be an unhandled 'error' event. The next query fails instead, and the
-  // client is never reused (released with an error below).
+  // for its errors: a connection lost between two queries would be an unhandled
+  // 'error' event. The next query fails instead, and the client is never reused.
   client.on('error', () => {})
-  let locked = false
   let broken: Error | undefined
   try {
-    await acquireMigrationLock(client, options)
-    locked = true
-    await ensureHistoryTable(client)
-    const status = compareHistory(files, await readHistory(client))
+    const guildstoreFiles = sets[0]!.files
+    await client.query('BEGIN')
+    try {
+      await ensureHistoryTable(client, schema, guildstoreFiles)
+      await client.query('COMMIT')
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw err
+    }
+    const history = await readHistory(client, schema, guildstoreFiles)
+    const status = sets.flatMap((s) => compareHistory(s.set, s.files, history))
     const changed = status.filter((m) => m.state === 'changed').map((m) => m.file)
     if (changed.length > 0) throw new MigrationChecksumError(changed)
     const missing = status.filter((m) => m.state === 'missing').map((m) => m.file)
     if (missing.length > 0) throw new MigrationMissingError(missing)
 
-    const pending = new Set(status.filter((m) => m.state === 'pending').map((m) => m.version))
+    const pending = new Set(
+      status.filter((m) => m.state === 'pending').map((m) => `${m.set}/${m.version}`),
+    )
     const applied: MigrationInfo[] = []
-    for (const file of files) {
-      if (!pending.has(file.version)) continue
-      const { appliedAt, durationMs } = await applyOne(client, file)
-      options.logger?.info(`applied ${file.file} (${durationMs} ms)`, {
-        version: file.version,
-        name: file.name,
-        file: file.file,
-        durationMs,
-      })
-      applied.push({
-        version: file.version,
-        name: file.name,
-        file: file.file,
-        checksum: file.checksum,
-        state: 'applied',
-        appliedAt,
-        durationMs,
-      })
+    for (const { set, files } of sets) {
+      for (const file of files) {
+        if (!pending.has(`${set}/${file.version}`)) continue
+        const done = await applyOne(client, { schema, set, file })
+        if (!done) continue
+        const { appliedAt, durationMs } = done
+        options.logger?.info(
+          `applied ${set === 'host' ? 'host ' : ''}${file.file} (${durationMs} ms)`,
+          { set, version: file.version, name: file.name, file: file.file, durationMs },
+        )
+        applied.push({
+          set,
+          version: file.version,
+          name: file.name,
+          file: file.file,
+          checksum: file.checksum,
+          state: 'applied',
+          appliedAt,
+          durationMs,
+        })
+      }
+      if (set === 'guildstore') {
+        await client.query('BEGIN')
+        try {
+          await pinFunctionSearchPath(client, schema)
+          await client.query('COMMIT')
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {})
+          throw err
+        }
+      }
     }
     return { applied }
   } catch (err) {
     broken = err instanceof Error ? err : undefined
     throw mapDatabaseError(err)
   } finally {
-    if (locked) {
-      await releaseMigrationLock(client).catch((err: Error) => {
-        broken ??= err
-      })
-    }
+    await lock.release()
     // The migrations may have changed session settings: never hand this connection back.
     client.release(broken ?? true)
   }

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { assertObject, assertOptionalUuid, assertUuid } from '../validation/validate.ts'
+import { prepareQuery } from '../sql/index.ts'
+import { assertObject, assertOptionalUuid, assertUuid } from '../validation/index.ts'
 import {
   channelMembershipJoinSql,
   channelPermissionsSql,
@@ -10,18 +10,21 @@ import {
 } from './access-sql.ts'
 
 /** Guild-level permissions: one row, 0 when the user is not a member. */
-const guildPermissions = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db.selectNoFrom(
-    sql<bigint>`coalesce((
+const guildPermissions = prepareQuery(
+  'permissions.in_guild',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db.selectNoFrom(
+      sql<bigint>`coalesce((
       select ${guildPermissionsSql}
       from ${memberContextSql}
       where gm.guild_id = ${p.guild_id}::uuid and gm.user_id = ${p.user_id}::uuid
     ), 0::int8)`.as('permissions'),
-  ),
+    ),
 )
 
 /** Channel-level permissions: 0 when not a member or the channel is not one of the guild's. */
 const channelPermissions = prepareQuery(
+  'permissions.in_channel',
   (db, p: { guild_id: string; user_id: string; channel_id: string }) =>
     db.selectNoFrom(
       sql<bigint>`coalesce((

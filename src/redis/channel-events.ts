@@ -1,9 +1,15 @@
-import type { Redis } from 'ioredis'
-import type { ChannelEvent, EventHandler, EventMessage, SubscribeOptions } from './event-types.ts'
+import type { RedisClient } from './client.ts'
+import type {
+  ChannelEvent,
+  EventHandler,
+  EventMessage,
+  PublishOptions,
+  SubscribeOptions,
+} from './event-types.ts'
 import { channelEventProblem, encodeEvent, eventDecoder } from './event-validation.ts'
 import { channelsFor } from './keys.ts'
-import { type NamespaceOptions, resolveNamespace } from './namespace.ts'
-import { subscribeDecoded } from './subscription-registry.ts'
+import { resolveNamespace } from './namespace.ts'
+import { publishPayload, subscribeDecoded } from './subscription-registry.ts'
 import { assertKeyPart } from './validate.ts'
 
 /**
@@ -14,8 +20,13 @@ import { assertKeyPart } from './validate.ts'
  * as Date and bigint.
  *
  * @returns How many subscriber connections received it.
+ * On a Redis Cluster client it is sent with `SPUBLISH` (sharded pub/sub): the
+ * channel's shard carries it, so event traffic spreads over the shards.
+ *
  * @throws {InvalidInputError} When `channel_id` is malformed, the event lacks a
  * required field, is not of a known type, or belongs to another channel.
+ * @throws {PayloadTooLargeError} When the encoded event is over `maxPayloadBytes` (nothing is sent).
+ * @throws {RedisUnavailableError} When Redis fails or the call times out.
  * @example
  * ```ts
  * const message = await createMessage(db, { channel_id, author_id, content })
@@ -23,14 +34,15 @@ import { assertKeyPart } from './validate.ts'
  * ```
  */
 export async function publishChannelEvent<M extends EventMessage = EventMessage>(
-  redis: Redis,
+  redis: RedisClient,
   channel_id: string,
   event: ChannelEvent<M>,
-  options?: NamespaceOptions,
+  options?: PublishOptions,
 ): Promise<number> {
   assertKeyPart(channel_id, 'channel_id')
   const payload = encodeEvent(event, channelEventProblem(event, channel_id))
-  return redis.publish(channelsFor(resolveNamespace(redis, options)).channel(channel_id), payload)
+  const channel = channelsFor(resolveNamespace(redis, options)).channel(channel_id)
+  return publishPayload(redis, 'publishChannelEvent', channel, payload, options)
 }
 
 /**
@@ -41,6 +53,7 @@ export async function publishChannelEvent<M extends EventMessage = EventMessage>
  *
  * @returns A function that unsubscribes; delivery stops as soon as it is called.
  * @throws {InvalidInputError} When `channel_id` is malformed.
+ * @throws {RedisUnavailableError} When Redis fails or the call times out.
  * @example
  * ```ts
  * const subscriber = redis.duplicate()
@@ -51,7 +64,7 @@ export async function publishChannelEvent<M extends EventMessage = EventMessage>
  * ```
  */
 export async function subscribeChannelEvents<M extends EventMessage = EventMessage>(
-  subscriber: Redis,
+  subscriber: RedisClient,
   channel_id: string,
   handler: EventHandler<ChannelEvent<M>>,
   options?: SubscribeOptions,

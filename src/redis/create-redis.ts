@@ -1,14 +1,17 @@
-import { type RedisOptions as IORedisOptions, Redis } from 'ioredis'
+import {
+  Cluster,
+  type ClusterNode,
+  type ClusterOptions,
+  type RedisOptions as IORedisOptions,
+  Redis,
+} from 'ioredis'
+import { InvalidInputError } from '../errors/index.ts'
+import { MAX_PAYLOAD_OPTION, TIMEOUT_OPTION } from './client.ts'
 import { NAMESPACE_OPTION } from './namespace.ts'
-import { assertNamespace } from './validate.ts'
+import { assertNamespace, assertPositiveInteger } from './validate.ts'
 
-/** Options of {@link createRedis}: every ioredis option, plus a URL, a namespace and an error hook. */
-export interface RedisOptions extends IORedisOptions {
-  /**
-   * `redis://[user:pass@]host:port/db` or `rediss://…`. Default: `REDIS_URL`,
-   * else `redis://127.0.0.1:6379` — unless `host`, `port`, `path` or `sentinels` is given.
-   */
-  url?: string | undefined
+/** Settings of guildstore's helpers, shared by {@link RedisOptions} and {@link RedisClusterOptions}. */
+export interface GuildstoreRedisSettings {
   /**
    * Prefix of every key and channel name guildstore's helpers use with this
    * client (`<namespace>:session:…`), so several apps can share one Redis.
@@ -20,6 +23,51 @@ export interface RedisOptions extends IORedisOptions {
    * reconnects by itself either way and the process never crashes on it. Default: ignore.
    */
   onError?: ((error: Error) => void) | undefined
+  /**
+   * Longest time, in milliseconds, one call of a Redis helper (IP blocks, OIDC
+   * state, session cache, publish, subscribe) may take before it fails with
+   * `RedisUnavailableError` (`reason: 'TIMEOUT'`). Default 5000; `0` waits as
+   * long as ioredis does. The rate limiter has its own `timeoutMs`.
+   */
+  timeoutMs?: number | undefined
+  /**
+   * Largest encoded pub/sub payload, in bytes, the publish helpers send;
+   * a larger one is refused with `PayloadTooLargeError` before anything is sent.
+   * Default 1 MiB (`DEFAULT_MAX_PAYLOAD_BYTES`). Keep it well under Redis'
+   * `client-output-buffer-limit pubsub` (32 MB hard, 8 MB for 60 s by default).
+   */
+  maxPayloadBytes?: number | undefined
+}
+
+/** One node of a Redis Cluster to start from (any of them; the client discovers the rest). */
+export interface RedisClusterNode {
+  host: string
+  port: number
+}
+
+/**
+ * Options of {@link createRedis} for a Redis Cluster: startup nodes, guildstore's
+ * settings, per-node ioredis options (`redisOptions`: password, TLS…) and any
+ * other ioredis `ClusterOptions`.
+ */
+export interface RedisClusterOptions extends GuildstoreRedisSettings {
+  /** Startup nodes of the cluster: at least one. */
+  cluster: RedisClusterNode[]
+  /** ioredis options of every node connection (`password`, `username`, `tls`…). */
+  redisOptions?: IORedisOptions | undefined
+  /** Other ioredis cluster options (`scaleReads`, `natMap`, …). */
+  clusterOptions?: Omit<ClusterOptions, 'redisOptions'> | undefined
+}
+
+/** Options of {@link createRedis} for one server: every ioredis option, plus a URL and guildstore's settings. */
+export interface RedisOptions extends IORedisOptions, GuildstoreRedisSettings {
+  /**
+   * `redis://[user:pass@]host:port/db` or `rediss://…`. Default: `REDIS_URL`,
+   * else `redis://127.0.0.1:6379` — unless `host`, `port`, `path` or `sentinels` is given.
+   */
+  url?: string | undefined
+  /** Not for a single server: see {@link RedisClusterOptions}. */
+  cluster?: undefined
 }
 
 /**
@@ -37,7 +85,8 @@ export function redisRetryDelay(times: number): number {
 }
 
 /**
- * Creates an ioredis client for guildstore.
+ * Creates an ioredis client for guildstore: a single server, or a Redis
+ * Cluster when `cluster` lists startup nodes.
  *
  * Defaults (each overridable): the URL from `REDIS_URL` (else
  * `redis://127.0.0.1:6379`); reconnects forever with capped exponential
@@ -47,18 +96,39 @@ export function redisRetryDelay(times: number): number {
  * connection error never crashes the process (see `onError`). For pub/sub,
  * subscribe on a second connection: `redis.duplicate()`.
  *
- * @throws {InvalidInputError} When `namespace` is malformed.
+ * With `cluster`, the result is an ioredis `Cluster` (sharded pub/sub
+ * enabled) and every guildstore helper takes it unchanged: each script and
+ * multi-key command keeps its keys in one hash slot, and channel, presence
+ * and global events travel by sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`), so
+ * their traffic spreads over the shards.
+ *
+ * @throws {InvalidInputError} When `namespace`, `timeoutMs`, `maxPayloadBytes` or `cluster` is malformed.
  * @example
  * ```ts
  * const redis = createRedis() // REDIS_URL
  * const other = createRedis({ url: 'redis://cache:6379/2', namespace: 'chat', onError: log.warn })
  * const subscriber = redis.duplicate()
+ * const cluster = createRedis({ cluster: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7000 }] })
  * ```
  */
-export function createRedis(options: string | RedisOptions = {}): Redis {
-  const { url, namespace, onError, ...rest } =
-    typeof options === 'string' ? { url: options } : options
-  if (namespace !== undefined) assertNamespace(namespace)
+export function createRedis(options: RedisClusterOptions): Cluster
+export function createRedis(options?: string | RedisOptions): Redis
+export function createRedis(
+  options: string | RedisOptions | RedisClusterOptions = {},
+): Redis | Cluster {
+  if (typeof options !== 'string' && options.cluster !== undefined) {
+    return createCluster(options as RedisClusterOptions)
+  }
+  const {
+    url,
+    namespace,
+    onError,
+    timeoutMs,
+    maxPayloadBytes,
+    cluster: _,
+    ...rest
+  } = typeof options === 'string' ? ({ url: options } as RedisOptions) : (options as RedisOptions)
+  const settings = guildstoreSettings({ namespace, timeoutMs, maxPayloadBytes })
   const hasTarget =
     rest.host !== undefined ||
     rest.port !== undefined ||
@@ -70,12 +140,97 @@ export function createRedis(options: string | RedisOptions = {}): Redis {
     maxRetriesPerRequest: 2,
     connectTimeout: 5000,
     ...rest,
+    ...settings,
   }
-  if (namespace !== undefined) ioOptions[NAMESPACE_OPTION] = namespace
   const redis = target === undefined ? new Redis(ioOptions) : new Redis(target, ioOptions)
   return withErrorListener(redis, onError)
 }
 
+/** Checks guildstore's settings and returns them as ioredis option entries (kept by `duplicate()`). */
+function guildstoreSettings(settings: {
+  namespace: string | undefined
+  timeoutMs: number | undefined
+  maxPayloadBytes: number | undefined
+}): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  if (settings.namespace !== undefined) {
+    assertNamespace(settings.namespace)
+    out[NAMESPACE_OPTION] = settings.namespace
+  }
+  if (settings.timeoutMs !== undefined) {
+    if (
+      typeof settings.timeoutMs !== 'number' ||
+      !Number.isInteger(settings.timeoutMs) ||
+      settings.timeoutMs < 0 ||
+      settings.timeoutMs > 2_147_483_647
+    ) {
+      throw new InvalidInputError('timeoutMs must be an integer from 0 to 2147483647', {
+        field: 'timeoutMs',
+      })
+    }
+    out[TIMEOUT_OPTION] = settings.timeoutMs
+  }
+  if (settings.maxPayloadBytes !== undefined) {
+    assertPositiveInteger(settings.maxPayloadBytes, 'maxPayloadBytes', 512 * 1024 * 1024)
+    out[MAX_PAYLOAD_OPTION] = settings.maxPayloadBytes
+  }
+  return out
+}
+
+function createCluster(options: RedisClusterOptions): Cluster {
+  const { cluster, namespace, onError, timeoutMs, maxPayloadBytes, redisOptions, clusterOptions } =
+    options
+  if (!Array.isArray(cluster) || cluster.length === 0) {
+    throw new InvalidInputError('cluster must list at least one { host, port } node', {
+      field: 'cluster',
+    })
+  }
+  for (const node of cluster) {
+    if (
+      typeof node !== 'object' ||
+      node === null ||
+      typeof node.host !== 'string' ||
+      node.host.length === 0 ||
+      !Number.isInteger(node.port) ||
+      node.port < 1 ||
+      node.port > 65535
+    ) {
+      throw new InvalidInputError('each cluster node must be { host: string, port: 1..65535 }', {
+        field: 'cluster',
+      })
+    }
+  }
+  const settings = guildstoreSettings({ namespace, timeoutMs, maxPayloadBytes })
+  const client = new Cluster(
+    cluster.map(({ host, port }): ClusterNode => ({ host, port })),
+    {
+      clusterRetryStrategy: redisRetryDelay,
+      shardedSubscribers: true,
+      ...clusterOptions,
+      redisOptions: {
+        maxRetriesPerRequest: 2,
+        connectTimeout: 5000,
+        ...redisOptions,
+      },
+      ...settings,
+    } as ClusterOptions,
+  )
+  return withClusterErrorListener(client, onError)
+}
+
+/** {@link withErrorListener} for a cluster client, whose `duplicate` takes startup nodes first. */
+function withClusterErrorListener(
+  cluster: Cluster,
+  onError: ((error: Error) => void) | undefined,
+): Cluster {
+  cluster.on('error', (error: Error) => {
+    onError?.(error)
+  })
+  const duplicate = cluster.duplicate.bind(cluster)
+  cluster.duplicate = (nodes?: ClusterNode[], override?: Partial<ClusterOptions>) =>
+    withClusterErrorListener(duplicate(nodes, override), onError)
+  return cluster
+}
 /**
  * Attaches the `'error'` listener, also to every `duplicate()` (the documented
  * pub/sub connection): ioredis copies options to a duplicate, not listeners.

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './client.ts'
 
 /** A Lua script bound to one client: `(...keys, ...args) => reply`, sent as EVALSHA with EVAL fallback. */
 export type BoundScript = (...keysThenArgs: Array<string | number>) => Promise<unknown>
@@ -11,13 +11,13 @@ export interface ScriptDefinition {
   numberOfKeys: number
 }
 
-const bound = new WeakMap<Redis, Map<string, BoundScript>>()
+const bound = new WeakMap<RedisClient, Map<string, BoundScript>>()
 
 /**
  * Registers `script` on `redis` once (ioredis `defineCommand`: EVALSHA, falling
  * back to EVAL on NOSCRIPT) and returns a function that runs it.
  */
-export function bindScript(redis: Redis, script: ScriptDefinition): BoundScript {
+export function bindScript(redis: RedisClient, script: ScriptDefinition): BoundScript {
   let scripts = bound.get(redis)
   if (!scripts) {
     scripts = new Map()

@@ -76,3 +76,15 @@ export interface SubscribeOptions {
   /** Told about dropped payloads and failing handlers. Default: nothing is logged. */
   logger?: RedisEventLogger | undefined
 }
+
+/** Options of the `publish*` functions. */
+export interface PublishOptions {
+  /** Overrides the client's namespace. */
+  namespace?: string | undefined
+  /**
+   * Largest encoded payload in bytes for this call; overrides the client's
+   * `maxPayloadBytes` (default 1 MiB). A larger event is refused with
+   * `PayloadTooLargeError` before anything is sent.
+   */
+  maxPayloadBytes?: number | undefined
+}

@@ -1,27 +1,30 @@
-import type { Redis } from 'ioredis'
-import type { EventHandler, GlobalEvent, SubscribeOptions } from './event-types.ts'
+import type { RedisClient } from './client.ts'
+import type { EventHandler, GlobalEvent, PublishOptions, SubscribeOptions } from './event-types.ts'
 import { encodeEvent, eventDecoder, globalEventProblem } from './event-validation.ts'
 import { channelsFor } from './keys.ts'
-import { type NamespaceOptions, resolveNamespace } from './namespace.ts'
-import { subscribeDecoded } from './subscription-registry.ts'
+import { resolveNamespace } from './namespace.ts'
+import { publishPayload, subscribeDecoded } from './subscription-registry.ts'
 
 /**
  * Publishes a platform-wide event on `[<namespace>:]global` (JSON `{ v: 1, event }`).
  *
  * @returns How many subscriber connections received it.
  * @throws {InvalidInputError} When `event.type` is not a non-empty string.
+ * @throws {PayloadTooLargeError} When the encoded event is over `maxPayloadBytes` (nothing is sent).
+ * @throws {RedisUnavailableError} When Redis fails or the call times out.
  * @example
  * ```ts
  * await publishGlobal(redis, { type: 'maintenance', starts_at: new Date(Date.now() + 60_000) })
  * ```
  */
 export async function publishGlobal<E extends GlobalEvent = GlobalEvent>(
-  redis: Redis,
+  redis: RedisClient,
   event: E,
-  options?: NamespaceOptions,
+  options?: PublishOptions,
 ): Promise<number> {
   const payload = encodeEvent(event, globalEventProblem(event))
-  return redis.publish(channelsFor(resolveNamespace(redis, options)).global, payload)
+  const channel = channelsFor(resolveNamespace(redis, options)).global
+  return publishPayload(redis, 'publishGlobal', channel, payload, options)
 }
 
 /**
@@ -38,7 +41,7 @@ export async function publishGlobal<E extends GlobalEvent = GlobalEvent>(
  * ```
  */
 export async function subscribeGlobal<E extends GlobalEvent = GlobalEvent>(
-  subscriber: Redis,
+  subscriber: RedisClient,
   handler: EventHandler<E>,
   options?: SubscribeOptions,
 ): Promise<() => Promise<void>> {

@@ -1,5 +1,13 @@
 export { publishChannelEvent, subscribeChannelEvents } from './channel-events.ts'
-export { createRedis, type RedisOptions, redisRetryDelay } from './create-redis.ts'
+export { isCluster, type RedisClient } from './client.ts'
+export {
+  createRedis,
+  type GuildstoreRedisSettings,
+  type RedisClusterNode,
+  type RedisClusterOptions,
+  type RedisOptions,
+  redisRetryDelay,
+} from './create-redis.ts'
 export type {
   ChannelEvent,
   EventHandler,
@@ -10,6 +18,7 @@ export type {
   MessageUpdatedEvent,
   PresenceEvent,
   PresenceStatus,
+  PublishOptions,
   RedisEventLogger,
   SubscribeOptions,
   TypingEvent,
@@ -34,4 +43,9 @@ export {
   type RateLimitResult,
 } from './rate-limiter.ts'
 export { RateLimiterStoreError } from './rate-limiter-store-error.ts'
+export {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  PayloadTooLargeError,
+  RedisUnavailableError,
+} from './redis-errors.ts'
 export { cacheSession, getCachedSession, invalidateCachedSession } from './session-cache.ts'

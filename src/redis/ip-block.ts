@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import { guard, type RedisClient } from './client.ts'
 import { keysFor } from './keys.ts'
 import { type NamespaceOptions, resolveNamespace } from './namespace.ts'
 import { assertKeyPart, assertTtlSeconds } from './validate.ts'
@@ -10,25 +10,22 @@ import { assertKeyPart, assertTtlSeconds } from './validate.ts'
  *
  * @throws {InvalidInputError} When `ip` is empty, too long or has a NUL byte, or
  * `ttlSeconds` is not an integer from 1 to 2 147 483 647.
+ * @throws {RedisUnavailableError} When Redis fails or the call times out.
  * @example
  * ```ts
  * await blockIp(redis, '203.0.113.7', 15 * 60)
  * ```
  */
 export async function blockIp(
-  redis: Redis,
+  redis: RedisClient,
   ip: string,
   ttlSeconds: number,
   options?: NamespaceOptions,
 ): Promise<void> {
   assertKeyPart(ip, 'ip', 128)
   assertTtlSeconds(ttlSeconds)
-  await redis.set(
-    keysFor(resolveNamespace(redis, options)).rateLimitBlock(ip),
-    '1',
-    'EX',
-    ttlSeconds,
-  )
+  const key = keysFor(resolveNamespace(redis, options)).rateLimitBlock(ip)
+  await guard(redis, 'blockIp', () => redis.set(key, '1', 'EX', ttlSeconds))
 }
 
 /**
@@ -36,34 +33,38 @@ export async function blockIp(
  *
  * @returns Whether a block was there.
  * @throws {InvalidInputError} When `ip` is malformed.
+ * @throws {RedisUnavailableError} When Redis fails or the call times out.
  * @example
  * ```ts
  * await unblockIp(redis, '203.0.113.7')
  * ```
  */
 export async function unblockIp(
-  redis: Redis,
+  redis: RedisClient,
   ip: string,
   options?: NamespaceOptions,
 ): Promise<boolean> {
   assertKeyPart(ip, 'ip', 128)
-  return (await redis.del(keysFor(resolveNamespace(redis, options)).rateLimitBlock(ip))) > 0
+  const key = keysFor(resolveNamespace(redis, options)).rateLimitBlock(ip)
+  return (await guard(redis, 'unblockIp', () => redis.del(key))) > 0
 }
 
 /**
  * Whether an IP address is blocked right now (a block ends when its TTL does).
  *
  * @throws {InvalidInputError} When `ip` is malformed.
+ * @throws {RedisUnavailableError} When Redis fails or the call times out.
  * @example
  * ```ts
  * if (await isIpBlocked(redis, ip)) return reply(403)
  * ```
  */
 export async function isIpBlocked(
-  redis: Redis,
+  redis: RedisClient,
   ip: string,
   options?: NamespaceOptions,
 ): Promise<boolean> {
   assertKeyPart(ip, 'ip', 128)
-  return (await redis.exists(keysFor(resolveNamespace(redis, options)).rateLimitBlock(ip))) === 1
+  const key = keysFor(resolveNamespace(redis, options)).rateLimitBlock(ip)
+  return (await guard(redis, 'isIpBlocked', () => redis.exists(key))) === 1
 }

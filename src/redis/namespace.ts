@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './client.ts'
 import { assertNamespace } from './validate.ts'
 
 /**
@@ -27,7 +27,7 @@ export interface NamespaceOptions {
  * redisNamespace(redis.duplicate()) // 'chat'
  * ```
  */
-export function redisNamespace(redis: Redis): string | undefined {
+export function redisNamespace(redis: RedisClient): string | undefined {
   const value = (redis.options as Record<string, unknown> | undefined)?.[NAMESPACE_OPTION]
   return typeof value === 'string' ? value : undefined
 }
@@ -37,7 +37,10 @@ export function redisNamespace(redis: Redis): string | undefined {
  *
  * @throws {InvalidInputError} When the per-call namespace is malformed.
  */
-export function resolveNamespace(redis: Redis, options?: NamespaceOptions): string | undefined {
+export function resolveNamespace(
+  redis: RedisClient,
+  options?: NamespaceOptions,
+): string | undefined {
   const explicit = options?.namespace
   if (explicit !== undefined) {
     assertNamespace(explicit)

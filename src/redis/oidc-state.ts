@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis'
 import { ConflictError, InvalidInputError } from '../errors/index.ts'
+import { guard, type RedisClient } from './client.ts'
 import { decodeEnvelope, encodeEnvelope, MalformedPayloadError } from './codec.ts'
 import { keysFor } from './keys.ts'
 import { type NamespaceOptions, resolveNamespace } from './namespace.ts'
@@ -12,6 +12,7 @@ import { assertKeyPart, assertTtlSeconds } from './validate.ts'
  *
  * @throws {InvalidInputError} When `state` is empty, longer than 512 characters or
  * has a NUL byte, `data` is `undefined` or holds an invalid Date, or `ttlSeconds` is not a positive integer.
+ * @throws {RedisUnavailableError} When Redis fails or the call times out.
  * @throws {ConflictError} When a state with that value is already pending (`reason: 'oidc_state_exists'`).
  * @example
  * ```ts
@@ -20,7 +21,7 @@ import { assertKeyPart, assertTtlSeconds } from './validate.ts'
  * ```
  */
 export async function saveOidcState<T>(
-  redis: Redis,
+  redis: RedisClient,
   state: string,
   data: T,
   ttlSeconds = 600,
@@ -31,7 +32,10 @@ export async function saveOidcState<T>(
   if (data === undefined)
     throw new InvalidInputError('data must not be undefined', { field: 'data' })
   const key = keysFor(resolveNamespace(redis, options)).oidcState(state)
-  const reply = await redis.set(key, encodeEnvelope('data', data), 'EX', ttlSeconds, 'NX')
+  const payload = encodeEnvelope('data', data)
+  const reply = await guard(redis, 'saveOidcState', () =>
+    redis.set(key, payload, 'EX', ttlSeconds, 'NX'),
+  )
   if (reply !== 'OK') {
     throw new ConflictError('an OIDC state with this value is already pending', {
       reason: 'oidc_state_exists',
@@ -45,6 +49,7 @@ export async function saveOidcState<T>(
  *
  * @returns The data, or `undefined` when unknown, expired, already used or unreadable.
  * @throws {InvalidInputError} When `state` is malformed.
+ * @throws {RedisUnavailableError} When Redis fails or the call times out (the state may be gone).
  * @example
  * ```ts
  * const pending = await consumeOidcState<{ nonce: string }>(redis, req.query.state)
@@ -52,12 +57,13 @@ export async function saveOidcState<T>(
  * ```
  */
 export async function consumeOidcState<T = unknown>(
-  redis: Redis,
+  redis: RedisClient,
   state: string,
   options?: NamespaceOptions,
 ): Promise<T | undefined> {
   assertKeyPart(state, 'state')
-  const raw = await redis.getdel(keysFor(resolveNamespace(redis, options)).oidcState(state))
+  const key = keysFor(resolveNamespace(redis, options)).oidcState(state)
+  const raw = await guard(redis, 'consumeOidcState', () => redis.getdel(key))
   if (raw === null) return undefined
   try {
     return decodeEnvelope(raw, 'data') as T

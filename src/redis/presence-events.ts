@@ -1,9 +1,14 @@
-import type { Redis } from 'ioredis'
-import type { EventHandler, PresenceEvent, SubscribeOptions } from './event-types.ts'
+import type { RedisClient } from './client.ts'
+import type {
+  EventHandler,
+  PresenceEvent,
+  PublishOptions,
+  SubscribeOptions,
+} from './event-types.ts'
 import { encodeEvent, eventDecoder, presenceEventProblem } from './event-validation.ts'
 import { channelsFor } from './keys.ts'
-import { type NamespaceOptions, resolveNamespace } from './namespace.ts'
-import { subscribeDecoded } from './subscription-registry.ts'
+import { resolveNamespace } from './namespace.ts'
+import { publishPayload, subscribeDecoded } from './subscription-registry.ts'
 import { assertKeyPart } from './validate.ts'
 
 /**
@@ -11,22 +16,22 @@ import { assertKeyPart } from './validate.ts'
  *
  * @returns How many subscriber connections received it.
  * @throws {InvalidInputError} When `user_id` is missing or `status` is not online, away, busy or offline.
+ * @throws {PayloadTooLargeError} When the encoded event is over `maxPayloadBytes` (nothing is sent).
+ * @throws {RedisUnavailableError} When Redis fails or the call times out.
  * @example
  * ```ts
  * await publishPresence(redis, { type: 'presence', user_id: user.id, status: 'away' })
  * ```
  */
 export async function publishPresence(
-  redis: Redis,
+  redis: RedisClient,
   event: PresenceEvent,
-  options?: NamespaceOptions,
+  options?: PublishOptions,
 ): Promise<number> {
   const payload = encodeEvent(event, presenceEventProblem(event))
   assertKeyPart(event.user_id, 'user_id')
-  return redis.publish(
-    channelsFor(resolveNamespace(redis, options)).presence(event.user_id),
-    payload,
-  )
+  const channel = channelsFor(resolveNamespace(redis, options)).presence(event.user_id)
+  return publishPayload(redis, 'publishPresence', channel, payload, options)
 }
 
 /**
@@ -41,7 +46,7 @@ export async function publishPresence(
  * ```
  */
 export async function subscribePresence(
-  subscriber: Redis,
+  subscriber: RedisClient,
   user_id: string,
   handler: EventHandler<PresenceEvent>,
   options?: SubscribeOptions,

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis'
 import { InvalidInputError } from '../errors/index.ts'
+import type { RedisClient } from './client.ts'
 import { createDeadlines } from './deadline.ts'
 import { bindScript } from './define-script.ts'
 import { keysFor } from './keys.ts'
@@ -106,9 +106,9 @@ const withTimeout = <T>(
 }
 
 /** One pending "ready" wait per client, however many checks wait on it. */
-const readyWaits = new WeakMap<Redis, Promise<void>>()
+const readyWaits = new WeakMap<RedisClient, Promise<void>>()
 
-const readyPromise = (redis: Redis): Promise<void> => {
+const readyPromise = (redis: RedisClient): Promise<void> => {
   let pending = readyWaits.get(redis)
   if (!pending) {
     pending = new Promise<void>((resolve, reject) => {
@@ -140,7 +140,7 @@ const readyPromise = (redis: Redis): Promise<void> => {
  * command: a check that was reported as failed must never run later, after a
  * reconnect, and take units nobody was told about.
  */
-const whenReady = (redis: Redis, timeoutMs: number): Promise<void> => {
+const whenReady = (redis: RedisClient, timeoutMs: number): Promise<void> => {
   if (redis.status === 'end') return Promise.reject(new Error('Redis connection is closed'))
   return withTimeout(readyPromise(redis), timeoutMs, 'Redis connection not ready')
 }
@@ -165,7 +165,7 @@ const whenReady = (redis: Redis, timeoutMs: number): Promise<void> => {
  * if (!allowed) return reply(429, { retryAfter: Math.ceil(retryAfterMs / 1000) })
  * ```
  */
-export function createRateLimiter(redis: Redis, options: RateLimiterOptions): RateLimiter {
+export function createRateLimiter(redis: RedisClient, options: RateLimiterOptions): RateLimiter {
   const { category, limit, windowMs } = options
   assertCategory(category)
   assertPositiveInteger(windowMs, 'windowMs', MAX_WINDOW_MS)

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis'
 import { InvalidInputError } from '../errors/index.ts'
+import { guard, type RedisClient } from './client.ts'
 import { decodeEnvelope, encodeEnvelope, MalformedPayloadError } from './codec.ts'
 import { bindScript, type ScriptDefinition } from './define-script.ts'
 import { keysFor } from './keys.ts'
@@ -20,13 +20,14 @@ const DELETE_IF_EQUAL: ScriptDefinition = {
  *
  * @throws {InvalidInputError} When `user_id` is empty, longer than 512 characters or
  * has a NUL byte, `data` is `undefined` or holds an invalid Date, or `ttlSeconds` is not a positive integer.
+ * @throws {RedisUnavailableError} When Redis fails or the call times out.
  * @example
  * ```ts
  * await cacheSession(redis, user.id, { user, roles, expires_at }, 300)
  * ```
  */
 export async function cacheSession<T>(
-  redis: Redis,
+  redis: RedisClient,
   user_id: string,
   data: T,
   ttlSeconds: number,
@@ -37,7 +38,8 @@ export async function cacheSession<T>(
   if (data === undefined)
     throw new InvalidInputError('data must not be undefined', { field: 'data' })
   const key = keysFor(resolveNamespace(redis, options)).session(user_id)
-  await redis.set(key, encodeEnvelope('data', data), 'EX', ttlSeconds)
+  const payload = encodeEnvelope('data', data)
+  await guard(redis, 'cacheSession', () => redis.set(key, payload, 'EX', ttlSeconds))
 }
 
 /**
@@ -46,25 +48,26 @@ export async function cacheSession<T>(
  * @returns The data, or `undefined` when none is cached. A value that cannot be
  * read (corrupt JSON, another writer's format) is deleted and reads as `undefined`.
  * @throws {InvalidInputError} When `user_id` is malformed.
+ * @throws {RedisUnavailableError} When Redis fails or the call times out.
  * @example
  * ```ts
  * const cached = await getCachedSession<SessionData>(redis, userId)
  * ```
  */
 export async function getCachedSession<T = unknown>(
-  redis: Redis,
+  redis: RedisClient,
   user_id: string,
   options?: NamespaceOptions,
 ): Promise<T | undefined> {
   assertKeyPart(user_id, 'user_id')
   const key = keysFor(resolveNamespace(redis, options)).session(user_id)
-  const raw = await redis.get(key)
+  const raw = await guard(redis, 'getCachedSession', () => redis.get(key))
   if (raw === null) return undefined
   try {
     return decodeEnvelope(raw, 'data') as T
   } catch (error) {
     if (!(error instanceof MalformedPayloadError)) throw error
-    await bindScript(redis, DELETE_IF_EQUAL)(key, raw)
+    await guard(redis, 'getCachedSession', () => bindScript(redis, DELETE_IF_EQUAL)(key, raw))
     return undefined
   }
 }
@@ -74,16 +77,18 @@ export async function getCachedSession<T = unknown>(
  *
  * @returns Whether something was cached.
  * @throws {InvalidInputError} When `user_id` is malformed.
+ * @throws {RedisUnavailableError} When Redis fails or the call times out.
  * @example
  * ```ts
  * await invalidateCachedSession(redis, userId)
  * ```
  */
 export async function invalidateCachedSession(
-  redis: Redis,
+  redis: RedisClient,
   user_id: string,
   options?: NamespaceOptions,
 ): Promise<boolean> {
   assertKeyPart(user_id, 'user_id')
-  return (await redis.del(keysFor(resolveNamespace(redis, options)).session(user_id))) > 0
+  const key = keysFor(resolveNamespace(redis, options)).session(user_id)
+  return (await guard(redis, 'invalidateCachedSession', () => redis.del(key))) > 0
 }

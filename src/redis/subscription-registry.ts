@@ -1,6 +1,8 @@
-import type { Redis } from 'ioredis'
+import { InvalidInputError } from '../errors/index.ts'
+import { clientSetting, guard, isCluster, MAX_PAYLOAD_OPTION, type RedisClient } from './client.ts'
 import { MalformedPayloadError } from './codec.ts'
-import type { RedisEventLogger } from './event-types.ts'
+import type { PublishOptions, RedisEventLogger } from './event-types.ts'
+import { DEFAULT_MAX_PAYLOAD_BYTES, PayloadTooLargeError } from './redis-errors.ts'
 
 /** Turns a raw payload into an event, or throws {@link MalformedPayloadError}. */
 export type PayloadDecoder = (raw: string) => unknown
@@ -21,7 +23,7 @@ interface ConnectionState {
 }
 
 /** One dispatch map per subscriber connection; its single 'message' listener reads it. */
-const connections = new WeakMap<Redis, ConnectionState>()
+const connections = new WeakMap<RedisClient, ConnectionState>()
 
 const warnAll = (
   subscriptions: Iterable<Subscription>,
@@ -55,12 +57,14 @@ const deliver = (channel: string, subscription: Subscription, event: unknown): v
   }
 }
 
-const connectionState = (subscriber: Redis): ConnectionState => {
+const connectionState = (subscriber: RedisClient): ConnectionState => {
   let state = connections.get(subscriber)
   if (state) return state
   const created: ConnectionState = { channels: new Map() }
   connections.set(subscriber, created)
-  subscriber.on('message', (channel: string, raw: string) => {
+  // A cluster client delivers sharded pub/sub (SSUBSCRIBE) as 'smessage'.
+  const event = isCluster(subscriber) ? 'smessage' : 'message'
+  subscriber.on(event, (channel: string, raw: string) => {
     const entry = created.channels.get(channel)
     if (!entry || entry.subscriptions.size === 0) return
     let event: unknown
@@ -74,7 +78,11 @@ const connectionState = (subscriber: Redis): ConnectionState => {
       })
       return
     }
-    for (const subscription of [...entry.subscriptions]) deliver(channel, subscription, event)
+    // A snapshot, so a handler added during delivery waits for the next event;
+    // but a handler removed during delivery (by an earlier one) gets nothing more.
+    for (const subscription of [...entry.subscriptions]) {
+      if (entry.subscriptions.has(subscription)) deliver(channel, subscription, event)
+    }
   })
   state = created
   return state
@@ -87,7 +95,7 @@ const connectionState = (subscriber: Redis): ConnectionState => {
  * subscription; the returned function unsubscribes (UNSUBSCRIBE after the last one).
  */
 export async function subscribeDecoded(
-  subscriber: Redis,
+  subscriber: RedisClient,
   channel: string,
   decode: PayloadDecoder,
   handler: (event: unknown) => void | Promise<void>,
@@ -99,7 +107,9 @@ export async function subscribeDecoded(
     const created: ChannelState = {
       decode,
       subscriptions: new Set(),
-      ready: subscriber.subscribe(channel).then(() => undefined),
+      ready: guard(subscriber, 'subscribe', () =>
+        isCluster(subscriber) ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel),
+      ).then(() => undefined),
     }
     created.ready.catch(() => {
       if (state.channels.get(channel) === created) state.channels.delete(channel)
@@ -124,7 +134,8 @@ export async function subscribeDecoded(
     if (current.subscriptions.size > 0 || state.channels.get(channel) !== current) return
     state.channels.delete(channel)
     try {
-      await subscriber.unsubscribe(channel)
+      if (isCluster(subscriber)) await subscriber.sunsubscribe(channel)
+      else await subscriber.unsubscribe(channel)
     } catch (error) {
       // delivery has stopped already; the connection will drop the channel when it ends
       warnAll([subscription], 'guildstore: UNSUBSCRIBE failed', {
@@ -136,6 +147,48 @@ export async function subscribeDecoded(
 }
 
 /** How many channels a subscriber connection has guildstore subscriptions on (for tests and metrics). */
-export function activeSubscriptionCount(subscriber: Redis): number {
+export function activeSubscriptionCount(subscriber: RedisClient): number {
   return connections.get(subscriber)?.channels.size ?? 0
+}
+
+/** The payload limit of a publish call: the call's, else the client's, else the default. */
+function payloadLimit(redis: RedisClient, options: PublishOptions | undefined): number {
+  const explicit = options?.maxPayloadBytes
+  if (explicit !== undefined) {
+    if (typeof explicit !== 'number' || !Number.isInteger(explicit) || explicit < 1) {
+      throw new InvalidInputError('maxPayloadBytes must be a positive integer', {
+        field: 'maxPayloadBytes',
+      })
+    }
+    return explicit
+  }
+  const configured = clientSetting(redis, MAX_PAYLOAD_OPTION)
+  return typeof configured === 'number' ? configured : DEFAULT_MAX_PAYLOAD_BYTES
+}
+
+/**
+ * Publishes an encoded payload: refused with {@link PayloadTooLargeError}
+ * before sending when over the limit; `SPUBLISH` on a cluster (sharded
+ * pub/sub), `PUBLISH` on a single node; failures as `RedisUnavailableError`.
+ *
+ * @returns How many subscriber connections received it.
+ */
+export function publishPayload(
+  redis: RedisClient,
+  operation: string,
+  channel: string,
+  payload: string,
+  options: PublishOptions | undefined,
+): Promise<number> {
+  const limit = payloadLimit(redis, options)
+  // UTF-8 is at most 3 bytes per UTF-16 unit: count exactly only when it could matter.
+  if (payload.length * 3 > limit) {
+    const bytes = Buffer.byteLength(payload, 'utf8')
+    if (bytes > limit) throw new PayloadTooLargeError(bytes, limit)
+  }
+  return guard(redis, operation, () =>
+    isCluster(redis)
+      ? (redis.spublish(channel, payload) as Promise<number>)
+      : redis.publish(channel, payload),
+  )
 }

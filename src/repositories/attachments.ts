@@ -1,24 +1,46 @@
 import { type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { DB, MessageAttachments } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import type { Attachment } from '../types.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { prepareQuery } from '../sql/index.ts'
 import {
   assertObject,
   assertOptionalText,
   assertText,
   assertUuid,
   assertUuidArray,
-} from '../validation/validate.ts'
-import { attachmentColumns } from './columns.ts'
+  defineFields,
+  INT64_MAX,
+  text,
+} from '../validation/index.ts'
 
-const INT64_MAX = 9_223_372_036_854_775_807n
+/** The columns every attachment-returning function selects. */
+export const attachmentColumns = columnList<MessageAttachments>()([
+  'id',
+  'message_id',
+  'filename',
+  's3_key',
+  'size',
+  'content_type',
+  'created_at',
+])
+
+/** A file attached to a message (the object lives under `s3_key`); `size` is a `bigint`. */
+export type Attachment = Projection<MessageAttachments, typeof attachmentColumns>
+
+/** Length rules of the `message_attachments` columns (the CHECKs of the schema). */
+export const attachmentFields = defineFields('message_attachments', {
+  filename: text(1, 255),
+  s3_key: text(1, 1024),
+  content_type: text(1, 255),
+})
 
 // INSERT … SELECT … WHERE NOT EXISTS (a soft-deleted message): an unknown
 // message still fails on the foreign key; a soft-deleted one inserts nothing.
 const insertAttachment = prepareQuery(
+  'attachments.insert',
   (
     db,
     p: {
@@ -52,26 +74,20 @@ const insertAttachment = prepareQuery(
 
 // One query for a whole page of messages. Attachments of soft-deleted messages
 // are left out, like the messages themselves.
-const selectByMessageIds = prepareQuery((db, p: { message_ids: string[] }) =>
-  db
-    .selectFrom('message_attachments as a')
-    .innerJoin('messages as m', 'm.id', 'a.message_id')
-    .select([
-      'a.id',
-      'a.message_id',
-      'a.filename',
-      'a.s3_key',
-      'a.size',
-      'a.content_type',
-      'a.created_at',
-    ])
-    .where(sql<boolean>`a.message_id = any(${p.message_ids}::uuid[])`)
-    .where('m.deleted_at', 'is', null)
-    .orderBy('a.message_id')
-    .orderBy('a.id'),
+const selectByMessageIds = prepareQuery(
+  'attachments.by_message_ids',
+  (db, p: { message_ids: string[] }) =>
+    db
+      .selectFrom('message_attachments as a')
+      .innerJoin('messages as m', 'm.id', 'a.message_id')
+      .select(attachmentColumns.map((c) => `a.${c}` as const))
+      .where(sql<boolean>`a.message_id = any(${p.message_ids}::uuid[])`)
+      .where('m.deleted_at', 'is', null)
+      .orderBy('a.message_id')
+      .orderBy('a.id'),
 )
 
-const deleteAttachmentById = prepareQuery((db, p: { id: string }) =>
+const deleteAttachmentById = prepareQuery('attachments.delete', (db, p: { id: string }) =>
   db.deleteFrom('message_attachments').where('id', '=', p.id).returning(attachmentColumns),
 )
 
@@ -108,9 +124,9 @@ export async function createAttachment(
 ): Promise<Attachment> {
   assertObject(input, 'input')
   assertUuid(input.message_id, 'message_id')
-  assertText(input.filename, 'filename', { min: 1, max: 255 })
-  assertText(input.s3_key, 's3_key', { min: 1, max: 1024 })
-  assertOptionalText(input.content_type, 'content_type', { min: 1, max: 255 })
+  assertText(input.filename, 'filename', attachmentFields.filename)
+  assertText(input.s3_key, 's3_key', attachmentFields.s3_key)
+  assertOptionalText(input.content_type, 'content_type', attachmentFields.content_type)
   const size = input.size
   const validSize =
     typeof size === 'bigint'

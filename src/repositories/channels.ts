@@ -1,30 +1,64 @@
 import { type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { ChannelMembers, Channels, DB } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
-import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import { newId } from '../ids/new-id.ts'
+import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { mapErrors } from '../sql/transaction.ts'
-import type { Channel, ChannelMember } from '../types.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
-  assertInteger,
+  assertBoolean,
+  assertIdKey,
+  assertInRange,
   assertObject,
   assertOneOf,
   assertOptionalText,
   assertText,
   assertUuid,
-} from '../validation/validate.ts'
-import { channelColumns, channelMemberColumns } from './columns.ts'
+  defineFields,
+  integer,
+  text,
+} from '../validation/index.ts'
+import type { GuildMemberKey } from './members.ts'
 
-/** Length rule of `channels.name` (CHECK `channels_name_length`). */
-const NAME = { min: 1, max: 100 } as const
-/** Length rule of `channels.topic` (CHECK `channels_topic_length`: at most 1024). */
-const TOPIC = { min: 0, max: 1024 } as const
-/** Largest `integer` (channels.position is `integer`, CHECK ≥ 0). */
-const MAX_POSITION = 2_147_483_647
-/** The channel types a caller may create; `'dm'` channels are made by the DM functions. */
+/** The columns every channel-returning function selects. */
+export const channelColumns = columnList<Channels>()([
+  'id',
+  'guild_id',
+  'name',
+  'type',
+  'topic',
+  'position',
+  'is_private',
+  'created_at',
+  'updated_at',
+])
+
+/** A channel: a guild text/voice channel, or (type `'dm'`, no guild) the channel of a DM. */
+export type Channel = Projection<Channels, typeof channelColumns>
+
+/** The columns every channel-membership-returning function selects. */
+export const channelMemberColumns = columnList<ChannelMembers>()([
+  'channel_id',
+  'guild_id',
+  'user_id',
+  'added_at',
+])
+
+/** Membership of a private channel (`guild_id` is the channel's guild: migration 0002). */
+export type ChannelMember = Projection<ChannelMembers, typeof channelMemberColumns>
+
+/** Rules of the `channels` columns (the CHECKs of the schema; `position` is an `integer`). */
+export const channelFields = defineFields('channels', {
+  name: text(1, 100),
+  topic: text(0, 1024),
+  position: integer(),
+})
+
+const NAME = channelFields.name
+const TOPIC = channelFields.topic
+
 /** The channel types a guild channel can have (`'dm'` is internal to DMs). */
 export const GUILD_CHANNEL_TYPES = ['text', 'voice'] as const
 
@@ -32,6 +66,7 @@ export const GUILD_CHANNEL_TYPES = ['text', 'voice'] as const
 export type GuildChannelType = (typeof GUILD_CHANNEL_TYPES)[number]
 
 const insertChannel = prepareQuery(
+  'channels.insert',
   (
     db,
     p: {
@@ -58,15 +93,15 @@ const insertChannel = prepareQuery(
       .returning(channelColumns),
 )
 
-const selectChannel = prepareQuery((db, p: { id: string }) =>
+const selectChannel = prepareQuery('channels.by_id', (db, p: { id: string }) =>
   db.selectFrom('channels').select(channelColumns).where('id', '=', p.id),
 )
 
-const selectGuildChannel = prepareQuery((db, p: { id: string }) =>
+const selectGuildChannel = prepareQuery('channels.guild_channel_by_id', (db, p: { id: string }) =>
   db.selectFrom('channels').select(channelColumns).where('id', '=', p.id).where('type', '<>', 'dm'),
 )
 
-const selectGuildChannels = prepareQuery((db, p: { guild_id: string }) =>
+const selectGuildChannels = prepareQuery('channels.list_of_guild', (db, p: { guild_id: string }) =>
   db
     .selectFrom('channels')
     .select(channelColumns)
@@ -75,7 +110,7 @@ const selectGuildChannels = prepareQuery((db, p: { guild_id: string }) =>
     .orderBy('id'),
 )
 
-const deleteGuildChannel = prepareQuery((db, p: { id: string }) =>
+const deleteGuildChannel = prepareQuery('channels.delete', (db, p: { id: string }) =>
   db.deleteFrom('channels').where('id', '=', p.id).where('type', '<>', 'dm'),
 )
 
@@ -84,60 +119,64 @@ const deleteGuildChannel = prepareQuery((db, p: { id: string }) =>
 // The row carries the guild_id: its foreign key (guild_id, user_id) →
 // guild_members ON DELETE CASCADE (migration 0002) removes it with the
 // membership, whatever the interleaving with removeGuildMember.
-const upsertChannelMember = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
-  db
-    .with('c', (db) =>
-      db
-        .selectFrom('channels')
-        .select('guild_id')
-        .where('id', '=', p.channel_id)
-        .where('type', '<>', 'dm'),
-    )
-    .with('m', (db) =>
-      db
-        .selectFrom('guild_members')
-        .select(['guild_id', 'user_id'])
-        .where('guild_id', '=', (eb) => eb.selectFrom('c').select('c.guild_id'))
-        .where('user_id', '=', p.user_id)
-        .forKeyShare(),
-    )
-    .with('i', (db) =>
-      db
-        .insertInto('channel_members')
-        .columns(['channel_id', 'guild_id', 'user_id'])
-        .expression(
-          db
-            .selectFrom('m')
-            .select([
-              sql<string>`${p.channel_id}::uuid`.as('channel_id'),
-              'm.guild_id',
-              'm.user_id',
-            ]),
-        )
-        .onConflict((oc) =>
-          oc
-            .columns(['channel_id', 'user_id'])
-            .doUpdateSet({ channel_id: sql`excluded.channel_id` }),
-        )
-        .returning(channelMemberColumns),
-    )
-    .selectNoFrom((eb) => [
-      eb.exists(eb.selectFrom('c').select('c.guild_id')).as('channel_found'),
-      eb.selectFrom('i').select('i.channel_id').as('channel_id'),
-      eb.selectFrom('i').select('i.guild_id').as('guild_id'),
-      eb.selectFrom('i').select('i.user_id').as('user_id'),
-      eb.selectFrom('i').select('i.added_at').as('added_at'),
-    ]),
+const upsertChannelMember = prepareQuery(
+  'channel_members.upsert',
+  (db, p: { channel_id: string; user_id: string }) =>
+    db
+      .with('c', (db) =>
+        db
+          .selectFrom('channels')
+          .select('guild_id')
+          .where('id', '=', p.channel_id)
+          .where('type', '<>', 'dm'),
+      )
+      .with('m', (db) =>
+        db
+          .selectFrom('guild_members')
+          .select(['guild_id', 'user_id'])
+          .where('guild_id', '=', (eb) => eb.selectFrom('c').select('c.guild_id'))
+          .where('user_id', '=', p.user_id)
+          .forKeyShare(),
+      )
+      .with('i', (db) =>
+        db
+          .insertInto('channel_members')
+          .columns(['channel_id', 'guild_id', 'user_id'])
+          .expression(
+            db
+              .selectFrom('m')
+              .select([
+                sql<string>`${p.channel_id}::uuid`.as('channel_id'),
+                'm.guild_id',
+                'm.user_id',
+              ]),
+          )
+          .onConflict((oc) =>
+            oc
+              .columns(['channel_id', 'user_id'])
+              .doUpdateSet({ channel_id: sql`excluded.channel_id` }),
+          )
+          .returning(channelMemberColumns),
+      )
+      .selectNoFrom((eb) => [
+        eb.exists(eb.selectFrom('c').select('c.guild_id')).as('channel_found'),
+        eb.selectFrom('i').select('i.channel_id').as('channel_id'),
+        eb.selectFrom('i').select('i.guild_id').as('guild_id'),
+        eb.selectFrom('i').select('i.user_id').as('user_id'),
+        eb.selectFrom('i').select('i.added_at').as('added_at'),
+      ]),
 )
 
-const deleteChannelMember = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
-  db
-    .deleteFrom('channel_members')
-    .where('channel_id', '=', p.channel_id)
-    .where('user_id', '=', p.user_id),
+const deleteChannelMember = prepareQuery(
+  'channel_members.delete',
+  (db, p: { channel_id: string; user_id: string }) =>
+    db
+      .deleteFrom('channel_members')
+      .where('channel_id', '=', p.channel_id)
+      .where('user_id', '=', p.user_id),
 )
 
-const selectChannelMembers = prepareQuery((db, p: { channel_id: string }) =>
+const selectChannelMembers = prepareQuery('channel_members.list', (db, p: { channel_id: string }) =>
   db
     .selectFrom('channel_members')
     .select(channelMemberColumns)
@@ -146,50 +185,63 @@ const selectChannelMembers = prepareQuery((db, p: { channel_id: string }) =>
     .orderBy('user_id'),
 )
 
-const channelMemberExists = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
-  db.selectNoFrom((eb) =>
-    eb
-      .exists(
-        eb
-          .selectFrom('channel_members')
-          .select(sql`1`.as('one'))
-          .where('channel_id', '=', p.channel_id)
-          .where('user_id', '=', p.user_id),
-      )
-      .as('exists'),
-  ),
+const channelMemberExists = prepareQuery(
+  'channel_members.exists',
+  (db, p: { channel_id: string; user_id: string }) =>
+    db.selectNoFrom((eb) =>
+      eb
+        .exists(
+          eb
+            .selectFrom('channel_members')
+            .select(sql`1`.as('one'))
+            .where('channel_id', '=', p.channel_id)
+            .where('user_id', '=', p.user_id),
+        )
+        .as('exists'),
+    ),
 )
 
 // The one access rule (src/permissions/access-sql.ts), narrowed to one channel.
-const channelAccess = prepareQuery((db, p: { channel_id: string; user_id: string }) =>
-  db.selectNoFrom(
-    sql<boolean>`exists (${accessibleChannelIdsSql({ userId: p.user_id, channelId: p.channel_id })})`.as(
-      'allowed',
+const channelAccess = prepareQuery(
+  'channels.can_access',
+  (db, p: { channel_id: string; user_id: string }) =>
+    db.selectNoFrom(
+      sql<boolean>`exists (${accessibleChannelIdsSql({ userId: p.user_id, channelId: p.channel_id })})`.as(
+        'allowed',
+      ),
     ),
-  ),
 )
 
 // The one access rule, narrowed to one guild, joined back for the rows.
-const visibleChannels = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .selectFrom('channels')
-    .select(channelColumns)
-    .where('guild_id', '=', p.guild_id)
-    .where(
-      sql<boolean>`id in (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id })})`,
-    )
-    .orderBy('position')
-    .orderBy('id'),
+const visibleChannels = prepareQuery(
+  'channels.list_visible',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .selectFrom('channels')
+      .select(channelColumns)
+      .where('guild_id', '=', p.guild_id)
+      .where(
+        sql<boolean>`id in (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id })})`,
+      )
+      .orderBy('position')
+      .orderBy('id'),
 )
 
-function assertPosition(value: unknown): asserts value is number {
-  assertInteger(value, 'position', 0, MAX_POSITION)
-}
+/** The columns {@link updateChannel} may set. */
+type ChannelSet = { name?: string; topic?: string | null; position?: number; is_private?: boolean }
 
-function assertBoolean(value: unknown, field: string): asserts value is boolean {
-  if (typeof value !== 'boolean')
-    throw new InvalidInputError(`${field} must be a boolean`, { field })
-}
+// Sets only the patched columns: one shape per combination, sent unnamed.
+const updateGuildChannel = dynamicQuery(
+  'channels.update',
+  (db, id: string, set: ChannelSet) =>
+    db
+      .updateTable('channels')
+      .set({ ...set, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('type', '<>', 'dm')
+      .returning(channelColumns),
+  [[MIN_UUID, { name: '', topic: '', position: 0, is_private: false }]],
+)
 
 /** Input of {@link createChannel}. */
 export interface CreateChannelInput {
@@ -223,10 +275,10 @@ export async function createChannel(db: Kysely<DB>, input: CreateChannelInput): 
   assertOneOf(input.type, 'type', GUILD_CHANNEL_TYPES)
   assertOptionalText(input.topic, 'topic', TOPIC)
   const position = input.position ?? 0
-  assertPosition(position)
+  assertInRange(position, 'position', channelFields.position)
   const is_private = input.is_private ?? false
   assertBoolean(is_private, 'is_private')
-  const row = await insertChannel.executeTakeFirst(db, {
+  return insertChannel.executeTakeFirstOrThrow(db, {
     id: newId(),
     guild_id: input.guild_id,
     name: input.name,
@@ -235,8 +287,6 @@ export async function createChannel(db: Kysely<DB>, input: CreateChannelInput): 
     position,
     is_private,
   })
-  if (!row) throw new NotFoundError('channel insert returned no row', { entity: 'channel' })
-  return row
 }
 
 /**
@@ -294,7 +344,7 @@ export async function updateChannel(
 ): Promise<Channel | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
-  const set: { name?: string; topic?: string | null; position?: number; is_private?: boolean } = {}
+  const set: ChannelSet = {}
   if (patch.name !== undefined) {
     assertText(patch.name, 'name', NAME)
     set.name = patch.name
@@ -304,7 +354,7 @@ export async function updateChannel(
     set.topic = patch.topic
   }
   if (patch.position !== undefined) {
-    assertPosition(patch.position)
+    assertInRange(patch.position, 'position', channelFields.position)
     set.position = patch.position
   }
   if (patch.is_private !== undefined) {
@@ -312,15 +362,7 @@ export async function updateChannel(
     set.is_private = patch.is_private
   }
   if (Object.keys(set).length === 0) return selectGuildChannel.executeTakeFirst(db, { id })
-  return mapErrors(
-    db
-      .updateTable('channels')
-      .set({ ...set, updated_at: sql`now()` })
-      .where('id', '=', id)
-      .where('type', '<>', 'dm')
-      .returning(channelColumns)
-      .executeTakeFirst(),
-  )
+  return mapErrors(updateGuildChannel(db, id, set).executeTakeFirst())
 }
 
 /**
@@ -344,11 +386,8 @@ export interface ChannelMemberKey {
   user_id: string
 }
 
-function assertChannelMemberKey(input: unknown): asserts input is ChannelMemberKey {
-  assertObject(input, 'input')
-  assertUuid(input.channel_id, 'channel_id')
-  assertUuid(input.user_id, 'user_id')
-}
+/** The fields of a {@link ChannelMemberKey}, in validation order. */
+const CHANNEL_MEMBER_KEY = ['channel_id', 'user_id'] as const
 
 /**
  * Adds a guild member to a (private) channel's members; idempotent (an
@@ -366,7 +405,7 @@ export async function addChannelMember(
   db: Kysely<DB>,
   input: ChannelMemberKey,
 ): Promise<ChannelMember> {
-  assertChannelMemberKey(input)
+  assertIdKey(input, CHANNEL_MEMBER_KEY)
   const row = await upsertChannelMember.executeTakeFirst(db, {
     channel_id: input.channel_id,
     user_id: input.user_id,
@@ -404,7 +443,7 @@ export async function removeChannelMember(
   db: Kysely<DB>,
   input: ChannelMemberKey,
 ): Promise<boolean> {
-  assertChannelMemberKey(input)
+  assertIdKey(input, CHANNEL_MEMBER_KEY)
   const n = await deleteChannelMember.executeAffected(db, {
     channel_id: input.channel_id,
     user_id: input.user_id,
@@ -440,7 +479,7 @@ export async function listChannelMembers(
  * ```
  */
 export async function isChannelMember(db: Kysely<DB>, input: ChannelMemberKey): Promise<boolean> {
-  assertChannelMemberKey(input)
+  assertIdKey(input, CHANNEL_MEMBER_KEY)
   const row = await channelMemberExists.executeTakeFirst(db, {
     channel_id: input.channel_id,
     user_id: input.user_id,
@@ -462,7 +501,7 @@ export async function isChannelMember(db: Kysely<DB>, input: ChannelMemberKey): 
  * ```
  */
 export async function canAccessChannel(db: Kysely<DB>, input: ChannelMemberKey): Promise<boolean> {
-  assertChannelMemberKey(input)
+  assertIdKey(input, CHANNEL_MEMBER_KEY)
   const row = await channelAccess.executeTakeFirst(db, {
     channel_id: input.channel_id,
     user_id: input.user_id,
@@ -482,10 +521,8 @@ export async function canAccessChannel(db: Kysely<DB>, input: ChannelMemberKey):
  */
 export async function listVisibleChannels(
   db: Kysely<DB>,
-  input: { guild_id: string; user_id: string },
+  input: GuildMemberKey,
 ): Promise<Channel[]> {
-  assertObject(input, 'input')
-  assertUuid(input.guild_id, 'guild_id')
-  assertUuid(input.user_id, 'user_id')
+  assertIdKey(input, ['guild_id', 'user_id'])
   return visibleChannels.execute(db, { guild_id: input.guild_id, user_id: input.user_id })
 }

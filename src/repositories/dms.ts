@@ -1,18 +1,31 @@
-import { type Compilable, type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import { type Kysely, sql } from 'kysely'
+import type { DB, DmChannels, DmParticipants, UserStatus } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
-import { NotFoundError } from '../errors/not-found-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import type { DmChannel, User, UserStatus } from '../types.ts'
-import { assertObject, assertUuid } from '../validation/validate.ts'
-import { dmChannelColumns } from './columns.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { prepareQuery, rawQuery } from '../sql/index.ts'
+import { assertIdKey, assertUuid } from '../validation/index.ts'
+import type { UserPair } from './friendships.ts'
+import { markRead, UNREAD_COUNT_CAP } from './read-states.ts'
+import type { User } from './users.ts'
 
-/** A raw SQL statement as a {@link Compilable}, for {@link prepareQuery}. */
-const rawQuery = <O>(db: Kysely<DB>, query: ReturnType<typeof sql<O>>): Compilable<O> => ({
-  compile: () => query.compile(db),
-})
+/** The columns every DM-returning function selects. */
+export const dmChannelColumns = columnList<DmChannels>()(['id', 'user_a', 'user_b', 'created_at'])
+
+/** A 1:1 DM: its id is also its channel id; `user_a < user_b`. */
+export type DmChannel = Projection<DmChannels, typeof dmChannelColumns>
+
+/** The columns of a DM participant. */
+export const dmParticipantColumns = columnList<DmParticipants>()([
+  'channel_id',
+  'user_id',
+  'joined_at',
+  'last_read_message_id',
+])
+
+/** A DM participant and their read marker. */
+export type DmParticipant = Projection<DmParticipants, typeof dmParticipantColumns>
 
 interface FindOrCreateRow {
   blocked: boolean
@@ -30,10 +43,12 @@ interface FindOrCreateRow {
 // Its channels row and both participants are inserted from the new pair row in
 // the same statement (the foreign keys are checked at the end of it). A block
 // either way inserts nothing and is reported in `blocked`.
-const findOrInsertDm = prepareQuery((db, p: { id: string; a: string; b: string }) =>
-  rawQuery(
-    db,
-    sql<FindOrCreateRow>`with existing as (
+const findOrInsertDm = prepareQuery(
+  'dms.find_or_insert',
+  (db, p: { id: string; a: string; b: string }) =>
+    rawQuery(
+      db,
+      sql<FindOrCreateRow>`with existing as (
   select d.id, d.user_a, d.user_b, d.created_at
   from dm_channels d
   where d.user_a = ${p.a}::uuid and d.user_b = ${p.b}::uuid
@@ -68,12 +83,12 @@ left join (
   union all
   select id, user_a, user_b, created_at, true as created from new_dm
 ) d on true`,
-  ),
+    ),
 )
 
 // After a lost race: a new statement (a new snapshot under READ COMMITTED)
 // sees the winner's committed row.
-const selectDmByPair = prepareQuery((db, p: { a: string; b: string }) =>
+const selectDmByPair = prepareQuery('dms.by_pair', (db, p: { a: string; b: string }) =>
   db
     .selectFrom('dm_channels')
     .select(dmChannelColumns)
@@ -99,10 +114,11 @@ interface DmListRow {
 }
 
 // One query: the user's participant rows, the pair, the other user (the
-// `User` columns only, never the secrets), and two lateral subqueries on the
-// live-history index: the newest live message, and the live messages of the
-// other user newer than the read marker.
-const selectDmList = prepareQuery((db, p: { user_id: string }) =>
+// `User` columns only, never the secrets), the read marker, and two lateral
+// subqueries on the live-history index (channel_id, seq): the newest live
+// message, and the other user's live messages after the marker's position,
+// counted up to UNREAD_COUNT_CAP (so the cost does not grow with the backlog).
+const selectDmList = prepareQuery('dms.list', (db, p: { user_id: string }) =>
   rawQuery(
     db,
     sql<DmListRow>`select d.id, d.user_a, d.user_b, d.created_at,
@@ -114,51 +130,26 @@ const selectDmList = prepareQuery((db, p: { user_id: string }) =>
 from dm_participants me
 join dm_channels d on d.id = me.channel_id
 join users u on u.id = case when d.user_a = me.user_id then d.user_b else d.user_a end
+left join channel_read_states rs on rs.user_id = me.user_id and rs.channel_id = d.id
 left join lateral (
   select m.id from messages m
   where m.channel_id = d.id and m.deleted_at is null
-  order by m.id desc
+  order by m.seq desc
   limit 1
 ) lm on true
 cross join lateral (
-  select count(*)::int as n from messages m
-  where m.channel_id = d.id and m.deleted_at is null
-    and m.id > coalesce(me.last_read_message_id, '00000000-0000-0000-0000-000000000000'::uuid)
-    and m.author_id <> me.user_id
+  select count(*)::int as n from (
+    select 1 from messages m
+    where m.channel_id = d.id and m.deleted_at is null
+      and m.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
+      and m.author_id <> me.user_id
+    order by m.seq
+    limit ${sql.raw(String(UNREAD_COUNT_CAP))}
+  ) x
 ) unread
 where me.user_id = ${p.user_id}::uuid
 order by lm.id desc nulls last, d.created_at desc, d.id desc`,
   ),
-)
-
-interface MarkReadRow {
-  participant: boolean
-  in_channel: boolean
-}
-
-// One statement: moves the read marker forward only (ids are time-ordered, so
-// `<` on uuid is "older than"; a concurrent call re-checks the condition on the
-// locked row, so the marker never moves backwards), and reports what was missing.
-const markRead = prepareQuery(
-  (db, p: { channel_id: string; user_id: string; message_id: string }) =>
-    rawQuery(
-      db,
-      sql<MarkReadRow>`with target as (
-  select m.id from messages m
-  where m.id = ${p.message_id}::uuid and m.channel_id = ${p.channel_id}::uuid
-), me as (
-  select 1 from dm_participants p
-  where p.channel_id = ${p.channel_id}::uuid and p.user_id = ${p.user_id}::uuid
-), moved as (
-  update dm_participants p
-  set last_read_message_id = t.id
-  from target t
-  where p.channel_id = ${p.channel_id}::uuid and p.user_id = ${p.user_id}::uuid
-    and (p.last_read_message_id is null or p.last_read_message_id < t.id)
-  returning 1
-)
-select exists (select 1 from me) as participant, exists (select 1 from target) as in_channel`,
-    ),
 )
 
 /** What {@link findOrCreateDmChannel} returns. */
@@ -194,11 +185,9 @@ export interface FindOrCreateDmResult {
  */
 export async function findOrCreateDmChannel(
   db: Kysely<DB>,
-  input: { user_id: string; other_user_id: string },
+  input: UserPair,
 ): Promise<FindOrCreateDmResult> {
-  assertObject(input, 'input')
-  assertUuid(input.user_id, 'user_id')
-  assertUuid(input.other_user_id, 'other_user_id')
+  assertIdKey(input, ['user_id', 'other_user_id'])
   const x = input.user_id.toLowerCase()
   const y = input.other_user_id.toLowerCase()
   if (x === y) {
@@ -233,7 +222,10 @@ export type DmChannelListEntry = DmChannel & {
   other_user: User
   /** The newest live message, or `null` when there is none. */
   last_message_id: string | null
-  /** Live messages of the other user newer than this user's read marker. */
+  /**
+   * Live messages of the other user after this user's read marker, exact up to
+   * `UNREAD_COUNT_CAP` (a value equal to it means "that many or more").
+   */
   unread_count: number
 }
 
@@ -242,7 +234,8 @@ export type DmChannelListEntry = DmChannel & {
  * (newest live message id descending, conversations without messages last,
  * then newest conversation first), each with the other user, the newest live
  * message id and the unread count (live messages of the other user after this
- * user's read marker; one's own messages are never unread).
+ * user's read marker; one's own messages are never unread), exact up to
+ * `UNREAD_COUNT_CAP`: the cost does not grow with the backlog.
  *
  * @throws {InvalidInputError} when `user_id` is not a UUID.
  * @example
@@ -276,10 +269,20 @@ export async function listDmChannels(
   }))
 }
 
+/** Input of {@link markDmRead}. */
+export interface MarkDmReadInput {
+  channel_id: string
+  user_id: string
+  /** A message of that channel (it may be soft-deleted). */
+  message_id: string
+}
+
 /**
- * Marks a DM read up to a message: sets the user's `last_read_message_id`,
- * never moving it backwards (an older message id leaves it as it is). The
- * message may be soft-deleted, but must belong to the channel.
+ * Marks a DM read up to a message: the same as `markChannelRead` for a DM (the
+ * marker keeps the message's position and never moves backwards, whatever order
+ * concurrent calls commit in; purges never reset it), and also sets the user's
+ * `dm_participants.last_read_message_id`. The message may be soft-deleted, but
+ * must belong to the channel. One statement.
  *
  * @throws {InvalidInputError} for a malformed id, or when the message is not in that channel.
  * @throws {NotFoundError} (entity `'dm_participant'`) when the user is not a
@@ -290,27 +293,6 @@ export async function listDmChannels(
  * if (newest) await markDmRead(db, { channel_id: dm.id, user_id: me, message_id: newest.id })
  * ```
  */
-export async function markDmRead(
-  db: Kysely<DB>,
-  input: { channel_id: string; user_id: string; message_id: string },
-): Promise<void> {
-  assertObject(input, 'input')
-  assertUuid(input.channel_id, 'channel_id')
-  assertUuid(input.user_id, 'user_id')
-  assertUuid(input.message_id, 'message_id')
-  const row = await markRead.executeTakeFirst(db, {
-    channel_id: input.channel_id,
-    user_id: input.user_id,
-    message_id: input.message_id,
-  })
-  if (!row?.participant) {
-    throw new NotFoundError('the user is not a participant of this DM', {
-      entity: 'dm_participant',
-    })
-  }
-  if (!row.in_channel) {
-    throw new InvalidInputError('message_id must be a message of this channel', {
-      field: 'message_id',
-    })
-  }
+export async function markDmRead(db: Kysely<DB>, input: MarkDmReadInput): Promise<void> {
+  await markRead(db, input, true)
 }

@@ -15,14 +15,60 @@
  * retryable `DatabaseUnavailableError`.
  */
 import { type Kysely, sql } from 'kysely'
-import type { DB, FriendshipStatus } from '../../codegen/db.ts'
+import type { DB, FriendshipStatus, Friendships } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
 import { inTransaction, prepareQuery } from '../sql/index.ts'
-import type { Friendship, User } from '../types.ts'
-import { assertObject, assertUuid } from '../validation/index.ts'
-import { friendshipColumns, userColumns } from './columns.ts'
+import { assertIdKey, assertObject, assertUuid, distinctIds } from '../validation/index.ts'
+import { type User, userColumns } from './users.ts'
+
+/** The columns every friendship-returning function selects. */
+export const friendshipColumns = columnList<Friendships>()([
+  'user_id',
+  'friend_id',
+  'status',
+  'created_at',
+  'updated_at',
+])
+
+/** One direction of a relation: `(user_id → friend_id, status)`; accepted friendships have both directions. */
+export type Friendship = Projection<Friendships, typeof friendshipColumns>
+
+/** Two users, one of them the caller (`user_id`), as {@link removeFriendship} and {@link isBlocked} take them. */
+export interface UserPair {
+  user_id: string
+  other_user_id: string
+}
+
+/** Input of {@link sendFriendRequest}. */
+export interface SendFriendRequestInput {
+  from_user_id: string
+  to_user_id: string
+}
+
+/** Input of {@link acceptFriendRequest}. */
+export interface AcceptFriendRequestInput {
+  /** The user who accepts. */
+  user_id: string
+  /** The user whose request is pending. */
+  requester_id: string
+}
+
+/** Input of {@link blockUser} and {@link unblockUser}. */
+export interface BlockUserInput {
+  user_id: string
+  blocked_user_id: string
+}
+
+/** What {@link listFriendRequests} returns. */
+export interface FriendRequests {
+  /** Users who asked this user. */
+  incoming: User[]
+  /** Users this user asked. */
+  outgoing: User[]
+}
 
 /** The values of the `friendship_status` enum. */
 export const FRIENDSHIP_STATUSES = [
@@ -34,7 +80,7 @@ export const FRIENDSHIP_STATUSES = [
 /** The user columns, qualified with the `u` alias of the list queries. */
 const friendUserColumns = userColumns.map((c) => `u.${c}` as const)
 
-const lockPair = prepareQuery((db, p: { a: string; b: string }) =>
+const lockPair = prepareQuery('friendships.lock_pair', (db, p: { a: string; b: string }) =>
   db.selectNoFrom(
     sql<string>`pg_advisory_xact_lock(hashtextextended('guildstore:user_pair:' || least(${p.a}::uuid, ${p.b}::uuid)::text || ':' || greatest(${p.a}::uuid, ${p.b}::uuid)::text, 0))`.as(
       'locked',
@@ -42,7 +88,7 @@ const lockPair = prepareQuery((db, p: { a: string; b: string }) =>
   ),
 )
 
-const selectPair = prepareQuery((db, p: { a: string; b: string }) =>
+const selectPair = prepareQuery('friendships.pair', (db, p: { a: string; b: string }) =>
   db
     .selectFrom('friendships')
     .select(friendshipColumns)
@@ -55,6 +101,7 @@ const selectPair = prepareQuery((db, p: { a: string; b: string }) =>
 )
 
 const upsertRow = prepareQuery(
+  'friendships.upsert',
   (db, p: { user_id: string; friend_id: string; status: FriendshipStatus }) =>
     db
       .insertInto('friendships')
@@ -70,39 +117,45 @@ const upsertRow = prepareQuery(
 
 // Runs after the pair's non-block rows are gone, so a conflict can only be an
 // existing block, which is kept as it is (timestamps too).
-const insertBlock = prepareQuery((db, p: { user_id: string; friend_id: string }) =>
-  db
-    .insertInto('friendships')
-    .values({ user_id: p.user_id, friend_id: p.friend_id, status: 'blocked' })
-    .onConflict((oc) =>
-      oc
-        .columns(['user_id', 'friend_id'])
-        .doUpdateSet({ status: (eb) => eb.ref('excluded.status') }),
-    )
-    .returning(friendshipColumns),
+const insertBlock = prepareQuery(
+  'friendships.insert_block',
+  (db, p: { user_id: string; friend_id: string }) =>
+    db
+      .insertInto('friendships')
+      .values({ user_id: p.user_id, friend_id: p.friend_id, status: 'blocked' })
+      .onConflict((oc) =>
+        oc
+          .columns(['user_id', 'friend_id'])
+          .doUpdateSet({ status: (eb) => eb.ref('excluded.status') }),
+      )
+      .returning(friendshipColumns),
 )
 
-const deleteRelation = prepareQuery((db, p: { a: string; b: string }) =>
-  db
-    .deleteFrom('friendships')
-    .where((eb) =>
-      eb.or([
-        eb.and([eb('user_id', '=', p.a), eb('friend_id', '=', p.b)]),
-        eb.and([eb('user_id', '=', p.b), eb('friend_id', '=', p.a)]),
-      ]),
-    )
-    .where('status', '<>', 'blocked'),
+const deleteRelation = prepareQuery(
+  'friendships.delete_relation',
+  (db, p: { a: string; b: string }) =>
+    db
+      .deleteFrom('friendships')
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('user_id', '=', p.a), eb('friend_id', '=', p.b)]),
+          eb.and([eb('user_id', '=', p.b), eb('friend_id', '=', p.a)]),
+        ]),
+      )
+      .where('status', '<>', 'blocked'),
 )
 
-const deleteBlock = prepareQuery((db, p: { user_id: string; friend_id: string }) =>
-  db
-    .deleteFrom('friendships')
-    .where('user_id', '=', p.user_id)
-    .where('friend_id', '=', p.friend_id)
-    .where('status', '=', 'blocked'),
+const deleteBlock = prepareQuery(
+  'friendships.delete_block',
+  (db, p: { user_id: string; friend_id: string }) =>
+    db
+      .deleteFrom('friendships')
+      .where('user_id', '=', p.user_id)
+      .where('friend_id', '=', p.friend_id)
+      .where('status', '=', 'blocked'),
 )
 
-const selectBlocked = prepareQuery((db, p: { a: string; b: string }) =>
+const selectBlocked = prepareQuery('friendships.is_blocked', (db, p: { a: string; b: string }) =>
   db.selectNoFrom((eb) =>
     eb
       .exists(
@@ -121,7 +174,7 @@ const selectBlocked = prepareQuery((db, p: { a: string; b: string }) =>
   ),
 )
 
-const selectFriends = prepareQuery((db, p: { user_id: string }) =>
+const selectFriends = prepareQuery('friendships.list_friends', (db, p: { user_id: string }) =>
   db
     .selectFrom('friendships as f')
     .innerJoin('users as u', 'u.id', 'f.friend_id')
@@ -132,7 +185,7 @@ const selectFriends = prepareQuery((db, p: { user_id: string }) =>
     .orderBy('u.id'),
 )
 
-const selectIncoming = prepareQuery((db, p: { user_id: string }) =>
+const selectIncoming = prepareQuery('friendships.list_incoming', (db, p: { user_id: string }) =>
   db
     .selectFrom('friendships as f')
     .innerJoin('users as u', 'u.id', 'f.user_id')
@@ -143,7 +196,7 @@ const selectIncoming = prepareQuery((db, p: { user_id: string }) =>
     .orderBy('u.id'),
 )
 
-const selectOutgoing = prepareQuery((db, p: { user_id: string }) =>
+const selectOutgoing = prepareQuery('friendships.list_outgoing', (db, p: { user_id: string }) =>
   db
     .selectFrom('friendships as f')
     .innerJoin('users as u', 'u.id', 'f.friend_id')
@@ -153,17 +206,6 @@ const selectOutgoing = prepareQuery((db, p: { user_id: string }) =>
     .orderBy('f.created_at', 'desc')
     .orderBy('u.id'),
 )
-
-/** Validates two user ids of a pair, lowercased; the same user twice is refused. */
-function pair(a: unknown, aField: string, b: unknown, bField: string): [string, string] {
-  assertUuid(a, aField)
-  assertUuid(b, bField)
-  const x = a.toLowerCase()
-  const y = b.toLowerCase()
-  if (x === y)
-    throw new InvalidInputError(`${bField} must differ from ${aField}`, { field: bField })
-  return [x, y]
-}
 
 const blocked = () => new ConflictError('a block stands between these users', { reason: 'blocked' })
 
@@ -216,10 +258,10 @@ export async function lockUserPair(
  */
 export async function sendFriendRequest(
   db: Kysely<DB>,
-  input: { from_user_id: string; to_user_id: string },
+  input: SendFriendRequestInput,
 ): Promise<Friendship> {
   assertObject(input, 'input')
-  const [from, to] = pair(input.from_user_id, 'from_user_id', input.to_user_id, 'to_user_id')
+  const [from, to] = distinctIds(input.from_user_id, 'from_user_id', input.to_user_id, 'to_user_id')
   return inTransaction(db, async (trx) => {
     await lockPair.execute(trx, { a: from, b: to })
     const rows = await selectPair.execute(trx, { a: from, b: to })
@@ -232,20 +274,18 @@ export async function sendFriendRequest(
         await upsertRow.execute(trx, { user_id: to, friend_id: from, status: 'accepted' })
       }
       if (mine?.status === 'accepted') return mine
-      const row = await upsertRow.executeTakeFirst(trx, {
+      return upsertRow.executeTakeFirstOrThrow(trx, {
         user_id: from,
         friend_id: to,
         status: 'accepted',
       })
-      return row!
     }
     if (mine) return mine // pending already
-    const row = await upsertRow.executeTakeFirst(trx, {
+    return upsertRow.executeTakeFirstOrThrow(trx, {
       user_id: from,
       friend_id: to,
       status: 'pending',
     })
-    return row!
   })
 }
 
@@ -264,10 +304,15 @@ export async function sendFriendRequest(
  */
 export async function acceptFriendRequest(
   db: Kysely<DB>,
-  input: { user_id: string; requester_id: string },
+  input: AcceptFriendRequestInput,
 ): Promise<Friendship> {
   assertObject(input, 'input')
-  const [user, requester] = pair(input.user_id, 'user_id', input.requester_id, 'requester_id')
+  const [user, requester] = distinctIds(
+    input.user_id,
+    'user_id',
+    input.requester_id,
+    'requester_id',
+  )
   return inTransaction(db, async (trx) => {
     await lockPair.execute(trx, { a: user, b: requester })
     const rows = await selectPair.execute(trx, { a: user, b: requester })
@@ -278,12 +323,11 @@ export async function acceptFriendRequest(
     }
     if (mine?.status === 'blocked') throw blocked()
     await upsertRow.execute(trx, { user_id: requester, friend_id: user, status: 'accepted' })
-    const row = await upsertRow.executeTakeFirst(trx, {
+    return upsertRow.executeTakeFirstOrThrow(trx, {
       user_id: user,
       friend_id: requester,
       status: 'accepted',
     })
-    return row!
   })
 }
 
@@ -298,12 +342,9 @@ export async function acceptFriendRequest(
  * await removeFriendship(db, { user_id: me, other_user_id: them })
  * ```
  */
-export async function removeFriendship(
-  db: Kysely<DB>,
-  input: { user_id: string; other_user_id: string },
-): Promise<boolean> {
+export async function removeFriendship(db: Kysely<DB>, input: UserPair): Promise<boolean> {
   assertObject(input, 'input')
-  const [user, other] = pair(input.user_id, 'user_id', input.other_user_id, 'other_user_id')
+  const [user, other] = distinctIds(input.user_id, 'user_id', input.other_user_id, 'other_user_id')
   return inTransaction(db, async (trx) => {
     await lockPair.execute(trx, { a: user, b: other })
     return (await deleteRelation.executeAffected(trx, { a: user, b: other })) > 0
@@ -322,17 +363,18 @@ export async function removeFriendship(
  * await blockUser(db, { user_id: me, blocked_user_id: troll })
  * ```
  */
-export async function blockUser(
-  db: Kysely<DB>,
-  input: { user_id: string; blocked_user_id: string },
-): Promise<Friendship> {
+export async function blockUser(db: Kysely<DB>, input: BlockUserInput): Promise<Friendship> {
   assertObject(input, 'input')
-  const [user, other] = pair(input.user_id, 'user_id', input.blocked_user_id, 'blocked_user_id')
+  const [user, other] = distinctIds(
+    input.user_id,
+    'user_id',
+    input.blocked_user_id,
+    'blocked_user_id',
+  )
   return inTransaction(db, async (trx) => {
     await lockPair.execute(trx, { a: user, b: other })
     await deleteRelation.execute(trx, { a: user, b: other })
-    const row = await insertBlock.executeTakeFirst(trx, { user_id: user, friend_id: other })
-    return row!
+    return insertBlock.executeTakeFirstOrThrow(trx, { user_id: user, friend_id: other })
   })
 }
 
@@ -346,12 +388,14 @@ export async function blockUser(
  * await unblockUser(db, { user_id: me, blocked_user_id: them })
  * ```
  */
-export async function unblockUser(
-  db: Kysely<DB>,
-  input: { user_id: string; blocked_user_id: string },
-): Promise<boolean> {
+export async function unblockUser(db: Kysely<DB>, input: BlockUserInput): Promise<boolean> {
   assertObject(input, 'input')
-  const [user, other] = pair(input.user_id, 'user_id', input.blocked_user_id, 'blocked_user_id')
+  const [user, other] = distinctIds(
+    input.user_id,
+    'user_id',
+    input.blocked_user_id,
+    'blocked_user_id',
+  )
   return inTransaction(db, async (trx) => {
     await lockPair.execute(trx, { a: user, b: other })
     return (await deleteBlock.executeAffected(trx, { user_id: user, friend_id: other })) > 0
@@ -369,13 +413,8 @@ export async function unblockUser(
  * // select exists (select 1 from "friendships" where "status" = $1 and ((…) or (…))) as "blocked"
  * ```
  */
-export async function isBlocked(
-  db: Kysely<DB>,
-  input: { user_id: string; other_user_id: string },
-): Promise<boolean> {
-  assertObject(input, 'input')
-  assertUuid(input.user_id, 'user_id')
-  assertUuid(input.other_user_id, 'other_user_id')
+export async function isBlocked(db: Kysely<DB>, input: UserPair): Promise<boolean> {
+  assertIdKey(input, ['user_id', 'other_user_id'])
   const row = await selectBlocked.executeTakeFirst(db, {
     a: input.user_id,
     b: input.other_user_id,
@@ -407,10 +446,7 @@ export async function listFriends(db: Kysely<DB>, user_id: string): Promise<User
  * const { incoming, outgoing } = await listFriendRequests(db, me)
  * ```
  */
-export async function listFriendRequests(
-  db: Kysely<DB>,
-  user_id: string,
-): Promise<{ incoming: User[]; outgoing: User[] }> {
+export async function listFriendRequests(db: Kysely<DB>, user_id: string): Promise<FriendRequests> {
   assertUuid(user_id, 'user_id')
   const [incoming, outgoing] = await Promise.all([
     selectIncoming.execute(db, { user_id }),

@@ -1,20 +1,33 @@
 import { type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { DB, Guilds } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { DEFAULT_PERMISSIONS } from '../permissions/permissions.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { inTransaction } from '../sql/transaction.ts'
-import type { Guild } from '../types.ts'
-import { assertObject, assertText, assertUuid } from '../validation/validate.ts'
-import { guildColumns } from './columns.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { inTransaction, prepareQuery } from '../sql/index.ts'
+import { assertObject, assertText, assertUuid, defineFields, text } from '../validation/index.ts'
 
-/** Length rule of `guilds.name` (CHECK `guilds_name_length`). */
-const NAME = { min: 1, max: 100 } as const
+/** The columns every guild-returning function selects. */
+export const guildColumns = columnList<Guilds>()([
+  'id',
+  'name',
+  'owner_id',
+  'created_at',
+  'updated_at',
+])
+
+/** A guild (server). */
+export type Guild = Projection<Guilds, typeof guildColumns>
+
+/** Length rules of the `guilds` columns (the CHECKs of the schema). */
+export const guildFields = defineFields('guilds', { name: text(1, 100) })
+
+const NAME = guildFields.name
 
 /** The guild, the owner's membership and the default role: one statement, so atomic. */
 const insertGuild = prepareQuery(
+  'guilds.insert',
   (db, p: { id: string; name: string; owner_id: string; role_id: string }) =>
     db
       .with('g', (db) =>
@@ -50,11 +63,11 @@ const insertGuild = prepareQuery(
       .select(guildColumns),
 )
 
-const selectGuild = prepareQuery((db, p: { id: string }) =>
+const selectGuild = prepareQuery('guilds.by_id', (db, p: { id: string }) =>
   db.selectFrom('guilds').select(guildColumns).where('id', '=', p.id),
 )
 
-const selectGuildsForUser = prepareQuery((db, p: { user_id: string }) =>
+const selectGuildsForUser = prepareQuery('guilds.list_for_user', (db, p: { user_id: string }) =>
   db
     .selectFrom('guilds as g')
     .innerJoin('guild_members as gm', 'gm.guild_id', 'g.id')
@@ -64,7 +77,7 @@ const selectGuildsForUser = prepareQuery((db, p: { user_id: string }) =>
     .orderBy('g.id'),
 )
 
-const updateGuildName = prepareQuery((db, p: { id: string; name: string }) =>
+const updateGuildName = prepareQuery('guilds.update_name', (db, p: { id: string; name: string }) =>
   db
     .updateTable('guilds')
     .set({ name: p.name, updated_at: sql`now()` })
@@ -72,30 +85,32 @@ const updateGuildName = prepareQuery((db, p: { id: string; name: string }) =>
     .returning(guildColumns),
 )
 
-const deleteGuildById = prepareQuery((db, p: { id: string }) =>
+const deleteGuildById = prepareQuery('guilds.delete', (db, p: { id: string }) =>
   db.deleteFrom('guilds').where('id', '=', p.id),
 )
 
-const lockGuild = prepareQuery((db, p: { id: string }) =>
+const lockGuild = prepareQuery('guilds.lock', (db, p: { id: string }) =>
   db.selectFrom('guilds').select('id').where('id', '=', p.id).forUpdate(),
 )
 
-const setOwnerIfMember = prepareQuery((db, p: { id: string; owner_id: string }) =>
-  db
-    .updateTable('guilds')
-    .set({ owner_id: p.owner_id, updated_at: sql`now()` })
-    .where('id', '=', p.id)
-    .where(({ exists, selectFrom }) =>
-      exists(
-        selectFrom('guild_members')
-          .select(sql`1`.as('one'))
-          .where('guild_id', '=', p.id)
-          .where('user_id', '=', p.owner_id)
-          // Keeps the new owner's membership from being deleted until we commit.
-          .forKeyShare(),
-      ),
-    )
-    .returning(guildColumns),
+const setOwnerIfMember = prepareQuery(
+  'guilds.set_owner_if_member',
+  (db, p: { id: string; owner_id: string }) =>
+    db
+      .updateTable('guilds')
+      .set({ owner_id: p.owner_id, updated_at: sql`now()` })
+      .where('id', '=', p.id)
+      .where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('guild_members')
+            .select(sql`1`.as('one'))
+            .where('guild_id', '=', p.id)
+            .where('user_id', '=', p.owner_id)
+            // Keeps the new owner's membership from being deleted until we commit.
+            .forKeyShare(),
+        ),
+      )
+      .returning(guildColumns),
 )
 
 /** Input of {@link createGuild}. */
@@ -124,14 +139,12 @@ export async function createGuild(db: Kysely<DB>, input: CreateGuildInput): Prom
   assertObject(input, 'input')
   assertText(input.name, 'name', NAME)
   assertUuid(input.owner_id, 'owner_id')
-  const row = await insertGuild.executeTakeFirst(db, {
+  return insertGuild.executeTakeFirstOrThrow(db, {
     id: newId(),
     name: input.name,
     owner_id: input.owner_id,
     role_id: newId(),
   })
-  if (!row) throw new NotFoundError('guild insert returned no row', { entity: 'guild' })
-  return row
 }
 
 /**

@@ -1,32 +1,52 @@
 import { type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { DB, GuildMembers } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
-import { NotFoundError } from '../errors/not-found-error.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import type { GuildMember } from '../types.ts'
-import { assertObject, assertOptionalUuid, assertUuid, pageLimit } from '../validation/validate.ts'
-import { guildMemberColumns } from './columns.ts'
+import { MIN_UUID } from '../ids/uuid-bounds.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { prepareQuery } from '../sql/index.ts'
+import {
+  assertIdKey,
+  assertObject,
+  assertOptionalUuid,
+  assertUuid,
+  defineFields,
+  pageLimit,
+  text,
+} from '../validation/index.ts'
+
+/** The columns every membership-returning function selects. */
+export const guildMemberColumns = columnList<GuildMembers>()([
+  'guild_id',
+  'user_id',
+  'nickname',
+  'joined_at',
+])
+
+/** A user's membership of a guild. */
+export type GuildMember = Projection<GuildMembers, typeof guildMemberColumns>
+
+/** Length rules of the `guild_members` columns (the CHECKs of the schema). */
+export const guildMemberFields = defineFields('guild_members', { nickname: text(1, 64) })
 
 /** Default page size of {@link listGuildMembers}. */
 export const MEMBER_PAGE_DEFAULT = 50
 /** Largest page size of {@link listGuildMembers}. */
 export const MEMBER_PAGE_MAX = 100
 
-/** Below every UUID: the keyset start of a first page. */
-const MIN_UUID = '00000000-0000-0000-0000-000000000000'
-
 // ON CONFLICT DO UPDATE (a no-op update) rather than DO NOTHING: a concurrent
 // insert of the same member makes this one wait and then return the committed
 // row, so every call gets the row back (DO NOTHING would return nothing, and a
 // follow-up SELECT in the same statement could not see the other's row).
-const upsertMember = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .insertInto('guild_members')
-    .values({ guild_id: p.guild_id, user_id: p.user_id })
-    .onConflict((oc) =>
-      oc.columns(['guild_id', 'user_id']).doUpdateSet({ guild_id: sql`excluded.guild_id` }),
-    )
-    .returning(guildMemberColumns),
+const upsertMember = prepareQuery(
+  'guild_members.upsert',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .insertInto('guild_members')
+      .values({ guild_id: p.guild_id, user_id: p.user_id })
+      .onConflict((oc) =>
+        oc.columns(['guild_id', 'user_id']).doUpdateSet({ guild_id: sql`excluded.guild_id` }),
+      )
+      .returning(guildMemberColumns),
 )
 
 // One statement: lock the guild row (FOR SHARE, so a concurrent ownership
@@ -37,49 +57,56 @@ const upsertMember = prepareQuery((db, p: { guild_id: string; user_id: string })
 // (migration 0002): the cascade runs on a fresh snapshot after any concurrent
 // addChannelMember committed, so none can be left behind (a deleting CTE here
 // worked on the statement's snapshot and missed them).
-const deleteMember = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .with('g', (db) =>
-      db.selectFrom('guilds').select('owner_id').where('id', '=', p.guild_id).forShare(),
-    )
-    .with('d', (db) =>
-      db
-        .deleteFrom('guild_members')
-        .where('guild_id', '=', p.guild_id)
-        .where('user_id', '=', p.user_id)
-        .where('user_id', '<>', (eb) => eb.selectFrom('g').select('g.owner_id'))
-        .returning('user_id'),
-    )
-    .selectNoFrom((eb) => [
-      eb.selectFrom('g').select('g.owner_id').as('owner_id'),
-      eb.exists(eb.selectFrom('d').select('d.user_id')).as('deleted'),
-    ]),
-)
-
-const selectMember = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .selectFrom('guild_members')
-    .select(guildMemberColumns)
-    .where('guild_id', '=', p.guild_id)
-    .where('user_id', '=', p.user_id),
-)
-
-const memberExists = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db.selectNoFrom((eb) =>
-    eb
-      .exists(
-        eb
-          .selectFrom('guild_members')
-          .select(sql`1`.as('one'))
-          .where('guild_id', '=', p.guild_id)
-          .where('user_id', '=', p.user_id),
+const deleteMember = prepareQuery(
+  'guild_members.delete',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .with('g', (db) =>
+        db.selectFrom('guilds').select('owner_id').where('id', '=', p.guild_id).forShare(),
       )
-      .as('exists'),
-  ),
+      .with('d', (db) =>
+        db
+          .deleteFrom('guild_members')
+          .where('guild_id', '=', p.guild_id)
+          .where('user_id', '=', p.user_id)
+          .where('user_id', '<>', (eb) => eb.selectFrom('g').select('g.owner_id'))
+          .returning('user_id'),
+      )
+      .selectNoFrom((eb) => [
+        eb.selectFrom('g').select('g.owner_id').as('owner_id'),
+        eb.exists(eb.selectFrom('d').select('d.user_id')).as('deleted'),
+      ]),
+)
+
+const selectMember = prepareQuery(
+  'guild_members.by_key',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .selectFrom('guild_members')
+      .select(guildMemberColumns)
+      .where('guild_id', '=', p.guild_id)
+      .where('user_id', '=', p.user_id),
+)
+
+const memberExists = prepareQuery(
+  'guild_members.exists',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db.selectNoFrom((eb) =>
+      eb
+        .exists(
+          eb
+            .selectFrom('guild_members')
+            .select(sql`1`.as('one'))
+            .where('guild_id', '=', p.guild_id)
+            .where('user_id', '=', p.user_id),
+        )
+        .as('exists'),
+    ),
 )
 
 // Keyset page on the primary key (guild_id, user_id).
 const selectMembersPage = prepareQuery(
+  'guild_members.list_page',
   (db, p: { guild_id: string; after: string; limit: number }) =>
     db
       .selectFrom('guild_members')
@@ -96,11 +123,8 @@ export interface GuildMemberKey {
   user_id: string
 }
 
-function assertMemberKey(input: unknown): asserts input is GuildMemberKey {
-  assertObject(input, 'input')
-  assertUuid(input.guild_id, 'guild_id')
-  assertUuid(input.user_id, 'user_id')
-}
+/** The fields of a {@link GuildMemberKey}, in validation order. */
+const MEMBER_KEY = ['guild_id', 'user_id'] as const
 
 /**
  * Adds a user to a guild; idempotent and race-free: when the user already is a
@@ -115,14 +139,11 @@ function assertMemberKey(input: unknown): asserts input is GuildMemberKey {
  * ```
  */
 export async function addGuildMember(db: Kysely<DB>, input: GuildMemberKey): Promise<GuildMember> {
-  assertMemberKey(input)
-  const row = await upsertMember.executeTakeFirst(db, {
+  assertIdKey(input, MEMBER_KEY)
+  return upsertMember.executeTakeFirstOrThrow(db, {
     guild_id: input.guild_id,
     user_id: input.user_id,
   })
-  if (!row)
-    throw new NotFoundError('guild member upsert returned no row', { entity: 'guild_member' })
-  return row
 }
 
 /**
@@ -139,7 +160,7 @@ export async function addGuildMember(db: Kysely<DB>, input: GuildMemberKey): Pro
  * ```
  */
 export async function removeGuildMember(db: Kysely<DB>, input: GuildMemberKey): Promise<boolean> {
-  assertMemberKey(input)
+  assertIdKey(input, MEMBER_KEY)
   const row = await deleteMember.executeTakeFirst(db, {
     guild_id: input.guild_id,
     user_id: input.user_id,
@@ -163,7 +184,7 @@ export async function findGuildMember(
   db: Kysely<DB>,
   input: GuildMemberKey,
 ): Promise<GuildMember | undefined> {
-  assertMemberKey(input)
+  assertIdKey(input, MEMBER_KEY)
   return selectMember.executeTakeFirst(db, { guild_id: input.guild_id, user_id: input.user_id })
 }
 
@@ -177,7 +198,7 @@ export async function findGuildMember(
  * ```
  */
 export async function isGuildMember(db: Kysely<DB>, input: GuildMemberKey): Promise<boolean> {
-  assertMemberKey(input)
+  assertIdKey(input, MEMBER_KEY)
   const row = await memberExists.executeTakeFirst(db, {
     guild_id: input.guild_id,
     user_id: input.user_id,

@@ -1,22 +1,64 @@
 import { type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { DB, MessageMentions, Messages } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { inTransaction } from '../sql/transaction.ts'
-import type { Attachment, Message } from '../types.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { inTransaction, prepareQuery, rawQuery } from '../sql/index.ts'
 import {
   assertDate,
   assertObject,
   assertOptionalUuid,
   assertText,
   assertUuid,
+  assertUuidArray,
+  defineFields,
   pageLimit,
-} from '../validation/validate.ts'
-import { attachmentColumns, messageColumns } from './columns.ts'
+  text,
+} from '../validation/index.ts'
+import { type Attachment, attachmentColumns } from './attachments.ts'
 
-/** Length rule of `messages.content` (CHECK messages_content_length). */
-const CONTENT = { min: 1, max: 4000 } as const
+/** The columns every message-returning function selects (not the internal `search`). */
+export const messageColumns = columnList<Messages>()([
+  'id',
+  'channel_id',
+  'author_id',
+  'reply_to',
+  'content',
+  'created_at',
+  'edited_at',
+  'deleted_at',
+  'seq',
+])
+
+/**
+ * A message. The internal full-text column `search` is not part of it. `seq` is
+ * its position in its channel: positions grow in commit order within a channel
+ * (see {@link listChannelMessages}); they are not dense, and messages of a 0.1.0
+ * database got positions ≤ 0 when migrated.
+ */
+export type Message = Projection<Messages, typeof messageColumns>
+
+/** The public columns of `message_mentions` (channel_id, seq and author_id are internal copies). */
+export const messageMentionColumns = columnList<MessageMentions>()([
+  'message_id',
+  'user_id',
+  'role_id',
+  'everyone',
+])
+
+/**
+ * One mention of a message: exactly one of `user_id`, `role_id` or `everyone`
+ * (`true`) names whom it mentions.
+ */
+export type MessageMention = Projection<MessageMentions, typeof messageMentionColumns>
+
+/** Length rules of the `messages` columns (the CHECKs of the schema). */
+export const messageFields = defineFields('messages', { content: text(1, 4000) })
+
+const CONTENT = messageFields.content
+
+/** At most this many user ids, and as many role ids, in one message's mentions. */
+export const MENTIONS_MAX = 100
 
 /** Default and maximum page size of {@link listChannelMessages}. */
 const MESSAGE_PAGE_DEFAULT = 50
@@ -25,6 +67,7 @@ const MESSAGE_PAGE_MAX = 100
 // One INSERT … SELECT: the reply target is checked in the same statement (one
 // round trip, no race with a concurrent delete of the target).
 const insertMessage = prepareQuery(
+  'messages.insert',
   (
     db,
     p: {
@@ -54,7 +97,83 @@ const insertMessage = prepareQuery(
       .returning(messageColumns),
 )
 
-const selectMessageById = prepareQuery((db, p: { id: string }) =>
+// The same INSERT with its mentions, in ONE statement: the message row is
+// written only when the reply target, every mentioned role (a role of the
+// channel's guild) and every mentioned user exist; the mention rows copy the
+// new row's channel_id, seq (set by the messages_seq trigger) and author_id.
+const RETURNING = sql.raw(messageColumns.map((c) => `m.${c}`).join(', '))
+const insertMessageWithMentions = prepareQuery(
+  'messages.insert_with_mentions',
+  (
+    db,
+    p: {
+      id: string
+      channel_id: string
+      author_id: string
+      reply_to: string | null
+      content: string
+      user_ids: string[]
+      role_ids: string[]
+      everyone: boolean
+    },
+  ) =>
+    rawQuery(
+      db,
+      sql<Message>`with m as (
+  insert into messages (id, channel_id, author_id, reply_to, content)
+  select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text
+  where (${p.reply_to}::uuid is null or exists (select 1 from messages r where r.id = ${p.reply_to}::uuid and r.channel_id = ${p.channel_id}::uuid and r.deleted_at is null))
+    and cardinality(${p.role_ids}::uuid[]) = (select count(*) from roles r join channels c on c.guild_id = r.guild_id where c.id = ${p.channel_id}::uuid and r.id = any(${p.role_ids}::uuid[]))
+    and cardinality(${p.user_ids}::uuid[]) = (select count(*) from users u where u.id = any(${p.user_ids}::uuid[]))
+  returning *
+), mentions as (
+  insert into message_mentions (message_id, channel_id, seq, author_id, user_id, role_id, everyone)
+  select m.id, m.channel_id, m.seq, m.author_id, t.user_id, t.role_id, t.everyone
+  from m cross join (
+    select u as user_id, null::uuid as role_id, false as everyone from unnest(${p.user_ids}::uuid[]) u
+    union all select null::uuid, r, false from unnest(${p.role_ids}::uuid[]) r
+    union all select null::uuid, null::uuid, true where ${p.everyone}::boolean
+  ) t
+)
+select ${RETURNING} from m`,
+    ),
+)
+
+interface MessageRefsRow {
+  reply_ok: boolean
+  roles_ok: boolean
+  users_ok: boolean
+}
+
+// Only after an INSERT that wrote nothing: which reference was wrong.
+const checkMessageRefs = prepareQuery(
+  'messages.check_refs',
+  (
+    db,
+    p: { channel_id: string; reply_to: string | null; user_ids: string[]; role_ids: string[] },
+  ) =>
+    rawQuery(
+      db,
+      sql<MessageRefsRow>`select
+  (${p.reply_to}::uuid is null or exists (select 1 from messages r where r.id = ${p.reply_to}::uuid and r.channel_id = ${p.channel_id}::uuid and r.deleted_at is null)) as reply_ok,
+  cardinality(${p.role_ids}::uuid[]) = (select count(*) from roles r join channels c on c.guild_id = r.guild_id where c.id = ${p.channel_id}::uuid and r.id = any(${p.role_ids}::uuid[])) as roles_ok,
+  cardinality(${p.user_ids}::uuid[]) = (select count(*) from users u where u.id = any(${p.user_ids}::uuid[])) as users_ok`,
+    ),
+)
+
+const selectMentions = prepareQuery(
+  'messages.mentions_of_messages',
+  (db, p: { message_ids: string[] }) =>
+    db
+      .selectFrom('message_mentions')
+      .select(messageMentionColumns)
+      .where(sql<boolean>`message_id = any(${p.message_ids}::uuid[])`)
+      .orderBy('message_id')
+      .orderBy(sql`user_id nulls last`)
+      .orderBy(sql`role_id nulls last`),
+)
+
+const selectMessageById = prepareQuery('messages.by_id', (db, p: { id: string }) =>
   db
     .selectFrom('messages')
     .select(messageColumns)
@@ -63,66 +182,89 @@ const selectMessageById = prepareQuery((db, p: { id: string }) =>
 )
 
 // History pages: four static shapes, each an index scan of the partial index
-// messages_channel_id_id_live_idx (channel_id, id) WHERE deleted_at IS NULL
+// messages_channel_id_seq_live_idx (channel_id, seq) WHERE deleted_at IS NULL
 // (the literal `deleted_at is null` in every WHERE makes the partial index
 // match), reading at most `limit` index entries whatever the history depth.
-const listNewest = prepareQuery((db, p: { channel_id: string; limit: number }) =>
-  db
-    .selectFrom('messages')
-    .select(messageColumns)
-    .where('channel_id', '=', p.channel_id)
-    .where('deleted_at', 'is', null)
-    .orderBy('id', 'desc')
-    .limit(p.limit),
+// A cursor is a message id, translated to its position in the same statement
+// (a primary-key probe, an InitPlan whose result bounds the index scan). An id
+// that names no message of this channel stands for the position just after
+// the newest live message with a smaller id (the 0.1.0 meaning, by id).
+const MIN_SEQ = sql.raw('(-9223372036854775808)::int8')
+const afterBound = (channel_id: string, after: string) => sql<bigint>`(select coalesce(
+  (select k.seq from messages k where k.id = ${after}::uuid and k.channel_id = ${channel_id}::uuid),
+  (select k.seq from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${after}::uuid order by k.id desc limit 1),
+  ${MIN_SEQ}))`
+const beforeBound = (channel_id: string, before: string) => sql<bigint>`(select coalesce(
+  (select k.seq from messages k where k.id = ${before}::uuid and k.channel_id = ${channel_id}::uuid),
+  (select k.seq + 1 from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${before}::uuid order by k.id desc limit 1),
+  ${MIN_SEQ}))`
+
+const listNewest = prepareQuery(
+  'messages.list_newest',
+  (db, p: { channel_id: string; limit: number }) =>
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where('channel_id', '=', p.channel_id)
+      .where('deleted_at', 'is', null)
+      .orderBy('seq', 'desc')
+      .limit(p.limit),
 )
 
-const listBefore = prepareQuery((db, p: { channel_id: string; before: string; limit: number }) =>
-  db
-    .selectFrom('messages')
-    .select(messageColumns)
-    .where('channel_id', '=', p.channel_id)
-    .where('deleted_at', 'is', null)
-    .where('id', '<', p.before)
-    .orderBy('id', 'desc')
-    .limit(p.limit),
+const listBefore = prepareQuery(
+  'messages.list_before',
+  (db, p: { channel_id: string; before: string; limit: number }) =>
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where('channel_id', '=', p.channel_id)
+      .where('deleted_at', 'is', null)
+      .where('seq', '<', beforeBound(p.channel_id, p.before))
+      .orderBy('seq', 'desc')
+      .limit(p.limit),
 )
 
 // Oldest first (a forward index scan, no Sort node); listChannelMessages
 // reverses the page in place so it is returned newest first.
-const listAfter = prepareQuery((db, p: { channel_id: string; after: string; limit: number }) =>
-  db
-    .selectFrom('messages')
-    .select(messageColumns)
-    .where('channel_id', '=', p.channel_id)
-    .where('deleted_at', 'is', null)
-    .where('id', '>', p.after)
-    .orderBy('id', 'asc')
-    .limit(p.limit),
+const listAfter = prepareQuery(
+  'messages.list_after',
+  (db, p: { channel_id: string; after: string; limit: number }) =>
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where('channel_id', '=', p.channel_id)
+      .where('deleted_at', 'is', null)
+      .where('seq', '>', afterBound(p.channel_id, p.after))
+      .orderBy('seq', 'asc')
+      .limit(p.limit),
 )
 
 const listBetween = prepareQuery(
+  'messages.list_between',
   (db, p: { channel_id: string; after: string; before: string; limit: number }) =>
     db
       .selectFrom('messages')
       .select(messageColumns)
       .where('channel_id', '=', p.channel_id)
       .where('deleted_at', 'is', null)
-      .where('id', '>', p.after)
-      .where('id', '<', p.before)
-      .orderBy('id', 'desc')
+      .where('seq', '>', afterBound(p.channel_id, p.after))
+      .where('seq', '<', beforeBound(p.channel_id, p.before))
+      .orderBy('seq', 'desc')
       .limit(p.limit),
 )
 
-const updateMessageContent = prepareQuery((db, p: { id: string; content: string }) =>
-  db
-    .updateTable('messages')
-    .set({ content: p.content, edited_at: sql`now()` })
-    .where('id', '=', p.id)
-    .where('deleted_at', 'is', null)
-    .returning(messageColumns),
+const updateMessageContent = prepareQuery(
+  'messages.update_content',
+  (db, p: { id: string; content: string }) =>
+    db
+      .updateTable('messages')
+      .set({ content: p.content, edited_at: sql`now()` })
+      .where('id', '=', p.id)
+      .where('deleted_at', 'is', null)
+      .returning(messageColumns),
 )
 
-const softDeleteMessage = prepareQuery((db, p: { id: string }) =>
+const softDeleteMessage = prepareQuery('messages.soft_delete', (db, p: { id: string }) =>
   db
     .updateTable('messages')
     .set({ deleted_at: sql`now()` })
@@ -130,25 +272,10 @@ const softDeleteMessage = prepareQuery((db, p: { id: string }) =>
     .where('deleted_at', 'is', null),
 )
 
-// Before a purge: a DM read marker pointing at a message about to be purged
-// would be set to NULL by the foreign key (ON DELETE SET NULL), which would make
-// the whole conversation unread again. Move it back to the newest message that
-// stays (or to NULL when none is older: then every remaining message is newer
-// anyway), which leaves every unread count unchanged.
-const moveReadMarkersOffPurged = prepareQuery((db, p: { older_than: Date }) =>
-  db
-    .updateTable('dm_participants as p')
-    .set({
-      last_read_message_id: sql<
-        string | null
-      >`(select k.id from messages k where k.channel_id = p.channel_id and k.id < p.last_read_message_id and (k.deleted_at is null or k.deleted_at >= ${p.older_than}) order by k.id desc limit 1)`,
-    })
-    .where(
-      sql<boolean>`p.last_read_message_id in (select d.id from messages d where d.deleted_at is not null and d.deleted_at < ${p.older_than})`,
-    ),
-)
-
-const purgeMessages = prepareQuery((db, p: { older_than: Date }) =>
+// A purge touches no read marker: markers are positions (channel_read_states.
+// last_read_seq) and plain ids without a foreign key (migration 0003), so a
+// purge, racing a marker update or not, never makes a read channel unread.
+const purgeMessages = prepareQuery('messages.purge', (db, p: { older_than: Date }) =>
   db
     .deleteFrom('messages')
     .where('deleted_at', 'is not', null)
@@ -160,7 +287,7 @@ const purgeMessages = prepareQuery((db, p: { older_than: Date }) =>
 // them (an attachment insert's foreign-key check) and then keeps new ones out
 // until we commit, so step 2's fresh snapshot sees every attachment there will
 // ever be on these messages. Ordered by id: concurrent purges lock in one order.
-const lockPurgeable = prepareQuery((db, p: { older_than: Date }) =>
+const lockPurgeable = prepareQuery('messages.lock_purgeable', (db, p: { older_than: Date }) =>
   db
     .selectFrom('messages')
     .select('id')
@@ -171,16 +298,30 @@ const lockPurgeable = prepareQuery((db, p: { older_than: Date }) =>
 )
 
 // Step 2: the attachment rows go first, returned; then exactly the locked messages.
-const deleteAttachmentsOf = prepareQuery((db, p: { ids: readonly string[] }) =>
-  db
-    .deleteFrom('message_attachments')
-    .where(sql<boolean>`message_id = any(${p.ids}::uuid[])`)
-    .returning(attachmentColumns),
+const deleteAttachmentsOf = prepareQuery(
+  'message_attachments.delete_of_messages',
+  (db, p: { ids: readonly string[] }) =>
+    db
+      .deleteFrom('message_attachments')
+      .where(sql<boolean>`message_id = any(${p.ids}::uuid[])`)
+      .returning(attachmentColumns),
 )
 
-const deleteMessagesByIds = prepareQuery((db, p: { ids: readonly string[] }) =>
-  db.deleteFrom('messages').where(sql<boolean>`id = any(${p.ids}::uuid[])`),
+const deleteMessagesByIds = prepareQuery(
+  'messages.delete_by_ids',
+  (db, p: { ids: readonly string[] }) =>
+    db.deleteFrom('messages').where(sql<boolean>`id = any(${p.ids}::uuid[])`),
 )
+
+/** Whom a new message mentions (see {@link CreateMessageInput.mentions}). */
+export interface MessageMentionsInput {
+  /** Users mentioned by id; each must exist. Duplicates are collapsed. At most 100. */
+  user_ids?: readonly string[] | null
+  /** Roles mentioned by id; each must be a role of the channel's guild. Duplicates are collapsed. At most 100. */
+  role_ids?: readonly string[] | null
+  /** `@everyone`: every user who can see the channel. */
+  everyone?: boolean | null
+}
 
 /** Input of {@link createMessage}. */
 export interface CreateMessageInput {
@@ -190,12 +331,44 @@ export interface CreateMessageInput {
   content: string
   /** A live (not soft-deleted) message of the same channel. */
   reply_to?: string | null
+  /**
+   * Whom the message mentions. The host parses its own markup and passes the
+   * ids; they are validated and stored in the same statement as the message
+   * (see {@link listMessageMentions}, and `mention_count` of `listChannelReadStates`).
+   */
+  mentions?: MessageMentionsInput | null
+}
+
+/** Validates the mentions input; the ids lower-cased and de-duplicated. */
+function mentionsOf(
+  mentions: MessageMentionsInput | null | undefined,
+): { user_ids: string[]; role_ids: string[]; everyone: boolean } | undefined {
+  if (mentions === undefined || mentions === null) return undefined
+  assertObject(mentions, 'mentions')
+  const ids = (value: unknown, field: string): string[] => {
+    if (value === undefined || value === null) return []
+    assertUuidArray(value, field, MENTIONS_MAX)
+    return [...new Set(value.map((id) => id.toLowerCase()))]
+  }
+  const user_ids = ids(mentions.user_ids, 'mentions.user_ids')
+  const role_ids = ids(mentions.role_ids, 'mentions.role_ids')
+  const everyone = mentions.everyone ?? false
+  if (typeof everyone !== 'boolean') {
+    throw new InvalidInputError('mentions.everyone must be a boolean', {
+      field: 'mentions.everyone',
+    })
+  }
+  if (user_ids.length === 0 && role_ids.length === 0 && !everyone) return undefined
+  return { user_ids, role_ids, everyone }
 }
 
 /**
  * Posts a message to a channel (a guild channel or a DM). The id is a new
- * UUIDv7, so it sorts by creation time and is the history's keyset. One round
- * trip: the reply target is checked inside the INSERT.
+ * UUIDv7; the database gives the message its position `seq` in the channel
+ * from the channel's counter, which it holds until the transaction commits, so
+ * positions are taken in commit order (the catch-up of
+ * {@link listChannelMessages} relies on it). One round trip: the reply target
+ * (and the mentions, when given) are checked and stored inside the INSERT.
  *
  * No permission check happens here. `canAccessChannel` only says "may read"
  * (a DM stays readable after a block); to decide "may send here":
@@ -206,15 +379,24 @@ export interface CreateMessageInput {
  *   throws `ConflictError` (`'blocked'`) when either blocked the other, then
  *   `createMessage(trx, …)` with its channel id.
  *
+ * Inside a caller's transaction, the channel's counter stays locked until that
+ * transaction ends: other messages to the same channel wait for it (keep such
+ * transactions short). Under REPEATABLE READ or SERIALIZABLE, two transactions
+ * posting to one channel at once make one fail with a serialization error
+ * (retry it).
+ *
  * @throws {InvalidInputError} for a malformed id, content that is empty, longer
- *   than 4000 characters, holds a NUL or a lone surrogate, or a `reply_to` that
- *   is not a live message of the same channel.
+ *   than 4000 characters, holds a NUL or a lone surrogate, a `reply_to` that is
+ *   not a live message of the same channel, or mentions that are malformed, of
+ *   unknown users, or of roles not of this channel's guild. Nothing is written.
  * @throws {ForeignKeyViolationError} when the channel or the author does not exist.
  * @example
  * ```ts
- * const message = await createMessage(db, { channel_id, author_id: user.id, content: 'hi' })
- * // insert into "messages" ("id", "channel_id", "author_id", "reply_to", "content")
- * //   select $1::uuid, $2::uuid, … where $4::uuid is null or exists (…) returning …
+ * const message = await createMessage(db, {
+ *   channel_id, author_id: user.id, content: 'hi @ada',
+ *   mentions: { user_ids: [ada.id] },
+ * })
+ * message.seq // its position in the channel (bigint)
  * ```
  */
 export async function createMessage(db: Kysely<DB>, input: CreateMessageInput): Promise<Message> {
@@ -223,19 +405,59 @@ export async function createMessage(db: Kysely<DB>, input: CreateMessageInput): 
   assertUuid(input.author_id, 'author_id')
   assertOptionalUuid(input.reply_to, 'reply_to')
   assertText(input.content, 'content', CONTENT)
-  const row = await insertMessage.executeTakeFirst(db, {
+  const mentions = mentionsOf(input.mentions)
+  const base = {
     id: newId(),
     channel_id: input.channel_id,
     author_id: input.author_id,
     reply_to: input.reply_to ?? null,
     content: input.content,
+  }
+  const row = mentions
+    ? await insertMessageWithMentions.executeTakeFirst(db, { ...base, ...mentions })
+    : await insertMessage.executeTakeFirst(db, base)
+  if (row) return row
+  const refs = await checkMessageRefs.executeTakeFirst(db, {
+    channel_id: base.channel_id,
+    reply_to: base.reply_to,
+    user_ids: mentions?.user_ids ?? [],
+    role_ids: mentions?.role_ids ?? [],
   })
-  if (!row) {
-    throw new InvalidInputError('reply_to must be a live message of the same channel', {
-      field: 'reply_to',
+  if (refs && !refs.roles_ok) {
+    throw new InvalidInputError("mentions.role_ids must be roles of this channel's guild", {
+      field: 'mentions.role_ids',
     })
   }
-  return row
+  if (refs && !refs.users_ok) {
+    throw new InvalidInputError('mentions.user_ids must be existing users', {
+      field: 'mentions.user_ids',
+    })
+  }
+  throw new InvalidInputError('reply_to must be a live message of the same channel', {
+    field: 'reply_to',
+  })
+}
+
+/**
+ * Lists the mentions of a page of messages in ONE query, ordered by message id
+ * (then user mentions, role mentions, `@everyone`). Ids that name no message
+ * give nothing; a soft delete removes a message's mentions.
+ *
+ * @throws {InvalidInputError} when `message_ids` is not an array of at most 10 000 UUIDs.
+ * @example
+ * ```ts
+ * const page = await listChannelMessages(db, channel_id)
+ * const mentions = await listMessageMentions(db, page.map((m) => m.id))
+ * // select … from "message_mentions" where message_id = any($1::uuid[]) order by …
+ * ```
+ */
+export async function listMessageMentions(
+  db: Kysely<DB>,
+  message_ids: readonly string[],
+): Promise<MessageMention[]> {
+  assertUuidArray(message_ids, 'message_ids')
+  if (message_ids.length === 0) return []
+  return selectMentions.execute(db, { message_ids: [...message_ids] })
 }
 
 /**
@@ -254,37 +476,46 @@ export async function findMessageById(db: Kysely<DB>, id: string): Promise<Messa
 
 /** Options of {@link listChannelMessages}. */
 export interface ListChannelMessagesOptions {
-  /** Only messages with an id below this one (older). */
+  /** Only messages before this message (a smaller `seq`). */
   before?: string | null
-  /** Only messages with an id above this one (newer). */
+  /** Only messages after this message (a greater `seq`): the catch-up cursor. */
   after?: string | null
   /** Page size, 1 to 100; default 50. */
   limit?: number
 }
 
 /**
- * Lists a channel's live messages, newest first, by keyset on the time-ordered id:
+ * Lists a channel's live messages, newest first, by keyset on the position
+ * `seq` (commit order within the channel):
  *
  * - neither `before` nor `after`: the newest `limit` messages;
- * - `before`: the newest `limit` messages with an id below `before` (scroll back:
- *   pass the last id of the previous page);
- * - `after`: the OLDEST `limit` messages with an id above `after`, returned newest
- *   first (scroll forward / catch up: pass the first id of the previous page;
- *   when a page is full there may be more, continue with the new first id);
+ * - `before`: the newest `limit` messages before `before` (scroll back: pass
+ *   the last id of the previous page);
+ * - `after`: the OLDEST `limit` messages after `after`, returned newest first
+ *   (scroll forward / catch up: pass the first id of the previous page; when a
+ *   page is full there may be more, continue with the new first id);
  * - both: the newest `limit` messages strictly between `after` and `before`.
  *
- * The cursors need not be live (or existing) message ids. Soft-deleted messages
- * never appear. Every shape is one prepared index scan of
- * `messages_channel_id_id_live_idx`, reading at most `limit` entries, so the cost
- * does not grow with history depth.
+ * Catch-up is gap-free: a message that commits after a page was read always
+ * has a greater `seq` than every message of that page (positions are taken
+ * under the channel's row lock, held until commit), so polling with
+ * `after: newest seen id` never skips one, whatever the app servers' clocks.
+ *
+ * Cursors are message ids of this channel (soft-deleted ones too). An id that
+ * names no message of the channel (a purged one, or any UUID) stands, as in
+ * 0.1.0, for the place just after the newest live message with a smaller id.
+ * Soft-deleted messages never appear. Every shape is one prepared index scan of
+ * `messages_channel_id_seq_live_idx`, reading at most `limit` entries, so the
+ * cost does not grow with history depth.
  *
  * @throws {InvalidInputError} for a malformed id or a limit outside 1…100.
  * @example
  * ```ts
  * const page = await listChannelMessages(db, channel_id, { limit: 50 })
  * const older = await listChannelMessages(db, channel_id, { before: page.at(-1)?.id })
+ * const newer = await listChannelMessages(db, channel_id, { after: page[0]?.id })
  * // select … from "messages" where "channel_id" = $1 and "deleted_at" is null
- * //   and "id" < $2 order by "id" desc limit $3
+ * //   and "seq" < (select coalesce(…)) order by "seq" desc limit $n
  * ```
  */
 export async function listChannelMessages(
@@ -306,6 +537,12 @@ export async function listChannelMessages(
   return listNewest.execute(db, { channel_id, limit })
 }
 
+/** Patch of {@link updateMessage}. */
+export interface UpdateMessagePatch {
+  /** 1 to 4000 characters (code points), no NUL, well-formed Unicode. */
+  content: string
+}
+
 /**
  * Edits a live message's content and sets `edited_at` to now.
  *
@@ -319,7 +556,7 @@ export async function listChannelMessages(
 export async function updateMessage(
   db: Kysely<DB>,
   id: string,
-  patch: { content: string },
+  patch: UpdateMessagePatch,
 ): Promise<Message | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
@@ -344,12 +581,18 @@ export async function deleteMessage(db: Kysely<DB>, id: string): Promise<boolean
   return (await softDeleteMessage.executeAffected(db, { id })) > 0
 }
 
+/** Input of {@link purgeDeletedMessages}. */
+export interface PurgeDeletedMessagesInput {
+  /** Purge the messages soft-deleted before this moment. */
+  older_than: Date
+}
+
 /**
  * Hard-deletes the messages soft-deleted before `older_than`, with their
- * attachments (cascade). Replies to them keep existing with `reply_to` NULL.
- * A DM read marker on a purged message is first moved back to the newest
- * remaining older message, so no unread count changes. Two statements, in the
- * caller's transaction or a new one.
+ * attachments and mentions (cascade). Replies to them keep existing with
+ * `reply_to` NULL. Read markers are left as they are: they hold positions, so
+ * no unread count changes (a marker's `last_read_message_id` may then name a
+ * purged message). One statement.
  *
  * The attachment rows go too, and their `s3_key`s with them: when attachments
  * point at stored objects, use {@link purgeDeletedMessagesWithAttachments},
@@ -366,15 +609,11 @@ export async function deleteMessage(db: Kysely<DB>, id: string): Promise<boolean
  */
 export async function purgeDeletedMessages(
   db: Kysely<DB>,
-  input: { older_than: Date },
+  input: PurgeDeletedMessagesInput,
 ): Promise<number> {
   assertObject(input, 'input')
   assertDate(input.older_than, 'older_than')
-  const older_than = input.older_than
-  return inTransaction(db, async (trx) => {
-    await moveReadMarkersOffPurged.execute(trx, { older_than })
-    return purgeMessages.executeAffected(trx, { older_than })
-  })
+  return purgeMessages.executeAffected(db, { older_than: input.older_than })
 }
 
 /** What {@link purgeDeletedMessagesWithAttachments} returns. */
@@ -387,8 +626,8 @@ export interface PurgeResult {
 
 /**
  * Like {@link purgeDeletedMessages} (hard-deletes the messages soft-deleted
- * before `older_than`, keeps DM read markers' unread counts), and returns every
- * attachment row it deleted, so the caller can delete the stored objects.
+ * before `older_than`; read markers untouched), and returns every attachment
+ * row it deleted, so the caller can delete the stored objects.
  *
  * Cannot miss one: in one transaction (the caller's or its own) it locks the
  * messages to purge (`FOR UPDATE`, which waits for in-flight attachment inserts
@@ -409,7 +648,7 @@ export interface PurgeResult {
  */
 export async function purgeDeletedMessagesWithAttachments(
   db: Kysely<DB>,
-  input: { older_than: Date },
+  input: PurgeDeletedMessagesInput,
 ): Promise<PurgeResult> {
   assertObject(input, 'input')
   assertDate(input.older_than, 'older_than')
@@ -417,7 +656,6 @@ export async function purgeDeletedMessagesWithAttachments(
   return inTransaction(db, async (trx) => {
     const ids = (await lockPurgeable.execute(trx, { older_than })).map((r) => r.id)
     if (ids.length === 0) return { purged: 0, attachments: [] }
-    await moveReadMarkersOffPurged.execute(trx, { older_than })
     const attachments = await deleteAttachmentsOf.execute(trx, { ids })
     const purged = await deleteMessagesByIds.executeAffected(trx, { ids })
     return { purged, attachments }

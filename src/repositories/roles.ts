@@ -1,26 +1,51 @@
 import { type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { DB, MemberRoles, Roles } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
-import { NotFoundError } from '../errors/not-found-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { mapErrors } from '../sql/transaction.ts'
-import type { Role } from '../types.ts'
+import { MIN_UUID } from '../ids/uuid-bounds.ts'
+import type { Permissions } from '../permissions/permissions.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
+  assertIdKey,
+  assertInRange,
   assertInt64,
-  assertInteger,
   assertObject,
   assertText,
   assertUuid,
-} from '../validation/validate.ts'
-import { roleColumns } from './columns.ts'
+  defineFields,
+  integer,
+  text,
+} from '../validation/index.ts'
+import type { GuildMemberKey } from './members.ts'
 
-/** Length rule of `roles.name` (CHECK `roles_name_length`). */
-const NAME = { min: 1, max: 100 } as const
-/** Largest `integer` (roles.position is `integer`, CHECK ≥ 0). */
-const MAX_POSITION = 2_147_483_647
+/** The columns every role-returning function selects. */
+export const roleColumns = columnList<Roles>()([
+  'id',
+  'guild_id',
+  'name',
+  'permissions',
+  'position',
+  'is_default',
+  'created_at',
+])
+
+/** A guild role; `permissions` is a 64-bit `bigint` bitfield of {@link Permissions} flags. */
+export type Role = Projection<Roles, typeof roleColumns>
+
+/** The columns of a role assignment. */
+export const memberRoleColumns = columnList<MemberRoles>()(['guild_id', 'user_id', 'role_id'])
+
+/** A role assignment: `role_id` held by `user_id` in `guild_id`. */
+export type MemberRole = Projection<MemberRoles, typeof memberRoleColumns>
+
+/** Rules of the `roles` columns (the CHECKs of the schema; `position` is an `integer`). */
+export const roleFields = defineFields('roles', { name: text(1, 100), position: integer() })
+
+const NAME = roleFields.name
 
 const insertRole = prepareQuery(
+  'roles.insert',
   (db, p: { id: string; guild_id: string; name: string; permissions: bigint; position: number }) =>
     db
       .insertInto('roles')
@@ -35,12 +60,12 @@ const insertRole = prepareQuery(
       .returning(roleColumns),
 )
 
-const selectRole = prepareQuery((db, p: { id: string }) =>
+const selectRole = prepareQuery('roles.by_id', (db, p: { id: string }) =>
   db.selectFrom('roles').select(roleColumns).where('id', '=', p.id),
 )
 
 // Reads is_default and deletes in one statement; the default role is never deleted.
-const deleteRoleById = prepareQuery((db, p: { id: string }) =>
+const deleteRoleById = prepareQuery('roles.delete', (db, p: { id: string }) =>
   db
     .with('r', (db) => db.selectFrom('roles').select('is_default').where('id', '=', p.id))
     .with('d', (db) =>
@@ -52,7 +77,7 @@ const deleteRoleById = prepareQuery((db, p: { id: string }) =>
     ]),
 )
 
-const selectGuildRoles = prepareQuery((db, p: { guild_id: string }) =>
+const selectGuildRoles = prepareQuery('roles.list_of_guild', (db, p: { guild_id: string }) =>
   db
     .selectFrom('roles')
     .select(roleColumns)
@@ -64,6 +89,7 @@ const selectGuildRoles = prepareQuery((db, p: { guild_id: string }) =>
 // The default role is refused in the same statement; a role of another guild or
 // a user who is not a member fails the composite foreign keys of member_roles.
 const insertAssignment = prepareQuery(
+  'member_roles.insert',
   (db, p: { guild_id: string; user_id: string; role_id: string }) =>
     db
       .with('r', (db) =>
@@ -96,6 +122,7 @@ const insertAssignment = prepareQuery(
 )
 
 const deleteAssignment = prepareQuery(
+  'member_roles.delete',
   (db, p: { guild_id: string; user_id: string; role_id: string }) =>
     db
       .deleteFrom('member_roles')
@@ -104,22 +131,31 @@ const deleteAssignment = prepareQuery(
       .where('role_id', '=', p.role_id),
 )
 
-const selectMemberRoles = prepareQuery((db, p: { guild_id: string; user_id: string }) =>
-  db
-    .selectFrom('member_roles as mr')
-    .innerJoin('roles as r', (join) =>
-      join.onRef('r.id', '=', 'mr.role_id').onRef('r.guild_id', '=', 'mr.guild_id'),
-    )
-    .select(roleColumns.map((c) => `r.${c}` as const))
-    .where('mr.guild_id', '=', p.guild_id)
-    .where('mr.user_id', '=', p.user_id)
-    .orderBy('r.position')
-    .orderBy('r.id'),
+const selectMemberRoles = prepareQuery(
+  'member_roles.list_of_member',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .selectFrom('member_roles as mr')
+      .innerJoin('roles as r', (join) =>
+        join.onRef('r.id', '=', 'mr.role_id').onRef('r.guild_id', '=', 'mr.guild_id'),
+      )
+      .select(roleColumns.map((c) => `r.${c}` as const))
+      .where('mr.guild_id', '=', p.guild_id)
+      .where('mr.user_id', '=', p.user_id)
+      .orderBy('r.position')
+      .orderBy('r.id'),
 )
 
-function assertPosition(value: unknown): asserts value is number {
-  assertInteger(value, 'position', 0, MAX_POSITION)
-}
+/** The columns {@link updateRole} may set. */
+type RoleSet = { name?: string; permissions?: bigint; position?: number }
+
+// Sets only the patched columns: one shape per combination, sent unnamed.
+const updateRoleColumns = dynamicQuery(
+  'roles.update',
+  (db, id: string, set: RoleSet) =>
+    db.updateTable('roles').set(set).where('id', '=', id).returning(roleColumns),
+  [[MIN_UUID, { name: '', permissions: 0n, position: 0 }]],
+)
 
 /** Input of {@link createRole}. */
 export interface CreateRoleInput {
@@ -151,16 +187,14 @@ export async function createRole(db: Kysely<DB>, input: CreateRoleInput): Promis
   assertText(input.name, 'name', NAME)
   assertInt64(input.permissions, 'permissions')
   const position = input.position ?? 0
-  assertPosition(position)
-  const row = await insertRole.executeTakeFirst(db, {
+  assertInRange(position, 'position', roleFields.position)
+  return insertRole.executeTakeFirstOrThrow(db, {
     id: newId(),
     guild_id: input.guild_id,
     name: input.name,
     permissions: input.permissions,
     position,
   })
-  if (!row) throw new NotFoundError('role insert returned no row', { entity: 'role' })
-  return row
 }
 
 /** Patch of {@link updateRole}. */
@@ -187,7 +221,7 @@ export async function updateRole(
 ): Promise<Role | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
-  const set: { name?: string; permissions?: bigint; position?: number } = {}
+  const set: RoleSet = {}
   if (patch.name !== undefined) {
     assertText(patch.name, 'name', NAME)
     set.name = patch.name
@@ -197,13 +231,11 @@ export async function updateRole(
     set.permissions = patch.permissions
   }
   if (patch.position !== undefined) {
-    assertPosition(patch.position)
+    assertInRange(patch.position, 'position', roleFields.position)
     set.position = patch.position
   }
   if (Object.keys(set).length === 0) return selectRole.executeTakeFirst(db, { id })
-  return mapErrors(
-    db.updateTable('roles').set(set).where('id', '=', id).returning(roleColumns).executeTakeFirst(),
-  )
+  return mapErrors(updateRoleColumns(db, id, set).executeTakeFirst())
 }
 
 /**
@@ -247,12 +279,8 @@ export interface RoleAssignment {
   role_id: string
 }
 
-function assertAssignment(input: unknown): asserts input is RoleAssignment {
-  assertObject(input, 'input')
-  assertUuid(input.guild_id, 'guild_id')
-  assertUuid(input.user_id, 'user_id')
-  assertUuid(input.role_id, 'role_id')
-}
+/** The fields of a {@link RoleAssignment}, in validation order. */
+const ASSIGNMENT_KEY = ['guild_id', 'user_id', 'role_id'] as const
 
 /**
  * Assigns a role to a member; idempotent.
@@ -269,7 +297,7 @@ function assertAssignment(input: unknown): asserts input is RoleAssignment {
  * ```
  */
 export async function assignRole(db: Kysely<DB>, input: RoleAssignment): Promise<boolean> {
-  assertAssignment(input)
+  assertIdKey(input, ASSIGNMENT_KEY)
   const row = await insertAssignment.executeTakeFirst(db, {
     guild_id: input.guild_id,
     user_id: input.user_id,
@@ -294,7 +322,7 @@ export async function assignRole(db: Kysely<DB>, input: RoleAssignment): Promise
  * ```
  */
 export async function unassignRole(db: Kysely<DB>, input: RoleAssignment): Promise<boolean> {
-  assertAssignment(input)
+  assertIdKey(input, ASSIGNMENT_KEY)
   const n = await deleteAssignment.executeAffected(db, {
     guild_id: input.guild_id,
     user_id: input.user_id,
@@ -313,12 +341,7 @@ export async function unassignRole(db: Kysely<DB>, input: RoleAssignment): Promi
  * const roles = await listMemberRoles(db, { guild_id, user_id })
  * ```
  */
-export async function listMemberRoles(
-  db: Kysely<DB>,
-  input: { guild_id: string; user_id: string },
-): Promise<Role[]> {
-  assertObject(input, 'input')
-  assertUuid(input.guild_id, 'guild_id')
-  assertUuid(input.user_id, 'user_id')
+export async function listMemberRoles(db: Kysely<DB>, input: GuildMemberKey): Promise<Role[]> {
+  assertIdKey(input, ['guild_id', 'user_id'])
   return selectMemberRoles.execute(db, { guild_id: input.guild_id, user_id: input.user_id })
 }

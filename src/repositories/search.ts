@@ -1,9 +1,8 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
+import { MAX_UUID } from '../ids/uuid-bounds.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
-import { prepareQuery } from '../sql/prepared-query.ts'
-import { mapErrors } from '../sql/transaction.ts'
-import type { Message } from '../types.ts'
+import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
   assertObject,
   assertOptionalUuid,
@@ -11,8 +10,8 @@ import {
   assertUuid,
   assertUuidArray,
   pageLimit,
-} from '../validation/validate.ts'
-import { messageColumns } from './columns.ts'
+} from '../validation/index.ts'
+import { type Message, messageColumns } from './messages.ts'
 
 /** Default page size of {@link searchMessages}. */
 export const SEARCH_PAGE_DEFAULT = 25
@@ -22,12 +21,11 @@ export const SEARCH_PAGE_MAX = 100
 const QUERY = { min: 1, max: 256 } as const
 /** Most channel ids a caller may pass to narrow a search. */
 const MAX_CHANNEL_IDS = 1000
-/** Above every UUID: the keyset start of a first page. */
-const MAX_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff'
 
 // Step 1 (a named prepared statement): the ids of the channels the user may
 // search, narrowed by guild_id / channel_ids when given (NULL: no narrowing).
 const selectSearchableChannelIds = prepareQuery(
+  'search.searchable_channel_ids',
   (db, p: { user_id: string; guild_id: string | null; channel_ids: string[] | null }) =>
     db.selectNoFrom(
       sql<string[]>`array(${accessibleChannelIdsSql({
@@ -37,6 +35,22 @@ const selectSearchableChannelIds = prepareQuery(
         nullable: true,
       })})`.as('ids'),
     ),
+)
+
+// Step 2 (sent unnamed on purpose: planned with the actual terms and ids).
+const searchInChannels = dynamicQuery(
+  'search.messages',
+  (db, query: string, channelIds: readonly string[], before: string, limit: number) =>
+    db
+      .selectFrom('messages')
+      .select(messageColumns)
+      .where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${query})`)
+      .where('deleted_at', 'is', null)
+      .where(sql<boolean>`channel_id = any(${channelIds}::uuid[])`)
+      .where(sql<boolean>`id < ${before}::uuid`)
+      .orderBy('id', 'desc')
+      .limit(limit),
+  [['', [], MAX_UUID, SEARCH_PAGE_DEFAULT]],
 )
 
 /** Input of {@link searchMessages}. */
@@ -103,15 +117,6 @@ export async function searchMessages(
   const channelIds = channelRow?.ids ?? []
   if (channelIds.length === 0) return []
   return mapErrors(
-    db
-      .selectFrom('messages')
-      .select(messageColumns)
-      .where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${input.query})`)
-      .where('deleted_at', 'is', null)
-      .where(sql<boolean>`channel_id = any(${channelIds}::uuid[])`)
-      .where(sql<boolean>`id < ${input.before ?? MAX_UUID}::uuid`)
-      .orderBy('id', 'desc')
-      .limit(limit)
-      .execute(),
+    searchInChannels(db, input.query, channelIds, input.before ?? MAX_UUID, limit).execute(),
   )
 }

@@ -5,19 +5,38 @@
  */
 import { isIP } from 'node:net'
 import { type Kysely, sql } from 'kysely'
-import type { DB } from '../../codegen/db.ts'
+import type { DB, Sessions } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { newId } from '../ids/new-id.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
 import { prepareQuery } from '../sql/index.ts'
-import type { Session } from '../types.ts'
 import {
   assertDate,
   assertObject,
   assertOptionalText,
   assertText,
   assertUuid,
+  defineFields,
+  text,
 } from '../validation/index.ts'
-import { sessionColumns } from './columns.ts'
+
+/** The columns every session-returning function selects: never `token_hash`. */
+export const sessionColumns = columnList<Sessions>()([
+  'id',
+  'user_id',
+  'expires_at',
+  'ip_address',
+  'user_agent',
+  'created_at',
+])
+
+/** A session (refresh token). `token_hash` is left out: the caller already holds it. */
+export type Session = Projection<Sessions, typeof sessionColumns>
+
+/** Length rules of the `sessions` columns (the CHECKs of the schema). */
+export const sessionFields = defineFields('sessions', {
+  user_agent: text(0, 1024),
+})
 
 const TOKEN_HASH = /^[0-9a-f]{64}$/
 
@@ -53,6 +72,7 @@ export interface CreateSessionInput {
 }
 
 const insertSession = prepareQuery(
+  'sessions.insert',
   (
     db,
     p: {
@@ -77,23 +97,25 @@ const insertSession = prepareQuery(
       .returning(sessionColumns),
 )
 
-const selectLiveSession = prepareQuery((db, p: { token_hash: string }) =>
-  db
-    .selectFrom('sessions')
-    .select(sessionColumns)
-    .where('token_hash', '=', p.token_hash)
-    .where('expires_at', '>', sql<Date>`now()`),
+const selectLiveSession = prepareQuery(
+  'sessions.live_by_token_hash',
+  (db, p: { token_hash: string }) =>
+    db
+      .selectFrom('sessions')
+      .select(sessionColumns)
+      .where('token_hash', '=', p.token_hash)
+      .where('expires_at', '>', sql<Date>`now()`),
 )
 
-const deleteSessionById = prepareQuery((db, p: { id: string }) =>
+const deleteSessionById = prepareQuery('sessions.delete', (db, p: { id: string }) =>
   db.deleteFrom('sessions').where('id', '=', p.id),
 )
 
-const deleteSessionsOfUser = prepareQuery((db, p: { user_id: string }) =>
+const deleteSessionsOfUser = prepareQuery('sessions.delete_of_user', (db, p: { user_id: string }) =>
   db.deleteFrom('sessions').where('user_id', '=', p.user_id),
 )
 
-const deleteExpired = prepareQuery((db) =>
+const deleteExpired = prepareQuery('sessions.delete_expired', (db) =>
   db.deleteFrom('sessions').where('expires_at', '<=', sql<Date>`now()`),
 )
 
@@ -123,8 +145,8 @@ export async function createSession(db: Kysely<DB>, input: CreateSessionInput): 
   if (input.ip_address !== undefined && input.ip_address !== null) {
     assertIpAddress(input.ip_address)
   }
-  assertOptionalText(input.user_agent, 'user_agent', { min: 0, max: 1024 })
-  const row = await insertSession.executeTakeFirst(db, {
+  assertOptionalText(input.user_agent, 'user_agent', sessionFields.user_agent)
+  return insertSession.executeTakeFirstOrThrow(db, {
     id: newId(),
     user_id: input.user_id,
     token_hash: input.token_hash,
@@ -132,7 +154,6 @@ export async function createSession(db: Kysely<DB>, input: CreateSessionInput): 
     ip_address: input.ip_address ?? null,
     user_agent: input.user_agent ?? null,
   })
-  return row!
 }
 
 /**

@@ -10,11 +10,12 @@
  * function; nothing re-implements it in JavaScript.
  */
 import { type Kysely, sql } from 'kysely'
-import type { DB, UserStatus } from '../../codegen/db.ts'
+import type { DB, UserStatus, Users } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { mapErrors, prepareQuery } from '../sql/index.ts'
-import type { User, UserCredentials } from '../types.ts'
+import { MIN_UUID } from '../ids/uuid-bounds.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
   assertObject,
   assertOneOf,
@@ -22,9 +23,44 @@ import {
   assertText,
   assertUuid,
   assertUuidArray,
-  type TextRule,
+  defineFields,
+  text,
 } from '../validation/index.ts'
-import { userColumns } from './columns.ts'
+
+/**
+ * The columns every user-returning function selects: never `password_hash`
+ * or `mfa_secret` (a secret here is a compile-time error).
+ */
+export const userColumns = columnList<Users>()([
+  'id',
+  'username',
+  'email',
+  'display_name',
+  'avatar_url',
+  'status',
+  'created_at',
+  'updated_at',
+])
+
+/** A user as every user-returning function returns it: never `password_hash` or `mfa_secret`. */
+export type User = Projection<Users, typeof userColumns>
+
+/** What {@link findUserCredentials} returns: the only read of the secret columns. */
+export interface UserCredentials {
+  id: string
+  password_hash: string | null
+  mfa_secret: string | null
+}
+
+/** Length rules of the `users` columns (the CHECKs of the schema). */
+export const userFields = defineFields('users', {
+  username: text(2, 32),
+  email: text(3, 320),
+  password_hash: text(1, 1024),
+  mfa_secret: text(1, 1024),
+  display_name: text(1, 64),
+  avatar_url: text(1, 2048),
+})
 
 /** The values of the `user_status` enum. */
 export const USER_STATUSES = [
@@ -37,11 +73,10 @@ export const USER_STATUSES = [
 /** At most this many ids per {@link findUsersByIds} call. */
 export const MAX_USER_IDS = 10_000
 
-const USERNAME: TextRule = { min: 2, max: 32 }
-const EMAIL: TextRule = { min: 3, max: 320 }
-const SECRET: TextRule = { min: 1, max: 1024 }
-const DISPLAY_NAME: TextRule = { min: 1, max: 64 }
-const AVATAR_URL: TextRule = { min: 1, max: 2048 }
+const USERNAME = userFields.username
+const EMAIL = userFields.email
+const DISPLAY_NAME = userFields.display_name
+const AVATAR_URL = userFields.avatar_url
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
@@ -105,6 +140,7 @@ export interface UpdateUserPatch {
 }
 
 const insertUser = prepareQuery(
+  'users.insert',
   (
     db,
     p: {
@@ -129,13 +165,13 @@ const insertUser = prepareQuery(
       .returning(userColumns),
 )
 
-const selectUserById = prepareQuery((db, p: { id: string }) =>
+const selectUserById = prepareQuery('users.by_id', (db, p: { id: string }) =>
   db.selectFrom('users').select(userColumns).where('id', '=', p.id),
 )
 
 // Every lookup compares identity keys: the same function as the unique indexes
 // users_username_identity_key / users_email_identity_key, which serve these.
-const selectUserByUsername = prepareQuery((db, p: { username: string }) =>
+const selectUserByUsername = prepareQuery('users.by_username', (db, p: { username: string }) =>
   db
     .selectFrom('users')
     .select(userColumns)
@@ -144,7 +180,7 @@ const selectUserByUsername = prepareQuery((db, p: { username: string }) =>
     ),
 )
 
-const selectUserByEmail = prepareQuery((db, p: { email: string }) =>
+const selectUserByEmail = prepareQuery('users.by_email', (db, p: { email: string }) =>
   db
     .selectFrom('users')
     .select(userColumns)
@@ -153,11 +189,11 @@ const selectUserByEmail = prepareQuery((db, p: { email: string }) =>
     ),
 )
 
-const selectUsersByIds = prepareQuery((db, p: { ids: readonly string[] }) =>
+const selectUsersByIds = prepareQuery('users.by_ids', (db, p: { ids: readonly string[] }) =>
   db.selectFrom('users').select(userColumns).where(sql<boolean>`id = any(${p.ids}::uuid[])`),
 )
 
-const selectCredentials = prepareQuery((db, p: { login: string }) =>
+const selectCredentials = prepareQuery('users.credentials', (db, p: { login: string }) =>
   db
     .selectFrom('users')
     .select(['id', 'password_hash', 'mfa_secret'])
@@ -169,29 +205,54 @@ const selectCredentials = prepareQuery((db, p: { login: string }) =>
     .limit(1),
 )
 
-const updateStatus = prepareQuery((db, p: { id: string; status: UserStatus }) =>
-  db
-    .updateTable('users')
-    .set({ status: p.status, updated_at: sql`now()` })
-    .where('id', '=', p.id)
-    .returning(userColumns),
+const updateStatus = prepareQuery(
+  'users.update_status',
+  (db, p: { id: string; status: UserStatus }) =>
+    db
+      .updateTable('users')
+      .set({ status: p.status, updated_at: sql`now()` })
+      .where('id', '=', p.id)
+      .returning(userColumns),
 )
 
-const updatePassword = prepareQuery((db, p: { id: string; password_hash: string }) =>
-  db
-    .updateTable('users')
-    .set({ password_hash: p.password_hash, updated_at: sql`now()` })
-    .where('id', '=', p.id),
+const updatePassword = prepareQuery(
+  'users.update_password',
+  (db, p: { id: string; password_hash: string }) =>
+    db
+      .updateTable('users')
+      .set({ password_hash: p.password_hash, updated_at: sql`now()` })
+      .where('id', '=', p.id),
 )
 
-const updateMfaSecret = prepareQuery((db, p: { id: string; mfa_secret: string | null }) =>
-  db
-    .updateTable('users')
-    .set({ mfa_secret: p.mfa_secret, updated_at: sql`now()` })
-    .where('id', '=', p.id),
+const updateMfaSecret = prepareQuery(
+  'users.update_mfa_secret',
+  (db, p: { id: string; mfa_secret: string | null }) =>
+    db
+      .updateTable('users')
+      .set({ mfa_secret: p.mfa_secret, updated_at: sql`now()` })
+      .where('id', '=', p.id),
 )
 
-const deleteUserById = prepareQuery((db, p: { id: string }) =>
+/** The columns {@link updateUser} may set. */
+type ProfileSet = {
+  display_name?: string | null
+  email?: string | null
+  avatar_url?: string | null
+}
+
+// Sets only the patched columns: one shape per combination, sent unnamed.
+const updateProfile = dynamicQuery(
+  'users.update_profile',
+  (db, id: string, set: ProfileSet) =>
+    db
+      .updateTable('users')
+      .set({ ...set, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .returning(userColumns),
+  [[MIN_UUID, { display_name: '', email: '', avatar_url: '' }]],
+)
+
+const deleteUserById = prepareQuery('users.delete', (db, p: { id: string }) =>
   db.deleteFrom('users').where('id', '=', p.id),
 )
 
@@ -216,11 +277,11 @@ export async function createUser(db: Kysely<DB>, input: CreateUserInput): Promis
   assertObject(input, 'input')
   assertUsername(input.username)
   if (input.email !== undefined && input.email !== null) assertEmail(input.email)
-  assertOptionalText(input.password_hash, 'password_hash', SECRET)
+  assertOptionalText(input.password_hash, 'password_hash', userFields.password_hash)
   assertOptionalText(input.display_name, 'display_name', DISPLAY_NAME)
   const status = input.status === undefined ? 'offline' : input.status
   assertOneOf(status, 'status', USER_STATUSES)
-  const row = await insertUser.executeTakeFirst(db, {
+  return insertUser.executeTakeFirstOrThrow(db, {
     id: newId(),
     username: input.username,
     email: input.email ?? null,
@@ -228,7 +289,6 @@ export async function createUser(db: Kysely<DB>, input: CreateUserInput): Promis
     display_name: input.display_name ?? null,
     status,
   })
-  return row!
 }
 
 /**
@@ -344,20 +404,12 @@ export async function updateUser(
   assertOptionalText(patch.display_name, 'display_name', DISPLAY_NAME)
   if (patch.email !== undefined && patch.email !== null) assertEmail(patch.email)
   assertOptionalText(patch.avatar_url, 'avatar_url', AVATAR_URL)
-  const set: { display_name?: string | null; email?: string | null; avatar_url?: string | null } =
-    {}
+  const set: ProfileSet = {}
   if (patch.display_name !== undefined) set.display_name = patch.display_name
   if (patch.email !== undefined) set.email = patch.email
   if (patch.avatar_url !== undefined) set.avatar_url = patch.avatar_url
   if (Object.keys(set).length === 0) return selectUserById.executeTakeFirst(db, { id })
-  return mapErrors(
-    db
-      .updateTable('users')
-      .set({ ...set, updated_at: sql`now()` })
-      .where('id', '=', id)
-      .returning(userColumns)
-      .executeTakeFirst(),
-  )
+  return mapErrors(updateProfile(db, id, set).executeTakeFirst())
 }
 
 /**
@@ -397,7 +449,7 @@ export async function setUserPassword(
   password_hash: string,
 ): Promise<boolean> {
   assertUuid(id, 'id')
-  assertText(password_hash, 'password_hash', SECRET)
+  assertText(password_hash, 'password_hash', userFields.password_hash)
   return (await updatePassword.executeAffected(db, { id, password_hash })) > 0
 }
 
@@ -418,7 +470,7 @@ export async function setUserMfaSecret(
   secret: string | null,
 ): Promise<boolean> {
   assertUuid(id, 'id')
-  if (secret !== null) assertText(secret, 'mfa_secret', SECRET)
+  if (secret !== null) assertText(secret, 'mfa_secret', userFields.mfa_secret)
   return (await updateMfaSecret.executeAffected(db, { id, mfa_secret: secret })) > 0
 }
 

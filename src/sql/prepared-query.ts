@@ -1,32 +1,16 @@
-import {
-  type Compilable,
-  createQueryId,
-  DummyDriver,
-  Kysely,
-  PostgresAdapter,
-  PostgresIntrospector,
-  PostgresQueryCompiler,
-  type RootOperationNode,
-} from 'kysely'
+import type { Compilable, Kysely } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
-import { directPool } from '../db/create-db.ts'
 import { mapDatabaseError } from '../errors/map-database-error.ts'
-import { registerStatement } from './statement-names.ts'
-
-/** A Kysely that only compiles: the query builder of prepared queries. */
-const compiler = new Kysely<DB>({
-  dialect: {
-    createAdapter: () => new PostgresAdapter(),
-    createDriver: () => new DummyDriver(),
-    createIntrospector: (db) => new PostgresIntrospector(db),
-    createQueryCompiler: () => new PostgresQueryCompiler(),
-  },
-})
+import { NotFoundError } from '../errors/not-found-error.ts'
+import { compilerDb } from './compiler.ts'
+import { type Statement, sendStatement } from './execution.ts'
+import { registerQuery } from './registry.ts'
+import { type StatementKind, statementKind } from './statement-kind.ts'
 
 const MARK = '\u0000guildstore:param:'
 
-/** Commands whose row count Kysely reports as `numAffectedRows`. */
-const AFFECTING = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE'])
+/** Prefix of every statement name (with a label of at most 60 characters, within PostgreSQL's 63-byte names). */
+const NAME_PREFIX = 'gs.'
 
 type Slot = { key: string } | { value: unknown }
 
@@ -34,103 +18,138 @@ type Slot = { key: string } | { value: unknown }
 export type RowOf<Q> = Q extends Compilable<infer O> ? O : never
 
 /**
- * A query whose SQL was built once, at module load, and runs as a named
- * prepared statement (when the executor comes from {@link createDb}).
+ * A labelled query whose SQL is built once (on first use) and runs as a named
+ * prepared statement `gs.<label>` (when the executor comes from {@link createDb}).
  */
 export interface PreparedQuery<P, R> {
-  /** The SQL text, `$1`… placeholders in it. */
-  readonly sql: string
-  /** The prepared statement's name. */
+  /** The stable label, `entity.action` (e.g. `messages.list_before`). */
+  readonly label: string
+  /** The prepared statement's name: `gs.` and the label. */
   readonly name: string
+  /** The SQL text, `$1`… placeholders in it (compiles the query on first read). */
+  readonly sql: string
+  /** Whether the statement only reads (`'read'`) or writes or locks (`'write'`). */
+  readonly kind: StatementKind
   /** Runs the query and returns all rows. */
   execute(db: Kysely<DB>, params: P): Promise<R[]>
   /** Runs the query and returns the first row, or `undefined`. */
   executeTakeFirst(db: Kysely<DB>, params: P): Promise<R | undefined>
+  /**
+   * Runs a statement that always returns a row (an INSERT … RETURNING, an
+   * aggregate) and returns it.
+   *
+   * @throws {NotFoundError} when it returned none after all (`entity` is the
+   *   label's first part).
+   */
+  executeTakeFirstOrThrow(db: Kysely<DB>, params: P): Promise<R>
   /** Runs the query and returns the number of rows it inserted, updated or deleted. */
   executeAffected(db: Kysely<DB>, params: P): Promise<number>
 }
 
+interface Compiled {
+  statement: Statement
+  slots: Slot[]
+}
+
 /**
- * Builds a query's SQL once and returns a typed function object that binds
- * new values into it on every call. No query building, compiling or plugin
- * transformation happens per call; with a {@link createDb} executor the SQL runs
- * as a named prepared statement, parsed once per connection.
+ * Declares a labelled prepared query: `build` runs once, on the query's first
+ * use (or when the snapshot generator reads the registry), and the typed
+ * function object binds new values into its SQL on every call. No query
+ * building, compiling or plugin transformation happens per call; with a
+ * {@link createDb} executor the SQL runs as the named prepared statement
+ * `gs.<label>` (readable in `pg_stat_activity`, logs and `pg_prepared_statements`),
+ * parsed once per connection.
+ *
+ * `label` is `entity.action` in lowercase (`messages.list_before`), unique in
+ * the process (a duplicate throws at import) and at most 60 characters.
  *
  * Every field of `params` stands for one bound parameter; use it only where
  * Kysely takes a value (`where('id', '=', p.id)`, `limit(p.limit)`,
  * `` sql`= any(${p.ids})` ``), never as an identifier. Values written directly
  * into the builder stay constant.
  *
+ * @throws {Error} when the label is malformed or already declared.
  * @example
  * ```ts
- * const byId = prepareQuery((db, p: { id: string }) =>
+ * const byId = prepareQuery('users.by_id', (db, p: { id: string }) =>
  *   db.selectFrom('users').select(['id', 'username']).where('id', '=', p.id))
  * const user = await byId.executeTakeFirst(db, { id })
- * // select "id", "username" from "users" where "id" = $1
+ * // prepared as "gs.users.by_id": select "id", "username" from "users" where "id" = $1
  * ```
  */
 export function prepareQuery<P extends object, Q extends Compilable<unknown>>(
+  label: string,
   build: (db: Kysely<DB>, params: P) => Q,
 ): PreparedQuery<P, RowOf<Q>> {
-  const placeholders = new Proxy(
-    {},
-    { get: (_target, key) => (typeof key === 'string' ? `${MARK}${key}` : undefined) },
-  ) as P
-  const compiled = build(compiler, placeholders).compile()
-  const slots: Slot[] = compiled.parameters.map((value) =>
-    typeof value === 'string' && value.startsWith(MARK)
-      ? { key: value.slice(MARK.length) }
-      : { value },
-  )
-  const sql = compiled.sql
-  const query: RootOperationNode = compiled.query
-  const name = registerStatement(sql)
+  const name = `${NAME_PREFIX}${label}`
+  let compiled: Compiled | undefined
+
+  const compile = (): Compiled => {
+    const placeholders = new Proxy(
+      {},
+      { get: (_target, key) => (typeof key === 'string' ? `${MARK}${key}` : undefined) },
+    ) as P
+    const c = build(compilerDb(), placeholders).compile()
+    compiled = {
+      statement: { sql: c.sql, name, kind: statementKind(c.query), query: c.query },
+      slots: c.parameters.map((value) =>
+        typeof value === 'string' && value.startsWith(MARK)
+          ? { key: value.slice(MARK.length) }
+          : { value },
+      ),
+    }
+    return compiled
+  }
 
   const run = async (db: Kysely<DB>, params: P) => {
+    const { statement, slots } = compiled ?? compile()
     const values = new Array<unknown>(slots.length)
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i] as Slot
       values[i] = 'key' in slot ? (params as Record<string, unknown>)[slot.key] : slot.value
     }
-    // Fast path: a top-level createDb instance (no transaction, no plugins, no
-    // log hook) runs the named statement on its pool directly, skipping Kysely's
-    // executor (connection provider, acquire/release, result transform): the
-    // same SQL, the same connection handling as pool.query.
-    const pool = db.isTransaction ? undefined : directPool(db)
-    if (pool) {
-      try {
-        const r = await pool.query({ name, text: sql, values })
-        return {
-          rows: r.rows as RowOf<Q>[],
-          numAffectedRows: AFFECTING.has(r.command) ? BigInt(r.rowCount ?? 0) : undefined,
-        }
-      } catch (error) {
-        throw mapDatabaseError(error)
-      }
-    }
     try {
-      return await db.executeQuery<RowOf<Q>>({
-        sql,
-        parameters: values,
-        query,
-        queryId: createQueryId(),
-      })
+      return await sendStatement<RowOf<Q>>(db, statement, values)
     } catch (error) {
       throw mapDatabaseError(error)
     }
   }
 
-  return {
-    sql,
+  const query: PreparedQuery<P, RowOf<Q>> = {
+    label,
     name,
+    get sql() {
+      return (compiled ?? compile()).statement.sql
+    },
+    get kind() {
+      return (compiled ?? compile()).statement.kind
+    },
     async execute(db, params) {
       return (await run(db, params)).rows
     },
     async executeTakeFirst(db, params) {
       return (await run(db, params)).rows[0]
     },
+    async executeTakeFirstOrThrow(db, params) {
+      const row = (await run(db, params)).rows[0]
+      if (row === undefined) {
+        throw new NotFoundError(`${label} returned no row`, { entity: label.split('.')[0] })
+      }
+      return row
+    },
     async executeAffected(db, params) {
       return Number((await run(db, params)).numAffectedRows ?? 0n)
     },
   }
+  registerQuery({
+    label,
+    name,
+    get kind() {
+      return query.kind
+    },
+    get statements() {
+      return [query.sql]
+    },
+  })
+  return query
 }

@@ -4,10 +4,10 @@ import { join } from 'node:path'
 import type { Kysely } from 'kysely'
 import pg from 'pg'
 import type { DB } from '../../codegen/db.ts'
-import { createDb } from '../db/create-db.ts'
 import { GuildstoreError } from '../errors/guildstore-error.ts'
 import { defaultMigrationsDirectory, runMigrations } from '../migrations/index.ts'
-import { createPool, type PoolOptions } from '../pool/create-pool.ts'
+import { assertSchemaName, createPool, type PoolOptions } from '../pool/create-pool.ts'
+import { createDb } from '../sql/create-db.ts'
 
 /** Options of {@link createTestDatabase}. */
 export interface TestDatabaseOptions {
@@ -20,6 +20,13 @@ export interface TestDatabaseOptions {
   fixtures?: string[]
   /** Migrations to build the template from. Default: guildstore's own. */
   migrationsDirectory?: string
+  /**
+   * The schema guildstore is installed in (as `createPool({ schema })` and
+   * `runMigrations({ schema })`); the returned pool and `db` use it. Default: `public`.
+   */
+  schema?: string
+  /** The host's own migrations, applied after guildstore's into the template (`hostDirectory` of `runMigrations`). */
+  hostMigrationsDirectory?: string
   /** Options of the new database's pool (see `createPool`). Default `max` 5. */
   pool?: PoolOptions
 }
@@ -64,15 +71,27 @@ async function withAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>):
   }
 }
 
-/** A digest of the migration files, so a changed migration gets a new template. */
-async function migrationsDigest(directory: string): Promise<string> {
+/** A digest of the migration files and the schema, so a changed migration gets a new template. */
+async function migrationsDigest(layout: TemplateLayout): Promise<string> {
   const hash = createHash('sha256')
-  const files = (await readdir(directory)).filter((f) => f.endsWith('.sql')).sort()
-  for (const file of files) {
-    hash.update(file)
-    hash.update(await readFile(join(directory, file)))
+  hash.update(`schema:${layout.schema ?? ''}\u0000`)
+  for (const directory of [layout.directory, layout.hostDirectory]) {
+    hash.update('\u0000set\u0000')
+    if (directory === undefined) continue
+    const files = (await readdir(directory)).filter((f) => f.endsWith('.sql')).sort()
+    for (const file of files) {
+      hash.update(file)
+      hash.update(await readFile(join(directory, file)))
+    }
   }
   return hash.digest('hex').slice(0, 16)
+}
+
+/** What a template is built from. */
+interface TemplateLayout {
+  directory: string
+  hostDirectory: string | undefined
+  schema: string | undefined
 }
 
 const TEMPLATE_READY = 'guildstore template: migrated'
@@ -80,7 +99,7 @@ const templates = new Map<string, Promise<string>>()
 
 /**
  * Makes sure a migrated template database exists on the server and returns
- * its name, `guildstore_tpl_<digest of the migration files>`. Concurrent
+ * its name, `guildstore_tpl_<digest of the migration files and schema>`. Concurrent
  * callers (several test processes) wait for each other on an advisory lock; a
  * template left half-made by a crash is rebuilt.
  *
@@ -90,22 +109,32 @@ const templates = new Map<string, Promise<string>>()
  * ```
  */
 export function ensureTemplateDatabase(
-  options: { url?: string; migrationsDirectory?: string } = {},
+  options: {
+    url?: string
+    migrationsDirectory?: string
+    schema?: string
+    hostMigrationsDirectory?: string
+  } = {},
 ): Promise<string> {
   const url = serverUrl(options.url)
-  const directory = options.migrationsDirectory ?? defaultMigrationsDirectory()
-  const key = `${url}\u0000${directory}`
+  if (options.schema !== undefined) assertSchemaName(options.schema)
+  const layout: TemplateLayout = {
+    directory: options.migrationsDirectory ?? defaultMigrationsDirectory(),
+    hostDirectory: options.hostMigrationsDirectory,
+    schema: options.schema,
+  }
+  const key = JSON.stringify([url, layout.directory, layout.hostDirectory, layout.schema])
   let pending = templates.get(key)
   if (!pending) {
-    pending = buildTemplate(url, directory)
+    pending = buildTemplate(url, layout)
     pending.catch(() => templates.delete(key))
     templates.set(key, pending)
   }
   return pending
 }
 
-async function buildTemplate(url: string, directory: string): Promise<string> {
-  const name = `guildstore_tpl_${await migrationsDigest(directory)}`
+async function buildTemplate(url: string, layout: TemplateLayout): Promise<string> {
+  const name = `guildstore_tpl_${await migrationsDigest(layout)}`
   await withAdmin(url, async (admin) => {
     await admin.query('SELECT pg_advisory_lock(hashtext($1))', [name])
     try {
@@ -119,7 +148,11 @@ async function buildTemplate(url: string, directory: string): Promise<string> {
       const pool = new pg.Pool({ connectionString: withDatabase(url, name), max: 1 })
       pool.on('error', () => {}) // an idle connection's error must not crash the host
       try {
-        await runMigrations(pool, { directory })
+        await runMigrations(pool, {
+          directory: layout.directory,
+          ...(layout.schema ? { schema: layout.schema } : {}),
+          ...(layout.hostDirectory ? { hostDirectory: layout.hostDirectory } : {}),
+        })
       } finally {
         await pool.end()
       }
@@ -139,7 +172,12 @@ async function buildTemplate(url: string, directory: string): Promise<string> {
  * fixtures applied in order. Clones take milliseconds, so every test file (or
  * test) can have its own and nothing needs cleaning up between tests.
  *
+ * With `schema`, guildstore is installed in that schema and the returned pool and `db`
+ * use it (`createPool({ schema })`); `hostMigrationsDirectory` adds the host's own
+ * migrations to the template.
+ *
  * @throws {GuildstoreError} when no server URL is given or set.
+ * @throws {InvalidInputError} for an invalid schema name.
  * @example
  * ```ts
  * import { createTestDatabase } from 'guildstore/testing'
@@ -157,13 +195,22 @@ export async function createTestDatabase(options: TestDatabaseOptions = {}): Pro
   const template = await ensureTemplateDatabase({
     url,
     ...(options.migrationsDirectory ? { migrationsDirectory: options.migrationsDirectory } : {}),
+    ...(options.schema !== undefined ? { schema: options.schema } : {}),
+    ...(options.hostMigrationsDirectory
+      ? { hostMigrationsDirectory: options.hostMigrationsDirectory }
+      : {}),
   })
   const name = `guildstore_test_${randomBytes(8).toString('hex')}`
   await withAdmin(url, (admin) =>
     admin.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(template)}`),
   )
   const dbUrl = withDatabase(url, name)
-  const pool = createPool({ max: 5, ...options.pool, connectionString: dbUrl })
+  const pool = createPool({
+    max: 5,
+    ...options.pool,
+    connectionString: dbUrl,
+    ...(options.schema !== undefined ? { schema: options.schema } : {}),
+  })
   const db = createDb(pool)
   const drop = async () => {
     await db.destroy()

@@ -190,3 +190,30 @@ export function pageLimit(value: unknown, fallback: number, max: number): number
   assertInteger(value, 'limit', 1, max)
   return value
 }
+
+/**
+ * Checks an integer against a field rule (see `defineFields`).
+ *
+ * @throws {InvalidInputError} when it is not an integer within the rule.
+ * @example
+ * ```ts
+ * assertInRange(input.position, 'position', channelFields.position)
+ * ```
+ */
+export function assertInRange(
+  value: unknown,
+  field: string,
+  rule: { min: number; max: number },
+): asserts value is number {
+  assertInteger(value, field, rule.min, rule.max)
+}
+
+/**
+ * Checks a boolean.
+ *
+ * @throws {InvalidInputError} when it is not one.
+ */
+export function assertBoolean(value: unknown, field: string): asserts value is boolean {
+  if (typeof value !== 'boolean')
+    throw new InvalidInputError(`${field} must be a boolean`, { field })
+}

@@ -87,7 +87,7 @@ describe('createDb', () => {
     const db = createDb(pool)
     try {
       const { prepareQuery } = await import('../../src/sql/prepared-query.ts')
-      const q = prepareQuery((d, p: { n: number }) =>
+      const q = prepareQuery('test.named_statement', (d, p: { n: number }) =>
         d.selectFrom('users').select('id').where('username', '=', 'x').limit(p.n),
       )
       expect(q.sql).toBe('select "id" from "users" where "username" = $1 limit $2')
@@ -110,7 +110,7 @@ describe('createDb', () => {
     const db = createDb(pool, { preparedStatements: false })
     try {
       const { prepareQuery } = await import('../../src/sql/prepared-query.ts')
-      const q = prepareQuery((d, p: { name: string }) =>
+      const q = prepareQuery('test.unnamed_statement', (d, p: { name: string }) =>
         d.selectFrom('users').select('id').where('username', '=', p.name),
       )
       expect(await q.execute(db, { name: 'nobody' })).toEqual([])

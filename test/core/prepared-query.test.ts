@@ -8,14 +8,14 @@ import { makeUser } from '../support/factories.ts'
 
 const t = useTestDatabase()
 
-const byIds = prepareQuery((db, p: { ids: string[] }) =>
+const byIds = prepareQuery('test.users_by_ids', (db, p: { ids: string[] }) =>
   db
     .selectFrom('users')
     .select(['id', 'username'])
     .where('id', '=', sql<string>`any(${p.ids}::uuid[])`)
     .orderBy('username'),
 )
-const insertUser = prepareQuery((db, p: { id: string; username: string }) =>
+const insertUser = prepareQuery('test.users_insert', (db, p: { id: string; username: string }) =>
   db
     .insertInto('users')
     .values({ id: p.id, username: p.username, status: 'online' })

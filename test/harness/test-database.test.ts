@@ -1,9 +1,9 @@
-import { writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
-import { GuildstoreError } from '../../src/index.ts'
+import { createGuild, createUser, GuildstoreError } from '../../src/index.ts'
 import { createTestDatabase, ensureTemplateDatabase } from '../../src/testing/index.ts'
 import { templateDatabase, testDatabaseUrl } from '../support/env.ts'
 
@@ -87,6 +87,48 @@ describe('createTestDatabase', () => {
     } finally {
       if (saved.t !== undefined) process.env.TEST_DATABASE_URL = saved.t
       if (saved.d !== undefined) process.env.DATABASE_URL = saved.d
+    }
+  })
+
+  it('installs into a schema and adds the host migrations to the template ({ schema, hostMigrationsDirectory })', async () => {
+    const host = await mkdtemp(join(tmpdir(), 'gs-host-'))
+    try {
+      await writeFile(
+        join(host, '0001_guild_banners.sql'),
+        'CREATE TABLE guild_banners (guild_id uuid PRIMARY KEY REFERENCES chat.guilds (id) ON DELETE CASCADE, url text NOT NULL);\n',
+      )
+      const t = await createTestDatabase({
+        url: testDatabaseUrl(),
+        schema: 'chat',
+        hostMigrationsDirectory: host,
+      })
+      try {
+        const user = await createUser(t.db, { username: 'in_chat' })
+        const guild = await createGuild(t.db, { name: 'g', owner_id: user.id })
+        await t.pool.query('INSERT INTO public.guild_banners (guild_id, url) VALUES ($1, $2)', [
+          guild.id,
+          'u',
+        ])
+        const { rows } = await t.pool.query(
+          `SELECT current_setting('search_path') AS path,
+                  to_regclass('chat.users') IS NOT NULL AS in_chat,
+                  to_regclass('public.users') IS NULL AS none_in_public,
+                  (SELECT count(*)::int FROM chat.guildstore_migrations WHERE set_name = 'host') AS host_rows`,
+        )
+        expect(rows[0]).toEqual({
+          path: '"chat"',
+          in_chat: true,
+          none_in_public: true,
+          host_rows: 1,
+        })
+        expect(t.name).toMatch(/^guildstore_test_/)
+      } finally {
+        await t.drop()
+      }
+      const other = await ensureTemplateDatabase({ url: testDatabaseUrl(), schema: 'chat' })
+      expect(other).not.toBe(templateDatabase())
+    } finally {
+      await rm(host, { recursive: true, force: true })
     }
   })
 })

@@ -24,11 +24,14 @@ describe('the guildstore executable', () => {
       (e: { code: number; stdout: string }) => e,
     )
     expect('code' in pending ? pending.code : 0).toBe(ExitCode.Pending)
-    expect(JSON.parse(pending.stdout).migrations).toHaveLength(3)
+    const listed = JSON.parse(pending.stdout).migrations as { set: string }[]
+    expect(listed.filter((m) => m.set === 'host')).toHaveLength(3)
 
     const migrate = await run(process.execPath, [bin, 'migrate', ...args], { env })
-    expect(JSON.parse(migrate.stdout).applied).toHaveLength(3)
-    expect(migrate.stderr).toContain('applied 0001_create_widgets.sql')
+    const applied = JSON.parse(migrate.stdout).applied as { set: string }[]
+    expect(applied.filter((m) => m.set === 'host')).toHaveLength(3)
+    expect(applied.length).toBe(listed.length)
+    expect(migrate.stderr).toContain('applied host 0001_create_widgets.sql')
 
     const done = await run(process.execPath, [bin, 'status', ...args], { env })
     expect(

@@ -6,19 +6,7 @@
  * only 'guildstore' and 'guildstore/testing'.
  */
 
-import { existsSync } from 'node:fs'
-import {
-  chmod,
-  copyFile,
-  cp,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  rm,
-  symlink,
-  writeFile,
-} from 'node:fs/promises'
+import { copyFile, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ts from 'typescript'
@@ -28,25 +16,24 @@ import {
   createEmptyDatabase,
   describeRun,
   type EmptyDatabase,
+  installPackedGuildstore,
   quickstartBlock,
   repoRoot,
   run,
 } from './support.ts'
 
 const here = join(repoRoot, 'test', 'package', 'consumer')
-const manifest = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as {
-  name: string
-  version: string
-  files: string[]
-}
-/** The version of a dev dependency as installed in this repository. */
-const installed = async (name: string): Promise<string> =>
-  (
-    JSON.parse(await readFile(join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')) as {
-      version: string
-    }
-  ).version
 
+/**
+ * Every step here spawns processes (tsc, node, npm, the CLI): with both cores
+ * loaded a type-check alone took 30 s, vitest's default. Explicit, generous.
+ */
+const SPAWNING_TEST_TIMEOUT = 240_000
+
+/** The package's migrations, as the installed package ships them. */
+const migrationFiles = (await readdir(join(repoRoot, 'migrations')))
+  .filter((f) => /^\d+_[a-z0-9_]+\.sql$/.test(f))
+  .sort()
 /** Every name each source entry point exports, values and types alike (one program for all). */
 function exportedNames(entries: string[]): string[][] {
   const config = ts.getParsedCommandLineOfConfigFile(join(repoRoot, 'tsconfig.json'), undefined, {
@@ -80,19 +67,6 @@ function importEverything(specifier: string, names: string[], runtime: Set<strin
     .join('\n')
 }
 
-const npm = (args: string[], cwd: string) => run('npm', args, { cwd, timeoutMs: 240_000 })
-
-/**
- * Every step here spawns processes (tsc, node, npm, the CLI): with both cores
- * loaded a type-check alone took 30 s, vitest's default. Explicit, generous.
- */
-const SPAWNING_TEST_TIMEOUT = 240_000
-
-/** The package's migrations, as the installed package ships them. */
-const migrationFiles = (await readdir(join(repoRoot, 'migrations')))
-  .filter((f) => /^\d+_[a-z0-9_]+\.sql$/.test(f))
-  .sort()
-
 describe('the packed package, installed into an empty project', () => {
   let tmp: string
   let app: string
@@ -102,61 +76,9 @@ describe('the packed package, installed into an empty project', () => {
 
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'guildstore-consumer-'))
-    const stage = join(tmp, 'stage')
     app = join(tmp, 'app')
-    await mkdir(stage)
-    await mkdir(app)
     fresh = await createEmptyDatabase()
-
-    // 1. Build the current sources into the staging copy: what `npm run build` makes.
-    const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc')
-    const build = await run(process.execPath, [
-      tsc,
-      '-p',
-      'tsconfig.build.json',
-      '--outDir',
-      join(stage, 'dist'),
-    ])
-    expect(build.code, describeRun(build)).toBe(0)
-    await chmod(join(stage, 'dist', 'src', 'cli', 'bin.js'), 0o755)
-    await copyFile(join(repoRoot, 'package.json'), join(stage, 'package.json'))
-    const extras = [...manifest.files.filter((f) => !f.startsWith('dist')), 'README.md', 'LICENSE']
-    for (const entry of new Set(extras)) {
-      if (existsSync(join(repoRoot, entry))) {
-        await cp(join(repoRoot, entry), join(stage, entry), { recursive: true })
-      }
-    }
-
-    // 2. npm pack, as `npm publish` would.
-    const pack = await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], stage)
-    expect(pack.code, describeRun(pack)).toBe(0)
-    const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: { path: string }[] }>
-    if (!info) throw new Error('npm pack printed nothing')
-    packedFiles = info.files.map((f) => f.path)
-
-    // 3. An empty ESM project that installs the tarball and the peer dependencies.
-    await writeFile(
-      join(app, 'package.json'),
-      `${JSON.stringify({ name: 'guildstore-consumer', private: true, type: 'module' }, null, 2)}\n`,
-    )
-    const deps = await Promise.all(
-      ['kysely', 'pg', 'ioredis', '@types/pg', 'typescript'].map(
-        async (d) => `${d}@${await installed(d)}`,
-      ),
-    )
-    const install = await npm(
-      [
-        'install',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-        '--loglevel=error',
-        join(tmp, info.filename),
-        ...deps,
-      ],
-      app,
-    )
-    expect(install.code, describeRun(install)).toBe(0)
+    ;({ packedFiles } = await installPackedGuildstore(tmp, app))
     // vitest for the consumer's own test file: this repository's, linked rather than installed.
     await symlink(
       join(repoRoot, 'node_modules', 'vitest'),
@@ -189,52 +111,46 @@ describe('the packed package, installed into an empty project', () => {
     ).toEqual([])
   })
 
-  it(
-    'type-checks a strict consumer that imports the whole public API',
-    async () => {
-      const runtime = new Set(Object.keys(await import('../../src/index.ts')))
-      const runtimeTesting = new Set(Object.keys(await import('../../src/testing/index.ts')))
-      const [names = [], testingNames = []] = exportedNames([
-        join(repoRoot, 'src', 'index.ts'),
-        join(repoRoot, 'src', 'testing', 'index.ts'),
-      ])
-      expect(names).toEqual(
-        expect.arrayContaining(['createDb', 'User', 'DB', 'createUser', 'createRedis']),
-      )
-      await writeFile(
-        join(app, 'everything.ts'),
-        `${importEverything('guildstore', names, runtime)}\n${importEverything('guildstore/testing', testingNames, runtimeTesting)}\n`,
-      )
-      await copyFile(join(here, 'api-usage.ts.txt'), join(app, 'api-usage.ts'))
-      const { code: block } = quickstartBlock()
-      await writeFile(join(app, 'quickstart.ts'), `${block}\nexport {}\n`)
-      await writeFile(
-        join(app, 'tsconfig.json'),
-        JSON.stringify({
-          compilerOptions: {
-            target: 'ES2023',
-            lib: ['ES2023'],
-            module: 'NodeNext',
-            moduleResolution: 'NodeNext',
-            strict: true,
-            noEmit: true,
-            skipLibCheck: false,
-          },
-          files: ['everything.ts', 'api-usage.ts', 'quickstart.ts'],
-        }),
-      )
-      const tsc = await run(
-        process.execPath,
-        [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app],
-        {
-          cwd: app,
+  it('type-checks a strict consumer that imports the whole public API', async () => {
+    const runtime = new Set(Object.keys(await import('../../src/index.ts')))
+    const runtimeTesting = new Set(Object.keys(await import('../../src/testing/index.ts')))
+    const [names = [], testingNames = []] = exportedNames([
+      join(repoRoot, 'src', 'index.ts'),
+      join(repoRoot, 'src', 'testing', 'index.ts'),
+    ])
+    expect(names).toEqual(
+      expect.arrayContaining(['createDb', 'User', 'DB', 'createUser', 'createRedis']),
+    )
+    await writeFile(
+      join(app, 'everything.ts'),
+      `${importEverything('guildstore', names, runtime)}\n${importEverything('guildstore/testing', testingNames, runtimeTesting)}\n`,
+    )
+    await copyFile(join(here, 'api-usage.ts.txt'), join(app, 'api-usage.ts'))
+    const { code: block } = quickstartBlock()
+    await writeFile(join(app, 'quickstart.ts'), `${block}\nexport {}\n`)
+    await writeFile(
+      join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2023',
+          lib: ['ES2023'],
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
         },
-      )
-      expect(tsc.code, describeRun(tsc)).toBe(0)
-      expect(tsc.stdout).toBe('')
-    },
-    SPAWNING_TEST_TIMEOUT,
-  )
+        files: ['everything.ts', 'api-usage.ts', 'quickstart.ts'],
+      }),
+    )
+    const tsc = await run(
+      process.execPath,
+      [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app],
+      { cwd: app, timeoutMs: 150_000 },
+    )
+    expect(tsc.code, describeRun(tsc)).toBe(0)
+    expect(tsc.stdout).toBe('')
+  }, 180_000)
 
   it(
     'migrates with the CLI, then works through guildstore/testing and the repositories',

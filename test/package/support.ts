@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
+import { chmod, copyFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import pg from 'pg'
+import { expect } from 'vitest'
 import { testDatabaseUrl } from '../support/env.ts'
 
 /** The repository root. */
@@ -102,4 +104,84 @@ export function quickstartBlock(): { code: string; source: string } {
     if (block?.[1]) return { code: block[1], source: file }
   }
   throw new Error('no ```ts block under "## Quickstart" in README.md')
+}
+
+/** The version of a dev dependency as installed in this repository. */
+export const installed = async (name: string): Promise<string> =>
+  (
+    JSON.parse(await readFile(join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')) as {
+      version: string
+    }
+  ).version
+
+/** npm in `cwd`, with a generous timeout (it spawns and may hit the cache). */
+export const npm = (args: string[], cwd: string) => run('npm', args, { cwd, timeoutMs: 240_000 })
+
+/** The peer dependencies a consumer installs next to the tarball, at this repository's versions. */
+export const peerDependencySpecs = async (): Promise<string[]> =>
+  Promise.all(
+    ['kysely', 'pg', 'ioredis', '@types/pg', 'typescript'].map(
+      async (d) => `${d}@${await installed(d)}`,
+    ),
+  )
+
+/**
+ * The package as a consumer gets it: builds the current sources into `<tmp>/stage`
+ * (never touching ./dist), packs it with `npm pack`, and installs the tarball with the
+ * peer dependencies into the empty ESM project `app` (created here).
+ */
+export async function installPackedGuildstore(
+  tmp: string,
+  app: string,
+): Promise<{ packedFiles: string[]; tarball: string }> {
+  const manifest = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as {
+    files: string[]
+  }
+  const stage = join(tmp, 'stage')
+  await mkdir(stage, { recursive: true })
+  await mkdir(app, { recursive: true })
+
+  // 1. Build the current sources into the staging copy: what `npm run build` makes.
+  const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc')
+  const build = await run(
+    process.execPath,
+    [tsc, '-p', 'tsconfig.build.json', '--outDir', join(stage, 'dist')],
+    { timeoutMs: 300_000 },
+  )
+  expect(build.code, describeRun(build)).toBe(0)
+  await chmod(join(stage, 'dist', 'src', 'cli', 'bin.js'), 0o755)
+  await copyFile(join(repoRoot, 'package.json'), join(stage, 'package.json'))
+  const extras = [...manifest.files.filter((f) => !f.startsWith('dist')), 'README.md', 'LICENSE']
+  for (const entry of new Set(extras)) {
+    if (existsSync(join(repoRoot, entry))) {
+      await cp(join(repoRoot, entry), join(stage, entry), { recursive: true })
+    }
+  }
+
+  // 2. npm pack, as `npm publish` would.
+  const pack = await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], stage)
+  expect(pack.code, describeRun(pack)).toBe(0)
+  const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: { path: string }[] }>
+  if (!info) throw new Error('npm pack printed nothing')
+
+  // 3. An empty ESM project that installs the tarball and the peer dependencies.
+  await writeFile(
+    join(app, 'package.json'),
+    `${JSON.stringify({ name: 'guildstore-consumer', private: true, type: 'module' }, null, 2)}\n`,
+  )
+  const tarball = join(tmp, info.filename)
+  const install = await npm(
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+      '--loglevel=error',
+      tarball,
+      ...(await peerDependencySpecs()),
+    ],
+    app,
+  )
+  expect(install.code, describeRun(install)).toBe(0)
+  return { packedFiles: info.files.map((f) => f.path), tarball }
 }

@@ -442,6 +442,40 @@ function slots(): Slot[] {
       { writes: true, optional: key === 'reply_to' },
     )
   }
+  for (const key of ['user_ids', 'role_ids']) {
+    id(
+      'createMessage',
+      `mentions.${key}[0]`,
+      (v) =>
+        f.createMessage!(db(), {
+          channel_id: W().channel.id,
+          author_id: W().owner.id,
+          content: 'c',
+          mentions: { [key]: [v] },
+        }),
+      { writes: true },
+    )
+  }
+  id('listMessageMentions', 'message_ids[0]', (v) => f.listMessageMentions!(db(), [v]))
+  const mark = () => ({
+    channel_id: W().channel.id,
+    user_id: W().member.id,
+    message_id: W().message.id,
+  })
+  for (const key of ['channel_id', 'user_id', 'message_id']) {
+    id('markChannelRead', key, (v) => f.markChannelRead!(db(), { ...mark(), [key]: v }), {
+      writes: true,
+    })
+  }
+  id('listChannelReadStates', 'user_id', (v) =>
+    f.listChannelReadStates!(db(), { user_id: v, guild_id: W().guild.id }),
+  )
+  id(
+    'listChannelReadStates',
+    'guild_id',
+    (v) => f.listChannelReadStates!(db(), { user_id: W().member.id, guild_id: v }),
+    { optional: true },
+  )
   id('findMessageById', 'id', (v) => f.findMessageById!(db(), v))
   id('listChannelMessages', 'channel_id', (v) => f.listChannelMessages!(db(), v))
   id(

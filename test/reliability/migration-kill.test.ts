@@ -13,7 +13,11 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ExitCode } from '../../src/cli/exit-code.ts'
 import { DatabaseUnavailableError } from '../../src/errors/index.ts'
-import { MIGRATION_LOCK_KEY, runMigrations } from '../../src/migrations/index.ts'
+import {
+  MIGRATION_FILE_LOCK_KEY,
+  MIGRATION_LOCK_KEY,
+  runMigrations,
+} from '../../src/migrations/index.ts'
 import { testDatabaseUrl } from '../support/env.ts'
 import { sleep, waitFor, watchProcessCrashes } from './support/ports.ts'
 
@@ -63,7 +67,7 @@ const history = async () =>
   )[0]?.exists
     ? (
         await q<{ version: number }>(
-          'SELECT version FROM public.guildstore_migrations ORDER BY version',
+          "SELECT version FROM public.guildstore_migrations WHERE set_name = 'host' ORDER BY version",
         )
       ).map((r) => r.version)
     : []
@@ -107,14 +111,15 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
     expect(await tableExists('public.rel_gamma')).toBe(false)
     expect(await tableExists('public.rel_delta')).toBe(false)
     expect((await q<{ n: number }>('SELECT count(*)::int AS n FROM rel_alpha'))[0]?.n).toBe(0)
-    // The dead runner's backend lingers (still sleeping) and still holds the session lock.
-    const lingering = await cliBackends()
+    // The dead runner's backend lingers (still sleeping) and still holds its file's lock
+    // (the run lock went with its transaction's connection).
+    const lingering = await cliBackends(`AND state = 'active'`)
     expect(lingering.length).toBe(1)
     const lockHeld = await admin.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
         WHERE l.locktype = 'advisory' AND d.datname = $1 AND l.granted
           AND (l.classid::bigint << 32 | l.objid::bigint) = $2::bigint`,
-      [name, MIGRATION_LOCK_KEY],
+      [name, MIGRATION_FILE_LOCK_KEY],
     )
     expect(lockHeld.rows[0]?.n).toBe(1)
 
@@ -126,7 +131,9 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
     ).catch((e: { code: number; stdout: string }) => e)
     expect('code' in status ? status.code : 0).toBe(ExitCode.Pending)
     expect(
-      JSON.parse(status.stdout).migrations.map((m: { version: number; state: string }) => m.state),
+      JSON.parse(status.stdout)
+        .migrations.filter((m: { set: string }) => m.set === 'host')
+        .map((m: { version: number; state: string }) => m.state),
     ).toEqual(['applied', 'pending', 'pending'])
 
     // The next run waits for the lock (not fail) and applies 0002 and 0003.
@@ -136,9 +143,11 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
       [bin, 'migrate', '--database-url', url, '--dir', fixture, '--json'],
       { timeout: 90_000 },
     )
-    expect(JSON.parse(rerun.stdout).applied.map((m: { version: number }) => m.version)).toEqual([
-      2, 3,
-    ])
+    expect(
+      JSON.parse(rerun.stdout)
+        .applied.filter((m: { set: string }) => m.set === 'host')
+        .map((m: { version: number }) => m.version),
+    ).toEqual([2, 3])
     expect(Date.now() - started).toBeGreaterThan(1000) // it really waited for the dead holder's backend
     expect(await history()).toEqual([1, 2, 3])
     for (const table of ['rel_beta', 'rel_gamma', 'rel_delta']) {
@@ -173,7 +182,7 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
         async () =>
           (
             await admin.query(
-              `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'gs-rel-waiter' AND query LIKE '%pg_try_advisory_lock%'`,
+              `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'gs-rel-waiter' AND query LIKE '%pg_try_advisory_xact_lock%'`,
               [name],
             )
           ).rows.length === 1,

@@ -401,7 +401,7 @@ describe('query plans', () => {
         .map((r) => r['QUERY PLAN'])
         .join('\n')
       if (process.env.GUILDSTORE_TEST_VERBOSE) console.error(plan)
-      expect(plan).toContain('messages_channel_id_id_live_idx')
+      expect(plan).toContain('messages_channel_id_seq_live_idx')
       expect(plan).not.toContain('Seq Scan on messages')
     } finally {
       await client.query('reset enable_seqscan')

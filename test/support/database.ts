@@ -70,6 +70,8 @@ export const ALL_TABLES: readonly (keyof DB)[] = [
   'dm_channels',
   'dm_participants',
   'friendships',
+  'channel_read_states',
+  'message_mentions',
 ]
 
 /** Counts the rows of each named table in one round trip: for asserting that nothing was written. */

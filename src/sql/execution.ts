@@ -1,0 +1,496 @@
+/**
+ * The execution seam: how every guildstore query reaches the wire. All of its
+ * state lives in the {@link Execution} a {@link GuildstoreDialect} carries, so
+ * it belongs to the `Kysely` instance `createDb` made (reachable through
+ * `db.getExecutor().adapter`), never to a module-level registry.
+ *
+ * Two paths, one decision point ({@link sendStatement}):
+ * - direct: a prepared query on the top-level instance (no transaction, no
+ *   plugin, no log hook) runs as `pool.query(config)` — the cheapest path;
+ * - executor: everything else goes through Kysely's executor to
+ *   {@link GuildstoreConnection.executeQuery}, which sends a prepared query's
+ *   SQL by its statement name and any other SQL unnamed.
+ *
+ * Both build the pg query config with {@link Execution.queryConfig}: named
+ * when `preparedStatements` is on and the query is a prepared one, unnamed
+ * otherwise. Every prepared statement carries its {@link StatementKind}, so a
+ * router (e.g. reads to a replica pool) hooks in here.
+ */
+import {
+  CompiledQuery,
+  createQueryId,
+  type DatabaseConnection,
+  type DatabaseIntrospector,
+  type Dialect,
+  type DialectAdapter,
+  type Driver,
+  type Kysely,
+  PostgresAdapter,
+  PostgresDriver,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type QueryCompiler,
+  type QueryExecutor,
+  type QueryResult,
+  type RootOperationNode,
+} from 'kysely'
+import type pg from 'pg'
+import type { DB } from '../../codegen/db.ts'
+import type { ReplicaRouter } from './replica-router.ts'
+import { type StatementKind, statementKind } from './statement-kind.ts'
+
+/** A statement of a prepared query, as the seam sends it. */
+export interface Statement {
+  /** The SQL text, `$1`… placeholders in it. */
+  readonly sql: string
+  /** The prepared statement's name (`gs.` and the query's label). */
+  readonly name: string
+  /** Whether it only reads. */
+  readonly kind: StatementKind
+  /** The operation-node tree it was compiled from. */
+  readonly query: RootOperationNode
+}
+
+/** A compiled query that carries the prepared statement it comes from. */
+interface StatementQuery extends CompiledQuery {
+  readonly statement?: Statement
+}
+
+/** Commands whose row count Kysely reports as `numAffectedRows`. */
+const AFFECTING = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE'])
+
+/** What decides how one `createDb` instance sends its queries. */
+export interface ExecutionSettings {
+  /** Send prepared queries as named statements (off behind a transaction-mode pooler). */
+  readonly preparedStatements: boolean
+  /** May prepared queries on the top-level instance skip Kysely's executor (no log hook, no plugins)? */
+  readonly direct: boolean
+}
+
+/**
+ * The WAL position reads through one instance must see: its last write's (or
+ * a consistency token's). Only used with replicas.
+ */
+export class ConsistencyFloor {
+  /** The highest primary WAL position written (or handed in) so far. */
+  lsn: bigint | undefined
+  /** Until when (ms epoch) every read goes to the primary: a write whose position could not be read. */
+  primaryUntil = 0
+
+  constructor(lsn?: bigint) {
+    this.lsn = lsn
+  }
+
+  /** Raises the floor to `lsn` (never lowers it). */
+  advance(lsn: bigint): void {
+    if (this.lsn === undefined || lsn > this.lsn) this.lsn = lsn
+  }
+}
+
+/** The execution state of one `createDb` instance: its pool and settings. */
+export class Execution {
+  /** The top-level instance's executor, set by {@link Execution.attach}. */
+  #root: QueryExecutor | undefined
+
+  /** The caller's pool. */
+  readonly pool: pg.Pool
+  /** How queries are sent. */
+  readonly settings: ExecutionSettings
+
+  /** Routes reads to replicas, when `createDb` got some; shared by the instances made from one `createDb`. */
+  readonly router: ReplicaRouter | undefined
+  /** What this instance's reads must see (read-your-writes), with replicas. */
+  readonly floor: ConsistencyFloor
+  /** Whether `destroy()` ends the pools (the `createDb` instance) or not (a session from `withConsistencyToken`). */
+  readonly ownsPools: boolean
+  /** Makes another instance with the same pools and settings on a given execution (set by `createDb`). */
+  spawn: ((execution: Execution) => Kysely<DB>) | undefined
+
+  constructor(
+    pool: pg.Pool,
+    settings: ExecutionSettings,
+    replicas?: { router: ReplicaRouter; floor?: ConsistencyFloor; ownsPools?: boolean },
+  ) {
+    this.pool = pool
+    this.settings = settings
+    this.router = replicas?.router
+    this.floor = replicas?.floor ?? new ConsistencyFloor()
+    this.ownsPools = replicas?.ownsPools ?? true
+  }
+
+  /** The floor a read must respect now: `undefined` for none, `'primary'` while a write's position is unknown. */
+  readFloor(): bigint | undefined | 'primary' {
+    if (this.floor.primaryUntil > Date.now()) return 'primary'
+    return this.floor.lsn
+  }
+
+  /** After a write (or a commit) on the primary: raise the floor to the primary's WAL position. */
+  async noteWrite(queryable: Pick<pg.Pool, 'query'>): Promise<void> {
+    const router = this.router
+    if (!router) return
+    try {
+      this.floor.advance(await router.currentLsn(queryable))
+    } catch {
+      // position unknown: read from the primary until a replica must have caught up
+      this.floor.primaryUntil =
+        Date.now() + router.settings.maxLagMs + router.settings.readYourWritesTimeoutMs
+    }
+  }
+
+  /** Runs a read on a replica that has everything this instance must see, else on the primary. */
+  async routeRead<T>(run: (pool: pg.Pool) => Promise<T>): Promise<T> {
+    const router = this.router
+    const floor = this.readFloor()
+    if (!router || floor === 'primary') return run(this.pool)
+    return router.read(floor, run)
+  }
+
+  /** Binds the top-level instance: only its own executor may take the direct path. */
+  attach(db: Kysely<DB>): void {
+    this.#root = db.getExecutor()
+  }
+
+  /** Whether a prepared query on an instance with this executor runs straight on the pool. */
+  isDirect(executor: QueryExecutor): boolean {
+    return this.settings.direct && executor === this.#root
+  }
+
+  /** The pg query config of a SQL text: by name for a prepared statement when enabled. */
+  queryConfig(sql: string, values: readonly unknown[], statement?: Statement): pg.QueryConfig {
+    return statement && this.settings.preparedStatements
+      ? { name: statement.name, text: sql, values: values as unknown[] }
+      : { text: sql, values: values as unknown[] }
+  }
+}
+
+/** Kysely's `QueryResult` of a pg result. */
+function toQueryResult<R>(r: pg.QueryResult): QueryResult<R> {
+  return {
+    rows: (r.rows ?? []) as R[],
+    numAffectedRows: AFFECTING.has(r.command) ? BigInt(r.rowCount ?? 0) : undefined,
+  }
+}
+
+/**
+ * Sends one prepared statement with its values: THE place every prepared
+ * query goes through. On an instance `createDb` made, the top-level executor
+ * takes the direct path; anything else (a transaction, a connection, plugins,
+ * a log hook, a Kysely instance guildstore did not make) goes through the
+ * instance's executor, which keeps its transaction, plugins and logging.
+ */
+export async function sendStatement<R>(
+  db: Kysely<DB>,
+  statement: Statement,
+  values: readonly unknown[],
+): Promise<QueryResult<R>> {
+  const executor = db.getExecutor()
+  const adapter = executor.adapter
+  if (adapter instanceof GuildstoreAdapter && adapter.execution.isDirect(executor)) {
+    const execution = adapter.execution
+    const config = execution.queryConfig(statement.sql, values, statement)
+    if (!execution.router) return toQueryResult<R>(await execution.pool.query(config))
+    if (statement.kind === 'read') {
+      return toQueryResult<R>(await execution.routeRead((pool) => pool.query(config)))
+    }
+    const result = await execution.pool.query(config)
+    await execution.noteWrite(execution.pool)
+    return toQueryResult<R>(result)
+  }
+  const query: StatementQuery = {
+    sql: statement.sql,
+    parameters: values,
+    query: statement.query,
+    queryId: createQueryId(),
+    statement,
+  }
+  return db.executeQuery<R>(query)
+}
+
+/** The adapter of a {@link GuildstoreDialect}: PostgreSQL's, carrying the {@link Execution}. */
+export class GuildstoreAdapter extends PostgresAdapter {
+  /** The execution state of the instance. */
+  readonly execution: Execution
+
+  constructor(execution: Execution) {
+    super()
+    this.execution = execution
+  }
+}
+
+/** One pooled client, as Kysely's executor uses it. */
+class GuildstoreConnection implements DatabaseConnection {
+  #discarded = false
+  #inFlight = false
+  #pid: number | undefined
+
+  readonly client: pg.PoolClient
+  readonly execution: Execution
+
+  constructor(client: pg.PoolClient, execution: Execution) {
+    this.client = client
+    this.execution = execution
+  }
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.#discarded) throw new Error('the connection has been discarded')
+    this.#inFlight = true
+    try {
+      const statement = (compiled as StatementQuery).statement
+      const r = await this.client.query(
+        this.execution.queryConfig(compiled.sql, compiled.parameters, statement),
+      )
+      // The transaction driver reads COMMIT's tag (ROLLBACK after an aborted transaction).
+      if (r.command === 'COMMIT' || r.command === 'ROLLBACK') {
+        return { rows: [{ command: r.command }] as R[] }
+      }
+      return toQueryResult<R>(r)
+    } finally {
+      this.#inFlight = false
+    }
+  }
+
+  // biome-ignore lint/correctness/useYield: streaming is not configured; it fails as Kysely's PostgresDialect without `cursor` does
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming is not supported by guildstore connections')
+  }
+
+  /** Learns the backend pid, so that an aborted query can be cancelled (called by Kysely before a query with a signal). */
+  async collectSessionInfo(): Promise<void> {
+    if (this.#pid !== undefined) return
+    const { rows } = await this.client.query<{ pid: number }>('select pg_backend_pid() as pid')
+    this.#pid = Number(rows[0]?.pid)
+  }
+
+  async cancelQuery(control: (fn: (c: DatabaseConnection) => Promise<void>) => Promise<void>) {
+    await this.#control(control, 'pg_cancel_backend')
+  }
+
+  async killSession(control: (fn: (c: DatabaseConnection) => Promise<void>) => Promise<void>) {
+    await this.#control(control, 'pg_terminate_backend')
+  }
+
+  async #control(
+    control: (fn: (c: DatabaseConnection) => Promise<void>) => Promise<void>,
+    fn: 'pg_cancel_backend' | 'pg_terminate_backend',
+  ): Promise<void> {
+    const pid = this.#pid
+    if (pid === undefined || !this.#inFlight) return
+    await control(async (c) => {
+      if (this.#inFlight) await c.executeQuery(CompiledQuery.raw(`select ${fn}($1)`, [pid]))
+    })
+  }
+
+  /** Marks the client broken (a failed ROLLBACK): the pool destroys it on release. */
+  discard(): void {
+    this.#discarded = true
+  }
+
+  release(): void {
+    this.client.release(this.#discarded)
+  }
+}
+
+/** Whether a compiled query may run on a replica: a read-only prepared statement, or a SELECT that neither writes nor locks. */
+function isRead(compiled: CompiledQuery): boolean {
+  const statement = (compiled as StatementQuery).statement
+  if (statement) return statement.kind === 'read'
+  // Raw SQL from outside guildstore (SET, advisory locks, functions…) stays on the primary.
+  return compiled.query.kind === 'SelectQueryNode' && statementKind(compiled.query) === 'read'
+}
+
+/**
+ * A connection of an instance with replicas: a read outside a transaction
+ * runs on a replica connection (taken when needed), anything else on a
+ * primary connection; once it has written or begun a transaction, every
+ * query of it stays on the primary. Writes outside a transaction, and
+ * commits, raise the instance's read-your-writes floor.
+ */
+class RoutingConnection implements DatabaseConnection {
+  #primary: GuildstoreConnection | undefined
+  #replica: { pool: pg.Pool; connection: GuildstoreConnection } | undefined
+  #pinned = false
+  #inTransaction = false
+
+  readonly execution: Execution
+  readonly router: ReplicaRouter
+
+  constructor(execution: Execution, router: ReplicaRouter) {
+    this.execution = execution
+    this.router = router
+  }
+
+  /** Every query from now on runs on the primary, inside a transaction. */
+  beginTransaction(): void {
+    this.#pinned = true
+    this.#inTransaction = true
+  }
+
+  /** The transaction ended: raise the floor after a commit. */
+  async endTransaction(committed: boolean): Promise<void> {
+    this.#inTransaction = false
+    if (committed && this.#primary) await this.execution.noteWrite(this.#primary.client)
+  }
+
+  /** The primary connection, taken when first needed. */
+  async primary(): Promise<GuildstoreConnection> {
+    if (!this.#primary) {
+      this.#primary = new GuildstoreConnection(await this.execution.pool.connect(), this.execution)
+    }
+    return this.#primary
+  }
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    if (!this.#pinned && isRead(compiled)) {
+      const floor = this.execution.readFloor()
+      const chosen = floor === 'primary' ? undefined : await this.router.choose(floor)
+      if (chosen) {
+        try {
+          const connection = await this.#replicaConnection(chosen.pool)
+          const result = await connection.executeQuery<R>(compiled)
+          this.router.served(chosen.waited)
+          return result
+        } catch (error) {
+          this.router.failed(chosen.pool, error)
+          this.#dropReplica()
+        }
+      }
+      return (await this.primary()).executeQuery<R>(compiled)
+    }
+    this.#pinned = true
+    const primary = await this.primary()
+    const result = await primary.executeQuery<R>(compiled)
+    if (!this.#inTransaction) await this.execution.noteWrite(primary.client)
+    return result
+  }
+
+  async #replicaConnection(pool: pg.Pool): Promise<GuildstoreConnection> {
+    if (this.#replica?.pool === pool) return this.#replica.connection
+    this.#dropReplica()
+    const connection = new GuildstoreConnection(await pool.connect(), this.execution)
+    this.#replica = { pool, connection }
+    return connection
+  }
+
+  #dropReplica(broken = true): void {
+    if (!this.#replica) return
+    if (broken) this.#replica.connection.discard()
+    this.#replica.connection.release()
+    this.#replica = undefined
+  }
+
+  // biome-ignore lint/correctness/useYield: streaming is not configured; it fails as Kysely's PostgresDialect without `cursor` does
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming is not supported by guildstore connections')
+  }
+
+  discard(): void {
+    this.#primary?.discard()
+  }
+
+  release(): void {
+    this.#primary?.release()
+    this.#primary = undefined
+    if (this.#replica) {
+      this.#replica.connection.release()
+      this.#replica = undefined
+    }
+  }
+}
+
+/**
+ * Kysely's PostgreSQL driver (transactions, savepoints) on guildstore
+ * connections: the pool is the caller's, a connection sends prepared queries
+ * by name.
+ */
+class GuildstoreDriver extends PostgresDriver implements Driver {
+  #destroyed = false
+
+  readonly execution: Execution
+
+  constructor(execution: Execution) {
+    super({ pool: execution.pool })
+    this.execution = execution
+  }
+
+  override async init(): Promise<void> {}
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    const router = this.execution.router
+    // With replicas the connection is taken when the first query says where it goes.
+    if (router) return new RoutingConnection(this.execution, router)
+    const client = await this.execution.pool.connect()
+    return new GuildstoreConnection(client, this.execution)
+  }
+
+  override async beginTransaction(
+    connection: DatabaseConnection,
+    settings: Parameters<PostgresDriver['beginTransaction']>[1],
+  ): Promise<void> {
+    if (connection instanceof RoutingConnection) connection.beginTransaction()
+    await super.beginTransaction(connection, settings)
+  }
+
+  override async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    let committed = false
+    try {
+      await super.commitTransaction(connection)
+      committed = true
+    } finally {
+      if (connection instanceof RoutingConnection) await connection.endTransaction(committed)
+    }
+  }
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await connection.executeQuery(CompiledQuery.raw('rollback'))
+    } catch (error) {
+      ;(connection as GuildstoreConnection | RoutingConnection).discard()
+      throw error
+    } finally {
+      if (connection instanceof RoutingConnection) await connection.endTransaction(false)
+    }
+  }
+
+  override async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    ;(connection as GuildstoreConnection | RoutingConnection).release()
+  }
+
+  override async destroy(): Promise<void> {
+    if (this.#destroyed) return
+    this.#destroyed = true
+    if (!this.execution.ownsPools) return
+    const router = this.execution.router
+    router?.close()
+    await Promise.all([this.execution.pool.end(), ...(router?.pools ?? []).map((p) => p.end())])
+  }
+}
+
+/**
+ * guildstore's Kysely dialect: PostgreSQL's adapter, compiler and
+ * introspector, with a driver and adapter that carry the instance's
+ * {@link Execution}.
+ */
+export class GuildstoreDialect implements Dialect {
+  /** The execution state the adapter and driver share. */
+  readonly execution: Execution
+
+  constructor(execution: Execution) {
+    this.execution = execution
+  }
+
+  createAdapter(): DialectAdapter {
+    return new GuildstoreAdapter(this.execution)
+  }
+
+  createDriver(): Driver {
+    return new GuildstoreDriver(this.execution)
+  }
+
+  createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new PostgresIntrospector(db)
+  }
+
+  createQueryCompiler(): QueryCompiler {
+    return new PostgresQueryCompiler()
+  }
+}

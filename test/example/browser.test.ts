@@ -1,0 +1,210 @@
+/**
+ * The example's web chat page in a real headless Chromium (Debian's `chromium`
+ * driven by playwright-core): two users in two browser contexts; one posts, the
+ * other sees it live over server-sent events. Screenshots go to test-results/.
+ */
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Redis } from 'ioredis'
+import { type Browser, chromium, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ChatService, createChatService } from '../../examples/chat-service/server.ts'
+import { createMessage, createRedis, findUserByUsername } from '../../src/index.ts'
+import { repoRoot } from '../package/support.ts'
+import { useTestDatabase } from '../support/database.ts'
+import { testRedisUrl } from '../support/env.ts'
+
+const t = useTestDatabase()
+const namespace = `gs_test_browser_${randomBytes(6).toString('hex')}`
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
+const OUTPUT = join(repoRoot, 'test-results')
+/** Generous: a loaded 2-core machine runs Chromium next to the test suite. */
+const UI_TIMEOUT = 30_000
+const PASSWORD = 'correct horse battery staple'
+
+let redis: Redis
+let subscriber: Redis
+let service: ChatService
+let browser: Browser
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
+    )
+  }
+  redis = createRedis({ url: testRedisUrl(), namespace })
+  subscriber = redis.duplicate()
+  service = await createChatService({ db: t.db, redis, subscriber, port: 0 })
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 60_000,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  })
+  await mkdir(OUTPUT, { recursive: true })
+}, 120_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await service?.close()
+  if (redis) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await redis.del(...keys)
+    } while (cursor !== '0')
+  }
+  redis?.disconnect()
+  subscriber?.disconnect()
+})
+
+async function signUp(page: Page, username: string): Promise<void> {
+  page.setDefaultTimeout(UI_TIMEOUT)
+  await page.goto(`${service.url}/`)
+  await page.locator('#auth-username').fill(username)
+  await page.locator('#auth-password').fill(PASSWORD)
+  await page.locator('#signup').click()
+  await page.locator('#chat-view').waitFor({ state: 'visible' })
+  await expect.poll(() => page.locator('#me').textContent(), { timeout: UI_TIMEOUT }).toBe(username)
+}
+
+const liveStatus = (page: Page) => page.locator('#live-status').textContent()
+
+describe('the chat page in headless Chromium', () => {
+  it('two users: one posts, the other sees it live; history scrolls back; search finds it', async () => {
+    const ada = `ada_${randomBytes(4).toString('hex')}`
+    const grace = `grace_${randomBytes(4).toString('hex')}`
+    const adaContext = await browser.newContext({ viewport: { width: 1200, height: 700 } })
+    const graceContext = await browser.newContext({ viewport: { width: 1200, height: 700 } })
+    try {
+      const adaPage = await adaContext.newPage()
+      const gracePage = await graceContext.newPage()
+
+      // Ada signs up and creates a guild; its #general opens with a live stream.
+      await signUp(adaPage, ada)
+      await adaPage.locator('#guild-name').fill('Browser guild')
+      await adaPage.locator('#create-guild').click()
+      await expect
+        .poll(() => adaPage.locator('#channel-title').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('# general')
+      await expect.poll(() => liveStatus(adaPage), { timeout: UI_TIMEOUT }).toBe('live')
+      const invite = (await adaPage.locator('#invite-code').textContent()) ?? ''
+      expect(invite).toMatch(/^[0-9a-f-]{36}$/)
+
+      // 70 older messages, so the first page (50) leaves some for scrolling back.
+      const adaRow = await findUserByUsername(t.db, ada)
+      const channelId = await adaPage
+        .locator('#channels button.active')
+        .getAttribute('data-channel-id')
+      for (let i = 1; i <= 70; i++) {
+        await createMessage(t.db, {
+          channel_id: channelId as string,
+          author_id: adaRow?.id as string,
+          content: `older note ${i}`,
+        })
+      }
+
+      // Grace signs up in another context and joins with the invite code.
+      await signUp(gracePage, grace)
+      await gracePage.locator('#join-id').fill(invite)
+      await gracePage.locator('#join-guild').click()
+      await expect
+        .poll(() => gracePage.locator('#channel-title').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('# general')
+      await expect.poll(() => liveStatus(gracePage), { timeout: UI_TIMEOUT }).toBe('live')
+      const graceMessages = gracePage.locator('#messages .message')
+      await expect.poll(() => graceMessages.count(), { timeout: UI_TIMEOUT }).toBe(50)
+      expect(await gracePage.locator('#messages .message .content').last().textContent()).toBe(
+        'older note 70',
+      )
+
+      // Scrolling to the top loads the rest: infinite scroll back to the start.
+      await expect
+        .poll(
+          async () => {
+            await gracePage.locator('#messages').evaluate((box) => {
+              box.scrollTop = 0
+              box.dispatchEvent(new Event('scroll'))
+            })
+            return graceMessages.count()
+          },
+          { timeout: UI_TIMEOUT },
+        )
+        .toBe(70)
+      expect(await gracePage.locator('#messages .message .content').first().textContent()).toBe(
+        'older note 1',
+      )
+      await expect
+        .poll(() => gracePage.locator('#messages .more').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('start of the channel')
+
+      // Ada posts; Grace's page shows it without reloading (server-sent events).
+      const text = `hello from ada ${randomBytes(3).toString('hex')}`
+      await adaPage.locator('#composer-input').fill(text)
+      await adaPage.locator('#send').click()
+      const live = gracePage.locator('#messages .message', { hasText: text })
+      await live.waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+      expect(await live.locator('.author').textContent()).toBe(ada)
+      expect(await graceMessages.count()).toBe(71)
+      // Ada's own page shows it once, not twice (POST answer and live event).
+      await expect
+        .poll(() => adaPage.locator('#messages .message', { hasText: text }).count(), {
+          timeout: UI_TIMEOUT,
+        })
+        .toBe(1)
+
+      // Grace answers; Ada sees it live too.
+      await gracePage.locator('#composer-input').fill('hi ada, got it')
+      await gracePage.locator('#send').click()
+      await adaPage
+        .locator('#messages .message', { hasText: 'hi ada, got it' })
+        .waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+
+      // Search finds Ada's message for Grace.
+      await gracePage.locator('#search-input').fill(text.split(' ').at(-1) as string)
+      await gracePage.locator('#search-form button').click()
+      await gracePage
+        .locator('#search-results li', { hasText: text })
+        .waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+
+      const shot = join(OUTPUT, 'chat-browser-grace.png')
+      await gracePage.screenshot({ path: shot })
+      await adaPage.screenshot({ path: join(OUTPUT, 'chat-browser-ada.png') })
+      expect((await stat(shot)).size).toBeGreaterThan(10_000)
+    } finally {
+      await adaContext.close()
+      await graceContext.close()
+    }
+  }, 240_000)
+
+  it('a wrong password shows the error on the page and logs nobody in', async () => {
+    const context = await browser.newContext()
+    try {
+      const page = await context.newPage()
+      page.setDefaultTimeout(UI_TIMEOUT)
+      await page.goto(`${service.url}/`)
+      await page.locator('#auth-username').fill(`nobody_${randomBytes(4).toString('hex')}`)
+      await page.locator('#auth-password').fill('wrong password!')
+      await page.locator('#login').click()
+      await expect
+        .poll(() => page.locator('#auth-error').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('wrong username or password')
+      expect(await page.locator('#chat-view').isHidden()).toBe(true)
+      expect(await page.evaluate(() => sessionStorage.getItem('token'))).toBeNull()
+    } finally {
+      await context.close()
+    }
+  }, 120_000)
+})

@@ -1,0 +1,158 @@
+/**
+ * Every shell command in README.md is executed by a test: the two commands of
+ * a fresh clone here, the others where the table below says, and a command the
+ * table does not know fails this test until someone says where it runs.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { testRedisUrl } from '../support/env.ts'
+import { createEmptyDatabase, describeRun, type EmptyDatabase, repoRoot, run } from './support.ts'
+
+const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
+
+/** The commands of every ```sh block: continuations joined, `&&` split, comments dropped. */
+function readmeCommands(): string[] {
+  const commands: string[] = []
+  for (const block of readme.matchAll(/```(?:sh|bash|shell)\n([\s\S]*?)```/g)) {
+    const text = (block[1] ?? '').replace(/\\\n\s*/g, ' ')
+    for (const line of text.split('\n')) {
+      const code = line.replace(/(^|\s)#.*$/, '').trim()
+      if (!code) continue
+      for (const part of code.split('&&')) commands.push(part.trim().replace(/\s+/g, ' '))
+    }
+  }
+  return commands
+}
+
+/** Where each README command runs, with a string that file must contain as evidence. */
+const executedBy: Record<string, { file: string; evidence: string }> = {
+  './dev example': { file: 'test/package/readme-commands.test.ts', evidence: "'dev', 'example'" },
+  './dev test': { file: 'test/package/readme-commands.test.ts', evidence: "'dev', 'test'" },
+  // Until guildstore is on the registry, the consumer test installs the packed
+  // tarball with the same peer dependencies (@types/pg included) instead.
+  'npm install guildstore kysely pg ioredis': {
+    file: 'test/package/consumer.test.ts',
+    evidence: "['kysely', 'pg', 'ioredis', '@types/pg', 'typescript']",
+  },
+  'npm install --save-dev @types/pg': {
+    file: 'test/package/consumer.test.ts',
+    evidence: "'@types/pg'",
+  },
+  'export DATABASE_URL=postgres://app@127.0.0.1:5432/chat': {
+    file: 'test/package/consumer/run.mjs',
+    evidence: "cli('migrate')",
+  },
+  'npx guildstore migrate': { file: 'test/package/consumer.test.ts', evidence: "['migrate'," },
+  'npx guildstore status': { file: 'test/package/consumer.test.ts', evidence: "['status'," },
+  'npx guildstore new add guild banners': {
+    file: 'test/migrations/cli.test.ts',
+    evidence: "run(['new', 'create', 'users'",
+  },
+  'npm ci': { file: '.ci/run', evidence: 'npm ci --no-audit --no-fund' },
+  'npm run build': { file: '.ci/run', evidence: 'npm run build' },
+  'npm pack': { file: 'test/package/consumer.test.ts', evidence: "npm(['pack'," },
+  'npm install /path/to/guildstore/guildstore-0.1.0.tgz kysely pg ioredis': {
+    file: 'test/package/consumer.test.ts',
+    evidence: 'join(tmp, info.filename)',
+  },
+  'TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_REDIS_URL=redis://127.0.0.1:6379 npm test':
+    {
+      file: '.ci/run',
+      evidence: 'TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres',
+    },
+}
+
+describe('README commands', () => {
+  it('every command in a shell block is known here and executed where the table says', () => {
+    const commands = readmeCommands()
+    expect(commands).toContain('./dev example')
+    expect(commands).toContain('./dev test')
+    expect(new Set(commands)).toEqual(new Set(Object.keys(executedBy)))
+    for (const [command, { file, evidence }] of Object.entries(executedBy)) {
+      const text = readFileSync(join(repoRoot, file), 'utf8')
+      expect(text.includes(evidence), `${command}: ${file} contains ${evidence}`).toBe(true)
+    }
+  })
+
+  it('the two commands come right after the introduction, the install block only once', () => {
+    const headings = [...readme.matchAll(/^## (.+)$/gm)].map((m) => m[1])
+    expect(headings.slice(0, 3)).toEqual(['Try it: two commands', 'Quickstart', 'API overview'])
+    const order = ['API overview', 'Migrations and the `guildstore` CLI', 'Testing', 'Development']
+    const at = order.map((h) => headings.indexOf(h))
+    expect(at.every((i) => i > 1)).toBe(true)
+    expect([...at].sort((a, b) => a - b)).toEqual(at)
+    expect(readme.split('npm install guildstore kysely pg ioredis').length - 1).toBe(1)
+  })
+})
+
+describe('the two commands, as written (node_modules already there)', () => {
+  let database: EmptyDatabase
+  beforeAll(async () => {
+    database = await createEmptyDatabase()
+  })
+  afterAll(async () => {
+    await database?.drop()
+  })
+
+  it('./dev example prints its URL, serves the page, and stops on SIGTERM', async () => {
+    const child: ChildProcess = spawn('bash', [join(repoRoot, 'dev'), 'example'], {
+      cwd: repoRoot,
+      env: {
+        ...process.env,
+        NODE_OPTIONS: '',
+        DATABASE_URL: database.url,
+        REDIS_URL: testRedisUrl(),
+        CHAT_REDIS_NAMESPACE: `gs_test_readme_${randomBytes(6).toString('hex')}`,
+        PORT: '0',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stderr?.on('data', (d) => {
+      stderr += d
+    })
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URL in 120 s: ${stderr}`)), 120_000)
+      child.stdout?.on('data', (d) => {
+        stdout += d
+        const match = /^chat service listening on (http:\/\/\S+)$/m.exec(stdout)
+        if (match?.[1]) {
+          clearTimeout(timer)
+          resolve(match[1])
+        }
+      })
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)))
+    })
+    try {
+      const page = await fetch(`${url}/`)
+      expect(page.status).toBe(200)
+      expect(await page.text()).toContain('<title>guildstore chat</title>')
+    } finally {
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      expect((await exited)[0]).toBe(0)
+    }
+  }, 180_000)
+
+  it('./dev test runs vitest (here on one file) and passes', async () => {
+    const r = await run('bash', [join(repoRoot, 'dev'), 'test', 'test/core/ids.test.ts'], {
+      env: { NO_COLOR: '1', FORCE_COLOR: undefined },
+      timeoutMs: 180_000,
+    })
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.stdout).toMatch(/Tests\s+(\d+) passed \(\1\)/)
+  }, 200_000)
+
+  it('./dev with no or an unknown command prints its usage and exits 2', async () => {
+    for (const args of [[], ['deploy']]) {
+      const r = await run('bash', [join(repoRoot, 'dev'), ...args])
+      expect(r.code).toBe(2)
+      expect(r.stderr.trim()).toBe('usage: ./dev example | ./dev test [vitest arguments]')
+    }
+  })
+})

@@ -1,0 +1,241 @@
+/**
+ * Read replicas on a real streaming replica of a private cluster started by
+ * this file (initdb, pg_basebackup -R -X stream, a second port): reads of the
+ * repository API go to the replica, writes and transactions to the primary;
+ * after a write through a db its reads never see older data (replay paused:
+ * they wait, then fall back to the primary); a token carries that to another
+ * db; a replica lagging beyond the bound or down is skipped, and its errors
+ * never reach the caller.
+ */
+import type { Kysely } from 'kysely'
+import type pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  consistencyToken,
+  createDb,
+  createPool,
+  createUser,
+  type DB,
+  findUserById,
+  findUserByUsername,
+  InvalidInputError,
+  newId,
+  replicaStats,
+  runMigrations,
+  updateUser,
+  withConsistencyToken,
+} from '../../src/index.ts'
+import { waitFor } from '../support/local-servers.ts'
+import { type ReplicatedPair, startReplicatedPair } from '../support/private-replica.ts'
+
+let pair: ReplicatedPair
+let primaryPool: pg.Pool
+let replicaPool: pg.Pool
+/** Writes that do not go through any db under test ("another service"). */
+let outside: Kysely<DB>
+const dbs: Kysely<DB>[] = []
+
+const pauseReplay = () => pair.query(pair.replica, 'SELECT pg_wal_replay_pause()')
+const resumeReplay = () => pair.query(pair.replica, 'SELECT pg_wal_replay_resume()')
+
+/** A db with the replica; it shares the pools (destroying it would end them). */
+function replicated(options: { maxLagMs?: number; readYourWritesTimeoutMs?: number } = {}) {
+  const db = createDb(primaryPool, {
+    replicas: [replicaPool],
+    replicaMaxLagMs: options.maxLagMs ?? 60_000,
+    readYourWritesTimeoutMs: options.readYourWritesTimeoutMs ?? 300,
+    replicaCheckIntervalMs: 50,
+  })
+  dbs.push(db)
+  return db
+}
+
+const username = () => `r_${newId().replaceAll('-', '').slice(-12)}`
+
+beforeAll(async () => {
+  pair = await startReplicatedPair()
+  primaryPool = createPool({ connectionString: pair.primary.urlOf('postgres'), max: 8 })
+  replicaPool = createPool({
+    connectionString: pair.replica.urlOf('postgres'),
+    max: 8,
+    connectionTimeoutMillis: 2000,
+  })
+  await runMigrations(primaryPool)
+  outside = createDb(createPool({ connectionString: pair.primary.urlOf('postgres'), max: 2 }))
+  await pair.waitCaughtUp()
+}, 120_000)
+
+afterAll(async () => {
+  await resumeReplay().catch(() => {})
+  await outside?.destroy()
+  await primaryPool?.end()
+  await replicaPool?.end().catch(() => {})
+  await pair?.destroy()
+})
+
+describe('read replicas', () => {
+  it('reads go to the replica (a write made elsewhere is not there while replay is paused)', async () => {
+    const db = replicated()
+    expect(await findUserByUsername(db, 'nobody')).toBeUndefined() // warms the router
+    await pauseReplay()
+    try {
+      const elsewhere = await createUser(outside, { username: username() })
+      const before = replicaStats(db)!.replicaReads
+      // not written through `db`: the replica (replay paused) does not have it yet
+      expect(await findUserById(db, elsewhere.id)).toBeUndefined()
+      expect(replicaStats(db)!.replicaReads).toBe(before + 1)
+      // the primary has it: a transaction reads from the primary
+      const inTrx = await db.transaction().execute((trx) => findUserById(trx, elsewhere.id))
+      expect(inTrx?.id).toBe(elsewhere.id)
+    } finally {
+      await resumeReplay()
+    }
+  })
+
+  it('read-your-writes: after its own write a db never reads older data; it waits, then falls back', async () => {
+    const db = replicated({ readYourWritesTimeoutMs: 200 })
+    await findUserByUsername(db, 'nobody')
+    await pauseReplay()
+    let created: { id: string; username: string }
+    try {
+      created = await createUser(db, { username: username() })
+      const stats = replicaStats(db)!
+      const fellBack = stats.primaryReads.notReplayed
+      // replay is paused: the replica cannot have it, so the read goes to the primary
+      expect((await findUserById(db, created.id))?.id).toBe(created.id)
+      expect(replicaStats(db)!.primaryReads.notReplayed).toBe(fellBack + 1)
+      const updated = await updateUser(db, created.id, { display_name: 'after' })
+      expect(updated?.display_name).toBe('after')
+      expect((await findUserById(db, created.id))?.display_name).toBe('after')
+    } finally {
+      await resumeReplay()
+    }
+    // replay resumed: once the replica has caught up it serves the reads again
+    await pair.waitCaughtUp()
+    const before = replicaStats(db)!.replicaReads
+    expect((await findUserById(db, created.id))?.display_name).toBe('after')
+    expect(replicaStats(db)!.replicaReads).toBe(before + 1)
+  })
+
+  it('a token carries read-your-writes to another db (another process)', async () => {
+    const writer = replicated()
+    const reader = replicated({ readYourWritesTimeoutMs: 100 })
+    await findUserByUsername(reader, 'nobody')
+    expect(consistencyToken(reader)).toBeUndefined()
+    await pauseReplay()
+    try {
+      const user = await createUser(writer, { username: username() })
+      const token = consistencyToken(writer)
+      expect(token).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/)
+      // without the token the other db may read the (stale) replica
+      expect(await findUserById(reader, user.id)).toBeUndefined()
+      // with it, never older than the write
+      const session = withConsistencyToken(reader, token)
+      expect((await findUserById(session, user.id))?.id).toBe(user.id)
+      expect(consistencyToken(session)).toBe(token)
+      // a bad token is refused before any query
+      for (const bad of ['', 'x', '0/', '1/2/3', 'G/1', 42]) {
+        expect(() => withConsistencyToken(reader, bad as string)).toThrow(InvalidInputError)
+      }
+      // no token: the same as the db itself
+      expect(consistencyToken(withConsistencyToken(reader, undefined))).toBeUndefined()
+    } finally {
+      await resumeReplay()
+    }
+  })
+
+  it('the same through Kysely’s executor (a log hook) and for writes in a transaction', async () => {
+    const logged: string[] = []
+    const db = createDb(primaryPool, {
+      replicas: [replicaPool],
+      replicaMaxLagMs: 60_000,
+      readYourWritesTimeoutMs: 100,
+      replicaCheckIntervalMs: 50,
+      log: (entry) => logged.push(entry.sql),
+    })
+    dbs.push(db)
+    await findUserByUsername(db, 'nobody')
+    await pauseReplay()
+    try {
+      const elsewhere = await createUser(outside, { username: username() })
+      // a query builder read and a repository read both go to the (stale) replica
+      const viaBuilder = await db
+        .selectFrom('users')
+        .select('id')
+        .where('id', '=', elsewhere.id)
+        .executeTakeFirst()
+      expect(viaBuilder).toBeUndefined()
+      expect(await findUserById(db, elsewhere.id)).toBeUndefined()
+      expect(logged.length).toBeGreaterThan(0) // really the executor path
+      // a write committed in a transaction raises the floor: later reads see it
+      const mine = await db
+        .transaction()
+        .execute((trx) => createUser(trx, { username: username() }))
+      expect((await findUserById(db, mine.id))?.id).toBe(mine.id)
+      expect(
+        (await db.selectFrom('users').select('id').where('id', '=', mine.id).executeTakeFirst())
+          ?.id,
+      ).toBe(mine.id)
+      // and a plain write through the executor path too
+      const updated = await updateUser(db, elsewhere.id, { display_name: 'executor' })
+      expect(updated?.display_name).toBe('executor')
+      expect((await findUserById(db, elsewhere.id))?.display_name).toBe('executor')
+    } finally {
+      await resumeReplay()
+    }
+  })
+
+  it('a replica lagging beyond the bound is skipped', async () => {
+    const db = replicated({ maxLagMs: 300 })
+    await findUserByUsername(db, 'nobody')
+    await pauseReplay()
+    try {
+      const elsewhere = await createUser(outside, { username: username() })
+      // keep the primary's WAL moving so the lag grows past the bound
+      await waitFor(
+        async () => {
+          await createUser(outside, { username: username() })
+          return Math.min(...snapshotLag(db)) > 300
+        },
+        10_000,
+        50,
+      )
+      const lagging = replicaStats(db)!.primaryReads.lagging
+      expect((await findUserById(db, elsewhere.id))?.id).toBe(elsewhere.id)
+      expect(replicaStats(db)!.primaryReads.lagging).toBe(lagging + 1)
+    } finally {
+      await resumeReplay()
+    }
+  })
+
+  it('a stopped replica is skipped: reads continue on the primary, then return to it when it is back', async () => {
+    const db = replicated()
+    const user = await createUser(outside, { username: username() })
+    await pair.waitCaughtUp()
+    expect((await findUserById(db, user.id))?.id).toBe(user.id)
+    await pair.replica.stop('immediate')
+    try {
+      for (let i = 0; i < 20; i++) {
+        expect((await findUserById(db, user.id))?.id).toBe(user.id)
+      }
+      const stats = replicaStats(db)!
+      expect(stats.primaryReads.down + stats.primaryReads.error).toBeGreaterThan(0)
+    } finally {
+      await pair.replica.start()
+    }
+    await waitFor(
+      async () => {
+        const before = replicaStats(db)!.replicaReads
+        expect((await findUserById(db, user.id))?.id).toBe(user.id)
+        return replicaStats(db)!.replicaReads > before
+      },
+      30_000,
+      100,
+    )
+  }, 90_000)
+})
+
+function snapshotLag(db: Kysely<DB>): number[] {
+  const stats = replicaStats(db)!
+  return stats.replicas.map((r) => r.lagMs)
+}
