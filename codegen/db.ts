@@ -13,15 +13,55 @@ export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
 
+export type Json = JsonValue;
+
+export type JsonArray = JsonValue[];
+
+export type JsonObject = {
+  [x: string]: JsonValue | undefined;
+};
+
+export type JsonPrimitive = boolean | number | string | null;
+
+export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
+
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
 export type UserStatus = "away" | "busy" | "offline" | "online";
+
+export interface AuditLog {
+  action: string;
+  actor_id: string | null;
+  changes: Generated<Json>;
+  created_at: Generated<Timestamp>;
+  guild_id: string;
+  id: Generated<string>;
+  reason: string | null;
+  target_id: string | null;
+}
 
 export interface ChannelMembers {
   added_at: Generated<Timestamp>;
   channel_id: string;
   guild_id: string;
   user_id: string;
+}
+
+export interface ChannelOverwrites {
+  allow: Generated<bigint>;
+  channel_id: string;
+  created_at: Generated<Timestamp>;
+  deny: Generated<bigint>;
+  guild_id: string;
+  id: Generated<string>;
+  role_id: string | null;
+  updated_at: Generated<Timestamp>;
+  user_id: string | null;
+}
+
+export interface ChannelPinCounts {
+  channel_id: string;
+  pin_count: Generated<number>;
 }
 
 export interface ChannelReadStates {
@@ -67,6 +107,27 @@ export interface Friendships {
   user_id: string;
 }
 
+export interface GuildBans {
+  banned_by: string | null;
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp | null;
+  guild_id: string;
+  reason: string | null;
+  user_id: string;
+}
+
+export interface GuildInvites {
+  code: string;
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp | null;
+  guild_id: string;
+  id: Generated<string>;
+  inviter_id: string | null;
+  max_uses: number | null;
+  revoked_at: Timestamp | null;
+  uses: Generated<number>;
+}
+
 export interface GuildMembers {
   guild_id: string;
   joined_at: Generated<Timestamp>;
@@ -98,6 +159,13 @@ export interface MessageAttachments {
   size: bigint;
 }
 
+export interface MessageEdits {
+  content: string;
+  message_id: string;
+  replaced_at: Timestamp;
+  version: number;
+}
+
 export interface MessageMentions {
   author_id: string;
   channel_id: string;
@@ -106,6 +174,32 @@ export interface MessageMentions {
   role_id: string | null;
   seq: bigint;
   user_id: string | null;
+}
+
+export interface MessagePins {
+  channel_id: string;
+  message_id: string;
+  pinned_at: Generated<Timestamp>;
+  pinned_by: string | null;
+}
+
+export interface MessageReactionCounts {
+  count: number;
+  emoji: string;
+  first_reacted_at: Generated<Timestamp>;
+  message_id: string;
+}
+
+export interface MessageReactions {
+  created_at: Generated<Timestamp>;
+  emoji: string;
+  message_id: string;
+  user_id: string;
+}
+
+export interface MessageReactionSummaries {
+  emoji_count: Generated<number>;
+  message_id: string;
 }
 
 export interface Messages {
@@ -155,17 +249,27 @@ export interface Users {
 }
 
 export interface DB {
+  audit_log: AuditLog;
   channel_members: ChannelMembers;
+  channel_overwrites: ChannelOverwrites;
+  channel_pin_counts: ChannelPinCounts;
   channel_read_states: ChannelReadStates;
   channels: Channels;
   dm_channels: DmChannels;
   dm_participants: DmParticipants;
   friendships: Friendships;
+  guild_bans: GuildBans;
+  guild_invites: GuildInvites;
   guild_members: GuildMembers;
   guilds: Guilds;
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
+  message_edits: MessageEdits;
   message_mentions: MessageMentions;
+  message_pins: MessagePins;
+  message_reaction_counts: MessageReactionCounts;
+  message_reaction_summaries: MessageReactionSummaries;
+  message_reactions: MessageReactions;
   messages: Messages;
   roles: Roles;
   sessions: Sessions;

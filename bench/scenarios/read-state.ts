@@ -170,7 +170,9 @@ try {
     await markChannelRead(db, { channel_id: c, user_id: reader, message_id: id })
     if (c !== busy) await markChannelRead(db, { channel_id: c, user_id: fresh, message_id: id })
   }
-  const readerDmPartner = partner // the partner has read the DM up to its own messages: 0 unread
+  // The partner (who wrote the DM's backlog) has read it to the end: 0 unread.
+  await markChannelRead(db, { channel_id: dm, user_id: partner, message_id: await newest(dm) })
+  const readerDmPartner = partner
   const [readState0] = (
     await listChannelReadStates(db, { user_id: reader, guild_id: guildId })
   ).filter((s) => s.channel_id === busy)

@@ -47,6 +47,91 @@ select
       join channels c on c.guild_id = gm.guild_id
       left join channel_members cm on cm.channel_id = c.id
       and cm.user_id = gm.user_id
+      cross join lateral (
+        select
+          coalesce(
+            bit_or(o.deny) filter (
+              where
+                o.role_id is not null
+                and r.is_default
+            ),
+            0::int8
+          ) as everyone_deny,
+          coalesce(
+            bit_or(o.allow) filter (
+              where
+                o.role_id is not null
+                and r.is_default
+            ),
+            0::int8
+          ) as everyone_allow,
+          coalesce(
+            bit_or(o.deny) filter (
+              where
+                o.role_id is not null
+                and not r.is_default
+            ),
+            0::int8
+          ) as roles_deny,
+          coalesce(
+            bit_or(o.allow) filter (
+              where
+                o.role_id is not null
+                and not r.is_default
+            ),
+            0::int8
+          ) as roles_allow,
+          coalesce(
+            bit_or(o.deny) filter (
+              where
+                o.user_id is not null
+            ),
+            0::int8
+          ) as member_deny,
+          coalesce(
+            bit_or(o.allow) filter (
+              where
+                o.user_id is not null
+            ),
+            0::int8
+          ) as member_allow
+        from
+          channel_overwrites o
+          left join roles r on r.id = o.role_id
+        where
+          o.channel_id = c.id
+          and (
+            o.user_id = gm.user_id
+            or r.is_default
+            or exists (
+              select
+              from
+                member_roles omr
+              where
+                omr.guild_id = gm.guild_id
+                and omr.user_id = gm.user_id
+                and omr.role_id = o.role_id
+            )
+          )
+      ) ow
+      cross join lateral (
+        select
+          case
+            when c.is_private
+            and cm.user_id is null then 0::int8
+            else (
+              (
+                (
+                  (
+                    (
+                      (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                    ) & ~ ow.roles_deny
+                  ) | ow.roles_allow
+                ) & ~ ow.member_deny
+              ) | ow.member_allow
+            )
+          end as permissions
+      ) cp
     where
       gm.user_id = $1::uuid
       and c.id = $2::uuid
@@ -57,9 +142,8 @@ select
               g.owner_id = gm.user_id
               or (rp.permissions & 8) <> 0
             ) then 71487549079551::int8
-            when c.is_private
-            and cm.user_id is null then 0::int8
-            else rp.permissions
+            when (cp.permissions & 1024) = 0 then 0::int8
+            else cp.permissions
           end
         ) & 1024
       ) <> 0
@@ -95,6 +179,24 @@ from
 where
   "id" = $1
   and "type" <> $2;
+
+-- channels.guild_channel_lock (prepared as "gs.channels.guild_channel_lock"; write)
+select
+  "id",
+  "guild_id",
+  "name",
+  "type",
+  "topic",
+  "position",
+  "is_private",
+  "created_at",
+  "updated_at"
+from
+  "channels"
+where
+  "id" = $1
+  and "type" <> $2
+for no key update;
 
 -- channels.insert (prepared as "gs.channels.insert"; write)
 insert into
@@ -183,6 +285,91 @@ where
       join channels c on c.guild_id = gm.guild_id
       left join channel_members cm on cm.channel_id = c.id
       and cm.user_id = gm.user_id
+      cross join lateral (
+        select
+          coalesce(
+            bit_or(o.deny) filter (
+              where
+                o.role_id is not null
+                and r.is_default
+            ),
+            0::int8
+          ) as everyone_deny,
+          coalesce(
+            bit_or(o.allow) filter (
+              where
+                o.role_id is not null
+                and r.is_default
+            ),
+            0::int8
+          ) as everyone_allow,
+          coalesce(
+            bit_or(o.deny) filter (
+              where
+                o.role_id is not null
+                and not r.is_default
+            ),
+            0::int8
+          ) as roles_deny,
+          coalesce(
+            bit_or(o.allow) filter (
+              where
+                o.role_id is not null
+                and not r.is_default
+            ),
+            0::int8
+          ) as roles_allow,
+          coalesce(
+            bit_or(o.deny) filter (
+              where
+                o.user_id is not null
+            ),
+            0::int8
+          ) as member_deny,
+          coalesce(
+            bit_or(o.allow) filter (
+              where
+                o.user_id is not null
+            ),
+            0::int8
+          ) as member_allow
+        from
+          channel_overwrites o
+          left join roles r on r.id = o.role_id
+        where
+          o.channel_id = c.id
+          and (
+            o.user_id = gm.user_id
+            or r.is_default
+            or exists (
+              select
+              from
+                member_roles omr
+              where
+                omr.guild_id = gm.guild_id
+                and omr.user_id = gm.user_id
+                and omr.role_id = o.role_id
+            )
+          )
+      ) ow
+      cross join lateral (
+        select
+          case
+            when c.is_private
+            and cm.user_id is null then 0::int8
+            else (
+              (
+                (
+                  (
+                    (
+                      (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                    ) & ~ ow.roles_deny
+                  ) | ow.roles_allow
+                ) & ~ ow.member_deny
+              ) | ow.member_allow
+            )
+          end as permissions
+      ) cp
     where
       gm.user_id = $2::uuid
       and gm.guild_id = $3::uuid
@@ -193,9 +380,8 @@ where
               g.owner_id = gm.user_id
               or (rp.permissions & 8) <> 0
             ) then 71487549079551::int8
-            when c.is_private
-            and cm.user_id is null then 0::int8
-            else rp.permissions
+            when (cp.permissions & 1024) = 0 then 0::int8
+            else cp.permissions
           end
         ) & 1024
       ) <> 0
@@ -203,6 +389,17 @@ where
 order by
   "position",
   "id";
+
+-- channels.lock_for_overwrites (prepared as "gs.channels.lock_for_overwrites"; write)
+select
+  "id",
+  "guild_id"
+from
+  "channels"
+where
+  "id" = $1
+  and "type" <> $2
+for no key update;
 
 -- channels.update (dynamic, sent unnamed; write)
 update "channels"

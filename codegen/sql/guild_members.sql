@@ -79,6 +79,16 @@ order by
 limit
   $3;
 
+-- guild_members.lock_for_delete (prepared as "gs.guild_members.lock_for_delete"; write)
+select
+  "user_id"
+from
+  "guild_members"
+where
+  "guild_id" = $1
+  and "user_id" = $2
+for update;
+
 -- guild_members.upsert (prepared as "gs.guild_members.upsert"; write)
 insert into
   "guild_members" ("guild_id", "user_id")

@@ -87,7 +87,9 @@ order by
 
 -- guilds.lock (prepared as "gs.guilds.lock"; write)
 select
-  "id"
+  "id",
+  "owner_id",
+  "name"
 from
   "guilds"
 where

@@ -397,6 +397,21 @@ order by
 limit
   $2;
 
+-- messages.lock_live (prepared as "gs.messages.lock_live"; write)
+select
+  "m"."id",
+  "m"."channel_id",
+  "m"."author_id",
+  "c"."guild_id"
+from
+  "messages" as "m"
+  inner join "channels" as "c" on "c"."id" = "m"."channel_id"
+where
+  "m"."id" = $1
+  and "m"."deleted_at" is null
+for update of
+  "m";
+
 -- messages.lock_purgeable (prepared as "gs.messages.lock_purgeable"; write)
 select
   "id"
@@ -429,6 +444,1666 @@ delete from "messages"
 where
   "deleted_at" is not null
   and "deleted_at" < $1;
+
+-- messages.read_authorized_after (prepared as "gs.messages.read_authorized_after"; read)
+with
+  ch as materialized (
+    select
+      c.id,
+      c.type
+    from
+      channels c
+    where
+      c.id = $1::uuid
+  ),
+  perms as materialized (
+    select
+      (
+        select
+          (
+            case
+              when (
+                g.owner_id = gm.user_id
+                or (rp.permissions & 8) <> 0
+              ) then 71487549079551::int8
+              when (cp.permissions & 1024) = 0 then 0::int8
+              else cp.permissions
+            end
+          )
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.id = $2::uuid
+          and c.guild_id = gm.guild_id
+          left join channel_members cm on cm.channel_id = c.id
+          and cm.user_id = gm.user_id
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = c.id
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when c.is_private
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                )
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+      ) as p
+  ),
+  verdict as materialized (
+    select
+      case
+        when ch.id is null then 'no_access'
+        when ch.type = 'dm' then case
+          when exists (
+            select
+              1
+            from
+              dm_participants dp
+            where
+              dp.channel_id = $4::uuid
+              and dp.user_id = $5::uuid
+          ) then 'ok'
+          else 'no_access'
+        end
+        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
+        when not coalesce((perms.p & 65536::int8) = 65536::int8, false) then 'read_history'
+        else 'ok'
+      end as verdict
+    from
+      perms
+      left join ch on true
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    m.id,
+    m.channel_id,
+    m.author_id,
+    m.reply_to,
+    m.content,
+    m.created_at,
+    m.edited_at,
+    m.deleted_at,
+    m.seq
+  from
+    messages m
+  where
+    (
+      select
+        verdict.verdict
+      from
+        verdict
+    ) = 'ok'
+    and m.channel_id = $6::uuid
+    and m.deleted_at is null
+    and m.seq > (
+      select
+        coalesce(
+          (
+            select
+              k.seq
+            from
+              messages k
+            where
+              k.id = $7::uuid
+              and k.channel_id = $8::uuid
+          ),
+          (
+            select
+              k.seq
+            from
+              messages k
+            where
+              k.channel_id = $9::uuid
+              and k.deleted_at is null
+              and k.id < $10::uuid
+            order by
+              k.id desc
+            limit
+              1
+          ),
+          (-9223372036854775808)::int8
+        )
+    )
+  order by
+    m.seq asc
+  limit
+    $11
+);
+
+-- messages.read_authorized_before (prepared as "gs.messages.read_authorized_before"; read)
+with
+  ch as materialized (
+    select
+      c.id,
+      c.type
+    from
+      channels c
+    where
+      c.id = $1::uuid
+  ),
+  perms as materialized (
+    select
+      (
+        select
+          (
+            case
+              when (
+                g.owner_id = gm.user_id
+                or (rp.permissions & 8) <> 0
+              ) then 71487549079551::int8
+              when (cp.permissions & 1024) = 0 then 0::int8
+              else cp.permissions
+            end
+          )
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.id = $2::uuid
+          and c.guild_id = gm.guild_id
+          left join channel_members cm on cm.channel_id = c.id
+          and cm.user_id = gm.user_id
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = c.id
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when c.is_private
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                )
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+      ) as p
+  ),
+  verdict as materialized (
+    select
+      case
+        when ch.id is null then 'no_access'
+        when ch.type = 'dm' then case
+          when exists (
+            select
+              1
+            from
+              dm_participants dp
+            where
+              dp.channel_id = $4::uuid
+              and dp.user_id = $5::uuid
+          ) then 'ok'
+          else 'no_access'
+        end
+        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
+        when not coalesce((perms.p & 65536::int8) = 65536::int8, false) then 'read_history'
+        else 'ok'
+      end as verdict
+    from
+      perms
+      left join ch on true
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    m.id,
+    m.channel_id,
+    m.author_id,
+    m.reply_to,
+    m.content,
+    m.created_at,
+    m.edited_at,
+    m.deleted_at,
+    m.seq
+  from
+    messages m
+  where
+    (
+      select
+        verdict.verdict
+      from
+        verdict
+    ) = 'ok'
+    and m.channel_id = $6::uuid
+    and m.deleted_at is null
+    and m.seq < (
+      select
+        coalesce(
+          (
+            select
+              k.seq
+            from
+              messages k
+            where
+              k.id = $7::uuid
+              and k.channel_id = $8::uuid
+          ),
+          (
+            select
+              k.seq + 1
+            from
+              messages k
+            where
+              k.channel_id = $9::uuid
+              and k.deleted_at is null
+              and k.id < $10::uuid
+            order by
+              k.id desc
+            limit
+              1
+          ),
+          (-9223372036854775808)::int8
+        )
+    )
+  order by
+    m.seq desc
+  limit
+    $11
+);
+
+-- messages.read_authorized_between (prepared as "gs.messages.read_authorized_between"; read)
+with
+  ch as materialized (
+    select
+      c.id,
+      c.type
+    from
+      channels c
+    where
+      c.id = $1::uuid
+  ),
+  perms as materialized (
+    select
+      (
+        select
+          (
+            case
+              when (
+                g.owner_id = gm.user_id
+                or (rp.permissions & 8) <> 0
+              ) then 71487549079551::int8
+              when (cp.permissions & 1024) = 0 then 0::int8
+              else cp.permissions
+            end
+          )
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.id = $2::uuid
+          and c.guild_id = gm.guild_id
+          left join channel_members cm on cm.channel_id = c.id
+          and cm.user_id = gm.user_id
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = c.id
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when c.is_private
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                )
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+      ) as p
+  ),
+  verdict as materialized (
+    select
+      case
+        when ch.id is null then 'no_access'
+        when ch.type = 'dm' then case
+          when exists (
+            select
+              1
+            from
+              dm_participants dp
+            where
+              dp.channel_id = $4::uuid
+              and dp.user_id = $5::uuid
+          ) then 'ok'
+          else 'no_access'
+        end
+        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
+        when not coalesce((perms.p & 65536::int8) = 65536::int8, false) then 'read_history'
+        else 'ok'
+      end as verdict
+    from
+      perms
+      left join ch on true
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    m.id,
+    m.channel_id,
+    m.author_id,
+    m.reply_to,
+    m.content,
+    m.created_at,
+    m.edited_at,
+    m.deleted_at,
+    m.seq
+  from
+    messages m
+  where
+    (
+      select
+        verdict.verdict
+      from
+        verdict
+    ) = 'ok'
+    and m.channel_id = $6::uuid
+    and m.deleted_at is null
+    and m.seq > (
+      select
+        coalesce(
+          (
+            select
+              k.seq
+            from
+              messages k
+            where
+              k.id = $7::uuid
+              and k.channel_id = $8::uuid
+          ),
+          (
+            select
+              k.seq
+            from
+              messages k
+            where
+              k.channel_id = $9::uuid
+              and k.deleted_at is null
+              and k.id < $10::uuid
+            order by
+              k.id desc
+            limit
+              1
+          ),
+          (-9223372036854775808)::int8
+        )
+    )
+    and m.seq < (
+      select
+        coalesce(
+          (
+            select
+              k.seq
+            from
+              messages k
+            where
+              k.id = $11::uuid
+              and k.channel_id = $12::uuid
+          ),
+          (
+            select
+              k.seq + 1
+            from
+              messages k
+            where
+              k.channel_id = $13::uuid
+              and k.deleted_at is null
+              and k.id < $14::uuid
+            order by
+              k.id desc
+            limit
+              1
+          ),
+          (-9223372036854775808)::int8
+        )
+    )
+  order by
+    m.seq desc
+  limit
+    $15
+);
+
+-- messages.read_authorized_newest (prepared as "gs.messages.read_authorized_newest"; read)
+with
+  ch as materialized (
+    select
+      c.id,
+      c.type
+    from
+      channels c
+    where
+      c.id = $1::uuid
+  ),
+  perms as materialized (
+    select
+      (
+        select
+          (
+            case
+              when (
+                g.owner_id = gm.user_id
+                or (rp.permissions & 8) <> 0
+              ) then 71487549079551::int8
+              when (cp.permissions & 1024) = 0 then 0::int8
+              else cp.permissions
+            end
+          )
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.id = $2::uuid
+          and c.guild_id = gm.guild_id
+          left join channel_members cm on cm.channel_id = c.id
+          and cm.user_id = gm.user_id
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = c.id
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when c.is_private
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                )
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+      ) as p
+  ),
+  verdict as materialized (
+    select
+      case
+        when ch.id is null then 'no_access'
+        when ch.type = 'dm' then case
+          when exists (
+            select
+              1
+            from
+              dm_participants dp
+            where
+              dp.channel_id = $4::uuid
+              and dp.user_id = $5::uuid
+          ) then 'ok'
+          else 'no_access'
+        end
+        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
+        when not coalesce((perms.p & 65536::int8) = 65536::int8, false) then 'read_history'
+        else 'ok'
+      end as verdict
+    from
+      perms
+      left join ch on true
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    m.id,
+    m.channel_id,
+    m.author_id,
+    m.reply_to,
+    m.content,
+    m.created_at,
+    m.edited_at,
+    m.deleted_at,
+    m.seq
+  from
+    messages m
+  where
+    (
+      select
+        verdict.verdict
+      from
+        verdict
+    ) = 'ok'
+    and m.channel_id = $6::uuid
+    and m.deleted_at is null
+  order by
+    m.seq desc
+  limit
+    $7
+);
+
+-- messages.send_authorized (prepared as "gs.messages.send_authorized"; write)
+with
+  ctx as materialized (
+    select
+      c.id,
+      c.type,
+      c.guild_id,
+      (c.type, c.guild_id, c.is_private)::text as v
+    from
+      channels c
+    where
+      c.id = $1::uuid
+  ),
+  perms as materialized (
+    select
+      (
+        select
+          (
+            case
+              when (
+                g.owner_id = gm.user_id
+                or (rp.permissions & 8) <> 0
+              ) then 71487549079551::int8
+              when (cp.permissions & 1024) = 0 then 0::int8
+              else cp.permissions
+            end
+          )
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.id = $2::uuid
+          and c.guild_id = gm.guild_id
+          left join channel_members cm on cm.channel_id = c.id
+          and cm.user_id = gm.user_id
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = c.id
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when c.is_private
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                )
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+      ) as p
+  ),
+  verdict as materialized (
+    select
+      case
+        when ch.id is null then 'no_access'
+        when ch.type = 'dm' then case
+          when not exists (
+            select
+              1
+            from
+              dm_participants dp
+            where
+              dp.channel_id = $4::uuid
+              and dp.user_id = $5::uuid
+          ) then 'no_access'
+          when exists (
+            select
+              1
+            from
+              dm_channels d
+              join friendships f on f.status = 'blocked'
+              and (
+                (
+                  f.user_id = d.user_a
+                  and f.friend_id = d.user_b
+                )
+                or (
+                  f.user_id = d.user_b
+                  and f.friend_id = d.user_a
+                )
+              )
+            where
+              d.id = $6::uuid
+          ) then 'blocked'
+          else 'ok'
+        end
+        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
+        when not coalesce((perms.p & 2048::int8) = 2048::int8, false) then 'send'
+        when $7::bool
+        and not coalesce((perms.p & 131072::int8) = 131072::int8, false) then 'mention_everyone'
+        else 'ok'
+      end as verdict
+    from
+      perms
+      left join ctx ch on true
+  ),
+  refs as materialized (
+    select
+      (
+        $8::uuid is null
+        or exists (
+          select
+            1
+          from
+            messages r
+          where
+            r.id = $9::uuid
+            and r.channel_id = $10::uuid
+            and r.deleted_at is null
+        )
+      ) as reply_ok,
+      cardinality($11::uuid[]) = (
+        select
+          count(*)
+        from
+          roles r
+          join channels c on c.guild_id = r.guild_id
+        where
+          c.id = $12::uuid
+          and r.id = any ($13::uuid[])
+      ) as roles_ok,
+      cardinality($14::uuid[]) = (
+        select
+          count(*)
+        from
+          users u
+        where
+          u.id = any ($15::uuid[])
+      ) as users_ok
+  ),
+  s_ch as (
+    select
+      ctx.v
+    from
+      ctx
+  ),
+  l_ch as (
+    select
+      (c.type, c.guild_id, c.is_private)::text as v
+    from
+      channels c
+    where
+      c.id = $16::uuid
+    for no key update
+  ),
+  s_g as (
+    select
+      g.ctid::text as v
+    from
+      guilds g
+    where
+      g.id = (
+        select
+          ctx.guild_id
+        from
+          ctx
+      )
+  ),
+  l_g as (
+    select
+      g.ctid::text as v
+    from
+      guilds g
+    where
+      g.id = (
+        select
+          ctx.guild_id
+        from
+          ctx
+      )
+    for share
+  ),
+  s_gm as (
+    select
+      gm.ctid::text as v
+    from
+      guild_members gm
+    where
+      gm.guild_id = (
+        select
+          ctx.guild_id
+        from
+          ctx
+      )
+      and gm.user_id = $17::uuid
+  ),
+  l_gm as (
+    select
+      gm.ctid::text as v
+    from
+      guild_members gm
+    where
+      gm.guild_id = (
+        select
+          ctx.guild_id
+        from
+          ctx
+      )
+      and gm.user_id = $18::uuid
+    for key share
+  ),
+  s_mr as (
+    select
+      mr.ctid::text as v
+    from
+      member_roles mr
+    where
+      mr.guild_id = (
+        select
+          ctx.guild_id
+        from
+          ctx
+      )
+      and mr.user_id = $19::uuid
+  ),
+  l_mr as (
+    select
+      mr.ctid::text as v
+    from
+      member_roles mr
+    where
+      mr.guild_id = (
+        select
+          ctx.guild_id
+        from
+          ctx
+      )
+      and mr.user_id = $20::uuid
+    for key share
+  ),
+  s_r as (
+    select
+      r.ctid::text as v
+    from
+      roles r
+    where
+      r.guild_id = (
+        select
+          ctx.guild_id
+        from
+          ctx
+      )
+      and (
+        r.is_default
+        or r.id in (
+          select
+            mr.role_id
+          from
+            member_roles mr
+          where
+            mr.guild_id = (
+              select
+                ctx.guild_id
+              from
+                ctx
+            )
+            and mr.user_id = $21::uuid
+        )
+      )
+  ),
+  l_r as (
+    select
+      r.ctid::text as v
+    from
+      roles r
+    where
+      r.guild_id = (
+        select
+          ctx.guild_id
+        from
+          ctx
+      )
+      and (
+        r.is_default
+        or r.id in (
+          select
+            mr.role_id
+          from
+            member_roles mr
+          where
+            mr.guild_id = (
+              select
+                ctx.guild_id
+              from
+                ctx
+            )
+            and mr.user_id = $22::uuid
+        )
+      )
+    for share of
+      r
+  ),
+  s_cm as (
+    select
+      cm.ctid::text as v
+    from
+      channel_members cm
+    where
+      cm.channel_id = $23::uuid
+      and cm.user_id = $24::uuid
+  ),
+  l_cm as (
+    select
+      cm.ctid::text as v
+    from
+      channel_members cm
+    where
+      cm.channel_id = $25::uuid
+      and cm.user_id = $26::uuid
+    for key share
+  ),
+  s_dm as (
+    select
+      d.ctid::text as v
+    from
+      dm_channels d
+    where
+      d.id = $27::uuid
+  ),
+  l_dm as (
+    select
+      d.ctid::text as v
+    from
+      dm_channels d
+    where
+      d.id = $28::uuid
+    for share
+  ),
+  s_dp as (
+    select
+      dp.ctid::text as v
+    from
+      dm_participants dp
+    where
+      dp.channel_id = $29::uuid
+      and dp.user_id = $30::uuid
+  ),
+  l_dp as (
+    select
+      dp.ctid::text as v
+    from
+      dm_participants dp
+    where
+      dp.channel_id = $31::uuid
+      and dp.user_id = $32::uuid
+    for key share
+  ),
+  s_f as (
+    select
+      f.ctid::text as v
+    from
+      friendships f
+      join dm_channels d on d.id = $33::uuid
+    where
+      (
+        f.user_id = d.user_a
+        and f.friend_id = d.user_b
+      )
+      or (
+        f.user_id = d.user_b
+        and f.friend_id = d.user_a
+      )
+  ),
+  l_f as (
+    select
+      f.ctid::text as v
+    from
+      friendships f
+      join dm_channels d on d.id = $34::uuid
+    where
+      (
+        f.user_id = d.user_a
+        and f.friend_id = d.user_b
+      )
+      or (
+        f.user_id = d.user_b
+        and f.friend_id = d.user_a
+      )
+    for share of
+      f
+  ),
+  stale as (
+    select
+      (
+        array(
+          select
+            v
+          from
+            s_ch
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_ch
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
+            s_g
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_g
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
+            s_gm
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_gm
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
+            s_mr
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_mr
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
+            s_r
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_r
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
+            s_cm
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_cm
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
+            s_dm
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_dm
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
+            s_dp
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_dp
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
+            s_f
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_f
+          order by
+            v
+        )
+      ) as stale
+  ),
+  i as (
+    insert into
+      messages (id, channel_id, author_id, reply_to, content)
+    select
+      $35::uuid,
+      $36::uuid,
+      $37::uuid,
+      $38::uuid,
+      $39::text
+    from
+      refs
+    where
+      (
+        select
+          verdict
+        from
+          verdict
+      ) = 'ok'
+      and not (
+        select
+          stale
+        from
+          stale
+      )
+      and refs.reply_ok
+      and refs.roles_ok
+      and refs.users_ok
+    returning
+      id,
+      channel_id,
+      author_id,
+      reply_to,
+      content,
+      created_at,
+      edited_at,
+      deleted_at,
+      seq
+  ),
+  mentions as (
+    insert into
+      message_mentions (
+        message_id,
+        channel_id,
+        seq,
+        author_id,
+        user_id,
+        role_id,
+        everyone
+      )
+    select
+      i.id,
+      i.channel_id,
+      i.seq,
+      i.author_id,
+      t.user_id,
+      t.role_id,
+      t.everyone
+    from
+      i
+      cross join (
+        select
+          u as user_id,
+          null::uuid as role_id,
+          false as everyone
+        from
+          unnest($40::uuid[]) u
+        union all
+        select
+          null::uuid,
+          r,
+          false
+        from
+          unnest($41::uuid[]) r
+        union all
+        select
+          null::uuid,
+          null::uuid,
+          true
+        where
+          $42::boolean
+      ) t
+  )
+select
+  verdict.verdict,
+  stale.stale,
+  refs.reply_ok,
+  refs.roles_ok,
+  refs.users_ok,
+  i.id,
+  i.channel_id,
+  i.author_id,
+  i.reply_to,
+  i.content,
+  i.created_at,
+  i.edited_at,
+  i.deleted_at,
+  i.seq
+from
+  verdict
+  cross join stale
+  cross join refs
+  left join i on true;
 
 -- messages.soft_delete (prepared as "gs.messages.soft_delete"; write)
 update "messages"

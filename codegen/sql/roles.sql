@@ -84,6 +84,21 @@ order by
   "position",
   "id";
 
+-- roles.lock_for_update (prepared as "gs.roles.lock_for_update"; write)
+select
+  "id",
+  "guild_id",
+  "name",
+  "permissions",
+  "position",
+  "is_default",
+  "created_at"
+from
+  "roles"
+where
+  "id" = $1
+for update;
+
 -- roles.update (dynamic, sent unnamed; write)
 update "roles"
 set

@@ -182,6 +182,10 @@ function databaseUnavailableMessage(code: string | undefined, err: PgErrorLike &
   return `database unavailable (${what}${target ? ` ${target}` : ''})`
 }
 
+/** 23G01: raised by the `guild_members` trigger of migration 0004 while a ban stands. */
+const bannedMember: ErrorRule = (err) =>
+  new ConflictError('the user is banned from this guild', { reason: 'banned', cause: err })
+
 /** A rule for a lost or refusing server: {@link DatabaseUnavailableError}, with `message` or a generic one. */
 function unavailable(message?: string): ErrorRule {
   return (err, code) => unavailableError(err, code, message)
@@ -214,6 +218,7 @@ const BY_CODE: Readonly<Record<string, ErrorRule>> = {
   '23514': checkViolation,
   '23502': checkViolation,
   '23P01': checkViolation,
+  '23G01': bannedMember, // guildstore: a standing ban (constraint guild_members_not_banned)
   '57P01': unavailable(), // admin_shutdown
   '57P02': unavailable(), // crash_shutdown
   '57P03': unavailable(), // cannot_connect_now

@@ -1,18 +1,31 @@
 /**
  * The permission and channel-access rules, written once as SQL fragments.
  *
- * `computePermissions`, `canAccessChannel`, `listVisibleChannels` and
- * `searchMessages` all build their queries from these fragments, so they can
- * never disagree about what a user may see. Internal: not re-exported.
+ * `computePermissions`, `canAccessChannel`, `listVisibleChannels`,
+ * `searchMessages` and the actor checks of administrative functions all build
+ * their queries from these fragments, so they can never disagree about what a
+ * user may see or do. Internal: not re-exported.
  *
- * The rules:
+ * The rules (Discord's order, see docs/permissions.md):
  * - a user who is not a member of the guild has no permissions;
- * - the owner, and a member any of whose roles (the default role included) has
- *   `ADMINISTRATOR`, has `Permissions.ALL`, in every channel of the guild;
- * - else the member has the OR of the default role's and their assigned roles'
- *   permissions; in a private channel, 0 unless they are in `channel_members`;
+ * - the guild base is the OR of the default (@everyone) role's and the
+ *   member's assigned roles' permissions; the owner, and a member whose base
+ *   has `ADMINISTRATOR`, has `Permissions.ALL` in every channel of the guild
+ *   (overwrites and privacy ignored);
+ * - in a channel, from the base: the `@everyone` overwrite (deny, then allow);
+ *   then the overwrites of all the member's roles together (OR of their denies
+ *   removed, then OR of their allows added); then the member's own overwrite
+ *   (deny, then allow); then a private channel (0.1.0's `is_private`) gives 0
+ *   to a member who is not in its `channel_members`; finally, when
+ *   `VIEW_CHANNEL` is not left, the member has no permission at all there (0);
  * - a user may access a guild channel when their permissions in it include
  *   `VIEW_CHANNEL`, and a DM channel when they are one of its `dm_participants`.
+ *
+ * Interface for other modules (kept stable): {@link accessibleChannelIdsSql}
+ * (ids of the channels a user may access, narrowed by a scope), and, for a
+ * query over one member and channel, `from ${memberContextSql} join channels c
+ * on … ${channelMembershipJoinSql}` with {@link channelPermissionsSql} /
+ * {@link guildPermissionsSql} in its select list or where clause.
  */
 import { type RawBuilder, sql } from 'kysely'
 import { Permissions } from './permissions.ts'
@@ -48,23 +61,58 @@ export const guildPermissionsSql: RawBuilder<bigint> = sql<bigint>`(case
 end)`
 
 /**
- * Joins the member's own `channel_members` row of channel `c` as `cm` (NULL
- * when there is none). A join, not a correlated `exists`, so the planner
- * carries `gm.user_id = $user` into it and probes the primary key instead of
- * hashing the whole `channel_members` table.
+ * The joins channel permissions need, after `join channels c`: the member's own
+ * `channel_members` row of `c` as `cm` (NULL when there is none), the ORs of
+ * the overwrites of `c` that apply to the member as `ow` (six `int8` columns:
+ * `everyone_deny`, `everyone_allow`, `roles_deny`, `roles_allow`,
+ * `member_deny`, `member_allow`), and `cp.permissions`, the member's
+ * permissions in `c` after the overwrites and the private-channel layer
+ * (before the VIEW_CHANNEL rule and the owner/admin rule, which
+ * {@link channelPermissionsSql} applies).
+ *
+ * Joins, not correlated `exists`, so the planner carries `gm.user_id = $user`
+ * into them and probes primary keys / the overwrite key of the channel.
  */
 export const channelMembershipJoinSql: RawBuilder<unknown> = sql`left join channel_members cm
-  on cm.channel_id = c.id and cm.user_id = gm.user_id`
+  on cm.channel_id = c.id and cm.user_id = gm.user_id
+  cross join lateral (
+    select
+      coalesce(bit_or(o.deny) filter (where o.role_id is not null and r.is_default), 0::int8) as everyone_deny,
+      coalesce(bit_or(o.allow) filter (where o.role_id is not null and r.is_default), 0::int8) as everyone_allow,
+      coalesce(bit_or(o.deny) filter (where o.role_id is not null and not r.is_default), 0::int8) as roles_deny,
+      coalesce(bit_or(o.allow) filter (where o.role_id is not null and not r.is_default), 0::int8) as roles_allow,
+      coalesce(bit_or(o.deny) filter (where o.user_id is not null), 0::int8) as member_deny,
+      coalesce(bit_or(o.allow) filter (where o.user_id is not null), 0::int8) as member_allow
+    from channel_overwrites o
+    left join roles r on r.id = o.role_id
+    where o.channel_id = c.id
+      and (o.user_id = gm.user_id
+        or r.is_default
+        or exists (
+          select from member_roles omr
+          where omr.guild_id = gm.guild_id and omr.user_id = gm.user_id and omr.role_id = o.role_id
+        ))
+  ) ow
+  cross join lateral (
+    select case
+      when c.is_private and cm.user_id is null then 0::int8
+      else ((((((rp.permissions & ~ow.everyone_deny) | ow.everyone_allow)
+        & ~ow.roles_deny) | ow.roles_allow)
+        & ~ow.member_deny) | ow.member_allow)
+    end as permissions
+  ) cp`
 
 /**
  * A member's permissions (`int8`) in channel `c` (a channel of their guild),
  * over {@link memberContextSql} joined with `channels c` and
- * {@link channelMembershipJoinSql}.
+ * {@link channelMembershipJoinSql}: `Permissions.ALL` for the owner and
+ * administrators; else the overwritten permissions, or 0 when they lack
+ * `VIEW_CHANNEL`.
  */
 export const channelPermissionsSql: RawBuilder<bigint> = sql<bigint>`(case
   when ${isOwnerOrAdminSql} then ${ALL}
-  when c.is_private and cm.user_id is null then 0::int8
-  else rp.permissions
+  when (cp.permissions & ${VIEW_CHANNEL}) = 0 then 0::int8
+  else cp.permissions
 end)`
 
 /** How {@link accessibleChannelIdsSql} narrows the set (each a bound value or SQL expression). */

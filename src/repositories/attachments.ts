@@ -12,7 +12,7 @@ import {
   assertUuid,
   assertUuidArray,
   defineFields,
-  INT64_MAX,
+  int64,
   text,
 } from '../validation/index.ts'
 
@@ -35,6 +35,7 @@ export const attachmentFields = defineFields('message_attachments', {
   filename: text(1, 255),
   s3_key: text(1, 1024),
   content_type: text(1, 255),
+  size: int64(),
 })
 
 // INSERT … SELECT … WHERE NOT EXISTS (a soft-deleted message): an unknown
@@ -130,8 +131,8 @@ export async function createAttachment(
   const size = input.size
   const validSize =
     typeof size === 'bigint'
-      ? size >= 0n && size <= INT64_MAX
-      : typeof size === 'number' && Number.isSafeInteger(size) && size >= 0
+      ? size >= attachmentFields.size.min && size <= attachmentFields.size.max
+      : typeof size === 'number' && Number.isSafeInteger(size) && size >= attachmentFields.size.min
   if (!validSize) {
     throw new InvalidInputError('size must be a non-negative integer within int64', {
       field: 'size',

@@ -2,11 +2,14 @@ import { type Kysely, sql } from 'kysely'
 import type { ChannelMembers, Channels, DB } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
+import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
+import { authorize } from '../permissions/authorize.ts'
+import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
+import { dynamicQuery, inTransaction, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
   assertBoolean,
   assertIdKey,
@@ -20,7 +23,11 @@ import {
   integer,
   text,
 } from '../validation/index.ts'
+import { assertActingAs, auditChanges, lockChannelForUpdate, writeAudit } from './internal.ts'
 import type { GuildMemberKey } from './members.ts'
+
+/** The channel fields an audit entry records. */
+const CHANNEL_FIELDS = ['name', 'type', 'topic', 'position', 'is_private'] as const
 
 /** The columns every channel-returning function selects. */
 export const channelColumns = columnList<Channels>()([
@@ -243,6 +250,17 @@ const updateGuildChannel = dynamicQuery(
   [[MIN_UUID, { name: '', topic: '', position: 0, is_private: false }]],
 )
 
+const selectGuildChannelLocked = prepareQuery(
+  'channels.guild_channel_lock',
+  (db, p: { id: string }) =>
+    db
+      .selectFrom('channels')
+      .select(channelColumns)
+      .where('id', '=', p.id)
+      .where('type', '<>', 'dm')
+      .forNoKeyUpdate(),
+)
+
 /** Input of {@link createChannel}. */
 export interface CreateChannelInput {
   guild_id: string
@@ -263,12 +281,19 @@ export interface CreateChannelInput {
  *
  * @throws {InvalidInputError} when a field is invalid, including `type: 'dm'`.
  * @throws {ForeignKeyViolationError} when the guild does not exist.
+ * Writes the audit entry (`channel_create`) in the same transaction. With
+ * `as`, the actor needs `MANAGE_CHANNELS`.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * const general = await createChannel(db, { guild_id, name: 'general', type: 'text' })
  * ```
  */
-export async function createChannel(db: Kysely<DB>, input: CreateChannelInput): Promise<Channel> {
+export async function createChannel(
+  db: Kysely<DB>,
+  input: CreateChannelInput,
+  as?: ActingAs,
+): Promise<Channel> {
   assertObject(input, 'input')
   assertUuid(input.guild_id, 'guild_id')
   assertText(input.name, 'name', NAME)
@@ -278,14 +303,32 @@ export async function createChannel(db: Kysely<DB>, input: CreateChannelInput): 
   assertInRange(position, 'position', channelFields.position)
   const is_private = input.is_private ?? false
   assertBoolean(is_private, 'is_private')
-  return insertChannel.executeTakeFirstOrThrow(db, {
-    id: newId(),
-    guild_id: input.guild_id,
-    name: input.name,
-    type: input.type,
-    topic: input.topic ?? null,
-    position,
-    is_private,
+  assertActingAs(as)
+  const { guild_id } = input
+  return inTransaction(db, async (trx) => {
+    if (as) {
+      await authorize(trx, {
+        guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_CHANNELS,
+      })
+    }
+    const row = await insertChannel.executeTakeFirstOrThrow(trx, {
+      id: newId(),
+      guild_id,
+      name: input.name,
+      type: input.type,
+      topic: input.topic ?? null,
+      position,
+      is_private,
+    })
+    await writeAudit(trx, as, {
+      guild_id,
+      action: 'channel_create',
+      target_id: row.id,
+      changes: auditChanges(null, row, CHANNEL_FIELDS),
+    })
+    return row
   })
 }
 
@@ -332,6 +375,9 @@ export interface UpdateChannelPatch {
  * (`undefined`). An empty patch returns the channel as it is.
  *
  * @throws {InvalidInputError} when a field is invalid.
+ * Writes the audit entry (`channel_update`, changed fields) in the same
+ * transaction. With `as`, the actor needs `MANAGE_CHANNELS` in the channel.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await updateChannel(db, channel.id, { topic: 'Release planning', is_private: true })
@@ -341,6 +387,7 @@ export async function updateChannel(
   db: Kysely<DB>,
   id: string,
   patch: UpdateChannelPatch,
+  as?: ActingAs,
 ): Promise<Channel | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
@@ -361,8 +408,33 @@ export async function updateChannel(
     assertBoolean(patch.is_private, 'is_private')
     set.is_private = patch.is_private
   }
-  if (Object.keys(set).length === 0) return selectGuildChannel.executeTakeFirst(db, { id })
-  return mapErrors(updateGuildChannel(db, id, set).executeTakeFirst())
+  assertActingAs(as)
+  if (Object.keys(set).length === 0 && !as) return selectGuildChannel.executeTakeFirst(db, { id })
+  return inTransaction(db, async (trx) => {
+    const before = await selectGuildChannelLocked.executeTakeFirst(trx, { id })
+    if (!before?.guild_id) return undefined
+    if (as) {
+      await authorize(trx, {
+        guild_id: before.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_CHANNELS,
+        channel_id: id,
+      })
+    }
+    if (Object.keys(set).length === 0) return before
+    const row = await mapErrors(updateGuildChannel(trx, id, set).executeTakeFirst())
+    if (!row) return undefined
+    const changes = auditChanges(before, row, CHANNEL_FIELDS)
+    if (Object.keys(changes).length > 0) {
+      await writeAudit(trx, as, {
+        guild_id: before.guild_id,
+        action: 'channel_update',
+        target_id: id,
+        changes,
+      })
+    }
+    return row
+  })
 }
 
 /**
@@ -370,14 +442,37 @@ export async function updateChannel(
  * (cascade). DM channels are not deleted here (`false`): they go with their pair.
  *
  * @throws {InvalidInputError} when `id` is not a UUID.
+ * Writes the audit entry (`channel_delete`) in the same transaction. With
+ * `as`, the actor needs `MANAGE_CHANNELS` in the channel.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await deleteChannel(db, channel.id)
  * ```
  */
-export async function deleteChannel(db: Kysely<DB>, id: string): Promise<boolean> {
+export async function deleteChannel(db: Kysely<DB>, id: string, as?: ActingAs): Promise<boolean> {
   assertUuid(id, 'id')
-  return (await deleteGuildChannel.executeAffected(db, { id })) > 0
+  assertActingAs(as)
+  return inTransaction(db, async (trx) => {
+    const before = await selectGuildChannelLocked.executeTakeFirst(trx, { id })
+    if (!before?.guild_id) return false
+    if (as) {
+      await authorize(trx, {
+        guild_id: before.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_CHANNELS,
+        channel_id: id,
+      })
+    }
+    if ((await deleteGuildChannel.executeAffected(trx, { id })) === 0) return false
+    await writeAudit(trx, as, {
+      guild_id: before.guild_id,
+      action: 'channel_delete',
+      target_id: id,
+      changes: auditChanges(before, null, CHANNEL_FIELDS),
+    })
+    return true
+  })
 }
 
 /** Identifies one channel membership. */
@@ -396,6 +491,11 @@ const CHANNEL_MEMBER_KEY = ['channel_id', 'user_id'] as const
  * @throws {InvalidInputError} when an id is not a UUID.
  * @throws {NotFoundError} when there is no such guild channel (`entity: 'channel'`).
  * @throws {ConflictError} when the user is not a member of the channel's guild (`reason: 'not_member'`).
+ * A private channel's membership is its last permission layer (see
+ * docs/permissions.md). Writes the audit entry (`channel_member_add`) when the
+ * row is new, in the same transaction. With `as`, the actor needs
+ * `MANAGE_ROLES` in the channel (the permission that manages overwrites).
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await addChannelMember(db, { channel_id: staff.id, user_id })
@@ -404,29 +504,50 @@ const CHANNEL_MEMBER_KEY = ['channel_id', 'user_id'] as const
 export async function addChannelMember(
   db: Kysely<DB>,
   input: ChannelMemberKey,
+  as?: ActingAs,
 ): Promise<ChannelMember> {
   assertIdKey(input, CHANNEL_MEMBER_KEY)
-  const row = await upsertChannelMember.executeTakeFirst(db, {
-    channel_id: input.channel_id,
-    user_id: input.user_id,
+  assertActingAs(as)
+  const { channel_id, user_id } = input
+  return inTransaction(db, async (trx) => {
+    const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
+    if (!channel?.guild_id) throw new NotFoundError('channel not found', { entity: 'channel' })
+    if (as) {
+      await authorize(trx, {
+        guild_id: channel.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        channel_id,
+      })
+    }
+    const existed = await channelMemberExists.executeTakeFirst(trx, { channel_id, user_id })
+    const row = await upsertChannelMember.executeTakeFirst(trx, { channel_id, user_id })
+    if (!row?.channel_found) throw new NotFoundError('channel not found', { entity: 'channel' })
+    if (
+      row.channel_id == null ||
+      row.guild_id == null ||
+      row.user_id == null ||
+      row.added_at == null
+    ) {
+      throw new ConflictError("the user must be a member of the channel's guild", {
+        reason: 'not_member',
+      })
+    }
+    if (existed?.exists !== true) {
+      await writeAudit(trx, as, {
+        guild_id: channel.guild_id,
+        action: 'channel_member_add',
+        target_id: row.user_id,
+        changes: { channel_id: { before: null, after: row.channel_id } },
+      })
+    }
+    return {
+      channel_id: row.channel_id,
+      guild_id: row.guild_id,
+      user_id: row.user_id,
+      added_at: row.added_at,
+    }
   })
-  if (!row?.channel_found) throw new NotFoundError('channel not found', { entity: 'channel' })
-  if (
-    row.channel_id == null ||
-    row.guild_id == null ||
-    row.user_id == null ||
-    row.added_at == null
-  ) {
-    throw new ConflictError("the user must be a member of the channel's guild", {
-      reason: 'not_member',
-    })
-  }
-  return {
-    channel_id: row.channel_id,
-    guild_id: row.guild_id,
-    user_id: row.user_id,
-    added_at: row.added_at,
-  }
 }
 
 /**
@@ -434,6 +555,9 @@ export async function addChannelMember(
  *
  * @returns `false` when they were not one.
  * @throws {InvalidInputError} when an id is not a UUID.
+ * Writes the audit entry (`channel_member_remove`) in the same transaction.
+ * With `as`, the actor needs `MANAGE_ROLES` in the channel.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await removeChannelMember(db, { channel_id, user_id })
@@ -442,13 +566,32 @@ export async function addChannelMember(
 export async function removeChannelMember(
   db: Kysely<DB>,
   input: ChannelMemberKey,
+  as?: ActingAs,
 ): Promise<boolean> {
   assertIdKey(input, CHANNEL_MEMBER_KEY)
-  const n = await deleteChannelMember.executeAffected(db, {
-    channel_id: input.channel_id,
-    user_id: input.user_id,
+  assertActingAs(as)
+  const { channel_id, user_id } = input
+  return inTransaction(db, async (trx) => {
+    const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
+    if (!channel?.guild_id) return false
+    if (as) {
+      await authorize(trx, {
+        guild_id: channel.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        channel_id,
+      })
+    }
+    const n = await deleteChannelMember.executeAffected(trx, { channel_id, user_id })
+    if (n === 0) return false
+    await writeAudit(trx, as, {
+      guild_id: channel.guild_id,
+      action: 'channel_member_remove',
+      target_id: user_id,
+      changes: { channel_id: { before: channel_id.toLowerCase(), after: null } },
+    })
+    return true
   })
-  return n > 0
 }
 
 /**

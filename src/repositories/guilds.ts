@@ -2,11 +2,14 @@ import { type Kysely, sql } from 'kysely'
 import type { DB, Guilds } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
+import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { DEFAULT_PERMISSIONS } from '../permissions/permissions.ts'
+import { authorize } from '../permissions/authorize.ts'
+import { DEFAULT_PERMISSIONS, Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
 import { inTransaction, prepareQuery } from '../sql/index.ts'
 import { assertObject, assertText, assertUuid, defineFields, text } from '../validation/index.ts'
+import { assertActingAs, auditChanges, writeAudit } from './internal.ts'
 
 /** The columns every guild-returning function selects. */
 export const guildColumns = columnList<Guilds>()([
@@ -90,7 +93,7 @@ const deleteGuildById = prepareQuery('guilds.delete', (db, p: { id: string }) =>
 )
 
 const lockGuild = prepareQuery('guilds.lock', (db, p: { id: string }) =>
-  db.selectFrom('guilds').select('id').where('id', '=', p.id).forUpdate(),
+  db.selectFrom('guilds').select(['id', 'owner_id', 'name']).where('id', '=', p.id).forUpdate(),
 )
 
 const setOwnerIfMember = prepareQuery(
@@ -186,6 +189,9 @@ export interface UpdateGuildPatch {
  * and returns the guild as it is.
  *
  * @throws {InvalidInputError} when `id` is not a UUID or `name` is not 1–100 characters.
+ * Writes the audit entry (`guild_update`) in the same transaction. With `as`,
+ * the actor needs `MANAGE_GUILD`.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * const guild = await updateGuild(db, id, { name: 'New name' })
@@ -195,12 +201,32 @@ export async function updateGuild(
   db: Kysely<DB>,
   id: string,
   patch: UpdateGuildPatch,
+  as?: ActingAs,
 ): Promise<Guild | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
-  if (patch.name === undefined) return selectGuild.executeTakeFirst(db, { id })
-  assertText(patch.name, 'name', NAME)
-  return updateGuildName.executeTakeFirst(db, { id, name: patch.name })
+  if (patch.name !== undefined) assertText(patch.name, 'name', NAME)
+  assertActingAs(as)
+  const name = patch.name
+  if (name === undefined && !as) return selectGuild.executeTakeFirst(db, { id })
+  return inTransaction(db, async (trx) => {
+    const before = await lockGuild.executeTakeFirst(trx, { id })
+    if (!before) return undefined
+    if (as) {
+      await authorize(trx, {
+        guild_id: id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_GUILD,
+      })
+    }
+    if (name === undefined) return selectGuild.executeTakeFirst(trx, { id })
+    const row = await updateGuildName.executeTakeFirst(trx, { id, name })
+    const changes = auditChanges(before, row, ['name'])
+    if (row && Object.keys(changes).length > 0) {
+      await writeAudit(trx, as, { guild_id: id, action: 'guild_update', target_id: id, changes })
+    }
+    return row
+  })
 }
 
 /**
@@ -233,6 +259,9 @@ export interface TransferGuildOwnershipInput {
  * @throws {InvalidInputError} when an id is not a UUID.
  * @throws {NotFoundError} when the guild does not exist (`entity: 'guild'`).
  * @throws {ConflictError} when the new owner is not a member (`reason: 'not_member'`).
+ * Writes the audit entry (`owner_transfer`) in the same transaction. With `as`,
+ * only the current owner may transfer (`reason: 'not_owner'`).
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * const guild = await transferGuildOwnership(db, { guild_id, new_owner_id: member.id })
@@ -241,14 +270,24 @@ export interface TransferGuildOwnershipInput {
 export async function transferGuildOwnership(
   db: Kysely<DB>,
   input: TransferGuildOwnershipInput,
+  as?: ActingAs,
 ): Promise<Guild> {
   assertObject(input, 'input')
   const { guild_id, new_owner_id } = input
   assertUuid(guild_id, 'guild_id')
   assertUuid(new_owner_id, 'new_owner_id')
+  assertActingAs(as)
   return inTransaction(db, async (trx) => {
     const locked = await lockGuild.executeTakeFirst(trx, { id: guild_id })
     if (!locked) throw new NotFoundError('guild not found', { entity: 'guild' })
+    if (as) {
+      await authorize(trx, {
+        guild_id,
+        actor_id: as.actor_id,
+        permission: 0n,
+        owner_only: true,
+      })
+    }
     const guild = await setOwnerIfMember.executeTakeFirst(trx, {
       id: guild_id,
       owner_id: new_owner_id,
@@ -256,6 +295,15 @@ export async function transferGuildOwnership(
     if (!guild) {
       throw new ConflictError('the new owner must be a member of the guild', {
         reason: 'not_member',
+      })
+    }
+    const changes = auditChanges(locked, guild, ['owner_id'])
+    if (Object.keys(changes).length > 0) {
+      await writeAudit(trx, as, {
+        guild_id,
+        action: 'owner_transfer',
+        target_id: guild.owner_id,
+        changes,
       })
     }
     return guild

@@ -1,10 +1,18 @@
 export * from './attachments.ts'
+export * from './audit-log.ts'
+export * from './authorized-messages.ts'
+export * from './bans.ts'
 export * from './channels.ts'
 export * from './dms.ts'
 export * from './friendships.ts'
 export * from './guilds.ts'
+export * from './invites.ts'
 export * from './members.ts'
+export * from './message-edits.ts'
 export * from './messages.ts'
+export * from './overwrites.ts'
+export * from './pins.ts'
+export * from './reactions.ts'
 export {
   type ChannelReadState,
   type ListChannelReadStatesInput,

@@ -1,9 +1,12 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB, GuildMembers } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
+import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { MIN_UUID } from '../ids/uuid-bounds.ts'
+import { authorize } from '../permissions/authorize.ts'
+import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { prepareQuery } from '../sql/index.ts'
+import { inTransaction, prepareQuery } from '../sql/index.ts'
 import {
   assertIdKey,
   assertObject,
@@ -13,6 +16,7 @@ import {
   pageLimit,
   text,
 } from '../validation/index.ts'
+import { assertActingAs, deleteMember, lockMembership, writeAudit } from './internal.ts'
 
 /** The columns every membership-returning function selects. */
 export const guildMemberColumns = columnList<GuildMembers>()([
@@ -47,35 +51,6 @@ const upsertMember = prepareQuery(
         oc.columns(['guild_id', 'user_id']).doUpdateSet({ guild_id: sql`excluded.guild_id` }),
       )
       .returning(guildMemberColumns),
-)
-
-// One statement: lock the guild row (FOR SHARE, so a concurrent ownership
-// transfer is serialized with this removal and the owner read is current),
-// refuse the owner, delete the membership. The user's private-channel
-// memberships in the guild go with it through the foreign key
-// channel_members (guild_id, user_id) → guild_members ON DELETE CASCADE
-// (migration 0002): the cascade runs on a fresh snapshot after any concurrent
-// addChannelMember committed, so none can be left behind (a deleting CTE here
-// worked on the statement's snapshot and missed them).
-const deleteMember = prepareQuery(
-  'guild_members.delete',
-  (db, p: { guild_id: string; user_id: string }) =>
-    db
-      .with('g', (db) =>
-        db.selectFrom('guilds').select('owner_id').where('id', '=', p.guild_id).forShare(),
-      )
-      .with('d', (db) =>
-        db
-          .deleteFrom('guild_members')
-          .where('guild_id', '=', p.guild_id)
-          .where('user_id', '=', p.user_id)
-          .where('user_id', '<>', (eb) => eb.selectFrom('g').select('g.owner_id'))
-          .returning('user_id'),
-      )
-      .selectNoFrom((eb) => [
-        eb.selectFrom('g').select('g.owner_id').as('owner_id'),
-        eb.exists(eb.selectFrom('d').select('d.user_id')).as('deleted'),
-      ]),
 )
 
 const selectMember = prepareQuery(
@@ -132,6 +107,7 @@ const MEMBER_KEY = ['guild_id', 'user_id'] as const
  *
  * @throws {InvalidInputError} when an id is not a UUID.
  * @throws {ForeignKeyViolationError} when the guild or the user does not exist.
+ * @throws {ConflictError} while a ban of the user stands in the guild (`reason: 'banned'`).
  * @example
  * ```ts
  * const member = await addGuildMember(db, { guild_id, user_id })
@@ -154,21 +130,48 @@ export async function addGuildMember(db: Kysely<DB>, input: GuildMemberKey): Pro
  * @returns `false` when the user was not a member (or the guild does not exist).
  * @throws {InvalidInputError} when an id is not a UUID.
  * @throws {ConflictError} when the user is the guild's owner (`reason: 'owner'`).
+ * With `as` it is a kick: the actor needs `KICK_MEMBERS` and the member's
+ * highest role must be below the actor's (the owner is above everyone),
+ * checked with the delete in one transaction, which also writes the audit
+ * entry (`member_kick`; a trusted call: `member_remove`). Channel overwrites of
+ * the member go with the membership.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await removeGuildMember(db, { guild_id, user_id })
  * ```
  */
-export async function removeGuildMember(db: Kysely<DB>, input: GuildMemberKey): Promise<boolean> {
+export async function removeGuildMember(
+  db: Kysely<DB>,
+  input: GuildMemberKey,
+  as?: ActingAs,
+): Promise<boolean> {
   assertIdKey(input, MEMBER_KEY)
-  const row = await deleteMember.executeTakeFirst(db, {
-    guild_id: input.guild_id,
-    user_id: input.user_id,
+  assertActingAs(as)
+  const { guild_id, user_id } = input
+  return inTransaction(db, async (trx) => {
+    await lockMembership.execute(trx, { guild_id, user_id })
+    if (as) {
+      await authorize(trx, {
+        guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.KICK_MEMBERS,
+        target_user_id: user_id,
+      })
+    }
+    const row = await deleteMember.executeTakeFirst(trx, { guild_id, user_id })
+    if (row?.owner_id === user_id.toLowerCase()) {
+      throw new ConflictError("the guild's owner cannot be removed", { reason: 'owner' })
+    }
+    if (row?.deleted !== true) return false
+    await writeAudit(trx, as, {
+      guild_id,
+      action: as ? 'member_kick' : 'member_remove',
+      target_id: user_id,
+      changes: {},
+    })
+    return true
   })
-  if (row?.owner_id === input.user_id.toLowerCase()) {
-    throw new ConflictError("the guild's owner cannot be removed", { reason: 'owner' })
-  }
-  return row?.deleted === true
 }
 
 /**

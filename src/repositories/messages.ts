@@ -1,7 +1,10 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB, MessageMentions, Messages } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
+import { type ActingAs, PermissionDeniedError } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
+import { authorize } from '../permissions/authorize.ts'
+import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
 import { inTransaction, prepareQuery, rawQuery } from '../sql/index.ts'
 import {
@@ -16,6 +19,7 @@ import {
   text,
 } from '../validation/index.ts'
 import { type Attachment, attachmentColumns } from './attachments.ts'
+import { assertActingAs, writeAudit } from './internal.ts'
 
 /** The columns every message-returning function selects (not the internal `search`). */
 export const messageColumns = columnList<Messages>()([
@@ -270,6 +274,17 @@ const softDeleteMessage = prepareQuery('messages.soft_delete', (db, p: { id: str
     .set({ deleted_at: sql`now()` })
     .where('id', '=', p.id)
     .where('deleted_at', 'is', null),
+)
+
+// The live message and its channel's guild, locked against a concurrent edit or delete.
+const lockLiveMessage = prepareQuery('messages.lock_live', (db, p: { id: string }) =>
+  db
+    .selectFrom('messages as m')
+    .innerJoin('channels as c', 'c.id', 'm.channel_id')
+    .select(['m.id', 'm.channel_id', 'm.author_id', 'c.guild_id'])
+    .where('m.id', '=', p.id)
+    .where('m.deleted_at', 'is', null)
+    .forUpdate('m'),
 )
 
 // A purge touches no read marker: markers are positions (channel_read_states.
@@ -544,7 +559,10 @@ export interface UpdateMessagePatch {
 }
 
 /**
- * Edits a live message's content and sets `edited_at` to now.
+ * Edits a live message's content and sets `edited_at` to now. The previous
+ * content is kept as a version (see `listMessageEdits`), in the same statement
+ * (a trigger on the row being replaced, so concurrent edits each record their
+ * own predecessor).
  *
  * @returns the updated message, or `undefined` when there is no live message with that id.
  * @throws {InvalidInputError} for a malformed id or invalid content (see {@link createMessage}).
@@ -571,14 +589,50 @@ export async function updateMessage(
  * @returns `true` when a live message was deleted, `false` when there was none
  *   (unknown or already deleted).
  * @throws {InvalidInputError} when `id` is not a UUID.
+ * With `as` (a moderator, or the author): the author deletes their own
+ * message freely; anyone else needs `MANAGE_MESSAGES` in the message's guild
+ * channel (never in a DM), checked with the delete in one transaction, which
+ * also writes the audit entry (`message_delete`, target: the message; no content).
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * if (await deleteMessage(db, id)) await publishChannelEvent(redis, channel_id, { type: 'message_deleted', channel_id, message_id: id })
  * ```
  */
-export async function deleteMessage(db: Kysely<DB>, id: string): Promise<boolean> {
+export async function deleteMessage(db: Kysely<DB>, id: string, as?: ActingAs): Promise<boolean> {
   assertUuid(id, 'id')
-  return (await softDeleteMessage.executeAffected(db, { id })) > 0
+  assertActingAs(as)
+  if (!as) return (await softDeleteMessage.executeAffected(db, { id })) > 0
+  return inTransaction(db, async (trx) => {
+    const message = await lockLiveMessage.executeTakeFirst(trx, { id })
+    if (!message) return false
+    if (message.author_id === as.actor_id.toLowerCase()) {
+      return (await softDeleteMessage.executeAffected(trx, { id })) > 0
+    }
+    if (!message.guild_id) {
+      throw new PermissionDeniedError('only the author may delete a direct message', {
+        reason: 'missing_permission',
+        permission: Permissions.MANAGE_MESSAGES,
+      })
+    }
+    await authorize(trx, {
+      guild_id: message.guild_id,
+      actor_id: as.actor_id,
+      permission: Permissions.MANAGE_MESSAGES,
+      channel_id: message.channel_id,
+    })
+    if ((await softDeleteMessage.executeAffected(trx, { id })) === 0) return false
+    await writeAudit(trx, as, {
+      guild_id: message.guild_id,
+      action: 'message_delete',
+      target_id: id,
+      changes: {
+        channel_id: { before: message.channel_id, after: message.channel_id },
+        author_id: { before: message.author_id, after: message.author_id },
+      },
+    })
+    return true
+  })
 }
 
 /** Input of {@link purgeDeletedMessages}. */

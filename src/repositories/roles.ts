@@ -1,11 +1,13 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB, MemberRoles, Roles } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
+import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { MIN_UUID } from '../ids/uuid-bounds.ts'
-import type { Permissions } from '../permissions/permissions.ts'
+import { authorize } from '../permissions/authorize.ts'
+import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
+import { dynamicQuery, inTransaction, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
   assertIdKey,
   assertInRange,
@@ -17,7 +19,16 @@ import {
   integer,
   text,
 } from '../validation/index.ts'
+import { assertActingAs, auditChanges, writeAudit } from './internal.ts'
 import type { GuildMemberKey } from './members.ts'
+
+/** The role fields an audit entry records. */
+const ROLE_FIELDS = ['name', 'permissions', 'position'] as const
+
+// Locks the role against concurrent changes for the rest of the transaction.
+const lockRole = prepareQuery('roles.lock_for_update', (db, p: { id: string }) =>
+  db.selectFrom('roles').select(roleColumns).where('id', '=', p.id).forUpdate(),
+)
 
 /** The columns every role-returning function selects. */
 export const roleColumns = columnList<Roles>()([
@@ -174,6 +185,10 @@ export interface CreateRoleInput {
  * @throws {InvalidInputError} when an id is not a UUID, `name` is not 1–100
  *   characters, `permissions` is not a 64-bit `bigint` or `position` not an integer 0–2^31-1.
  * @throws {ForeignKeyViolationError} when the guild does not exist.
+ * Writes the audit entry (`role_create`) in the same transaction. With `as`,
+ * the actor needs `MANAGE_ROLES`, may only grant flags they hold, and the
+ * position must be below their highest role (the owner: any).
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * const mod = await createRole(db, {
@@ -181,19 +196,43 @@ export interface CreateRoleInput {
  * })
  * ```
  */
-export async function createRole(db: Kysely<DB>, input: CreateRoleInput): Promise<Role> {
+export async function createRole(
+  db: Kysely<DB>,
+  input: CreateRoleInput,
+  as?: ActingAs,
+): Promise<Role> {
   assertObject(input, 'input')
   assertUuid(input.guild_id, 'guild_id')
   assertText(input.name, 'name', NAME)
   assertInt64(input.permissions, 'permissions')
   const position = input.position ?? 0
   assertInRange(position, 'position', roleFields.position)
-  return insertRole.executeTakeFirstOrThrow(db, {
-    id: newId(),
-    guild_id: input.guild_id,
-    name: input.name,
-    permissions: input.permissions,
-    position,
+  assertActingAs(as)
+  const { guild_id, name, permissions } = input
+  return inTransaction(db, async (trx) => {
+    if (as) {
+      await authorize(trx, {
+        guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        positions: [position],
+        grants: permissions,
+      })
+    }
+    const row = await insertRole.executeTakeFirstOrThrow(trx, {
+      id: newId(),
+      guild_id,
+      name,
+      permissions,
+      position,
+    })
+    await writeAudit(trx, as, {
+      guild_id,
+      action: 'role_create',
+      target_id: row.id,
+      changes: auditChanges(null, row, ROLE_FIELDS),
+    })
+    return row
   })
 }
 
@@ -209,6 +248,10 @@ export interface UpdateRolePatch {
  * permissions are what every member has). An empty patch returns the role as it is.
  *
  * @throws {InvalidInputError} when a field is invalid (see {@link createRole}).
+ * Writes the audit entry (`role_update`, changed fields) in the same
+ * transaction. With `as`: `MANAGE_ROLES`, the role and its new position below
+ * the actor's highest role, newly added flags held by the actor.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await updateRole(db, everyone.id, { permissions: everyone.permissions & ~Permissions.SEND_MESSAGES })
@@ -218,6 +261,7 @@ export async function updateRole(
   db: Kysely<DB>,
   id: string,
   patch: UpdateRolePatch,
+  as?: ActingAs,
 ): Promise<Role | undefined> {
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
@@ -234,8 +278,35 @@ export async function updateRole(
     assertInRange(patch.position, 'position', roleFields.position)
     set.position = patch.position
   }
-  if (Object.keys(set).length === 0) return selectRole.executeTakeFirst(db, { id })
-  return mapErrors(updateRoleColumns(db, id, set).executeTakeFirst())
+  assertActingAs(as)
+  if (Object.keys(set).length === 0 && !as) return selectRole.executeTakeFirst(db, { id })
+  return inTransaction(db, async (trx) => {
+    const before = await lockRole.executeTakeFirst(trx, { id })
+    if (!before) return undefined
+    if (as) {
+      await authorize(trx, {
+        guild_id: before.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        role_ids: [id],
+        positions: set.position === undefined ? [] : [set.position],
+        grants: (set.permissions ?? 0n) & ~BigInt(before.permissions),
+      })
+    }
+    if (Object.keys(set).length === 0) return before
+    const row = await mapErrors(updateRoleColumns(trx, id, set).executeTakeFirst())
+    if (!row) return undefined
+    const changes = auditChanges(before, row, ROLE_FIELDS)
+    if (Object.keys(changes).length > 0) {
+      await writeAudit(trx, as, {
+        guild_id: row.guild_id,
+        action: 'role_update',
+        target_id: id,
+        changes,
+      })
+    }
+    return row
+  })
 }
 
 /**
@@ -244,18 +315,43 @@ export async function updateRole(
  * @returns `false` when there was no such role.
  * @throws {InvalidInputError} when `id` is not a UUID.
  * @throws {ConflictError} when it is the guild's default role (`reason: 'default_role'`).
+ * Writes the audit entry (`role_delete`) in the same transaction. With `as`:
+ * `MANAGE_ROLES` and the role below the actor's highest role.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await deleteRole(db, role.id)
  * ```
  */
-export async function deleteRole(db: Kysely<DB>, id: string): Promise<boolean> {
+export async function deleteRole(db: Kysely<DB>, id: string, as?: ActingAs): Promise<boolean> {
   assertUuid(id, 'id')
-  const row = await deleteRoleById.executeTakeFirst(db, { id })
-  if (row?.is_default === true) {
-    throw new ConflictError("a guild's default role cannot be deleted", { reason: 'default_role' })
-  }
-  return row?.deleted === true
+  assertActingAs(as)
+  return inTransaction(db, async (trx) => {
+    const before = await lockRole.executeTakeFirst(trx, { id })
+    if (!before) return false
+    if (as) {
+      await authorize(trx, {
+        guild_id: before.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        role_ids: [id],
+      })
+    }
+    const row = await deleteRoleById.executeTakeFirst(trx, { id })
+    if (row?.is_default === true) {
+      throw new ConflictError("a guild's default role cannot be deleted", {
+        reason: 'default_role',
+      })
+    }
+    if (row?.deleted !== true) return false
+    await writeAudit(trx, as, {
+      guild_id: before.guild_id,
+      action: 'role_delete',
+      target_id: id,
+      changes: auditChanges(before, null, ROLE_FIELDS),
+    })
+    return true
+  })
 }
 
 /**
@@ -291,24 +387,48 @@ const ASSIGNMENT_KEY = ['guild_id', 'user_id', 'role_id'] as const
  *   implicitly (`reason: 'default_role'`).
  * @throws {ForeignKeyViolationError} when the role does not exist or belongs to
  *   another guild, or the user is not a member of the guild (composite foreign keys).
+ * Writes the audit entry (`member_role_add`, target: the member) in the same
+ * transaction. With `as`: `MANAGE_ROLES`, the role below the actor's highest
+ * role, and the member too (unless it is the actor).
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await assignRole(db, { guild_id, user_id, role_id: mod.id })
  * ```
  */
-export async function assignRole(db: Kysely<DB>, input: RoleAssignment): Promise<boolean> {
+export async function assignRole(
+  db: Kysely<DB>,
+  input: RoleAssignment,
+  as?: ActingAs,
+): Promise<boolean> {
   assertIdKey(input, ASSIGNMENT_KEY)
-  const row = await insertAssignment.executeTakeFirst(db, {
-    guild_id: input.guild_id,
-    user_id: input.user_id,
-    role_id: input.role_id,
-  })
-  if (row?.is_default === true) {
-    throw new ConflictError('the default role is implicit and cannot be assigned', {
-      reason: 'default_role',
+  assertActingAs(as)
+  const { guild_id, user_id, role_id } = input
+  return inTransaction(db, async (trx) => {
+    if (as) {
+      await authorize(trx, {
+        guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        role_ids: [role_id],
+        target_user_id: user_id,
+      })
+    }
+    const row = await insertAssignment.executeTakeFirst(trx, { guild_id, user_id, role_id })
+    if (row?.is_default === true) {
+      throw new ConflictError('the default role is implicit and cannot be assigned', {
+        reason: 'default_role',
+      })
+    }
+    if (row?.inserted !== true) return false
+    await writeAudit(trx, as, {
+      guild_id,
+      action: 'member_role_add',
+      target_id: user_id,
+      changes: { role_id: { before: null, after: role_id.toLowerCase() } },
     })
-  }
-  return row?.inserted === true
+    return true
+  })
 }
 
 /**
@@ -316,19 +436,43 @@ export async function assignRole(db: Kysely<DB>, input: RoleAssignment): Promise
  *
  * @returns `false` when the member did not have it.
  * @throws {InvalidInputError} when an id is not a UUID.
+ * Writes the audit entry (`member_role_remove`) in the same transaction. With
+ * `as`: `MANAGE_ROLES`, the role below the actor's highest role, and the
+ * member too (unless it is the actor).
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
  * await unassignRole(db, { guild_id, user_id, role_id: mod.id })
  * ```
  */
-export async function unassignRole(db: Kysely<DB>, input: RoleAssignment): Promise<boolean> {
+export async function unassignRole(
+  db: Kysely<DB>,
+  input: RoleAssignment,
+  as?: ActingAs,
+): Promise<boolean> {
   assertIdKey(input, ASSIGNMENT_KEY)
-  const n = await deleteAssignment.executeAffected(db, {
-    guild_id: input.guild_id,
-    user_id: input.user_id,
-    role_id: input.role_id,
+  assertActingAs(as)
+  const { guild_id, user_id, role_id } = input
+  return inTransaction(db, async (trx) => {
+    if (as) {
+      await authorize(trx, {
+        guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        role_ids: [role_id],
+        target_user_id: user_id,
+      })
+    }
+    const n = await deleteAssignment.executeAffected(trx, { guild_id, user_id, role_id })
+    if (n === 0) return false
+    await writeAudit(trx, as, {
+      guild_id,
+      action: 'member_role_remove',
+      target_id: user_id,
+      changes: { role_id: { before: role_id.toLowerCase(), after: null } },
+    })
+    return true
   })
-  return n > 0
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   assertText,
   assertUuid,
   defineFields,
+  pattern,
   text,
 } from '../validation/index.ts'
 
@@ -35,14 +36,13 @@ export type Session = Projection<Sessions, typeof sessionColumns>
 
 /** Length rules of the `sessions` columns (the CHECKs of the schema). */
 export const sessionFields = defineFields('sessions', {
+  token_hash: pattern(/^[0-9a-f]{64}$/),
   user_agent: text(0, 1024),
 })
 
-const TOKEN_HASH = /^[0-9a-f]{64}$/
-
 /** A token hash: 64 lowercase hex digits, what `hashToken` returns. */
 function assertTokenHash(value: unknown): asserts value is string {
-  if (typeof value !== 'string' || !TOKEN_HASH.test(value)) {
+  if (typeof value !== 'string' || !sessionFields.token_hash.pattern.test(value)) {
     throw new InvalidInputError('token_hash must be 64 lowercase hex digits (a SHA-256)', {
       field: 'token_hash',
     })

@@ -48,7 +48,7 @@ export function registerQuery(query: RegisteredQuery): void {
  *
  * @example
  * ```ts
- * await import('../repositories/index.ts') // registers every repository query
+ * await import('guildstore') // importing the package registers every repository query
  * for (const q of registeredQueries()) console.log(q.label, q.statements)
  * ```
  */

@@ -21,10 +21,20 @@ export const INT64_MAX = 9_223_372_036_854_775_807n
 /** Smallest PostgreSQL `bigint`. */
 export const INT64_MIN = -9_223_372_036_854_775_808n
 
-/** One column's rule: a text length or an integer range. */
+/** A `bigint` range (a PostgreSQL `bigint` column). */
+export interface Int64Rule {
+  /** Smallest allowed value. */
+  min: bigint
+  /** Largest allowed value. */
+  max: bigint
+}
+
+/** One column's rule: a text length, an integer or int64 range, or a regular expression. */
 export type FieldRule =
   | ({ type: 'text' } & Required<TextRule>)
   | ({ type: 'integer' } & IntegerRule)
+  | ({ type: 'int64' } & Int64Rule)
+  | { type: 'pattern'; pattern: RegExp }
 
 /** A text rule: `min` to `max` characters (code points, as `char_length` counts). */
 export function text(min: number, max: number): { type: 'text'; min: number; max: number } {
@@ -37,6 +47,19 @@ export function integer(
   max: number = INT32_MAX,
 ): { type: 'integer'; min: number; max: number } {
   return { type: 'integer', min, max }
+}
+
+/** An int64 rule: `min` to `max` (defaults: 0 to the largest `bigint`). */
+export function int64(
+  min = 0n,
+  max: bigint = INT64_MAX,
+): { type: 'int64'; min: bigint; max: bigint } {
+  return { type: 'int64', min, max }
+}
+
+/** A pattern rule: the whole value matches `pattern` (the schema's `~` CHECK). */
+export function pattern(value: RegExp): { type: 'pattern'; pattern: RegExp } {
+  return { type: 'pattern', pattern: value }
 }
 
 const tables = new Map<string, Readonly<Record<string, FieldRule>>>()

@@ -173,6 +173,22 @@ describe('two migration sets, guildstore in a schema of its own', () => {
     }
   })
 
+  it("runs guildstore's no-transaction files (CREATE INDEX CONCURRENTLY) in the schema too", async () => {
+    const { applied } = await runMigrations(db.pool(), {
+      directory: fixtureDir('basic'),
+      schema: 'chat',
+    })
+    expect(applied.map((m) => m.file)).toContain('0010_widgets_label_index.sql')
+    expect(
+      await db.query(
+        `SELECT n.nspname, i.indisvalid AS valid FROM pg_index i
+           JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relname = 'widgets_label_idx'`,
+      ),
+    ).toEqual([{ nspname: 'chat', valid: true }])
+    expect(await db.query("SELECT to_regclass('public.widgets') AS t")).toEqual([{ t: null }])
+  })
+
   it("refuses guildstore's own directory as the host set, before touching the database", async () => {
     const error = await runMigrations(db.pool(), {
       hostDirectory: defaultMigrationsDirectory(),

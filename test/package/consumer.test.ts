@@ -6,7 +6,8 @@
  * only 'guildstore' and 'guildstore/testing'.
  */
 
-import { copyFile, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { readdirSync } from 'node:fs'
+import { copyFile, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ts from 'typescript'
@@ -23,16 +24,15 @@ import {
 } from './support.ts'
 
 const here = join(repoRoot, 'test', 'package', 'consumer')
-
 /**
  * Every step here spawns processes (tsc, node, npm, the CLI): with both cores
  * loaded a type-check alone took 30 s, vitest's default. Explicit, generous.
  */
 const SPAWNING_TEST_TIMEOUT = 240_000
 
-/** The package's migrations, as the installed package ships them. */
-const migrationFiles = (await readdir(join(repoRoot, 'migrations')))
-  .filter((f) => /^\d+_[a-z0-9_]+\.sql$/.test(f))
+/** The package's migration files, in order (every release adds some). */
+const MIGRATION_FILES = readdirSync(join(repoRoot, 'migrations'))
+  .filter((f) => f.endsWith('.sql'))
   .sort()
 /** Every name each source entry point exports, values and types alike (one program for all). */
 function exportedNames(entries: string[]): string[][] {
@@ -167,7 +167,7 @@ describe('the packed package, installed into an empty project', () => {
       )
       expect(out.cli.second).toEqual({ code: 0, out: { applied: [] } })
       expect(out.cli.status.code).toBe(0)
-      expect(out.states).toEqual(migrationFiles.map((f) => `${f}:applied`))
+      expect(out.states).toEqual(MIGRATION_FILES.map((f) => `${f}:applied`))
       expect(out.exports).toEqual(Object.keys(await import('../../src/index.ts')).sort())
       expect(out.fixtureUser.username).toBe('fixture_ada')
       expect(out.fixtureUser.keys).not.toContain('password_hash')
@@ -240,7 +240,7 @@ describe('the packed package, installed into an empty project', () => {
         for (const r of runners) expect(r.code, describeRun(r)).toBe(0)
         const applied = runners.flatMap((r) => JSON.parse(r.stdout).applied)
         expect(applied.map((m: { name: string }) => m.name)).toEqual(
-          migrationFiles.map((f) => f.replace(/^\d+_/, '').replace(/\.sql$/, '')),
+          MIGRATION_FILES.map((f) => f.replace(/^\d+_/, '').replace(/\.sql$/, '')),
         )
 
         await writeFile(migration, `${original}\n-- edited after it was applied\n`)

@@ -53,8 +53,10 @@ import {
   UniqueViolationError,
   updateMessage,
 } from '../../src/index.ts'
+import { MIGRATION_LOCK_KEY } from '../../src/migrations/migration-lock.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
 import { testDatabaseUrl } from '../support/env.ts'
+import { waitFor } from '../support/local-servers.ts'
 import { type OwnPgBouncer, startPgBouncer } from '../support/pgbouncer.ts'
 
 const t = useTestDatabase()
@@ -157,16 +159,17 @@ describe('through PgBouncer 1.18 in transaction mode (preparedStatements: false)
         }),
       ),
     )
-    const ids = posted
-      .map((m) => m.id)
-      .sort()
-      .reverse()
+    // newest first by position (commit order), pages without gaps or overlaps
     const first = await listChannelMessages(db, channel.id, { limit: 25 })
     const second = await listChannelMessages(db, channel.id, {
       limit: 25,
       before: first.at(-1)!.id,
     })
-    expect([...first, ...second].map((m) => m.id)).toEqual(ids)
+    const paged = [...first, ...second]
+    expect(paged.map((m) => m.id).sort()).toEqual(posted.map((m) => m.id).sort())
+    const positions = paged.map((m) => BigInt((m as { seq?: bigint | string }).seq ?? 0))
+    expect(positions).toEqual([...positions].sort((x, y) => (x > y ? -1 : x < y ? 1 : 0)))
+    expect(new Set(positions).size).toBe(40)
     const edited = await updateMessage(db, posted[0]!.id, { content: 'edited zebra' })
     expect(edited?.edited_at).toBeInstanceOf(Date)
     expect(await deleteMessage(db, posted[1]!.id)).toBe(true)
@@ -233,6 +236,59 @@ describe('through PgBouncer 1.18 in transaction mode (preparedStatements: false)
       expect(held.rows[0].n).toBe(0)
     } finally {
       await pooled.end()
+      await bouncer.admin(`KILL ${name}`).catch(() => {})
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await admin.end()
+    }
+  })
+
+  it('concurrent runners through the pooler apply each file exactly once and leave no lock held', async () => {
+    // 0.1.0's session-level lock was unsafe here: two of three runners failed with
+    // duplicate-object errors and one advisory lock stayed on a server connection.
+    const name = `gs_pooler_conc_${newId().replaceAll('-', '').slice(-12)}`
+    const admin = new pg.Client({ connectionString: testDatabaseUrl() })
+    await admin.connect()
+    await admin.query(`CREATE DATABASE ${name}`)
+    const runners = Array.from({ length: 3 }, () =>
+      createPool({ connectionString: bouncer.urlOf(name), max: 2 }),
+    )
+    try {
+      const waits: string[] = []
+      const logger = {
+        info: (message: string) => {
+          if (message.includes('waiting for the migration lock')) waits.push(message)
+        },
+        warn: () => {},
+      }
+      // Hold the run lock first (directly on the server), so that all three runners
+      // are waiting on it together before any of them may start: a real overlap.
+      const holder = new pg.Client({
+        connectionString: testDatabaseUrl().replace(/\/[^/]*$/, `/${name}`),
+      })
+      await holder.connect()
+      await holder.query('BEGIN')
+      await holder.query('SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK_KEY])
+      const running = Promise.allSettled(runners.map((p) => runMigrations(p, { logger })))
+      await waitFor(() => waits.length >= 3, 30_000, 20)
+      await holder.query('COMMIT')
+      await holder.end()
+      const outcomes = await running
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled'])
+      const applied = outcomes.flatMap((o) =>
+        o.status === 'fulfilled' ? o.value.applied.map((m) => m.name) : [],
+      )
+      const status = await migrationStatus(runners[0]!)
+      expect(status.every((m) => m.state === 'applied')).toBe(true)
+      // every file once, by exactly one of the runners
+      expect([...applied].sort()).toEqual(status.map((m) => m.name).sort())
+      const held = await admin.query(
+        `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+          WHERE l.locktype = 'advisory' AND d.datname = $1`,
+        [name],
+      )
+      expect(held.rows[0].n).toBe(0)
+    } finally {
+      for (const p of runners) await p.end()
       await bouncer.admin(`KILL ${name}`).catch(() => {})
       await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
       await admin.end()

@@ -1,7 +1,8 @@
 /**
  * Property test of the access rule: 30 random worlds (seeded PRNG) of users,
  * guilds, roles with and without VIEW_CHANNEL / ADMINISTRATOR, private channels
- * with random channel members, DMs and blocks. searchMessages,
+ * with random channel members, channel overwrites (for @everyone, for roles,
+ * for members; allow and deny), DMs and blocks. searchMessages,
  * listVisibleChannels, canAccessChannel, computePermissions and listDmChannels
  * are compared with an in-memory model of the rule in api.md:
  *   not a member → nothing; owner or ADMINISTRATOR → everything in the guild;
@@ -52,11 +53,23 @@ const PERMISSION_CHOICES = [
 
 interface ModelGuild {
   id: string
+  defaultRoleId: string
   owner: string
   members: Set<string>
   defaultPerms: bigint
   roles: { id: string; perms: bigint; holders: Set<string> }[]
-  channels: { id: string; isPrivate: boolean; members: Set<string> }[]
+  channels: ModelChannel[]
+}
+interface ModelOverwrite {
+  allow: bigint
+  deny: bigint
+}
+interface ModelChannel {
+  id: string
+  isPrivate: boolean
+  members: Set<string>
+  /** role id (the default role's included) or user id → overwrite. */
+  overwrites: Map<string, ModelOverwrite>
 }
 interface World {
   users: string[]
@@ -65,6 +78,15 @@ interface World {
   /** message id → channel id (live messages only). */
   messages: Map<string, string>
 }
+
+const OVERWRITE_CHOICES = [
+  0n,
+  0n,
+  VIEW_CHANNEL,
+  SEND_MESSAGES,
+  VIEW_CHANNEL | SEND_MESSAGES,
+  ADMINISTRATOR | SEND_MESSAGES,
+]
 
 const SEEDS = Array.from({ length: 30 }, (_, i) => 1000 + i * 7919)
 
@@ -102,7 +124,7 @@ async function buildWorld(seed: number): Promise<World> {
       .insertInto('guild_members')
       .values([...members].map((user_id) => ({ guild_id: guild.id, user_id })))
       .execute()
-    await db
+    const defaultRole = await db
       .insertInto('roles')
       .values({
         guild_id: guild.id,
@@ -111,9 +133,11 @@ async function buildWorld(seed: number): Promise<World> {
         position: 0,
         is_default: true,
       })
-      .execute()
+      .returning('id')
+      .executeTakeFirstOrThrow()
     const model: ModelGuild = {
       id: guild.id,
+      defaultRoleId: defaultRole.id,
       owner,
       members,
       defaultPerms,
@@ -152,7 +176,31 @@ async function buildWorld(seed: number): Promise<World> {
           )
           .execute()
       }
-      model.channels.push({ id: channel.id, isPrivate, members: channelMembers })
+      // Overwrites: for @everyone, for some roles, for some members (flags that
+      // matter to the model, and ADMINISTRATOR, which overwrites cannot grant).
+      const overwrites = new Map<string, ModelOverwrite>()
+      const randomOverwrite = (): ModelOverwrite => {
+        const allow = r.pick(OVERWRITE_CHOICES)
+        return { allow, deny: r.pick(OVERWRITE_CHOICES) & ~allow }
+      }
+      if (r.chance(0.5)) overwrites.set(defaultRole.id, randomOverwrite())
+      for (const role of model.roles) if (r.chance(0.4)) overwrites.set(role.id, randomOverwrite())
+      for (const user of members) if (r.chance(0.25)) overwrites.set(user, randomOverwrite())
+      if (overwrites.size > 0) {
+        await db
+          .insertInto('channel_overwrites')
+          .values(
+            [...overwrites].map(([target, o]) => ({
+              channel_id: channel.id,
+              guild_id: guild.id,
+              ...(members.has(target) ? { user_id: target } : { role_id: target }),
+              allow: o.allow,
+              deny: o.deny,
+            })),
+          )
+          .execute()
+      }
+      model.channels.push({ id: channel.id, isPrivate, members: channelMembers, overwrites })
       await post(channel.id)
     }
     world.guilds.push(model)
@@ -190,16 +238,42 @@ function modelPerms(guild: ModelGuild, user: string): bigint {
   return perms
 }
 
+/**
+ * The model of a member's permissions in a channel, in Discord's order: base;
+ * owner/ADMINISTRATOR → ALL; @everyone overwrite (deny, allow); the member's
+ * roles' overwrites together (OR of denies, OR of allows); the member's own;
+ * a private channel → 0 for a non-channel-member; no VIEW_CHANNEL → 0.
+ */
+function modelChannelPerms(guild: ModelGuild, channel: ModelChannel, user: string): bigint {
+  if (!guild.members.has(user)) return 0n
+  const base = modelPerms(guild, user)
+  if (base === Permissions.ALL) return base
+  let perms = base
+  const everyone = channel.overwrites.get(guild.defaultRoleId)
+  if (everyone) perms = (perms & ~everyone.deny) | everyone.allow
+  let deny = 0n
+  let allow = 0n
+  for (const role of guild.roles) {
+    const o = channel.overwrites.get(role.id)
+    if (o && role.holders.has(user)) {
+      deny |= o.deny
+      allow |= o.allow
+    }
+  }
+  perms = (perms & ~deny) | allow
+  const own = channel.overwrites.get(user)
+  if (own) perms = (perms & ~own.deny) | own.allow
+  if (channel.isPrivate && !channel.members.has(user)) return 0n
+  return (perms & VIEW_CHANNEL) === 0n ? 0n : perms
+}
+
 function modelCanAccess(world: World, channelId: string, user: string): boolean {
   const dm = world.dms.find((d) => d.id === channelId)
   if (dm) return dm.a === user || dm.b === user
   for (const guild of world.guilds) {
     const channel = guild.channels.find((c) => c.id === channelId)
     if (!channel) continue
-    const perms = modelPerms(guild, user)
-    if (perms === Permissions.ALL && guild.members.has(user)) return true
-    if ((perms & VIEW_CHANNEL) === 0n) return false
-    return !channel.isPrivate || channel.members.has(user)
+    return (modelChannelPerms(guild, channel, user) & VIEW_CHANNEL) !== 0n
   }
   return false
 }
@@ -208,8 +282,11 @@ describe('access rule, 30 random worlds', () => {
   it('search, visible channels, canAccessChannel, computePermissions and DM lists match the model', async () => {
     const mismatches: string[] = []
     let checks = 0
+    let worldsOverwrites = 0
     for (const seed of SEEDS) {
       const world = await buildWorld(seed)
+      for (const g of world.guilds)
+        for (const c of g.channels) worldsOverwrites += c.overwrites.size
       const allChannels = [
         ...world.guilds.flatMap((g) => g.channels.map((c) => c.id)),
         ...world.dms.map((d) => d.id),
@@ -253,11 +330,10 @@ describe('access rule, 30 random worlds', () => {
               user_id: user,
               channel_id: channel.id,
             })
-            if (
-              hasPermission(channelPerms, VIEW_CHANNEL) !== modelCanAccess(world, channel.id, user)
-            ) {
+            const wantPerms = modelChannelPerms(guild, channel, user)
+            if (channelPerms !== wantPerms) {
               mismatches.push(
-                `${who}: computePermissions(channel) VIEW_CHANNEL = ${hasPermission(channelPerms, VIEW_CHANNEL)}`,
+                `${who}: computePermissions(channel) = ${channelPerms}, model ${wantPerms}`,
               )
             }
           }
@@ -322,7 +398,11 @@ describe('access rule, 30 random worlds', () => {
         }
       }
     }
-    console.info(`[reliability] access: ${SEEDS.length} worlds, ${checks} checks against the model`)
+    const overwriteCount = worldsOverwrites
+    console.info(
+      `[reliability] access: ${SEEDS.length} worlds (${overwriteCount} overwrites), ${checks} checks against the model`,
+    )
+    expect(overwriteCount).toBeGreaterThan(100)
     expect(mismatches.slice(0, 30)).toEqual([])
   }, 300_000) // generous: this ran 80 s with both cores loaded
 })

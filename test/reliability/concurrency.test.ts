@@ -51,7 +51,8 @@ describe('concurrent writes', () => {
     }
     expect(seen.length).toBe(n)
     const ids = seen.map((m) => m.id)
-    for (let i = 1; i < ids.length; i++) expect(ids[i - 1]! > ids[i]!).toBe(true)
+    // strictly in commit order: positions (seq) descending, 1 000 … 1
+    expect(seen.map((m) => m.seq)).toEqual(seen.map((_, i) => BigInt(n - i)))
     expect(new Set(ids)).toEqual(new Set(created.map((m) => m.id)))
 
     // And forwards with `after`, from the oldest.
@@ -61,8 +62,8 @@ describe('concurrent writes', () => {
     for (let page = 0; page < 20; page++) {
       const rows = await listChannelMessages(t.db, channel.id, { limit: 100, after: after! })
       if (rows.length === 0) break
-      // A page of `after` may come newest-first or oldest-first: take it in ascending order.
-      const asc = rows.map((m) => m.id).sort()
+      // A page of `after` comes newest first: take it in ascending (commit) order.
+      const asc = [...rows].reverse().map((m) => m.id)
       forward.push(...asc)
       after = asc.at(-1)
     }

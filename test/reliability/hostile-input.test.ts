@@ -14,6 +14,7 @@ import {
   GuildstoreError,
   InvalidInputError,
   NotFoundError,
+  PermissionDeniedError,
   UniqueViolationError,
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
@@ -28,62 +29,15 @@ import {
   makeUser,
   unknownId,
 } from '../support/factories.ts'
+import { ID_INPUTS, TEXT_INPUTS } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase()
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const MB = 'x'.repeat(1_000_000)
-
-/** Strings for text slots (names, content, lookups, queries). */
-const TEXT_INPUTS: Record<string, string> = {
-  sqlDrop: "'; DROP TABLE users; --",
-  orTrue: "' OR 1=1 --",
-  dollarParam: '$1',
-  dollarQuote: '$$; select 1; $$',
-  backslashes: '\\\\ \\\' \\" \\x00 \\u0000',
-  likeWildcards: '%_%',
-  likePercent: '%',
-  nul: 'ab\u0000cd',
-  loneHighSurrogate: '\uD800',
-  loneLowSurrogate: 'x\uDC00y',
-  oneMegabyte: MB,
-  emoji: '👩‍👩‍👧‍👦🎉🏳️‍🌈',
-  rightToLeft: '\u202Eevil\u202C name',
-  zeroWidth: 'a\u200Bb\uFEFF',
-  combining: 'e\u0301\u0301',
-  tsqueryOps: '!(a & b) | c:* <-> "d"',
-  newlines: 'line1\r\nline2\ttab',
-  empty: '',
-  spaces: '   ',
-  controlChars: 'a\u0001\u001Fb\u007F',
-}
-
-const unknownUpper = unknownId().toUpperCase()
-/** Values for id slots; `valid` ones are well-formed UUIDs. */
-const ID_INPUTS: Record<string, unknown> = {
-  notAUuid: 'not-a-uuid',
-  empty: '',
-  sqlDrop: "'; DROP TABLE users; --",
-  orTrue: "00000000-0000-0000-0000-000000000000' OR '1'='1",
-  dollarParam: '$1',
-  backslash: '\\',
-  likePercent: '%',
-  nulSuffix: `${unknownId()}\u0000`,
-  loneSurrogate: '\uD800',
-  oneMegabyte: MB,
-  emoji: '🎉',
-  rightToLeft: `\u202E${unknownId()}`,
-  trailingSpace: `${unknownId()} `,
-  braces: `{${unknownId()}}`,
-  noDashes: unknownId().replaceAll('-', ''),
-  number: 12345,
-  object: {},
-  array: [unknownId()],
-  upperCaseUnknown: unknownUpper,
-  nilUuid: '00000000-0000-0000-0000-000000000000',
-}
-
 type Kind = 'text' | 'id'
+/** Authorized operations: a well-formed id of a user who may not act there is refused. */
+const AUTHORIZED = new Set(['sendMessage', 'readChannelMessages'])
+
 interface Slot {
   fn: string
   slot: string
@@ -121,6 +75,8 @@ let world: {
   message: { id: string }
   attachment: { id: string }
   dm: { id: string }
+  outsider: { id: string }
+  invite: { code: string }
 }
 
 const tried: Record<string, number> = {}
@@ -143,7 +99,9 @@ beforeAll(async () => {
     .returning('id')
     .executeTakeFirstOrThrow()
   const dm = await makeDm(t.db, owner.id, member.id)
-  world = { owner, member, guild, channel, role, message, attachment, dm }
+  const outsider = await makeUser(t.db)
+  const invite = await gs.createInvite(t.db, { guild_id: guild.id, inviter_id: owner.id })
+  world = { owner, member, guild, channel, role, message, attachment, dm, outsider, invite }
 })
 
 const W = () => world
@@ -578,6 +536,191 @@ function slots(): Slot[] {
   }
   id('listFriends', 'user_id', (v) => f.listFriends!(db(), v))
   id('listFriendRequests', 'user_id', (v) => f.listFriendRequests!(db(), v))
+  // overwrites
+  const ow = () => ({ channel_id: W().channel.id, role_id: W().role.id, allow: 0n, deny: 0n })
+  for (const key of ['channel_id', 'role_id']) {
+    id('setChannelOverwrite', key, (v) => f.setChannelOverwrite!(db(), { ...ow(), [key]: v }), {
+      writes: true,
+    })
+    id(
+      'deleteChannelOverwrite',
+      key,
+      (v) => f.deleteChannelOverwrite!(db(), { ...ow(), [key]: v }),
+      {
+        writes: true,
+      },
+    )
+  }
+  id(
+    'setChannelOverwrite',
+    'user_id',
+    (v) =>
+      f.setChannelOverwrite!(db(), {
+        channel_id: W().channel.id,
+        user_id: v,
+        allow: 0n,
+        deny: 0n,
+      }),
+    { writes: true },
+  )
+  id(
+    'deleteChannelOverwrite',
+    'user_id',
+    (v) => f.deleteChannelOverwrite!(db(), { channel_id: W().channel.id, user_id: v }),
+    { writes: true },
+  )
+  id('listChannelOverwrites', 'channel_id', (v) => f.listChannelOverwrites!(db(), v))
+  // bans
+  const ban = () => ({ guild_id: W().guild.id, user_id: W().outsider.id })
+  for (const fn of ['banMember', 'unbanMember', 'findBan']) {
+    const writes = fn !== 'findBan'
+    for (const key of ['guild_id', 'user_id']) {
+      id(fn, key, (v) => f[fn]!(db(), { ...ban(), [key]: v }), { writes })
+    }
+  }
+  text('banMember', 'reason', (v) => f.banMember!(db(), { ...ban(), reason: v }), { writes: true })
+  id('listBans', 'guild_id', (v) => f.listBans!(db(), v))
+  id('listBans', 'after', (v) => f.listBans!(db(), W().guild.id, { after: v }), { optional: true })
+  // invites
+  for (const key of ['guild_id', 'inviter_id']) {
+    id(
+      'createInvite',
+      key,
+      (v) => f.createInvite!(db(), { guild_id: W().guild.id, inviter_id: W().owner.id, [key]: v }),
+      { writes: true },
+    )
+  }
+  text('useInvite', 'code', (v) => f.useInvite!(db(), { code: v, user_id: W().member.id }), {
+    writes: true,
+  })
+  id('useInvite', 'user_id', (v) => f.useInvite!(db(), { code: W().invite.code, user_id: v }), {
+    writes: true,
+  })
+  text('revokeInvite', 'code', (v) => f.revokeInvite!(db(), { code: v }), { writes: true })
+  id('listGuildInvites', 'guild_id', (v) => f.listGuildInvites!(db(), v))
+  // audit log
+  id('listAuditLog', 'guild_id', (v) => f.listAuditLog!(db(), v))
+  for (const key of ['before', 'actor_id']) {
+    id('listAuditLog', key, (v) => f.listAuditLog!(db(), W().guild.id, { [key]: v }), {
+      optional: true,
+    })
+  }
+  text('listAuditLog', 'action', (v) => f.listAuditLog!(db(), W().guild.id, { action: v }))
+  // acting as: the actor's id and reason of every administrative function
+  const acting: [string, () => unknown[]][] = [
+    ['createRole', () => [{ guild_id: W().guild.id, name: 'r', permissions: 0n }]],
+    ['updateRole', () => [W().role.id, { name: 'r' }]],
+    [
+      'assignRole',
+      () => [{ guild_id: W().guild.id, user_id: W().member.id, role_id: W().role.id }],
+    ],
+    ['createChannel', () => [{ guild_id: W().guild.id, name: 'c', type: 'text' }]],
+    ['updateChannel', () => [W().channel.id, { topic: 't' }]],
+    ['updateGuild', () => [W().guild.id, { name: 'g' }]],
+    ['setChannelOverwrite', () => [ow()]],
+    ['banMember', () => [ban()]],
+    ['unbanMember', () => [ban()]],
+    ['createInvite', () => [{ guild_id: W().guild.id, inviter_id: W().owner.id }]],
+    ['revokeInvite', () => [{ code: W().invite.code }]],
+    // An unknown message: the world's message must survive the valid calls.
+    ['deleteMessage', () => [unknownId()]],
+    ['removeGuildMember', () => [ban()]],
+  ]
+  for (const [fn, args] of acting) {
+    id(fn, 'as.actor_id', (v) => f[fn]!(db(), ...args(), { actor_id: v }), { writes: true })
+    text(fn, 'as.reason', (v) => f[fn]!(db(), ...args(), { actor_id: W().owner.id, reason: v }), {
+      writes: true,
+    })
+  }
+  // reactions, pins, edit history (0.2)
+  const reaction = () => ({ message_id: W().message.id, user_id: W().member.id, emoji: '👍' })
+  for (const fn of ['addReaction', 'removeReaction']) {
+    id(fn, 'message_id', (v) => f[fn]!(db(), { ...reaction(), message_id: v }), { writes: true })
+    id(fn, 'user_id', (v) => f[fn]!(db(), { ...reaction(), user_id: v }), { writes: true })
+    text(fn, 'emoji', (v) => f[fn]!(db(), { ...reaction(), emoji: v }), { writes: true })
+  }
+  id('removeReactions', 'message_id', (v) => f.removeReactions!(db(), { message_id: v }), {
+    writes: true,
+  })
+  text(
+    'removeReactions',
+    'emoji',
+    (v) => f.removeReactions!(db(), { message_id: W().message.id, emoji: v }),
+    { writes: true },
+  )
+  id(
+    'removeReactions',
+    'as.actor_id',
+    (v) => f.removeReactions!(db(), { message_id: W().message.id }, { actor_id: v }),
+    { writes: true },
+  )
+  text(
+    'removeReactions',
+    'as.reason',
+    (v) =>
+      f.removeReactions!(
+        db(),
+        { message_id: W().message.id },
+        { actor_id: W().owner.id, reason: v },
+      ),
+    { writes: true },
+  )
+  id('listReactions', 'message_ids[0]', (v) => f.listReactions!(db(), { message_ids: [v] }))
+  id(
+    'listReactions',
+    'viewer_id',
+    (v) => f.listReactions!(db(), { message_ids: [W().message.id], viewer_id: v }),
+    { optional: true },
+  )
+  id('listReactionUsers', 'message_id', (v) =>
+    f.listReactionUsers!(db(), { message_id: v, emoji: '👍' }),
+  )
+  text('listReactionUsers', 'emoji', (v) =>
+    f.listReactionUsers!(db(), { message_id: W().message.id, emoji: v }),
+  )
+  id(
+    'listReactionUsers',
+    'after',
+    (v) => f.listReactionUsers!(db(), { message_id: W().message.id, emoji: '👍', after: v }),
+    { optional: true },
+  )
+  for (const fn of ['pinMessage', 'unpinMessage']) {
+    id(fn, 'message_id', (v) => f[fn]!(db(), { message_id: v }), { writes: true })
+    id(fn, 'as.actor_id', (v) => f[fn]!(db(), { message_id: W().message.id }, { actor_id: v }), {
+      writes: true,
+    })
+  }
+  id('listPinnedMessages', 'channel_id', (v) => f.listPinnedMessages!(db(), v))
+  id('listMessageEdits', 'message_id', (v) => f.listMessageEdits!(db(), v))
+  // authorized send and read (0.2)
+  const send = () => ({ channel_id: W().channel.id, author_id: W().owner.id, content: 'c' })
+  text('sendMessage', 'content', (v) => f.sendMessage!(db(), { ...send(), content: v }), {
+    writes: true,
+    stored: { table: 'messages', column: 'content', id: idOf },
+  })
+  for (const key of ['channel_id', 'author_id', 'reply_to']) {
+    id('sendMessage', key, (v) => f.sendMessage!(db(), { ...send(), [key]: v }), {
+      writes: true,
+      optional: key === 'reply_to',
+    })
+  }
+  id(
+    'sendMessage',
+    'mentions.user_ids[0]',
+    (v) => f.sendMessage!(db(), { ...send(), mentions: { user_ids: [v] } }),
+    { writes: true },
+  )
+  const readInput = () => ({ user_id: W().owner.id, channel_id: W().channel.id })
+  for (const key of ['user_id', 'channel_id', 'before', 'after']) {
+    id(
+      'readChannelMessages',
+      key,
+      (v) => f.readChannelMessages!(db(), { ...readInput(), [key]: v }),
+      {
+        optional: key === 'before' || key === 'after',
+      },
+    )
+  }
   return s
 }
 
@@ -620,7 +763,10 @@ describe('hostile input through every public function', () => {
             (valid &&
               (error instanceof NotFoundError ||
                 error instanceof ForeignKeyViolationError ||
-                error instanceof ConflictError)) ||
+                error instanceof ConflictError ||
+                // an actor, or the user of an authorized operation, who may not act
+                ((slot.slot === 'as.actor_id' || AUTHORIZED.has(slot.fn)) &&
+                  error instanceof PermissionDeniedError))) ||
             (slot.kind === 'text' && error instanceof UniqueViolationError && slot.writes)
           if (!acceptable) problems.push(`${where}: ${error.name}: ${error.message}`)
           continue
@@ -655,7 +801,7 @@ describe('hostile input through every public function', () => {
       } other typed)\n  ${lines.join('\n  ')}`,
     )
     expect(problems).toEqual([])
-    expect(Object.keys(tried).length).toBeGreaterThanOrEqual(60)
+    expect(Object.keys(tried).length).toBeGreaterThanOrEqual(75)
   }, 300_000) // generous: this ran 80 s with both cores loaded
 
   it('hostile numbers, bigints and dates (limits, positions, sizes, permissions, expiries): typed refusal or accepted, never raw', async () => {
@@ -689,6 +835,15 @@ describe('hostile input through every public function', () => {
       ],
       ['listGuildMembers.limit', (v) => f.listGuildMembers!(t.db, w.guild.id, { limit: v })],
       [
+        'listReactionUsers.limit',
+        (v) => f.listReactionUsers!(t.db, { message_id: w.message.id, emoji: '👍', limit: v }),
+      ],
+      [
+        'readChannelMessages.limit',
+        (v) =>
+          f.readChannelMessages!(t.db, { user_id: w.owner.id, channel_id: w.channel.id, limit: v }),
+      ],
+      [
         'searchMessages.limit',
         (v) => f.searchMessages!(t.db, { user_id: w.owner.id, query: 'x', limit: v }),
       ],
@@ -708,6 +863,32 @@ describe('hostile input through every public function', () => {
           f.createChannel!(t.db, { guild_id: w.guild.id, name: 'c', type: 'text', position: v }),
       ],
       ['updateChannel.position', (v) => f.updateChannel!(t.db, w.channel.id, { position: v })],
+      [
+        'setChannelOverwrite.allow',
+        (v) =>
+          f.setChannelOverwrite!(t.db, {
+            channel_id: w.channel.id,
+            role_id: w.role.id,
+            allow: v,
+            deny: 0n,
+          }),
+      ],
+      [
+        'setChannelOverwrite.deny',
+        (v) =>
+          f.setChannelOverwrite!(t.db, {
+            channel_id: w.channel.id,
+            role_id: w.role.id,
+            allow: 0n,
+            deny: v,
+          }),
+      ],
+      [
+        'createInvite.max_uses',
+        (v) => f.createInvite!(t.db, { guild_id: w.guild.id, inviter_id: w.owner.id, max_uses: v }),
+      ],
+      ['listBans.limit', (v) => f.listBans!(t.db, w.guild.id, { limit: v })],
+      ['listAuditLog.limit', (v) => f.listAuditLog!(t.db, w.guild.id, { limit: v })],
       [
         'createAttachment.size',
         (v) =>
@@ -733,6 +914,15 @@ describe('hostile input through every public function', () => {
       [
         'purgeDeletedMessagesWithAttachments.older_than',
         (v) => f.purgeDeletedMessagesWithAttachments!(t.db, { older_than: v }),
+      ],
+      [
+        'createInvite.expires_at',
+        (v) =>
+          f.createInvite!(t.db, { guild_id: w.guild.id, inviter_id: w.owner.id, expires_at: v }),
+      ],
+      [
+        'banMember.expires_at',
+        (v) => f.banMember!(t.db, { guild_id: w.guild.id, user_id: w.outsider.id, expires_at: v }),
       ],
     ]
     const problems: string[] = []

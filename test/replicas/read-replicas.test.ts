@@ -235,6 +235,32 @@ describe('read replicas', () => {
   }, 90_000)
 })
 
+describe('replica options', () => {
+  it('malformed replicas or bounds are InvalidInputError before any query', () => {
+    for (const replicas of ['x', [null], [{}], 42]) {
+      expect(() => createDb(primaryPool, { replicas: replicas as never })).toThrow(
+        InvalidInputError,
+      )
+    }
+    for (const bad of [-1, 1.5, Number.NaN, '10', 10_000_000]) {
+      for (const field of [
+        'replicaMaxLagMs',
+        'readYourWritesTimeoutMs',
+        'replicaCheckIntervalMs',
+      ]) {
+        expect(() => createDb(primaryPool, { replicas: [replicaPool], [field]: bad })).toThrow(
+          InvalidInputError,
+        )
+      }
+    }
+    // without replicas nothing changes and there is no token or stats
+    const plain = createDb(primaryPool)
+    expect(replicaStats(plain)).toBeUndefined()
+    expect(consistencyToken(plain)).toBeUndefined()
+    expect(withConsistencyToken(plain, '0/1')).toBe(plain)
+  })
+})
+
 function snapshotLag(db: Kysely<DB>): number[] {
   const stats = replicaStats(db)!
   return stats.replicas.map((r) => r.lagMs)

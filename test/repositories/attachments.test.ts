@@ -6,7 +6,6 @@ import {
   deleteAttachment,
   deleteMessage,
   ForeignKeyViolationError,
-  InvalidInputError,
   listAttachmentsByMessageIds,
   NotFoundError,
   purgeDeletedMessages,
@@ -14,6 +13,7 @@ import {
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
 import { makeChannel, makeGuild, makeMessage, makeUser, unknownId } from '../support/factories.ts'
+import { expectInvalidAndNothingWritten } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase()
 
@@ -25,12 +25,6 @@ beforeAll(async () => {
   const guild = await makeGuild(t.db, author.id)
   channel = await makeChannel(t.db, guild.id)
 })
-
-async function expectInvalidAndNothingWritten(call: () => Promise<unknown>) {
-  const before = await countRows(t.db)
-  await expect(call()).rejects.toBeInstanceOf(InvalidInputError)
-  expect(await countRows(t.db)).toEqual(before)
-}
 
 const valid = (message_id: string) => ({
   message_id,
@@ -90,7 +84,7 @@ describe('createAttachment', () => {
     ['a malformed message id', { message_id: 'm-1' }],
   ])('refuses %s with InvalidInputError and writes nothing', async (_name, override) => {
     const m = await makeMessage(t.db, channel.id, author.id)
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       createAttachment(t.db, {
         ...valid(m.id),
         ...(override as object),
@@ -155,10 +149,10 @@ describe('listAttachmentsByMessageIds', () => {
   })
 
   it('refuses a non-array or a malformed id', async () => {
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       listAttachmentsByMessageIds(t.db, [unknownId(), 'x']),
     )
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       listAttachmentsByMessageIds(t.db, unknownId() as unknown as string[]),
     )
   })
@@ -174,7 +168,7 @@ describe('deleteAttachment', () => {
   })
 
   it('refuses a malformed id', async () => {
-    await expectInvalidAndNothingWritten(() => deleteAttachment(t.db, 'nope'))
+    await expectInvalidAndNothingWritten(t.db, () => deleteAttachment(t.db, 'nope'))
   })
 })
 
@@ -293,7 +287,7 @@ describe('purgeDeletedMessagesWithAttachments', () => {
   it.each([new Date('nope'), '2020-01-01', null, undefined, 0])(
     'refuses older_than %j and writes nothing',
     async (older_than) => {
-      await expectInvalidAndNothingWritten(() =>
+      await expectInvalidAndNothingWritten(t.db, () =>
         purgeDeletedMessagesWithAttachments(t.db, { older_than: older_than as Date }),
       )
     },

@@ -28,10 +28,10 @@ import {
   makeUser,
   unknownId,
 } from '../support/factories.ts'
+import { BAD_IDS } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase()
 
-const BAD_IDS = ['not-a-uuid', '', 'a\u0000b', 'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz', 7, null]
 const BAD_NAMES = ['', 'a\u0000b', 'x\uD800', 'x'.repeat(101), 5]
 
 async function guildWithOwner() {
@@ -186,6 +186,8 @@ describe('deleteChannel', () => {
       channels: before.channels! - 1,
       channel_members: before.channel_members! - 1,
       messages: before.messages! - 2,
+      // The channel_delete entry.
+      audit_log: before.audit_log! + 1,
     })
     expect(await deleteChannel(t.db, ch.id)).toBe(false)
     const other = await makeUser(t.db)

@@ -7,7 +7,6 @@ import {
   deleteMessage,
   ForeignKeyViolationError,
   findOrCreateDmChannel,
-  InvalidInputError,
   listChannelMessages,
   listDmChannels,
   markDmRead,
@@ -23,14 +22,9 @@ import {
   makeUser,
   unknownId,
 } from '../support/factories.ts'
+import { expectInvalidAndNothingWritten } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase({ max: 30 })
-
-async function expectInvalidAndNothingWritten(call: () => Promise<unknown>) {
-  const before = await countRows(t.db)
-  await expect(call()).rejects.toBeInstanceOf(InvalidInputError)
-  expect(await countRows(t.db)).toEqual(before)
-}
 
 async function block(user_id: string, friend_id: string) {
   await t.db.insertInto('friendships').values({ user_id, friend_id, status: 'blocked' }).execute()
@@ -117,16 +111,16 @@ describe('findOrCreateDmChannel', () => {
 
   it('refuses a DM with oneself, and malformed ids, writing nothing', async () => {
     const me = await makeUser(t.db)
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       findOrCreateDmChannel(t.db, { user_id: me.id, other_user_id: me.id }),
     )
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       findOrCreateDmChannel(t.db, { user_id: me.id, other_user_id: me.id.toUpperCase() }),
     )
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       findOrCreateDmChannel(t.db, { user_id: 'me', other_user_id: me.id }),
     )
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       findOrCreateDmChannel(t.db, { user_id: me.id, other_user_id: `${me.id}\u0000` }),
     )
   })
@@ -264,7 +258,7 @@ describe('listDmChannels', () => {
 
   it('returns [] for a user without DMs and refuses a malformed id', async () => {
     expect(await listDmChannels(t.db, unknownId())).toEqual([])
-    await expectInvalidAndNothingWritten(() => listDmChannels(t.db, 'x'))
+    await expectInvalidAndNothingWritten(t.db, () => listDmChannels(t.db, 'x'))
   })
 })
 
@@ -356,13 +350,13 @@ describe('markDmRead', () => {
     await expect(
       markDmRead(t.db, { channel_id: ch.id, user_id: me.id, message_id: elsewhere.id }),
     ).rejects.toBeInstanceOf(NotFoundError)
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       markDmRead(t.db, { channel_id: dm.id, user_id: me.id, message_id: elsewhere.id }),
     )
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       markDmRead(t.db, { channel_id: dm.id, user_id: me.id, message_id: unknownId() }),
     )
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       markDmRead(t.db, { channel_id: dm.id, user_id: me.id, message_id: 'latest' }),
     )
     expect(await countRows(t.db)).toEqual(before)

@@ -21,6 +21,7 @@ import {
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
 import { makeUser, randomUsername, unknownId } from '../support/factories.ts'
+import { BAD_IDS, expectInvalidAndNothingWritten } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase({ max: 20 })
 
@@ -38,12 +39,6 @@ const FRIENDSHIP_KEYS = ['created_at', 'friend_id', 'status', 'updated_at', 'use
 
 function expectPublicUsers(users: User[]) {
   for (const user of users) expect(Object.keys(user).sort()).toEqual(USER_KEYS)
-}
-
-async function expectInvalid(run: () => Promise<unknown>) {
-  const before = await countRows(t.db)
-  await expect(run()).rejects.toBeInstanceOf(InvalidInputError)
-  expect(await countRows(t.db)).toEqual(before)
 }
 
 async function expectBlocked(run: () => Promise<unknown>) {
@@ -84,18 +79,6 @@ async function befriend(a: string, b: string) {
     .execute()
 }
 
-const BAD_UUIDS: unknown[] = [
-  '',
-  'nope',
-  '0190c8a4-7e1f-7abc-8def-0123456789a',
-  '0190c8a4-7e1f-7abc-8def-0123456789az',
-  '0190c8a4-7e1f-7abc-8def-0123456789a\u0000',
-  '\udfff',
-  7,
-  null,
-  undefined,
-]
-
 describe('sendFriendRequest', () => {
   it('creates a pending request from → to', async () => {
     const [a, b] = await twoUsers()
@@ -135,24 +118,26 @@ describe('sendFriendRequest', () => {
 
   it('refuses a request to oneself', async () => {
     const a = await makeUser(t.db)
-    await expectInvalid(() => sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: a.id }))
-    await expectInvalid(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
+      sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: a.id }),
+    )
+    await expectInvalidAndNothingWritten(t.db, () =>
       sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: a.id.toUpperCase() }),
     )
   })
 
-  it.each(BAD_UUIDS)('refuses id %j on either side', async (bad) => {
+  it.each(BAD_IDS)('refuses id %j on either side', async (bad) => {
     const a = await makeUser(t.db)
-    await expectInvalid(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       sendFriendRequest(t.db, { from_user_id: bad as string, to_user_id: a.id }),
     )
-    await expectInvalid(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: bad as string }),
     )
   })
 
   it('refuses a missing input object', async () => {
-    await expectInvalid(() => sendFriendRequest(t.db, undefined as never))
+    await expectInvalidAndNothingWritten(t.db, () => sendFriendRequest(t.db, undefined as never))
   })
 
   it('refuses an unknown user with ForeignKeyViolationError', async () => {
@@ -241,12 +226,14 @@ describe('acceptFriendRequest', () => {
 
   it('refuses oneself and malformed ids', async () => {
     const a = await makeUser(t.db)
-    await expectInvalid(() => acceptFriendRequest(t.db, { user_id: a.id, requester_id: a.id }))
-    for (const bad of BAD_UUIDS) {
-      await expectInvalid(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
+      acceptFriendRequest(t.db, { user_id: a.id, requester_id: a.id }),
+    )
+    for (const bad of BAD_IDS) {
+      await expectInvalidAndNothingWritten(t.db, () =>
         acceptFriendRequest(t.db, { user_id: a.id, requester_id: bad as string }),
       )
-      await expectInvalid(() =>
+      await expectInvalidAndNothingWritten(t.db, () =>
         acceptFriendRequest(t.db, { user_id: bad as string, requester_id: a.id }),
       )
     }
@@ -282,9 +269,11 @@ describe('removeFriendship', () => {
 
   it('refuses oneself and malformed ids', async () => {
     const a = await makeUser(t.db)
-    await expectInvalid(() => removeFriendship(t.db, { user_id: a.id, other_user_id: a.id }))
-    for (const bad of BAD_UUIDS) {
-      await expectInvalid(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
+      removeFriendship(t.db, { user_id: a.id, other_user_id: a.id }),
+    )
+    for (const bad of BAD_IDS) {
+      await expectInvalidAndNothingWritten(t.db, () =>
         removeFriendship(t.db, { user_id: a.id, other_user_id: bad as string }),
       )
     }
@@ -369,18 +358,30 @@ describe('blockUser / unblockUser / isBlocked', () => {
 
   it('refuses oneself and malformed ids', async () => {
     const a = await makeUser(t.db)
-    await expectInvalid(() => blockUser(t.db, { user_id: a.id, blocked_user_id: a.id }))
-    await expectInvalid(() => unblockUser(t.db, { user_id: a.id, blocked_user_id: a.id }))
-    for (const bad of BAD_UUIDS) {
-      await expectInvalid(() => blockUser(t.db, { user_id: a.id, blocked_user_id: bad as string }))
-      await expectInvalid(() => blockUser(t.db, { user_id: bad as string, blocked_user_id: a.id }))
-      await expectInvalid(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
+      blockUser(t.db, { user_id: a.id, blocked_user_id: a.id }),
+    )
+    await expectInvalidAndNothingWritten(t.db, () =>
+      unblockUser(t.db, { user_id: a.id, blocked_user_id: a.id }),
+    )
+    for (const bad of BAD_IDS) {
+      await expectInvalidAndNothingWritten(t.db, () =>
+        blockUser(t.db, { user_id: a.id, blocked_user_id: bad as string }),
+      )
+      await expectInvalidAndNothingWritten(t.db, () =>
+        blockUser(t.db, { user_id: bad as string, blocked_user_id: a.id }),
+      )
+      await expectInvalidAndNothingWritten(t.db, () =>
         unblockUser(t.db, { user_id: a.id, blocked_user_id: bad as string }),
       )
-      await expectInvalid(() => isBlocked(t.db, { user_id: a.id, other_user_id: bad as string }))
-      await expectInvalid(() => isBlocked(t.db, { user_id: bad as string, other_user_id: a.id }))
+      await expectInvalidAndNothingWritten(t.db, () =>
+        isBlocked(t.db, { user_id: a.id, other_user_id: bad as string }),
+      )
+      await expectInvalidAndNothingWritten(t.db, () =>
+        isBlocked(t.db, { user_id: bad as string, other_user_id: a.id }),
+      )
     }
-    await expectInvalid(() => isBlocked(t.db, null as never))
+    await expectInvalidAndNothingWritten(t.db, () => isBlocked(t.db, null as never))
   })
 })
 
@@ -427,9 +428,9 @@ describe('listFriends / listFriendRequests', () => {
     expect(theirs.outgoing).toEqual([])
   })
 
-  it.each(BAD_UUIDS)('refuses %j', async (bad) => {
-    await expectInvalid(() => listFriends(t.db, bad as string))
-    await expectInvalid(() => listFriendRequests(t.db, bad as string))
+  it.each(BAD_IDS)('refuses %j', async (bad) => {
+    await expectInvalidAndNothingWritten(t.db, () => listFriends(t.db, bad as string))
+    await expectInvalidAndNothingWritten(t.db, () => listFriendRequests(t.db, bad as string))
   })
 })
 

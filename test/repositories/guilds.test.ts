@@ -23,11 +23,11 @@ import {
   unknownId,
   v4Id,
 } from '../support/factories.ts'
+import { BAD_IDS } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase()
 
 const BAD_TEXT = ['', 'a\u0000b', 'x\uD800y', 'x'.repeat(101), 42, null]
-const BAD_IDS = ['not-a-uuid', '', '123', 'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz', 7, null]
 
 describe('createGuild', () => {
   it('creates the guild, the owner membership and the default role', async () => {

@@ -18,18 +18,9 @@ import {
   makeUser,
   unknownId,
 } from '../support/factories.ts'
+import { BAD_IDS } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase({ max: 20 })
-
-const BAD_IDS = [
-  'not-a-uuid',
-  '',
-  'a\u0000b',
-  'x\uD800y',
-  'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz',
-  7,
-  null,
-]
 
 describe('addGuildMember', () => {
   it('adds a member and is idempotent', async () => {

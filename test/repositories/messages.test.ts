@@ -6,7 +6,6 @@ import {
   deleteMessage,
   ForeignKeyViolationError,
   findMessageById,
-  InvalidInputError,
   listChannelMessages,
   type Message,
   purgeDeletedMessages,
@@ -22,6 +21,7 @@ import {
   unknownId,
   v4Id,
 } from '../support/factories.ts'
+import { expectInvalidAndNothingWritten } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase()
 
@@ -39,13 +39,6 @@ beforeAll(async () => {
   channel = await makeChannel(t.db, guild.id)
   otherChannel = await makeChannel(t.db, guild.id)
 })
-
-/** Asserts a call is refused with InvalidInputError and that no table changed. */
-async function expectInvalidAndNothingWritten(call: () => Promise<unknown>) {
-  const before = await countRows(t.db)
-  await expect(call()).rejects.toBeInstanceOf(InvalidInputError)
-  expect(await countRows(t.db)).toEqual(before)
-}
 
 const ids = (rows: readonly { id: string }[]) => rows.map((r) => r.id)
 
@@ -104,14 +97,14 @@ describe('createMessage', () => {
       content: 'x'.repeat(4000),
     })
     expect(ascii.content).toHaveLength(4000)
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       createMessage(t.db, {
         channel_id: channel.id,
         author_id: author.id,
         content: 'x'.repeat(4001),
       }),
     )
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       createMessage(t.db, {
         channel_id: channel.id,
         author_id: author.id,
@@ -130,7 +123,7 @@ describe('createMessage', () => {
     ['a malformed author id', { author_id: "1'; drop table messages; --" }],
     ['a malformed reply_to', { reply_to: 'nope' }],
   ])('refuses %s with InvalidInputError and writes nothing', async (_name, override) => {
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       createMessage(t.db, {
         channel_id: channel.id,
         author_id: author.id,
@@ -177,7 +170,7 @@ describe('createMessage', () => {
     const elsewhere = await makeMessage(t.db, otherChannel.id, author.id)
     const deleted = await makeMessage(t.db, channel.id, author.id, { deleted_at: new Date() })
     for (const reply_to of [unknownId(), elsewhere.id, deleted.id]) {
-      await expectInvalidAndNothingWritten(() =>
+      await expectInvalidAndNothingWritten(t.db, () =>
         createMessage(t.db, {
           channel_id: channel.id,
           author_id: author.id,
@@ -215,8 +208,8 @@ describe('findMessageById', () => {
 
   it('returns undefined for an unknown id and refuses a malformed one', async () => {
     expect(await findMessageById(t.db, unknownId())).toBeUndefined()
-    await expectInvalidAndNothingWritten(() => findMessageById(t.db, 'abc'))
-    await expectInvalidAndNothingWritten(() => findMessageById(t.db, `${unknownId()}\u0000`))
+    await expectInvalidAndNothingWritten(t.db, () => findMessageById(t.db, 'abc'))
+    await expectInvalidAndNothingWritten(t.db, () => findMessageById(t.db, `${unknownId()}\u0000`))
   })
 })
 
@@ -341,13 +334,13 @@ describe('listChannelMessages', () => {
     ['a malformed before', { before: 'x' }],
     ['a malformed after', { after: `${ZERO_ID}0` }],
   ])('refuses %s with InvalidInputError', async (_name, options) => {
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       listChannelMessages(t.db, history.id, options as Parameters<typeof listChannelMessages>[2]),
     )
   })
 
   it('refuses a malformed channel id', async () => {
-    await expectInvalidAndNothingWritten(() => listChannelMessages(t.db, 'general'))
+    await expectInvalidAndNothingWritten(t.db, () => listChannelMessages(t.db, 'general'))
   })
 
   it('accepts limit 1 and limit 100', async () => {
@@ -461,12 +454,12 @@ describe('updateMessage', () => {
     ['4001 characters', 'z'.repeat(4001)],
   ])('refuses %s content and leaves the message as it was', async (_name, content) => {
     const m = await makeMessage(t.db, channel.id, author.id)
-    await expectInvalidAndNothingWritten(() => updateMessage(t.db, m.id, { content }))
+    await expectInvalidAndNothingWritten(t.db, () => updateMessage(t.db, m.id, { content }))
     expect(await findMessageById(t.db, m.id)).toMatchObject({ content: m.content, edited_at: null })
   })
 
   it('refuses a malformed id', async () => {
-    await expectInvalidAndNothingWritten(() => updateMessage(t.db, '123', { content: 'x' }))
+    await expectInvalidAndNothingWritten(t.db, () => updateMessage(t.db, '123', { content: 'x' }))
   })
 })
 
@@ -486,7 +479,7 @@ describe('deleteMessage', () => {
 
   it('returns false for an unknown id and refuses a malformed one', async () => {
     expect(await deleteMessage(t.db, unknownId())).toBe(false)
-    await expectInvalidAndNothingWritten(() => deleteMessage(t.db, 'x'))
+    await expectInvalidAndNothingWritten(t.db, () => deleteMessage(t.db, 'x'))
   })
 })
 
@@ -526,10 +519,10 @@ describe('purgeDeletedMessages', () => {
   })
 
   it('refuses an invalid Date', async () => {
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       purgeDeletedMessages(t.db, { older_than: new Date('nope') }),
     )
-    await expectInvalidAndNothingWritten(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       purgeDeletedMessages(t.db, { older_than: '2020-01-01' as unknown as Date }),
     )
   })

@@ -14,10 +14,10 @@ import {
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
 import { makeGuild, makeMember, makeRole, makeUser, unknownId } from '../support/factories.ts'
+import { BAD_IDS } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase()
 
-const BAD_IDS = ['not-a-uuid', '', 'a\u0000b', 'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz', 7, null]
 const BAD_NAMES = ['', 'a\u0000b', 'x\uDC00', 'x'.repeat(101), 5]
 const BAD_PERMS = [1, '8', 2n ** 63n, -(2n ** 63n) - 1n, null]
 const BAD_POSITIONS = [-1, 2 ** 31, 1.5, '1', Number.NaN]

@@ -62,6 +62,7 @@ describe('searchMessages', () => {
         'edited_at',
         'id',
         'reply_to',
+        'seq',
       ].sort(),
     )
     // Asking for inaccessible channels explicitly does not help.

@@ -15,6 +15,7 @@ import {
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
 import { makeSession, makeUser, unknownId } from '../support/factories.ts'
+import { BAD_IDS, expectInvalidAndNothingWritten } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase()
 
@@ -27,23 +28,6 @@ function expectNoTokenHash(session: Session | undefined) {
   expect(session).toBeDefined()
   expect(Object.keys(session as object).sort()).toEqual(SESSION_KEYS)
 }
-
-async function expectInvalid(run: () => Promise<unknown>) {
-  const before = await countRows(t.db)
-  await expect(run()).rejects.toBeInstanceOf(InvalidInputError)
-  expect(await countRows(t.db)).toEqual(before)
-}
-
-const BAD_UUIDS: unknown[] = [
-  '',
-  'nope',
-  '0190c8a4-7e1f-7abc-8def-0123456789a',
-  '0190c8a4-7e1f-7abc-8def-0123456789ax',
-  '0190c8a4-7e1f-7abc-8def-0123456789a\u0000',
-  '\ud800',
-  1,
-  null,
-]
 
 describe('createSession', () => {
   it('creates a session and never returns the token hash', async () => {
@@ -132,7 +116,7 @@ describe('createSession', () => {
     ['a user agent with a lone surrogate', { user_agent: 'Mozilla\udc00' }],
   ])('refuses %s and writes nothing', async (_name, fields) => {
     const user = await makeUser(t.db)
-    await expectInvalid(() =>
+    await expectInvalidAndNothingWritten(t.db, () =>
       createSession(t.db, {
         user_id: user.id,
         token_hash: newTokenHash(),
@@ -143,7 +127,7 @@ describe('createSession', () => {
   })
 
   it('refuses a missing input object', async () => {
-    await expectInvalid(() => createSession(t.db, null as never))
+    await expectInvalidAndNothingWritten(t.db, () => createSession(t.db, null as never))
   })
 
   it('never puts the token hash in an error message', async () => {
@@ -216,7 +200,7 @@ describe('findSessionByTokenHash', () => {
   it.each(['', 'A'.repeat(64), 'a'.repeat(63), `${'a'.repeat(63)}\u0000`, '\ud800', 64, null])(
     'refuses %j',
     async (hash) => {
-      await expectInvalid(() => findSessionByTokenHash(t.db, hash as string))
+      await expectInvalidAndNothingWritten(t.db, () => findSessionByTokenHash(t.db, hash as string))
     },
   )
 })
@@ -257,9 +241,9 @@ describe('deleteSession / deleteUserSessions / deleteExpiredSessions', () => {
     expect((await findSessionByTokenHash(t.db, live.token_hash))?.id).toBe(live.id)
   })
 
-  it.each(BAD_UUIDS)('refuses id %j', async (id) => {
-    await expectInvalid(() => deleteSession(t.db, id as string))
-    await expectInvalid(() => deleteUserSessions(t.db, id as string))
+  it.each(BAD_IDS)('refuses id %j', async (id) => {
+    await expectInvalidAndNothingWritten(t.db, () => deleteSession(t.db, id as string))
+    await expectInvalidAndNothingWritten(t.db, () => deleteUserSessions(t.db, id as string))
   })
 
   it("goes with its user's account", async () => {

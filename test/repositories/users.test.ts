@@ -29,6 +29,7 @@ import {
   unknownId,
   v4Id,
 } from '../support/factories.ts'
+import { BAD_IDS, expectInvalidAndNothingWritten } from '../support/hostile-inputs.ts'
 
 const t = useTestDatabase()
 
@@ -52,29 +53,9 @@ function expectPublicUser(user: User | undefined) {
   expect(keys).not.toContain('mfa_secret')
 }
 
-/** Expects an InvalidInputError and no row written anywhere. */
-async function expectInvalid(run: () => Promise<unknown>) {
-  const before = await countRows(t.db)
-  await expect(run()).rejects.toBeInstanceOf(InvalidInputError)
-  expect(await countRows(t.db)).toEqual(before)
-}
-
 /** Reads a user row including its secrets, straight from the table. */
 const rawUser = (id: string) =>
   t.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
-
-const BAD_UUIDS: unknown[] = [
-  '',
-  'not-a-uuid',
-  '0190c8a4-7e1f-7abc-8def-0123456789a',
-  '0190c8a4-7e1f-7abc-8def-0123456789abc',
-  '0190c8a4-7e1f-7abc-8def-0123456789ag',
-  '0190c8a4-7e1f-7abc-8def-0123456789a\u0000',
-  '\ud800',
-  42,
-  null,
-  undefined,
-]
 
 describe('createUser', () => {
   it('creates a user with a UUIDv7 id and the default status', async () => {
@@ -119,7 +100,9 @@ describe('createUser', () => {
     const emoji = '😀'.repeat(32) // 64 UTF-16 units, 32 characters
     const user = await createUser(t.db, { username: emoji })
     expect(user.username).toBe(emoji)
-    await expectInvalid(() => createUser(t.db, { username: '😀'.repeat(33) }))
+    await expectInvalidAndNothingWritten(t.db, () =>
+      createUser(t.db, { username: '😀'.repeat(33) }),
+    )
   })
 
   it('accepts the boundary lengths', async () => {
@@ -162,12 +145,14 @@ describe('createUser', () => {
     ['status of the wrong case', { status: 'ONLINE' }],
     ['null status', { status: null }],
   ])('refuses %s', async (_name, fields) => {
-    await expectInvalid(() => createUser(t.db, { username: randomUsername(), ...fields } as never))
+    await expectInvalidAndNothingWritten(t.db, () =>
+      createUser(t.db, { username: randomUsername(), ...fields } as never),
+    )
   })
 
   it('refuses a missing input object', async () => {
-    await expectInvalid(() => createUser(t.db, undefined as never))
-    await expectInvalid(() => createUser(t.db, null as never))
+    await expectInvalidAndNothingWritten(t.db, () => createUser(t.db, undefined as never))
+    await expectInvalidAndNothingWritten(t.db, () => createUser(t.db, null as never))
   })
 
   it('refuses a duplicate username in any letter case', async () => {
@@ -262,21 +247,21 @@ describe('findUserById / findUserByUsername / findUserByEmail', () => {
     }
   })
 
-  it.each(BAD_UUIDS)('findUserById refuses %j', async (id) => {
-    await expectInvalid(() => findUserById(t.db, id as string))
+  it.each(BAD_IDS)('findUserById refuses %j', async (id) => {
+    await expectInvalidAndNothingWritten(t.db, () => findUserById(t.db, id as string))
   })
 
   it.each(['', 'a', 'a'.repeat(33), 'ab\u0000', 'ab\ud800', 7])(
     'findUserByUsername refuses %j',
     async (username) => {
-      await expectInvalid(() => findUserByUsername(t.db, username as string))
+      await expectInvalidAndNothingWritten(t.db, () => findUserByUsername(t.db, username as string))
     },
   )
 
   it.each(['', 'ab', `${'e'.repeat(321)}`, 'a\u0000@b', 'a\udfff@b', null])(
     'findUserByEmail refuses %j',
     async (email) => {
-      await expectInvalid(() => findUserByEmail(t.db, email as string))
+      await expectInvalidAndNothingWritten(t.db, () => findUserByEmail(t.db, email as string))
     },
   )
 })
@@ -310,21 +295,21 @@ describe('findUsersByIds', () => {
 
   it('refuses 100 000 ids with a typed error', async () => {
     const ids = Array.from({ length: 100_000 }, () => newId())
-    await expectInvalid(() => findUsersByIds(t.db, ids))
+    await expectInvalidAndNothingWritten(t.db, () => findUsersByIds(t.db, ids))
   })
 
   it('refuses 10 001 ids and accepts 10 000', async () => {
     const ids = Array.from({ length: 10_001 }, () => newId())
-    await expectInvalid(() => findUsersByIds(t.db, ids))
+    await expectInvalidAndNothingWritten(t.db, () => findUsersByIds(t.db, ids))
     expect(await findUsersByIds(t.db, ids.slice(1))).toEqual([])
   })
 
-  it.each(BAD_UUIDS)('refuses an array holding %j', async (bad) => {
-    await expectInvalid(() => findUsersByIds(t.db, [newId(), bad as string]))
+  it.each(BAD_IDS)('refuses an array holding %j', async (bad) => {
+    await expectInvalidAndNothingWritten(t.db, () => findUsersByIds(t.db, [newId(), bad as string]))
   })
 
   it.each([null, undefined, 'x', {}])('refuses a non-array %j', async (ids) => {
-    await expectInvalid(() => findUsersByIds(t.db, ids as never))
+    await expectInvalidAndNothingWritten(t.db, () => findUsersByIds(t.db, ids as never))
   })
 })
 
@@ -356,7 +341,7 @@ describe('findUserCredentials', () => {
     const login = `${randomUsername()}@corp.example`
     const owner = await makeUser(t.db, { email: login })
     // Refused before the database (InvalidInputError) and by it (CHECK users_username_no_at).
-    await expectInvalid(() => createUser(t.db, { username: login }))
+    await expectInvalidAndNothingWritten(t.db, () => createUser(t.db, { username: login }))
     await expect(makeUser(t.db, { username: login })).rejects.toMatchObject({
       code: '23514',
       constraint: 'users_username_no_at',
@@ -366,7 +351,7 @@ describe('findUserCredentials', () => {
   })
 
   it.each(['', 'x'.repeat(321), 'ab\u0000', '\udc00ab', 5])('refuses %j', async (login) => {
-    await expectInvalid(() => findUserCredentials(t.db, login as string))
+    await expectInvalidAndNothingWritten(t.db, () => findUserCredentials(t.db, login as string))
   })
 })
 
@@ -439,17 +424,19 @@ describe('updateUser', () => {
     ['display_name not a string', { display_name: 5 }],
   ])('refuses %s and writes nothing', async (_name, patch) => {
     const made = await makeUser(t.db)
-    await expectInvalid(() => updateUser(t.db, made.id, patch as never))
+    await expectInvalidAndNothingWritten(t.db, () => updateUser(t.db, made.id, patch as never))
     expect(await rawUser(made.id)).toEqual(made)
   })
 
-  it.each(BAD_UUIDS)('refuses id %j', async (id) => {
-    await expectInvalid(() => updateUser(t.db, id as string, { display_name: 'x' }))
+  it.each(BAD_IDS)('refuses id %j', async (id) => {
+    await expectInvalidAndNothingWritten(t.db, () =>
+      updateUser(t.db, id as string, { display_name: 'x' }),
+    )
   })
 
   it('refuses a missing patch', async () => {
     const made = await makeUser(t.db)
-    await expectInvalid(() => updateUser(t.db, made.id, null as never))
+    await expectInvalidAndNothingWritten(t.db, () => updateUser(t.db, made.id, null as never))
   })
 })
 
@@ -470,13 +457,15 @@ describe('updateUserStatus', () => {
     'refuses status %j',
     async (status) => {
       const made = await makeUser(t.db)
-      await expectInvalid(() => updateUserStatus(t.db, made.id, status as never))
+      await expectInvalidAndNothingWritten(t.db, () =>
+        updateUserStatus(t.db, made.id, status as never),
+      )
       expect((await rawUser(made.id))?.status).toBe('offline')
     },
   )
 
-  it.each(BAD_UUIDS)('refuses id %j', async (id) => {
-    await expectInvalid(() => updateUserStatus(t.db, id as string, 'online'))
+  it.each(BAD_IDS)('refuses id %j', async (id) => {
+    await expectInvalidAndNothingWritten(t.db, () => updateUserStatus(t.db, id as string, 'online'))
   })
 })
 
@@ -515,14 +504,16 @@ describe('setUserPassword / setUserMfaSecret', () => {
     'refuses MFA secret %#',
     async (secret) => {
       const made = await makeUser(t.db, { mfa_secret: 'before' })
-      await expectInvalid(() => setUserMfaSecret(t.db, made.id, secret as string))
+      await expectInvalidAndNothingWritten(t.db, () =>
+        setUserMfaSecret(t.db, made.id, secret as string),
+      )
       expect((await rawUser(made.id))?.mfa_secret).toBe('before')
     },
   )
 
-  it.each(BAD_UUIDS)('refuses id %j', async (id) => {
-    await expectInvalid(() => setUserPassword(t.db, id as string, 'h'))
-    await expectInvalid(() => setUserMfaSecret(t.db, id as string, null))
+  it.each(BAD_IDS)('refuses id %j', async (id) => {
+    await expectInvalidAndNothingWritten(t.db, () => setUserPassword(t.db, id as string, 'h'))
+    await expectInvalidAndNothingWritten(t.db, () => setUserMfaSecret(t.db, id as string, null))
   })
 })
 
@@ -561,8 +552,8 @@ describe('deleteUser', () => {
     expect(await deleteUser(t.db, user.id)).toBe(false)
   })
 
-  it.each(BAD_UUIDS)('refuses id %j', async (id) => {
-    await expectInvalid(() => deleteUser(t.db, id as string))
+  it.each(BAD_IDS)('refuses id %j', async (id) => {
+    await expectInvalidAndNothingWritten(t.db, () => deleteUser(t.db, id as string))
   })
 })
 

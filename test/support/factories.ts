@@ -100,11 +100,13 @@ export async function makeChannel(
   guildId: string,
   overrides: Partial<Insertable<DB['channels']>> = {},
 ) {
-  return db
+  // Without the internal position counter (last_seq), as findChannelById returns it.
+  const { last_seq: _counter, ...channel } = await db
     .insertInto('channels')
     .values({ id: newId(), guild_id: guildId, name: `chan-${rand(3)}`, type: 'text', ...overrides })
     .returningAll()
     .executeTakeFirstOrThrow()
+  return channel
 }
 
 export async function makeMessage(

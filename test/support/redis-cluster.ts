@@ -89,8 +89,9 @@ function clusterNode(dir: string, port: number): ClusterNode {
           'yes',
           '--cluster-config-file',
           join(dir, `nodes-${port}.conf`),
+          // long enough that a loaded box never sees a spurious node failure
           '--cluster-node-timeout',
-          '1000',
+          '5000',
           '--dir',
           dir,
           '--save',

@@ -1,0 +1,375 @@
+/**
+ * Authorized send and read, and reactions of a page (0.2), side by side with
+ * their baselines in one process, interleaved in rounds (bench/harness.ts):
+ *
+ * - `sendMessage` vs raw `pg` running a plain INSERT of the same row, and vs
+ *   the two-call `canAccessChannel` + `createMessage`;
+ * - `readChannelMessages` vs raw `pg` running the unchecked page (the SQL of
+ *   `listChannelMessages`, captured), and `listChannelMessages` itself;
+ * - `listReactions` of a 50-message page vs raw `pg` running the same SQL.
+ *
+ *   node bench/messages-authorized.ts [--messages N] [--quick] [--rounds R] [--write]
+ *
+ * Prints a markdown section on stdout (`npm run bench` includes it in
+ * BENCHMARKS.md); `--write` replaces that section in BENCHMARKS.md directly.
+ */
+import { readFile, writeFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { newId } from '../src/ids/new-id.ts'
+import { createPool, guildstoreTypeParsers } from '../src/pool/create-pool.ts'
+import { readChannelMessages, sendMessage } from '../src/repositories/authorized-messages.ts'
+import { canAccessChannel } from '../src/repositories/channels.ts'
+import { createMessage, listChannelMessages } from '../src/repositories/messages.ts'
+import { listReactions } from '../src/repositories/reactions.ts'
+import { createDb } from '../src/sql/create-db.ts'
+import { captureSql } from './capture.ts'
+import { explain } from './explain.ts'
+import { ensureDataset, parseDatasetArgs } from './generate.ts'
+import { type Contender, measure, type ScenarioResult } from './harness.ts'
+
+const argv = process.argv.slice(2)
+const flag = (name: string) => argv.includes(name)
+const option = (name: string) => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+const quick = flag('--quick')
+const rounds = Number(option('--rounds') ?? (quick ? 3 : 5))
+const iters = (n: number) => (quick ? Math.max(40, Math.round(n / 10)) : n)
+const POOL_MAX = 16
+const log = (msg: string) => process.stderr.write(`[bench:authorized] ${msg}\n`)
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+const { params, rebuild } = parseDatasetArgs(argv)
+const data = await ensureDataset({ params, rebuild })
+const gsPool = createPool({
+  connectionString: data.url,
+  max: POOL_MAX,
+  application_name: 'bench-gs',
+})
+const twoPool = createPool({
+  connectionString: data.url,
+  max: POOL_MAX,
+  application_name: 'bench-two',
+})
+const rawPool = new pg.Pool({
+  connectionString: data.url,
+  max: POOL_MAX,
+  types: guildstoreTypeParsers,
+  application_name: 'bench-raw',
+})
+const capturePool = createPool({ connectionString: data.url, max: 2 })
+const db = createDb(gsPool)
+const db2 = createDb(twoPool)
+
+const channel = data.write_channel_id
+const author = data.member_id
+const busiest = data.busiest.channel_id
+const CONTENTS = Array.from({ length: 97 }, (_, k) => `bench message ${k}: shipped, coffee later?`)
+const at = <T>(list: readonly T[], i: number) => list[i % list.length] as T
+
+async function cleanWrites() {
+  await rawPool.query('delete from messages where channel_id = $1 and id > $2', [
+    channel,
+    data.max_message_id,
+  ])
+}
+await cleanWrites()
+
+// Reactions on the newest 50 messages of the busiest channel: 1 to 8 emojis
+// each, up to 30 reacting members (idempotent across runs).
+const page = await listChannelMessages(db, busiest, { limit: 50 })
+const pageIds = page.map((m) => m.id)
+const reactors = (
+  await rawPool.query<{ user_id: string }>(
+    'select user_id from guild_members where guild_id = $1 order by user_id limit 30',
+    [data.busiest.guild_id],
+  )
+).rows.map((r) => r.user_id)
+// Senders: 64 members of the guild (a busy channel has many authors).
+const authors = (
+  await rawPool.query<{ user_id: string }>(
+    `select gm.user_id from guild_members gm join guilds g on g.id = gm.guild_id
+     where gm.guild_id = $1 and gm.user_id <> g.owner_id order by gm.user_id limit 64`,
+    [data.busiest.guild_id],
+  )
+).rows.map((r) => r.user_id)
+const EMOJIS = ['👍', '🎉', '😂', '❤️', '🔥', '👀', '✅', '🚀']
+{
+  const m: string[] = []
+  const e: string[] = []
+  const u: string[] = []
+  pageIds.forEach((id, k) => {
+    for (let j = 0; j <= k % EMOJIS.length; j++) {
+      for (let r = 0; r < 1 + ((k * 7 + j * 5) % reactors.length); r++) {
+        m.push(id)
+        e.push(EMOJIS[j] as string)
+        u.push(reactors[r] as string)
+      }
+    }
+  })
+  await rawPool.query(
+    `insert into message_reactions (message_id, emoji, user_id)
+     select * from unnest($1::uuid[], $2::text[], $3::uuid[]) on conflict do nothing`,
+    [m, e, u],
+  )
+  log(`reactions on the page: ${m.length}`)
+}
+
+const RETURNING = 'id, channel_id, author_id, reply_to, content, created_at, edited_at, deleted_at'
+const RAW_INSERT = `insert into messages (id, channel_id, author_id, reply_to, content) values ($1, $2, $3, $4, $5) returning ${RETURNING}`
+
+const [readCap] = await captureSql(capturePool, (d) =>
+  listChannelMessages(d, busiest, { limit: 50 }),
+)
+const [reactCap] = await captureSql(capturePool, (d) =>
+  listReactions(d, { message_ids: pageIds, viewer_id: author }),
+)
+const [sendCap] = await captureSql(capturePool, (d) =>
+  sendMessage(d, { channel_id: channel, author_id: author, content: 'probe' }),
+)
+const [authReadCap] = await captureSql(capturePool, (d) =>
+  readChannelMessages(d, { user_id: author, channel_id: busiest, limit: 50 }),
+)
+await cleanWrites()
+
+const sendContenders: Contender[] = [
+  {
+    name: 'guildstore sendMessage',
+    run: (i) =>
+      sendMessage(db, { channel_id: channel, author_id: author, content: at(CONTENTS, i) }),
+  },
+  {
+    name: 'raw pg INSERT',
+    run: (i) =>
+      rawPool.query({
+        name: 'bench_plain_insert',
+        text: RAW_INSERT,
+        values: [newId(), channel, at(authors, i), null, at(CONTENTS, i)],
+      }),
+  },
+  {
+    name: 'canAccessChannel + createMessage',
+    run: async (i) => {
+      if (!(await canAccessChannel(db2, { channel_id: channel, user_id: author }))) {
+        throw new Error('no access')
+      }
+      return createMessage(db2, {
+        channel_id: channel,
+        author_id: author,
+        content: at(CONTENTS, i),
+      })
+    },
+  },
+]
+
+const scenarios = [
+  {
+    name: 'send a message (one at a time)',
+    concurrency: 1,
+    iterations: iters(1500),
+    contenders: sendContenders,
+    write: true,
+  },
+  {
+    name: 'send a message (16 concurrent)',
+    concurrency: 16,
+    iterations: iters(3000),
+    contenders: sendContenders,
+    write: true,
+  },
+  {
+    name: 'read the newest page of 50 (busiest channel)',
+    concurrency: 1,
+    iterations: iters(2000),
+    write: false,
+    contenders: [
+      {
+        name: 'guildstore readChannelMessages',
+        run: () => readChannelMessages(db, { user_id: author, channel_id: busiest, limit: 50 }),
+      },
+      {
+        name: 'raw pg unchecked page',
+        run: () =>
+          rawPool.query({
+            name: 'bench_unchecked_page',
+            text: readCap!.sql,
+            values: [...readCap!.parameters],
+          }),
+      },
+      {
+        name: 'guildstore listChannelMessages (unchecked)',
+        run: () => listChannelMessages(db, busiest, { limit: 50 }),
+      },
+    ],
+  },
+  {
+    name: 'reactions of a 50-message page',
+    concurrency: 1,
+    iterations: iters(2000),
+    write: false,
+    contenders: [
+      {
+        name: 'guildstore listReactions',
+        run: () => listReactions(db, { message_ids: pageIds, viewer_id: author }),
+      },
+      {
+        name: 'raw pg same SQL',
+        run: () =>
+          rawPool.query({
+            name: 'bench_page_reactions',
+            text: reactCap!.sql,
+            values: [...reactCap!.parameters],
+          }),
+      },
+    ],
+  },
+] as const
+
+const results: ScenarioResult[] = []
+for (const s of scenarios) {
+  results.push(
+    await measure(
+      {
+        name: s.name,
+        concurrency: s.concurrency,
+        iterations: s.iterations,
+        contenders: [...s.contenders],
+      },
+      { rounds, warmup: 200, progress: log },
+    ),
+  )
+  if (s.write) await cleanWrites()
+}
+
+const plans = [
+  {
+    name: 'sendMessage (one statement: check, version guard, insert)',
+    sql: sendCap!.sql,
+    params: sendCap!.parameters,
+    write: true,
+  },
+  {
+    name: 'raw plain INSERT',
+    sql: RAW_INSERT,
+    params: [newId(), channel, author, null, 'x'],
+    write: true,
+  },
+  {
+    name: 'readChannelMessages (newest page)',
+    sql: authReadCap!.sql,
+    params: authReadCap!.parameters,
+    write: false,
+  },
+  {
+    name: 'unchecked page (listChannelMessages)',
+    sql: readCap!.sql,
+    params: readCap!.parameters,
+    write: false,
+  },
+  {
+    name: 'listReactions (50-message page)',
+    sql: reactCap!.sql,
+    params: reactCap!.parameters,
+    write: false,
+  },
+]
+const explained: string[] = []
+for (const p of plans) {
+  const plan = await explain(rawPool, p.sql, p.params, { prepared: true, write: p.write })
+  explained.push(`#### ${p.name}\n\n\`\`\`\n${plan}\n\`\`\``)
+}
+await Promise.all([db.destroy(), db2.destroy(), rawPool.end(), capturePool.end()])
+
+const f1 = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2))
+const ops = (r: ScenarioResult, name: string) =>
+  r.contenders.find((c) => c.name === name)!.opsPerSec
+const table = [
+  '| scenario | conc. | contender | ops/s | p50 ms | p95 ms | p99 ms | vs first |',
+  '|---|---:|---|---:|---:|---:|---:|---:|',
+  ...results.flatMap((r) =>
+    r.contenders.map(
+      (c, k) =>
+        `| ${k === 0 ? r.name : ''} | ${k === 0 ? r.concurrency : ''} | ${c.name} | ${f1(c.opsPerSec)} | ${f1(c.p50)} | ${f1(c.p95)} | ${f1(c.p99)} | ${(r.contenders[0]!.opsPerSec / c.opsPerSec).toFixed(2)}× |`,
+    ),
+  ),
+].join('\n')
+const target = (label: string, value: number, goal: number) =>
+  `| ${label} ≥ ${goal}× | ${value.toFixed(3)}× | ${value >= goal ? 'yes' : '**no**'} |`
+const [send1, send16, read, react] = results as [
+  ScenarioResult,
+  ScenarioResult,
+  ScenarioResult,
+  ScenarioResult,
+]
+const targets = [
+  '| target | measured | met |',
+  '|---|---:|:---:|',
+  target(
+    'sendMessage vs raw INSERT (1 at a time)',
+    ops(send1, 'guildstore sendMessage') / ops(send1, 'raw pg INSERT'),
+    0.9,
+  ),
+  target(
+    'sendMessage vs raw INSERT (16 concurrent)',
+    ops(send16, 'guildstore sendMessage') / ops(send16, 'raw pg INSERT'),
+    0.9,
+  ),
+  target(
+    'sendMessage vs canAccessChannel + createMessage (1 at a time)',
+    ops(send1, 'guildstore sendMessage') / ops(send1, 'canAccessChannel + createMessage'),
+    1.6,
+  ),
+  target(
+    'sendMessage vs canAccessChannel + createMessage (16 concurrent)',
+    ops(send16, 'guildstore sendMessage') / ops(send16, 'canAccessChannel + createMessage'),
+    1.6,
+  ),
+  target(
+    'readChannelMessages vs raw unchecked page',
+    ops(read, 'guildstore readChannelMessages') / ops(read, 'raw pg unchecked page'),
+    0.9,
+  ),
+  target(
+    'listReactions vs raw pg same SQL',
+    ops(react, 'guildstore listReactions') / ops(react, 'raw pg same SQL'),
+    0.95,
+  ),
+].join('\n')
+
+const section = `## Authorized send and read, reactions (bench/messages-authorized.ts)
+
+Data set: ${data.params.messages.toLocaleString('en')} messages (\`node bench/messages-authorized.ts${argv.length ? ` ${argv.join(' ')}` : ''}\`),
+${rounds} interleaved rounds per scenario, each contender on its own pool of ${POOL_MAX}. The authors are 64
+plain members of the busiest guild (rotating; default role: VIEW_CHANNEL, SEND_MESSAGES, …) writing into a
+quiet text channel; the reader reads the busiest channel; the reaction page is its newest 50 messages with 1–8 emojis
+each. Every write commits (synchronous_commit as configured), so send ratios are bounded by commit cost.
+
+${table}
+
+### Targets
+
+${targets}
+
+### Plans
+
+${explained.join('\n\n')}
+`
+console.log(section)
+
+if (flag('--write')) {
+  const file = `${root}BENCHMARKS.md`
+  const start = '<!-- authorized-bench:start -->'
+  const end = '<!-- authorized-bench:end -->'
+  const text = await readFile(file, 'utf8')
+  const block = `${start}\n${section}\n${end}`
+  const a = text.indexOf(start)
+  const b = text.indexOf(end)
+  const next =
+    a >= 0 && b > a
+      ? `${text.slice(0, a)}${block}${text.slice(b + end.length)}`
+      : text.replace('## Query plans', `${block}\n\n## Query plans`)
+  await writeFile(file, next)
+  log(`wrote the section into ${file}`)
+}

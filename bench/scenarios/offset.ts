@@ -1,0 +1,66 @@
+/** Keyset vs OFFSET at 90% depth, raw pg both: why history pages use a keyset. */
+import type pg from 'pg'
+import { runRaw } from '../capture.ts'
+import { explain } from '../explain.ts'
+import { type Contender, measure, type ScenarioResult } from '../harness.ts'
+import type { PreparedScenario } from '../prepare.ts'
+import { at, type BenchContext } from './context.ts'
+
+/** The comparison's result and the OFFSET statement's plan, or undefined when its scenarios were not selected. */
+export async function keysetVsOffset(
+  ctx: BenchContext,
+  prepared: readonly PreparedScenario[],
+  rawPool: pg.Pool,
+  iterations: (n: number) => number,
+  log: (msg: string) => void,
+): Promise<
+  | {
+      result: ScenarioResult
+      explain: { name: string; sql: string; plan: string; prepared: boolean }
+    }
+  | undefined
+> {
+  const keyset = prepared.find((p) => p.def.name.includes('90% depth'))
+  const newest = prepared.find((p) => p.def.name.includes('newest page (busiest'))
+  if (!keyset || !newest) return undefined
+  const offsetSql = `${newest.raw.sql} offset $3`
+  const offsetAt = Math.floor(ctx.live * 0.9)
+  const contenders: Contender[] = [
+    {
+      name: 'keyset (before)',
+      run: (i) =>
+        runRaw(rawPool, keyset.raw, {
+          channel_id: ctx.busiest,
+          before: at(ctx.cursors90, i),
+          limit: 50,
+        }),
+    },
+    {
+      name: 'OFFSET',
+      run: (i) =>
+        rawPool.query({
+          name: 'bench_offset',
+          text: offsetSql,
+          values: [ctx.busiest, 50, offsetAt + (i % 64) * 37],
+        }),
+    },
+  ]
+  const result = await measure(
+    {
+      name: `page at 90% depth (offset ${offsetAt}): keyset vs OFFSET, raw pg`,
+      concurrency: 1,
+      iterations: iterations(30),
+      contenders,
+    },
+    { rounds: 3, warmup: 5, progress: log },
+  )
+  return {
+    result,
+    explain: {
+      name: 'OFFSET page at 90% depth (for comparison, not used by guildstore)',
+      sql: offsetSql,
+      prepared: true,
+      plan: await explain(rawPool, offsetSql, [ctx.busiest, 50, offsetAt], { prepared: true }),
+    },
+  }
+}

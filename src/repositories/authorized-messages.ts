@@ -1,0 +1,503 @@
+import { type Kysely, type RawBuilder, sql } from 'kysely'
+import type { DB } from '../../codegen/db.ts'
+import { ConflictError } from '../errors/conflict-error.ts'
+import { DatabaseUnavailableError } from '../errors/database-error.ts'
+import { InvalidInputError } from '../errors/invalid-input-error.ts'
+import { PermissionDeniedError } from '../errors/permission-denied-error.ts'
+import { newId } from '../ids/new-id.ts'
+import { hasFlagSql, memberChannelPermissionsSql } from '../permissions/actor-sql.ts'
+import { Permissions } from '../permissions/permissions.ts'
+import { prepareQuery, rawQuery } from '../sql/index.ts'
+import {
+  assertObject,
+  assertOptionalUuid,
+  assertText,
+  assertUuid,
+  assertUuidArray,
+  pageLimit,
+} from '../validation/index.ts'
+import {
+  MENTIONS_MAX,
+  type Message,
+  type MessageMentionsInput,
+  messageColumns,
+} from './messages.ts'
+
+const CONTENT = { min: 1, max: 4000 } as const
+const MESSAGE_PAGE_DEFAULT = 50
+const MESSAGE_PAGE_MAX = 100
+/** Attempts of {@link sendMessage} when the rows its check read changed under it. */
+const SEND_ATTEMPTS = 5
+
+/** Why an authorized call was refused, as the statement reports it. */
+type Verdict = 'ok' | 'no_access' | 'send' | 'mention_everyone' | 'blocked' | 'read_history'
+
+const flag = (perms: RawBuilder<unknown>, f: bigint) => hasFlagSql(perms, f)
+
+/**
+ * Locking reads of every row the send check depends on, each paired with the
+ * same read from the statement's snapshot, compared by row version (`ctid`).
+ * A row changed or deleted after the statement's snapshot was taken (by a
+ * revocation that committed meanwhile) shows up as a different `ctid` in the
+ * locking read, which always sees the newest committed version and waits for
+ * an uncommitted change; the send is then not written and is retried with a
+ * fresh snapshot. A change that starts after these locks are taken waits for
+ * the send to commit. So a send never commits after a revocation that it did
+ * not see.
+ */
+function sendGuardSql(p: { channel_id: unknown; author_id: unknown }): RawBuilder<unknown> {
+  const ch = sql`${p.channel_id}::uuid`
+  const me = sql`${p.author_id}::uuid`
+  const guild = sql`(select ctx.guild_id from ctx)`
+  const pairs: [string, RawBuilder<unknown>, RawBuilder<unknown>][] = [
+    [
+      // Values, not the row version: every message bumps channels.last_seq.
+      // FOR NO KEY UPDATE: the insert's seq trigger updates this row anyway, so
+      // sends to one channel queue here (two share locks upgrading would deadlock).
+      'ch',
+      sql`select ctx.v from ctx`,
+      sql`select (c.type, c.guild_id, c.is_private)::text as v from channels c where c.id = ${ch} for no key update`,
+    ],
+    [
+      'g',
+      sql`select g.ctid::text as v from guilds g where g.id = ${guild}`,
+      sql`select g.ctid::text as v from guilds g where g.id = ${guild} for share`,
+    ],
+    [
+      'gm',
+      sql`select gm.ctid::text as v from guild_members gm where gm.guild_id = ${guild} and gm.user_id = ${me}`,
+      sql`select gm.ctid::text as v from guild_members gm where gm.guild_id = ${guild} and gm.user_id = ${me} for key share`,
+    ],
+    [
+      'mr',
+      sql`select mr.ctid::text as v from member_roles mr where mr.guild_id = ${guild} and mr.user_id = ${me}`,
+      sql`select mr.ctid::text as v from member_roles mr where mr.guild_id = ${guild} and mr.user_id = ${me} for key share`,
+    ],
+    [
+      'r',
+      sql`select r.ctid::text as v from roles r where r.guild_id = ${guild} and (r.is_default or r.id in (
+        select mr.role_id from member_roles mr where mr.guild_id = ${guild} and mr.user_id = ${me}))`,
+      sql`select r.ctid::text as v from roles r where r.guild_id = ${guild} and (r.is_default or r.id in (
+        select mr.role_id from member_roles mr where mr.guild_id = ${guild} and mr.user_id = ${me})) for share of r`,
+    ],
+    [
+      'cm',
+      sql`select cm.ctid::text as v from channel_members cm where cm.channel_id = ${ch} and cm.user_id = ${me}`,
+      sql`select cm.ctid::text as v from channel_members cm where cm.channel_id = ${ch} and cm.user_id = ${me} for key share`,
+    ],
+    [
+      'dm',
+      sql`select d.ctid::text as v from dm_channels d where d.id = ${ch}`,
+      sql`select d.ctid::text as v from dm_channels d where d.id = ${ch} for share`,
+    ],
+    [
+      'dp',
+      sql`select dp.ctid::text as v from dm_participants dp where dp.channel_id = ${ch} and dp.user_id = ${me}`,
+      sql`select dp.ctid::text as v from dm_participants dp where dp.channel_id = ${ch} and dp.user_id = ${me} for key share`,
+    ],
+    [
+      'f',
+      sql`select f.ctid::text as v from friendships f join dm_channels d on d.id = ${ch}
+        where (f.user_id = d.user_a and f.friend_id = d.user_b) or (f.user_id = d.user_b and f.friend_id = d.user_a)`,
+      sql`select f.ctid::text as v from friendships f join dm_channels d on d.id = ${ch}
+        where (f.user_id = d.user_a and f.friend_id = d.user_b) or (f.user_id = d.user_b and f.friend_id = d.user_a)
+        for share of f`,
+    ],
+  ]
+  const ctes = pairs.flatMap(([name, snap, lock]) => [
+    sql`${sql.raw(`s_${name}`)} as (${snap})`,
+    sql`${sql.raw(`l_${name}`)} as (${lock})`,
+  ])
+  const compare = pairs.map(
+    ([name]) =>
+      sql`array(select v from ${sql.raw(`s_${name}`)} order by v) is distinct from array(select v from ${sql.raw(`l_${name}`)} order by v)`,
+  )
+  return sql`${sql.join(ctes, sql`, `)}, stale as (select (${sql.join(compare, sql` or `)}) as stale)`
+}
+
+interface SendRow {
+  verdict: Verdict
+  stale: boolean
+  reply_ok: boolean
+  roles_ok: boolean
+  users_ok: boolean
+  id: string | null
+  channel_id: string | null
+  author_id: string | null
+  reply_to: string | null
+  content: string | null
+  created_at: Date | null
+  edited_at: Date | null
+  deleted_at: Date | null
+  seq: bigint | null
+}
+
+const returning = sql.raw(messageColumns.map((c) => `i.${c}`).join(', '))
+const insertedColumns = sql.raw(messageColumns.join(', '))
+
+// ONE statement: the check (the shared permission rule, for a DM the
+// participant and block rules), the version guard, and the insert, which runs
+// only when the verdict is 'ok' and nothing the verdict read has changed.
+const sendStatement = prepareQuery(
+  'messages.send_authorized',
+  (
+    db,
+    p: {
+      id: string
+      channel_id: string
+      author_id: string
+      reply_to: string | null
+      content: string
+      user_ids: string[]
+      role_ids: string[]
+      everyone: boolean
+    },
+  ) =>
+    rawQuery(
+      db,
+      sql<SendRow>`with ctx as materialized (
+  select c.id, c.type, c.guild_id, (c.type, c.guild_id, c.is_private)::text as v from channels c where c.id = ${p.channel_id}::uuid
+), perms as materialized (
+  select ${memberChannelPermissionsSql(p.author_id, sql`${p.channel_id}::uuid`)} as p
+), verdict as materialized (
+  select case
+    when ch.id is null then 'no_access'
+    when ch.type = 'dm' then case
+      when not exists (
+        select 1 from dm_participants dp
+        where dp.channel_id = ${p.channel_id}::uuid and dp.user_id = ${p.author_id}::uuid
+      ) then 'no_access'
+      when exists (
+        select 1 from dm_channels d join friendships f
+          on f.status = 'blocked'
+          and ((f.user_id = d.user_a and f.friend_id = d.user_b) or (f.user_id = d.user_b and f.friend_id = d.user_a))
+        where d.id = ${p.channel_id}::uuid
+      ) then 'blocked'
+      else 'ok'
+    end
+    when not ${flag(sql`perms.p`, Permissions.VIEW_CHANNEL)} then 'no_access'
+    when not ${flag(sql`perms.p`, Permissions.SEND_MESSAGES)} then 'send'
+    when ${p.everyone}::bool and not ${flag(sql`perms.p`, Permissions.MENTION_EVERYONE)} then 'mention_everyone'
+    else 'ok'
+  end as verdict
+  from perms left join ctx ch on true
+), refs as materialized (
+  select
+    (${p.reply_to}::uuid is null or exists (
+      select 1 from messages r
+      where r.id = ${p.reply_to}::uuid and r.channel_id = ${p.channel_id}::uuid and r.deleted_at is null
+    )) as reply_ok,
+    cardinality(${p.role_ids}::uuid[]) = (
+      select count(*) from roles r join channels c on c.guild_id = r.guild_id
+      where c.id = ${p.channel_id}::uuid and r.id = any(${p.role_ids}::uuid[])
+    ) as roles_ok,
+    cardinality(${p.user_ids}::uuid[]) = (
+      select count(*) from users u where u.id = any(${p.user_ids}::uuid[])
+    ) as users_ok
+), ${sendGuardSql(p)}, i as (
+  insert into messages (id, channel_id, author_id, reply_to, content)
+  select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text
+  from refs
+  where (select verdict from verdict) = 'ok'
+    and not (select stale from stale)
+    and refs.reply_ok and refs.roles_ok and refs.users_ok
+  returning ${insertedColumns}
+), mentions as (
+  insert into message_mentions (message_id, channel_id, seq, author_id, user_id, role_id, everyone)
+  select i.id, i.channel_id, i.seq, i.author_id, t.user_id, t.role_id, t.everyone
+  from i cross join (
+    select u as user_id, null::uuid as role_id, false as everyone from unnest(${p.user_ids}::uuid[]) u
+    union all select null::uuid, r, false from unnest(${p.role_ids}::uuid[]) r
+    union all select null::uuid, null::uuid, true where ${p.everyone}::boolean
+  ) t
+)
+select verdict.verdict, stale.stale, refs.reply_ok, refs.roles_ok, refs.users_ok, ${returning}
+from verdict cross join stale cross join refs left join i on true`,
+    ),
+)
+
+/** Input of {@link sendMessage}. */
+export interface SendMessageInput {
+  channel_id: string
+  author_id: string
+  /** 1 to 4000 characters (code points), no NUL, well-formed Unicode. */
+  content: string
+  /** A live message of the same channel. */
+  reply_to?: string | null
+  mentions?: MessageMentionsInput | null
+}
+
+function refusal(verdict: Verdict): Error {
+  switch (verdict) {
+    case 'blocked':
+      return new ConflictError('a block stands between the participants of this DM', {
+        reason: 'blocked',
+      })
+    case 'send':
+      return new PermissionDeniedError('sending needs SEND_MESSAGES in the channel', {
+        reason: 'missing_permission',
+        permission: Permissions.SEND_MESSAGES,
+      })
+    case 'mention_everyone':
+      return new PermissionDeniedError('mentioning @everyone needs MENTION_EVERYONE', {
+        reason: 'missing_permission',
+        permission: Permissions.MENTION_EVERYONE,
+      })
+    case 'read_history':
+      return new PermissionDeniedError('reading needs READ_MESSAGE_HISTORY in the channel', {
+        reason: 'missing_permission',
+        permission: Permissions.READ_MESSAGE_HISTORY,
+      })
+    default:
+      // Unknown channel, not a member, no VIEW_CHANNEL, a private channel, not
+      // a DM participant: one refusal, so it does not tell which channels exist.
+      return new PermissionDeniedError('the user may not view this channel', {
+        reason: 'missing_permission',
+        permission: Permissions.VIEW_CHANNEL,
+      })
+  }
+}
+
+/** Validates mentions as `createMessage` does: ids lower-cased and de-duplicated, at most 100 of each. */
+function assertMentions(value: unknown): {
+  user_ids: string[]
+  role_ids: string[]
+  everyone: boolean
+} {
+  if (value === undefined || value === null) return { user_ids: [], role_ids: [], everyone: false }
+  assertObject(value, 'mentions')
+  const ids = (v: unknown, field: string): string[] => {
+    if (v === undefined || v === null) return []
+    assertUuidArray(v, field, MENTIONS_MAX)
+    return [...new Set(v.map((id) => id.toLowerCase()))]
+  }
+  const user_ids = ids(value.user_ids, 'mentions.user_ids')
+  const role_ids = ids(value.role_ids, 'mentions.role_ids')
+  const everyone = value.everyone ?? false
+  if (typeof everyone !== 'boolean') {
+    throw new InvalidInputError('mentions.everyone must be a boolean', {
+      field: 'mentions.everyone',
+    })
+  }
+  return { user_ids, role_ids, everyone }
+}
+
+/**
+ * Posts a message only if the author may: in ONE statement, it computes the
+ * author's permissions in the channel with the same rule as
+ * `computePermissions` (`VIEW_CHANNEL` and `SEND_MESSAGES`, and
+ * `MENTION_EVERYONE` for `mentions.everyone`), or for a DM checks that the
+ * author is a participant and that neither user blocks the other, and inserts.
+ * Nothing is written on refusal. The rows the check read are locked in the same
+ * statement and compared with the versions it read: a permission revoked
+ * concurrently makes the statement write nothing and run again with a fresh
+ * snapshot, so no send commits after a revocation it did not see.
+ *
+ * The trusted `createMessage` stays for hosts that check elsewhere.
+ *
+ * @throws {InvalidInputError} for a malformed id, invalid content or mentions,
+ *   or a `reply_to` that is not a live message of the same channel.
+ * @throws {PermissionDeniedError} (reason `'missing_permission'`, `permission`
+ *   the missing flag: `VIEW_CHANNEL` also for an unknown channel or a DM the
+ *   author is not in, `SEND_MESSAGES`, `MENTION_EVERYONE`).
+ * @throws {ConflictError} (reason `'blocked'`) in a DM when either user blocks the other.
+ * @example
+ * ```ts
+ * const message = await sendMessage(db, { channel_id, author_id: user.id, content: 'hi' })
+ * await publishChannelEvent(redis, channel_id, { type: 'message_created', message })
+ * ```
+ */
+export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Promise<Message> {
+  assertObject(input, 'input')
+  assertUuid(input.channel_id, 'channel_id')
+  assertUuid(input.author_id, 'author_id')
+  assertOptionalUuid(input.reply_to, 'reply_to')
+  assertText(input.content, 'content', CONTENT)
+  const mentions = assertMentions(input.mentions)
+  const params = {
+    ...mentions,
+    id: newId(),
+    channel_id: input.channel_id,
+    author_id: input.author_id,
+    reply_to: input.reply_to ?? null,
+    content: input.content,
+  }
+  for (let attempt = 1; attempt <= SEND_ATTEMPTS; attempt++) {
+    const row = (await sendStatement.executeTakeFirst(db, params)) as SendRow
+    if (row.stale) continue
+    if (row.verdict !== 'ok') throw refusal(row.verdict)
+    if (row.id === null) {
+      if (!row.roles_ok) {
+        throw new InvalidInputError("mentions.role_ids must be roles of this channel's guild", {
+          field: 'mentions.role_ids',
+        })
+      }
+      if (!row.users_ok) {
+        throw new InvalidInputError('mentions.user_ids must be existing users', {
+          field: 'mentions.user_ids',
+        })
+      }
+      throw new InvalidInputError('reply_to must be a live message of the same channel', {
+        field: 'reply_to',
+      })
+    }
+    const {
+      verdict: _verdict,
+      stale: _stale,
+      reply_ok: _reply,
+      roles_ok: _roles,
+      users_ok: _users,
+      ...message
+    } = row
+    return message as Message
+  }
+  throw new DatabaseUnavailableError(
+    'the permissions of this channel kept changing during the send; retry it',
+    { sqlState: '40001' },
+  )
+}
+
+/** A row of the read statement: the verdict row (`content` = the verdict), then the page. */
+type ReadRow = Message
+
+const pageColumns = sql.raw(messageColumns.map((c) => `m.${c}`).join(', '))
+
+// Cursor bounds exactly as listChannelMessages computes them (messages.ts): a
+// cursor id becomes its position `seq`; an id of no message of this channel
+// stands for the position after the newest live message with a smaller id.
+const MIN_SEQ = sql.raw('(-9223372036854775808)::int8')
+const afterBound = (channel_id: string, after: string) => sql<bigint>`(select coalesce(
+  (select k.seq from messages k where k.id = ${after}::uuid and k.channel_id = ${channel_id}::uuid),
+  (select k.seq from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${after}::uuid order by k.id desc limit 1),
+  ${MIN_SEQ}))`
+const beforeBound = (channel_id: string, before: string) => sql<bigint>`(select coalesce(
+  (select k.seq from messages k where k.id = ${before}::uuid and k.channel_id = ${channel_id}::uuid),
+  (select k.seq + 1 from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${before}::uuid order by k.id desc limit 1),
+  ${MIN_SEQ}))`
+
+/** The read check and one page shape, in one statement. */
+function readStatement(cursor: 'newest' | 'before' | 'after' | 'between') {
+  return prepareQuery(
+    `messages.read_authorized_${cursor}`,
+    (
+      db,
+      p: { user_id: string; channel_id: string; before: string; after: string; limit: number },
+    ) => {
+      const where =
+        cursor === 'before'
+          ? sql` and m.seq < ${beforeBound(p.channel_id, p.before)}`
+          : cursor === 'after'
+            ? sql` and m.seq > ${afterBound(p.channel_id, p.after)}`
+            : cursor === 'between'
+              ? sql` and m.seq > ${afterBound(p.channel_id, p.after)} and m.seq < ${beforeBound(p.channel_id, p.before)}`
+              : sql``
+      const direction = cursor === 'after' ? sql`asc` : sql`desc`
+      return rawQuery(
+        db,
+        sql<ReadRow>`with ch as materialized (
+  select c.id, c.type from channels c where c.id = ${p.channel_id}::uuid
+), perms as materialized (
+  select ${memberChannelPermissionsSql(p.user_id, sql`${p.channel_id}::uuid`)} as p
+), verdict as materialized (
+  select case
+    when ch.id is null then 'no_access'
+    when ch.type = 'dm' then case
+      when exists (
+        select 1 from dm_participants dp
+        where dp.channel_id = ${p.channel_id}::uuid and dp.user_id = ${p.user_id}::uuid
+      ) then 'ok'
+      else 'no_access'
+    end
+    when not ${flag(sql`perms.p`, Permissions.VIEW_CHANNEL)} then 'no_access'
+    when not ${flag(sql`perms.p`, Permissions.READ_MESSAGE_HISTORY)} then 'read_history'
+    else 'ok'
+  end as verdict
+  from perms left join ch on true
+)
+(select null::uuid as id, null::uuid as channel_id, null::uuid as author_id, null::uuid as reply_to,
+  verdict.verdict as content, null::timestamptz as created_at, null::timestamptz as edited_at,
+  null::timestamptz as deleted_at, null::int8 as seq
+from verdict)
+union all
+(select ${pageColumns} from messages m
+  where (select verdict.verdict from verdict) = 'ok'
+    and m.channel_id = ${p.channel_id}::uuid and m.deleted_at is null${where}
+  order by m.seq ${direction}
+  limit ${p.limit})`,
+      )
+    },
+  )
+}
+
+const readShapes = {
+  newest: readStatement('newest'),
+  before: readStatement('before'),
+  after: readStatement('after'),
+  between: readStatement('between'),
+}
+
+/** Input of {@link readChannelMessages}. */
+export interface ReadChannelMessagesInput {
+  user_id: string
+  channel_id: string
+  /** Only messages with an id below this one (older). */
+  before?: string | null
+  /** Only messages with an id above this one (newer); the oldest such page. */
+  after?: string | null
+  /** Page size, 1 to 100; default 50. */
+  limit?: number
+}
+
+/**
+ * A page of a channel's history, only if the user may read it: in ONE
+ * statement, the user's permissions in the channel (`VIEW_CHANNEL` and
+ * `READ_MESSAGE_HISTORY`, the same rule as `computePermissions`) or DM
+ * participation, and the page. The page is what `listChannelMessages` returns
+ * for the same cursors: newest first, keyset on the time-ordered id,
+ * soft-deleted messages never, at most `limit` index entries read.
+ *
+ * The trusted `listChannelMessages` stays for hosts that check elsewhere.
+ *
+ * @throws {InvalidInputError} for a malformed id or a limit outside 1…100.
+ * @throws {PermissionDeniedError} (reason `'missing_permission'`, `permission`
+ *   `VIEW_CHANNEL`, also for an unknown channel or a DM the user is not in, or
+ *   `READ_MESSAGE_HISTORY`).
+ * @example
+ * ```ts
+ * const page = await readChannelMessages(db, { user_id, channel_id, limit: 50 })
+ * const older = await readChannelMessages(db, { user_id, channel_id, before: page.at(-1)?.id })
+ * ```
+ */
+export async function readChannelMessages(
+  db: Kysely<DB>,
+  input: ReadChannelMessagesInput,
+): Promise<Message[]> {
+  assertObject(input, 'input')
+  assertUuid(input.user_id, 'user_id')
+  assertUuid(input.channel_id, 'channel_id')
+  const { before, after } = input
+  assertOptionalUuid(before, 'before')
+  assertOptionalUuid(after, 'after')
+  const limit = pageLimit(input.limit, MESSAGE_PAGE_DEFAULT, MESSAGE_PAGE_MAX)
+  const shape =
+    before != null && after != null
+      ? readShapes.between
+      : before != null
+        ? readShapes.before
+        : after != null
+          ? readShapes.after
+          : readShapes.newest
+  const rows = await shape.execute(db, {
+    user_id: input.user_id,
+    channel_id: input.channel_id,
+    before: before ?? '',
+    after: after ?? '',
+    limit,
+  })
+  // The first row is the verdict (in `content`); the page follows, in index
+  // order: newest first, except the `after` shape, which reads oldest first.
+  const verdict = rows[0]?.content as Verdict | undefined
+  if (verdict !== 'ok') throw refusal(verdict ?? 'no_access')
+  const page = rows.slice(1) as Message[]
+  return shape === readShapes.after ? page.reverse() : page
+}

@@ -1,0 +1,173 @@
+/**
+ * Internals shared by the administrative repositories: the acting-as
+ * validation, the audit writer, shared locks. Not re-exported from the package.
+ */
+import type { Kysely } from 'kysely'
+import { sql } from 'kysely'
+import type { DB } from '../../codegen/db.ts'
+import type { ActingAs } from '../errors/permission-denied-error.ts'
+import { newId } from '../ids/new-id.ts'
+import { prepareQuery } from '../sql/index.ts'
+import { assertObject, assertOptionalText, assertUuid } from '../validation/index.ts'
+import { type AuditAction, auditLogFields } from './audit-log.ts'
+
+/** Length rule of an actor's `reason` (CHECK `audit_log_reason_length`). */
+export const REASON = auditLogFields.reason
+
+const insertAudit = prepareQuery(
+  'audit_log.insert',
+  (
+    db,
+    p: {
+      id: string
+      guild_id: string
+      actor_id: string | null
+      action: string
+      target_id: string | null
+      changes: string
+      reason: string | null
+    },
+  ) =>
+    db.insertInto('audit_log').values({
+      id: p.id,
+      guild_id: p.guild_id,
+      actor_id: p.actor_id,
+      action: p.action,
+      target_id: p.target_id,
+      changes: sql`${p.changes}::jsonb`,
+      reason: p.reason,
+    }),
+)
+
+/**
+ * Locks a guild channel against overwrite changes and actor checks
+ * (FOR NO KEY UPDATE: message inserts, whose foreign key takes KEY SHARE, go on).
+ */
+export const lockChannelForUpdate = prepareQuery(
+  'channels.lock_for_overwrites',
+  (db, p: { id: string }) =>
+    db
+      .selectFrom('channels')
+      .select(['id', 'guild_id'])
+      .where('id', '=', p.id)
+      .where('type', '<>', 'dm')
+      .forNoKeyUpdate(),
+)
+
+/**
+ * Locks a membership FOR UPDATE before it is deleted (kick, ban): writes that
+ * hang on it (role grants, overwrites, channel memberships: FOR KEY SHARE)
+ * finish first, so the deleting statement, which comes next with a fresh
+ * snapshot, sees and removes what they wrote; later ones find no member.
+ */
+export const lockMembership = prepareQuery(
+  'guild_members.lock_for_delete',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .selectFrom('guild_members')
+      .select('user_id')
+      .where('guild_id', '=', p.guild_id)
+      .where('user_id', '=', p.user_id)
+      .forUpdate(),
+)
+
+// One statement: lock the guild row (FOR SHARE, so a concurrent ownership
+// transfer is serialized with this removal and the owner read is current),
+// refuse the owner, delete the membership. Role assignments, channel
+// overwrites and private-channel memberships of the member go by cascade:
+// channel_members (guild_id, user_id) → guild_members ON DELETE CASCADE
+// (migration 0002) runs on a fresh snapshot after any concurrent
+// addChannelMember committed, so none can be left behind (a deleting CTE here
+// worked on the statement's snapshot and missed them: issue 11, item 1).
+export const deleteMember = prepareQuery(
+  'guild_members.delete',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .with('g', (db) =>
+        db.selectFrom('guilds').select('owner_id').where('id', '=', p.guild_id).forShare(),
+      )
+      .with('d', (db) =>
+        db
+          .deleteFrom('guild_members')
+          .where('guild_id', '=', p.guild_id)
+          .where('user_id', '=', p.user_id)
+          .where('user_id', '<>', (eb) => eb.selectFrom('g').select('g.owner_id'))
+          .returning('user_id'),
+      )
+      .selectNoFrom((eb) => [
+        eb.selectFrom('g').select('g.owner_id').as('owner_id'),
+        eb.exists(eb.selectFrom('d').select('d.user_id')).as('deleted'),
+      ]),
+)
+
+/**
+ * Checks an optional {@link ActingAs}: an object with a UUID `actor_id` and an
+ * optional `reason` of 1 to 512 characters.
+ *
+ * @throws {InvalidInputError} when it is not.
+ */
+export function assertActingAs(as: unknown): asserts as is ActingAs | undefined {
+  if (as === undefined) return
+  assertObject(as, 'as')
+  assertUuid(as.actor_id, 'as.actor_id')
+  assertOptionalText(as.reason, 'as.reason', REASON)
+}
+
+type AuditValue = string | number | boolean | bigint | Date | null | undefined
+
+/** A field's value as the audit log stores it: 64-bit integers and dates as strings. */
+function jsonValue(value: AuditValue): string | number | boolean | null {
+  if (value === undefined || value === null) return null
+  if (typeof value === 'bigint') return value.toString()
+  if (value instanceof Date) return value.toISOString()
+  return value
+}
+
+/**
+ * The `changes` of an entry: `{ field: { before, after } }` for each listed
+ * field whose value differs (a created row has `before: null`, a deleted one
+ * `after: null`). Only the listed fields: callers list no secret.
+ */
+export function auditChanges(
+  before: Record<string, unknown> | null | undefined,
+  after: Record<string, unknown> | null | undefined,
+  fields: readonly string[],
+): Record<string, { before: unknown; after: unknown }> {
+  const changes: Record<string, { before: unknown; after: unknown }> = {}
+  for (const field of fields) {
+    const b = jsonValue((before?.[field] ?? null) as AuditValue)
+    const a = jsonValue((after?.[field] ?? null) as AuditValue)
+    if (b !== a) changes[field] = { before: b, after: a }
+  }
+  return changes
+}
+
+/** One entry to write with {@link writeAudit}. */
+export interface AuditWrite {
+  guild_id: string
+  action: AuditAction
+  target_id: string | null
+  changes: Record<string, { before: unknown; after: unknown }>
+  /** Reason kept on the entry: the actor's, else this one (e.g. a ban's reason). */
+  reason?: string | null | undefined
+}
+
+/**
+ * Writes an audit entry in the caller's transaction (`trx`), naming the actor
+ * of `as` (none for a trusted call).
+ */
+export async function writeAudit(
+  trx: Kysely<DB>,
+  as: ActingAs | undefined,
+  entry: AuditWrite,
+): Promise<void> {
+  await insertAudit.execute(trx, {
+    id: newId(),
+    guild_id: entry.guild_id,
+    actor_id: as?.actor_id ?? null,
+    action: entry.action,
+    target_id: entry.target_id,
+    changes: JSON.stringify(entry.changes),
+    reason: as?.reason ?? entry.reason ?? null,
+  })
+}

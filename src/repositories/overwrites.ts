@@ -1,0 +1,298 @@
+import type { Kysely } from 'kysely'
+import { sql } from 'kysely'
+import type { ChannelOverwrites, DB } from '../../codegen/db.ts'
+import { InvalidInputError } from '../errors/invalid-input-error.ts'
+import { NotFoundError } from '../errors/not-found-error.ts'
+import type { ActingAs } from '../errors/permission-denied-error.ts'
+import { newId } from '../ids/new-id.ts'
+import { authorize } from '../permissions/authorize.ts'
+import { Permissions } from '../permissions/permissions.ts'
+import { columnList, type Projection } from '../sql/columns.ts'
+import { inTransaction, prepareQuery } from '../sql/index.ts'
+import { assertInt64, assertObject, assertUuid } from '../validation/index.ts'
+
+/** The columns every overwrite-returning function selects. */
+export const channelOverwriteColumns = columnList<ChannelOverwrites>()([
+  'id',
+  'channel_id',
+  'guild_id',
+  'role_id',
+  'user_id',
+  'allow',
+  'deny',
+  'created_at',
+  'updated_at',
+])
+
+/**
+ * A channel permission overwrite: for one role (the default `@everyone` role
+ * included) or one member (exactly one of `role_id` / `user_id`), the `allow`
+ * and `deny` bitfields (64-bit `bigint`s of `Permissions` flags).
+ */
+export type ChannelOverwrite = Projection<ChannelOverwrites, typeof channelOverwriteColumns>
+
+import { assertActingAs, auditChanges, lockChannelForUpdate, writeAudit } from './internal.ts'
+
+const selectOverwrite = prepareQuery(
+  'channel_overwrites.by_target',
+  (db, p: { channel_id: string; role_id: string | null; user_id: string | null }) =>
+    db
+      .selectFrom('channel_overwrites')
+      .select(channelOverwriteColumns)
+      .where('channel_id', '=', p.channel_id)
+      .where(sql<boolean>`(role_id = ${p.role_id}::uuid or user_id = ${p.user_id}::uuid)`),
+)
+
+type UpsertParams = {
+  id: string
+  channel_id: string
+  guild_id: string
+  target_id: string
+  allow: bigint
+  deny: bigint
+}
+
+const upsertRoleOverwrite = prepareQuery('channel_overwrites.upsert_role', (db, p: UpsertParams) =>
+  db
+    .insertInto('channel_overwrites')
+    .values({
+      id: p.id,
+      channel_id: p.channel_id,
+      guild_id: p.guild_id,
+      role_id: p.target_id,
+      allow: p.allow,
+      deny: p.deny,
+    })
+    .onConflict((oc) =>
+      oc.columns(['channel_id', 'role_id']).doUpdateSet({
+        allow: sql`excluded.allow`,
+        deny: sql`excluded.deny`,
+        updated_at: sql`now()`,
+      }),
+    )
+    .returning(channelOverwriteColumns),
+)
+
+const upsertMemberOverwrite = prepareQuery(
+  'channel_overwrites.upsert_member',
+  (db, p: UpsertParams) =>
+    db
+      .insertInto('channel_overwrites')
+      .values({
+        id: p.id,
+        channel_id: p.channel_id,
+        guild_id: p.guild_id,
+        user_id: p.target_id,
+        allow: p.allow,
+        deny: p.deny,
+      })
+      .onConflict((oc) =>
+        oc.columns(['channel_id', 'user_id']).doUpdateSet({
+          allow: sql`excluded.allow`,
+          deny: sql`excluded.deny`,
+          updated_at: sql`now()`,
+        }),
+      )
+      .returning(channelOverwriteColumns),
+)
+
+const deleteOverwrite = prepareQuery(
+  'channel_overwrites.delete',
+  (db, p: { channel_id: string; role_id: string | null; user_id: string | null }) =>
+    db
+      .deleteFrom('channel_overwrites')
+      .where('channel_id', '=', p.channel_id)
+      .where(sql<boolean>`(role_id = ${p.role_id}::uuid or user_id = ${p.user_id}::uuid)`)
+      .returning(channelOverwriteColumns),
+)
+
+const selectOverwrites = prepareQuery(
+  'channel_overwrites.list_of_channel',
+  (db, p: { channel_id: string }) =>
+    db
+      .selectFrom('channel_overwrites')
+      .select(channelOverwriteColumns)
+      .where('channel_id', '=', p.channel_id)
+      .orderBy(sql`user_id is not null`)
+      .orderBy('created_at')
+      .orderBy('id'),
+)
+
+/** Identifies one overwrite: a channel and exactly one of a role and a member. */
+export interface ChannelOverwriteKey {
+  channel_id: string
+  /** The role (the default `@everyone` role included) the overwrite is for. */
+  role_id?: string | null | undefined
+  /** The member the overwrite is for. */
+  user_id?: string | null | undefined
+}
+
+/** Input of {@link setChannelOverwrite}. */
+export interface SetChannelOverwriteInput extends ChannelOverwriteKey {
+  /** Flags granted in the channel (64-bit `bigint`). */
+  allow: bigint
+  /** Flags removed in the channel (64-bit `bigint`); none also in `allow`. */
+  deny: bigint
+}
+
+function assertOverwriteKey(input: unknown): asserts input is ChannelOverwriteKey {
+  assertObject(input, 'input')
+  assertUuid(input.channel_id, 'channel_id')
+  const hasRole = input.role_id !== undefined && input.role_id !== null
+  const hasUser = input.user_id !== undefined && input.user_id !== null
+  if (hasRole === hasUser) {
+    throw new InvalidInputError('exactly one of role_id and user_id must be given', {
+      field: 'role_id',
+    })
+  }
+  if (hasRole) assertUuid(input.role_id, 'role_id')
+  else assertUuid(input.user_id, 'user_id')
+}
+
+const FIELDS = ['role_id', 'user_id', 'allow', 'deny'] as const
+
+/**
+ * Creates or replaces the overwrite of a role (the default `@everyone` role
+ * included) or of a member in a guild channel. With `as`, the actor needs
+ * `MANAGE_ROLES` in that channel, may only allow or deny flags they hold
+ * there (administrators and the owner: any), and the role or member must be
+ * below the actor's highest role (not checked for `@everyone` nor for
+ * oneself); checked with the write, in one
+ * transaction, which also writes the audit entry (`overwrite_create` or
+ * `overwrite_update`, target: the channel).
+ *
+ * @throws {InvalidInputError} when an id is not a UUID, not exactly one of
+ *   `role_id` / `user_id` is given, `allow` / `deny` are not 64-bit `bigint`s or overlap.
+ * @throws {NotFoundError} when there is no such guild channel (`entity: 'channel'`).
+ * @throws {ForeignKeyViolationError} when the role is not one of the channel's
+ *   guild, or the user is not a member of it.
+ * @throws {PermissionDeniedError} when the actor may not (see `authorize` reasons).
+ * @example
+ * ```ts
+ * // Hide #staff from everyone but the moderators:
+ * await setChannelOverwrite(db, { channel_id: staff.id, role_id: everyone.id, allow: 0n, deny: Permissions.VIEW_CHANNEL })
+ * await setChannelOverwrite(db, { channel_id: staff.id, role_id: mods.id, allow: Permissions.VIEW_CHANNEL, deny: 0n })
+ * ```
+ */
+export async function setChannelOverwrite(
+  db: Kysely<DB>,
+  input: SetChannelOverwriteInput,
+  as?: ActingAs,
+): Promise<ChannelOverwrite> {
+  assertOverwriteKey(input)
+  assertInt64(input.allow, 'allow')
+  assertInt64(input.deny, 'deny')
+  if ((input.allow & input.deny) !== 0n) {
+    throw new InvalidInputError('allow and deny must not share a flag', { field: 'deny' })
+  }
+  assertActingAs(as)
+  const role_id = input.role_id ?? null
+  const user_id = input.user_id ?? null
+  const { channel_id, allow, deny } = input
+  return inTransaction(db, async (trx) => {
+    const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
+    if (!channel?.guild_id) throw new NotFoundError('channel not found', { entity: 'channel' })
+    if (as) {
+      await authorize(trx, {
+        guild_id: channel.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        channel_id,
+        grants: allow | deny,
+        role_ids: role_id === null ? [] : [role_id],
+        target_user_id: user_id ?? undefined,
+      })
+    }
+    const before = await selectOverwrite.executeTakeFirst(trx, { channel_id, role_id, user_id })
+    const params = {
+      id: newId(),
+      channel_id,
+      guild_id: channel.guild_id,
+      target_id: (role_id ?? user_id) as string,
+      allow,
+      deny,
+    }
+    const row =
+      role_id !== null
+        ? await upsertRoleOverwrite.executeTakeFirstOrThrow(trx, params)
+        : await upsertMemberOverwrite.executeTakeFirstOrThrow(trx, params)
+    const changes = auditChanges(before, row, FIELDS)
+    const subject = role_id !== null ? 'role_id' : 'user_id'
+    changes[subject] = { before: params.target_id, after: params.target_id }
+    await writeAudit(trx, as, {
+      guild_id: channel.guild_id,
+      action: before ? 'overwrite_update' : 'overwrite_create',
+      target_id: channel_id,
+      changes: before ? changes : auditChanges(null, row, FIELDS),
+    })
+    return row
+  })
+}
+
+/**
+ * Deletes the overwrite of a role or a member in a channel. With `as`, the
+ * actor needs `MANAGE_ROLES` in that channel and the role or member must be
+ * below their highest role (as for {@link setChannelOverwrite}); the audit entry
+ * (`overwrite_delete`) is written in the same transaction.
+ *
+ * @returns `false` when there was no such overwrite (or channel).
+ * @throws {InvalidInputError} when an id is not a UUID or not exactly one of
+ *   `role_id` / `user_id` is given.
+ * @throws {PermissionDeniedError} when the actor may not.
+ * @example
+ * ```ts
+ * await deleteChannelOverwrite(db, { channel_id, user_id }, { actor_id: modId })
+ * ```
+ */
+export async function deleteChannelOverwrite(
+  db: Kysely<DB>,
+  input: ChannelOverwriteKey,
+  as?: ActingAs,
+): Promise<boolean> {
+  assertOverwriteKey(input)
+  assertActingAs(as)
+  const role_id = input.role_id ?? null
+  const user_id = input.user_id ?? null
+  const { channel_id } = input
+  return inTransaction(db, async (trx) => {
+    const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
+    if (!channel?.guild_id) return false
+    if (as) {
+      await authorize(trx, {
+        guild_id: channel.guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        channel_id,
+        role_ids: role_id === null ? [] : [role_id],
+        target_user_id: user_id ?? undefined,
+      })
+    }
+    const row = await deleteOverwrite.executeTakeFirst(trx, { channel_id, role_id, user_id })
+    if (!row) return false
+    await writeAudit(trx, as, {
+      guild_id: channel.guild_id,
+      action: 'overwrite_delete',
+      target_id: channel_id,
+      changes: auditChanges(row, null, FIELDS),
+    })
+    return true
+  })
+}
+
+/**
+ * Lists a channel's overwrites: role overwrites first, then member overwrites,
+ * each by creation.
+ *
+ * @throws {InvalidInputError} when `channel_id` is not a UUID.
+ * @example
+ * ```ts
+ * const overwrites = await listChannelOverwrites(db, channel.id)
+ * ```
+ */
+export async function listChannelOverwrites(
+  db: Kysely<DB>,
+  channel_id: string,
+): Promise<ChannelOverwrite[]> {
+  assertUuid(channel_id, 'channel_id')
+  return selectOverwrites.execute(db, { channel_id })
+}

@@ -1,0 +1,179 @@
+import { type Kysely, sql } from 'kysely'
+import type { DB } from '../../codegen/db.ts'
+import { ConflictError } from '../errors/conflict-error.ts'
+import { CheckViolationError } from '../errors/constraint-errors.ts'
+import { NotFoundError } from '../errors/not-found-error.ts'
+import { type ActingAs, PermissionDeniedError } from '../errors/permission-denied-error.ts'
+import { hasFlagSql, memberChannelPermissionsSql } from '../permissions/actor-sql.ts'
+import { Permissions } from '../permissions/permissions.ts'
+import { prepareQuery, rawQuery } from '../sql/index.ts'
+import { assertObject, assertUuid, defineFields, integer } from '../validation/index.ts'
+import { assertMessageActor } from './message-actor.ts'
+import { type Message, messageColumns } from './messages.ts'
+
+/** At most this many pinned messages per channel (CHECK `channel_pin_counts_pin_limit`). */
+export const MAX_PINS_PER_CHANNEL = 50
+
+/** The per-channel pin counter's CHECK (0 to {@link MAX_PINS_PER_CHANNEL}). */
+export const pinCountFields = defineFields('channel_pin_counts', {
+  pin_count: integer(0, MAX_PINS_PER_CHANNEL),
+})
+
+/**
+ * `bool`: whether `actor` may pin and unpin in the channel `channelId` (an SQL
+ * expression): `MANAGE_MESSAGES` in a guild channel, a participant in a DM.
+ * NULL actor: a trusted call.
+ */
+const mayManagePinsSql = (actor: unknown, channelId: ReturnType<typeof sql>) => sql<boolean>`(
+  ${actor}::uuid is null
+  or ${hasFlagSql(memberChannelPermissionsSql(actor, channelId), Permissions.MANAGE_MESSAGES)}
+  or exists (select 1 from dm_participants dp where dp.channel_id = ${channelId} and dp.user_id = ${actor}::uuid)
+)`
+
+// One statement. FOR SHARE on the message: a concurrent soft delete waits for
+// this pin (and then unpins it in its trigger), or this pin waits for the
+// delete and finds no live message. The 50-pin cap is the CHECK on the channel's
+// counter row, which the insert trigger increments.
+const insertPin = prepareQuery(
+  'pins.insert',
+  (db, p: { message_id: string; actor_id: string | null }) =>
+    rawQuery(
+      db,
+      sql<{ found: boolean; allowed: boolean; pinned: boolean }>`with m as (
+  select id, channel_id from messages where id = ${p.message_id}::uuid and deleted_at is null for share
+), allowed as (
+  select ${mayManagePinsSql(p.actor_id, sql`m.channel_id`)} as ok from m
+), ins as (
+  insert into message_pins (message_id, channel_id, pinned_by)
+  select m.id, m.channel_id, ${p.actor_id}::uuid from m where (select ok from allowed)
+  on conflict (message_id) do nothing
+  returning 1
+)
+select exists (select 1 from m) as found,
+  coalesce((select ok from allowed), false) as allowed,
+  exists (select 1 from ins) as pinned`,
+    ),
+)
+
+const deletePin = prepareQuery(
+  'pins.delete',
+  (db, p: { message_id: string; actor_id: string | null }) =>
+    rawQuery(
+      db,
+      sql<{ found: boolean; allowed: boolean; unpinned: boolean }>`with p as (
+  select message_id, channel_id from message_pins where message_id = ${p.message_id}::uuid
+), allowed as (
+  select ${mayManagePinsSql(p.actor_id, sql`p.channel_id`)} as ok from p
+), d as (
+  delete from message_pins x where x.message_id = ${p.message_id}::uuid and (select ok from allowed)
+  returning 1
+)
+select exists (select 1 from p) as found,
+  coalesce((select ok from allowed), false) as allowed,
+  exists (select 1 from d) as unpinned`,
+    ),
+)
+
+const pinnedColumns = messageColumns.map((c) => `m.${c}` as const)
+
+const selectPinned = prepareQuery('pins.list_of_channel', (db, p: { channel_id: string }) =>
+  db
+    .selectFrom('message_pins as p')
+    .innerJoin('messages as m', 'm.id', 'p.message_id')
+    .select(pinnedColumns)
+    .where('p.channel_id', '=', p.channel_id)
+    .where('m.deleted_at', 'is', null)
+    .orderBy('p.pinned_at', 'desc')
+    .orderBy('p.message_id', 'desc'),
+)
+
+function refuse(): never {
+  throw new PermissionDeniedError(
+    'pinning needs MANAGE_MESSAGES in the channel (or being a DM participant)',
+    { reason: 'missing_permission', permission: Permissions.MANAGE_MESSAGES },
+  )
+}
+
+/**
+ * Pins a live message in its channel. With `as`, the actor must have
+ * `MANAGE_MESSAGES` in the guild channel, or be a participant of the DM,
+ * checked in the inserting statement; without it the call is trusted. At most
+ * 50 pins per channel, enforced race-free by a counter row with a CHECK that
+ * concurrent pins queue on. A soft-deleted message leaves the pin list.
+ *
+ * @returns `true` when pinned now, `false` when it already was.
+ * @throws {InvalidInputError} for a malformed id or actor.
+ * @throws {NotFoundError} when there is no live message with that id.
+ * @throws {PermissionDeniedError} when the actor may not; nothing is written.
+ * @throws {ConflictError} (reason `'pin_limit'`) when the channel has 50 pins.
+ * @example
+ * ```ts
+ * await pinMessage(db, { message_id }, { actor_id: moderatorId })
+ * ```
+ */
+export async function pinMessage(
+  db: Kysely<DB>,
+  input: { message_id: string },
+  as?: ActingAs,
+): Promise<boolean> {
+  assertObject(input, 'input')
+  assertUuid(input.message_id, 'message_id')
+  const actor_id = as === undefined ? null : assertMessageActor(as).actor_id
+  const row = await insertPin
+    .executeTakeFirst(db, { message_id: input.message_id, actor_id })
+    .catch((error: unknown) => {
+      if (
+        error instanceof CheckViolationError &&
+        error.constraint === 'channel_pin_counts_pin_limit'
+      ) {
+        throw new ConflictError(`a channel holds at most ${MAX_PINS_PER_CHANNEL} pins`, {
+          reason: 'pin_limit',
+          cause: error,
+        })
+      }
+      throw error
+    })
+  if (!row?.found) throw new NotFoundError('message not found', { entity: 'message' })
+  if (!row.allowed) refuse()
+  return row.pinned
+}
+
+/**
+ * Unpins a message. With `as`, the same check as {@link pinMessage}.
+ *
+ * @returns whether it was pinned.
+ * @throws {InvalidInputError} for a malformed id or actor.
+ * @throws {PermissionDeniedError} when the actor may not; nothing is changed.
+ * @example
+ * ```ts
+ * await unpinMessage(db, { message_id }, { actor_id: moderatorId })
+ * ```
+ */
+export async function unpinMessage(
+  db: Kysely<DB>,
+  input: { message_id: string },
+  as?: ActingAs,
+): Promise<boolean> {
+  assertObject(input, 'input')
+  assertUuid(input.message_id, 'message_id')
+  const actor_id = as === undefined ? null : assertMessageActor(as).actor_id
+  const row = await deletePin.executeTakeFirst(db, { message_id: input.message_id, actor_id })
+  if (!row?.found) return false
+  if (!row.allowed) refuse()
+  return row.unpinned
+}
+
+/**
+ * A channel's pinned live messages, the most recently pinned first (at most
+ * 50, one query).
+ *
+ * @throws {InvalidInputError} when `channel_id` is not a UUID.
+ * @example
+ * ```ts
+ * const pins = await listPinnedMessages(db, channel_id)
+ * ```
+ */
+export async function listPinnedMessages(db: Kysely<DB>, channel_id: string): Promise<Message[]> {
+  assertUuid(channel_id, 'channel_id')
+  return selectPinned.execute(db, { channel_id }) as Promise<Message[]>
+}

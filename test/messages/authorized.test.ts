@@ -1,0 +1,575 @@
+import { randomInt } from 'node:crypto'
+import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  blockUser,
+  ConflictError,
+  computePermissions,
+  createMessage,
+  InvalidInputError,
+  listChannelMessages,
+  listMessageMentions,
+  PermissionDeniedError,
+  Permissions,
+  readChannelMessages,
+  sendMessage,
+} from '../../src/index.ts'
+import { countRows, useTestDatabase } from '../support/database.ts'
+import {
+  makeChannel,
+  makeDm,
+  makeGuild,
+  makeMember,
+  makeMessage,
+  makeRole,
+  makeUser,
+  unknownId,
+} from '../support/factories.ts'
+import { waitForLockWaiters } from '../support/race.ts'
+
+const t = useTestDatabase({ max: 24 })
+
+const { VIEW_CHANNEL, SEND_MESSAGES, READ_MESSAGE_HISTORY, MENTION_EVERYONE, ADMINISTRATOR } =
+  Permissions
+
+let owner: { id: string }
+let member: { id: string }
+let guild: { id: string; defaultRole: { id: string } }
+let channel: { id: string }
+
+beforeAll(async () => {
+  owner = await makeUser(t.db)
+  member = await makeUser(t.db)
+  guild = await makeGuild(t.db, owner.id)
+  await makeMember(t.db, guild.id, member.id)
+  channel = await makeChannel(t.db, guild.id)
+})
+
+/** Asserts that `call` is refused with `type` (and `check`) and that nothing was written. */
+async function expectRefused(
+  call: () => Promise<unknown>,
+  type: new (...args: never[]) => Error,
+  check: (err: never) => void = () => {},
+) {
+  const before = await countRows(t.db)
+  const err = await call().catch((e: unknown) => e)
+  expect(err).toBeInstanceOf(type)
+  check(err as never)
+  expect(await countRows(t.db)).toEqual(before)
+}
+
+const missing = (flag: bigint) => (err: PermissionDeniedError) => {
+  expect(err.reason).toBe('missing_permission')
+  expect(err.permission).toBe(flag)
+}
+
+/** A guild whose default role has exactly `perms`, with a member. */
+async function guildWith(perms: bigint) {
+  const o = await makeUser(t.db)
+  const g = await makeGuild(t.db, o.id)
+  await t.db
+    .updateTable('roles')
+    .set({ permissions: perms })
+    .where('id', '=', g.defaultRole.id)
+    .execute()
+  const u = await makeUser(t.db)
+  await makeMember(t.db, g.id, u.id)
+  const c = await makeChannel(t.db, g.id)
+  return { owner: o, guild: g, user: u, channel: c }
+}
+
+describe('sendMessage', () => {
+  it('inserts for a member who may view and send, and returns the message', async () => {
+    const m = await sendMessage(t.db, {
+      channel_id: channel.id,
+      author_id: member.id,
+      content: 'hi',
+    })
+    expect(m).toMatchObject({ channel_id: channel.id, author_id: member.id, content: 'hi' })
+    expect(m).not.toHaveProperty('verdict')
+    expect(m).not.toHaveProperty('stale')
+    expect(m).not.toHaveProperty('search')
+    const reply = await sendMessage(t.db, {
+      channel_id: channel.id,
+      author_id: owner.id,
+      content: 're',
+      reply_to: m.id,
+    })
+    expect(reply.reply_to).toBe(m.id)
+    expect((await listChannelMessages(t.db, channel.id, { limit: 2 })).map((x) => x.id)).toEqual([
+      reply.id,
+      m.id,
+    ])
+  })
+
+  it('refuses, writing nothing: not a member, unknown channel, no VIEW, no SEND, private', async () => {
+    const stranger = await makeUser(t.db)
+    await expectRefused(
+      () => sendMessage(t.db, { channel_id: channel.id, author_id: stranger.id, content: 'x' }),
+      PermissionDeniedError,
+      missing(VIEW_CHANNEL),
+    )
+    await expectRefused(
+      () => sendMessage(t.db, { channel_id: unknownId(), author_id: member.id, content: 'x' }),
+      PermissionDeniedError,
+      missing(VIEW_CHANNEL),
+    )
+    const noView = await guildWith(SEND_MESSAGES)
+    await expectRefused(
+      () =>
+        sendMessage(t.db, {
+          channel_id: noView.channel.id,
+          author_id: noView.user.id,
+          content: 'x',
+        }),
+      PermissionDeniedError,
+      missing(VIEW_CHANNEL),
+    )
+    const noSend = await guildWith(VIEW_CHANNEL | READ_MESSAGE_HISTORY)
+    await expectRefused(
+      () =>
+        sendMessage(t.db, {
+          channel_id: noSend.channel.id,
+          author_id: noSend.user.id,
+          content: 'x',
+        }),
+      PermissionDeniedError,
+      missing(SEND_MESSAGES),
+    )
+    // The owner of that guild may (owner: every permission).
+    await sendMessage(t.db, {
+      channel_id: noSend.channel.id,
+      author_id: noSend.owner.id,
+      content: 'owner',
+    })
+    const priv = await makeChannel(t.db, guild.id, { is_private: true })
+    await expectRefused(
+      () => sendMessage(t.db, { channel_id: priv.id, author_id: member.id, content: 'x' }),
+      PermissionDeniedError,
+      missing(VIEW_CHANNEL),
+    )
+    await t.db
+      .insertInto('channel_members')
+      .values({ channel_id: priv.id, guild_id: guild.id, user_id: member.id })
+      .execute()
+    await sendMessage(t.db, { channel_id: priv.id, author_id: member.id, content: 'in' })
+  })
+
+  it('mentioning @everyone needs MENTION_EVERYONE', async () => {
+    await expectRefused(
+      () =>
+        sendMessage(t.db, {
+          channel_id: channel.id,
+          author_id: member.id,
+          content: '@everyone',
+          mentions: { everyone: true, user_ids: [owner.id] },
+        }),
+      PermissionDeniedError,
+      missing(MENTION_EVERYONE),
+    )
+    const role = await makeRole(t.db, guild.id, { permissions: MENTION_EVERYONE })
+    await t.db
+      .insertInto('member_roles')
+      .values({ guild_id: guild.id, user_id: member.id, role_id: role.id })
+      .execute()
+    const m = await sendMessage(t.db, {
+      channel_id: channel.id,
+      author_id: member.id,
+      content: '@everyone',
+      mentions: { everyone: true },
+    })
+    expect(m.content).toBe('@everyone')
+    await t.db.deleteFrom('member_roles').where('role_id', '=', role.id).execute()
+  })
+
+  it('stores mentions like createMessage; an unknown mentioned user is InvalidInputError, nothing written', async () => {
+    const m = await sendMessage(t.db, {
+      channel_id: channel.id,
+      author_id: owner.id,
+      content: 'hey @member @everyone',
+      mentions: { user_ids: [member.id, member.id.toUpperCase()], everyone: true },
+    })
+    const stored = await listMessageMentions(t.db, [m.id])
+    expect(stored.map((x) => [x.user_id, x.everyone])).toEqual([
+      [member.id, false],
+      [null, true],
+    ])
+    await expectRefused(
+      () =>
+        sendMessage(t.db, {
+          channel_id: channel.id,
+          author_id: owner.id,
+          content: 'x',
+          mentions: { user_ids: [unknownId()] },
+        }),
+      InvalidInputError,
+      (err: InvalidInputError) => expect(err.field).toBe('mentions.user_ids'),
+    )
+  })
+
+  it('50 concurrent sends by different members to one channel all land, each with its own position', async () => {
+    const c = await makeChannel(t.db, guild.id)
+    const authors = [owner, member]
+    for (let i = 0; i < 8; i++) {
+      const u = await makeUser(t.db)
+      await makeMember(t.db, guild.id, u.id)
+      authors.push(u)
+    }
+    const sent = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        sendMessage(t.db, {
+          channel_id: c.id,
+          author_id: authors[i % authors.length]!.id,
+          content: `c${i}`,
+        }),
+      ),
+    )
+    expect(new Set(sent.map((m) => m.seq)).size).toBe(50)
+    expect((await listChannelMessages(t.db, c.id, { limit: 100 })).length).toBe(50)
+  })
+
+  it('a reply_to that is not a live message of the channel: InvalidInputError, nothing written', async () => {
+    const elsewhere = await makeChannel(t.db, guild.id)
+    const other = await makeMessage(t.db, elsewhere.id, owner.id)
+    for (const reply_to of [other.id, unknownId()]) {
+      await expectRefused(
+        () =>
+          sendMessage(t.db, {
+            channel_id: channel.id,
+            author_id: member.id,
+            content: 'x',
+            reply_to,
+          }),
+        InvalidInputError,
+      )
+    }
+  })
+
+  it('validates before the database: ids, content, mentions', async () => {
+    const base = { channel_id: channel.id, author_id: member.id, content: 'x' }
+    const bad: unknown[] = [
+      { ...base, channel_id: 'nope' },
+      { ...base, author_id: 1 },
+      { ...base, content: '' },
+      { ...base, content: 'a\u0000b' },
+      { ...base, reply_to: 'x' },
+      { ...base, mentions: 'all' },
+      { ...base, mentions: { everyone: 'yes' } },
+      { ...base, mentions: { user_ids: ['x'] } },
+      { ...base, mentions: { role_ids: Array.from({ length: 101 }, () => unknownId()) } },
+      null,
+    ]
+    for (const input of bad) {
+      await expectRefused(() => sendMessage(t.db, input as never), InvalidInputError)
+    }
+  })
+
+  it('in a DM: a participant sends; a stranger may not; a block either way is ConflictError blocked', async () => {
+    const a = await makeUser(t.db)
+    const b = await makeUser(t.db)
+    const dm = await makeDm(t.db, a.id, b.id)
+    const m = await sendMessage(t.db, { channel_id: dm.id, author_id: a.id, content: 'hey' })
+    expect(m.channel_id).toBe(dm.id)
+    await expectRefused(
+      () => sendMessage(t.db, { channel_id: dm.id, author_id: owner.id, content: 'x' }),
+      PermissionDeniedError,
+      missing(VIEW_CHANNEL),
+    )
+    await blockUser(t.db, { user_id: b.id, blocked_user_id: a.id })
+    for (const author of [a, b]) {
+      await expectRefused(
+        () => sendMessage(t.db, { channel_id: dm.id, author_id: author.id, content: 'x' }),
+        ConflictError,
+        (err: ConflictError) => expect(err.reason).toBe('blocked'),
+      )
+    }
+    // Reading the history stays possible.
+    expect((await readChannelMessages(t.db, { user_id: a.id, channel_id: dm.id })).length).toBe(1)
+  })
+})
+
+describe('readChannelMessages', () => {
+  it('returns exactly what listChannelMessages returns, for every cursor shape', async () => {
+    const c = await makeChannel(t.db, guild.id)
+    const made = []
+    for (let i = 0; i < 12; i++)
+      made.push(
+        await createMessage(t.db, { channel_id: c.id, author_id: owner.id, content: `m${i}` }),
+      )
+    await t.db
+      .updateTable('messages')
+      .set({ deleted_at: new Date() })
+      .where('id', '=', made[5]!.id)
+      .execute()
+    const shapes = [
+      {},
+      { limit: 5 },
+      { before: made[8]!.id, limit: 4 },
+      { after: made[2]!.id, limit: 4 },
+      { after: made[1]!.id, before: made[9]!.id },
+      { before: made[0]!.id },
+    ]
+    for (const shape of shapes) {
+      const expected = await listChannelMessages(t.db, c.id, shape)
+      const got = await readChannelMessages(t.db, {
+        user_id: member.id,
+        channel_id: c.id,
+        ...shape,
+      })
+      expect(got, JSON.stringify(shape)).toEqual(expected)
+    }
+  })
+
+  it('refuses without VIEW_CHANNEL or READ_MESSAGE_HISTORY, an unknown channel, a DM stranger', async () => {
+    const noHistory = await guildWith(VIEW_CHANNEL | SEND_MESSAGES)
+    await makeMessage(t.db, noHistory.channel.id, noHistory.owner.id)
+    await expectRefused(
+      () =>
+        readChannelMessages(t.db, { user_id: noHistory.user.id, channel_id: noHistory.channel.id }),
+      PermissionDeniedError,
+      missing(READ_MESSAGE_HISTORY),
+    )
+    const noView = await guildWith(READ_MESSAGE_HISTORY)
+    await expectRefused(
+      () => readChannelMessages(t.db, { user_id: noView.user.id, channel_id: noView.channel.id }),
+      PermissionDeniedError,
+      missing(VIEW_CHANNEL),
+    )
+    await expectRefused(
+      () => readChannelMessages(t.db, { user_id: member.id, channel_id: unknownId() }),
+      PermissionDeniedError,
+      missing(VIEW_CHANNEL),
+    )
+    const a = await makeUser(t.db)
+    const b = await makeUser(t.db)
+    const dm = await makeDm(t.db, a.id, b.id)
+    await expectRefused(
+      () => readChannelMessages(t.db, { user_id: owner.id, channel_id: dm.id }),
+      PermissionDeniedError,
+      missing(VIEW_CHANNEL),
+    )
+    expect(await readChannelMessages(t.db, { user_id: b.id, channel_id: dm.id })).toEqual([])
+  })
+})
+
+describe('agreement with computePermissions over randomized worlds', () => {
+  it('send and read are allowed exactly when computePermissions says so', async () => {
+    const flags = [VIEW_CHANNEL, SEND_MESSAGES, READ_MESSAGE_HISTORY, MENTION_EVERYONE]
+    const randomPerms = () => {
+      let p = 0n
+      for (const f of flags) if (randomInt(3) > 0) p |= f
+      if (randomInt(12) === 0) p |= ADMINISTRATOR
+      return p
+    }
+    let cases = 0
+    let allowedSends = 0
+    let refusedSends = 0
+    for (let w = 0; w < 8; w++) {
+      const o = await makeUser(t.db)
+      const g = await makeGuild(t.db, o.id)
+      await t.db
+        .updateTable('roles')
+        .set({ permissions: randomPerms() })
+        .where('id', '=', g.defaultRole.id)
+        .execute()
+      const roles = []
+      for (let i = 0; i < 3; i++)
+        roles.push(await makeRole(t.db, g.id, { permissions: randomPerms() }))
+      const users = [o]
+      for (let i = 0; i < 5; i++) {
+        const u = await makeUser(t.db)
+        if (i < 4) {
+          await makeMember(t.db, g.id, u.id)
+          for (const r of roles) {
+            if (randomInt(3) === 0) {
+              await t.db
+                .insertInto('member_roles')
+                .values({ guild_id: g.id, user_id: u.id, role_id: r.id })
+                .execute()
+            }
+          }
+        }
+        users.push(u)
+      }
+      const channels = [
+        await makeChannel(t.db, g.id),
+        await makeChannel(t.db, g.id, { is_private: true }),
+      ]
+      for (const u of users) {
+        if (randomInt(2) === 0) {
+          await t.db
+            .insertInto('channel_members')
+            .values({ channel_id: channels[1]!.id, guild_id: g.id, user_id: u.id })
+            .execute()
+        }
+      }
+      for (const u of users) {
+        for (const c of channels) {
+          const perms = await computePermissions(t.db, {
+            guild_id: g.id,
+            user_id: u.id,
+            channel_id: c.id,
+          })
+          const has = (f: bigint) => (perms & f) === f
+          for (const everyone of [false, true]) {
+            cases++
+            const expectSend =
+              has(VIEW_CHANNEL) && has(SEND_MESSAGES) && (!everyone || has(MENTION_EVERYONE))
+            const sent = await sendMessage(t.db, {
+              channel_id: c.id,
+              author_id: u.id,
+              content: 'agree',
+              mentions: { everyone },
+            }).then(
+              () => true,
+              (e: unknown) => {
+                expect(e).toBeInstanceOf(PermissionDeniedError)
+                return false
+              },
+            )
+            expect(sent, `send perms=${perms} everyone=${everyone}`).toBe(expectSend)
+            if (sent) allowedSends++
+            else refusedSends++
+          }
+          cases++
+          const read = await readChannelMessages(t.db, { user_id: u.id, channel_id: c.id }).then(
+            () => true,
+            (e: unknown) => {
+              expect(e).toBeInstanceOf(PermissionDeniedError)
+              return false
+            },
+          )
+          expect(read, `read perms=${perms}`).toBe(has(VIEW_CHANNEL) && has(READ_MESSAGE_HISTORY))
+        }
+      }
+    }
+    expect(cases).toBeGreaterThanOrEqual(280)
+    // Both outcomes were exercised.
+    expect(allowedSends).toBeGreaterThan(10)
+    expect(refusedSends).toBeGreaterThan(10)
+  }, 120_000)
+})
+
+describe('a revocation racing sends', () => {
+  it('sends waiting on an uncommitted revocation are refused once it commits', async () => {
+    const w = await guildWith(VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY)
+    const revoker = await t.pool.connect()
+    let results: PromiseSettledResult<unknown>[]
+    try {
+      await revoker.query('begin')
+      await revoker.query('update roles set permissions = $1 where id = $2', [
+        VIEW_CHANNEL | READ_MESSAGE_HISTORY,
+        w.guild.defaultRole.id,
+      ])
+      const sends = Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) =>
+          sendMessage(t.db, { channel_id: w.channel.id, author_id: w.user.id, content: `r${i}` }),
+        ),
+      )
+      expect(await waitForLockWaiters(revoker, 20)).toBeGreaterThanOrEqual(20)
+      await revoker.query('commit')
+      results = await sends
+    } catch (error) {
+      await revoker.query('rollback')
+      throw error
+    } finally {
+      revoker.release()
+    }
+    for (const r of results) {
+      expect(r.status).toBe('rejected')
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(PermissionDeniedError)
+    }
+    expect(await listChannelMessages(t.db, w.channel.id)).toEqual([])
+  })
+
+  /**
+   * The hard case: the send's snapshot is taken BEFORE the revocation commits
+   * (it then waits on another lock), so its permission computation sees the
+   * old grant. The version guard must catch it and the retry must refuse.
+   */
+  const revocations: [
+    string,
+    (w: Awaited<ReturnType<typeof guildWith>> & { role: { id: string } }) => Promise<unknown>,
+  ][] = [
+    [
+      'role permissions lowered',
+      (w) =>
+        t.db.updateTable('roles').set({ permissions: 0n }).where('id', '=', w.role.id).execute(),
+    ],
+    [
+      'role unassigned',
+      (w) => t.db.deleteFrom('member_roles').where('role_id', '=', w.role.id).execute(),
+    ],
+    ['role deleted', (w) => t.db.deleteFrom('roles').where('id', '=', w.role.id).execute()],
+    [
+      'member removed',
+      (w) =>
+        t.db
+          .deleteFrom('guild_members')
+          .where('guild_id', '=', w.guild.id)
+          .where('user_id', '=', w.user.id)
+          .execute(),
+    ],
+  ]
+  for (const [name, revoke] of revocations) {
+    it(`a send whose snapshot predates the revocation never commits after it: ${name}`, async () => {
+      // The default role may view; SEND comes from an assigned role.
+      const base = await guildWith(VIEW_CHANNEL | READ_MESSAGE_HISTORY)
+      const role = await makeRole(t.db, base.guild.id, { permissions: SEND_MESSAGES })
+      await t.db
+        .insertInto('member_roles')
+        .values({ guild_id: base.guild.id, user_id: base.user.id, role_id: role.id })
+        .execute()
+      const w = { ...base, role }
+      const blocker = await t.pool.connect()
+      let outcome: unknown
+      try {
+        await blocker.query('begin')
+        await blocker.query('select 1 from channels where id = $1 for update', [w.channel.id])
+        const send = sendMessage(t.db, {
+          channel_id: w.channel.id,
+          author_id: w.user.id,
+          content: 'late',
+        }).catch((e: unknown) => e)
+        // The send has its snapshot and waits for the channel row.
+        await waitForLockWaiters(blocker, 1)
+        await revoke(w) // commits while the send waits
+        await blocker.query('commit')
+        outcome = await send
+      } catch (error) {
+        await blocker.query('rollback')
+        throw error
+      } finally {
+        blocker.release()
+      }
+      expect(outcome).toBeInstanceOf(PermissionDeniedError)
+      expect(await listChannelMessages(t.db, w.channel.id)).toEqual([])
+    })
+  }
+
+  it('a DM send whose snapshot predates a block never commits after it', async () => {
+    const a = await makeUser(t.db)
+    const b = await makeUser(t.db)
+    const dm = await makeDm(t.db, a.id, b.id)
+    const blocker = await t.pool.connect()
+    let outcome: unknown
+    try {
+      await blocker.query('begin')
+      await blocker.query('select 1 from channels where id = $1 for update', [dm.id])
+      const send = sendMessage(t.db, { channel_id: dm.id, author_id: a.id, content: 'late' }).catch(
+        (e: unknown) => e,
+      )
+      await waitForLockWaiters(blocker, 1)
+      await blockUser(t.db, { user_id: b.id, blocked_user_id: a.id })
+      await blocker.query('commit')
+      outcome = await send
+    } catch (error) {
+      await blocker.query('rollback')
+      throw error
+    } finally {
+      blocker.release()
+    }
+    expect(outcome).toBeInstanceOf(ConflictError)
+    expect((outcome as ConflictError).reason).toBe('blocked')
+    expect(await listChannelMessages(t.db, dm.id)).toEqual([])
+  })
+})

@@ -1,0 +1,152 @@
+/**
+ * The migration lock behind a transaction-mode pooler (PgBouncer, `pool_mode =
+ * transaction`): concurrent runners apply each file once and leave no lock behind, and a
+ * runner killed while it holds the lock does not leave the lock on a pooled server
+ * connection. (0.1.0's session-level lock failed both: duplicate-object errors from
+ * concurrent runners, and a lock left held on a server connection.) The full PgBouncer
+ * suite is test/pooler/.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { runMigrations } from '../../src/index.ts'
+import { testDatabaseUrl } from '../support/env.ts'
+import { type OwnPgBouncer, startPgBouncer } from '../support/pgbouncer.ts'
+import {
+  createFreshDatabase,
+  emptyDir,
+  type FreshDatabase,
+  fixtureDir,
+} from './fixtures/database.ts'
+
+const bin = fileURLToPath(new URL('../../src/cli/bin.ts', import.meta.url))
+let bouncer: OwnPgBouncer
+
+beforeAll(async () => {
+  const upstream = new URL(testDatabaseUrl())
+  bouncer = await startPgBouncer(
+    { host: upstream.hostname, port: Number(upstream.port || 5432) },
+    { poolSize: 3 },
+  )
+}, 60_000)
+afterAll(async () => {
+  await bouncer?.destroy()
+})
+
+const advisoryLocks = (db: FreshDatabase, extra = '') =>
+  db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_locks
+      WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) ${extra}`,
+  )
+
+async function until(check: () => Promise<boolean>, ms = 60_000): Promise<void> {
+  for (const started = Date.now(); Date.now() - started < ms; ) {
+    if (await check()) return
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  throw new Error('condition not reached')
+}
+
+describe('the migration lock through PgBouncer in transaction mode', () => {
+  let db: FreshDatabase
+  beforeEach(async () => {
+    db = await createFreshDatabase()
+  })
+  afterEach(async () => {
+    await bouncer.admin(`KILL ${db.name}`).catch(() => {})
+    await db.drop()
+  })
+
+  it('six concurrent runners (3 server connections) apply every file of both sets once and leave no lock', async () => {
+    const pools = Array.from({ length: 6 }, () => {
+      const p = new pg.Pool({ connectionString: bouncer.urlOf(db.name), max: 2 })
+      p.on('error', () => {})
+      return p
+    })
+    try {
+      const results = await Promise.all(
+        pools.map((p) => runMigrations(p, { schema: 'chat', hostDirectory: fixtureDir('basic') })),
+      )
+      const applied = results.flatMap((r) => r.applied.map((m) => `${m.set}/${m.file}`))
+      expect(new Set(applied).size).toBe(applied.length)
+      expect(applied.filter((f) => f.startsWith('host/')).sort()).toEqual([
+        'host/0001_create_widgets.sql',
+        'host/0002_add_widget_color.sql',
+        'host/0010_widgets_label_index.sql',
+      ])
+      expect(
+        await db.query(
+          'SELECT count(*)::int AS n FROM chat.guildstore_migrations GROUP BY set_name, version HAVING count(*) > 1',
+        ),
+      ).toEqual([])
+      expect(await db.query('SELECT count(*)::int AS n FROM run_log')).toEqual([{ n: 2 }])
+      expect(await advisoryLocks(db)).toEqual([{ n: 0 }])
+    } finally {
+      await Promise.all(pools.map((p) => p.end()))
+    }
+  }, 120_000)
+
+  it('a runner killed while holding the lock leaves no lock on the pooled server connections; the next run completes', async () => {
+    const host = await emptyDir()
+    const barrier = new pg.Client({ connectionString: db.url })
+    await barrier.connect()
+    try {
+      await barrier.query('SELECT pg_advisory_lock(424242)')
+      await writeFile(
+        join(host.dir, '0001_barrier.sql'),
+        'SELECT pg_advisory_xact_lock(424242);\nCREATE TABLE after_barrier (id int);\n',
+      )
+      const child = spawn(
+        process.execPath,
+        [bin, 'migrate', '--database-url', bouncer.urlOf(db.name), '--dir', host.dir],
+        { stdio: 'ignore' },
+      )
+      const exited = once(child, 'exit')
+      // The runner holds the run lock and waits at the barrier inside the host file.
+      await until(
+        async () => (await advisoryLocks(db, 'AND NOT granted AND objid = 424242'))[0]!.n === 1,
+      )
+      child.kill('SIGKILL')
+      await exited
+      // PgBouncer ends the dead client's server-side transactions: the run lock goes at once
+      // (a session lock would have stayed on the server connection for the next client).
+      await until(
+        async () =>
+          (
+            await advisoryLocks(
+              db,
+              `AND granted AND objid = ${BigInt('7454980672444396655') & 0xffffffffn}`,
+            )
+          )[0]!.n === 0,
+      )
+      const next = new pg.Pool({ connectionString: bouncer.urlOf(db.name), max: 2 })
+      next.on('error', () => {})
+      try {
+        const rerun = runMigrations(next, { hostDirectory: host.dir })
+        // The dead runner's file is still blocked in its own transaction: the rerun waits
+        // for it (per-file lock), then applies the file itself, once.
+        await until(
+          async () => (await advisoryLocks(db, 'AND NOT granted AND objid <> 424242'))[0]!.n >= 1,
+        )
+        await barrier.query('SELECT pg_advisory_unlock(424242)')
+        const { applied } = await rerun
+        expect(applied.filter((m) => m.set === 'host').map((m) => m.file)).toEqual([
+          '0001_barrier.sql',
+        ])
+        expect(
+          await db.query("SELECT to_regclass('public.after_barrier') IS NOT NULL AS ok"),
+        ).toEqual([{ ok: true }])
+      } finally {
+        await next.end()
+      }
+      expect(await advisoryLocks(db)).toEqual([{ n: 0 }])
+    } finally {
+      await barrier.end().catch(() => {})
+      await host.remove()
+    }
+  }, 120_000)
+})
