@@ -65,11 +65,11 @@ describe('removeGuildMember racing addChannelMember', () => {
     let removal: Promise<boolean> | undefined
     await t.db.transaction().execute(async (trx) => {
       await addChannelMember(trx, { channel_id: channel.id, user_id: user.id })
-      // The removal starts now, on a snapshot without our (uncommitted) row, and
-      // must wait for our lock on the membership row…
+      // The removal starts now and must wait for our lock on the membership row
+      // (in its locking SELECT or its DELETE, whichever it takes first)…
       removal = removeGuildMember(t.db, { guild_id: guild.id, user_id: user.id })
       removal.catch(() => {})
-      await waitUntilBlocked('%delete from "guild_members"%')
+      await waitUntilBlocked('%"guild_members"%')
       // …and we commit while it waits: the interleaving that leaked on 0.1.0.
     })
     expect(await removal).toBe(true)
@@ -77,7 +77,7 @@ describe('removeGuildMember racing addChannelMember', () => {
     // Rejoining gives no access to the private channel.
     await addGuildMember(t.db, { guild_id: guild.id, user_id: user.id })
     expect(await canAccessChannel(t.db, { channel_id: channel.id, user_id: user.id })).toBe(false)
-  })
+  }, 120_000)
 
   it('removal in a caller transaction that commits while the add waits: the add is refused', async () => {
     const { user, guild, channel } = await setup()
@@ -92,7 +92,7 @@ describe('removeGuildMember racing addChannelMember', () => {
     expect(error).toBeInstanceOf(ConflictError)
     expect(error).toMatchObject({ reason: 'not_member' })
     expect(await leftover(channel.id, user.id)).toBe(0)
-  })
+  }, 120_000)
 
   it('a row that would outlive the membership is refused by the foreign key itself', async () => {
     const { owner, user, guild, channel } = await setup()
@@ -112,7 +112,7 @@ describe('removeGuildMember racing addChannelMember', () => {
         .values({ channel_id: channel.id, guild_id: other.id, user_id: user.id })
         .execute(),
     ).rejects.toMatchObject({ code: '23503', constraint: 'channel_members_channel_guild_fkey' })
-  })
+  }, 120_000)
 
   it('100 plain concurrent pairs leave no row behind a removed member', async () => {
     const rounds = 100
@@ -132,5 +132,5 @@ describe('removeGuildMember racing addChannelMember', () => {
       )`.execute(t.db)
     expect(rows[0]!.n).toBe(0)
     for (const { user, channel } of cases) expect(await leftover(channel.id, user.id)).toBe(0)
-  })
+  }, 120_000)
 })
