@@ -89,9 +89,12 @@ export async function lockMembership(
 
 // One statement: lock the guild row (FOR SHARE, so a concurrent ownership
 // transfer is serialized with this removal and the owner read is current),
-// refuse the owner, delete the membership and the user's private-channel
-// memberships in the guild's channels (else they would come back on rejoin).
-// Role assignments and channel overwrites of the member go by cascade.
+// refuse the owner, delete the membership. Role assignments, channel
+// overwrites and private-channel memberships of the member go by cascade:
+// channel_members (guild_id, user_id) → guild_members ON DELETE CASCADE
+// (migration 0002) runs on a fresh snapshot after any concurrent
+// addChannelMember committed, so none can be left behind (a deleting CTE here
+// worked on the statement's snapshot and missed them: issue 11, item 1).
 export const deleteMember = prepareQuery(
   'guild_members.delete',
   (db, p: { guild_id: string; user_id: string }) =>
@@ -106,14 +109,6 @@ export const deleteMember = prepareQuery(
           .where('user_id', '=', p.user_id)
           .where('user_id', '<>', (eb) => eb.selectFrom('g').select('g.owner_id'))
           .returning('user_id'),
-      )
-      .with('cm', (db) =>
-        db
-          .deleteFrom('channel_members')
-          .where('user_id', 'in', (eb) => eb.selectFrom('d').select('d.user_id'))
-          .where('channel_id', 'in', (eb) =>
-            eb.selectFrom('channels').select('id').where('guild_id', '=', p.guild_id),
-          ),
       )
       .selectNoFrom((eb) => [
         eb.selectFrom('g').select('g.owner_id').as('owner_id'),

@@ -153,7 +153,7 @@ describe('sendMessage', () => {
     )
     await t.db
       .insertInto('channel_members')
-      .values({ channel_id: priv.id, user_id: member.id })
+      .values({ channel_id: priv.id, guild_id: guild.id, user_id: member.id })
       .execute()
     await sendMessage(t.db, { channel_id: priv.id, author_id: member.id, content: 'in' })
   })
@@ -403,7 +403,7 @@ describe('agreement with computePermissions over randomized worlds', () => {
         if (randomInt(2) === 0) {
           await t.db
             .insertInto('channel_members')
-            .values({ channel_id: channels[1]!.id, user_id: u.id })
+            .values({ channel_id: channels[1]!.id, guild_id: g.id, user_id: u.id })
             .execute()
         }
       }
