@@ -5,9 +5,10 @@
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
+import { DatabaseUnavailableError } from '../errors/database-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { prepareQuery } from '../sql/index.ts'
+import { inTransaction, prepareQuery } from '../sql/index.ts'
 import { assertObject, assertOptionalText, assertUuid } from '../validation/index.ts'
 import { type AuditAction, auditLogFields } from './audit-log.ts'
 
@@ -186,4 +187,30 @@ export async function writeAudit(
     changes: JSON.stringify(entry.changes),
     reason: as?.reason ?? entry.reason ?? null,
   })
+}
+
+/** How many times {@link inRetriedTransaction} runs a transaction a deadlock aborted. */
+const DEADLOCK_ATTEMPTS = 5
+
+/**
+ * Runs `fn` in a transaction like `inTransaction`, and when PostgreSQL aborts
+ * it as a deadlock victim (40P01) runs it again, up to 5 times: a kick or a ban
+ * races with writes that lock the membership and the channel in other orders
+ * (role grants, overwrites, channel adds, joins); the victim rolled back whole,
+ * so running it again is safe. Inside a caller's transaction there is no retry
+ * (the caller's transaction is aborted; the error is a retryable
+ * `DatabaseUnavailableError`).
+ */
+export async function inRetriedTransaction<T>(
+  db: Kysely<DB>,
+  fn: (trx: Kysely<DB>) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await inTransaction(db, fn)
+    } catch (error) {
+      const deadlock = error instanceof DatabaseUnavailableError && error.sqlState === '40P01'
+      if (!deadlock || db.isTransaction || attempt >= DEADLOCK_ATTEMPTS) throw error
+    }
+  }
 }
