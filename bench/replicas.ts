@@ -5,7 +5,9 @@
  * without the replica. One box: primary, replica and this process share the
  * CPU, so this shows the mechanism's cost, not scale-out.
  *
- *   node bench/replicas.ts [--seconds 5] [--rounds 300]
+ *   node bench/replicas.ts [--seconds 5] [--rounds 300] [--concurrency 16]
+ *
+ * Prints a Markdown section on stdout (a sub-bench of `npm run bench`); progress on stderr.
  */
 import { parseArgs } from 'node:util'
 import {
@@ -36,6 +38,12 @@ const pct = (sorted: number[], p: number) =>
 const summary = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b)
   return `p50 ${pct(s, 50).toFixed(2)} ms, p95 ${pct(s, 95).toFixed(2)} ms, max ${s.at(-1)?.toFixed(2)} ms (n=${s.length})`
+}
+/** Rows of the Markdown table printed at the end. */
+const rows: Array<[string, string]> = []
+const report = (figure: string, value: string) => {
+  rows.push([figure, value])
+  console.error(`${figure}: ${value}`)
 }
 
 const pair = await startReplicatedPair()
@@ -68,7 +76,7 @@ try {
     }
     lags.push(performance.now() - started)
   }
-  console.log(`replication lag (write committed → replayed, polled): ${summary(lags)}`)
+  report('replication lag (write committed → replayed, polled)', summary(lags))
 
   // 2. Read-your-writes: a write then a read of it through the same db.
   for (const timeout of [250, 0]) {
@@ -88,8 +96,9 @@ try {
       if (found?.display_name !== `r${i}`) throw new Error('stale read after own write')
     }
     const s = replicaStats(db)!
-    console.log(
-      `read-your-writes, timeout ${timeout} ms: ${rounds} write→read pairs, 0 stale; replica served ${s.replicaReads - 1} (${s.waitedReads} after waiting), primary fallback ${s.primaryReads.notReplayed} (not replayed), ${s.primaryReads.lagging} (lagging); read latency ${summary(readMs)}`,
+    report(
+      `read right after own write, readYourWritesTimeoutMs ${timeout}`,
+      `${rounds} pairs, 0 stale; replica served ${s.replicaReads - 1} (${s.waitedReads} after a replay check), primary fallback ${s.primaryReads.notReplayed} (not replayed), ${s.primaryReads.lagging} (lagging); read ${summary(readMs)}`,
     )
   }
 
@@ -106,8 +115,10 @@ try {
       readMs.push(performance.now() - started)
     }
     await pair.query(pair.replica, 'SELECT pg_wal_replay_resume()')
-    console.log(
-      `replay paused, timeout 250 ms: fallback read latency ${summary(readMs)}; stats ${JSON.stringify(replicaStats(db)!.primaryReads)}`,
+    const p = replicaStats(db)!.primaryReads
+    report(
+      'replay paused, read after own write (timeout 250 ms)',
+      `${p.notReplayed} waited the bound then used the primary, ${p.lagging} skipped the lagging replica at once; read ${summary(readMs)}`,
     )
   }
 
@@ -124,7 +135,10 @@ try {
         }
       }),
     )
-    console.log(`${label}: ${(ops / seconds).toFixed(0)} reads/s (${concurrency} concurrent)`)
+    report(
+      `findUserById, ${concurrency} concurrent: ${label}`,
+      `${(ops / seconds).toFixed(0)} reads/s`,
+    )
   }
   const primaryOnly = createDb(primary)
   const withReplica = createDb(primary, { replicas: [replica] })
@@ -134,7 +148,19 @@ try {
     await throughput('reads to the replica', withReplica)
   }
   const s = replicaStats(withReplica)!
-  console.log(`replica served ${s.replicaReads}, primary ${JSON.stringify(s.primaryReads)}`)
+  report(
+    'throughput run with the replica: reads served',
+    `replica ${s.replicaReads}, primary ${JSON.stringify(s.primaryReads)}`,
+  )
+  console.log(
+    [
+      'A private primary and a streaming replica on loopback (pg_basebackup), sharing this box: the figures show the cost of routing and read-your-writes, not scale-out.',
+      '',
+      '| figure | value |',
+      '|---|---|',
+      ...rows.map(([f, v]) => `| ${f} | ${v} |`),
+    ].join('\n'),
+  )
 } finally {
   await primary.end()
   await replica.end()

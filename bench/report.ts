@@ -27,6 +27,8 @@ export interface ReportInput {
   readStateSection: string
   /** The overwrites bench's output (bench/scenarios/overwrites.ts), when it ran. */
   overwritesSection: string
+  /** Read replicas (bench/replicas.ts). */
+  replicasSection?: string
   /** The authorized send/read and reactions bench's output (bench/messages-authorized.ts), when it ran. */
   authorizedSection: string
   rounds: number
@@ -233,8 +235,9 @@ Peak RSS of the bench process: ${maxRssMiB.toFixed(0)} MiB. Scenario time ${scen
 
 /** The Redis rate limiter section, when it ran. */
 function redisSection(r: ReportInput): string {
-  const { redisSection, readStateSection, overwritesSection, authorizedSection } = r
-  return `${redisSection ? `## Redis rate limiter (bench/redis-limiter.ts)\n\n${redisSection}\n` : ''}${readStateSection ? `## Read state and catch-up\n\n${readStateSection}\n` : ''}${overwritesSection ? `## Channel permission overwrites (bench/scenarios/overwrites.ts)\n\n${overwritesSection}\n` : ''}${authorizedSection ? `## Authorized send and read, reactions (bench/messages-authorized.ts)\n\n${authorizedSection}\n` : ''}
+  const { redisSection, readStateSection, overwritesSection, authorizedSection, replicasSection } =
+    r
+  return `${redisSection ? `## Redis rate limiter (bench/redis-limiter.ts)\n\n${redisSection}\n` : ''}${readStateSection ? `## Read state and catch-up\n\n${readStateSection}\n` : ''}${overwritesSection ? `## Channel permission overwrites (bench/scenarios/overwrites.ts)\n\n${overwritesSection}\n` : ''}${authorizedSection ? `## Authorized send and read, reactions (bench/messages-authorized.ts)\n\n${authorizedSection}\n` : ''}${replicasSection ? `## Read replicas (bench/replicas.ts)\n\n${replicasSection}\n` : ''}
 `
 }
 

@@ -162,6 +162,11 @@ const authorizedSection = await subBench('bench/messages-authorized.ts', [
   ...(quick ? ['--quick'] : []),
 ])
 
+// Read replicas: lag, read-your-writes fallbacks, throughput (its own private primary + replica).
+const replicasSection = await subBench(
+  'bench/replicas.ts',
+  quick ? ['--seconds', '2', '--rounds', '100'] : [],
+)
 await Promise.all([db.destroy(), rawPool.end(), dzPool.end(), capturePool.end()])
 const maxRssMiB = process.resourceUsage().maxRSS / 1024
 const totalSeconds = (performance.now() - benchStart) / 1000
@@ -191,6 +196,7 @@ if (!flag('--no-write')) {
     readStateSection,
     overwritesSection,
     authorizedSection,
+    replicasSection,
     rounds,
     poolMax: POOL_MAX,
     maxRssMiB,

@@ -208,3 +208,43 @@ AFTER UPDATE OF content, deleted_at ON messages
 FOR EACH ROW
 WHEN (NEW.content IS DISTINCT FROM OLD.content OR (OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL))
 EXECUTE FUNCTION guildstore_message_changed();
+
+-- A change of a channel's permission overwrites (0004) sets the channel's
+-- updated_at, in the same transaction. sendMessage's check compares the
+-- channel row it read with the newest committed one (it cannot see overwrite
+-- rows inserted after its snapshot), so a concurrently committed overwrite
+-- that revokes a permission makes the send run again and see it.
+CREATE FUNCTION guildstore_overwrite_touches_channel() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  UPDATE channels SET updated_at = clock_timestamp()
+  WHERE id IN (SELECT channel_id FROM changed_overwrites);
+  RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION guildstore_overwrite_touches_channel_on_update() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  UPDATE channels SET updated_at = clock_timestamp()
+  WHERE id IN (SELECT channel_id FROM new_overwrites UNION SELECT channel_id FROM old_overwrites);
+  RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER channel_overwrites_inserted
+AFTER INSERT ON channel_overwrites
+REFERENCING NEW TABLE AS changed_overwrites
+FOR EACH STATEMENT EXECUTE FUNCTION guildstore_overwrite_touches_channel();
+
+CREATE TRIGGER channel_overwrites_deleted
+AFTER DELETE ON channel_overwrites
+REFERENCING OLD TABLE AS changed_overwrites
+FOR EACH STATEMENT EXECUTE FUNCTION guildstore_overwrite_touches_channel();
+
+CREATE TRIGGER channel_overwrites_updated
+AFTER UPDATE ON channel_overwrites
+REFERENCING NEW TABLE AS new_overwrites OLD TABLE AS old_overwrites
+FOR EACH STATEMENT EXECUTE FUNCTION guildstore_overwrite_touches_channel_on_update();

@@ -96,6 +96,15 @@ where
   "id" = $1
 for update;
 
+-- guilds.lock_shared (prepared as "gs.guilds.lock_shared"; write)
+select
+  "id"
+from
+  "guilds"
+where
+  "id" = $1
+for share;
+
 -- guilds.set_owner_if_member (prepared as "gs.guilds.set_owner_if_member"; write)
 update "guilds"
 set

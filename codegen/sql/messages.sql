@@ -1396,7 +1396,7 @@ with
       c.id,
       c.type,
       c.guild_id,
-      (c.type, c.guild_id, c.is_private)::text as v
+      (c.type, c.guild_id, c.is_private, c.updated_at)::text as v
     from
       channels c
     where
@@ -1611,21 +1611,6 @@ with
           u.id = any ($15::uuid[])
       ) as users_ok
   ),
-  s_ch as (
-    select
-      ctx.v
-    from
-      ctx
-  ),
-  l_ch as (
-    select
-      (c.type, c.guild_id, c.is_private)::text as v
-    from
-      channels c
-    where
-      c.id = $16::uuid
-    for no key update
-  ),
   s_g as (
     select
       g.ctid::text as v
@@ -1665,7 +1650,7 @@ with
         from
           ctx
       )
-      and gm.user_id = $17::uuid
+      and gm.user_id = $16::uuid
   ),
   l_gm as (
     select
@@ -1679,7 +1664,7 @@ with
         from
           ctx
       )
-      and gm.user_id = $18::uuid
+      and gm.user_id = $17::uuid
     for key share
   ),
   s_mr as (
@@ -1694,7 +1679,7 @@ with
         from
           ctx
       )
-      and mr.user_id = $19::uuid
+      and mr.user_id = $18::uuid
   ),
   l_mr as (
     select
@@ -1708,7 +1693,7 @@ with
         from
           ctx
       )
-      and mr.user_id = $20::uuid
+      and mr.user_id = $19::uuid
     for key share
   ),
   s_r as (
@@ -1737,7 +1722,7 @@ with
               from
                 ctx
             )
-            and mr.user_id = $21::uuid
+            and mr.user_id = $20::uuid
         )
       )
   ),
@@ -1767,7 +1752,7 @@ with
               from
                 ctx
             )
-            and mr.user_id = $22::uuid
+            and mr.user_id = $21::uuid
         )
       )
     for share of
@@ -1779,8 +1764,8 @@ with
     from
       channel_members cm
     where
-      cm.channel_id = $23::uuid
-      and cm.user_id = $24::uuid
+      cm.channel_id = $22::uuid
+      and cm.user_id = $23::uuid
   ),
   l_cm as (
     select
@@ -1788,8 +1773,27 @@ with
     from
       channel_members cm
     where
-      cm.channel_id = $25::uuid
-      and cm.user_id = $26::uuid
+      cm.channel_id = $24::uuid
+      and cm.user_id = $25::uuid
+    for key share
+  ),
+  s_dp as (
+    select
+      dp.ctid::text as v
+    from
+      dm_participants dp
+    where
+      dp.channel_id = $26::uuid
+      and dp.user_id = $27::uuid
+  ),
+  l_dp as (
+    select
+      dp.ctid::text as v
+    from
+      dm_participants dp
+    where
+      dp.channel_id = $28::uuid
+      and dp.user_id = $29::uuid
     for key share
   ),
   s_dm as (
@@ -1798,7 +1802,7 @@ with
     from
       dm_channels d
     where
-      d.id = $27::uuid
+      d.id = $30::uuid
   ),
   l_dm as (
     select
@@ -1806,34 +1810,15 @@ with
     from
       dm_channels d
     where
-      d.id = $28::uuid
+      d.id = $31::uuid
     for share
-  ),
-  s_dp as (
-    select
-      dp.ctid::text as v
-    from
-      dm_participants dp
-    where
-      dp.channel_id = $29::uuid
-      and dp.user_id = $30::uuid
-  ),
-  l_dp as (
-    select
-      dp.ctid::text as v
-    from
-      dm_participants dp
-    where
-      dp.channel_id = $31::uuid
-      and dp.user_id = $32::uuid
-    for key share
   ),
   s_f as (
     select
       f.ctid::text as v
     from
       friendships f
-      join dm_channels d on d.id = $33::uuid
+      join dm_channels d on d.id = $32::uuid
     where
       (
         f.user_id = d.user_a
@@ -1849,7 +1834,7 @@ with
       f.ctid::text as v
     from
       friendships f
-      join dm_channels d on d.id = $34::uuid
+      join dm_channels d on d.id = $33::uuid
     where
       (
         f.user_id = d.user_a
@@ -1862,25 +1847,25 @@ with
     for share of
       f
   ),
+  s_ch as (
+    select
+      ctx.v
+    from
+      ctx
+  ),
+  l_ch as (
+    select
+      (c.type, c.guild_id, c.is_private, c.updated_at)::text as v
+    from
+      channels c
+    where
+      c.id = $34::uuid
+    for no key update
+  ),
   stale as (
     select
       (
         array(
-          select
-            v
-          from
-            s_ch
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_ch
-          order by
-            v
-        )
-        or array(
           select
             v
           from
@@ -1959,21 +1944,6 @@ with
           select
             v
           from
-            s_dm
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_dm
-          order by
-            v
-        )
-        or array(
-          select
-            v
-          from
             s_dp
           order by
             v
@@ -1989,6 +1959,21 @@ with
           select
             v
           from
+            s_dm
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_dm
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
             s_f
           order by
             v
@@ -1997,6 +1982,21 @@ with
             v
           from
             l_f
+          order by
+            v
+        )
+        or array(
+          select
+            v
+          from
+            s_ch
+          order by
+            v
+        ) is distinct from array(
+          select
+            v
+          from
+            l_ch
           order by
             v
         )

@@ -248,8 +248,15 @@ async function main(): Promise<void> {
 
   // The embedded server runs every client on one backend: one connection, no
   // named prepared statements.
-  const pool = createPool({ connectionString: database.url, max: database.embedded ? 1 : 10 })
-  const { applied } = await runMigrations(pool)
+  const pool = createPool({
+    connectionString: database.url,
+    max: database.embedded ? 1 : 10,
+    // PGlite answers one statement at a time; on a loaded machine a connection can wait long.
+    connectionTimeoutMillis: database.embedded ? 120_000 : 30_000,
+  })
+  // One backend: the run-level lock's open transaction on a second connection would
+  // block the run itself; the data-folder lock already keeps other runners out.
+  const { applied } = await runMigrations(pool, database.embedded ? { lock: false } : {})
   console.error(`migrations: ${applied.length ? `applied ${applied.length}` : 'up to date'}`)
   const db = createDb(pool, database.embedded ? { preparedStatements: false } : {})
   stops.push(() => db.destroy())

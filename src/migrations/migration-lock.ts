@@ -90,3 +90,51 @@ export async function acquireMigrationLock(
     throw mapDatabaseError(err)
   }
 }
+
+/**
+ * The run lock for a pool of one connection (`max: 1`, e.g. an embedded single-connection
+ * server), which cannot spare a connection for {@link acquireMigrationLock}: 0.1.0's
+ * session-level advisory lock on the migration connection itself, polled with
+ * `pg_try_advisory_lock`. Released by {@link MigrationLock.release} or when the session
+ * ends: sound on a direct connection, not behind a transaction-mode pooler.
+ *
+ * @throws MigrationLockTimeoutError when `lockTimeoutMs` (> 0) passes first.
+ * @example
+ * ```ts
+ * const lock = await acquireSessionMigrationLock(client, {})
+ * ```
+ */
+export async function acquireSessionMigrationLock(
+  client: pg.PoolClient,
+  options: { lockTimeoutMs?: number | undefined; logger?: MigrationLogger | undefined } = {},
+): Promise<MigrationLock> {
+  const timeout = options.lockTimeoutMs ?? 0
+  const started = performance.now()
+  let delay = 25
+  let logged = false
+  for (;;) {
+    // Polls instead of blocking: a session blocked in pg_advisory_lock holds a snapshot,
+    // which the holder's CREATE INDEX CONCURRENTLY would wait for (a deadlock).
+    const result = await client.query<{ locked: boolean }>(
+      `SELECT pg_try_advisory_lock(${MIGRATION_LOCK_KEY}::bigint) AS locked`,
+    )
+    if (result.rows[0]?.locked) {
+      return {
+        release: async () => {
+          await client
+            .query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY}::bigint)`)
+            .catch(() => {})
+        },
+      }
+    }
+    const waited = performance.now() - started
+    if (timeout > 0 && waited >= timeout) throw new MigrationLockTimeoutError(timeout)
+    if (!logged) {
+      options.logger?.info('waiting for the migration lock held by another runner')
+      logged = true
+    }
+    const pause = Math.min(delay, timeout > 0 ? Math.max(1, timeout - waited) : delay)
+    await sleep(pause + Math.random() * 10)
+    delay = Math.min(delay * 2, 500)
+  }
+}

@@ -16,7 +16,12 @@ import {
 } from './migration-errors.ts'
 import type { MigrationFile } from './migration-files.ts'
 import type { MigrationInfo, MigrationLogger } from './migration-info.ts'
-import { acquireMigrationLock, MIGRATION_FILE_LOCK_KEY } from './migration-lock.ts'
+import {
+  acquireMigrationLock,
+  acquireSessionMigrationLock,
+  MIGRATION_FILE_LOCK_KEY,
+  type MigrationLock,
+} from './migration-lock.ts'
 import { loadMigrationSets, type MigrationSetOptions } from './migration-sets.ts'
 
 /** Options of {@link runMigrations}. */
@@ -25,6 +30,13 @@ export interface RunMigrationsOptions extends MigrationSetOptions {
   logger?: MigrationLogger
   /** How long to wait for another runner's lock, in ms; `0` or absent waits as long as it takes. */
   lockTimeoutMs?: number
+  /**
+   * `false` skips the run-level lock (a transaction held open on a second connection):
+   * only for a database nothing else migrates meanwhile and that runs every client on
+   * one backend, such as an embedded PGlite, where that open transaction would block
+   * the run itself. Default `true`.
+   */
+  lock?: boolean
 }
 
 /** Line and column (1-based) of a 1-based character position in `text`. */
@@ -136,7 +148,8 @@ async function pinFunctionSearchPath(client: pg.PoolClient, schema: string): Pro
  * transaction with its history row (a `-- guildstore:no-transaction` file runs alone,
  * outside one). Concurrent runners wait for each other on a transaction-level advisory
  * lock that cannot outlive a runner, even through a transaction-mode pooler, so each
- * file is applied exactly once. Before anything runs, every applied file of both sets
+ * file is applied exactly once (a pool of `max: 1` has no connection to spare for it
+ * and holds a session-level lock instead: use it on direct connections only). Before anything runs, every applied file of both sets
  * must still exist with its recorded checksum; a 0.1.0 history is upgraded in place.
  *
  * @throws InvalidInputError for an invalid schema name.
@@ -157,12 +170,16 @@ export async function runMigrations(
   options: RunMigrationsOptions = {},
 ): Promise<{ applied: MigrationInfo[] }> {
   const { schema, sets } = await loadMigrationSets(pool, options)
-  const lock = await acquireMigrationLock(pool, options)
+  // A pool of one connection cannot spare one for the lock: it gets the session lock
+  // (unless `lock: false` skips the run-level lock altogether).
+  const single = (pool.options.max ?? 10) <= 1
+  let lock: MigrationLock | undefined =
+    options.lock === false || single ? undefined : await acquireMigrationLock(pool, options)
   let client: pg.PoolClient
   try {
     client = await pool.connect()
   } catch (err) {
-    await lock.release()
+    await lock?.release()
     throw mapDatabaseError(err)
   }
   // The client stays checked out for the whole run, where the pool does not listen
@@ -171,6 +188,7 @@ export async function runMigrations(
   client.on('error', () => {})
   let broken: Error | undefined
   try {
+    if (single && options.lock !== false) lock = await acquireSessionMigrationLock(client, options)
     const guildstoreFiles = sets[0]!.files
     await client.query('BEGIN')
     try {
@@ -228,7 +246,7 @@ export async function runMigrations(
     broken = err instanceof Error ? err : undefined
     throw mapDatabaseError(err)
   } finally {
-    await lock.release()
+    await lock?.release()
     // The migrations may have changed session settings: never hand this connection back.
     client.release(broken ?? true)
   }

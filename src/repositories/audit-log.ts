@@ -10,6 +10,7 @@ import {
   assertUuid,
   defineFields,
   pageLimit,
+  pattern,
   text,
 } from '../validation/index.ts'
 
@@ -81,7 +82,10 @@ export type AuditLogEntry = Omit<Projection<AuditLog, typeof auditLogColumns>, '
 }
 
 /** Rules of the `audit_log` columns (the CHECKs of the schema). */
-export const auditLogFields = defineFields('audit_log', { reason: text(1, 512) })
+export const auditLogFields = defineFields('audit_log', {
+  reason: text(1, 512),
+  action: pattern(/^[a-z][a-z_]{0,63}$/),
+})
 
 const selectAuditPage = prepareQuery(
   'audit_log.list_page',

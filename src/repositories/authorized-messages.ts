@@ -51,14 +51,6 @@ function sendGuardSql(p: { channel_id: unknown; author_id: unknown }): RawBuilde
   const guild = sql`(select ctx.guild_id from ctx)`
   const pairs: [string, RawBuilder<unknown>, RawBuilder<unknown>][] = [
     [
-      // Values, not the row version: every message bumps channels.last_seq.
-      // FOR NO KEY UPDATE: the insert's seq trigger updates this row anyway, so
-      // sends to one channel queue here (two share locks upgrading would deadlock).
-      'ch',
-      sql`select ctx.v from ctx`,
-      sql`select (c.type, c.guild_id, c.is_private)::text as v from channels c where c.id = ${ch} for no key update`,
-    ],
-    [
       'g',
       sql`select g.ctid::text as v from guilds g where g.id = ${guild}`,
       sql`select g.ctid::text as v from guilds g where g.id = ${guild} for share`,
@@ -86,14 +78,14 @@ function sendGuardSql(p: { channel_id: unknown; author_id: unknown }): RawBuilde
       sql`select cm.ctid::text as v from channel_members cm where cm.channel_id = ${ch} and cm.user_id = ${me} for key share`,
     ],
     [
-      'dm',
-      sql`select d.ctid::text as v from dm_channels d where d.id = ${ch}`,
-      sql`select d.ctid::text as v from dm_channels d where d.id = ${ch} for share`,
-    ],
-    [
       'dp',
       sql`select dp.ctid::text as v from dm_participants dp where dp.channel_id = ${ch} and dp.user_id = ${me}`,
       sql`select dp.ctid::text as v from dm_participants dp where dp.channel_id = ${ch} and dp.user_id = ${me} for key share`,
+    ],
+    [
+      'dm',
+      sql`select d.ctid::text as v from dm_channels d where d.id = ${ch}`,
+      sql`select d.ctid::text as v from dm_channels d where d.id = ${ch} for share`,
     ],
     [
       'f',
@@ -102,6 +94,15 @@ function sendGuardSql(p: { channel_id: unknown; author_id: unknown }): RawBuilde
       sql`select f.ctid::text as v from friendships f join dm_channels d on d.id = ${ch}
         where (f.user_id = d.user_a and f.friend_id = d.user_b) or (f.user_id = d.user_b and f.friend_id = d.user_a)
         for share of f`,
+    ],
+    [
+      // Last, so the channel's lock is held only from here to commit. Values,
+      // not the row version: every message bumps channels.last_seq. FOR NO KEY
+      // UPDATE: the insert's seq trigger updates this row anyway, so sends to
+      // one channel queue here once (two share locks upgrading would deadlock).
+      'ch',
+      sql`select ctx.v from ctx`,
+      sql`select (c.type, c.guild_id, c.is_private, c.updated_at)::text as v from channels c where c.id = ${ch} for no key update`,
     ],
   ]
   const ctes = pairs.flatMap(([name, snap, lock]) => [
@@ -156,7 +157,7 @@ const sendStatement = prepareQuery(
     rawQuery(
       db,
       sql<SendRow>`with ctx as materialized (
-  select c.id, c.type, c.guild_id, (c.type, c.guild_id, c.is_private)::text as v from channels c where c.id = ${p.channel_id}::uuid
+  select c.id, c.type, c.guild_id, (c.type, c.guild_id, c.is_private, c.updated_at)::text as v from channels c where c.id = ${p.channel_id}::uuid
 ), perms as materialized (
   select ${memberChannelPermissionsSql(p.author_id, sql`${p.channel_id}::uuid`)} as p
 ), verdict as materialized (

@@ -5,9 +5,10 @@
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
+import { DatabaseUnavailableError } from '../errors/database-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { prepareQuery } from '../sql/index.ts'
+import { inTransaction, prepareQuery } from '../sql/index.ts'
 import { assertObject, assertOptionalText, assertUuid } from '../validation/index.ts'
 import { type AuditAction, auditLogFields } from './audit-log.ts'
 
@@ -54,13 +55,14 @@ export const lockChannelForUpdate = prepareQuery(
       .forNoKeyUpdate(),
 )
 
-/**
- * Locks a membership FOR UPDATE before it is deleted (kick, ban): writes that
- * hang on it (role grants, overwrites, channel memberships: FOR KEY SHARE)
- * finish first, so the deleting statement, which comes next with a fresh
- * snapshot, sees and removes what they wrote; later ones find no member.
- */
-export const lockMembership = prepareQuery(
+// The guild row FOR SHARE, first: the lock order of every writer that touches
+// a guild and a membership (transferGuildOwnership locks the guild, then the
+// new owner's membership), so a removal never deadlocks with a transfer.
+const lockGuildShared = prepareQuery('guilds.lock_shared', (db, p: { guild_id: string }) =>
+  db.selectFrom('guilds').select('id').where('id', '=', p.guild_id).forShare(),
+)
+
+const lockMembershipRow = prepareQuery(
   'guild_members.lock_for_delete',
   (db, p: { guild_id: string; user_id: string }) =>
     db
@@ -70,6 +72,21 @@ export const lockMembership = prepareQuery(
       .where('user_id', '=', p.user_id)
       .forUpdate(),
 )
+
+/**
+ * Locks the guild (FOR SHARE) and then the membership (FOR UPDATE) before the
+ * membership is deleted (kick, ban): writes that hang on the membership (role
+ * grants, overwrites, channel memberships: FOR KEY SHARE) finish first, so the
+ * deleting statement, which comes next with a fresh snapshot, sees and removes
+ * what they wrote; later ones find no member.
+ */
+export async function lockMembership(
+  trx: Kysely<DB>,
+  key: { guild_id: string; user_id: string },
+): Promise<void> {
+  await lockGuildShared.execute(trx, { guild_id: key.guild_id })
+  await lockMembershipRow.execute(trx, key)
+}
 
 // One statement: lock the guild row (FOR SHARE, so a concurrent ownership
 // transfer is serialized with this removal and the owner read is current),
@@ -170,4 +187,30 @@ export async function writeAudit(
     changes: JSON.stringify(entry.changes),
     reason: as?.reason ?? entry.reason ?? null,
   })
+}
+
+/** How many times {@link inRetriedTransaction} runs a transaction a deadlock aborted. */
+const DEADLOCK_ATTEMPTS = 5
+
+/**
+ * Runs `fn` in a transaction like `inTransaction`, and when PostgreSQL aborts
+ * it as a deadlock victim (40P01) runs it again, up to 5 times: a kick or a ban
+ * races with writes that lock the membership and the channel in other orders
+ * (role grants, overwrites, channel adds, joins); the victim rolled back whole,
+ * so running it again is safe. Inside a caller's transaction there is no retry
+ * (the caller's transaction is aborted; the error is a retryable
+ * `DatabaseUnavailableError`).
+ */
+export async function inRetriedTransaction<T>(
+  db: Kysely<DB>,
+  fn: (trx: Kysely<DB>) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await inTransaction(db, fn)
+    } catch (error) {
+      const deadlock = error instanceof DatabaseUnavailableError && error.sqlState === '40P01'
+      if (!deadlock || db.isTransaction || attempt >= DEADLOCK_ATTEMPTS) throw error
+    }
+  }
 }

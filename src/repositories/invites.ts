@@ -17,6 +17,7 @@ import {
   assertUuid,
   defineFields,
   integer,
+  pattern,
 } from '../validation/index.ts'
 import { assertActingAs, auditChanges, writeAudit } from './internal.ts'
 import { type GuildMember, guildMemberColumns } from './members.ts'
@@ -38,10 +39,11 @@ export const inviteColumns = columnList<GuildInvites>()([
 export type Invite = Projection<GuildInvites, typeof inviteColumns>
 
 /** Rules of the `guild_invites` columns (the CHECKs of the schema). */
-export const inviteFields = defineFields('guild_invites', { max_uses: integer(1) })
-
-/** What an invite code looks like (CHECK `guild_invites_code_format`). */
-const CODE = /^[A-Za-z0-9_-]{8,64}$/
+export const inviteFields = defineFields('guild_invites', {
+  code: pattern(/^[A-Za-z0-9_-]{8,64}$/),
+  max_uses: integer(1),
+  uses: integer(0),
+})
 
 /** The invite fields an audit entry records (never the code: it grants entry). */
 const INVITE_FIELDS = ['inviter_id', 'max_uses', 'expires_at', 'revoked_at'] as const
@@ -145,7 +147,7 @@ const selectGuildInvites = prepareQuery(
 )
 
 function assertCode(value: unknown): asserts value is string {
-  if (typeof value !== 'string' || !CODE.test(value)) {
+  if (typeof value !== 'string' || !inviteFields.code.pattern.test(value)) {
     throw new InvalidInputError('code must be 8 to 64 characters of A-Z a-z 0-9 _ -', {
       field: 'code',
     })

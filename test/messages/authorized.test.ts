@@ -1,10 +1,13 @@
 import { randomInt } from 'node:crypto'
+import type { Kysely } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
+  banMember,
   blockUser,
   ConflictError,
   computePermissions,
   createMessage,
+  type DB,
   InvalidInputError,
   listChannelMessages,
   listMessageMentions,
@@ -12,6 +15,7 @@ import {
   Permissions,
   readChannelMessages,
   sendMessage,
+  setChannelOverwrite,
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
 import {
@@ -361,6 +365,7 @@ describe('agreement with computePermissions over randomized worlds', () => {
       return p
     }
     let cases = 0
+    let overwrites = 0
     let allowedSends = 0
     let refusedSends = 0
     for (let w = 0; w < 8; w++) {
@@ -405,6 +410,27 @@ describe('agreement with computePermissions over randomized worlds', () => {
             .execute()
         }
       }
+      // Overwrites (Discord's order: @everyone, roles, member), random allow/deny.
+      const overwrite = async (
+        channel_id: string,
+        target: { role_id?: string; user_id?: string },
+      ) => {
+        const allow = randomPerms() & ~ADMINISTRATOR
+        const deny = randomPerms() & ~ADMINISTRATOR & ~allow
+        await t.db
+          .insertInto('channel_overwrites')
+          .values({ channel_id, guild_id: g.id, allow, deny, ...target })
+          .execute()
+        overwrites++
+      }
+      for (const c of channels) {
+        if (randomInt(2) === 0) await overwrite(c.id, { role_id: g.defaultRole.id })
+        for (const r of roles) if (randomInt(3) === 0) await overwrite(c.id, { role_id: r.id })
+        for (const u of users.slice(1, 5))
+          if (randomInt(4) === 0) await overwrite(c.id, { user_id: u.id })
+      }
+      // A banned member (the ban removes the membership).
+      if (randomInt(2) === 0) await banMember(t.db, { guild_id: g.id, user_id: users[1]!.id })
       for (const u of users) {
         for (const c of channels) {
           const perms = await computePermissions(t.db, {
@@ -446,6 +472,7 @@ describe('agreement with computePermissions over randomized worlds', () => {
       }
     }
     expect(cases).toBeGreaterThanOrEqual(280)
+    expect(overwrites).toBeGreaterThan(10)
     // Both outcomes were exercised.
     expect(allowedSends).toBeGreaterThan(10)
     expect(refusedSends).toBeGreaterThan(10)
@@ -483,6 +510,103 @@ describe('a revocation racing sends', () => {
     }
     expect(await listChannelMessages(t.db, w.channel.id)).toEqual([])
   })
+
+  it('a channel made private while sends wait on it refuses them', async () => {
+    const w = await guildWith(VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY)
+    const revoker = await t.pool.connect()
+    let results: PromiseSettledResult<unknown>[]
+    try {
+      await revoker.query('begin')
+      await revoker.query(
+        'update channels set is_private = true, updated_at = now() where id = $1',
+        [w.channel.id],
+      )
+      const sends = Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          sendMessage(t.db, { channel_id: w.channel.id, author_id: w.user.id, content: `p${i}` }),
+        ),
+      )
+      expect(await waitForLockWaiters(revoker, 10)).toBeGreaterThanOrEqual(10)
+      await revoker.query('commit')
+      results = await sends
+    } catch (error) {
+      await revoker.query('rollback')
+      throw error
+    } finally {
+      revoker.release()
+    }
+    for (const r of results) {
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(PermissionDeniedError)
+    }
+    expect(await listChannelMessages(t.db, w.channel.id)).toEqual([])
+  })
+
+  // Administrative revocations (0004) held uncommitted while sends arrive: the
+  // sends wait on a row the revocation holds and are refused once it commits.
+  const adminRevocations: [
+    string,
+    (trx: Kysely<DB>, w: Awaited<ReturnType<typeof guildWith>>) => Promise<unknown>,
+  ][] = [
+    [
+      'an overwrite denying SEND_MESSAGES to @everyone',
+      (trx, w) =>
+        setChannelOverwrite(trx, {
+          channel_id: w.channel.id,
+          role_id: w.guild.defaultRole.id,
+          allow: 0n,
+          deny: SEND_MESSAGES,
+        }),
+    ],
+    [
+      'an overwrite denying VIEW_CHANNEL to the member',
+      (trx, w) =>
+        setChannelOverwrite(trx, {
+          channel_id: w.channel.id,
+          user_id: w.user.id,
+          allow: 0n,
+          deny: VIEW_CHANNEL,
+        }),
+    ],
+    ['a ban', (trx, w) => banMember(trx, { guild_id: w.guild.id, user_id: w.user.id })],
+  ]
+  for (const [name, revoke] of adminRevocations) {
+    it(`sends racing ${name} are refused once it commits`, async () => {
+      const w = await guildWith(VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY)
+      const watcher = await t.pool.connect()
+      let release!: () => void
+      const gate = new Promise<void>((r) => {
+        release = r
+      })
+      let applied!: () => void
+      const done = new Promise<void>((r) => {
+        applied = r
+      })
+      try {
+        const revoking = t.db.transaction().execute(async (trx) => {
+          await revoke(trx, w)
+          applied()
+          await gate
+        })
+        await done
+        const sends = Promise.allSettled(
+          Array.from({ length: 8 }, (_, i) =>
+            sendMessage(t.db, { channel_id: w.channel.id, author_id: w.user.id, content: `a${i}` }),
+          ),
+        )
+        expect(await waitForLockWaiters(watcher, 8)).toBeGreaterThanOrEqual(8)
+        release()
+        await revoking
+        for (const r of await sends) {
+          expect(r.status).toBe('rejected')
+          expect((r as PromiseRejectedResult).reason).toBeInstanceOf(PermissionDeniedError)
+        }
+      } finally {
+        release()
+        watcher.release()
+      }
+      expect(await listChannelMessages(t.db, w.channel.id)).toEqual([])
+    })
+  }
 
   /**
    * The hard case: the send's snapshot is taken BEFORE the revocation commits
@@ -527,13 +651,14 @@ describe('a revocation racing sends', () => {
       let outcome: unknown
       try {
         await blocker.query('begin')
-        await blocker.query('select 1 from channels where id = $1 for update', [w.channel.id])
+        // The guild row is the first one the send's guard locks.
+        await blocker.query('select 1 from guilds where id = $1 for update', [w.guild.id])
         const send = sendMessage(t.db, {
           channel_id: w.channel.id,
           author_id: w.user.id,
           content: 'late',
         }).catch((e: unknown) => e)
-        // The send has its snapshot and waits for the channel row.
+        // The send has its snapshot and waits for the guild row.
         await waitForLockWaiters(blocker, 1)
         await revoke(w) // commits while the send waits
         await blocker.query('commit')
@@ -557,7 +682,11 @@ describe('a revocation racing sends', () => {
     let outcome: unknown
     try {
       await blocker.query('begin')
-      await blocker.query('select 1 from channels where id = $1 for update', [dm.id])
+      // The author's participant row is the first one the guard locks in a DM.
+      await blocker.query(
+        'select 1 from dm_participants where channel_id = $1 and user_id = $2 for update',
+        [dm.id, a.id],
+      )
       const send = sendMessage(t.db, { channel_id: dm.id, author_id: a.id, content: 'late' }).catch(
         (e: unknown) => e,
       )

@@ -6,8 +6,11 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { testRedisUrl } from '../support/env.ts'
 import { createEmptyDatabase, describeRun, type EmptyDatabase, repoRoot, run } from './support.ts'
@@ -35,29 +38,43 @@ const executedBy: Record<string, { file: string; evidence: string }> = {
   // Until guildstore is on the registry, the consumer test installs the packed
   // tarball with the same peer dependencies (@types/pg included) instead.
   'npm install guildstore kysely pg ioredis': {
-    file: 'test/package/consumer.test.ts',
-    evidence: "['kysely', 'pg', 'ioredis', '@types/pg', 'typescript']",
+    file: 'test/package/support.ts',
+    evidence: '...(await peerDependencySpecs())',
   },
   'npm install --save-dev @types/pg': {
-    file: 'test/package/consumer.test.ts',
+    file: 'test/package/support.ts',
     evidence: "'@types/pg'",
   },
   'export DATABASE_URL=postgres://app@127.0.0.1:5432/chat': {
     file: 'test/package/consumer/run.mjs',
     evidence: "cli('migrate')",
   },
-  'npx guildstore migrate': { file: 'test/package/consumer.test.ts', evidence: "['migrate'," },
-  'npx guildstore status': { file: 'test/package/consumer.test.ts', evidence: "['status'," },
+  'npx guildstore migrate': {
+    file: 'test/package/readme-commands.test.ts',
+    evidence: "guildstore(project, 'migrate'",
+  },
+  'npx guildstore status': {
+    file: 'test/package/readme-commands.test.ts',
+    evidence: "guildstore(project, 'status'",
+  },
   'npx guildstore new add guild banners': {
-    file: 'test/migrations/cli.test.ts',
-    evidence: "run(['new', 'create', 'users'",
+    file: 'test/package/readme-commands.test.ts',
+    evidence: "guildstore(project, 'new add guild banners'",
+  },
+  'npx guildstore migrate --schema chat': {
+    file: 'test/package/readme-commands.test.ts',
+    evidence: "guildstore(project, 'migrate --schema chat'",
+  },
+  'npx guildstore status --schema chat': {
+    file: 'test/package/readme-commands.test.ts',
+    evidence: "guildstore(project, 'status --schema chat'",
   },
   'npm ci': { file: '.ci/run', evidence: 'npm ci --no-audit --no-fund' },
   'npm run build': { file: '.ci/run', evidence: 'npm run build' },
-  'npm pack': { file: 'test/package/consumer.test.ts', evidence: "npm(['pack'," },
+  'npm pack': { file: 'test/package/support.ts', evidence: "npm(['pack'," },
   'npm install /path/to/guildstore/guildstore-0.1.0.tgz kysely pg ioredis': {
-    file: 'test/package/consumer.test.ts',
-    evidence: 'join(tmp, info.filename)',
+    file: 'test/package/support.ts',
+    evidence: 'const tarball = join(tmp, info.filename)',
   },
   'TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres TEST_REDIS_URL=redis://127.0.0.1:6379 npm test':
     {
@@ -87,6 +104,58 @@ describe('README commands', () => {
     expect([...at].sort((a, b) => a - b)).toEqual(at)
     expect(readme.split('npm install guildstore kysely pg ioredis').length - 1).toBe(1)
   })
+})
+
+/** `npx guildstore <args>` of a checkout: the CLI's source entry, in `project`. */
+const guildstore = (project: string, args: string, databaseUrl: string) =>
+  run(process.execPath, [join(repoRoot, 'src', 'cli', 'bin.ts'), ...args.split(' ')], {
+    cwd: project,
+    env: { DATABASE_URL: databaseUrl },
+    timeoutMs: 120_000,
+  })
+
+describe("the README's guildstore CLI commands, in order, in an empty project", () => {
+  const databases: EmptyDatabase[] = []
+  let project: string
+  beforeAll(async () => {
+    databases.push(await createEmptyDatabase(), await createEmptyDatabase())
+    project = await mkdtemp(join(tmpdir(), 'guildstore-readme-'))
+  })
+  afterAll(async () => {
+    for (const d of databases) await d.drop()
+    if (project) await rm(project, { recursive: true, force: true })
+  })
+
+  it('new, migrate, status: a host migration is written and applied, nothing pending', async () => {
+    const url = databases[0]?.url as string
+    const created = await guildstore(project, 'new add guild banners', url)
+    expect(created.code, describeRun(created)).toBe(0)
+    const file = join(project, 'migrations', '0001_add_guild_banners.sql')
+    expect(existsSync(file)).toBe(true)
+    const migrate = await guildstore(project, 'migrate', url)
+    expect(migrate.code, describeRun(migrate)).toBe(0)
+    const status = await guildstore(project, 'status', url)
+    expect(status.code, describeRun(status)).toBe(0)
+    expect(status.stdout).toContain('0001_add_guild_banners.sql')
+  }, 300_000)
+
+  it('migrate --schema chat, status --schema chat: installed into the schema, exit 0', async () => {
+    const url = databases[1]?.url as string
+    const migrate = await guildstore(project, 'migrate --schema chat', url)
+    expect(migrate.code, describeRun(migrate)).toBe(0)
+    const status = await guildstore(project, 'status --schema chat', url)
+    expect(status.code, describeRun(status)).toBe(0)
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    try {
+      const { rows } = await client.query(
+        "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'chat' AND tablename = 'users'",
+      )
+      expect(rows[0].n).toBe(1)
+    } finally {
+      await client.end()
+    }
+  }, 300_000)
 })
 
 describe('the two commands, as written (node_modules already there)', () => {

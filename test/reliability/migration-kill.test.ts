@@ -182,7 +182,7 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
         async () =>
           (
             await admin.query(
-              `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'gs-rel-waiter' AND query LIKE '%pg_try_advisory_xact_lock%'`,
+              `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'gs-rel-waiter' AND query LIKE '%pg_try_advisory_lock%'`,
               [name],
             )
           ).rows.length === 1,

@@ -12,11 +12,13 @@ import {
   listChannelReadStates,
   listDmChannels,
   listMessageMentions,
+  listVisibleChannels,
   markChannelRead,
   markDmRead,
   NotFoundError,
   Permissions,
   purgeDeletedMessages,
+  setChannelOverwrite,
   UNREAD_COUNT_CAP,
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
@@ -356,6 +358,44 @@ describe('markChannelRead and listChannelReadStates (guild)', () => {
     expect(await listChannelReadStates(t.db, { user_id: stranger.id, guild_id: guild.id })).toEqual(
       [],
     )
+  })
+
+  it('follows channel permission overwrites (the shared access rule)', async () => {
+    const { owner, member, guild, channel } = await guildWorld()
+    const hidden = await makeChannel(t.db, guild.id, { position: 2 })
+    const shown = await makeChannel(t.db, guild.id, { position: 3 })
+    // @everyone may not view `hidden`; on `shown` it may not either, but the member may
+    await setChannelOverwrite(t.db, {
+      channel_id: hidden.id,
+      role_id: guild.defaultRole.id,
+      allow: 0n,
+      deny: Permissions.VIEW_CHANNEL,
+    })
+    await setChannelOverwrite(t.db, {
+      channel_id: shown.id,
+      role_id: guild.defaultRole.id,
+      allow: 0n,
+      deny: Permissions.VIEW_CHANNEL,
+    })
+    await setChannelOverwrite(t.db, {
+      channel_id: shown.id,
+      user_id: member.id,
+      allow: Permissions.VIEW_CHANNEL,
+      deny: 0n,
+    })
+    await createMessage(t.db, {
+      channel_id: hidden.id,
+      author_id: owner.id,
+      content: 'secret',
+      mentions: { everyone: true },
+    })
+    const list = await listChannelReadStates(t.db, { user_id: member.id, guild_id: guild.id })
+    expect(list.map((s) => s.channel_id)).toEqual([channel.id, shown.id])
+    const visible = await listVisibleChannels(t.db, { guild_id: guild.id, user_id: member.id })
+    expect(list.map((s) => s.channel_id)).toEqual(visible.map((c) => c.id))
+    // the owner still sees everything, with the @everyone mention counted
+    const ownerList = await listChannelReadStates(t.db, { user_id: owner.id, guild_id: guild.id })
+    expect(ownerList.map((s) => s.channel_id)).toEqual([channel.id, hidden.id, shown.id])
   })
 
   it(`caps both counts at UNREAD_COUNT_CAP (${UNREAD_COUNT_CAP}), exact below it`, async () => {
