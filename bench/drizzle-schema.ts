@@ -93,6 +93,7 @@ export const channelMembers = pgTable(
     channel_id: uuid('channel_id').notNull(),
     user_id: uuid('user_id').notNull(),
     added_at: ts('added_at').notNull(),
+    guild_id: uuid('guild_id').notNull(),
   },
   (t) => [primaryKey({ columns: [t.channel_id, t.user_id] })],
 )

@@ -290,8 +290,8 @@ async function build(c1: pg.Client, c2: pg.Client, p: DatasetParams, start: numb
         case when c.position = 0 then 'General chat' end,
         c.position, c.position = 2, to_timestamp(c.ts / 1000.0), to_timestamp(c.ts / 1000.0)
       from bench.c c join bench.g g on g.idx = c.guild_idx;
-      insert into channel_members (channel_id, user_id, added_at)
-      select c.id, u.id, to_timestamp(c.ts / 1000.0)
+      insert into channel_members (channel_id, guild_id, user_id, added_at)
+      select c.id, g.id, u.id, to_timestamp(c.ts / 1000.0)
       from bench.c c join bench.g g on g.idx = c.guild_idx
       cross join lateral generate_series(0, least(g.size, ${PRIVATE_MEMBERS}) - 1) k
       join bench.u u on u.idx = (g.off + k) % ${U}

@@ -43,6 +43,7 @@ export interface AuditLog {
 export interface ChannelMembers {
   added_at: Generated<Timestamp>;
   channel_id: string;
+  guild_id: string;
   user_id: string;
 }
 

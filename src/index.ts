@@ -1,3 +1,4 @@
+export { ExitCode } from './cli/exit-code.ts'
 export * from './errors/index.ts'
 export { hashToken } from './ids/hash-token.ts'
 export { newId } from './ids/new-id.ts'

@@ -136,10 +136,13 @@ try {
       overwrites++
     }
     if (k % 10 === 9) {
-      await q('insert into channel_members (channel_id, user_id) select $1, unnest($2::uuid[])', [
-        channel,
-        users.filter(() => rand() < 0.3),
-      ])
+      // channel_members carries the guild (migration 0002) and only holds its members.
+      await q(
+        `insert into channel_members (channel_id, guild_id, user_id)
+         select $1, $2, m.user_id from guild_members m
+         where m.guild_id = $2 and m.user_id = any($3::uuid[])`,
+        [channel, guild, users.filter(() => rand() < 0.3)],
+      )
     }
   }
   await q('analyze')

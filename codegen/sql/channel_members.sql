@@ -21,6 +21,7 @@ select
 -- channel_members.list (prepared as "gs.channel_members.list"; read)
 select
   "channel_id",
+  "guild_id",
   "user_id",
   "added_at"
 from
@@ -44,6 +45,7 @@ with
   ),
   "m" as (
     select
+      "guild_id",
       "user_id"
     from
       "guild_members"
@@ -59,9 +61,10 @@ with
   ),
   "i" as (
     insert into
-      "channel_members" ("channel_id", "user_id")
+      "channel_members" ("channel_id", "guild_id", "user_id")
     select
       $4::uuid as "channel_id",
+      "m"."guild_id",
       "m"."user_id"
     from
       "m"
@@ -70,6 +73,7 @@ with
       "channel_id" = excluded.channel_id
     returning
       "channel_id",
+      "guild_id",
       "user_id",
       "added_at"
   )
@@ -86,6 +90,12 @@ select
     from
       "i"
   ) as "channel_id",
+  (
+    select
+      "i"."guild_id"
+    from
+      "i"
+  ) as "guild_id",
   (
     select
       "i"."user_id"

@@ -36,24 +36,6 @@ with
       )
     returning
       "user_id"
-  ),
-  "cm" as (
-    delete from "channel_members"
-    where
-      "user_id" in (
-        select
-          "d"."user_id"
-        from
-          "d"
-      )
-      and "channel_id" in (
-        select
-          "id"
-        from
-          "channels"
-        where
-          "guild_id" = $4
-      )
   )
 select
   (

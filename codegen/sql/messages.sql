@@ -51,6 +51,11 @@ select
       u.id = any ($8::uuid[])
   ) as users_ok;
 
+-- messages.delete_by_ids (prepared as "gs.messages.delete_by_ids"; write)
+delete from "messages"
+where
+  id = any ($1::uuid[]);
+
 -- messages.insert (prepared as "gs.messages.insert"; write)
 insert into
   "messages" (
@@ -406,6 +411,18 @@ where
   and "m"."deleted_at" is null
 for update of
   "m";
+
+-- messages.lock_purgeable (prepared as "gs.messages.lock_purgeable"; write)
+select
+  "id"
+from
+  "messages"
+where
+  "deleted_at" is not null
+  and "deleted_at" < $1
+order by
+  "id"
+for update;
 
 -- messages.mentions_of_messages (prepared as "gs.messages.mentions_of_messages"; read)
 select

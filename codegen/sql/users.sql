@@ -13,7 +13,7 @@ select
 from
   "users"
 where
-  lower(email) = lower($1);
+  guildstore_identity_key (email) = guildstore_identity_key ($1::text);
 
 -- users.by_id (prepared as "gs.users.by_id"; read)
 select
@@ -58,7 +58,7 @@ select
 from
   "users"
 where
-  lower(username) = lower($1);
+  guildstore_identity_key (username) = guildstore_identity_key ($1::text);
 
 -- users.credentials (prepared as "gs.users.credentials"; read)
 select
@@ -68,12 +68,10 @@ select
 from
   "users"
 where
-  lower(username) = lower($1)
-  or lower(email) = lower($2)
-order by
-  lower(username) = lower($3) desc
+  guildstore_identity_key (username) = guildstore_identity_key ($1::text)
+  or guildstore_identity_key (email) = guildstore_identity_key ($2::text)
 limit
-  $4;
+  $3;
 
 -- users.delete (prepared as "gs.users.delete"; write)
 delete from "users"

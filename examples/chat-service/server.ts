@@ -42,7 +42,6 @@ import {
   computePermissions,
   createChannel,
   createGuild,
-  createMessage,
   createRateLimiter,
   createSession,
   createUser,
@@ -57,13 +56,15 @@ import {
   hashToken,
   hasPermission,
   InvalidInputError,
-  listChannelMessages,
   listGuildsForUser,
   listVisibleChannels,
   NotFoundError,
+  PermissionDeniedError,
   Permissions,
   publishChannelEvent,
+  readChannelMessages,
   searchMessages,
+  sendMessage,
   subscribeChannelEvents,
   UniqueViolationError,
 } from '../../src/index.ts'
@@ -249,6 +250,13 @@ function httpError(error: unknown): HttpError | undefined {
   if (error instanceof NotFoundError) return new HttpError(404, error.message)
   if (error instanceof UniqueViolationError) return new HttpError(409, 'already exists')
   if (error instanceof ConflictError) return new HttpError(409, error.message)
+  // The channel is hidden from this user, or they may not send there: 404 when they
+  // cannot even see it (no existence leak), else 403.
+  if (error instanceof PermissionDeniedError) {
+    return error.permission === Permissions.VIEW_CHANNEL
+      ? new HttpError(404, 'channel not found')
+      : new HttpError(403, 'missing permission')
+  }
   if (error instanceof ForeignKeyViolationError) return new HttpError(404, 'not found')
   return undefined
 }
@@ -489,31 +497,23 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
     }
 
     if (at('POST', 'channels', '*', 'messages')) {
-      const channel = await accessibleChannel(path[1] as string, me.userId)
-      if (channel.guild_id) {
-        const perms = await computePermissions(db, {
-          guild_id: channel.guild_id,
-          user_id: me.userId,
-          channel_id: channel.id,
-        })
-        if (!hasPermission(perms, Permissions.SEND_MESSAGES)) {
-          throw new HttpError(403, 'missing permission')
-        }
-      }
       const body = await readJson(req)
-      const message = await createMessage(db, {
-        channel_id: channel.id,
+      // One statement checks (view + send, overwrites, bans; DM: participant and no
+      // block) and inserts: no window between the check and the write.
+      const message = await sendMessage(db, {
+        channel_id: path[1] as string,
         author_id: me.userId,
         content: str(body, 'content'),
         reply_to: optionalStr(body, 'reply_to'),
       })
-      await bus.publish(channel.id, { type: 'message_created', message })
+      await bus.publish(message.channel_id, { type: 'message_created', message })
       return send(res, 201, { message })
     }
 
     if (at('GET', 'channels', '*', 'messages')) {
-      const channel = await accessibleChannel(path[1] as string, me.userId)
-      const messages = await listChannelMessages(db, channel.id, {
+      const messages = await readChannelMessages(db, {
+        user_id: me.userId,
+        channel_id: path[1] as string,
         before: url.searchParams.get('before') ?? undefined,
         after: url.searchParams.get('after') ?? undefined,
         limit: optionalInt(url.searchParams, 'limit'),

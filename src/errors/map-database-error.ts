@@ -41,14 +41,51 @@ const CONNECTION_MESSAGES = [
   'terminating connection',
 ]
 
-/** Columns of a key as PostgreSQL prints it in `detail`: `Key (lower(username::text))=(…)`. */
+/** The fields of a Node socket / DNS error that say where it was going. */
+interface NetErrorLike {
+  address?: unknown
+  port?: unknown
+  hostname?: unknown
+  errors?: unknown
+}
+
+/**
+ * Where a connection error was going, as `host:port` (or the host name alone
+ * for a DNS failure): Node's socket errors carry `address`/`port`, DNS errors
+ * `hostname`, and an `AggregateError` of several addresses tried carries them
+ * in `errors`. Host names and ports are not secrets; nothing else is read.
+ */
+function connectionTarget(err: NetErrorLike): string | undefined {
+  const one = (e: NetErrorLike): string | undefined => {
+    const host =
+      typeof e.address === 'string' && e.address !== ''
+        ? e.address
+        : typeof e.hostname === 'string' && e.hostname !== ''
+          ? e.hostname
+          : undefined
+    if (!host) return undefined
+    const shown = host.includes(':') ? `[${host}]` : host
+    return typeof e.port === 'number' || typeof e.port === 'string' ? `${shown}:${e.port}` : shown
+  }
+  const direct = one(err)
+  if (direct) return direct
+  if (Array.isArray(err.errors)) {
+    const all = [
+      ...new Set(err.errors.map((e) => (e && typeof e === 'object' ? one(e) : undefined))),
+    ].filter((t): t is string => t !== undefined)
+    if (all.length > 0) return all.join(', ')
+  }
+  return undefined
+}
+
+/** Columns of a key as PostgreSQL prints it in `detail`: `Key (guildstore_identity_key(username))=(…)`. */
 function keyColumns(detail: string | undefined): string[] | undefined {
   const match = detail && /^Key \((.*?)\)=\(/.exec(detail)
   if (!match?.[1]) return undefined
   return match[1].split(/,\s*/).map((part) =>
     part
       .replace(/::[a-z ]+/g, '')
-      .replace(/^(lower|upper|least|greatest)\(/, '')
+      .replace(/^([a-z_][a-z0-9_]*\.)?(lower|upper|least|greatest|guildstore_identity_key)\(/, '')
       .replace(/[()]/g, '')
       .trim(),
   )
@@ -138,6 +175,13 @@ const otherIntegrityViolation = integrity(
     }),
 )
 
+/** `database unavailable (ECONNREFUSED 127.0.0.1:5432)`: the cause and, when known, where. */
+function databaseUnavailableMessage(code: string | undefined, err: PgErrorLike & Error): string {
+  const target = connectionTarget(err as NetErrorLike)
+  const what = code ?? err.message ?? 'unknown'
+  return `database unavailable (${what}${target ? ` ${target}` : ''})`
+}
+
 /** 23G01: raised by the `guild_members` trigger of migration 0004 while a ban stands. */
 const bannedMember: ErrorRule = (err) =>
   new ConflictError('the user is banned from this guild', { reason: 'banned', cause: err })
@@ -156,7 +200,7 @@ function unavailableError(
     message ??
       (err.message?.includes('timeout exceeded when trying to connect')
         ? 'timed out acquiring a database connection from the pool'
-        : `database unavailable (${code ?? err.message ?? 'unknown'})`),
+        : databaseUnavailableMessage(code, err)),
     { sqlState: code, cause: err },
   )
 }

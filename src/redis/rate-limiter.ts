@@ -150,7 +150,10 @@ const whenReady = (redis: RedisClient, timeoutMs: number): Promise<void> => {
  * Redis, one Lua script per check (EVALSHA, EVAL fallback), with the time read
  * from the Redis server. `limit` units pass in a burst, then one every
  * `windowMs / limit` ms; in any span of `d` ms at most
- * `limit + floor(d * limit / windowMs)` units pass. Exact under concurrency.
+ * `limit + floor(d * limit / windowMs)` units pass, for every valid `limit` and
+ * `windowMs` (exact rational arithmetic: the interval is never rounded). After
+ * a burst of `limit` from a fresh subject, `resetAfterMs` is `windowMs`. Exact
+ * under concurrency.
  *
  * Key: `[<namespace>:]ratelimit:{<category>:<subject>}`, expiring when the subject is full again.
  *
@@ -178,7 +181,8 @@ export function createRateLimiter(redis: RedisClient, options: RateLimiterOption
   // validated once here, so the hot path only concatenates: [<ns>:]ratelimit:{<category>:<subject>}
   const keyPrefix = keysFor(namespace).rateLimit(category, '-').slice(0, -2)
   const deadlines = createDeadlines(timeoutMs)
-  const interval = Math.floor((windowMs * 1000) / limit)
+  // The script works in exact fractions of this (no rounded emission interval).
+  const windowUs = windowMs * 1000
   const run = bindScript(redis, RATE_LIMIT_SCRIPT)
 
   const storeError = (cause: unknown, what: string): RateLimiterStoreError => {
@@ -214,7 +218,7 @@ export function createRateLimiter(redis: RedisClient, options: RateLimiterOption
       const entry = deadlines.start(() =>
         fail(new Error(`rate limit check timed out after ${timeoutMs} ms`)),
       )
-      run(key, interval, limit, cost).then(
+      run(key, windowUs, limit, cost).then(
         (reply) => {
           if (!deadlines.finish(entry)) return
           const [allowed, remaining, retryAfterMs, resetAfterMs] = reply as number[]

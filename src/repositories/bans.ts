@@ -24,6 +24,7 @@ import {
   assertActingAs,
   auditChanges,
   deleteMember,
+  inRetriedTransaction,
   lockMembership,
   writeAudit,
 } from './internal.ts'
@@ -201,7 +202,7 @@ export async function banMember(
   assertOptionalText(input.reason, 'reason', banFields.reason)
   assertActingAs(as)
   const { guild_id, user_id } = input
-  return inTransaction(db, async (trx) => {
+  return inRetriedTransaction(db, async (trx) => {
     await lockBanKey.execute(trx, { guild_id, user_id })
     await lockMembership(trx, { guild_id, user_id })
     if (as) {

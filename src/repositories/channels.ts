@@ -48,11 +48,12 @@ export type Channel = Projection<Channels, typeof channelColumns>
 /** The columns every channel-membership-returning function selects. */
 export const channelMemberColumns = columnList<ChannelMembers>()([
   'channel_id',
+  'guild_id',
   'user_id',
   'added_at',
 ])
 
-/** Membership of a private channel. */
+/** Membership of a private channel (`guild_id` is the channel's guild: migration 0002). */
 export type ChannelMember = Projection<ChannelMembers, typeof channelMemberColumns>
 
 /** Rules of the `channels` columns (the CHECKs of the schema; `position` is an `integer`). */
@@ -122,6 +123,9 @@ const deleteGuildChannel = prepareQuery('channels.delete', (db, p: { id: string 
 
 // One statement: find the channel, lock the user's membership of its guild
 // (FOR KEY SHARE: a concurrent removal waits for us), insert idempotently.
+// The row carries the guild_id: its foreign key (guild_id, user_id) →
+// guild_members ON DELETE CASCADE (migration 0002) removes it with the
+// membership, whatever the interleaving with removeGuildMember.
 const upsertChannelMember = prepareQuery(
   'channel_members.upsert',
   (db, p: { channel_id: string; user_id: string }) =>
@@ -136,7 +140,7 @@ const upsertChannelMember = prepareQuery(
       .with('m', (db) =>
         db
           .selectFrom('guild_members')
-          .select('user_id')
+          .select(['guild_id', 'user_id'])
           .where('guild_id', '=', (eb) => eb.selectFrom('c').select('c.guild_id'))
           .where('user_id', '=', p.user_id)
           .forKeyShare(),
@@ -144,11 +148,15 @@ const upsertChannelMember = prepareQuery(
       .with('i', (db) =>
         db
           .insertInto('channel_members')
-          .columns(['channel_id', 'user_id'])
+          .columns(['channel_id', 'guild_id', 'user_id'])
           .expression(
             db
               .selectFrom('m')
-              .select([sql<string>`${p.channel_id}::uuid`.as('channel_id'), 'm.user_id']),
+              .select([
+                sql<string>`${p.channel_id}::uuid`.as('channel_id'),
+                'm.guild_id',
+                'm.user_id',
+              ]),
           )
           .onConflict((oc) =>
             oc
@@ -160,6 +168,7 @@ const upsertChannelMember = prepareQuery(
       .selectNoFrom((eb) => [
         eb.exists(eb.selectFrom('c').select('c.guild_id')).as('channel_found'),
         eb.selectFrom('i').select('i.channel_id').as('channel_id'),
+        eb.selectFrom('i').select('i.guild_id').as('guild_id'),
         eb.selectFrom('i').select('i.user_id').as('user_id'),
         eb.selectFrom('i').select('i.added_at').as('added_at'),
       ]),
@@ -514,7 +523,12 @@ export async function addChannelMember(
     const existed = await channelMemberExists.executeTakeFirst(trx, { channel_id, user_id })
     const row = await upsertChannelMember.executeTakeFirst(trx, { channel_id, user_id })
     if (!row?.channel_found) throw new NotFoundError('channel not found', { entity: 'channel' })
-    if (row.channel_id == null || row.user_id == null || row.added_at == null) {
+    if (
+      row.channel_id == null ||
+      row.guild_id == null ||
+      row.user_id == null ||
+      row.added_at == null
+    ) {
       throw new ConflictError("the user must be a member of the channel's guild", {
         reason: 'not_member',
       })
@@ -527,7 +541,12 @@ export async function addChannelMember(
         changes: { channel_id: { before: null, after: row.channel_id } },
       })
     }
-    return { channel_id: row.channel_id, user_id: row.user_id, added_at: row.added_at }
+    return {
+      channel_id: row.channel_id,
+      guild_id: row.guild_id,
+      user_id: row.user_id,
+      added_at: row.added_at,
+    }
   })
 }
 

@@ -5,9 +5,10 @@
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
+import { DatabaseUnavailableError } from '../errors/database-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { prepareQuery } from '../sql/index.ts'
+import { inTransaction, prepareQuery } from '../sql/index.ts'
 import { assertObject, assertOptionalText, assertUuid } from '../validation/index.ts'
 import { type AuditAction, auditLogFields } from './audit-log.ts'
 
@@ -89,9 +90,12 @@ export async function lockMembership(
 
 // One statement: lock the guild row (FOR SHARE, so a concurrent ownership
 // transfer is serialized with this removal and the owner read is current),
-// refuse the owner, delete the membership and the user's private-channel
-// memberships in the guild's channels (else they would come back on rejoin).
-// Role assignments and channel overwrites of the member go by cascade.
+// refuse the owner, delete the membership. Role assignments, channel
+// overwrites and private-channel memberships of the member go by cascade:
+// channel_members (guild_id, user_id) → guild_members ON DELETE CASCADE
+// (migration 0002) runs on a fresh snapshot after any concurrent
+// addChannelMember committed, so none can be left behind (a deleting CTE here
+// worked on the statement's snapshot and missed them: issue 11, item 1).
 export const deleteMember = prepareQuery(
   'guild_members.delete',
   (db, p: { guild_id: string; user_id: string }) =>
@@ -106,14 +110,6 @@ export const deleteMember = prepareQuery(
           .where('user_id', '=', p.user_id)
           .where('user_id', '<>', (eb) => eb.selectFrom('g').select('g.owner_id'))
           .returning('user_id'),
-      )
-      .with('cm', (db) =>
-        db
-          .deleteFrom('channel_members')
-          .where('user_id', 'in', (eb) => eb.selectFrom('d').select('d.user_id'))
-          .where('channel_id', 'in', (eb) =>
-            eb.selectFrom('channels').select('id').where('guild_id', '=', p.guild_id),
-          ),
       )
       .selectNoFrom((eb) => [
         eb.selectFrom('g').select('g.owner_id').as('owner_id'),
@@ -191,4 +187,30 @@ export async function writeAudit(
     changes: JSON.stringify(entry.changes),
     reason: as?.reason ?? entry.reason ?? null,
   })
+}
+
+/** How many times {@link inRetriedTransaction} runs a transaction a deadlock aborted. */
+const DEADLOCK_ATTEMPTS = 5
+
+/**
+ * Runs `fn` in a transaction like `inTransaction`, and when PostgreSQL aborts
+ * it as a deadlock victim (40P01) runs it again, up to 5 times: a kick or a ban
+ * races with writes that lock the membership and the channel in other orders
+ * (role grants, overwrites, channel adds, joins); the victim rolled back whole,
+ * so running it again is safe. Inside a caller's transaction there is no retry
+ * (the caller's transaction is aborted; the error is a retryable
+ * `DatabaseUnavailableError`).
+ */
+export async function inRetriedTransaction<T>(
+  db: Kysely<DB>,
+  fn: (trx: Kysely<DB>) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await inTransaction(db, fn)
+    } catch (error) {
+      const deadlock = error instanceof DatabaseUnavailableError && error.sqlState === '40P01'
+      if (!deadlock || db.isTransaction || attempt >= DEADLOCK_ATTEMPTS) throw error
+    }
+  }
 }

@@ -6,7 +6,7 @@ import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { inTransaction, prepareQuery } from '../sql/index.ts'
+import { prepareQuery } from '../sql/index.ts'
 import {
   assertIdKey,
   assertObject,
@@ -16,7 +16,13 @@ import {
   pageLimit,
   text,
 } from '../validation/index.ts'
-import { assertActingAs, deleteMember, lockMembership, writeAudit } from './internal.ts'
+import {
+  assertActingAs,
+  deleteMember,
+  inRetriedTransaction,
+  lockMembership,
+  writeAudit,
+} from './internal.ts'
 
 /** The columns every membership-returning function selects. */
 export const guildMemberColumns = columnList<GuildMembers>()([
@@ -149,7 +155,7 @@ export async function removeGuildMember(
   assertIdKey(input, MEMBER_KEY)
   assertActingAs(as)
   const { guild_id, user_id } = input
-  return inTransaction(db, async (trx) => {
+  return inRetriedTransaction(db, async (trx) => {
     await lockMembership(trx, { guild_id, user_id })
     if (as) {
       await authorize(trx, {

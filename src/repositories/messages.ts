@@ -18,6 +18,7 @@ import {
   pageLimit,
   text,
 } from '../validation/index.ts'
+import { type Attachment, attachmentColumns } from './attachments.ts'
 import { assertActingAs, writeAudit } from './internal.ts'
 
 /** The columns every message-returning function selects (not the internal `search`). */
@@ -296,6 +297,37 @@ const purgeMessages = prepareQuery('messages.purge', (db, p: { older_than: Date 
     .where('deleted_at', '<', p.older_than),
 )
 
+// purgeDeletedMessagesWithAttachments, step 1: lock the messages to purge.
+// FOR UPDATE waits for every transaction that holds a KEY SHARE lock on one of
+// them (an attachment insert's foreign-key check) and then keeps new ones out
+// until we commit, so step 2's fresh snapshot sees every attachment there will
+// ever be on these messages. Ordered by id: concurrent purges lock in one order.
+const lockPurgeable = prepareQuery('messages.lock_purgeable', (db, p: { older_than: Date }) =>
+  db
+    .selectFrom('messages')
+    .select('id')
+    .where('deleted_at', 'is not', null)
+    .where('deleted_at', '<', p.older_than)
+    .orderBy('id')
+    .forUpdate(),
+)
+
+// Step 2: the attachment rows go first, returned; then exactly the locked messages.
+const deleteAttachmentsOf = prepareQuery(
+  'message_attachments.delete_of_messages',
+  (db, p: { ids: readonly string[] }) =>
+    db
+      .deleteFrom('message_attachments')
+      .where(sql<boolean>`message_id = any(${p.ids}::uuid[])`)
+      .returning(attachmentColumns),
+)
+
+const deleteMessagesByIds = prepareQuery(
+  'messages.delete_by_ids',
+  (db, p: { ids: readonly string[] }) =>
+    db.deleteFrom('messages').where(sql<boolean>`id = any(${p.ids}::uuid[])`),
+)
+
 /** Whom a new message mentions (see {@link CreateMessageInput.mentions}). */
 export interface MessageMentionsInput {
   /** Users mentioned by id; each must exist. Duplicates are collapsed. At most 100. */
@@ -353,12 +385,20 @@ function mentionsOf(
  * {@link listChannelMessages} relies on it). One round trip: the reply target
  * (and the mentions, when given) are checked and stored inside the INSERT.
  *
- * No permission check happens here: call `canAccessChannel` /
- * `computePermissions` first. Inside a caller's transaction, the channel's
- * counter stays locked until that transaction ends: other messages to the same
- * channel wait for it (keep such transactions short). Under REPEATABLE READ or
- * SERIALIZABLE, two transactions posting to one channel at once make one fail
- * with a serialization error (retry it).
+ * No permission check happens here. `canAccessChannel` only says "may read"
+ * (a DM stays readable after a block); to decide "may send here":
+ * - guild channel: `computePermissions(db, { guild_id, user_id, channel_id })`
+ *   includes `Permissions.SEND_MESSAGES`;
+ * - DM: in one transaction, `lockUserPair(trx, me, them)`, then
+ *   `findOrCreateDmChannel(trx, { user_id: me, other_user_id: them })`, which
+ *   throws `ConflictError` (`'blocked'`) when either blocked the other, then
+ *   `createMessage(trx, …)` with its channel id.
+ *
+ * Inside a caller's transaction, the channel's counter stays locked until that
+ * transaction ends: other messages to the same channel wait for it (keep such
+ * transactions short). Under REPEATABLE READ or SERIALIZABLE, two transactions
+ * posting to one channel at once make one fail with a serialization error
+ * (retry it).
  *
  * @throws {InvalidInputError} for a malformed id, content that is empty, longer
  *   than 4000 characters, holds a NUL or a lone surrogate, a `reply_to` that is
@@ -608,7 +648,11 @@ export interface PurgeDeletedMessagesInput {
  * no unread count changes (a marker's `last_read_message_id` may then name a
  * purged message). One statement.
  *
- * The attachments' S3 objects are not deleted: list them first if needed.
+ * The attachment rows go too, and their `s3_key`s with them: when attachments
+ * point at stored objects, use {@link purgeDeletedMessagesWithAttachments},
+ * which returns every attachment row it deleted, so no object is orphaned
+ * (`listAttachmentsByMessageIds` does not list attachments of soft-deleted
+ * messages, so listing them first is not possible).
  *
  * @returns the number of messages deleted.
  * @throws {InvalidInputError} when `older_than` is not a valid Date.
@@ -624,4 +668,50 @@ export async function purgeDeletedMessages(
   assertObject(input, 'input')
   assertDate(input.older_than, 'older_than')
   return purgeMessages.executeAffected(db, { older_than: input.older_than })
+}
+
+/** What {@link purgeDeletedMessagesWithAttachments} returns. */
+export interface PurgeResult {
+  /** The number of messages deleted. */
+  purged: number
+  /** Every attachment row deleted with them, for deleting the stored objects (`s3_key`). */
+  attachments: Attachment[]
+}
+
+/**
+ * Like {@link purgeDeletedMessages} (hard-deletes the messages soft-deleted
+ * before `older_than`; read markers untouched), and returns every attachment
+ * row it deleted, so the caller can delete the stored objects.
+ *
+ * Cannot miss one: in one transaction (the caller's or its own) it locks the
+ * messages to purge (`FOR UPDATE`, which waits for in-flight attachment inserts
+ * on them and keeps new ones out), deletes their attachments with `RETURNING`,
+ * then deletes exactly those messages. An attachment insert racing the purge
+ * either commits first (and is returned) or fails on the foreign key. Delete
+ * the objects after the transaction committed; if it rolls back, nothing was
+ * deleted.
+ *
+ * @throws {InvalidInputError} when `older_than` is not a valid Date.
+ * @example
+ * ```ts
+ * const { purged, attachments } = await purgeDeletedMessagesWithAttachments(db, {
+ *   older_than: new Date(Date.now() - 30 * 86_400_000),
+ * })
+ * await s3.deleteObjects(attachments.map((a) => a.s3_key))
+ * ```
+ */
+export async function purgeDeletedMessagesWithAttachments(
+  db: Kysely<DB>,
+  input: PurgeDeletedMessagesInput,
+): Promise<PurgeResult> {
+  assertObject(input, 'input')
+  assertDate(input.older_than, 'older_than')
+  const older_than = input.older_than
+  return inTransaction(db, async (trx) => {
+    const ids = (await lockPurgeable.execute(trx, { older_than })).map((r) => r.id)
+    if (ids.length === 0) return { purged: 0, attachments: [] }
+    const attachments = await deleteAttachmentsOf.execute(trx, { ids })
+    const purged = await deleteMessagesByIds.executeAffected(trx, { ids })
+    return { purged, attachments }
+  })
 }

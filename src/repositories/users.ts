@@ -1,7 +1,13 @@
 /**
- * Users: accounts, case-insensitive username/email lookups, profile updates and
- * the secret columns (`password_hash`, `mfa_secret`), which only
+ * Users: accounts, username/email lookups under the identity rule, profile
+ * updates and the secret columns (`password_hash`, `mfa_secret`), which only
  * {@link findUserCredentials} reads.
+ *
+ * The identity rule (docs/identity.md): two usernames, or two emails, are the
+ * same when `guildstore_identity_key()` (migration 0002: NFKC, default-ignorable
+ * characters removed, full Unicode case folding) gives the same key. Uniqueness
+ * (the unique indexes on the key) and every lookup here call that one SQL
+ * function; nothing re-implements it in JavaScript.
  */
 import { type Kysely, sql } from 'kysely'
 import type { DB, UserStatus, Users } from '../../codegen/db.ts'
@@ -75,9 +81,17 @@ const AVATAR_URL = userFields.avatar_url
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 
-/** Username rule: 2–32 characters, no control characters, no leading/trailing whitespace. */
+/**
+ * Username rule: 2–32 characters, no control characters, no leading/trailing
+ * whitespace, no `@` (also not a character NFKC turns into `@`, like `＠`): a
+ * login containing `@` is an email, so no username can pose as one. The
+ * database enforces the `@` rule too (CHECK `users_username_no_at`).
+ */
 function assertUsername(value: unknown): asserts value is string {
   assertText(value, 'username', USERNAME)
+  if (value.normalize('NFKC').includes('@')) {
+    throw new InvalidInputError('username must not contain "@"', { field: 'username' })
+  }
   if (CONTROL.test(value)) {
     throw new InvalidInputError('username must not contain control characters', {
       field: 'username',
@@ -106,9 +120,9 @@ function assertEmail(value: unknown): asserts value is string {
 
 /** Input of {@link createUser}. */
 export interface CreateUserInput {
-  /** 2–32 characters, unique case-insensitively. */
+  /** 2–32 characters, no `@`; unique under the identity rule (NFKC + case folding). */
   username: string
-  /** At most 320 characters with an `@`; unique case-insensitively. */
+  /** At most 320 characters with an `@`; unique under the identity rule. */
   email?: string | null | undefined
   /** The password hash (e.g. argon2id PHC string), 1–1024 characters. */
   password_hash?: string | null | undefined
@@ -155,15 +169,24 @@ const selectUserById = prepareQuery('users.by_id', (db, p: { id: string }) =>
   db.selectFrom('users').select(userColumns).where('id', '=', p.id),
 )
 
+// Every lookup compares identity keys: the same function as the unique indexes
+// users_username_identity_key / users_email_identity_key, which serve these.
 const selectUserByUsername = prepareQuery('users.by_username', (db, p: { username: string }) =>
   db
     .selectFrom('users')
     .select(userColumns)
-    .where(sql<boolean>`lower(username) = lower(${p.username})`),
+    .where(
+      sql<boolean>`guildstore_identity_key(username) = guildstore_identity_key(${p.username}::text)`,
+    ),
 )
 
 const selectUserByEmail = prepareQuery('users.by_email', (db, p: { email: string }) =>
-  db.selectFrom('users').select(userColumns).where(sql<boolean>`lower(email) = lower(${p.email})`),
+  db
+    .selectFrom('users')
+    .select(userColumns)
+    .where(
+      sql<boolean>`guildstore_identity_key(email) = guildstore_identity_key(${p.email}::text)`,
+    ),
 )
 
 const selectUsersByIds = prepareQuery('users.by_ids', (db, p: { ids: readonly string[] }) =>
@@ -174,9 +197,11 @@ const selectCredentials = prepareQuery('users.credentials', (db, p: { login: str
   db
     .selectFrom('users')
     .select(['id', 'password_hash', 'mfa_secret'])
-    .where(sql<boolean>`lower(username) = lower(${p.login}) or lower(email) = lower(${p.login})`)
-    // A username equal to another account's email: the username wins.
-    .orderBy(sql`lower(username) = lower(${p.login})`, 'desc')
+    // No username key contains '@' (CHECK users_username_no_at) and every email
+    // does, so a login matches a username or an email, never both: at most one row.
+    .where(
+      sql<boolean>`guildstore_identity_key(username) = guildstore_identity_key(${p.login}::text) or guildstore_identity_key(email) = guildstore_identity_key(${p.login}::text)`,
+    )
     .limit(1),
 )
 
@@ -235,11 +260,13 @@ const deleteUserById = prepareQuery('users.delete', (db, p: { id: string }) =>
  * Creates a user with a new UUIDv7 id.
  *
  * Username: 2–32 characters, no control characters, no leading/trailing
- * whitespace. Email: at most 320 characters with an `@` neither first nor last.
+ * whitespace, no `@`. Email: at most 320 characters with an `@` neither first
+ * nor last. Both are unique under the identity rule (NFKC + full case folding:
+ * `'STRAßE'` is taken by `'strasse'`, NFD `'José'` by NFC `'José'`).
  *
  * @throws {InvalidInputError} when a field breaks its rule (nothing is written).
- * @throws {UniqueViolationError} when the username or email is taken, in any
- *   letter case (`columns` is `['username']` or `['email']`).
+ * @throws {UniqueViolationError} when the username or email is taken under the
+ *   identity rule (`columns` is `['username']` or `['email']`).
  * @example
  * ```ts
  * const user = await createUser(db, { username: 'ada', email: 'ada@example.com', password_hash })
@@ -279,15 +306,15 @@ export async function findUserById(db: Kysely<DB>, id: string): Promise<User | u
 }
 
 /**
- * Finds a user by username, case-insensitively (uses the unique index on
- * `lower(username)`).
+ * Finds a user by username under the identity rule (NFKC + full case folding;
+ * uses the unique index on `guildstore_identity_key(username)`).
  *
  * @throws {InvalidInputError} when `username` is not a string of 2–32
  *   characters without NUL or lone surrogates.
  * @example
  * ```ts
  * const user = await findUserByUsername(db, 'Ada') // finds 'ada'
- * // select … from "users" where lower(username) = lower($1)
+ * // select … from "users" where guildstore_identity_key(username) = guildstore_identity_key($1::text)
  * ```
  */
 export async function findUserByUsername(
@@ -299,14 +326,15 @@ export async function findUserByUsername(
 }
 
 /**
- * Finds a user by email, case-insensitively (uses the unique index on `lower(email)`).
+ * Finds a user by email under the identity rule (NFKC + full case folding; uses
+ * the unique index on `guildstore_identity_key(email)`).
  *
  * @throws {InvalidInputError} when `email` is not a string of 3–320 characters
  *   without NUL or lone surrogates.
  * @example
  * ```ts
  * const user = await findUserByEmail(db, 'Ada@Example.com')
- * // select … from "users" where lower(email) = lower($1)
+ * // select … from "users" where guildstore_identity_key(email) = guildstore_identity_key($1::text)
  * ```
  */
 export async function findUserByEmail(db: Kysely<DB>, email: string): Promise<User | undefined> {
@@ -333,9 +361,9 @@ export async function findUsersByIds(db: Kysely<DB>, ids: readonly string[]): Pr
 }
 
 /**
- * Reads a user's secrets for a login: matches `usernameOrEmail` against the
- * username or the email, case-insensitively (a username match wins over
- * another account's email). The only function that reads `password_hash` and
+ * Reads a user's secrets for a login: a login containing `@` is matched against
+ * the emails, any other against the usernames (no username contains `@`), both
+ * under the identity rule. The only function that reads `password_hash` and
  * `mfa_secret`.
  *
  * @throws {InvalidInputError} when `usernameOrEmail` is not a string of 1–320
@@ -359,7 +387,7 @@ export async function findUserCredentials(
  * as it is, `null` clears it; an empty patch returns the current row unchanged.
  *
  * @throws {InvalidInputError} when `id` is not a UUID or a field breaks its rule.
- * @throws {UniqueViolationError} when the new email is taken (in any letter case).
+ * @throws {UniqueViolationError} when the new email is taken under the identity rule.
  * @example
  * ```ts
  * const user = await updateUser(db, id, { display_name: 'Ada L.', avatar_url: null })

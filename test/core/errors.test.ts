@@ -2,17 +2,22 @@ import { describe, expect, it } from 'vitest'
 import {
   CheckViolationError,
   ConflictError,
+  createDb,
+  createPool,
   DatabaseUnavailableError,
   ForeignKeyViolationError,
+  findUserById,
   GuildstoreError,
   InvalidInputError,
   mapDatabaseError,
   NotFoundError,
+  newId,
   QueryError,
   UniqueViolationError,
 } from '../../src/index.ts'
 import { useTestDatabase } from '../support/database.ts'
 import { makeUser } from '../support/factories.ts'
+import { freePort } from '../support/local-servers.ts'
 
 const t = useTestDatabase()
 
@@ -35,7 +40,7 @@ describe('mapDatabaseError', () => {
     ])
     expect(err).toBeInstanceOf(UniqueViolationError)
     expect(err).toMatchObject({
-      constraint: 'users_email_lower_key',
+      constraint: 'users_email_identity_key',
       table: 'users',
       columns: ['email'],
       code: 'UNIQUE_VIOLATION',
@@ -103,6 +108,43 @@ describe('mapDatabaseError', () => {
     )
     expect(syntax).toBeInstanceOf(QueryError)
     expect((syntax as QueryError).sqlState).toBe('42601')
+  })
+
+  it('"database unavailable" names the host and port it could not reach, never the password', async () => {
+    const port = await freePort()
+    const pool = createPool({
+      connectionString: `postgres://app:s3cr3t-pw@127.0.0.1:${port}/guildstore`,
+      connectionTimeoutMillis: 30_000,
+    })
+    const db = createDb(pool)
+    try {
+      const error = await findUserById(db, newId()).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(DatabaseUnavailableError)
+      expect((error as Error).message).toBe(`database unavailable (ECONNREFUSED 127.0.0.1:${port})`)
+      expect((error as DatabaseUnavailableError).retryable).toBe(true)
+      expect(JSON.stringify(error)).not.toContain('s3cr3t')
+      expect(String((error as Error).stack)).not.toContain('s3cr3t')
+    } finally {
+      await db.destroy()
+    }
+  })
+
+  it('names the target of DNS failures and of every address tried (AggregateError)', () => {
+    const dns = Object.assign(new Error('getaddrinfo ENOTFOUND db.internal'), {
+      code: 'ENOTFOUND',
+      hostname: 'db.internal',
+    })
+    expect(mapDatabaseError(dns).message).toBe('database unavailable (ENOTFOUND db.internal)')
+    const both = Object.assign(new AggregateError([], ''), {
+      code: 'ECONNREFUSED',
+      errors: [
+        Object.assign(new Error('x'), { address: '::1', port: 5432 }),
+        Object.assign(new Error('y'), { address: '127.0.0.1', port: 5432 }),
+      ],
+    })
+    expect(mapDatabaseError(both).message).toBe(
+      'database unavailable (ECONNREFUSED [::1]:5432, 127.0.0.1:5432)',
+    )
   })
 
   it('passes guildstore errors through and keeps the tree small', () => {

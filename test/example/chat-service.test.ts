@@ -71,7 +71,7 @@ async function openEvents(channelId: string, token: string) {
       return nextFrame(Date.now() + 5000)
     },
     // biome-ignore lint/suspicious/noExplicitAny: event payloads are asserted field by field
-    async next(type: string, timeoutMs = 5000): Promise<any> {
+    async next(type: string, timeoutMs = 30_000): Promise<any> {
       const deadline = Date.now() + timeoutMs
       for (;;) {
         const frame = await nextFrame(deadline)
@@ -95,7 +95,7 @@ const numsub = async (channelId: string): Promise<number> => {
   return Number(reply[1])
 }
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)

@@ -44,7 +44,7 @@ describe('createTestDatabase', () => {
       expect(history.rows[0].n).toBeGreaterThan(0)
       expect(await databaseExists(t.name)).toBe(true)
       // A clone from the template takes well under the time a migration run would.
-      expect(cloneMs).toBeLessThan(10_000)
+      expect(cloneMs).toBeLessThan(30_000) // a clone, not a migration run; generous under load
     } finally {
       await t.drop()
     }

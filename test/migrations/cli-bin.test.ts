@@ -37,5 +37,6 @@ describe('the guildstore executable', () => {
     expect(
       JSON.parse(done.stdout).migrations.every((m: { state: string }) => m.state === 'applied'),
     ).toBe(true)
-  })
+    // Three child Node processes: generous on a loaded machine.
+  }, 180_000)
 })

@@ -24,6 +24,12 @@ import {
 } from './support.ts'
 
 const here = join(repoRoot, 'test', 'package', 'consumer')
+/**
+ * Every step here spawns processes (tsc, node, npm, the CLI): with both cores
+ * loaded a type-check alone took 30 s, vitest's default. Explicit, generous.
+ */
+const SPAWNING_TEST_TIMEOUT = 240_000
+
 /** The package's migration files, in order (every release adds some). */
 const MIGRATION_FILES = readdirSync(join(repoRoot, 'migrations'))
   .filter((f) => f.endsWith('.sql'))
@@ -146,96 +152,115 @@ describe('the packed package, installed into an empty project', () => {
     expect(tsc.stdout).toBe('')
   }, 180_000)
 
-  it('migrates with the CLI, then works through guildstore/testing and the repositories', async () => {
-    const r = await run(process.execPath, ['run.mjs'], {
-      cwd: app,
-      env: { ...env(), FRESH_DATABASE_URL: fresh.url },
-    })
-    expect(r.code, describeRun(r)).toBe(0)
-    const out = JSON.parse(r.stdout)
-    expect(out.cli.first.code).toBe(0)
-    expect(out.cli.first.out.applied.map((m: { name: string }) => m.name)).toContain(
-      'initial_schema',
-    )
-    expect(out.cli.second).toEqual({ code: 0, out: { applied: [] } })
-    expect(out.cli.status.code).toBe(0)
-    expect(out.states).toEqual(MIGRATION_FILES.map((f) => `${f}:applied`))
-    expect(out.exports).toEqual(Object.keys(await import('../../src/index.ts')).sort())
-    expect(out.fixtureUser.username).toBe('fixture_ada')
-    expect(out.fixtureUser.keys).not.toContain('password_hash')
-    expect(out.grace).not.toContain('password_hash')
-    expect(out.grace).not.toContain('mfa_secret')
-    expect(out.pages).toEqual([['fourth: engine', 'third', 'second'], ['first: analytical engine']])
-    expect(out.search).toEqual(['first: analytical engine', 'fourth: engine'])
-    expect(out.ownerCanAccess).toBe(true)
-    expect(out.strangerCanAccess).toBe(false)
-    expect(out.permissionsType).toBe('bigint')
-    expect(out.cloneName).toMatch(/^guildstore_test_/)
-  })
-
-  it("guildstore/testing works under Node's own test runner", async () => {
-    const r = await run(process.execPath, ['--test', '--test-reporter=tap', 'node-test.mjs'], {
-      cwd: app,
-      env: env(),
-    })
-    expect(r.code, describeRun(r)).toBe(0)
-    expect(r.stdout).toMatch(/^# pass 2$/m)
-    expect(r.stdout).toMatch(/^# fail 0$/m)
-  })
-
-  it('guildstore/testing works under vitest in the consumer project', async () => {
-    const vitest = join(app, 'node_modules', 'vitest', 'vitest.mjs')
-    const output = join(tmp, 'vitest-report.json')
-    const r = await run(
-      process.execPath,
-      [vitest, 'run', '--root', app, '--reporter=json', `--outputFile.json=${output}`],
-      { cwd: app, env: env() },
-    )
-    expect(r.code, describeRun(r)).toBe(0)
-    const report = JSON.parse(await readFile(output, 'utf8'))
-    expect(report.numPassedTests).toBe(2)
-    expect(report.numFailedTests).toBe(0)
-  })
-
-  it('six CLI runners at once apply each migration once; an edited applied file is refused by name', async () => {
-    const other = await createEmptyDatabase()
-    const bin = join(app, 'node_modules', '.bin', 'guildstore')
-    const migration = join(
-      app,
-      'node_modules',
-      'guildstore',
-      'migrations',
-      '0001_initial_schema.sql',
-    )
-    const original = await readFile(migration, 'utf8')
-    try {
-      const runners = await Promise.all(
-        Array.from({ length: 6 }, () =>
-          run(bin, ['migrate', '--json', '--database-url', other.url], { cwd: app, env: env() }),
-        ),
+  it(
+    'migrates with the CLI, then works through guildstore/testing and the repositories',
+    async () => {
+      const r = await run(process.execPath, ['run.mjs'], {
+        cwd: app,
+        env: { ...env(), FRESH_DATABASE_URL: fresh.url },
+      })
+      expect(r.code, describeRun(r)).toBe(0)
+      const out = JSON.parse(r.stdout)
+      expect(out.cli.first.code).toBe(0)
+      expect(out.cli.first.out.applied.map((m: { name: string }) => m.name)).toContain(
+        'initial_schema',
       )
-      for (const r of runners) expect(r.code, describeRun(r)).toBe(0)
-      const applied = runners.flatMap((r) => JSON.parse(r.stdout).applied)
-      expect(applied.map((m: { name: string }) => m.name)).toEqual(
-        MIGRATION_FILES.map((f) => f.replace(/^\d+_/, '').replace(/\.sql$/, '')),
-      )
+      expect(out.cli.second).toEqual({ code: 0, out: { applied: [] } })
+      expect(out.cli.status.code).toBe(0)
+      expect(out.states).toEqual(MIGRATION_FILES.map((f) => `${f}:applied`))
+      expect(out.exports).toEqual(Object.keys(await import('../../src/index.ts')).sort())
+      expect(out.fixtureUser.username).toBe('fixture_ada')
+      expect(out.fixtureUser.keys).not.toContain('password_hash')
+      expect(out.grace).not.toContain('password_hash')
+      expect(out.grace).not.toContain('mfa_secret')
+      expect(out.pages).toEqual([
+        ['fourth: engine', 'third', 'second'],
+        ['first: analytical engine'],
+      ])
+      expect(out.search).toEqual(['first: analytical engine', 'fourth: engine'])
+      expect(out.ownerCanAccess).toBe(true)
+      expect(out.strangerCanAccess).toBe(false)
+      expect(out.permissionsType).toBe('bigint')
+      expect(out.cloneName).toMatch(/^guildstore_test_/)
+    },
+    SPAWNING_TEST_TIMEOUT,
+  )
 
-      await writeFile(migration, `${original}\n-- edited after it was applied\n`)
-      const status = await run(bin, ['status', '--database-url', other.url], {
+  it(
+    "guildstore/testing works under Node's own test runner",
+    async () => {
+      const r = await run(process.execPath, ['--test', '--test-reporter=tap', 'node-test.mjs'], {
         cwd: app,
         env: env(),
       })
-      const migrate = await run(bin, ['migrate', '--database-url', other.url], {
-        cwd: app,
-        env: env(),
-      })
-      for (const r of [status, migrate]) {
-        expect(r.code, describeRun(r)).toBe(4)
-        expect(r.stderr + r.stdout).toContain('0001_initial_schema.sql')
+      expect(r.code, describeRun(r)).toBe(0)
+      expect(r.stdout).toMatch(/^# pass 2$/m)
+      expect(r.stdout).toMatch(/^# fail 0$/m)
+    },
+    SPAWNING_TEST_TIMEOUT,
+  )
+
+  it(
+    'guildstore/testing works under vitest in the consumer project',
+    async () => {
+      const vitest = join(app, 'node_modules', 'vitest', 'vitest.mjs')
+      const output = join(tmp, 'vitest-report.json')
+      const r = await run(
+        process.execPath,
+        [vitest, 'run', '--root', app, '--reporter=json', `--outputFile.json=${output}`],
+        { cwd: app, env: env() },
+      )
+      expect(r.code, describeRun(r)).toBe(0)
+      const report = JSON.parse(await readFile(output, 'utf8'))
+      expect(report.numPassedTests).toBe(2)
+      expect(report.numFailedTests).toBe(0)
+    },
+    SPAWNING_TEST_TIMEOUT,
+  )
+
+  it(
+    'six CLI runners at once apply each migration once; an edited applied file is refused by name',
+    async () => {
+      const other = await createEmptyDatabase()
+      const bin = join(app, 'node_modules', '.bin', 'guildstore')
+      const migration = join(
+        app,
+        'node_modules',
+        'guildstore',
+        'migrations',
+        '0001_initial_schema.sql',
+      )
+      const original = await readFile(migration, 'utf8')
+      try {
+        const runners = await Promise.all(
+          Array.from({ length: 6 }, () =>
+            run(bin, ['migrate', '--json', '--database-url', other.url], { cwd: app, env: env() }),
+          ),
+        )
+        for (const r of runners) expect(r.code, describeRun(r)).toBe(0)
+        const applied = runners.flatMap((r) => JSON.parse(r.stdout).applied)
+        expect(applied.map((m: { name: string }) => m.name)).toEqual(
+          MIGRATION_FILES.map((f) => f.replace(/^\d+_/, '').replace(/\.sql$/, '')),
+        )
+
+        await writeFile(migration, `${original}\n-- edited after it was applied\n`)
+        const status = await run(bin, ['status', '--database-url', other.url], {
+          cwd: app,
+          env: env(),
+        })
+        const migrate = await run(bin, ['migrate', '--database-url', other.url], {
+          cwd: app,
+          env: env(),
+        })
+        for (const r of [status, migrate]) {
+          expect(r.code, describeRun(r)).toBe(4)
+          expect(r.stderr + r.stdout).toContain('0001_initial_schema.sql')
+        }
+      } finally {
+        await writeFile(migration, original)
+        await other.drop()
       }
-    } finally {
-      await writeFile(migration, original)
-      await other.drop()
-    }
-  })
+    },
+    SPAWNING_TEST_TIMEOUT,
+  )
 })

@@ -38,10 +38,11 @@ describe('README quickstart', () => {
     const result = await run(process.execPath, [file], {
       cwd: dir,
       env: { DATABASE_URL: database.url },
-      timeoutMs: 30_000,
+      timeoutMs: 120_000,
     })
     expect(result.code, describeRun(result)).toBe(0)
     const expected = /^\/\/ → (.+)$/m.exec(code)?.[1]
     expect(result.stdout.trim()).toBe(expected)
-  })
+    // A child Node process that compiles TypeScript on the fly: generous on a loaded machine.
+  }, 180_000)
 })

@@ -72,7 +72,7 @@ export function run(
       {
         cwd: options.cwd ?? repoRoot,
         env,
-        timeout: options.timeoutMs ?? 60_000,
+        timeout: options.timeoutMs ?? 180_000,
         maxBuffer: 32 * 1024 * 1024,
         encoding: 'utf8',
       },

@@ -55,12 +55,12 @@ describe('when the Redis server goes away and comes back', () => {
     )
     for (const error of errors) expect(error).toBeInstanceOf(RateLimiterStoreError)
     expect(redis.listenerCount('ready')).toBeLessThan(5) // one shared wait, not one per check
-    expect(Date.now() - started).toBeLessThan(5000) // fails fast-ish, never hangs
+    expect(Date.now() - started).toBeLessThan(20_000) // fails (1 s timeouts), never hangs
     expect(await open.consume('ip')).toMatchObject({ allowed: true })
     expect(connectionErrors.length).toBeGreaterThan(0)
 
     await server.start()
-    await waitFor(() => redis.status === 'ready' && subscriber.status === 'ready', 10_000)
+    await waitFor(() => redis.status === 'ready' && subscriber.status === 'ready', 30_000)
     // the fresh server lost the script cache and the state: EVAL fallback, new bucket
     expect(await limiter.consume('ip')).toMatchObject({ allowed: true, remaining: 2 })
     // autoResubscribe: a publish reaches the subscriber again without any call from us

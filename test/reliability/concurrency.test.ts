@@ -76,7 +76,7 @@ describe('concurrent writes', () => {
       .where('channel_id', '=', channel.id)
       .executeTakeFirstOrThrow()
     expect(Number(stored.n)).toBe(n)
-  }, 60_000)
+  }, 180_000)
 
   it('crossing friend requests (A→B and B→A at once, 20 pairs) all end accepted, one row each way', async () => {
     const pairs = await Promise.all(
@@ -109,7 +109,7 @@ describe('concurrent writes', () => {
       expect(requests.incoming).toEqual([])
       expect(requests.outgoing).toEqual([])
     }
-  }, 30_000)
+  }, 120_000)
 
   it('DM find-or-create race: 25 concurrent calls in both orders make one channel, exactly one created:true', async () => {
     const a = await makeUser(t.db)
@@ -146,7 +146,7 @@ describe('concurrent writes', () => {
       .where('id', '=', id)
       .execute()
     expect(dmChannels).toHaveLength(1)
-  }, 30_000)
+  }, 120_000)
 
   it('20 concurrent addGuildMember for one user (and 20 users at once) are idempotent: one membership each', async () => {
     const owner = await makeUser(t.db)
@@ -174,7 +174,7 @@ describe('concurrent writes', () => {
       .where('guild_id', '=', guild.id)
       .executeTakeFirstOrThrow()
     expect(Number(rows.n)).toBe(22)
-  }, 30_000)
+  }, 120_000)
 
   it('transferGuildOwnership racing removeGuildMember of the new owner (20 guilds): the owner is always a member', async () => {
     const setups = await Promise.all(
@@ -224,7 +224,7 @@ describe('concurrent writes', () => {
       )
       .execute()
     expect(orphaned).toEqual([])
-  }, 30_000)
+  }, 120_000)
 
   it('a block racing crossing friend requests (20 triples): only the block remains, every refusal is ConflictError', async () => {
     const pairs = await Promise.all(
@@ -262,5 +262,5 @@ describe('concurrent writes', () => {
         .execute()
       expect(rows).toEqual([{ user_id: a.id, friend_id: b.id, status: 'blocked' }])
     }
-  }, 30_000)
+  }, 120_000)
 })

@@ -89,7 +89,7 @@ describe('backends terminated by the server', () => {
     await Promise.all([1, 2, 3].map(() => mapErrors(sql`select pg_sleep(0.05)`.execute(db))))
     expect(pool.idleCount).toBe(3)
     expect(await terminate(applicationName)).toBe(3)
-    await waitFor(() => pool.totalCount === 0, 5000)
+    await waitFor(() => pool.totalCount === 0, 30_000)
     expect(idleErrors.length).toBe(3)
     // The pool makes new connections by itself: no new pool, no manual reset.
     for (let i = 0; i < 5; i++) expect(await selectOne(db)).toBe(1)
@@ -100,15 +100,14 @@ describe('backends terminated by the server', () => {
   it('a query in flight when its backend is killed fails with DatabaseUnavailableError; the pool recovers', async () => {
     crashes = watchProcessCrashes()
     const { db, applicationName } = ownDb({ max: 2 })
-    const inFlight = mapErrors(sql`select pg_sleep(5)`.execute(db)).then(
+    // A statement far longer than the test may take: finishing means the kill failed.
+    const inFlight = mapErrors(sql`select pg_sleep(600)`.execute(db)).then(
       () => undefined,
       (error: unknown) => error,
     )
-    await waitFor(async () => (await backends(applicationName, 'active')) === 1, 5000)
-    const started = Date.now()
+    await waitFor(async () => (await backends(applicationName, 'active')) === 1, 30_000)
     expect(await terminate(applicationName)).toBe(1)
     const error = await inFlight
-    expect(Date.now() - started).toBeLessThan(4000)
     expect(error).toBeInstanceOf(DatabaseUnavailableError)
     expect((error as DatabaseUnavailableError).retryable).toBe(true)
     // The socket's end arrives after the query failed: give it time to surface.
@@ -200,7 +199,8 @@ describe('pool exhaustion', () => {
     expect(error).toBeInstanceOf(DatabaseUnavailableError)
     expect((error as Error).message).toMatch(/timed out acquiring/)
     expect(waited).toBeGreaterThanOrEqual(250)
-    expect(waited).toBeLessThan(3000)
+    // "Instead of hanging": bounded, with room for a loaded machine's timers.
+    expect(waited).toBeLessThan(20_000)
     faults++
     release()
     await holder
@@ -213,13 +213,20 @@ describe('pool exhaustion', () => {
     const held = new Promise<void>((resolve) => {
       release = resolve
     })
+    let acquired!: () => void
+    const isAcquired = new Promise<void>((resolve) => {
+      acquired = resolve
+    })
     const holder = mapErrors(sql`select pg_sleep(0.01)`.execute(db)).then(() =>
       db.transaction().execute(async (trx) => {
         await sql`select 1`.execute(trx)
+        acquired()
         await held
       }),
     )
-    await sleep(100)
+    // The only connection is held (not "probably held after 100 ms"): every waiter
+    // below must time out, however slow the machine.
+    await isAcquired
     const results = await Promise.allSettled(Array.from({ length: 20 }, () => selectOne(db)))
     for (const r of results) {
       expect(r.status).toBe('rejected')
@@ -236,11 +243,12 @@ describe('statement timeout', () => {
   it('statement_timeout cancels a slow statement: DatabaseUnavailableError with sqlState 57014', async () => {
     const { db } = ownDb({ statement_timeout: 100 })
     const started = Date.now()
-    const error = await mapErrors(sql`select pg_sleep(1)`.execute(db)).then(
+    // 57014 itself says it was cancelled; the sleep is far longer than any slow machine.
+    const error = await mapErrors(sql`select pg_sleep(60)`.execute(db)).then(
       () => undefined,
       (e: unknown) => e,
     )
-    expect(Date.now() - started).toBeLessThan(900)
+    expect(Date.now() - started).toBeLessThan(30_000)
     expect(error).toBeInstanceOf(DatabaseUnavailableError)
     expect(error).toBeInstanceOf(GuildstoreError)
     expect((error as DatabaseUnavailableError).sqlState).toBe('57014')
@@ -257,7 +265,7 @@ describe('statement timeout', () => {
         .insertInto('users')
         .values({ id, username: `rel_${randomBytes(5).toString('hex')}` })
         .execute()
-      await sql`select pg_sleep(1)`.execute(trx)
+      await sql`select pg_sleep(60)`.execute(trx)
     }).then(
       () => undefined,
       (e: unknown) => e,

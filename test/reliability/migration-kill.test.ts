@@ -54,7 +54,7 @@ afterAll(async () => {
       .catch(() => {})
   }
   await admin?.end()
-}, 30_000)
+}, 120_000)
 
 const q = async <R extends pg.QueryResultRow>(text: string, values?: unknown[]) =>
   (await dbClient.query<R>(text, values)).rows
@@ -95,7 +95,7 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
     // Wait until the runner sits inside 0002's pg_sleep.
     await waitFor(
       async () =>
-        (await cliBackends(`AND state = 'active' AND query LIKE '%pg_sleep(5)%'`)).length === 1,
+        (await cliBackends(`AND state = 'active' AND query LIKE '%pg_sleep(20)%'`)).length === 1,
       20_000,
       25,
     )
@@ -127,7 +127,7 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
     const status = await execFileAsync(
       process.execPath,
       [bin, 'status', '--database-url', url, '--dir', fixture, '--json'],
-      { timeout: 20_000 },
+      { timeout: 60_000 },
     ).catch((e: { code: number; stdout: string }) => e)
     expect('code' in status ? status.code : 0).toBe(ExitCode.Pending)
     expect(
@@ -141,7 +141,7 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
     const rerun = await execFileAsync(
       process.execPath,
       [bin, 'migrate', '--database-url', url, '--dir', fixture, '--json'],
-      { timeout: 30_000 },
+      { timeout: 90_000 },
     )
     expect(
       JSON.parse(rerun.stdout)
@@ -159,10 +159,10 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
     const third = await execFileAsync(
       process.execPath,
       [bin, 'migrate', '--database-url', url, '--dir', fixture, '--json'],
-      { timeout: 20_000 },
+      { timeout: 60_000 },
     )
     expect(JSON.parse(third.stdout).applied).toEqual([])
-  }, 60_000)
+  }, 180_000)
 
   it('a runner whose connection is killed while it waits for the lock fails typed and never crashes the host', async () => {
     const crashes = watchProcessCrashes()
@@ -202,5 +202,5 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
       await holder.end().catch(() => {})
       await pool.end().catch(() => {})
     }
-  }, 30_000)
+  }, 120_000)
 })

@@ -41,11 +41,11 @@ beforeAll(async () => {
   } finally {
     await pool.end()
   }
-}, 90_000)
+}, 240_000)
 
 afterAll(async () => {
   await server?.destroy()
-}, 30_000)
+}, 90_000)
 
 type Phase = 'up' | 'down'
 
@@ -245,5 +245,5 @@ describe('PostgreSQL stopped and started under a write loop', () => {
       crashes.stop()
       await db.destroy()
     }
-  }, 90_000)
+  }, 240_000)
 })

@@ -119,7 +119,7 @@ describe(`read state model, ${SEEDS.length} random worlds`, () => {
         if (cm.length > 0) {
           await db
             .insertInto('channel_members')
-            .values(cm.map((user_id) => ({ channel_id: ch.id, user_id })))
+            .values(cm.map((user_id) => ({ channel_id: ch.id, guild_id: guild.id, user_id })))
             .execute()
         }
       }

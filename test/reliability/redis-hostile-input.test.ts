@@ -105,7 +105,12 @@ async function attempt(
 describe('hostile input through the Redis helpers', () => {
   it('key parts: typed refusal or a verbatim round trip; never a raw error', async () => {
     const problems: string[] = []
-    const limiter = createRateLimiter(redis, { category: 'rel', limit: 5, windowMs: 60_000 })
+    const limiter = createRateLimiter(redis, {
+      category: 'rel',
+      limit: 5,
+      windowMs: 60_000,
+      timeoutMs: 30_000, // not about timeouts: generous on a loaded machine
+    })
     for (const [label, part] of Object.entries(KEY_PARTS)) {
       const w = (fn: string) => `${fn}(${label})`
       await attempt(

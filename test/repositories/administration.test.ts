@@ -480,7 +480,7 @@ describe('bans', () => {
     const channel = await makeChannel(t.db, s.guild.id, { is_private: true })
     await t.db
       .insertInto('channel_members')
-      .values({ channel_id: channel.id, user_id: s.member.id })
+      .values({ channel_id: channel.id, guild_id: s.guild.id, user_id: s.member.id })
       .execute()
     await setChannelOverwrite(t.db, {
       channel_id: channel.id,

@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
   createAttachment,
@@ -8,6 +9,7 @@ import {
   listAttachmentsByMessageIds,
   NotFoundError,
   purgeDeletedMessages,
+  purgeDeletedMessagesWithAttachments,
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
 import { makeChannel, makeGuild, makeMessage, makeUser, unknownId } from '../support/factories.ts'
@@ -196,4 +198,98 @@ describe('cascades', () => {
     await t.db.deleteFrom('channels').where('id', '=', ch.id).execute()
     expect(await deleteAttachment(t.db, a.id)).toBeUndefined()
   })
+})
+
+describe('purgeDeletedMessagesWithAttachments', () => {
+  // Soft-deleted long ago, purged with a cutoff in the past: other tests' rows stay out.
+  const LONG_AGO = new Date('2000-01-01T00:00:00Z')
+  const CUTOFF = new Date('2000-06-01T00:00:00Z')
+  const softDeleteLongAgo = (id: string) =>
+    t.db.updateTable('messages').set({ deleted_at: LONG_AGO }).where('id', '=', id).execute()
+
+  it('returns every attachment row it deleted (the ones listAttachmentsByMessageIds hides)', async () => {
+    const doomed = await makeMessage(t.db, channel.id, author.id)
+    const alsoDoomed = await makeMessage(t.db, channel.id, author.id)
+    const live = await makeMessage(t.db, channel.id, author.id)
+    const files = [
+      await createAttachment(t.db, valid(doomed.id)),
+      await createAttachment(t.db, valid(doomed.id)),
+      await createAttachment(t.db, valid(alsoDoomed.id)),
+    ]
+    const kept = await createAttachment(t.db, valid(live.id))
+    await softDeleteLongAgo(doomed.id)
+    await softDeleteLongAgo(alsoDoomed.id)
+    // What 0.1.0 offered for finding the keys before a purge: nothing.
+    expect(await listAttachmentsByMessageIds(t.db, [doomed.id, alsoDoomed.id])).toEqual([])
+
+    const before = await countRows(t.db, ['messages', 'message_attachments'])
+    const result = await purgeDeletedMessagesWithAttachments(t.db, { older_than: CUTOFF })
+    expect(result.purged).toBe(2)
+    const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id)
+    expect([...result.attachments].sort(byId)).toEqual([...files].sort(byId))
+    expect(result.attachments.map((a) => typeof a.size)).toEqual(['bigint', 'bigint', 'bigint'])
+    expect(await countRows(t.db, ['messages', 'message_attachments'])).toEqual({
+      messages: before.messages! - 2,
+      message_attachments: before.message_attachments! - 3,
+    })
+    expect(await listAttachmentsByMessageIds(t.db, [live.id])).toEqual([kept])
+    expect(await purgeDeletedMessagesWithAttachments(t.db, { older_than: CUTOFF })).toEqual({
+      purged: 0,
+      attachments: [],
+    })
+  })
+
+  it('returns an attachment whose insert was in flight when the purge started', async () => {
+    const m = await makeMessage(t.db, channel.id, author.id)
+    let purge: ReturnType<typeof purgeDeletedMessagesWithAttachments> | undefined
+    let inserted: { id: string; s3_key: string } | undefined
+    await t.db.transaction().execute(async (trx) => {
+      // The insert passed its "message is live" check and holds the foreign key's lock…
+      inserted = await createAttachment(trx, valid(m.id))
+      // …the message is soft-deleted meanwhile (no conflict with that lock)…
+      await softDeleteLongAgo(m.id)
+      // …and the purge starts: it must wait for this insert, then see it.
+      purge = purgeDeletedMessagesWithAttachments(t.db, { older_than: CUTOFF })
+      purge.catch(() => {})
+      const deadline = Date.now() + 60_000
+      for (;;) {
+        const { rows } = await sql<{ n: number }>`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'
+            and query ilike '%from "messages"%for update%'`.execute(t.db)
+        if (rows[0]!.n > 0) break
+        if (Date.now() > deadline) throw new Error('the purge never waited for the insert')
+        await new Promise((r) => setTimeout(r, 10))
+      }
+    })
+    const result = await purge!
+    expect(result.purged).toBe(1)
+    expect(result.attachments.map((a) => a.s3_key)).toEqual([inserted!.s3_key])
+    expect(
+      await t.db
+        .selectFrom('message_attachments')
+        .select('id')
+        .where('message_id', '=', m.id)
+        .execute(),
+    ).toEqual([])
+  })
+
+  it('an attachment insert after the purge locked the message fails on the foreign key', async () => {
+    const m = await makeMessage(t.db, channel.id, author.id)
+    await softDeleteLongAgo(m.id)
+    const result = await purgeDeletedMessagesWithAttachments(t.db, { older_than: CUTOFF })
+    expect(result).toEqual({ purged: 1, attachments: [] })
+    await expect(createAttachment(t.db, valid(m.id))).rejects.toBeInstanceOf(
+      ForeignKeyViolationError,
+    )
+  })
+
+  it.each([new Date('nope'), '2020-01-01', null, undefined, 0])(
+    'refuses older_than %j and writes nothing',
+    async (older_than) => {
+      await expectInvalidAndNothingWritten(t.db, () =>
+        purgeDeletedMessagesWithAttachments(t.db, { older_than: older_than as Date }),
+      )
+    },
+  )
 })

@@ -175,7 +175,7 @@ describe('deleteChannel', () => {
     const ch = await makeChannel(t.db, guild.id, { is_private: true })
     await t.db
       .insertInto('channel_members')
-      .values({ channel_id: ch.id, user_id: owner.id })
+      .values({ channel_id: ch.id, guild_id: guild.id, user_id: owner.id })
       .execute()
     await makeMessage(t.db, ch.id, owner.id)
     await makeMessage(t.db, ch.id, owner.id)
@@ -269,13 +269,15 @@ describe('canAccessChannel / listVisibleChannels', () => {
     const priv = await makeChannel(t.db, guild.id, { position: 1, is_private: true })
     await t.db
       .insertInto('channel_members')
-      .values({ channel_id: priv.id, user_id: insider.id })
+      .values({ channel_id: priv.id, guild_id: guild.id, user_id: insider.id })
       .execute()
-    // A stale channel membership of a non-member of the guild grants nothing.
-    await t.db
-      .insertInto('channel_members')
-      .values({ channel_id: priv.id, user_id: stranger.id })
-      .execute()
+    // A channel membership of a non-member of the guild cannot exist (migration 0002).
+    await expect(
+      t.db
+        .insertInto('channel_members')
+        .values({ channel_id: priv.id, guild_id: guild.id, user_id: stranger.id })
+        .execute(),
+    ).rejects.toMatchObject({ code: '23503' })
     const dm = await makeDm(t.db, member.id, stranger.id)
 
     const can = (user_id: string, channel_id: string) =>

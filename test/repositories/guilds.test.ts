@@ -168,7 +168,7 @@ describe('deleteGuild', () => {
     const ch = await makeChannel(t.db, g.id, { is_private: true })
     await t.db
       .insertInto('channel_members')
-      .values({ channel_id: ch.id, user_id: other.id })
+      .values({ channel_id: ch.id, guild_id: g.id, user_id: other.id })
       .execute()
     await makeMessage(t.db, ch.id, other.id)
     const before = await countRows(t.db)

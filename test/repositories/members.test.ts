@@ -100,8 +100,8 @@ describe('removeGuildMember', () => {
     await t.db
       .insertInto('channel_members')
       .values([
-        { channel_id: ch.id, user_id: user.id },
-        { channel_id: otherCh.id, user_id: user.id },
+        { channel_id: ch.id, guild_id: g.id, user_id: user.id },
+        { channel_id: otherCh.id, guild_id: other.id, user_id: user.id },
       ])
       .execute()
     expect(await removeGuildMember(t.db, { guild_id: g.id, user_id: user.id })).toBe(true)

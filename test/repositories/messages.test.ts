@@ -349,11 +349,40 @@ describe('listChannelMessages', () => {
   })
 
   it('is one prepared query per shape, each an index scan of the live partial index without a Sort', async () => {
+    // Plans are asserted on a channel big enough that the choice does not hang on
+    // statistics noise (a 260-row channel could plan a Sort over
+    // messages_channel_id_idx on a loaded machine), with statistics refreshed
+    // right before.
+    const guild = await makeGuild(t.db, author.id)
+    const big = await makeChannel(t.db, guild.id)
+    // 600 messages in `big`, interleaved with 5 400 in 100 other channels: a bitmap
+    // scan and Sort of 600 rows costs far more than reading 50 in seq order.
+    await sql`with noise as (
+        insert into channels (guild_id, name)
+        select ${guild.id}::uuid, 'plan-noise-' || g from generate_series(1, 100) g
+        returning id
+      ), arr as (select array_agg(id) as ids from noise)
+      insert into messages (channel_id, author_id, content, deleted_at)
+      select case when g % 10 = 0 then ${big.id}::uuid else arr.ids[1 + g % 100] end,
+        ${author.id}::uuid, 'plan ' || g, case when g % 97 = 0 then now() end
+      from arr, generate_series(1, 6000) g
+      order by g`.execute(t.db)
+    await sql`analyze messages`.execute(t.db)
+    const bigIds = (
+      await t.db
+        .selectFrom('messages')
+        .select('id')
+        .where('channel_id', '=', big.id)
+        .where('deleted_at', 'is', null)
+        .orderBy('id', 'desc')
+        .execute()
+    ).map((r) => r.id)
+    expect(bigIds.length).toBeGreaterThan(580)
     const shapes: Array<[string, Parameters<typeof listChannelMessages>[2]]> = [
       ['newest', {}],
-      ['before', { before: all[100] as string }],
-      ['after', { after: all[200] as string }],
-      ['between', { after: all[200] as string, before: all[100] as string }],
+      ['before', { before: bigIds[50] as string }],
+      ['after', { after: bigIds[400] as string }],
+      ['between', { after: bigIds[400] as string, before: bigIds[50] as string }],
     ]
     const seenSql = new Set<string>()
     for (const [name, options] of shapes) {
@@ -362,7 +391,7 @@ describe('listChannelMessages', () => {
         logParameters: true,
         log: (e) => logged.push({ sql: e.sql, parameters: e.parameters ?? [] }),
       })
-      await listChannelMessages(db, history.id, options)
+      await listChannelMessages(db, big.id, options)
       expect(logged, name).toHaveLength(1)
       const { sql: text, parameters } = logged[0] as (typeof logged)[number]
       expect(text, name).toContain('"deleted_at" is null')
@@ -393,7 +422,7 @@ describe('listChannelMessages', () => {
       }
     }
     expect(seenSql.size).toBe(4)
-  })
+  }, 120_000) // bulk insert through the position trigger + ANALYZE: generous under load
 })
 
 describe('updateMessage', () => {

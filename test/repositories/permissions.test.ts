@@ -109,14 +109,16 @@ describe('computePermissions', () => {
 
     await t.db
       .insertInto('channel_members')
-      .values({ channel_id: priv.id, user_id: member.id })
+      .values({ channel_id: priv.id, guild_id: guild.id, user_id: member.id })
       .execute()
     expect(await p(member.id, priv.id)).toBe(BASE)
-    // A stale channel membership does not help a non-member of the guild.
-    await t.db
-      .insertInto('channel_members')
-      .values({ channel_id: priv.id, user_id: stranger.id })
-      .execute()
+    // A channel membership of a non-member of the guild cannot even exist.
+    await expect(
+      t.db
+        .insertInto('channel_members')
+        .values({ channel_id: priv.id, guild_id: guild.id, user_id: stranger.id })
+        .execute(),
+    ).rejects.toMatchObject({ code: '23503', constraint: 'channel_members_guild_member_fkey' })
     expect(await p(stranger.id, priv.id)).toBe(0n)
   })
 

@@ -338,7 +338,7 @@ describe('markChannelRead and listChannelReadStates (guild)', () => {
     const mine = await makeChannel(t.db, guild.id, { is_private: true, position: 3 })
     await t.db
       .insertInto('channel_members')
-      .values({ channel_id: mine.id, user_id: member.id })
+      .values({ channel_id: mine.id, guild_id: guild.id, user_id: member.id })
       .execute()
     await createMessage(t.db, { channel_id: hidden.id, author_id: owner.id, content: 'secret' })
     const list = await listChannelReadStates(t.db, { user_id: member.id, guild_id: guild.id })

@@ -163,7 +163,7 @@ describe('createUser', () => {
     )
     expect(error).toBeInstanceOf(UniqueViolationError)
     const unique = error as UniqueViolationError
-    expect(unique.constraint).toBe('users_username_lower_key')
+    expect(unique.constraint).toBe('users_username_identity_key')
     expect(unique.table).toBe('users')
     expect(unique.columns).toEqual(['username'])
     expect(unique.message).not.toContain(existing.username.toUpperCase())
@@ -181,7 +181,7 @@ describe('createUser', () => {
       email: existing.email!.toUpperCase(),
     }).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(UniqueViolationError)
-    expect((error as UniqueViolationError).constraint).toBe('users_email_lower_key')
+    expect((error as UniqueViolationError).constraint).toBe('users_email_identity_key')
     expect((error as UniqueViolationError).columns).toEqual(['email'])
     expect((error as Error).message).not.toContain(existing.email!.toUpperCase())
     expect(await countRows(t.db)).toEqual(before)
@@ -222,20 +222,26 @@ describe('findUserById / findUserByUsername / findUserByEmail', () => {
     expect(await findUserByEmail(t.db, randomEmail())).toBeUndefined()
   })
 
-  it('uses the lower() expression indexes', async () => {
+  it('uses the identity-key expression indexes', async () => {
     await makeUser(t.db)
     await sql`set enable_seqscan = off`.execute(t.db)
     try {
       const byName = await sql<{
         'QUERY PLAN': string
-      }>`explain select id from users where lower(username) = lower(${'x'})`.execute(t.db)
+      }>`explain select id from users where guildstore_identity_key(username) = guildstore_identity_key(${'x'}::text)`.execute(
+        t.db,
+      )
       const byEmail = await sql<{
         'QUERY PLAN': string
-      }>`explain select id from users where lower(email) = lower(${'x@y'})`.execute(t.db)
-      expect(byName.rows.map((r) => r['QUERY PLAN']).join('\n')).toContain(
-        'users_username_lower_key',
+      }>`explain select id from users where guildstore_identity_key(email) = guildstore_identity_key(${'x@y'}::text)`.execute(
+        t.db,
       )
-      expect(byEmail.rows.map((r) => r['QUERY PLAN']).join('\n')).toContain('users_email_lower_key')
+      expect(byName.rows.map((r) => r['QUERY PLAN']).join('\n')).toContain(
+        'users_username_identity_key',
+      )
+      expect(byEmail.rows.map((r) => r['QUERY PLAN']).join('\n')).toContain(
+        'users_email_identity_key',
+      )
     } finally {
       await sql`reset enable_seqscan`.execute(t.db)
     }
@@ -331,12 +337,17 @@ describe('findUserCredentials', () => {
     expect(await findUserCredentials(t.db, randomEmail())).toBeUndefined()
   })
 
-  it("prefers a username match over another account's email", async () => {
-    const login = `${randomUsername()}@x.test`
-    const byEmail = await makeUser(t.db, { email: login.toUpperCase() })
-    const byName = await makeUser(t.db, { username: login })
-    expect((await findUserCredentials(t.db, login))?.id).toBe(byName.id)
-    expect(byEmail.id).not.toBe(byName.id)
+  it("cannot be taken over by a username shaped like another account's email", async () => {
+    const login = `${randomUsername()}@corp.example`
+    const owner = await makeUser(t.db, { email: login })
+    // Refused before the database (InvalidInputError) and by it (CHECK users_username_no_at).
+    await expectInvalidAndNothingWritten(t.db, () => createUser(t.db, { username: login }))
+    await expect(makeUser(t.db, { username: login })).rejects.toMatchObject({
+      code: '23514',
+      constraint: 'users_username_no_at',
+    })
+    expect((await findUserCredentials(t.db, login))?.id).toBe(owner.id)
+    expect((await findUserCredentials(t.db, login.toUpperCase()))?.id).toBe(owner.id)
   })
 
   it.each(['', 'x'.repeat(321), 'ab\u0000', '\udc00ab', 5])('refuses %j', async (login) => {

@@ -20,7 +20,8 @@ export async function freePort(): Promise<number> {
 /** Resolves once `check` returns true, polling every `everyMs`; rejects after `timeoutMs`. */
 export async function waitFor(
   check: () => boolean | Promise<boolean>,
-  timeoutMs = 5000,
+  // Generous: only a failing condition waits this long, and a loaded 2-core box is slow.
+  timeoutMs = 30_000,
   everyMs = 10,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -57,7 +58,7 @@ export function ownRedisServer(port: number): OwnRedisServer {
       started.stdout?.on('data', (chunk: Buffer) => {
         output += chunk.toString()
       })
-      await waitFor(() => output.includes('Ready to accept connections'), 5000).catch((error) => {
+      await waitFor(() => output.includes('Ready to accept connections'), 30_000).catch((error) => {
         started.kill('SIGKILL')
         throw error
       })
