@@ -62,6 +62,11 @@ describe('the migration lock through PgBouncer in transaction mode', () => {
   })
 
   it('six concurrent runners (3 server connections) apply every file of both sets once and leave no lock', async () => {
+    // The pooler-proof way to install into a schema (docs/host-database.md): the server's
+    // own search_path, so guildstore's no-transaction file (0003), whose session SET may
+    // reach another server connection, finds its tables too. (Host files run with the
+    // connection's search_path, so the fixture's tables land in chat as well.)
+    await db.query(`ALTER DATABASE "${db.name}" SET search_path = chat, public`)
     const pools = Array.from({ length: 6 }, () => {
       const p = new pg.Pool({ connectionString: bouncer.urlOf(db.name), max: 2 })
       p.on('error', () => {})
@@ -83,7 +88,7 @@ describe('the migration lock through PgBouncer in transaction mode', () => {
           'SELECT count(*)::int AS n FROM chat.guildstore_migrations GROUP BY set_name, version HAVING count(*) > 1',
         ),
       ).toEqual([])
-      expect(await db.query('SELECT count(*)::int AS n FROM run_log')).toEqual([{ n: 2 }])
+      expect(await db.query('SELECT count(*)::int AS n FROM chat.run_log')).toEqual([{ n: 2 }])
       expect(await advisoryLocks(db)).toEqual([{ n: 0 }])
     } finally {
       await Promise.all(pools.map((p) => p.end()))
