@@ -8,9 +8,11 @@
  *   POST   /guilds                   { name }                           → 201 { guild, channel }
  *   POST   /guilds/:id/join                                             → 200 { member }
  *   GET    /guilds/:id/channels                                         → 200 { channels }
+ *   GET    /guilds/:id/read-states                                      → 200 { read_states, unread_cap }
  *   POST   /guilds/:id/channels      { name, topic? }                   → 201 { channel }
  *   POST   /channels/:id/messages    { content, reply_to? }             → 201 { message }
  *   GET    /channels/:id/messages    ?before=&after=&limit=             → 200 { messages }
+ *   POST   /channels/:id/read        { message_id }                     → 204
  *   GET    /channels/:id/events      (text/event-stream)                → message_created, …
  *   GET    /search                   ?q=&guild_id=&before=&limit=       → 200 { messages }
  *   GET    /guilds                                                      → 200 { guilds }
@@ -56,8 +58,10 @@ import {
   hashToken,
   hasPermission,
   InvalidInputError,
+  listChannelReadStates,
   listGuildsForUser,
   listVisibleChannels,
+  markChannelRead,
   NotFoundError,
   PermissionDeniedError,
   Permissions,
@@ -66,6 +70,7 @@ import {
   searchMessages,
   sendMessage,
   subscribeChannelEvents,
+  UNREAD_COUNT_CAP,
   UniqueViolationError,
 } from '../../src/index.ts'
 import { hashPassword, verifyPassword } from './passwords.ts'
@@ -483,6 +488,16 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
       return send(res, 200, { channels })
     }
 
+    if (at('GET', 'guilds', '*', 'read-states')) {
+      // The caller's own markers and counts, for the channels of the guild they can see.
+      const readStates = await listChannelReadStates(db, {
+        user_id: me.userId,
+        guild_id: path[1] as string,
+      })
+      // Counts equal to the cap mean "this many or more" (the page shows "99+").
+      return send(res, 200, { read_states: readStates, unread_cap: UNREAD_COUNT_CAP })
+    }
+
     if (at('POST', 'guilds', '*', 'channels')) {
       const guildId = path[1] as string
       await requireGuildPermission(guildId, me.userId, Permissions.MANAGE_CHANNELS)
@@ -519,6 +534,18 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
         limit: optionalInt(url.searchParams, 'limit'),
       })
       return send(res, 200, { messages })
+    }
+
+    if (at('POST', 'channels', '*', 'read')) {
+      // markChannelRead checks no permission: only a channel the caller can see (else 404).
+      const channel = await accessibleChannel(path[1] as string, me.userId)
+      const body = await readJson(req)
+      await markChannelRead(db, {
+        channel_id: channel.id,
+        user_id: me.userId,
+        message_id: str(body, 'message_id'),
+      })
+      return send(res, 204)
     }
 
     if (at('GET', 'channels', '*', 'events')) {

@@ -1,7 +1,8 @@
 /**
  * The example's web chat page in a real headless Chromium (Debian's `chromium`
  * driven by playwright-core): two users in two browser contexts; one posts, the
- * other sees it live over server-sent events. Screenshots go to test-results/.
+ * other sees it live over server-sent events; unread badges come and go.
+ * Screenshots go to test-results/.
  */
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -11,7 +12,13 @@ import type { Redis } from 'ioredis'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ChatService, createChatService } from '../../examples/chat-service/server.ts'
-import { createMessage, createRedis, findUserByUsername } from '../../src/index.ts'
+import {
+  createMessage,
+  createRedis,
+  findUserByUsername,
+  listChannelReadStates,
+  UNREAD_COUNT_CAP,
+} from '../../src/index.ts'
 import { repoRoot } from '../package/support.ts'
 import { useTestDatabase } from '../support/database.ts'
 import { testRedisUrl } from '../support/env.ts'
@@ -183,6 +190,106 @@ describe('the chat page in headless Chromium', () => {
       await gracePage.screenshot({ path: shot })
       await adaPage.screenshot({ path: join(OUTPUT, 'chat-browser-ada.png') })
       expect((await stat(shot)).size).toBeGreaterThan(10_000)
+    } finally {
+      await adaContext.close()
+      await graceContext.close()
+    }
+  }, 240_000)
+
+  it('unread badges: a post in a channel Grace is not viewing shows one; opening it clears it', async () => {
+    const ada = `ada_${randomBytes(4).toString('hex')}`
+    const grace = `grace_${randomBytes(4).toString('hex')}`
+    const adaContext = await browser.newContext({ viewport: { width: 1200, height: 700 } })
+    const graceContext = await browser.newContext({ viewport: { width: 1200, height: 700 } })
+    try {
+      const adaPage = await adaContext.newPage()
+      const gracePage = await graceContext.newPage()
+
+      // Ada: a guild with #general and #side; she stays in #side.
+      await signUp(adaPage, ada)
+      await adaPage.locator('#guild-name').fill('Unread guild')
+      await adaPage.locator('#create-guild').click()
+      await expect
+        .poll(() => adaPage.locator('#channel-title').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('# general')
+      await adaPage.locator('#channel-name').fill('side')
+      await adaPage.locator('#create-channel').click()
+      await expect
+        .poll(() => adaPage.locator('#channel-title').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('# side')
+      await expect.poll(() => liveStatus(adaPage), { timeout: UI_TIMEOUT }).toBe('live')
+      const guildId = (await adaPage.locator('#invite-code').textContent()) ?? ''
+
+      // Grace joins and views #general.
+      await signUp(gracePage, grace)
+      await gracePage.locator('#join-id').fill(guildId)
+      await gracePage.locator('#join-guild').click()
+      await expect
+        .poll(() => gracePage.locator('#channel-title').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('# general')
+      const channelButton = (name: string) =>
+        gracePage.locator('#channels button', { hasText: `# ${name}` })
+      const unreadBadge = (name: string) => channelButton(name).locator('.badge.unread')
+      const mentionBadge = (name: string) => channelButton(name).locator('.badge.mention')
+      expect(await unreadBadge('side').isHidden()).toBe(true)
+
+      // Ada posts in #side: Grace's #side gets a badge (periodic refresh), #general none.
+      await adaPage.locator('#composer-input').fill('over here, grace')
+      await adaPage.locator('#send').click()
+      await unreadBadge('side').waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+      expect(await unreadBadge('side').textContent()).toBe('1')
+      expect(await unreadBadge('general').isHidden()).toBe(true)
+      expect(await mentionBadge('side').isHidden()).toBe(true)
+      await gracePage.screenshot({ path: join(OUTPUT, 'chat-browser-unread.png') })
+
+      // Grace opens #side: the message shows, the channel is marked read, the badge goes.
+      await channelButton('side').click()
+      await gracePage
+        .locator('#messages .message', { hasText: 'over here, grace' })
+        .waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+      await unreadBadge('side').waitFor({ state: 'hidden', timeout: UI_TIMEOUT })
+
+      // A live message in the open channel is marked read as it arrives.
+      const graceRow = await findUserByUsername(t.db, grace)
+      const adaRow = await findUserByUsername(t.db, ada)
+      const graceId = graceRow?.id as string
+      const sideUnread = async () =>
+        (await listChannelReadStates(t.db, { user_id: graceId, guild_id: guildId })).find(
+          (s) => s.channel_id === sideId,
+        )?.unread_count
+      const sideId = await channelButton('side').getAttribute('data-channel-id')
+      await adaPage.locator('#composer-input').fill('and one more')
+      await adaPage.locator('#send').click()
+      await gracePage
+        .locator('#messages .message', { hasText: 'and one more' })
+        .waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+      await expect.poll(sideUnread, { timeout: UI_TIMEOUT }).toBe(0)
+      expect(await unreadBadge('side').isHidden()).toBe(true)
+
+      // At the cap the badge says "99+"; a mention shows its own badge.
+      const generalId = (await channelButton('general').getAttribute('data-channel-id')) as string
+      for (let i = 1; i < UNREAD_COUNT_CAP; i++) {
+        await createMessage(t.db, {
+          channel_id: generalId,
+          author_id: adaRow?.id as string,
+          content: `backlog ${i}`,
+        })
+      }
+      await createMessage(t.db, {
+        channel_id: generalId,
+        author_id: adaRow?.id as string,
+        content: 'grace, look',
+        mentions: { user_ids: [graceId] },
+      })
+      await expect
+        .poll(() => unreadBadge('general').textContent(), { timeout: UI_TIMEOUT })
+        .toBe(`${UNREAD_COUNT_CAP - 1}+`)
+      await expect
+        .poll(() => mentionBadge('general').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('@1')
+      await channelButton('general').click()
+      await unreadBadge('general').waitFor({ state: 'hidden', timeout: UI_TIMEOUT })
+      await mentionBadge('general').waitFor({ state: 'hidden', timeout: UI_TIMEOUT })
     } finally {
       await adaContext.close()
       await graceContext.close()

@@ -1,8 +1,16 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ChatService, createChatService } from '../../examples/chat-service/server.ts'
-import { createRateLimiter, createRedis, findUserCredentials } from '../../src/index.ts'
+import {
+  createMessage,
+  createRateLimiter,
+  createRedis,
+  findUserCredentials,
+  Permissions,
+  setChannelOverwrite,
+  UNREAD_COUNT_CAP,
+} from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
 import { testRedisUrl } from '../support/env.ts'
 
@@ -341,6 +349,154 @@ describe('examples/chat-service', () => {
       second.close()
     }
     await waitFor(async () => (await numsub(channelId)) === 0)
+  })
+
+  it('read states: unread counts rise when another user posts and drop to 0 once marked read', async () => {
+    interface ReadState {
+      channel_id: string
+      last_message_id: string | null
+      last_read_message_id: string | null
+      unread_count: number
+      mention_count: number
+    }
+    const readStates = async (token: string): Promise<Map<string, ReadState>> => {
+      const r = await call('GET', `/guilds/${guildId}/read-states`, { token })
+      expect(r.status).toBe(200)
+      expect(r.body.unread_cap).toBe(UNREAD_COUNT_CAP)
+      return new Map(r.body.read_states.map((s: ReadState) => [s.channel_id, s]))
+    }
+    const before = (await readStates(grace.token)).get(channelId)
+    expect(before?.last_read_message_id).toBeNull()
+    const unreadBefore = before?.unread_count ?? -1
+    expect(unreadBefore).toBeGreaterThan(0)
+
+    const posted: string[] = []
+    for (const content of ['unread one', 'unread two']) {
+      const r = await call('POST', `/channels/${channelId}/messages`, {
+        token: ada.token,
+        body: { content },
+      })
+      posted.push(r.body.message.id)
+    }
+    // A mention of Grace (the example posts none; the library stores them).
+    const mention = await createMessage(t.db, {
+      channel_id: channelId,
+      author_id: ada.id,
+      content: 'hey grace',
+      mentions: { user_ids: [grace.id] },
+    })
+    const after = (await readStates(grace.token)).get(channelId)
+    expect(after).toMatchObject({
+      last_message_id: mention.id,
+      unread_count: unreadBefore + 3,
+      mention_count: 1,
+    })
+    // Only the caller's own state: Ada's own messages are never unread for her.
+    expect((await readStates(ada.token)).get(channelId)?.unread_count).toBe(0)
+
+    const marked = await call('POST', `/channels/${channelId}/read`, {
+      token: grace.token,
+      body: { message_id: mention.id },
+    })
+    expect(marked.status).toBe(204)
+    expect((await readStates(grace.token)).get(channelId)).toMatchObject({
+      last_read_message_id: mention.id,
+      unread_count: 0,
+      mention_count: 0,
+    })
+    // An older message does not move the marker back.
+    const older = await call('POST', `/channels/${channelId}/read`, {
+      token: grace.token,
+      body: { message_id: posted[0] },
+    })
+    expect(older.status).toBe(204)
+    expect((await readStates(grace.token)).get(channelId)).toMatchObject({
+      last_read_message_id: mention.id,
+      unread_count: 0,
+    })
+    const more = await call('POST', `/channels/${channelId}/messages`, {
+      token: ada.token,
+      body: { content: 'one more' },
+    })
+    expect((await readStates(grace.token)).get(channelId)?.unread_count).toBe(1)
+
+    // Bad input: 400 through the usual mapping, nothing written.
+    const generalId = [...(await readStates(grace.token)).keys()].find((id) => id !== channelId)
+    const rowsBefore = await t.db.selectFrom('channel_read_states').selectAll().execute()
+    const badMarks: [string | undefined, unknown][] = [
+      [channelId, {}],
+      [channelId, { message_id: 42 }],
+      [channelId, { message_id: 'nope' }],
+      [generalId, { message_id: more.body.message.id }], // a message of another channel
+    ]
+    for (const [target, body] of badMarks) {
+      const r = await call('POST', `/channels/${target}/read`, { token: grace.token, body })
+      expect(r.status).toBe(400)
+    }
+    expect(
+      (await call('POST', '/channels/nope/read', { token: grace.token, body: {} })).status,
+    ).toBe(400)
+    expect(
+      (
+        await call('POST', `/channels/${channelId}/read`, {
+          body: { message_id: more.body.message.id },
+        })
+      ).status,
+    ).toBe(401)
+
+    // A channel hidden from Grace: 404 on mark, absent from her read states, nothing written.
+    const secret = await call('POST', `/guilds/${guildId}/channels`, {
+      token: ada.token,
+      body: { name: 'secret' },
+    })
+    const secretId = secret.body.channel.id
+    await setChannelOverwrite(t.db, {
+      channel_id: secretId,
+      user_id: grace.id,
+      allow: 0n,
+      deny: Permissions.VIEW_CHANNEL,
+    })
+    const hidden = await call('POST', `/channels/${secretId}/messages`, {
+      token: ada.token,
+      body: { content: 'for ada only' },
+    })
+    expect(hidden.status).toBe(201)
+    const denied = await call('POST', `/channels/${secretId}/read`, {
+      token: grace.token,
+      body: { message_id: hidden.body.message.id },
+    })
+    expect(denied.status).toBe(404)
+    expect(denied.body).toEqual({ error: 'channel not found' })
+    // A channel that does not exist: the same 404 (no existence leak).
+    const unknownChannel = await call('POST', `/channels/${randomUUID()}/read`, {
+      token: grace.token,
+      body: { message_id: hidden.body.message.id },
+    })
+    expect(unknownChannel.status).toBe(404)
+    expect(unknownChannel.body).toEqual(denied.body)
+    expect(await t.db.selectFrom('channel_read_states').selectAll().execute()).toEqual(rowsBefore)
+    expect((await readStates(grace.token)).has(secretId)).toBe(false)
+    expect((await readStates(ada.token)).get(secretId)?.unread_count).toBe(0)
+
+    // Not a member: no read states at all, and 404 on mark.
+    const outsider = await call('POST', '/register', {
+      body: { username: `mallory_${randomBytes(3).toString('hex')}`, password: PASSWORD },
+    })
+    const outsiderLogin = await call('POST', '/login', {
+      body: { username: outsider.body.user.username, password: PASSWORD },
+    })
+    const outsiderStates = await call('GET', `/guilds/${guildId}/read-states`, {
+      token: outsiderLogin.body.token,
+    })
+    expect(outsiderStates.status).toBe(200)
+    expect(outsiderStates.body.read_states).toEqual([])
+    const outsiderMark = await call('POST', `/channels/${channelId}/read`, {
+      token: outsiderLogin.body.token,
+      body: { message_id: more.body.message.id },
+    })
+    expect(outsiderMark.status).toBe(404)
+    expect(await t.db.selectFrom('channel_read_states').selectAll().execute()).toEqual(rowsBefore)
+    expect((await call('GET', '/guilds/nope/read-states', { token: grace.token })).status).toBe(400)
   })
 
   it('close() ends open streams and stops listening', async () => {

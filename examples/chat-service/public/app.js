@@ -2,9 +2,13 @@
 // It talks to the JSON API of server.ts with a bearer token kept in
 // sessionStorage, and reads live events from /channels/:id/events (server-sent
 // events, read with fetch so the token goes in a header, never in the URL).
+// Unread and mention badges come from /guilds/:id/read-states; the open
+// channel is marked read through /channels/:id/read.
 
 const $ = (id) => document.getElementById(id)
 const PAGE = 50
+/** How often the badges of the channels not open are refreshed. */
+const READ_STATES_MS = 5000
 
 const state = {
   token: sessionStorage.getItem('token'),
@@ -17,6 +21,8 @@ const state = {
   shown: new Set(),
   users: new Map(),
   stream: undefined,
+  readStatesSeq: 0,
+  readStatesTimer: undefined,
 }
 
 async function api(method, path, body) {
@@ -60,6 +66,7 @@ async function login(username, password) {
 function logout() {
   api('DELETE', '/session').catch(() => {})
   state.stream?.abort()
+  clearInterval(state.readStatesTimer)
   sessionStorage.clear()
   state.token = null
   location.reload()
@@ -105,6 +112,8 @@ async function enterChat() {
   $('me').textContent = user.display_name || user.username
   $('auth-view').hidden = true
   $('chat-view').hidden = false
+  clearInterval(state.readStatesTimer)
+  state.readStatesTimer = setInterval(() => refreshReadStates().catch(() => {}), READ_STATES_MS)
   await loadGuilds()
 }
 
@@ -139,18 +148,66 @@ async function openGuild(guildId, channelId) {
       el(
         'li',
         {},
-        el('button', {
-          type: 'button',
-          textContent: `# ${channel.name}`,
-          dataset: { channelId: channel.id },
-          onclick: () => openChannel(channel).catch((e) => showError('chat-error', e)),
-        }),
+        el(
+          'button',
+          {
+            type: 'button',
+            dataset: { channelId: channel.id },
+            onclick: () => openChannel(channel).catch((e) => showError('chat-error', e)),
+          },
+          el('span', { className: 'name', textContent: `# ${channel.name}` }),
+          el('span', { className: 'badge mention', hidden: true, title: 'mentions' }),
+          el('span', { className: 'badge unread', hidden: true, title: 'unread messages' }),
+        ),
       ),
     ),
   )
   const target = channels.find((c) => c.id === channelId) ?? channels[0]
   if (target) await openChannel(target)
+  else await refreshReadStates()
 }
+
+// --- unread and mention badges ------------------------------------------------
+
+/** A count as a badge shows it: at the cap it means "this many or more". */
+const badgeText = (count, cap) => (count >= cap ? `${cap - 1}+` : String(count))
+
+/** Re-reads the open guild's read states and redraws the channel badges. */
+async function refreshReadStates() {
+  const guildId = state.guildId
+  if (!guildId) return
+  const seq = ++state.readStatesSeq
+  const { read_states, unread_cap } = await api('GET', `/guilds/${guildId}/read-states`)
+  // Only the answer to the latest request counts: an older one may predate a mark.
+  if (seq !== state.readStatesSeq || guildId !== state.guildId) return
+  const byChannel = new Map(read_states.map((s) => [s.channel_id, s]))
+  for (const button of $('channels').querySelectorAll('button')) {
+    const s = byChannel.get(button.dataset.channelId)
+    const unread = s?.unread_count ?? 0
+    const mentions = s?.mention_count ?? 0
+    const unreadBadge = button.querySelector('.badge.unread')
+    const mentionBadge = button.querySelector('.badge.mention')
+    unreadBadge.hidden = unread === 0
+    unreadBadge.textContent = unread ? badgeText(unread, unread_cap) : ''
+    mentionBadge.hidden = mentions === 0
+    mentionBadge.textContent = mentions ? `@${badgeText(mentions, unread_cap)}` : ''
+    button.classList.toggle('unread', unread > 0)
+  }
+}
+
+/** Marks the open channel read up to the newest message shown (when the tab is visible). */
+async function markShownRead() {
+  const channelId = state.channelId
+  const newest = [...$('messages').querySelectorAll('.message')].at(-1)?.dataset.id
+  if (channelId && newest && document.visibilityState === 'visible') {
+    await api('POST', `/channels/${channelId}/read`, { message_id: newest })
+  }
+  await refreshReadStates()
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') markShownRead().catch(() => {})
+})
 
 $('create-guild-form').addEventListener('submit', async (event) => {
   event.preventDefault()
@@ -221,6 +278,7 @@ async function openChannel(channel) {
   await loadOlder()
   const box = $('messages')
   box.scrollTop = box.scrollHeight
+  if (channel.id === state.channelId) await markShownRead()
 }
 
 async function loadOlder() {
@@ -264,6 +322,7 @@ async function appendLive(message) {
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40
   box.append(await renderMessage(message, true))
   if (atBottom) box.scrollTop = box.scrollHeight
+  markShownRead().catch(() => {})
 }
 
 $('composer').addEventListener('submit', async (event) => {
