@@ -13,14 +13,13 @@ import {
   assertOptionalUuid,
   assertText,
   assertUuid,
-  assertUuidArray,
   pageLimit,
 } from '../validation/index.ts'
 import {
-  MENTIONS_MAX,
   type Message,
   type MessageMentionsInput,
   messageColumns,
+  validateMentions,
 } from './messages.ts'
 
 const CONTENT = { min: 1, max: 4000 } as const
@@ -259,30 +258,6 @@ function refusal(verdict: Verdict): Error {
   }
 }
 
-/** Validates mentions as `createMessage` does: ids lower-cased and de-duplicated, at most 100 of each. */
-function assertMentions(value: unknown): {
-  user_ids: string[]
-  role_ids: string[]
-  everyone: boolean
-} {
-  if (value === undefined || value === null) return { user_ids: [], role_ids: [], everyone: false }
-  assertObject(value, 'mentions')
-  const ids = (v: unknown, field: string): string[] => {
-    if (v === undefined || v === null) return []
-    assertUuidArray(v, field, MENTIONS_MAX)
-    return [...new Set(v.map((id) => id.toLowerCase()))]
-  }
-  const user_ids = ids(value.user_ids, 'mentions.user_ids')
-  const role_ids = ids(value.role_ids, 'mentions.role_ids')
-  const everyone = value.everyone ?? false
-  if (typeof everyone !== 'boolean') {
-    throw new InvalidInputError('mentions.everyone must be a boolean', {
-      field: 'mentions.everyone',
-    })
-  }
-  return { user_ids, role_ids, everyone }
-}
-
 /**
  * Posts a message only if the author may: in ONE statement, it computes the
  * author's permissions in the channel with the same rule as
@@ -314,7 +289,11 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
   assertUuid(input.author_id, 'author_id')
   assertOptionalUuid(input.reply_to, 'reply_to')
   assertText(input.content, 'content', CONTENT)
-  const mentions = assertMentions(input.mentions)
+  const mentions = validateMentions(input.mentions) ?? {
+    user_ids: [],
+    role_ids: [],
+    everyone: false,
+  }
   const params = {
     ...mentions,
     id: newId(),

@@ -354,10 +354,27 @@ export interface CreateMessageInput {
   mentions?: MessageMentionsInput | null
 }
 
-/** Validates the mentions input; the ids lower-cased and de-duplicated. */
-function mentionsOf(
+/** Validated mentions: ids lower-cased and de-duplicated, at most {@link MENTIONS_MAX} of each. */
+export interface ValidMentions {
+  user_ids: string[]
+  role_ids: string[]
+  everyone: boolean
+}
+
+/**
+ * Validates the mentions input of `createMessage` and `sendMessage`: the ids
+ * lower-cased and de-duplicated; `undefined` when nothing is mentioned.
+ *
+ * @throws {InvalidInputError} for a non-object, malformed ids, more than
+ *   {@link MENTIONS_MAX} of a kind, or a non-boolean `everyone`.
+ * @example
+ * ```ts
+ * validateMentions({ user_ids: [a, a.toUpperCase()] }) // { user_ids: [a], role_ids: [], everyone: false }
+ * ```
+ */
+export function validateMentions(
   mentions: MessageMentionsInput | null | undefined,
-): { user_ids: string[]; role_ids: string[]; everyone: boolean } | undefined {
+): ValidMentions | undefined {
   if (mentions === undefined || mentions === null) return undefined
   assertObject(mentions, 'mentions')
   const ids = (value: unknown, field: string): string[] => {
@@ -385,8 +402,11 @@ function mentionsOf(
  * {@link listChannelMessages} relies on it). One round trip: the reply target
  * (and the mentions, when given) are checked and stored inside the INSERT.
  *
- * No permission check happens here. `canAccessChannel` only says "may read"
- * (a DM stays readable after a block); to decide "may send here":
+ * No permission check happens here: to post on a user's behalf use
+ * `sendMessage`, which checks (view and send, overwrites, bans; in a DM: a
+ * participant and no block either way) and inserts in one statement.
+ * `canAccessChannel` only says "may read" (a DM stays readable after a block).
+ * Without `sendMessage`, the manual equivalent is:
  * - guild channel: `computePermissions(db, { guild_id, user_id, channel_id })`
  *   includes `Permissions.SEND_MESSAGES`;
  * - DM: in one transaction, `lockUserPair(trx, me, them)`, then
@@ -420,7 +440,7 @@ export async function createMessage(db: Kysely<DB>, input: CreateMessageInput): 
   assertUuid(input.author_id, 'author_id')
   assertOptionalUuid(input.reply_to, 'reply_to')
   assertText(input.content, 'content', CONTENT)
-  const mentions = mentionsOf(input.mentions)
+  const mentions = validateMentions(input.mentions)
   const base = {
     id: newId(),
     channel_id: input.channel_id,
