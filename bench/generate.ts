@@ -408,10 +408,14 @@ async function build(c1: pg.Client, c2: pg.Client, p: DatasetParams, start: numb
   let done = 0
   const tMsg = performance.now()
   const insertChunk = (lo: number, hi: number) => `
-    insert into messages (id, channel_id, author_id, content, created_at, edited_at, deleted_at)
+    insert into messages (id, channel_id, author_id, content, created_at, edited_at, deleted_at, seq)
     select ${uuidAt('s.ts')}, mc.channel_id, u.id, ct.content, to_timestamp(s.ts / 1000.0),
       case when s.r5 < 0.03 then to_timestamp(s.ts / 1000.0) + interval '5 minutes' end,
-      case when s.r5 >= 0.99 then to_timestamp(s.ts / 1000.0) + interval '1 hour' end
+      case when s.r5 >= 0.99 then to_timestamp(s.ts / 1000.0) + interval '1 hour' end,
+      -- The position is supplied (the global row number: unique, in id order), so the
+      -- channel-counter trigger does not run: two loaders taking channel row locks in
+      -- different orders would deadlock. channels.last_seq is set after the load.
+      s.i + 1
     from (
       select i, ${t0}::bigint + i::bigint * ${msgStep} as ts,
         random() as r1, random() as r2, random() as r3, random() as r4, random() as r5
@@ -438,6 +442,9 @@ async function build(c1: pg.Client, c2: pg.Client, p: DatasetParams, start: numb
     }
   }
   await Promise.all([worker(c1), worker(c2)])
+  await c1.query(`update channels c set last_seq = m.last_seq
+    from (select channel_id, max(seq) as last_seq from messages group by channel_id) m
+    where c.id = m.channel_id`)
 
   await step('primary key', () =>
     c1.query(
