@@ -73,6 +73,7 @@ export interface ChannelReadStates {
 }
 
 export interface Channels {
+  access_version: Generated<bigint>;
   created_at: Generated<Timestamp>;
   guild_id: string | null;
   id: Generated<string>;

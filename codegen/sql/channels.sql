@@ -401,6 +401,17 @@ where
   and "type" <> $2
 for no key update;
 
+-- channels.lock_guild_channels (prepared as "gs.channels.lock_guild_channels"; write)
+select
+  "id"
+from
+  "channels"
+where
+  "guild_id" = $1
+order by
+  "id"
+for no key update;
+
 -- channels.update (dynamic, sent unnamed; write)
 update "channels"
 set

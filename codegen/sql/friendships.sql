@@ -148,14 +148,6 @@ where
     )
   );
 
--- friendships.touch_dm (prepared as "gs.friendships.touch_dm"; write)
-update "dm_channels"
-set
-  "created_at" = created_at
-where
-  user_a = least($1::uuid, $2::uuid)
-  and user_b = greatest($3::uuid, $4::uuid);
-
 -- friendships.upsert (prepared as "gs.friendships.upsert"; write)
 insert into
   "friendships" ("user_id", "friend_id", "status")

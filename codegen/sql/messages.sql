@@ -1396,7 +1396,12 @@ with
       c.id,
       c.type,
       c.guild_id,
-      (c.type, c.guild_id, c.is_private, c.updated_at)::text as v
+      (
+        c.type,
+        c.guild_id,
+        c.is_private,
+        c.access_version
+      )::text as v
     from
       channels c
     where
@@ -1611,406 +1616,43 @@ with
           u.id = any ($15::uuid[])
       ) as users_ok
   ),
-  s_g as (
+  locked as (
     select
-      g.ctid::text as v
-    from
-      guilds g
-    where
-      g.id = (
-        select
-          ctx.guild_id
-        from
-          ctx
-      )
-  ),
-  l_g as (
-    select
-      g.ctid::text as v
-    from
-      guilds g
-    where
-      g.id = (
-        select
-          ctx.guild_id
-        from
-          ctx
-      )
-    for share
-  ),
-  s_gm as (
-    select
-      gm.ctid::text as v
-    from
-      guild_members gm
-    where
-      gm.guild_id = (
-        select
-          ctx.guild_id
-        from
-          ctx
-      )
-      and gm.user_id = $16::uuid
-  ),
-  l_gm as (
-    select
-      gm.ctid::text as v
-    from
-      guild_members gm
-    where
-      gm.guild_id = (
-        select
-          ctx.guild_id
-        from
-          ctx
-      )
-      and gm.user_id = $17::uuid
-    for key share
-  ),
-  s_mr as (
-    select
-      mr.ctid::text as v
-    from
-      member_roles mr
-    where
-      mr.guild_id = (
-        select
-          ctx.guild_id
-        from
-          ctx
-      )
-      and mr.user_id = $18::uuid
-  ),
-  l_mr as (
-    select
-      mr.ctid::text as v
-    from
-      member_roles mr
-    where
-      mr.guild_id = (
-        select
-          ctx.guild_id
-        from
-          ctx
-      )
-      and mr.user_id = $19::uuid
-    for key share
-  ),
-  s_r as (
-    select
-      r.ctid::text as v
-    from
-      roles r
-    where
-      r.guild_id = (
-        select
-          ctx.guild_id
-        from
-          ctx
-      )
-      and (
-        r.is_default
-        or r.id in (
-          select
-            mr.role_id
-          from
-            member_roles mr
-          where
-            mr.guild_id = (
-              select
-                ctx.guild_id
-              from
-                ctx
-            )
-            and mr.user_id = $20::uuid
-        )
-      )
-  ),
-  l_r as (
-    select
-      r.ctid::text as v
-    from
-      roles r
-    where
-      r.guild_id = (
-        select
-          ctx.guild_id
-        from
-          ctx
-      )
-      and (
-        r.is_default
-        or r.id in (
-          select
-            mr.role_id
-          from
-            member_roles mr
-          where
-            mr.guild_id = (
-              select
-                ctx.guild_id
-              from
-                ctx
-            )
-            and mr.user_id = $21::uuid
-        )
-      )
-    for share of
-      r
-  ),
-  s_cm as (
-    select
-      cm.ctid::text as v
-    from
-      channel_members cm
-    where
-      cm.channel_id = $22::uuid
-      and cm.user_id = $23::uuid
-  ),
-  l_cm as (
-    select
-      cm.ctid::text as v
-    from
-      channel_members cm
-    where
-      cm.channel_id = $24::uuid
-      and cm.user_id = $25::uuid
-    for key share
-  ),
-  s_dp as (
-    select
-      dp.ctid::text as v
-    from
-      dm_participants dp
-    where
-      dp.channel_id = $26::uuid
-      and dp.user_id = $27::uuid
-  ),
-  l_dp as (
-    select
-      dp.ctid::text as v
-    from
-      dm_participants dp
-    where
-      dp.channel_id = $28::uuid
-      and dp.user_id = $29::uuid
-    for key share
-  ),
-  s_dm as (
-    select
-      d.ctid::text as v
-    from
-      dm_channels d
-    where
-      d.id = $30::uuid
-  ),
-  l_dm as (
-    select
-      d.ctid::text as v
-    from
-      dm_channels d
-    where
-      d.id = $31::uuid
-    for share
-  ),
-  s_f as (
-    select
-      f.ctid::text as v
-    from
-      friendships f
-      join dm_channels d on d.id = $32::uuid
-    where
       (
-        f.user_id = d.user_a
-        and f.friend_id = d.user_b
-      )
-      or (
-        f.user_id = d.user_b
-        and f.friend_id = d.user_a
-      )
-  ),
-  l_f as (
-    select
-      f.ctid::text as v
-    from
-      friendships f
-      join dm_channels d on d.id = $33::uuid
-    where
-      (
-        f.user_id = d.user_a
-        and f.friend_id = d.user_b
-      )
-      or (
-        f.user_id = d.user_b
-        and f.friend_id = d.user_a
-      )
-    for share of
-      f
-  ),
-  s_ch as (
-    select
-      ctx.v
-    from
-      ctx
-  ),
-  l_ch as (
-    select
-      (c.type, c.guild_id, c.is_private, c.updated_at)::text as v
+        c.type,
+        c.guild_id,
+        c.is_private,
+        c.access_version
+      )::text as v
     from
       channels c
     where
-      c.id = $34::uuid
+      c.id = $16::uuid
     for no key update
   ),
   stale as (
     select
       (
-        array(
-          select
-            v
-          from
-            s_g
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_g
-          order by
-            v
-        )
-        or array(
-          select
-            v
-          from
-            s_gm
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_gm
-          order by
-            v
-        )
-        or array(
-          select
-            v
-          from
-            s_mr
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_mr
-          order by
-            v
-        )
-        or array(
-          select
-            v
-          from
-            s_r
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_r
-          order by
-            v
-        )
-        or array(
-          select
-            v
-          from
-            s_cm
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_cm
-          order by
-            v
-        )
-        or array(
-          select
-            v
-          from
-            s_dp
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_dp
-          order by
-            v
-        )
-        or array(
-          select
-            v
-          from
-            s_dm
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_dm
-          order by
-            v
-        )
-        or array(
-          select
-            v
-          from
-            s_f
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_f
-          order by
-            v
-        )
-        or array(
-          select
-            v
-          from
-            s_ch
-          order by
-            v
-        ) is distinct from array(
-          select
-            v
-          from
-            l_ch
-          order by
-            v
-        )
+        select
+          ctx.v
+        from
+          ctx
+      ) is distinct from (
+        select
+          locked.v
+        from
+          locked
       ) as stale
   ),
   i as (
     insert into
       messages (id, channel_id, author_id, reply_to, content)
     select
-      $35::uuid,
-      $36::uuid,
-      $37::uuid,
-      $38::uuid,
-      $39::text
+      $17::uuid,
+      $18::uuid,
+      $19::uuid,
+      $20::uuid,
+      $21::text
     from
       refs
     where
@@ -2067,21 +1709,21 @@ with
           null::uuid as role_id,
           false as everyone
         from
-          unnest($40::uuid[]) u
+          unnest($22::uuid[]) u
         union all
         select
           null::uuid,
           r,
           false
         from
-          unnest($41::uuid[]) r
+          unnest($23::uuid[]) r
         union all
         select
           null::uuid,
           null::uuid,
           true
         where
-          $42::boolean
+          $24::boolean
       ) t
   )
 select

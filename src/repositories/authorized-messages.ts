@@ -34,86 +34,28 @@ type Verdict = 'ok' | 'no_access' | 'send' | 'mention_everyone' | 'blocked' | 'r
 const flag = (perms: RawBuilder<unknown>, f: bigint) => hasFlagSql(perms, f)
 
 /**
- * Locking reads of every row the send check depends on, each paired with the
- * same read from the statement's snapshot, compared by row version (`ctid`).
- * A row changed or deleted after the statement's snapshot was taken (by a
- * revocation that committed meanwhile) shows up as a different `ctid` in the
- * locking read, which always sees the newest committed version and waits for
- * an uncommitted change; the send is then not written and is retried with a
- * fresh snapshot. A change that starts after these locks are taken waits for
- * the send to commit. So a send never commits after a revocation that it did
- * not see.
+ * The version guard: the channel row, locked, compared with the statement's
+ * snapshot of it. Every change that can take a permission away from someone in
+ * a channel (role bits removed, a role or an assignment deleted, a member
+ * removed, ownership transferred, an overwrite changed, a private-channel or DM
+ * participant removed, a block) increments `channels.access_version` of the
+ * channels it affects in the same transaction (migration 0006's triggers). The
+ * locking read sees the newest committed version and waits for an uncommitted
+ * one, so a revocation that committed after the snapshot, or still holds the
+ * row, shows up as a different value: nothing is written and the statement
+ * runs again with a fresh snapshot. A revocation that comes after the lock
+ * waits for the send to commit. So a send never commits after a revocation it
+ * did not see, while senders lock nothing but the channel row, which their
+ * insert takes anyway for the message position (FOR NO KEY UPDATE: the same
+ * lock, so sends to one channel queue here once).
  */
-function sendGuardSql(p: { channel_id: unknown; author_id: unknown }): RawBuilder<unknown> {
-  const ch = sql`${p.channel_id}::uuid`
-  const me = sql`${p.author_id}::uuid`
-  const guild = sql`(select ctx.guild_id from ctx)`
-  const pairs: [string, RawBuilder<unknown>, RawBuilder<unknown>][] = [
-    [
-      'g',
-      sql`select g.ctid::text as v from guilds g where g.id = ${guild}`,
-      sql`select g.ctid::text as v from guilds g where g.id = ${guild} for share`,
-    ],
-    [
-      'gm',
-      sql`select gm.ctid::text as v from guild_members gm where gm.guild_id = ${guild} and gm.user_id = ${me}`,
-      sql`select gm.ctid::text as v from guild_members gm where gm.guild_id = ${guild} and gm.user_id = ${me} for key share`,
-    ],
-    [
-      'mr',
-      sql`select mr.ctid::text as v from member_roles mr where mr.guild_id = ${guild} and mr.user_id = ${me}`,
-      sql`select mr.ctid::text as v from member_roles mr where mr.guild_id = ${guild} and mr.user_id = ${me} for key share`,
-    ],
-    [
-      'r',
-      sql`select r.ctid::text as v from roles r where r.guild_id = ${guild} and (r.is_default or r.id in (
-        select mr.role_id from member_roles mr where mr.guild_id = ${guild} and mr.user_id = ${me}))`,
-      sql`select r.ctid::text as v from roles r where r.guild_id = ${guild} and (r.is_default or r.id in (
-        select mr.role_id from member_roles mr where mr.guild_id = ${guild} and mr.user_id = ${me})) for share of r`,
-    ],
-    [
-      'cm',
-      sql`select cm.ctid::text as v from channel_members cm where cm.channel_id = ${ch} and cm.user_id = ${me}`,
-      sql`select cm.ctid::text as v from channel_members cm where cm.channel_id = ${ch} and cm.user_id = ${me} for key share`,
-    ],
-    [
-      'dp',
-      sql`select dp.ctid::text as v from dm_participants dp where dp.channel_id = ${ch} and dp.user_id = ${me}`,
-      sql`select dp.ctid::text as v from dm_participants dp where dp.channel_id = ${ch} and dp.user_id = ${me} for key share`,
-    ],
-    [
-      'dm',
-      sql`select d.ctid::text as v from dm_channels d where d.id = ${ch}`,
-      sql`select d.ctid::text as v from dm_channels d where d.id = ${ch} for share`,
-    ],
-    [
-      'f',
-      sql`select f.ctid::text as v from friendships f join dm_channels d on d.id = ${ch}
-        where (f.user_id = d.user_a and f.friend_id = d.user_b) or (f.user_id = d.user_b and f.friend_id = d.user_a)`,
-      sql`select f.ctid::text as v from friendships f join dm_channels d on d.id = ${ch}
-        where (f.user_id = d.user_a and f.friend_id = d.user_b) or (f.user_id = d.user_b and f.friend_id = d.user_a)
-        for share of f`,
-    ],
-    [
-      // Last, so the channel's lock is held only from here to commit. Values,
-      // not the row version: every message bumps channels.last_seq. FOR NO KEY
-      // UPDATE: the insert's seq trigger updates this row anyway, so sends to
-      // one channel queue here once (two share locks upgrading would deadlock).
-      'ch',
-      sql`select ctx.v from ctx`,
-      sql`select (c.type, c.guild_id, c.is_private, c.updated_at)::text as v from channels c where c.id = ${ch} for no key update`,
-    ],
-  ]
-  const ctes = pairs.flatMap(([name, snap, lock]) => [
-    sql`${sql.raw(`s_${name}`)} as (${snap})`,
-    sql`${sql.raw(`l_${name}`)} as (${lock})`,
-  ])
-  const compare = pairs.map(
-    ([name]) =>
-      sql`array(select v from ${sql.raw(`s_${name}`)} order by v) is distinct from array(select v from ${sql.raw(`l_${name}`)} order by v)`,
-  )
-  return sql`${sql.join(ctes, sql`, `)}, stale as (select (${sql.join(compare, sql` or `)}) as stale)`
-}
+const guardSql = (channel_id: unknown) =>
+  sql`locked as (
+  select (c.type, c.guild_id, c.is_private, c.access_version)::text as v
+  from channels c where c.id = ${channel_id}::uuid for no key update
+), stale as (
+  select (select ctx.v from ctx) is distinct from (select locked.v from locked) as stale
+)`
 
 interface SendRow {
   verdict: Verdict
@@ -156,7 +98,7 @@ const sendStatement = prepareQuery(
     rawQuery(
       db,
       sql<SendRow>`with ctx as materialized (
-  select c.id, c.type, c.guild_id, (c.type, c.guild_id, c.is_private, c.updated_at)::text as v from channels c where c.id = ${p.channel_id}::uuid
+  select c.id, c.type, c.guild_id, (c.type, c.guild_id, c.is_private, c.access_version)::text as v from channels c where c.id = ${p.channel_id}::uuid
 ), perms as materialized (
   select ${memberChannelPermissionsSql(p.author_id, sql`${p.channel_id}::uuid`)} as p
 ), verdict as materialized (
@@ -194,7 +136,7 @@ const sendStatement = prepareQuery(
     cardinality(${p.user_ids}::uuid[]) = (
       select count(*) from users u where u.id = any(${p.user_ids}::uuid[])
     ) as users_ok
-), ${sendGuardSql(p)}, i as (
+), ${guardSql(p.channel_id)}, i as (
   insert into messages (id, channel_id, author_id, reply_to, content)
   select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text
   from refs

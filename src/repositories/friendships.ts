@@ -100,17 +100,6 @@ const selectPair = prepareQuery('friendships.pair', (db, p: { a: string; b: stri
     ),
 )
 
-// A block touches the pair's DM row (a new row version), so a concurrent
-// `sendMessage` in that DM, which locks the row and compares its version, either
-// commits before the block or sees it (see sendMessage).
-const touchDm = prepareQuery('friendships.touch_dm', (db, p: { a: string; b: string }) =>
-  db
-    .updateTable('dm_channels')
-    .set({ created_at: sql`created_at` })
-    .where(sql<boolean>`user_a = least(${p.a}::uuid, ${p.b}::uuid)`)
-    .where(sql<boolean>`user_b = greatest(${p.a}::uuid, ${p.b}::uuid)`),
-)
-
 const upsertRow = prepareQuery(
   'friendships.upsert',
   (db, p: { user_id: string; friend_id: string; status: FriendshipStatus }) =>
@@ -384,7 +373,6 @@ export async function blockUser(db: Kysely<DB>, input: BlockUserInput): Promise<
   )
   return inTransaction(db, async (trx) => {
     await lockPair.execute(trx, { a: user, b: other })
-    await touchDm.execute(trx, { a: user, b: other })
     await deleteRelation.execute(trx, { a: user, b: other })
     return insertBlock.executeTakeFirstOrThrow(trx, { user_id: user, friend_id: other })
   })

@@ -62,6 +62,22 @@ const lockGuildShared = prepareQuery('guilds.lock_shared', (db, p: { guild_id: s
   db.selectFrom('guilds').select('id').where('id', '=', p.guild_id).forShare(),
 )
 
+// The guild's channels, in id order (FOR NO KEY UPDATE: message inserts, whose
+// foreign key takes KEY SHARE, go on). Removing a member bumps every channel of
+// the guild (migration 0006), and writers that hang on a membership take their
+// channel first (addChannelMember, setChannelOverwrite): taking the channels
+// before the membership keeps one order, channel then membership, for all of them.
+const lockGuildChannels = prepareQuery(
+  'channels.lock_guild_channels',
+  (db, p: { guild_id: string }) =>
+    db
+      .selectFrom('channels')
+      .select('id')
+      .where('guild_id', '=', p.guild_id)
+      .orderBy('id')
+      .forNoKeyUpdate(),
+)
+
 const lockMembershipRow = prepareQuery(
   'guild_members.lock_for_delete',
   (db, p: { guild_id: string; user_id: string }) =>
@@ -74,17 +90,21 @@ const lockMembershipRow = prepareQuery(
 )
 
 /**
- * Locks the guild (FOR SHARE) and then the membership (FOR UPDATE) before the
- * membership is deleted (kick, ban): writes that hang on the membership (role
- * grants, overwrites, channel memberships: FOR KEY SHARE) finish first, so the
- * deleting statement, which comes next with a fresh snapshot, sees and removes
- * what they wrote; later ones find no member.
+ * Locks the guild (FOR SHARE), its channels (in id order) and then the
+ * membership (FOR UPDATE) before the membership is deleted (kick, ban): writes
+ * that hang on the membership (role grants, overwrites, channel memberships:
+ * FOR KEY SHARE) finish first, so the deleting statement, which comes next
+ * with a fresh snapshot, sees and removes what they wrote; later ones find no
+ * member. The channels come before the membership because the deletion bumps
+ * them (their access version, migration 0006) and channel writers lock the
+ * channel before the membership.
  */
 export async function lockMembership(
   trx: Kysely<DB>,
   key: { guild_id: string; user_id: string },
 ): Promise<void> {
   await lockGuildShared.execute(trx, { guild_id: key.guild_id })
+  await lockGuildChannels.execute(trx, { guild_id: key.guild_id })
   await lockMembershipRow.execute(trx, key)
 }
 

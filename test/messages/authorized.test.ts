@@ -609,99 +609,225 @@ describe('a revocation racing sends', () => {
   }
 
   /**
-   * The hard case: the send's snapshot is taken BEFORE the revocation commits
-   * (it then waits on another lock), so its permission computation sees the
-   * old grant. The version guard must catch it and the retry must refuse.
+   * The hard case: the sends take their snapshot while the revocation is
+   * written but not committed, so their permission computation sees the old
+   * grant. Every revocation, by plain SQL too, bumps the channel's
+   * access_version (migration 0006); the sends wait on that row, see the new
+   * version once the revocation commits, run again and are refused.
    */
-  const revocations: [
-    string,
-    (w: Awaited<ReturnType<typeof guildWith>> & { role: { id: string } }) => Promise<unknown>,
-  ][] = [
+  type World = Awaited<ReturnType<typeof guildWith>> & {
+    role: { id: string }
+    privateChannel: { id: string }
+  }
+  const revocations: [string, (w: World) => [string, unknown[]], (w: World) => string][] = [
     [
       'role permissions lowered',
-      (w) =>
-        t.db.updateTable('roles').set({ permissions: 0n }).where('id', '=', w.role.id).execute(),
+      (w) => ['update roles set permissions = 0 where id = $1', [w.role.id]],
+      (w) => w.channel.id,
     ],
     [
       'role unassigned',
-      (w) => t.db.deleteFrom('member_roles').where('role_id', '=', w.role.id).execute(),
+      (w) => ['delete from member_roles where role_id = $1', [w.role.id]],
+      (w) => w.channel.id,
     ],
-    ['role deleted', (w) => t.db.deleteFrom('roles').where('id', '=', w.role.id).execute()],
+    ['role deleted', (w) => ['delete from roles where id = $1', [w.role.id]], (w) => w.channel.id],
     [
       'member removed',
-      (w) =>
-        t.db
-          .deleteFrom('guild_members')
-          .where('guild_id', '=', w.guild.id)
-          .where('user_id', '=', w.user.id)
-          .execute(),
+      (w) => [
+        'delete from guild_members where guild_id = $1 and user_id = $2',
+        [w.guild.id, w.user.id],
+      ],
+      (w) => w.channel.id,
+    ],
+    [
+      'ownership transferred away from the author',
+      (w) => ['update guilds set owner_id = $2 where id = $1', [w.guild.id, w.owner.id]],
+      (w) => w.channel.id,
+    ],
+    [
+      'removed from a private channel',
+      (w) => [
+        'delete from channel_members where channel_id = $1 and user_id = $2',
+        [w.privateChannel.id, w.user.id],
+      ],
+      (w) => w.privateChannel.id,
+    ],
+    [
+      'a member overwrite denying SEND_MESSAGES',
+      (w) => [
+        `insert into channel_overwrites (channel_id, guild_id, user_id, allow, deny)
+         values ($1, $2, $3, 0, $4)`,
+        [w.channel.id, w.guild.id, w.user.id, SEND_MESSAGES],
+      ],
+      (w) => w.channel.id,
     ],
   ]
-  for (const [name, revoke] of revocations) {
-    it(`a send whose snapshot predates the revocation never commits after it: ${name}`, async () => {
-      // The default role may view; SEND comes from an assigned role.
+  for (const [name, revocation, target] of revocations) {
+    it(`sends whose snapshot predates the revocation's commit are refused: ${name}`, async () => {
+      // The default role may view; SEND comes from an assigned role. For the
+      // ownership case the author owns the guild and the role grants nothing.
       const base = await guildWith(VIEW_CHANNEL | READ_MESSAGE_HISTORY)
       const role = await makeRole(t.db, base.guild.id, { permissions: SEND_MESSAGES })
       await t.db
         .insertInto('member_roles')
         .values({ guild_id: base.guild.id, user_id: base.user.id, role_id: role.id })
         .execute()
-      const w = { ...base, role }
-      const blocker = await t.pool.connect()
-      let outcome: unknown
+      const privateChannel = await makeChannel(t.db, base.guild.id, { is_private: true })
+      await t.db
+        .insertInto('channel_members')
+        .values({ channel_id: privateChannel.id, user_id: base.user.id, guild_id: base.guild.id })
+        .execute()
+      const w: World = { ...base, role, privateChannel }
+      if (name.startsWith('ownership')) {
+        await t.db
+          .updateTable('roles')
+          .set({ permissions: 0n })
+          .where('guild_id', '=', w.guild.id)
+          .execute()
+        await t.db
+          .updateTable('guilds')
+          .set({ owner_id: w.user.id })
+          .where('id', '=', w.guild.id)
+          .execute()
+      }
+      const channel_id = target(w)
+      // Allowed before the revocation.
+      await sendMessage(t.db, { channel_id, author_id: w.user.id, content: 'before' })
+      const [text, values] = revocation(w)
+      const revoker = await t.pool.connect()
+      let results: PromiseSettledResult<unknown>[]
       try {
-        await blocker.query('begin')
-        // The guild row is the first one the send's guard locks.
-        await blocker.query('select 1 from guilds where id = $1 for update', [w.guild.id])
-        const send = sendMessage(t.db, {
-          channel_id: w.channel.id,
-          author_id: w.user.id,
-          content: 'late',
-        }).catch((e: unknown) => e)
-        // The send has its snapshot and waits for the guild row.
-        await waitForLockWaiters(blocker, 1)
-        await revoke(w) // commits while the send waits
-        await blocker.query('commit')
-        outcome = await send
+        await revoker.query('begin')
+        await revoker.query(text, values)
+        const sends = Promise.allSettled(
+          Array.from({ length: 6 }, (_, i) =>
+            sendMessage(t.db, { channel_id, author_id: w.user.id, content: `late ${i}` }),
+          ),
+        )
+        // Each send has its snapshot (taken before the commit below) and waits
+        // on the channel row the revocation holds.
+        expect(await waitForLockWaiters(revoker, 6)).toBeGreaterThanOrEqual(6)
+        await revoker.query('commit')
+        results = await sends
       } catch (error) {
-        await blocker.query('rollback')
+        await revoker.query('rollback')
         throw error
       } finally {
-        blocker.release()
+        revoker.release()
       }
-      expect(outcome).toBeInstanceOf(PermissionDeniedError)
-      expect(await listChannelMessages(t.db, w.channel.id)).toEqual([])
+      for (const r of results) {
+        expect(r.status).toBe('rejected')
+        expect((r as PromiseRejectedResult).reason).toBeInstanceOf(PermissionDeniedError)
+      }
+      expect((await listChannelMessages(t.db, channel_id)).map((m) => m.content)).toEqual([
+        'before',
+      ])
     })
   }
 
-  it('a DM send whose snapshot predates a block never commits after it', async () => {
-    const a = await makeUser(t.db)
-    const b = await makeUser(t.db)
-    const dm = await makeDm(t.db, a.id, b.id)
-    const blocker = await t.pool.connect()
-    let outcome: unknown
-    try {
-      await blocker.query('begin')
-      // The author's participant row is the first one the guard locks in a DM.
-      await blocker.query(
-        'select 1 from dm_participants where channel_id = $1 and user_id = $2 for update',
-        [dm.id, a.id],
-      )
-      const send = sendMessage(t.db, { channel_id: dm.id, author_id: a.id, content: 'late' }).catch(
-        (e: unknown) => e,
-      )
-      await waitForLockWaiters(blocker, 1)
-      await blockUser(t.db, { user_id: b.id, blocked_user_id: a.id })
-      await blocker.query('commit')
-      outcome = await send
-    } catch (error) {
-      await blocker.query('rollback')
-      throw error
-    } finally {
-      blocker.release()
+  it('DM sends whose snapshot predates a block or a removal are refused once it commits', async () => {
+    for (const revoke of ['block', 'leave'] as const) {
+      const a = await makeUser(t.db)
+      const b = await makeUser(t.db)
+      const dm = await makeDm(t.db, a.id, b.id)
+      await sendMessage(t.db, { channel_id: dm.id, author_id: a.id, content: 'before' })
+      const revoker = await t.pool.connect()
+      let results: PromiseSettledResult<unknown>[]
+      try {
+        await revoker.query('begin')
+        if (revoke === 'block') {
+          await revoker.query(
+            `insert into friendships (user_id, friend_id, status) values ($1, $2, 'blocked')`,
+            [b.id, a.id],
+          )
+        } else {
+          await revoker.query(
+            'delete from dm_participants where channel_id = $1 and user_id = $2',
+            [dm.id, a.id],
+          )
+        }
+        const sends = Promise.allSettled(
+          Array.from({ length: 4 }, (_, i) =>
+            sendMessage(t.db, { channel_id: dm.id, author_id: a.id, content: `late ${i}` }),
+          ),
+        )
+        expect(await waitForLockWaiters(revoker, 4)).toBeGreaterThanOrEqual(4)
+        await revoker.query('commit')
+        results = await sends
+      } catch (error) {
+        await revoker.query('rollback')
+        throw error
+      } finally {
+        revoker.release()
+      }
+      for (const r of results) {
+        const reason = (r as PromiseRejectedResult).reason
+        if (revoke === 'block') {
+          expect(reason).toBeInstanceOf(ConflictError)
+          expect((reason as ConflictError).reason).toBe('blocked')
+        } else {
+          expect(reason).toBeInstanceOf(PermissionDeniedError)
+        }
+      }
+      expect((await listChannelMessages(t.db, dm.id)).map((m) => m.content)).toEqual(['before'])
     }
-    expect(outcome).toBeInstanceOf(ConflictError)
-    expect((outcome as ConflictError).reason).toBe('blocked')
-    expect(await listChannelMessages(t.db, dm.id)).toEqual([])
+  })
+
+  it('no send commits after a revocation under a storm of concurrent sends (10 rounds)', async () => {
+    let landedBefore = 0
+    let refusedAfter = 0
+    for (let round = 0; round < 10; round++) {
+      const base = await guildWith(VIEW_CHANNEL | READ_MESSAGE_HISTORY)
+      const role = await makeRole(t.db, base.guild.id, { permissions: SEND_MESSAGES })
+      await t.db
+        .insertInto('member_roles')
+        .values({ guild_id: base.guild.id, user_id: base.user.id, role_id: role.id })
+        .execute()
+      let refused = 0
+      // Each sender sends until it is refused (after the revocation below).
+      const sender = async (k: number) => {
+        for (let i = 0; ; i++) {
+          try {
+            await sendMessage(t.db, {
+              channel_id: base.channel.id,
+              author_id: base.user.id,
+              content: `s${k}.${i}`,
+            })
+          } catch (error) {
+            expect(error).toBeInstanceOf(PermissionDeniedError)
+            refused++
+            return
+          }
+        }
+      }
+      const senders = Array.from({ length: 6 }, (_, k) => sender(k))
+      // Let sends land, then revoke; the revocation reads the channel's last
+      // position while it holds the channel row, so every message committed
+      // after the revocation has a larger position.
+      while ((await listChannelMessages(t.db, base.channel.id, { limit: 5 })).length < 5) {
+        await new Promise((r) => setTimeout(r, 5))
+      }
+      const cut = await t.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('member_roles').where('role_id', '=', role.id).execute()
+        const row = await trx
+          .selectFrom('channels')
+          .select('last_seq')
+          .where('id', '=', base.channel.id)
+          .executeTakeFirstOrThrow()
+        return BigInt(row.last_seq)
+      })
+      await Promise.all(senders)
+      const rows = await t.db
+        .selectFrom('messages')
+        .select(['seq'])
+        .where('channel_id', '=', base.channel.id)
+        .execute()
+      expect(rows.every((r) => BigInt(r.seq) <= cut)).toBe(true)
+      landedBefore += rows.length
+      refusedAfter += refused
+    }
+    // The race ran: sends landed before each revocation and were refused after it.
+    expect(landedBefore).toBeGreaterThanOrEqual(50)
+    expect(refusedAfter).toBe(10 * 6)
   })
 })

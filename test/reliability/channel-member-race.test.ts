@@ -65,11 +65,11 @@ describe('removeGuildMember racing addChannelMember', () => {
     let removal: Promise<boolean> | undefined
     await t.db.transaction().execute(async (trx) => {
       await addChannelMember(trx, { channel_id: channel.id, user_id: user.id })
-      // The removal starts now and must wait for our lock on the membership row
-      // (in its locking SELECT or its DELETE, whichever it takes first)…
+      // The removal starts now and must wait for our lock on the channel row
+      // (it locks the guild's channels before the membership)…
       removal = removeGuildMember(t.db, { guild_id: guild.id, user_id: user.id })
       removal.catch(() => {})
-      await waitUntilBlocked('%"guild_members"%')
+      await waitUntilBlocked('%from "channels" where "guild_id"%for no key update%')
       // …and we commit while it waits: the interleaving that leaked on 0.1.0.
     })
     expect(await removal).toBe(true)
@@ -86,7 +86,9 @@ describe('removeGuildMember racing addChannelMember', () => {
       expect(await removeGuildMember(trx, { guild_id: guild.id, user_id: user.id })).toBe(true)
       add = addChannelMember(t.db, { channel_id: channel.id, user_id: user.id })
       add.catch(() => {})
-      await waitUntilBlocked('%insert into "channel_members"%')
+      // The add waits on the channel row, which the removal locked (it bumps
+      // the guild's channels, migration 0006) before the membership.
+      await waitUntilBlocked('%from "channels"%for no key update%')
     })
     const error = await add!.catch((e: unknown) => e)
     expect(error).toBeInstanceOf(ConflictError)

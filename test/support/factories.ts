@@ -100,8 +100,12 @@ export async function makeChannel(
   guildId: string,
   overrides: Partial<Insertable<DB['channels']>> = {},
 ) {
-  // Without the internal position counter (last_seq), as findChannelById returns it.
-  const { last_seq: _counter, ...channel } = await db
+  // Without the internal counters (last_seq, access_version), as findChannelById returns it.
+  const {
+    last_seq: _counter,
+    access_version: _version,
+    ...channel
+  } = await db
     .insertInto('channels')
     .values({ id: newId(), guild_id: guildId, name: `chan-${rand(3)}`, type: 'text', ...overrides })
     .returningAll()
