@@ -4,12 +4,16 @@
 with
   p as (
     select
-      message_id,
-      channel_id
+      x.message_id,
+      x.channel_id,
+      m.author_id,
+      c.guild_id
     from
-      message_pins
+      message_pins x
+      join messages m on m.id = x.message_id
+      join channels c on c.id = x.channel_id
     where
-      message_id = $1::uuid
+      x.message_id = $1::uuid
   ),
   allowed as (
     select
@@ -194,20 +198,42 @@ select
       1
     from
       d
-  ) as unpinned;
+  ) as unpinned,
+  (
+    select
+      guild_id
+    from
+      p
+  ) as guild_id,
+  (
+    select
+      channel_id
+    from
+      p
+  ) as channel_id,
+  (
+    select
+      author_id
+    from
+      p
+  ) as author_id;
 
 -- pins.insert (prepared as "gs.pins.insert"; write)
 with
   m as (
     select
-      id,
-      channel_id
+      x.id,
+      x.channel_id,
+      x.author_id,
+      c.guild_id
     from
-      messages
+      messages x
+      join channels c on c.id = x.channel_id
     where
-      id = $1::uuid
-      and deleted_at is null
-    for share
+      x.id = $1::uuid
+      and x.deleted_at is null
+    for share of
+      x
   ),
   allowed as (
     select
@@ -399,7 +425,25 @@ select
       1
     from
       ins
-  ) as pinned;
+  ) as pinned,
+  (
+    select
+      guild_id
+    from
+      m
+  ) as guild_id,
+  (
+    select
+      channel_id
+    from
+      m
+  ) as channel_id,
+  (
+    select
+      author_id
+    from
+      m
+  ) as author_id;
 
 -- pins.list_of_channel (prepared as "gs.pins.list_of_channel"; read)
 select

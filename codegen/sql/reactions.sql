@@ -35,158 +35,154 @@ where
   and "user_id" = $3;
 
 -- reactions.delete_of_message (prepared as "gs.reactions.delete_of_message"; write)
-delete from "message_reactions"
-where
-  "message_id" = $1
-  and (
-    $2::text is null
-    or emoji = $3::text
-  );
-
--- reactions.delete_of_message_as (prepared as "gs.reactions.delete_of_message_as"; write)
 with
   m as (
     select
-      id,
-      channel_id
+      x.id,
+      x.channel_id,
+      c.guild_id
     from
-      messages
+      messages x
+      join channels c on c.id = x.channel_id
     where
-      id = $1::uuid
+      x.id = $1::uuid
   ),
   allowed as (
     select
-      coalesce(
-        (
+      (
+        $2::uuid is null
+        or coalesce(
           (
-            select
-              (
-                case
-                  when (
-                    g.owner_id = gm.user_id
-                    or (rp.permissions & 8) <> 0
-                  ) then 71487549079551::int8
-                  when (cp.permissions & 1024) = 0 then 0::int8
-                  else cp.permissions
-                end
-              )
-            from
-              guild_members gm
-              join guilds g on g.id = gm.guild_id
-              cross join lateral (
-                select
-                  coalesce(bit_or(r.permissions), 0::int8) as permissions
-                from
-                  roles r
-                where
-                  r.guild_id = gm.guild_id
-                  and (
-                    r.is_default
-                    or exists (
-                      select
-                      from
-                        member_roles mr
-                      where
-                        mr.guild_id = gm.guild_id
-                        and mr.user_id = gm.user_id
-                        and mr.role_id = r.id
-                    )
-                  )
-              ) rp
-              join channels c on c.id = m.channel_id
-              and c.guild_id = gm.guild_id
-              left join channel_members cm on cm.channel_id = c.id
-              and cm.user_id = gm.user_id
-              cross join lateral (
-                select
-                  coalesce(
-                    bit_or(o.deny) filter (
-                      where
-                        o.role_id is not null
-                        and r.is_default
-                    ),
-                    0::int8
-                  ) as everyone_deny,
-                  coalesce(
-                    bit_or(o.allow) filter (
-                      where
-                        o.role_id is not null
-                        and r.is_default
-                    ),
-                    0::int8
-                  ) as everyone_allow,
-                  coalesce(
-                    bit_or(o.deny) filter (
-                      where
-                        o.role_id is not null
-                        and not r.is_default
-                    ),
-                    0::int8
-                  ) as roles_deny,
-                  coalesce(
-                    bit_or(o.allow) filter (
-                      where
-                        o.role_id is not null
-                        and not r.is_default
-                    ),
-                    0::int8
-                  ) as roles_allow,
-                  coalesce(
-                    bit_or(o.deny) filter (
-                      where
-                        o.user_id is not null
-                    ),
-                    0::int8
-                  ) as member_deny,
-                  coalesce(
-                    bit_or(o.allow) filter (
-                      where
-                        o.user_id is not null
-                    ),
-                    0::int8
-                  ) as member_allow
-                from
-                  channel_overwrites o
-                  left join roles r on r.id = o.role_id
-                where
-                  o.channel_id = c.id
-                  and (
-                    o.user_id = gm.user_id
-                    or r.is_default
-                    or exists (
-                      select
-                      from
-                        member_roles omr
-                      where
-                        omr.guild_id = gm.guild_id
-                        and omr.user_id = gm.user_id
-                        and omr.role_id = o.role_id
-                    )
-                  )
-              ) ow
-              cross join lateral (
-                select
+            (
+              select
+                (
                   case
-                    when c.is_private
-                    and cm.user_id is null then 0::int8
-                    else (
-                      (
+                    when (
+                      g.owner_id = gm.user_id
+                      or (rp.permissions & 8) <> 0
+                    ) then 71487549079551::int8
+                    when (cp.permissions & 1024) = 0 then 0::int8
+                    else cp.permissions
+                  end
+                )
+              from
+                guild_members gm
+                join guilds g on g.id = gm.guild_id
+                cross join lateral (
+                  select
+                    coalesce(bit_or(r.permissions), 0::int8) as permissions
+                  from
+                    roles r
+                  where
+                    r.guild_id = gm.guild_id
+                    and (
+                      r.is_default
+                      or exists (
+                        select
+                        from
+                          member_roles mr
+                        where
+                          mr.guild_id = gm.guild_id
+                          and mr.user_id = gm.user_id
+                          and mr.role_id = r.id
+                      )
+                    )
+                ) rp
+                join channels c on c.id = m.channel_id
+                and c.guild_id = gm.guild_id
+                left join channel_members cm on cm.channel_id = c.id
+                and cm.user_id = gm.user_id
+                cross join lateral (
+                  select
+                    coalesce(
+                      bit_or(o.deny) filter (
+                        where
+                          o.role_id is not null
+                          and r.is_default
+                      ),
+                      0::int8
+                    ) as everyone_deny,
+                    coalesce(
+                      bit_or(o.allow) filter (
+                        where
+                          o.role_id is not null
+                          and r.is_default
+                      ),
+                      0::int8
+                    ) as everyone_allow,
+                    coalesce(
+                      bit_or(o.deny) filter (
+                        where
+                          o.role_id is not null
+                          and not r.is_default
+                      ),
+                      0::int8
+                    ) as roles_deny,
+                    coalesce(
+                      bit_or(o.allow) filter (
+                        where
+                          o.role_id is not null
+                          and not r.is_default
+                      ),
+                      0::int8
+                    ) as roles_allow,
+                    coalesce(
+                      bit_or(o.deny) filter (
+                        where
+                          o.user_id is not null
+                      ),
+                      0::int8
+                    ) as member_deny,
+                    coalesce(
+                      bit_or(o.allow) filter (
+                        where
+                          o.user_id is not null
+                      ),
+                      0::int8
+                    ) as member_allow
+                  from
+                    channel_overwrites o
+                    left join roles r on r.id = o.role_id
+                  where
+                    o.channel_id = c.id
+                    and (
+                      o.user_id = gm.user_id
+                      or r.is_default
+                      or exists (
+                        select
+                        from
+                          member_roles omr
+                        where
+                          omr.guild_id = gm.guild_id
+                          and omr.user_id = gm.user_id
+                          and omr.role_id = o.role_id
+                      )
+                    )
+                ) ow
+                cross join lateral (
+                  select
+                    case
+                      when c.is_private
+                      and cm.user_id is null then 0::int8
+                      else (
                         (
                           (
                             (
-                              (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
-                            ) & ~ ow.roles_deny
-                          ) | ow.roles_allow
-                        ) & ~ ow.member_deny
-                      ) | ow.member_allow
-                    )
-                  end as permissions
-              ) cp
-            where
-              gm.user_id = $2::uuid
-          ) & 8192::int8
-        ) = 8192::int8,
-        false
+                              (
+                                (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                              ) & ~ ow.roles_deny
+                            ) | ow.roles_allow
+                          ) & ~ ow.member_deny
+                        ) | ow.member_allow
+                      )
+                    end as permissions
+                ) cp
+              where
+                gm.user_id = $3::uuid
+            ) & 8192::int8
+          ) = 8192::int8,
+          false
+        )
       ) as ok
     from
       m
@@ -194,10 +190,10 @@ with
   d as (
     delete from message_reactions r
     where
-      r.message_id = $3::uuid
+      r.message_id = $4::uuid
       and (
-        $4::text is null
-        or r.emoji = $5::text
+        $5::text is null
+        or r.emoji = $6::text
       )
       and coalesce(
         (
@@ -232,7 +228,19 @@ select
       count(*)
     from
       d
-  )::int4 as removed;
+  )::int4 as removed,
+  (
+    select
+      guild_id
+    from
+      m
+  ) as guild_id,
+  (
+    select
+      channel_id
+    from
+      m
+  ) as channel_id;
 
 -- reactions.insert (prepared as "gs.reactions.insert"; write)
 with

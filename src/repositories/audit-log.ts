@@ -42,6 +42,9 @@ export const AUDIT_ACTIONS = [
   'invite_create',
   'invite_revoke',
   'message_delete',
+  'message_pin',
+  'message_unpin',
+  'reactions_remove',
 ] as const
 
 /** An action of the audit log (see {@link AUDIT_ACTIONS}). */

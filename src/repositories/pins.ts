@@ -6,8 +6,9 @@ import { NotFoundError } from '../errors/not-found-error.ts'
 import { type ActingAs, PermissionDeniedError } from '../errors/permission-denied-error.ts'
 import { hasFlagSql, memberChannelPermissionsSql } from '../permissions/actor-sql.ts'
 import { Permissions } from '../permissions/permissions.ts'
-import { prepareQuery, rawQuery } from '../sql/index.ts'
+import { inTransaction, prepareQuery, rawQuery } from '../sql/index.ts'
 import { assertObject, assertUuid, defineFields, integer } from '../validation/index.ts'
+import { writeAudit } from './internal.ts'
 import { assertMessageActor } from './message-actor.ts'
 import { type Message, messageColumns } from './messages.ts'
 
@@ -24,6 +25,16 @@ export const pinCountFields = defineFields('channel_pin_counts', {
  * expression): `MANAGE_MESSAGES` in a guild channel, a participant in a DM.
  * NULL actor: a trusted call.
  */
+/** What the pin statements return besides their outcome. */
+interface PinChange {
+  found: boolean
+  allowed: boolean
+  /** `null` in a DM (no audit log) and when there is no such message or pin. */
+  guild_id: string | null
+  channel_id: string | null
+  author_id: string | null
+}
+
 const mayManagePinsSql = (actor: unknown, channelId: ReturnType<typeof sql>) => sql<boolean>`(
   ${actor}::uuid is null
   or ${hasFlagSql(memberChannelPermissionsSql(actor, channelId), Permissions.MANAGE_MESSAGES)}
@@ -33,14 +44,18 @@ const mayManagePinsSql = (actor: unknown, channelId: ReturnType<typeof sql>) => 
 // One statement. FOR SHARE on the message: a concurrent soft delete waits for
 // this pin (and then unpins it in its trigger), or this pin waits for the
 // delete and finds no live message. The 50-pin cap is the CHECK on the channel's
-// counter row, which the insert trigger increments.
+// counter row, which the insert trigger increments. It also returns what the
+// audit entry names (guild_id is null in a DM, which has no audit log).
 const insertPin = prepareQuery(
   'pins.insert',
   (db, p: { message_id: string; actor_id: string | null }) =>
     rawQuery(
       db,
-      sql<{ found: boolean; allowed: boolean; pinned: boolean }>`with m as (
-  select id, channel_id from messages where id = ${p.message_id}::uuid and deleted_at is null for share
+      sql<PinChange & { pinned: boolean }>`with m as (
+  select x.id, x.channel_id, x.author_id, c.guild_id
+  from messages x join channels c on c.id = x.channel_id
+  where x.id = ${p.message_id}::uuid and x.deleted_at is null
+  for share of x
 ), allowed as (
   select ${mayManagePinsSql(p.actor_id, sql`m.channel_id`)} as ok from m
 ), ins as (
@@ -51,7 +66,10 @@ const insertPin = prepareQuery(
 )
 select exists (select 1 from m) as found,
   coalesce((select ok from allowed), false) as allowed,
-  exists (select 1 from ins) as pinned`,
+  exists (select 1 from ins) as pinned,
+  (select guild_id from m) as guild_id,
+  (select channel_id from m) as channel_id,
+  (select author_id from m) as author_id`,
     ),
 )
 
@@ -60,8 +78,12 @@ const deletePin = prepareQuery(
   (db, p: { message_id: string; actor_id: string | null }) =>
     rawQuery(
       db,
-      sql<{ found: boolean; allowed: boolean; unpinned: boolean }>`with p as (
-  select message_id, channel_id from message_pins where message_id = ${p.message_id}::uuid
+      sql<PinChange & { unpinned: boolean }>`with p as (
+  select x.message_id, x.channel_id, m.author_id, c.guild_id
+  from message_pins x
+  join messages m on m.id = x.message_id
+  join channels c on c.id = x.channel_id
+  where x.message_id = ${p.message_id}::uuid
 ), allowed as (
   select ${mayManagePinsSql(p.actor_id, sql`p.channel_id`)} as ok from p
 ), d as (
@@ -70,7 +92,10 @@ const deletePin = prepareQuery(
 )
 select exists (select 1 from p) as found,
   coalesce((select ok from allowed), false) as allowed,
-  exists (select 1 from d) as unpinned`,
+  exists (select 1 from d) as unpinned,
+  (select guild_id from p) as guild_id,
+  (select channel_id from p) as channel_id,
+  (select author_id from p) as author_id`,
     ),
 )
 
@@ -95,11 +120,44 @@ function refuse(): never {
 }
 
 /**
+ * Writes the audit entry of a pin change in a guild channel (a DM has no audit
+ * log): target the message, `changes` its channel (`before`/`after` null on
+ * the side without the pin) and its author; never its content.
+ */
+async function auditPin(
+  trx: Kysely<DB>,
+  as: ActingAs | undefined,
+  action: 'message_pin' | 'message_unpin',
+  message_id: string,
+  row: PinChange,
+): Promise<void> {
+  if (row.guild_id === null) return
+  const pinned = action === 'message_pin'
+  await writeAudit(trx, as, {
+    guild_id: row.guild_id,
+    action,
+    target_id: message_id,
+    changes: {
+      channel_id: {
+        before: pinned ? null : row.channel_id,
+        after: pinned ? row.channel_id : null,
+      },
+      author_id: { before: row.author_id, after: row.author_id },
+    },
+  })
+}
+
+/**
  * Pins a live message in its channel. With `as`, the actor must have
  * `MANAGE_MESSAGES` in the guild channel, or be a participant of the DM,
  * checked in the inserting statement; without it the call is trusted. At most
  * 50 pins per channel, enforced race-free by a counter row with a CHECK that
  * concurrent pins queue on. A soft-deleted message leaves the pin list.
+ *
+ * In a guild channel a pin writes the audit entry `message_pin` (target: the
+ * message; `changes`: `channel_id` and `author_id`, never the content; the
+ * actor of `as`, `null` for a trusted call) in the pin's transaction; pinning
+ * a pinned message writes nothing. A DM has no audit log.
  *
  * @returns `true` when pinned now, `false` when it already was.
  * @throws {InvalidInputError} for a malformed id or actor.
@@ -108,7 +166,7 @@ function refuse(): never {
  * @throws {ConflictError} (reason `'pin_limit'`) when the channel has 50 pins.
  * @example
  * ```ts
- * await pinMessage(db, { message_id }, { actor_id: moderatorId })
+ * await pinMessage(db, { message_id }, { actor_id: moderatorId, reason: 'rules' })
  * ```
  */
 export async function pinMessage(
@@ -118,28 +176,35 @@ export async function pinMessage(
 ): Promise<boolean> {
   assertObject(input, 'input')
   assertUuid(input.message_id, 'message_id')
-  const actor_id = as === undefined ? null : assertMessageActor(as).actor_id
-  const row = await insertPin
-    .executeTakeFirst(db, { message_id: input.message_id, actor_id })
-    .catch((error: unknown) => {
-      if (
-        error instanceof CheckViolationError &&
-        error.constraint === 'channel_pin_counts_pin_limit'
-      ) {
-        throw new ConflictError(`a channel holds at most ${MAX_PINS_PER_CHANNEL} pins`, {
-          reason: 'pin_limit',
-          cause: error,
-        })
-      }
-      throw error
-    })
-  if (!row?.found) throw new NotFoundError('message not found', { entity: 'message' })
-  if (!row.allowed) refuse()
-  return row.pinned
+  const actor = as === undefined ? undefined : assertMessageActor(as)
+  const { message_id } = input
+  return inTransaction(db, async (trx) => {
+    const row = await insertPin
+      .executeTakeFirst(trx, { message_id, actor_id: actor?.actor_id ?? null })
+      .catch((error: unknown) => {
+        if (
+          error instanceof CheckViolationError &&
+          error.constraint === 'channel_pin_counts_pin_limit'
+        ) {
+          throw new ConflictError(`a channel holds at most ${MAX_PINS_PER_CHANNEL} pins`, {
+            reason: 'pin_limit',
+            cause: error,
+          })
+        }
+        throw error
+      })
+    if (!row?.found) throw new NotFoundError('message not found', { entity: 'message' })
+    if (!row.allowed) refuse()
+    if (row.pinned) await auditPin(trx, actor, 'message_pin', message_id, row)
+    return row.pinned
+  })
 }
 
 /**
- * Unpins a message. With `as`, the same check as {@link pinMessage}.
+ * Unpins a message. With `as`, the same check as {@link pinMessage}. In a
+ * guild channel an unpin writes the audit entry `message_unpin` (as
+ * {@link pinMessage} writes `message_pin`) in the unpin's transaction;
+ * unpinning a message that is not pinned writes nothing.
  *
  * @returns whether it was pinned.
  * @throws {InvalidInputError} for a malformed id or actor.
@@ -156,11 +221,18 @@ export async function unpinMessage(
 ): Promise<boolean> {
   assertObject(input, 'input')
   assertUuid(input.message_id, 'message_id')
-  const actor_id = as === undefined ? null : assertMessageActor(as).actor_id
-  const row = await deletePin.executeTakeFirst(db, { message_id: input.message_id, actor_id })
-  if (!row?.found) return false
-  if (!row.allowed) refuse()
-  return row.unpinned
+  const actor = as === undefined ? undefined : assertMessageActor(as)
+  const { message_id } = input
+  return inTransaction(db, async (trx) => {
+    const row = await deletePin.executeTakeFirst(trx, {
+      message_id,
+      actor_id: actor?.actor_id ?? null,
+    })
+    if (!row?.found) return false
+    if (!row.allowed) refuse()
+    if (row.unpinned) await auditPin(trx, actor, 'message_unpin', message_id, row)
+    return row.unpinned
+  })
 }
 
 /**

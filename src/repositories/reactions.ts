@@ -6,7 +6,7 @@ import { NotFoundError } from '../errors/not-found-error.ts'
 import { type ActingAs, PermissionDeniedError } from '../errors/permission-denied-error.ts'
 import { hasFlagSql, memberChannelPermissionsSql } from '../permissions/actor-sql.ts'
 import { Permissions } from '../permissions/permissions.ts'
-import { prepareQuery, rawQuery } from '../sql/index.ts'
+import { inTransaction, prepareQuery, rawQuery } from '../sql/index.ts'
 import { normalizeEmoji } from '../validation/emoji.ts'
 
 export { normalizeEmoji }
@@ -21,6 +21,7 @@ import {
   pageLimit,
   text,
 } from '../validation/index.ts'
+import { writeAudit } from './internal.ts'
 import { assertMessageActor } from './message-actor.ts'
 import { type User, userColumns } from './users.ts'
 
@@ -81,26 +82,30 @@ const deleteReaction = prepareQuery(
       .where('user_id', '=', p.user_id),
 )
 
+// One statement. With an actor, its MANAGE_MESSAGES in the message's channel,
+// checked in the statement that deletes (never in a DM: nobody manages a DM);
+// a NULL actor is a trusted call. It also returns what the audit entry names
+// (guild_id is null in a DM, which has no audit log).
 const deleteReactions = prepareQuery(
   'reactions.delete_of_message',
-  (db, p: { message_id: string; emoji: string | null }) =>
-    db
-      .deleteFrom('message_reactions')
-      .where('message_id', '=', p.message_id)
-      .where(sql<boolean>`(${p.emoji}::text is null or emoji = ${p.emoji}::text)`),
-)
-
-// The actor's MANAGE_MESSAGES in the message's channel, checked in the
-// statement that deletes (never in a DM: nobody manages a DM).
-const deleteReactionsAs = prepareQuery(
-  'reactions.delete_of_message_as',
-  (db, p: { message_id: string; emoji: string | null; actor_id: string }) =>
+  (db, p: { message_id: string; emoji: string | null; actor_id: string | null }) =>
     rawQuery(
       db,
-      sql<{ found: boolean; allowed: boolean; removed: number }>`with m as (
-  select id, channel_id from messages where id = ${p.message_id}::uuid
+      sql<{
+        found: boolean
+        allowed: boolean
+        removed: number
+        guild_id: string | null
+        channel_id: string | null
+      }>`with m as (
+  select x.id, x.channel_id, c.guild_id
+  from messages x join channels c on c.id = x.channel_id
+  where x.id = ${p.message_id}::uuid
 ), allowed as (
-  select ${hasFlagSql(memberChannelPermissionsSql(p.actor_id, sql`m.channel_id`), Permissions.MANAGE_MESSAGES)} as ok
+  select (
+    ${p.actor_id}::uuid is null
+    or ${hasFlagSql(memberChannelPermissionsSql(p.actor_id, sql`m.channel_id`), Permissions.MANAGE_MESSAGES)}
+  ) as ok
   from m
 ), d as (
   delete from message_reactions r
@@ -111,7 +116,9 @@ const deleteReactionsAs = prepareQuery(
 )
 select exists (select 1 from m) as found,
   coalesce((select ok from allowed), false) as allowed,
-  (select count(*) from d)::int4 as removed`,
+  (select count(*) from d)::int4 as removed,
+  (select guild_id from m) as guild_id,
+  (select channel_id from m) as channel_id`,
     ),
 )
 
@@ -232,6 +239,12 @@ export interface RemoveReactionsInput {
  * channel (checked in the deleting statement; in a DM nobody may); without it
  * the call is trusted.
  *
+ * In a guild channel, when it removed at least one reaction, it writes the
+ * audit entry `reactions_remove` in the same transaction (target: the message;
+ * `changes`: `channel_id`, `emoji` (`null`: every emoji) and `count` from the
+ * number removed to 0; the actor of `as`, `null` for a trusted call). A DM has
+ * no audit log.
+ *
  * @returns the number of reactions removed (0 when the message does not exist).
  * @throws {InvalidInputError} for a malformed id, emoji or actor.
  * @throws {PermissionDeniedError} (reason `'missing_permission'`) when the actor
@@ -249,23 +262,35 @@ export async function removeReactions(
   assertObject(input, 'input')
   assertUuid(input.message_id, 'message_id')
   const emoji = input.emoji == null ? null : normalizeEmoji(input.emoji)
-  if (as === undefined) {
-    return deleteReactions.executeAffected(db, { message_id: input.message_id, emoji })
-  }
-  const actor = assertMessageActor(as)
-  const row = await deleteReactionsAs.executeTakeFirst(db, {
-    message_id: input.message_id,
-    emoji,
-    actor_id: actor.actor_id,
-  })
-  if (!row?.found) return 0
-  if (!row.allowed) {
-    throw new PermissionDeniedError('removing reactions needs MANAGE_MESSAGES in the channel', {
-      reason: 'missing_permission',
-      permission: Permissions.MANAGE_MESSAGES,
+  const actor = as === undefined ? undefined : assertMessageActor(as)
+  const { message_id } = input
+  return inTransaction(db, async (trx) => {
+    const row = await deleteReactions.executeTakeFirst(trx, {
+      message_id,
+      emoji,
+      actor_id: actor?.actor_id ?? null,
     })
-  }
-  return row.removed
+    if (!row?.found) return 0
+    if (!row.allowed) {
+      throw new PermissionDeniedError('removing reactions needs MANAGE_MESSAGES in the channel', {
+        reason: 'missing_permission',
+        permission: Permissions.MANAGE_MESSAGES,
+      })
+    }
+    if (row.removed > 0 && row.guild_id !== null) {
+      await writeAudit(trx, actor, {
+        guild_id: row.guild_id,
+        action: 'reactions_remove',
+        target_id: message_id,
+        changes: {
+          channel_id: { before: row.channel_id, after: row.channel_id },
+          emoji: { before: emoji, after: emoji },
+          count: { before: row.removed, after: 0 },
+        },
+      })
+    }
+    return row.removed
+  })
 }
 
 /** Input of {@link listReactions}. */

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import {
   ConflictError,
   deleteMessage,
+  listAuditLog,
   listPinnedMessages,
   MAX_PINS_PER_CHANNEL,
   NotFoundError,
@@ -233,5 +234,178 @@ describe('pinMessage / unpinMessage / listPinnedMessages', () => {
     ).rejects.toBeInstanceOf(PermissionDeniedError)
     expect(await pinMessage(t.db, { message_id: dmMessage.id }, { actor_id: b.id })).toBe(true)
     expect((await listPinnedMessages(t.db, dm.id)).map((x) => x.id)).toEqual([dmMessage.id])
+  })
+})
+
+describe('pin audit entries', () => {
+  /** A fresh guild with a channel, a plain member and a MANAGE_MESSAGES moderator. */
+  async function moderatedChannel() {
+    const g = await makeGuild(t.db, owner.id)
+    const channel = await makeChannel(t.db, g.id)
+    const member = await makeUser(t.db)
+    const mod = await makeUser(t.db)
+    await makeMember(t.db, g.id, member.id)
+    await makeMember(t.db, g.id, mod.id)
+    const role = await makeRole(t.db, g.id, { permissions: Permissions.MANAGE_MESSAGES })
+    await t.db
+      .insertInto('member_roles')
+      .values({ guild_id: g.id, user_id: mod.id, role_id: role.id })
+      .execute()
+    return { guild: g, channel, member, mod }
+  }
+
+  it('writes message_pin / message_unpin with actor, target and changes; nothing on a no-op or a refusal', async () => {
+    const s = await moderatedChannel()
+    const m = await makeMessage(t.db, s.channel.id, s.member.id, { content: 'secret plans' })
+    expect(
+      await pinMessage(
+        t.db,
+        { message_id: m.id.toUpperCase() },
+        { actor_id: s.mod.id, reason: 'rules' },
+      ),
+    ).toBe(true)
+    const [pin, ...rest] = await listAuditLog(t.db, s.guild.id)
+    expect(rest).toEqual([])
+    expect(pin).toMatchObject({
+      guild_id: s.guild.id,
+      actor_id: s.mod.id,
+      action: 'message_pin',
+      target_id: m.id,
+      reason: 'rules',
+    })
+    expect(pin!.changes).toEqual({
+      channel_id: { before: null, after: s.channel.id },
+      author_id: { before: s.member.id, after: s.member.id },
+    })
+    expect(JSON.stringify(pin)).not.toContain('secret plans')
+
+    // A no-op pin, a refused unpin and a refused pin write nothing at all.
+    let before = await countRows(t.db)
+    expect(await pinMessage(t.db, { message_id: m.id }, { actor_id: s.mod.id })).toBe(false)
+    expect(await pinMessage(t.db, { message_id: m.id })).toBe(false)
+    await expect(
+      unpinMessage(t.db, { message_id: m.id }, { actor_id: s.member.id }),
+    ).rejects.toBeInstanceOf(PermissionDeniedError)
+    const other = await makeMessage(t.db, s.channel.id, s.member.id)
+    before = await countRows(t.db)
+    await expect(
+      pinMessage(t.db, { message_id: other.id }, { actor_id: s.member.id }),
+    ).rejects.toBeInstanceOf(PermissionDeniedError)
+    expect(await countRows(t.db)).toEqual(before)
+
+    expect(await unpinMessage(t.db, { message_id: m.id }, { actor_id: s.mod.id })).toBe(true)
+    const [unpin] = await listAuditLog(t.db, s.guild.id)
+    expect(unpin).toMatchObject({
+      actor_id: s.mod.id,
+      action: 'message_unpin',
+      target_id: m.id,
+      reason: null,
+    })
+    expect(unpin!.changes).toEqual({
+      channel_id: { before: s.channel.id, after: null },
+      author_id: { before: s.member.id, after: s.member.id },
+    })
+    // A no-op unpin writes nothing.
+    before = await countRows(t.db)
+    expect(await unpinMessage(t.db, { message_id: m.id }, { actor_id: s.mod.id })).toBe(false)
+    expect(await unpinMessage(t.db, { message_id: m.id })).toBe(false)
+    expect(await countRows(t.db)).toEqual(before)
+
+    // Trusted calls are recorded without an actor, like every administrative change.
+    expect(await pinMessage(t.db, { message_id: other.id })).toBe(true)
+    expect(await unpinMessage(t.db, { message_id: other.id })).toBe(true)
+    const log = await listAuditLog(t.db, s.guild.id)
+    expect(log.map((e) => [e.action, e.actor_id, e.target_id])).toEqual([
+      ['message_unpin', null, other.id],
+      ['message_pin', null, other.id],
+      ['message_unpin', s.mod.id, m.id],
+      ['message_pin', s.mod.id, m.id],
+    ])
+    // Filterable by action (and actor).
+    const pins = await listAuditLog(t.db, s.guild.id, { action: 'message_pin' })
+    expect(pins.map((e) => e.target_id)).toEqual([other.id, m.id])
+    const modUnpins = await listAuditLog(t.db, s.guild.id, {
+      action: 'message_unpin',
+      actor_id: s.mod.id,
+    })
+    expect(modUnpins.map((e) => e.id)).toEqual([unpin!.id])
+  })
+
+  it('a rolled-back pin or unpin leaves no entry; a DM pin writes none', async () => {
+    const s = await moderatedChannel()
+    const m = await makeMessage(t.db, s.channel.id, s.member.id)
+    const rollback = new Error('roll back')
+    const err = await t.db
+      .transaction()
+      .execute(async (trx) => {
+        expect(await pinMessage(trx, { message_id: m.id }, { actor_id: s.mod.id })).toBe(true)
+        expect(await listAuditLog(trx, s.guild.id)).toHaveLength(1)
+        throw rollback
+      })
+      .catch((e: unknown) => e)
+    expect(err).toBe(rollback)
+    expect(await listAuditLog(t.db, s.guild.id)).toEqual([])
+    expect(await listPinnedMessages(t.db, s.channel.id)).toEqual([])
+
+    await pinMessage(t.db, { message_id: m.id }, { actor_id: s.mod.id })
+    const pinned = await listAuditLog(t.db, s.guild.id)
+    await t.db
+      .transaction()
+      .execute(async (trx) => {
+        expect(await unpinMessage(trx, { message_id: m.id }, { actor_id: s.mod.id })).toBe(true)
+        throw rollback
+      })
+      .catch((e: unknown) => e)
+    expect(await listAuditLog(t.db, s.guild.id)).toEqual(pinned)
+    expect((await listPinnedMessages(t.db, s.channel.id)).map((x) => x.id)).toEqual([m.id])
+
+    // A DM has no guild and so no audit log: the pin writes no entry anywhere.
+    const a = await makeUser(t.db)
+    const b = await makeUser(t.db)
+    const dm = await makeDm(t.db, a.id, b.id)
+    const dmMessage = await makeMessage(t.db, dm.id, a.id)
+    const entries = await countRows(t.db, ['audit_log'])
+    expect(await pinMessage(t.db, { message_id: dmMessage.id }, { actor_id: b.id })).toBe(true)
+    expect(await unpinMessage(t.db, { message_id: dmMessage.id }, { actor_id: a.id })).toBe(true)
+    expect(await countRows(t.db, ['audit_log'])).toEqual(entries)
+  })
+
+  it('concurrent pins, then unpins, of one message write exactly one entry each', async () => {
+    const s = await moderatedChannel()
+    const m = await makeMessage(t.db, s.channel.id, s.member.id)
+    const n = 10
+    const barrier = await t.pool.connect()
+    try {
+      // Hold the message row: every pin waits for it (FOR SHARE), then all race.
+      await barrier.query('begin')
+      await barrier.query('select 1 from messages where id = $1 for update', [m.id])
+      const pinning = Promise.all(
+        Array.from({ length: n }, () =>
+          pinMessage(t.db, { message_id: m.id }, { actor_id: s.mod.id }),
+        ),
+      )
+      expect(await waitForLockWaiters(barrier, n)).toBeGreaterThanOrEqual(n)
+      await barrier.query('commit')
+      expect((await pinning).filter(Boolean)).toHaveLength(1)
+      // Hold the pin row: every unpin's delete waits for it, then all race.
+      await barrier.query('begin')
+      await barrier.query('select 1 from message_pins where message_id = $1 for update', [m.id])
+      const unpinning = Promise.all(
+        Array.from({ length: n }, () =>
+          unpinMessage(t.db, { message_id: m.id }, { actor_id: s.mod.id }),
+        ),
+      )
+      expect(await waitForLockWaiters(barrier, n)).toBeGreaterThanOrEqual(n)
+      await barrier.query('commit')
+      expect((await unpinning).filter(Boolean)).toHaveLength(1)
+    } catch (error) {
+      await barrier.query('rollback')
+      throw error
+    } finally {
+      barrier.release()
+    }
+    const log = await listAuditLog(t.db, s.guild.id)
+    expect(log.map((e) => e.action)).toEqual(['message_unpin', 'message_pin'])
+    expect(await pinCount(s.channel.id)).toBe(0)
   })
 })

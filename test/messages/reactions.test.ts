@@ -6,6 +6,7 @@ import {
   ConflictError,
   deleteUser,
   InvalidInputError,
+  listAuditLog,
   listReactions,
   listReactionUsers,
   MAX_REACTION_EMOJIS,
@@ -468,5 +469,117 @@ describe('removeReactions', () => {
       removeReactions(t.db, { message_id: m.id }, { actor_id: a!.id }),
     ).rejects.toBeInstanceOf(PermissionDeniedError)
     expect(await assertCountsConsistent(m.id)).toBe(1)
+  })
+})
+
+describe('reactions_remove audit entries', () => {
+  /** A fresh guild with a channel, a plain member and a MANAGE_MESSAGES moderator. */
+  async function moderatedChannel() {
+    const g = await makeGuild(t.db, owner.id)
+    const ch = await makeChannel(t.db, g.id)
+    const [member, mod] = await newUsers(2)
+    await makeMember(t.db, g.id, member!.id)
+    await makeMember(t.db, g.id, mod!.id)
+    const role = await makeRole(t.db, g.id, { permissions: Permissions.MANAGE_MESSAGES })
+    await t.db
+      .insertInto('member_roles')
+      .values({ guild_id: g.id, user_id: mod!.id, role_id: role.id })
+      .execute()
+    return { guild: g, channel: ch, member: member!, mod: mod! }
+  }
+
+  it('writes one entry per removal that removed something, with emoji and count', async () => {
+    const s = await moderatedChannel()
+    const m = await makeMessage(t.db, s.channel.id, s.member.id, { content: 'secret plans' })
+    const custom = `party:${unknownId()}`
+    const users = await newUsers(3)
+    for (const u of users) {
+      await addReaction(t.db, { message_id: m.id, user_id: u.id, emoji: '👍' })
+      await addReaction(t.db, { message_id: m.id, user_id: u.id, emoji: custom })
+    }
+    await addReaction(t.db, { message_id: m.id, user_id: s.member.id, emoji: '👎' })
+    // One emoji, named in any spelling: recorded in its stored form.
+    expect(
+      await removeReactions(
+        t.db,
+        { message_id: m.id, emoji: `<:${custom}>` },
+        { actor_id: s.mod.id, reason: 'spam' },
+      ),
+    ).toBe(3)
+    const [one, ...rest] = await listAuditLog(t.db, s.guild.id)
+    expect(rest).toEqual([])
+    expect(one).toMatchObject({
+      guild_id: s.guild.id,
+      actor_id: s.mod.id,
+      action: 'reactions_remove',
+      target_id: m.id,
+      reason: 'spam',
+    })
+    expect(one!.changes).toEqual({
+      channel_id: { before: s.channel.id, after: s.channel.id },
+      emoji: { before: custom, after: custom },
+      count: { before: 3, after: 0 },
+    })
+    expect(JSON.stringify(one)).not.toContain('secret plans')
+
+    // Nothing removed (that emoji is gone, an emoji never used), or refused: nothing written.
+    const before = await countRows(t.db)
+    expect(
+      await removeReactions(t.db, { message_id: m.id, emoji: custom }, { actor_id: s.mod.id }),
+    ).toBe(0)
+    expect(await removeReactions(t.db, { message_id: m.id, emoji: '🙂' })).toBe(0)
+    const err = await removeReactions(t.db, { message_id: m.id }, { actor_id: s.member.id }).catch(
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(PermissionDeniedError)
+    expect(await countRows(t.db)).toEqual(before)
+
+    // All emojis: `emoji` null.
+    expect(await removeReactions(t.db, { message_id: m.id }, { actor_id: s.mod.id })).toBe(4)
+    const [all] = await listAuditLog(t.db, s.guild.id)
+    expect(all).toMatchObject({ actor_id: s.mod.id, action: 'reactions_remove', reason: null })
+    expect(all!.changes).toEqual({
+      channel_id: { before: s.channel.id, after: s.channel.id },
+      emoji: { before: null, after: null },
+      count: { before: 4, after: 0 },
+    })
+    expect(await removeReactions(t.db, { message_id: m.id }, { actor_id: s.mod.id })).toBe(0)
+
+    // A trusted call is recorded without an actor.
+    await addReaction(t.db, { message_id: m.id, user_id: s.member.id, emoji: '👍' })
+    expect(await removeReactions(t.db, { message_id: m.id, emoji: '👍' })).toBe(1)
+    const log = await listAuditLog(t.db, s.guild.id, { action: 'reactions_remove' })
+    expect(log.map((e) => [e.actor_id, e.changes.count?.before])).toEqual([
+      [null, 1],
+      [s.mod.id, 4],
+      [s.mod.id, 3],
+    ])
+    expect(await listAuditLog(t.db, s.guild.id, { action: 'message_delete' })).toEqual([])
+  })
+
+  it('a rolled-back removal leaves no entry; a DM removal writes none', async () => {
+    const s = await moderatedChannel()
+    const m = await makeMessage(t.db, s.channel.id, s.member.id)
+    await addReaction(t.db, { message_id: m.id, user_id: s.member.id, emoji: '👍' })
+    const rollback = new Error('roll back')
+    const err = await t.db
+      .transaction()
+      .execute(async (trx) => {
+        expect(await removeReactions(trx, { message_id: m.id }, { actor_id: s.mod.id })).toBe(1)
+        expect(await listAuditLog(trx, s.guild.id)).toHaveLength(1)
+        throw rollback
+      })
+      .catch((e: unknown) => e)
+    expect(err).toBe(rollback)
+    expect(await listAuditLog(t.db, s.guild.id)).toEqual([])
+    expect(await assertCountsConsistent(m.id)).toBe(1)
+
+    const [a, b] = await newUsers(2)
+    const dm = await makeDm(t.db, a!.id, b!.id)
+    const dmMessage = await makeMessage(t.db, dm.id, a!.id)
+    await addReaction(t.db, { message_id: dmMessage.id, user_id: b!.id, emoji: '👍' })
+    const entries = await countRows(t.db, ['audit_log'])
+    expect(await removeReactions(t.db, { message_id: dmMessage.id })).toBe(1)
+    expect(await countRows(t.db, ['audit_log'])).toEqual(entries)
   })
 })

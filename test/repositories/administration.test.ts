@@ -6,9 +6,11 @@ import { sql } from 'kysely'
 import type pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import {
+  AUDIT_ACTIONS,
   addChannelMember,
   addGuildMember,
   assignRole,
+  auditLogFields,
   banMember,
   ConflictError,
   createChannel,
@@ -840,5 +842,17 @@ describe('audit log', () => {
     await expect(
       listAuditLog(t.db, s.guild.id, { action: 'nope' as 'guild_update' }),
     ).rejects.toBeInstanceOf(InvalidInputError)
+  })
+
+  it('every action is distinct, listable and fits the action CHECK, the message moderation ones included', async () => {
+    const s = await setup()
+    expect(new Set(AUDIT_ACTIONS).size).toBe(AUDIT_ACTIONS.length)
+    for (const action of ['message_delete', 'message_pin', 'message_unpin', 'reactions_remove']) {
+      expect(AUDIT_ACTIONS).toContain(action)
+    }
+    for (const action of AUDIT_ACTIONS) {
+      expect(action).toMatch(auditLogFields.action.pattern)
+      expect(await listAuditLog(t.db, s.guild.id, { action })).toEqual([])
+    }
   })
 })
