@@ -1,8 +1,14 @@
 /**
  * Measurement: contenders of a scenario run in the same process, interleaved
  * in rounds (the order rotates every round: ABC, BCA, CAB, …), after a warm-up.
- * Every round records each operation's latency; a scenario's figure is the
- * median over rounds.
+ * Every round records each operation's latency and the process's CPU time; a
+ * scenario's figure is the median over rounds.
+ *
+ * The warm-up is interleaved too (contenders take turns in small chunks, the
+ * first of each turn rotating): a scenario's first calls make V8 re-optimize
+ * code the contenders share (pg's protocol parser and row builder meeting a new
+ * result shape, streams, the pool), and a warm-up run one contender after the
+ * other charged all of that to whichever contender came first.
  */
 
 /** One way of doing a scenario's operation. `i` is the operation's sequence number. */
@@ -27,6 +33,12 @@ export interface RoundStats {
   p50: number
   p95: number
   p99: number
+  /**
+   * Node CPU time per operation, µs: `process.cpuUsage()` (user + system, all
+   * threads: JIT and GC included) over the round ÷ operations. It moves far
+   * less with the machine's load than wall time does.
+   */
+  cpuPerOp: number
 }
 
 export interface ContenderResult extends RoundStats {
@@ -61,6 +73,7 @@ let sequence = 0
 export async function runRound(c: Contender, n: number, concurrency: number): Promise<RoundStats> {
   const lat = new Float64Array(n)
   let next = 0
+  const cpu = process.cpuUsage()
   const start = performance.now()
   const worker = async () => {
     for (;;) {
@@ -73,25 +86,48 @@ export async function runRound(c: Contender, n: number, concurrency: number): Pr
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker))
   const wall = performance.now() - start
+  const used = process.cpuUsage(cpu)
   lat.sort()
   return {
     opsPerSec: (n * 1000) / wall,
     p50: percentile(lat, 0.5),
     p95: percentile(lat, 0.95),
     p99: percentile(lat, 0.99),
+    cpuPerOp: (used.user + used.system) / n,
   }
 }
 
-/** Measures a scenario: a warm-up pass per contender, then `rounds` rotating rounds. */
+/**
+ * Warms the contenders up: `calls` operations each, in turns of `chunk`
+ * operations, the contender that starts a turn rotating (AB, BA, AB, …).
+ */
+export async function warmUp(
+  contenders: readonly Contender[],
+  calls: number,
+  concurrency: number,
+  chunk = Math.max(concurrency * 4, 20),
+): Promise<void> {
+  const k = contenders.length
+  for (let done = 0, turn = 0; done < calls; done += chunk, turn++) {
+    for (let j = 0; j < k; j++) {
+      const c = contenders[(turn + j) % k] as Contender
+      await runRound(c, Math.min(chunk, calls - done), concurrency)
+    }
+  }
+}
+
+/** Measures a scenario: an interleaved warm-up (see {@link warmUp}), then `rounds` rotating rounds. */
 export async function measure(
   s: Scenario,
   options: { rounds: number; warmup: number; progress?: (msg: string) => void },
 ): Promise<ScenarioResult> {
   const { rounds, warmup, progress } = options
   const t = performance.now()
-  for (const c of s.contenders) {
-    await runRound(c, Math.max(s.concurrency * 4, Math.min(warmup, s.iterations)), s.concurrency)
-  }
+  await warmUp(
+    s.contenders,
+    Math.max(s.concurrency * 4, Math.min(warmup, s.iterations)),
+    s.concurrency,
+  )
   const per = new Map<string, RoundStats[]>(s.contenders.map((c) => [c.name, []]))
   for (let r = 0; r < rounds; r++) {
     const k = s.contenders.length
@@ -109,10 +145,11 @@ export async function measure(
       p50: median(rs.map((x) => x.p50)),
       p95: median(rs.map((x) => x.p95)),
       p99: median(rs.map((x) => x.p99)),
+      cpuPerOp: median(rs.map((x) => x.cpuPerOp)),
     }
   })
   progress?.(
-    `${s.name}: ${contenders.map((c) => `${c.name} ${Math.round(c.opsPerSec)}/s`).join(', ')} (${((performance.now() - t) / 1000).toFixed(1)}s)`,
+    `${s.name}: ${contenders.map((c) => `${c.name} ${Math.round(c.opsPerSec)}/s (${c.cpuPerOp.toFixed(0)} µs CPU/op)`).join(', ')} (${((performance.now() - t) / 1000).toFixed(1)}s)`,
   )
   const result: ScenarioResult = {
     name: s.name,

@@ -43,6 +43,8 @@ const quick = argv.includes('--quick')
 const UNREAD = Number(option('--unread') ?? 500_000)
 const CHANNELS = Number(option('--channels') ?? 20)
 const ROUNDS = Number(option('--rounds') ?? (quick ? 2 : 3))
+/** listDmChannels takes ~0.1 ms: many short rounds, so that the median drops the ones a pause hit. */
+const DM_ROUNDS = Math.max(ROUNDS, quick ? 10 : 20)
 const iters = (n: number) => (quick ? Math.max(40, Math.round(n / 5)) : n)
 const log = (msg: string) => process.stderr.write(`[bench:read-state] ${msg}\n`)
 
@@ -190,6 +192,10 @@ try {
     probe: Record<string, unknown>
     args: (i: number) => Record<string, unknown>
     write?: boolean
+    /** Warm-up calls per contender (at most `iterations`); default 300. */
+    warmup?: number
+    /** Rounds; default `--rounds`. */
+    rounds?: number
   }
   const results: ScenarioResult[] = []
   const plans: Array<{ name: string; sql: string; plan: string }> = []
@@ -206,7 +212,13 @@ try {
         { name: 'raw pg', run: (i: number) => retry(() => runRaw(rawPool, raw, def.args(i))) },
       ],
     }
-    results.push(await measure(scenario, { rounds: ROUNDS, warmup: 100, progress: log }))
+    results.push(
+      await measure(scenario, {
+        rounds: def.rounds ?? ROUNDS,
+        warmup: def.warmup ?? 300,
+        progress: log,
+      }),
+    )
     // Every scenario's plan with its own arguments: buffer counts compare the
     // backlog cases independently of how loaded the machine is.
     plans.push({
@@ -239,7 +251,13 @@ try {
     await run({
       name: `listDmChannels, ${label}`,
       concurrency: 1,
-      iterations: iters(300),
+      // ~0.1 ms a call: a round of a few hundred calls is over in tens of ms, so
+      // a JIT or GC pause, or a burst of another process, moves the figure of
+      // the round it lands in; a long warm-up and many rounds (the median drops
+      // the hit ones)
+      iterations: iters(2500),
+      warmup: 1000,
+      rounds: DM_ROUNDS,
       call: (d) => listDmChannels(d, user),
       probe: { user },
       args: () => ({ user }),
@@ -293,13 +311,15 @@ try {
   // ---- report -------------------------------------------------------------------
   const f = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2))
   const lines: string[] = []
-  lines.push('| scenario | conc. | contender | ops/s | p50 ms | p95 ms | p99 ms | vs raw pg |')
-  lines.push('|---|---:|---|---:|---:|---:|---:|---:|')
+  lines.push(
+    '| scenario | conc. | contender | ops/s | p50 ms | p95 ms | p99 ms | Node CPU µs/op | vs raw pg |',
+  )
+  lines.push('|---|---:|---|---:|---:|---:|---:|---:|---:|')
   for (const r of results) {
     const raw = r.contenders.find((c) => c.name === 'raw pg')!
     for (const c of r.contenders) {
       lines.push(
-        `| ${r.name} | ${r.concurrency} | ${c.name} | ${f(c.opsPerSec)} | ${f(c.p50)} | ${f(c.p95)} | ${f(c.p99)} | ${(c.opsPerSec / raw.opsPerSec).toFixed(2)}× |`,
+        `| ${r.name} | ${r.concurrency} | ${c.name} | ${f(c.opsPerSec)} | ${f(c.p50)} | ${f(c.p95)} | ${f(c.p99)} | ${f(c.cpuPerOp)} | ${(c.opsPerSec / raw.opsPerSec).toFixed(2)}× |`,
       )
     }
   }
@@ -314,7 +334,7 @@ try {
   const out = [
     `### Read state, catch-up and createMessage (bench/scenarios/read-state.ts)`,
     '',
-    `Scratch database: ${CHANNELS} channels; the busy channel and one DM hold ${UNREAD.toLocaleString('en')} messages each (every 13th mentions the user, every 7th a role they hold, every 10th @everyone), the other channels 200. ${ROUNDS} rounds, median; guildstore and raw pg (same SQL, named prepared statement) interleaved.`,
+    `Scratch database: ${CHANNELS} channels; the busy channel and one DM hold ${UNREAD.toLocaleString('en')} messages each (every 13th mentions the user, every 7th a role they hold, every 10th @everyone), the other channels 200. ${ROUNDS} rounds (listDmChannels ${DM_ROUNDS}), median; guildstore and raw pg (same SQL, named prepared statement) interleaved, in the warm-up too. Node CPU µs/op: the process's CPU time per operation (JIT and GC included), which moves far less with the machine's load than wall time does.`,
     '',
     ...lines,
     '',
