@@ -1743,8 +1743,8 @@ select
   i.seq
 from
   verdict
-  cross join stale
   cross join refs
+  cross join stale
   left join i on true;
 
 -- messages.soft_delete (prepared as "gs.messages.soft_delete"; write)

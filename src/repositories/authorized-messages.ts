@@ -79,7 +79,9 @@ const insertedColumns = sql.raw(messageColumns.join(', '))
 
 // ONE statement: the check (the shared permission rule, for a DM the
 // participant and block rules), the version guard, and the insert, which runs
-// only when the verdict is 'ok' and nothing the verdict read has changed.
+// only when the verdict is 'ok' and nothing the verdict read has changed. The
+// final select reads verdict and refs before stale, so the channel row is
+// locked only after all the reading, for the insert and the commit.
 const sendStatement = prepareQuery(
   'messages.send_authorized',
   (
@@ -154,7 +156,7 @@ const sendStatement = prepareQuery(
   ) t
 )
 select verdict.verdict, stale.stale, refs.reply_ok, refs.roles_ok, refs.users_ok, ${returning}
-from verdict cross join stale cross join refs left join i on true`,
+from verdict cross join refs cross join stale left join i on true`,
     ),
 )
 
