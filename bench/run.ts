@@ -151,7 +151,7 @@ const readStateSection = await subBench(
 // channels with overwrites vs raw pg (its own scratch database).
 const overwritesSection = await subBench(
   'bench/scenarios/overwrites.ts',
-  quick ? ['--members', '500', '--channels', '20', '--rounds', '3', '--iterations', '500'] : [],
+  quick ? ['--members', '500', '--channels', '20', '--rounds', '30', '--iterations', '50'] : [],
 )
 // Authorized send/read and reactions, on the same data set.
 const authorizedSection = await subBench('bench/messages-authorized.ts', [

@@ -4,7 +4,22 @@
  * running the IDENTICAL SQL (captured from guildstore) as a named prepared
  * statement, interleaved in rounds (bench/harness.ts).
  *
- *   node bench/scenarios/overwrites.ts [--members 2000] [--channels 50] [--rounds 5] [--iterations 2000] [--explain]
+ *   node bench/scenarios/overwrites.ts [--members 2000] [--channels 50] [--rounds 100] [--iterations 100]
+ *     [--explain] [--aa] [--separate-pools] [--diagnose [--pairs 100] [--block 200] [--plans]]
+ *
+ * Both contenders share one pool, so at concurrency 1 one connection: the same
+ * backend runs guildstore's statement and raw pg's, alternately. Many short
+ * rounds: the two contenders of a round run back to back and share the box's
+ * load of the moment; each goes first in half of them (an even number of
+ * rounds). Besides the ratio of the contenders' median rounds, the table shows
+ * the paired ratio, the median of the rounds' own ratios (the steadier one).
+ *
+ * `--aa`: an A/A control, raw pg (under a statement name of its own) in
+ * guildstore's place: the noise floor of the ratios on this box.
+ * `--separate-pools`: a pool (so a backend) per contender, as before 2026-11-30.
+ * `--diagnose`: load-independent evidence instead of the table
+ * (bench/paired-diagnosis.ts): Node CPU, round trips and backend CPU per call,
+ * plan cache counters and EXPLAIN (ANALYZE, BUFFERS) of the statements.
  *
  * Builds its own scratch database (a clone of the migrated template): one guild
  * with `--members` members, 20 roles (each member holds 0–4), `--channels`
@@ -23,6 +38,7 @@ import { createDb } from '../../src/sql/create-db.ts'
 import { createTestDatabase } from '../../src/testing/index.ts'
 import { captureSql, runRaw, toRawStatement } from '../capture.ts'
 import { type Contender, measure, type ScenarioResult } from '../harness.ts'
+import { countRoundTrips, type DiagnosedContender, diagnosePair } from '../paired-diagnosis.ts'
 
 const argv = process.argv.slice(2)
 const option = (name: string, fallback: number) => {
@@ -31,8 +47,10 @@ const option = (name: string, fallback: number) => {
 }
 const MEMBERS = option('--members', 2000)
 const CHANNELS = option('--channels', 50)
-const ROUNDS = option('--rounds', 5)
-const ITERATIONS = option('--iterations', 2000)
+const ROUNDS = option('--rounds', 100)
+const ITERATIONS = option('--iterations', 100)
+const AA = argv.includes('--aa')
+const DIAGNOSE = argv.includes('--diagnose')
 const log = (msg: string) => process.stderr.write(`[bench:overwrites] ${msg}\n`)
 
 const { VIEW_CHANNEL, SEND_MESSAGES, MANAGE_MESSAGES, READ_MESSAGE_HISTORY } = Permissions
@@ -53,21 +71,27 @@ const rand = prng(42)
 const pick = <T>(items: readonly T[]) => items[Math.floor(rand() * items.length)] as T
 
 const scratch = await createTestDatabase({ url: adminUrl(), pool: { max: 4 } })
-const gsPool = new pg.Pool({
-  connectionString: scratch.url,
-  max: 8,
-  types: guildstoreTypeParsers,
-  application_name: 'bench-guildstore',
-})
-const rawPool = new pg.Pool({
-  connectionString: scratch.url,
-  max: 8,
-  types: guildstoreTypeParsers,
-  application_name: 'bench-raw',
-})
+// One pool, so one connection (concurrency 1) for both contenders: the same
+// backend runs both statements, alternately. With a pool each, two backends
+// running the same statement differed by up to 1.32× (paired 1.14×) in an A/A
+// control at load 2 (--aa --separate-pools): a contender's backend, not its
+// client, decided the ratio.
+const newPool = (application_name: string) =>
+  new pg.Pool({
+    connectionString: scratch.url,
+    max: 8,
+    types: guildstoreTypeParsers,
+    application_name,
+  })
+const gsPool = newPool('bench-overwrites')
+const SEPARATE = argv.includes('--separate-pools')
+const rawPool = SEPARATE ? newPool('bench-overwrites-raw') : gsPool
+if (DIAGNOSE) for (const pool of new Set([gsPool, rawPool])) countRoundTrips(pool)
 try {
   const started = performance.now()
-  const q = (text: string, values: unknown[] = []) => rawPool.query(text, values)
+  // The load runs on the scratch database's own pool: neither contender's connection
+  // is the backend that loaded the data (measured slower per call than a fresh one).
+  const q = (text: string, values: unknown[] = []) => scratch.pool.query(text, values)
   const owner = newId()
   const guild = newId()
   await q(
@@ -145,7 +169,7 @@ try {
       )
     }
   }
-  await q('analyze')
+  await q('vacuum analyze')
   log(
     `data: ${MEMBERS} members, ${roles.length} roles, ${assignments.length} assignments, ${CHANNELS} channels, ${overwrites} overwrites (${((performance.now() - started) / 1000).toFixed(1)} s)`,
   )
@@ -184,44 +208,80 @@ try {
       const plan = await rawPool.query(`explain (analyze, buffers) ${raw.sql}`, [...raw.probe])
       log(`${s.name}\n${plan.rows.map((r) => r['QUERY PLAN']).join('\n')}`)
     }
-    // The same answers both ways, over a sample.
-    for (let i = 0; i < 200; i++) {
+    // The same answers both ways, over a sample (which also warms both up).
+    for (let i = 0; i < 1000; i++) {
       const a = argsOf(i)
       const mine = await s.run(db, a)
       const theirs = (await runRaw(rawPool, raw, s.rawArgs(a))).rows[0]
       const value = Object.values(theirs as object)[0]
       if (String(mine) !== String(value)) throw new Error(`${s.name}: answers differ at ${i}`)
     }
-    const contenders: Contender[] = [
-      { name: 'guildstore', run: (i) => s.run(db, argsOf(i)) },
-      { name: 'raw pg', run: (i) => runRaw(rawPool, raw, s.rawArgs(argsOf(i))) },
-    ]
+    // --aa: the control, raw pg (a statement of its own name) in guildstore's place.
+    const control = { ...raw, name: `${raw.name}_aa` }
+    const first: DiagnosedContender = AA
+      ? {
+          name: 'raw pg (A/A)',
+          pool: gsPool,
+          run: (i) => runRaw(gsPool, control, s.rawArgs(argsOf(i))),
+        }
+      : { name: 'guildstore', pool: gsPool, run: (i) => s.run(db, argsOf(i)) }
+    const second: DiagnosedContender = {
+      name: 'raw pg',
+      pool: rawPool,
+      run: (i) => runRaw(rawPool, raw, s.rawArgs(argsOf(i))),
+    }
+    if (DIAGNOSE) {
+      await diagnosePair(s.name, [first, second], {
+        sql: raw.sql,
+        probe: raw.probe,
+        pairs: option('--pairs', 100),
+        block: option('--block', 200),
+        plans: argv.includes('--plans'),
+        log,
+      })
+      continue
+    }
+    const contenders: Contender[] = [first, second]
     results.push(
       await measure(
         { name: s.name, concurrency: 1, iterations: ITERATIONS, contenders },
-        { rounds: ROUNDS, warmup: 300, progress: log },
+        { rounds: ROUNDS, warmup: 1000, progress: log },
       ),
     )
   }
 
+  // Concurrency 1 throughout: one connection per pool, so both contenders ran on one backend.
+  if (gsPool.totalCount !== 1) log(`note: the pool holds ${gsPool.totalCount} connections`)
+  const who = AA ? 'raw pg (A/A)' : 'guildstore'
   const lines = [
-    `| scenario | guildstore ops/s | raw pg ops/s | ratio | guildstore p95 ms | raw pg p95 ms |`,
-    `|---|---:|---:|---:|---:|---:|`,
+    `| scenario | ${who} ops/s | raw pg ops/s | ratio | paired ratio | ${who} p95 ms | raw pg p95 ms |`,
+    `|---|---:|---:|---:|---:|---:|---:|`,
   ]
   for (const r of results) {
     const [gs, raw] = r.contenders as [
       ScenarioResult['contenders'][0],
       ScenarioResult['contenders'][0],
     ]
+    // Paired: the median of the rounds' own ratios (a round runs the two back to back).
+    const perRound = gs.rounds
+      .map((g, k) => g.opsPerSec / (raw.rounds[k]?.opsPerSec ?? Number.NaN))
+      .sort((x, y) => x - y)
+    const mid = perRound.length >> 1
+    const paired =
+      perRound.length % 2
+        ? (perRound[mid] as number)
+        : ((perRound[mid - 1] as number) + (perRound[mid] as number)) / 2
     lines.push(
-      `| ${r.name} | ${Math.round(gs.opsPerSec)} | ${Math.round(raw.opsPerSec)} | ${(gs.opsPerSec / raw.opsPerSec).toFixed(2)}× | ${gs.p95.toFixed(3)} | ${raw.p95.toFixed(3)} |`,
+      `| ${r.name} | ${Math.round(gs.opsPerSec)} | ${Math.round(raw.opsPerSec)} | ${(gs.opsPerSec / raw.opsPerSec).toFixed(2)}× | ${paired.toFixed(2)}× | ${gs.p95.toFixed(3)} | ${raw.p95.toFixed(3)} |`,
     )
   }
-  process.stdout.write(
-    `\n${MEMBERS} members, ${CHANNELS} channels, ${overwrites} overwrites; ${ROUNDS} rounds × ${ITERATIONS} operations, median of rounds.\n\n${lines.join('\n')}\n`,
-  )
+  if (!DIAGNOSE) {
+    process.stdout.write(
+      `\n${MEMBERS} members, ${CHANNELS} channels, ${overwrites} overwrites; ${ROUNDS} rounds × ${ITERATIONS} operations (${ITERATIONS * ROUNDS} per contender), median of rounds; paired ratio: median of the rounds' own ratios.${AA ? " A/A control: raw pg in guildstore's place." : ''}\n\n${lines.join('\n')}\n`,
+    )
+  }
 } finally {
   await gsPool.end()
-  await rawPool.end()
+  if (SEPARATE) await rawPool.end()
   await scratch.drop()
 }
