@@ -76,6 +76,17 @@ const dbAsync = createDb(
 const db2Async = createDb(
   createPool({ connectionString: asyncUrl, max: POOL_MAX, application_name: 'bench-two-async' }),
 )
+// readChannelMessages on connections that always use the generic plan of a
+// prepared statement (see the note below: on a hot channel, PostgreSQL's
+// automatic choice re-plans the whole check-and-page statement on every call).
+const dbGeneric = createDb(
+  createPool({
+    connectionString: data.url,
+    max: POOL_MAX,
+    options: '-c plan_cache_mode=force_generic_plan',
+    application_name: 'bench-gs-generic',
+  }),
+)
 const rawPoolAsync = new pg.Pool({
   connectionString: asyncUrl,
   max: POOL_MAX,
@@ -245,6 +256,11 @@ const scenarios = [
         name: 'guildstore listChannelMessages (unchecked)',
         run: () => listChannelMessages(db, busiest, { limit: 50 }),
       },
+      {
+        name: 'guildstore readChannelMessages, plan_cache_mode=force_generic_plan',
+        run: () =>
+          readChannelMessages(dbGeneric, { user_id: author, channel_id: busiest, limit: 50 }),
+      },
     ],
   },
   {
@@ -330,6 +346,7 @@ await Promise.all([
   capturePool.end(),
   dbAsync.destroy(),
   db2Async.destroy(),
+  dbGeneric.destroy(),
   rawPoolAsync.end(),
 ])
 
@@ -381,6 +398,12 @@ const targets = [
     0.9,
   ),
   target(
+    'readChannelMessages (force_generic_plan) vs raw unchecked page',
+    ops(read, 'guildstore readChannelMessages, plan_cache_mode=force_generic_plan') /
+      ops(read, 'raw pg unchecked page'),
+    0.9,
+  ),
+  target(
     'listReactions vs raw pg same SQL',
     ops(react, 'guildstore listReactions') / ops(react, 'raw pg same SQL'),
     0.95,
@@ -392,7 +415,10 @@ const NOTE = `**Reading these numbers.** With synchronous_commit on, a send wait
 which dominates one-at-a-time sends and bounds every ratio by the disk; the synchronous_commit=off
 rows run the same contenders with commits that do not wait for the flush, so what remains is what
 the library controls (round trips, statement work, locks). Senders lock nothing but the channel
-row, which a plain INSERT takes too for the message position (docs/messages.md).
+row, which a plain INSERT takes too for the message position (docs/messages.md). On the busiest
+channel, PostgreSQL's automatic plan-cache choice re-plans readChannelMessages' statement on every
+call; the force_generic_plan contender shows the same call on a pool set to use generic plans
+(docs/messages.md, "A hot channel and the plan cache").
 `
 
 const section = `## Authorized send and read, reactions (bench/messages-authorized.ts)
