@@ -21,8 +21,8 @@
 --   role permissions losing a bit, a role deleted, a role unassigned, a member
 --   removed (kick, ban, leave, account deleted), guild ownership transferred:
 --   every channel of the guild;
---   an overwrite created, changed or deleted (0005 set updated_at; now also the
---   version), a private-channel member removed: that channel;
+--   an overwrite created, changed or deleted (also its updated_at: overwrites
+--   are part of the channel), a private-channel member removed: that channel;
 --   a DM participant removed, a block between the two users of a DM: that DM.
 -- Grants (a new role, an assignment, more bits) bump nothing: they cannot make
 -- a send that was allowed wrong. Channels are locked in id order, so two
@@ -31,17 +31,27 @@ SET LOCAL lock_timeout = '10s';
 
 ALTER TABLE channels ADD COLUMN access_version bigint NOT NULL DEFAULT 0;
 
+-- Bumps the given channels, locking them in id order first: every trigger
+-- below goes through here, so two revocations never deadlock on channel rows.
+CREATE FUNCTION guildstore_bump_channels(ids uuid[], touch_updated_at boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  PERFORM 1 FROM channels c WHERE c.id = ANY (ids) ORDER BY c.id FOR NO KEY UPDATE;
+  UPDATE channels c SET access_version = c.access_version + 1,
+    updated_at = CASE WHEN touch_updated_at THEN clock_timestamp() ELSE c.updated_at END
+  WHERE c.id = ANY (ids);
+END
+$$;
+
 -- Every channel of the guilds in the transition table `changed` (guild_id).
 CREATE FUNCTION guildstore_touch_guild_channels() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-  PERFORM 1 FROM channels c
-  WHERE c.guild_id IN (SELECT t.guild_id FROM changed t)
-  ORDER BY c.id
-  FOR NO KEY UPDATE;
-  UPDATE channels c SET access_version = c.access_version + 1
-  WHERE c.guild_id IN (SELECT t.guild_id FROM changed t);
+  PERFORM guildstore_bump_channels(ARRAY(
+    SELECT c.id FROM channels c WHERE c.guild_id IN (SELECT t.guild_id FROM changed t)));
   RETURN NULL;
 END
 $$;
@@ -51,12 +61,7 @@ CREATE FUNCTION guildstore_touch_channels() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-  PERFORM 1 FROM channels c
-  WHERE c.id IN (SELECT t.channel_id FROM changed t)
-  ORDER BY c.id
-  FOR NO KEY UPDATE;
-  UPDATE channels c SET access_version = c.access_version + 1
-  WHERE c.id IN (SELECT t.channel_id FROM changed t);
+  PERFORM guildstore_bump_channels(ARRAY(SELECT t.channel_id FROM changed t));
   RETURN NULL;
 END
 $$;
@@ -67,18 +72,10 @@ CREATE FUNCTION guildstore_touch_channels_roles_updated() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-  PERFORM 1 FROM channels c
-  WHERE c.guild_id IN (
-    SELECT o.guild_id FROM old_roles o JOIN new_roles n ON n.id = o.id
-    WHERE (o.permissions & ~n.permissions) <> 0 OR o.is_default <> n.is_default
-  )
-  ORDER BY c.id
-  FOR NO KEY UPDATE;
-  UPDATE channels c SET access_version = c.access_version + 1
-  WHERE c.guild_id IN (
-    SELECT o.guild_id FROM old_roles o JOIN new_roles n ON n.id = o.id
-    WHERE (o.permissions & ~n.permissions) <> 0 OR o.is_default <> n.is_default
-  );
+  PERFORM guildstore_bump_channels(ARRAY(
+    SELECT c.id FROM channels c WHERE c.guild_id IN (
+      SELECT o.guild_id FROM old_roles o JOIN new_roles n ON n.id = o.id
+      WHERE (o.permissions & ~n.permissions) <> 0 OR o.is_default <> n.is_default)));
   RETURN NULL;
 END
 $$;
@@ -88,16 +85,10 @@ CREATE FUNCTION guildstore_touch_channels_owner_changed() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-  PERFORM 1 FROM channels c
-  WHERE c.guild_id IN (
-    SELECT o.id FROM old_guilds o JOIN new_guilds n ON n.id = o.id WHERE o.owner_id <> n.owner_id
-  )
-  ORDER BY c.id
-  FOR NO KEY UPDATE;
-  UPDATE channels c SET access_version = c.access_version + 1
-  WHERE c.guild_id IN (
-    SELECT o.id FROM old_guilds o JOIN new_guilds n ON n.id = o.id WHERE o.owner_id <> n.owner_id
-  );
+  PERFORM guildstore_bump_channels(ARRAY(
+    SELECT c.id FROM channels c WHERE c.guild_id IN (
+      SELECT o.id FROM old_guilds o JOIN new_guilds n ON n.id = o.id
+      WHERE o.owner_id <> n.owner_id)));
   RETURN NULL;
 END
 $$;
@@ -108,20 +99,31 @@ CREATE FUNCTION guildstore_touch_dm_on_block() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-  PERFORM 1 FROM channels c
-  WHERE c.id IN (
+  PERFORM guildstore_bump_channels(ARRAY(
     SELECT d.id FROM changed f JOIN dm_channels d
       ON d.user_a = least(f.user_id, f.friend_id) AND d.user_b = greatest(f.user_id, f.friend_id)
-    WHERE f.status = 'blocked'
-  )
-  ORDER BY c.id
-  FOR NO KEY UPDATE;
-  UPDATE channels c SET access_version = c.access_version + 1
-  WHERE c.id IN (
-    SELECT d.id FROM changed f JOIN dm_channels d
-      ON d.user_a = least(f.user_id, f.friend_id) AND d.user_b = greatest(f.user_id, f.friend_id)
-    WHERE f.status = 'blocked'
-  );
+    WHERE f.status = 'blocked'));
+  RETURN NULL;
+END
+$$;
+
+-- An overwrite created, changed or deleted: its channel, and the channel's
+-- updated_at (overwrites are part of the channel's settings).
+CREATE FUNCTION guildstore_touch_overwritten_channels() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  PERFORM guildstore_bump_channels(ARRAY(SELECT t.channel_id FROM changed t), true);
+  RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION guildstore_touch_overwritten_channels_on_update() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  PERFORM guildstore_bump_channels(ARRAY(
+    SELECT t.channel_id FROM new_overwrites t UNION SELECT t.channel_id FROM old_overwrites t), true);
   RETURN NULL;
 END
 $$;
@@ -171,32 +173,17 @@ AFTER UPDATE ON friendships
 REFERENCING NEW TABLE AS changed
 FOR EACH STATEMENT EXECUTE FUNCTION guildstore_touch_dm_on_block();
 
--- Overwrite changes (0005's triggers) now also bump the version, so that a
--- channel rename (updated_at) no longer makes concurrent sends run twice.
-CREATE OR REPLACE FUNCTION guildstore_overwrite_touches_channel() RETURNS trigger
-LANGUAGE plpgsql
-AS $$
-BEGIN
-  PERFORM 1 FROM channels c
-  WHERE c.id IN (SELECT channel_id FROM changed_overwrites)
-  ORDER BY c.id
-  FOR NO KEY UPDATE;
-  UPDATE channels SET updated_at = clock_timestamp(), access_version = access_version + 1
-  WHERE id IN (SELECT channel_id FROM changed_overwrites);
-  RETURN NULL;
-END
-$$;
+CREATE TRIGGER channel_overwrites_inserted_touch_channels
+AFTER INSERT ON channel_overwrites
+REFERENCING NEW TABLE AS changed
+FOR EACH STATEMENT EXECUTE FUNCTION guildstore_touch_overwritten_channels();
 
-CREATE OR REPLACE FUNCTION guildstore_overwrite_touches_channel_on_update() RETURNS trigger
-LANGUAGE plpgsql
-AS $$
-BEGIN
-  PERFORM 1 FROM channels c
-  WHERE c.id IN (SELECT channel_id FROM new_overwrites UNION SELECT channel_id FROM old_overwrites)
-  ORDER BY c.id
-  FOR NO KEY UPDATE;
-  UPDATE channels SET updated_at = clock_timestamp(), access_version = access_version + 1
-  WHERE id IN (SELECT channel_id FROM new_overwrites UNION SELECT channel_id FROM old_overwrites);
-  RETURN NULL;
-END
-$$;
+CREATE TRIGGER channel_overwrites_deleted_touch_channels
+AFTER DELETE ON channel_overwrites
+REFERENCING OLD TABLE AS changed
+FOR EACH STATEMENT EXECUTE FUNCTION guildstore_touch_overwritten_channels();
+
+CREATE TRIGGER channel_overwrites_updated_touch_channels
+AFTER UPDATE ON channel_overwrites
+REFERENCING NEW TABLE AS new_overwrites OLD TABLE AS old_overwrites
+FOR EACH STATEMENT EXECUTE FUNCTION guildstore_touch_overwritten_channels_on_update();
