@@ -157,10 +157,14 @@ const [readCap] = await captureSql(capturePool, (d) =>
 const [reactCap] = await captureSql(capturePool, (d) =>
   listReactions(d, { message_ids: pageIds, viewer_id: author }),
 )
-const [sendCap] = await captureSql(capturePool, (d) =>
+// The first send and read of `author` capture the cached statement and then
+// the full rule (a miss: nothing stored yet, or stale); the scenarios below run
+// the cached one.
+await rawPool.query('delete from channel_permission_cache where user_id = $1', [author])
+const [sendCap, sendFullCap] = await captureSql(capturePool, (d) =>
   sendMessage(d, { channel_id: channel, author_id: author, content: 'probe' }),
 )
-const [authReadCap] = await captureSql(capturePool, (d) =>
+const [authReadCap, authReadFullCap] = await captureSql(capturePool, (d) =>
   readChannelMessages(d, { user_id: author, channel_id: busiest, limit: 50 }),
 )
 await cleanWrites()
@@ -304,9 +308,15 @@ for (const s of scenarios) {
 
 const plans = [
   {
-    name: 'sendMessage (one statement: check, version guard, insert)',
+    name: 'sendMessage (stored permissions: check, position, insert)',
     sql: sendCap!.sql,
     params: sendCap!.parameters,
+    write: true,
+  },
+  {
+    name: 'sendMessage, first call (full rule, version guard, insert, store)',
+    sql: sendFullCap!.sql,
+    params: sendFullCap!.parameters,
     write: true,
   },
   {
@@ -316,10 +326,16 @@ const plans = [
     write: true,
   },
   {
-    name: 'readChannelMessages (newest page)',
+    name: 'readChannelMessages (newest page, stored permissions)',
     sql: authReadCap!.sql,
     params: authReadCap!.parameters,
     write: false,
+  },
+  {
+    name: 'readChannelMessages, first call (full rule, store, page)',
+    sql: authReadFullCap!.sql,
+    params: authReadFullCap!.parameters,
+    write: true,
   },
   {
     name: 'unchecked page (listChannelMessages)',
@@ -384,6 +400,12 @@ const sendTargets = (label: string, r: ScenarioResult) => [
     ops(r, 'guildstore sendMessage') / ops(r, 'canAccessChannel + createMessage'),
     1.6,
   ),
+  // What the 1.6× target would need: a one-statement send cannot beat a plain
+  // INSERT of the same row by much, so its ratio to the two calls is bounded
+  // by the plain INSERT's own ratio to them.
+  `| (ceiling) raw INSERT vs canAccessChannel + createMessage (${label}) | ${(
+    ops(r, 'raw pg INSERT') / ops(r, 'canAccessChannel + createMessage')
+  ).toFixed(3)}× | — |`,
 ]
 const targets = [
   '| target | measured | met |',
@@ -411,14 +433,19 @@ const targets = [
 ].join('\n')
 
 /** How to read the figures (kept with the section; see BENCHMARKS.md). */
-const NOTE = `**Reading these numbers.** With synchronous_commit on, a send waits for its WAL flush,
-which dominates one-at-a-time sends and bounds every ratio by the disk; the synchronous_commit=off
-rows run the same contenders with commits that do not wait for the flush, so what remains is what
-the library controls (round trips, statement work, locks). Senders lock nothing but the channel
-row, which a plain INSERT takes too for the message position (docs/messages.md). On the busiest
-channel, PostgreSQL's automatic plan-cache choice re-plans readChannelMessages' statement on every
-call; the force_generic_plan contender shows the same call on a pool set to use generic plans
-(docs/messages.md, "A hot channel and the plan cache").
+const NOTE = `**Reading these numbers.** Each author has sent before, and the reader has read before:
+sendMessage and readChannelMessages decide from the stored permissions (channel_permission_cache,
+valid while the channel's access_version is unchanged; docs/messages.md), one statement each. A first
+call, or the first after a revocation in the guild, runs the full rule as a second statement (plans
+below). With synchronous_commit on, a send waits for its WAL flush, which dominates one-at-a-time
+sends and bounds every ratio by the disk; the synchronous_commit=off rows run the same contenders with
+commits that do not wait for the flush, so what remains is what the library controls (round trips,
+statement work, locks). All senders of a channel queue on its row for the message position, the
+plain INSERT too (docs/messages.md). The "(ceiling)" rows are the plain INSERT's own ratio to the two
+calls: a one-statement send that does at least the INSERT's work cannot pass it, so where the ceiling
+is below 1.6× that target cannot be met by any send. The force_generic_plan contender is the same
+readChannelMessages on a pool set to use generic plans only (docs/messages.md, "A hot channel and the
+plan cache").
 `
 
 const section = `## Authorized send and read, reactions (bench/messages-authorized.ts)

@@ -59,6 +59,13 @@ export interface ChannelOverwrites {
   user_id: string | null;
 }
 
+export interface ChannelPermissionCache {
+  access_version: bigint;
+  channel_id: string;
+  permissions: bigint;
+  user_id: string;
+}
+
 export interface ChannelPinCounts {
   channel_id: string;
   pin_count: Generated<number>;
@@ -253,6 +260,7 @@ export interface DB {
   audit_log: AuditLog;
   channel_members: ChannelMembers;
   channel_overwrites: ChannelOverwrites;
+  channel_permission_cache: ChannelPermissionCache;
   channel_pin_counts: ChannelPinCounts;
   channel_read_states: ChannelReadStates;
   channels: Channels;

@@ -199,201 +199,237 @@ from
 
 -- messages.list_after (prepared as "gs.messages.list_after"; read)
 select
-  "id",
-  "channel_id",
-  "author_id",
-  "reply_to",
-  "content",
-  "created_at",
-  "edited_at",
-  "deleted_at",
-  "seq"
+  *
 from
-  "messages"
-where
-  "channel_id" = $1
-  and "deleted_at" is null
-  and "seq" > (
+  (
     select
-      coalesce(
-        (
-          select
-            k.seq
-          from
-            messages k
-          where
-            k.id = $2::uuid
-            and k.channel_id = $3::uuid
-        ),
-        (
-          select
-            k.seq
-          from
-            messages k
-          where
-            k.channel_id = $4::uuid
-            and k.deleted_at is null
-            and k.id < $5::uuid
-          order by
-            k.id desc
-          limit
-            1
-        ),
-        (-9223372036854775808)::int8
+      "id",
+      "channel_id",
+      "author_id",
+      "reply_to",
+      "content",
+      "created_at",
+      "edited_at",
+      "deleted_at",
+      "seq"
+    from
+      "messages"
+    where
+      "channel_id" = $1
+      and "deleted_at" is null
+      and "seq" > (
+        select
+          coalesce(
+            (
+              select
+                k.seq
+              from
+                messages k
+              where
+                k.id = $2::uuid
+                and k.channel_id = $3::uuid
+            ),
+            (
+              select
+                k.seq
+              from
+                messages k
+              where
+                k.channel_id = $4::uuid
+                and k.deleted_at is null
+                and k.id < $5::uuid
+              order by
+                k.id desc
+              limit
+                1
+            ),
+            (-9223372036854775808)::int8
+          )
       )
-  )
+    order by
+      "seq" asc
+    limit
+      100
+  ) as "page"
 order by
-  "seq" asc
+  "page"."seq" asc
 limit
   $6;
 
 -- messages.list_before (prepared as "gs.messages.list_before"; read)
 select
-  "id",
-  "channel_id",
-  "author_id",
-  "reply_to",
-  "content",
-  "created_at",
-  "edited_at",
-  "deleted_at",
-  "seq"
+  *
 from
-  "messages"
-where
-  "channel_id" = $1
-  and "deleted_at" is null
-  and "seq" < (
+  (
     select
-      coalesce(
-        (
-          select
-            k.seq
-          from
-            messages k
-          where
-            k.id = $2::uuid
-            and k.channel_id = $3::uuid
-        ),
-        (
-          select
-            k.seq + 1
-          from
-            messages k
-          where
-            k.channel_id = $4::uuid
-            and k.deleted_at is null
-            and k.id < $5::uuid
-          order by
-            k.id desc
-          limit
-            1
-        ),
-        (-9223372036854775808)::int8
+      "id",
+      "channel_id",
+      "author_id",
+      "reply_to",
+      "content",
+      "created_at",
+      "edited_at",
+      "deleted_at",
+      "seq"
+    from
+      "messages"
+    where
+      "channel_id" = $1
+      and "deleted_at" is null
+      and "seq" < (
+        select
+          coalesce(
+            (
+              select
+                k.seq
+              from
+                messages k
+              where
+                k.id = $2::uuid
+                and k.channel_id = $3::uuid
+            ),
+            (
+              select
+                k.seq + 1
+              from
+                messages k
+              where
+                k.channel_id = $4::uuid
+                and k.deleted_at is null
+                and k.id < $5::uuid
+              order by
+                k.id desc
+              limit
+                1
+            ),
+            (-9223372036854775808)::int8
+          )
       )
-  )
+    order by
+      "seq" desc
+    limit
+      100
+  ) as "page"
 order by
-  "seq" desc
+  "page"."seq" desc
 limit
   $6;
 
 -- messages.list_between (prepared as "gs.messages.list_between"; read)
 select
-  "id",
-  "channel_id",
-  "author_id",
-  "reply_to",
-  "content",
-  "created_at",
-  "edited_at",
-  "deleted_at",
-  "seq"
+  *
 from
-  "messages"
-where
-  "channel_id" = $1
-  and "deleted_at" is null
-  and "seq" > (
+  (
     select
-      coalesce(
-        (
-          select
-            k.seq
-          from
-            messages k
-          where
-            k.id = $2::uuid
-            and k.channel_id = $3::uuid
-        ),
-        (
-          select
-            k.seq
-          from
-            messages k
-          where
-            k.channel_id = $4::uuid
-            and k.deleted_at is null
-            and k.id < $5::uuid
-          order by
-            k.id desc
-          limit
-            1
-        ),
-        (-9223372036854775808)::int8
+      "id",
+      "channel_id",
+      "author_id",
+      "reply_to",
+      "content",
+      "created_at",
+      "edited_at",
+      "deleted_at",
+      "seq"
+    from
+      "messages"
+    where
+      "channel_id" = $1
+      and "deleted_at" is null
+      and "seq" > (
+        select
+          coalesce(
+            (
+              select
+                k.seq
+              from
+                messages k
+              where
+                k.id = $2::uuid
+                and k.channel_id = $3::uuid
+            ),
+            (
+              select
+                k.seq
+              from
+                messages k
+              where
+                k.channel_id = $4::uuid
+                and k.deleted_at is null
+                and k.id < $5::uuid
+              order by
+                k.id desc
+              limit
+                1
+            ),
+            (-9223372036854775808)::int8
+          )
       )
-  )
-  and "seq" < (
-    select
-      coalesce(
-        (
-          select
-            k.seq
-          from
-            messages k
-          where
-            k.id = $6::uuid
-            and k.channel_id = $7::uuid
-        ),
-        (
-          select
-            k.seq + 1
-          from
-            messages k
-          where
-            k.channel_id = $8::uuid
-            and k.deleted_at is null
-            and k.id < $9::uuid
-          order by
-            k.id desc
-          limit
-            1
-        ),
-        (-9223372036854775808)::int8
+      and "seq" < (
+        select
+          coalesce(
+            (
+              select
+                k.seq
+              from
+                messages k
+              where
+                k.id = $6::uuid
+                and k.channel_id = $7::uuid
+            ),
+            (
+              select
+                k.seq + 1
+              from
+                messages k
+              where
+                k.channel_id = $8::uuid
+                and k.deleted_at is null
+                and k.id < $9::uuid
+              order by
+                k.id desc
+              limit
+                1
+            ),
+            (-9223372036854775808)::int8
+          )
       )
-  )
+    order by
+      "seq" desc
+    limit
+      100
+  ) as "page"
 order by
-  "seq" desc
+  "page"."seq" desc
 limit
   $10;
 
 -- messages.list_newest (prepared as "gs.messages.list_newest"; read)
 select
-  "id",
-  "channel_id",
-  "author_id",
-  "reply_to",
-  "content",
-  "created_at",
-  "edited_at",
-  "deleted_at",
-  "seq"
+  *
 from
-  "messages"
-where
-  "channel_id" = $1
-  and "deleted_at" is null
+  (
+    select
+      "id",
+      "channel_id",
+      "author_id",
+      "reply_to",
+      "content",
+      "created_at",
+      "edited_at",
+      "deleted_at",
+      "seq"
+    from
+      "messages"
+    where
+      "channel_id" = $1
+      and "deleted_at" is null
+    order by
+      "seq" desc
+    limit
+      100
+  ) as "page"
 order by
-  "seq" desc
+  "page"."seq" desc
 limit
   $2;
 
@@ -445,12 +481,13 @@ where
   "deleted_at" is not null
   and "deleted_at" < $1;
 
--- messages.read_authorized_after (prepared as "gs.messages.read_authorized_after"; read)
+-- messages.read_authorized_after (prepared as "gs.messages.read_authorized_after"; write)
 with
-  ch as materialized (
+  ctx as materialized (
     select
       c.id,
-      c.type
+      c.type,
+      c.access_version
     from
       channels c
     where
@@ -586,19 +623,83 @@ with
           gm.user_id = $3::uuid
       ) as p
   ),
+  dm as materialized (
+    select
+      exists (
+        select
+          1
+        from
+          dm_participants dp
+        where
+          dp.channel_id = $4::uuid
+          and dp.user_id = $5::uuid
+      ) as participant,
+      exists (
+        select
+          1
+        from
+          dm_channels d
+          join friendships f on f.status = 'blocked'
+          and (
+            (
+              f.user_id = d.user_a
+              and f.friend_id = d.user_b
+            )
+            or (
+              f.user_id = d.user_b
+              and f.friend_id = d.user_a
+            )
+          )
+        where
+          d.id = $6::uuid
+      ) as blocked
+    where
+      (
+        select
+          ctx.type
+        from
+          ctx
+      ) = 'dm'
+  ),
+  bits as materialized (
+    select
+      case
+        when (
+          select
+            ctx.type
+          from
+            ctx
+        ) = 'dm' then (
+          select
+            case
+              when not dm.participant then 0::int8
+              when dm.blocked then 66560::int8
+              else 66560::int8 | 133120::int8
+            end
+          from
+            dm
+        )
+        else coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ),
+          0::int8
+        )
+      end as p
+  ),
   verdict as materialized (
     select
       case
         when ch.id is null then 'no_access'
         when ch.type = 'dm' then case
-          when exists (
+          when (
             select
-              1
+              dm.participant
             from
-              dm_participants dp
-            where
-              dp.channel_id = $4::uuid
-              and dp.user_id = $5::uuid
+              dm
           ) then 'ok'
           else 'no_access'
         end
@@ -608,7 +709,33 @@ with
       end as verdict
     from
       perms
-      left join ch on true
+      left join ctx ch on true
+  ),
+  fill as (
+    insert into
+      channel_permission_cache (channel_id, user_id, access_version, permissions)
+    select
+      ch.id,
+      $7::uuid,
+      ch.access_version,
+      bits.p
+    from
+      ctx ch
+      cross join bits
+    where
+      bits.p <> 0
+      and (
+        select
+          verdict.verdict
+        from
+          verdict
+      ) = 'ok'
+    on conflict (channel_id, user_id) do update
+    set
+      access_version = excluded.access_version,
+      permissions = excluded.permissions
+    where
+      channel_permission_cache.access_version <= excluded.access_version
   ) (
     select
       null::uuid as id,
@@ -626,225 +753,89 @@ with
 union all
 (
   select
-    m.id,
-    m.channel_id,
-    m.author_id,
-    m.reply_to,
-    m.content,
-    m.created_at,
-    m.edited_at,
-    m.deleted_at,
-    m.seq
+    page.*
   from
-    messages m
-  where
     (
       select
-        verdict.verdict
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
       from
-        verdict
-    ) = 'ok'
-    and m.channel_id = $6::uuid
-    and m.deleted_at is null
-    and m.seq > (
-      select
-        coalesce(
-          (
-            select
-              k.seq
-            from
-              messages k
-            where
-              k.id = $7::uuid
-              and k.channel_id = $8::uuid
-          ),
-          (
-            select
-              k.seq
-            from
-              messages k
-            where
-              k.channel_id = $9::uuid
-              and k.deleted_at is null
-              and k.id < $10::uuid
-            order by
-              k.id desc
-            limit
-              1
-          ),
-          (-9223372036854775808)::int8
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $8::uuid
+        and m.deleted_at is null
+        and m.seq > (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $9::uuid
+                  and k.channel_id = $10::uuid
+              ),
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.channel_id = $11::uuid
+                  and k.deleted_at is null
+                  and k.id < $12::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
         )
-    )
+      order by
+        m.seq asc
+      limit
+        100
+    ) page
   order by
-    m.seq asc
+    page.seq asc
   limit
-    $11
+    $13
 );
 
--- messages.read_authorized_before (prepared as "gs.messages.read_authorized_before"; read)
+-- messages.read_authorized_after_cached (prepared as "gs.messages.read_authorized_after_cached"; read)
 with
-  ch as materialized (
-    select
-      c.id,
-      c.type
-    from
-      channels c
-    where
-      c.id = $1::uuid
-  ),
-  perms as materialized (
-    select
-      (
-        select
-          (
-            case
-              when (
-                g.owner_id = gm.user_id
-                or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
-              when (cp.permissions & 1024) = 0 then 0::int8
-              else cp.permissions
-            end
-          )
-        from
-          guild_members gm
-          join guilds g on g.id = gm.guild_id
-          cross join lateral (
-            select
-              coalesce(bit_or(r.permissions), 0::int8) as permissions
-            from
-              roles r
-            where
-              r.guild_id = gm.guild_id
-              and (
-                r.is_default
-                or exists (
-                  select
-                  from
-                    member_roles mr
-                  where
-                    mr.guild_id = gm.guild_id
-                    and mr.user_id = gm.user_id
-                    and mr.role_id = r.id
-                )
-              )
-          ) rp
-          join channels c on c.id = $2::uuid
-          and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
-          and cm.user_id = gm.user_id
-          cross join lateral (
-            select
-              coalesce(
-                bit_or(o.deny) filter (
-                  where
-                    o.role_id is not null
-                    and r.is_default
-                ),
-                0::int8
-              ) as everyone_deny,
-              coalesce(
-                bit_or(o.allow) filter (
-                  where
-                    o.role_id is not null
-                    and r.is_default
-                ),
-                0::int8
-              ) as everyone_allow,
-              coalesce(
-                bit_or(o.deny) filter (
-                  where
-                    o.role_id is not null
-                    and not r.is_default
-                ),
-                0::int8
-              ) as roles_deny,
-              coalesce(
-                bit_or(o.allow) filter (
-                  where
-                    o.role_id is not null
-                    and not r.is_default
-                ),
-                0::int8
-              ) as roles_allow,
-              coalesce(
-                bit_or(o.deny) filter (
-                  where
-                    o.user_id is not null
-                ),
-                0::int8
-              ) as member_deny,
-              coalesce(
-                bit_or(o.allow) filter (
-                  where
-                    o.user_id is not null
-                ),
-                0::int8
-              ) as member_allow
-            from
-              channel_overwrites o
-              left join roles r on r.id = o.role_id
-            where
-              o.channel_id = c.id
-              and (
-                o.user_id = gm.user_id
-                or r.is_default
-                or exists (
-                  select
-                  from
-                    member_roles omr
-                  where
-                    omr.guild_id = gm.guild_id
-                    and omr.user_id = gm.user_id
-                    and omr.role_id = o.role_id
-                )
-              )
-          ) ow
-          cross join lateral (
-            select
-              case
-                when c.is_private
-                and cm.user_id is null then 0::int8
-                else (
-                  (
-                    (
-                      (
-                        (
-                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
-                        ) & ~ ow.roles_deny
-                      ) | ow.roles_allow
-                    ) & ~ ow.member_deny
-                  ) | ow.member_allow
-                )
-              end as permissions
-          ) cp
-        where
-          gm.user_id = $3::uuid
-      ) as p
-  ),
   verdict as materialized (
     select
       case
-        when ch.id is null then 'no_access'
-        when ch.type = 'dm' then case
-          when exists (
-            select
-              1
-            from
-              dm_participants dp
-            where
-              dp.channel_id = $4::uuid
-              and dp.user_id = $5::uuid
-          ) then 'ok'
-          else 'no_access'
-        end
-        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
-        when not coalesce((perms.p & 65536::int8) = 65536::int8, false) then 'read_history'
-        else 'ok'
+        when exists (
+          select
+            1
+          from
+            channel_permission_cache a
+            join channels c on c.id = a.channel_id
+          where
+            a.channel_id = $1::uuid
+            and a.user_id = $2::uuid
+            and c.access_version = a.access_version
+            and (a.permissions & 66560::int8) = 66560::int8
+        ) then 'ok'
+        else 'miss'
       end as verdict
-    from
-      perms
-      left join ch on true
   ) (
     select
       null::uuid as id,
@@ -862,67 +853,77 @@ with
 union all
 (
   select
-    m.id,
-    m.channel_id,
-    m.author_id,
-    m.reply_to,
-    m.content,
-    m.created_at,
-    m.edited_at,
-    m.deleted_at,
-    m.seq
+    page.*
   from
-    messages m
-  where
     (
       select
-        verdict.verdict
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
       from
-        verdict
-    ) = 'ok'
-    and m.channel_id = $6::uuid
-    and m.deleted_at is null
-    and m.seq < (
-      select
-        coalesce(
-          (
-            select
-              k.seq
-            from
-              messages k
-            where
-              k.id = $7::uuid
-              and k.channel_id = $8::uuid
-          ),
-          (
-            select
-              k.seq + 1
-            from
-              messages k
-            where
-              k.channel_id = $9::uuid
-              and k.deleted_at is null
-              and k.id < $10::uuid
-            order by
-              k.id desc
-            limit
-              1
-          ),
-          (-9223372036854775808)::int8
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $3::uuid
+        and m.deleted_at is null
+        and m.seq > (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $4::uuid
+                  and k.channel_id = $5::uuid
+              ),
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.channel_id = $6::uuid
+                  and k.deleted_at is null
+                  and k.id < $7::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
         )
-    )
+      order by
+        m.seq asc
+      limit
+        100
+    ) page
   order by
-    m.seq desc
+    page.seq asc
   limit
-    $11
+    $8
 );
 
--- messages.read_authorized_between (prepared as "gs.messages.read_authorized_between"; read)
+-- messages.read_authorized_after_plain (prepared as "gs.messages.read_authorized_after_plain"; read)
 with
-  ch as materialized (
+  ctx as materialized (
     select
       c.id,
-      c.type
+      c.type,
+      c.access_version
     from
       channels c
     where
@@ -1058,19 +1059,83 @@ with
           gm.user_id = $3::uuid
       ) as p
   ),
+  dm as materialized (
+    select
+      exists (
+        select
+          1
+        from
+          dm_participants dp
+        where
+          dp.channel_id = $4::uuid
+          and dp.user_id = $5::uuid
+      ) as participant,
+      exists (
+        select
+          1
+        from
+          dm_channels d
+          join friendships f on f.status = 'blocked'
+          and (
+            (
+              f.user_id = d.user_a
+              and f.friend_id = d.user_b
+            )
+            or (
+              f.user_id = d.user_b
+              and f.friend_id = d.user_a
+            )
+          )
+        where
+          d.id = $6::uuid
+      ) as blocked
+    where
+      (
+        select
+          ctx.type
+        from
+          ctx
+      ) = 'dm'
+  ),
+  bits as materialized (
+    select
+      case
+        when (
+          select
+            ctx.type
+          from
+            ctx
+        ) = 'dm' then (
+          select
+            case
+              when not dm.participant then 0::int8
+              when dm.blocked then 66560::int8
+              else 66560::int8 | 133120::int8
+            end
+          from
+            dm
+        )
+        else coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ),
+          0::int8
+        )
+      end as p
+  ),
   verdict as materialized (
     select
       case
         when ch.id is null then 'no_access'
         when ch.type = 'dm' then case
-          when exists (
+          when (
             select
-              1
+              dm.participant
             from
-              dm_participants dp
-            where
-              dp.channel_id = $4::uuid
-              and dp.user_id = $5::uuid
+              dm
           ) then 'ok'
           else 'no_access'
         end
@@ -1080,7 +1145,7 @@ with
       end as verdict
     from
       perms
-      left join ch on true
+      left join ctx ch on true
   ) (
     select
       null::uuid as id,
@@ -1098,96 +1163,77 @@ with
 union all
 (
   select
-    m.id,
-    m.channel_id,
-    m.author_id,
-    m.reply_to,
-    m.content,
-    m.created_at,
-    m.edited_at,
-    m.deleted_at,
-    m.seq
+    page.*
   from
-    messages m
-  where
     (
       select
-        verdict.verdict
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
       from
-        verdict
-    ) = 'ok'
-    and m.channel_id = $6::uuid
-    and m.deleted_at is null
-    and m.seq > (
-      select
-        coalesce(
-          (
-            select
-              k.seq
-            from
-              messages k
-            where
-              k.id = $7::uuid
-              and k.channel_id = $8::uuid
-          ),
-          (
-            select
-              k.seq
-            from
-              messages k
-            where
-              k.channel_id = $9::uuid
-              and k.deleted_at is null
-              and k.id < $10::uuid
-            order by
-              k.id desc
-            limit
-              1
-          ),
-          (-9223372036854775808)::int8
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $7::uuid
+        and m.deleted_at is null
+        and m.seq > (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $8::uuid
+                  and k.channel_id = $9::uuid
+              ),
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.channel_id = $10::uuid
+                  and k.deleted_at is null
+                  and k.id < $11::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
         )
-    )
-    and m.seq < (
-      select
-        coalesce(
-          (
-            select
-              k.seq
-            from
-              messages k
-            where
-              k.id = $11::uuid
-              and k.channel_id = $12::uuid
-          ),
-          (
-            select
-              k.seq + 1
-            from
-              messages k
-            where
-              k.channel_id = $13::uuid
-              and k.deleted_at is null
-              and k.id < $14::uuid
-            order by
-              k.id desc
-            limit
-              1
-          ),
-          (-9223372036854775808)::int8
-        )
-    )
+      order by
+        m.seq asc
+      limit
+        100
+    ) page
   order by
-    m.seq desc
+    page.seq asc
   limit
-    $15
+    $12
 );
 
--- messages.read_authorized_newest (prepared as "gs.messages.read_authorized_newest"; read)
+-- messages.read_authorized_before (prepared as "gs.messages.read_authorized_before"; write)
 with
-  ch as materialized (
+  ctx as materialized (
     select
       c.id,
-      c.type
+      c.type,
+      c.access_version
     from
       channels c
     where
@@ -1323,19 +1369,83 @@ with
           gm.user_id = $3::uuid
       ) as p
   ),
+  dm as materialized (
+    select
+      exists (
+        select
+          1
+        from
+          dm_participants dp
+        where
+          dp.channel_id = $4::uuid
+          and dp.user_id = $5::uuid
+      ) as participant,
+      exists (
+        select
+          1
+        from
+          dm_channels d
+          join friendships f on f.status = 'blocked'
+          and (
+            (
+              f.user_id = d.user_a
+              and f.friend_id = d.user_b
+            )
+            or (
+              f.user_id = d.user_b
+              and f.friend_id = d.user_a
+            )
+          )
+        where
+          d.id = $6::uuid
+      ) as blocked
+    where
+      (
+        select
+          ctx.type
+        from
+          ctx
+      ) = 'dm'
+  ),
+  bits as materialized (
+    select
+      case
+        when (
+          select
+            ctx.type
+          from
+            ctx
+        ) = 'dm' then (
+          select
+            case
+              when not dm.participant then 0::int8
+              when dm.blocked then 66560::int8
+              else 66560::int8 | 133120::int8
+            end
+          from
+            dm
+        )
+        else coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ),
+          0::int8
+        )
+      end as p
+  ),
   verdict as materialized (
     select
       case
         when ch.id is null then 'no_access'
         when ch.type = 'dm' then case
-          when exists (
+          when (
             select
-              1
+              dm.participant
             from
-              dm_participants dp
-            where
-              dp.channel_id = $4::uuid
-              and dp.user_id = $5::uuid
+              dm
           ) then 'ok'
           else 'no_access'
         end
@@ -1345,7 +1455,33 @@ with
       end as verdict
     from
       perms
-      left join ch on true
+      left join ctx ch on true
+  ),
+  fill as (
+    insert into
+      channel_permission_cache (channel_id, user_id, access_version, permissions)
+    select
+      ch.id,
+      $7::uuid,
+      ch.access_version,
+      bits.p
+    from
+      ctx ch
+      cross join bits
+    where
+      bits.p <> 0
+      and (
+        select
+          verdict.verdict
+        from
+          verdict
+      ) = 'ok'
+    on conflict (channel_id, user_id) do update
+    set
+      access_version = excluded.access_version,
+      permissions = excluded.permissions
+    where
+      channel_permission_cache.access_version <= excluded.access_version
   ) (
     select
       null::uuid as id,
@@ -1363,30 +1499,1970 @@ with
 union all
 (
   select
-    m.id,
-    m.channel_id,
-    m.author_id,
-    m.reply_to,
-    m.content,
-    m.created_at,
-    m.edited_at,
-    m.deleted_at,
-    m.seq
+    page.*
   from
-    messages m
-  where
     (
       select
-        verdict.verdict
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
       from
-        verdict
-    ) = 'ok'
-    and m.channel_id = $6::uuid
-    and m.deleted_at is null
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $8::uuid
+        and m.deleted_at is null
+        and m.seq < (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $9::uuid
+                  and k.channel_id = $10::uuid
+              ),
+              (
+                select
+                  k.seq + 1
+                from
+                  messages k
+                where
+                  k.channel_id = $11::uuid
+                  and k.deleted_at is null
+                  and k.id < $12::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
+        )
+      order by
+        m.seq desc
+      limit
+        100
+    ) page
   order by
-    m.seq desc
+    page.seq desc
   limit
-    $7
+    $13
+);
+
+-- messages.read_authorized_before_cached (prepared as "gs.messages.read_authorized_before_cached"; read)
+with
+  verdict as materialized (
+    select
+      case
+        when exists (
+          select
+            1
+          from
+            channel_permission_cache a
+            join channels c on c.id = a.channel_id
+          where
+            a.channel_id = $1::uuid
+            and a.user_id = $2::uuid
+            and c.access_version = a.access_version
+            and (a.permissions & 66560::int8) = 66560::int8
+        ) then 'ok'
+        else 'miss'
+      end as verdict
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    page.*
+  from
+    (
+      select
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
+      from
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $3::uuid
+        and m.deleted_at is null
+        and m.seq < (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $4::uuid
+                  and k.channel_id = $5::uuid
+              ),
+              (
+                select
+                  k.seq + 1
+                from
+                  messages k
+                where
+                  k.channel_id = $6::uuid
+                  and k.deleted_at is null
+                  and k.id < $7::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
+        )
+      order by
+        m.seq desc
+      limit
+        100
+    ) page
+  order by
+    page.seq desc
+  limit
+    $8
+);
+
+-- messages.read_authorized_before_plain (prepared as "gs.messages.read_authorized_before_plain"; read)
+with
+  ctx as materialized (
+    select
+      c.id,
+      c.type,
+      c.access_version
+    from
+      channels c
+    where
+      c.id = $1::uuid
+  ),
+  perms as materialized (
+    select
+      (
+        select
+          (
+            case
+              when (
+                g.owner_id = gm.user_id
+                or (rp.permissions & 8) <> 0
+              ) then 71487549079551::int8
+              when (cp.permissions & 1024) = 0 then 0::int8
+              else cp.permissions
+            end
+          )
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.id = $2::uuid
+          and c.guild_id = gm.guild_id
+          left join channel_members cm on cm.channel_id = c.id
+          and cm.user_id = gm.user_id
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = c.id
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when c.is_private
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                )
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+      ) as p
+  ),
+  dm as materialized (
+    select
+      exists (
+        select
+          1
+        from
+          dm_participants dp
+        where
+          dp.channel_id = $4::uuid
+          and dp.user_id = $5::uuid
+      ) as participant,
+      exists (
+        select
+          1
+        from
+          dm_channels d
+          join friendships f on f.status = 'blocked'
+          and (
+            (
+              f.user_id = d.user_a
+              and f.friend_id = d.user_b
+            )
+            or (
+              f.user_id = d.user_b
+              and f.friend_id = d.user_a
+            )
+          )
+        where
+          d.id = $6::uuid
+      ) as blocked
+    where
+      (
+        select
+          ctx.type
+        from
+          ctx
+      ) = 'dm'
+  ),
+  bits as materialized (
+    select
+      case
+        when (
+          select
+            ctx.type
+          from
+            ctx
+        ) = 'dm' then (
+          select
+            case
+              when not dm.participant then 0::int8
+              when dm.blocked then 66560::int8
+              else 66560::int8 | 133120::int8
+            end
+          from
+            dm
+        )
+        else coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ),
+          0::int8
+        )
+      end as p
+  ),
+  verdict as materialized (
+    select
+      case
+        when ch.id is null then 'no_access'
+        when ch.type = 'dm' then case
+          when (
+            select
+              dm.participant
+            from
+              dm
+          ) then 'ok'
+          else 'no_access'
+        end
+        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
+        when not coalesce((perms.p & 65536::int8) = 65536::int8, false) then 'read_history'
+        else 'ok'
+      end as verdict
+    from
+      perms
+      left join ctx ch on true
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    page.*
+  from
+    (
+      select
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
+      from
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $7::uuid
+        and m.deleted_at is null
+        and m.seq < (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $8::uuid
+                  and k.channel_id = $9::uuid
+              ),
+              (
+                select
+                  k.seq + 1
+                from
+                  messages k
+                where
+                  k.channel_id = $10::uuid
+                  and k.deleted_at is null
+                  and k.id < $11::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
+        )
+      order by
+        m.seq desc
+      limit
+        100
+    ) page
+  order by
+    page.seq desc
+  limit
+    $12
+);
+
+-- messages.read_authorized_between (prepared as "gs.messages.read_authorized_between"; write)
+with
+  ctx as materialized (
+    select
+      c.id,
+      c.type,
+      c.access_version
+    from
+      channels c
+    where
+      c.id = $1::uuid
+  ),
+  perms as materialized (
+    select
+      (
+        select
+          (
+            case
+              when (
+                g.owner_id = gm.user_id
+                or (rp.permissions & 8) <> 0
+              ) then 71487549079551::int8
+              when (cp.permissions & 1024) = 0 then 0::int8
+              else cp.permissions
+            end
+          )
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.id = $2::uuid
+          and c.guild_id = gm.guild_id
+          left join channel_members cm on cm.channel_id = c.id
+          and cm.user_id = gm.user_id
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = c.id
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when c.is_private
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                )
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+      ) as p
+  ),
+  dm as materialized (
+    select
+      exists (
+        select
+          1
+        from
+          dm_participants dp
+        where
+          dp.channel_id = $4::uuid
+          and dp.user_id = $5::uuid
+      ) as participant,
+      exists (
+        select
+          1
+        from
+          dm_channels d
+          join friendships f on f.status = 'blocked'
+          and (
+            (
+              f.user_id = d.user_a
+              and f.friend_id = d.user_b
+            )
+            or (
+              f.user_id = d.user_b
+              and f.friend_id = d.user_a
+            )
+          )
+        where
+          d.id = $6::uuid
+      ) as blocked
+    where
+      (
+        select
+          ctx.type
+        from
+          ctx
+      ) = 'dm'
+  ),
+  bits as materialized (
+    select
+      case
+        when (
+          select
+            ctx.type
+          from
+            ctx
+        ) = 'dm' then (
+          select
+            case
+              when not dm.participant then 0::int8
+              when dm.blocked then 66560::int8
+              else 66560::int8 | 133120::int8
+            end
+          from
+            dm
+        )
+        else coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ),
+          0::int8
+        )
+      end as p
+  ),
+  verdict as materialized (
+    select
+      case
+        when ch.id is null then 'no_access'
+        when ch.type = 'dm' then case
+          when (
+            select
+              dm.participant
+            from
+              dm
+          ) then 'ok'
+          else 'no_access'
+        end
+        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
+        when not coalesce((perms.p & 65536::int8) = 65536::int8, false) then 'read_history'
+        else 'ok'
+      end as verdict
+    from
+      perms
+      left join ctx ch on true
+  ),
+  fill as (
+    insert into
+      channel_permission_cache (channel_id, user_id, access_version, permissions)
+    select
+      ch.id,
+      $7::uuid,
+      ch.access_version,
+      bits.p
+    from
+      ctx ch
+      cross join bits
+    where
+      bits.p <> 0
+      and (
+        select
+          verdict.verdict
+        from
+          verdict
+      ) = 'ok'
+    on conflict (channel_id, user_id) do update
+    set
+      access_version = excluded.access_version,
+      permissions = excluded.permissions
+    where
+      channel_permission_cache.access_version <= excluded.access_version
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    page.*
+  from
+    (
+      select
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
+      from
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $8::uuid
+        and m.deleted_at is null
+        and m.seq > (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $9::uuid
+                  and k.channel_id = $10::uuid
+              ),
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.channel_id = $11::uuid
+                  and k.deleted_at is null
+                  and k.id < $12::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
+        )
+        and m.seq < (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $13::uuid
+                  and k.channel_id = $14::uuid
+              ),
+              (
+                select
+                  k.seq + 1
+                from
+                  messages k
+                where
+                  k.channel_id = $15::uuid
+                  and k.deleted_at is null
+                  and k.id < $16::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
+        )
+      order by
+        m.seq desc
+      limit
+        100
+    ) page
+  order by
+    page.seq desc
+  limit
+    $17
+);
+
+-- messages.read_authorized_between_cached (prepared as "gs.messages.read_authorized_between_cached"; read)
+with
+  verdict as materialized (
+    select
+      case
+        when exists (
+          select
+            1
+          from
+            channel_permission_cache a
+            join channels c on c.id = a.channel_id
+          where
+            a.channel_id = $1::uuid
+            and a.user_id = $2::uuid
+            and c.access_version = a.access_version
+            and (a.permissions & 66560::int8) = 66560::int8
+        ) then 'ok'
+        else 'miss'
+      end as verdict
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    page.*
+  from
+    (
+      select
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
+      from
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $3::uuid
+        and m.deleted_at is null
+        and m.seq > (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $4::uuid
+                  and k.channel_id = $5::uuid
+              ),
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.channel_id = $6::uuid
+                  and k.deleted_at is null
+                  and k.id < $7::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
+        )
+        and m.seq < (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $8::uuid
+                  and k.channel_id = $9::uuid
+              ),
+              (
+                select
+                  k.seq + 1
+                from
+                  messages k
+                where
+                  k.channel_id = $10::uuid
+                  and k.deleted_at is null
+                  and k.id < $11::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
+        )
+      order by
+        m.seq desc
+      limit
+        100
+    ) page
+  order by
+    page.seq desc
+  limit
+    $12
+);
+
+-- messages.read_authorized_between_plain (prepared as "gs.messages.read_authorized_between_plain"; read)
+with
+  ctx as materialized (
+    select
+      c.id,
+      c.type,
+      c.access_version
+    from
+      channels c
+    where
+      c.id = $1::uuid
+  ),
+  perms as materialized (
+    select
+      (
+        select
+          (
+            case
+              when (
+                g.owner_id = gm.user_id
+                or (rp.permissions & 8) <> 0
+              ) then 71487549079551::int8
+              when (cp.permissions & 1024) = 0 then 0::int8
+              else cp.permissions
+            end
+          )
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.id = $2::uuid
+          and c.guild_id = gm.guild_id
+          left join channel_members cm on cm.channel_id = c.id
+          and cm.user_id = gm.user_id
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = c.id
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when c.is_private
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                )
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+      ) as p
+  ),
+  dm as materialized (
+    select
+      exists (
+        select
+          1
+        from
+          dm_participants dp
+        where
+          dp.channel_id = $4::uuid
+          and dp.user_id = $5::uuid
+      ) as participant,
+      exists (
+        select
+          1
+        from
+          dm_channels d
+          join friendships f on f.status = 'blocked'
+          and (
+            (
+              f.user_id = d.user_a
+              and f.friend_id = d.user_b
+            )
+            or (
+              f.user_id = d.user_b
+              and f.friend_id = d.user_a
+            )
+          )
+        where
+          d.id = $6::uuid
+      ) as blocked
+    where
+      (
+        select
+          ctx.type
+        from
+          ctx
+      ) = 'dm'
+  ),
+  bits as materialized (
+    select
+      case
+        when (
+          select
+            ctx.type
+          from
+            ctx
+        ) = 'dm' then (
+          select
+            case
+              when not dm.participant then 0::int8
+              when dm.blocked then 66560::int8
+              else 66560::int8 | 133120::int8
+            end
+          from
+            dm
+        )
+        else coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ),
+          0::int8
+        )
+      end as p
+  ),
+  verdict as materialized (
+    select
+      case
+        when ch.id is null then 'no_access'
+        when ch.type = 'dm' then case
+          when (
+            select
+              dm.participant
+            from
+              dm
+          ) then 'ok'
+          else 'no_access'
+        end
+        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
+        when not coalesce((perms.p & 65536::int8) = 65536::int8, false) then 'read_history'
+        else 'ok'
+      end as verdict
+    from
+      perms
+      left join ctx ch on true
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    page.*
+  from
+    (
+      select
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
+      from
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $7::uuid
+        and m.deleted_at is null
+        and m.seq > (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $8::uuid
+                  and k.channel_id = $9::uuid
+              ),
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.channel_id = $10::uuid
+                  and k.deleted_at is null
+                  and k.id < $11::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
+        )
+        and m.seq < (
+          select
+            coalesce(
+              (
+                select
+                  k.seq
+                from
+                  messages k
+                where
+                  k.id = $12::uuid
+                  and k.channel_id = $13::uuid
+              ),
+              (
+                select
+                  k.seq + 1
+                from
+                  messages k
+                where
+                  k.channel_id = $14::uuid
+                  and k.deleted_at is null
+                  and k.id < $15::uuid
+                order by
+                  k.id desc
+                limit
+                  1
+              ),
+              (-9223372036854775808)::int8
+            )
+        )
+      order by
+        m.seq desc
+      limit
+        100
+    ) page
+  order by
+    page.seq desc
+  limit
+    $16
+);
+
+-- messages.read_authorized_newest (prepared as "gs.messages.read_authorized_newest"; write)
+with
+  ctx as materialized (
+    select
+      c.id,
+      c.type,
+      c.access_version
+    from
+      channels c
+    where
+      c.id = $1::uuid
+  ),
+  perms as materialized (
+    select
+      (
+        select
+          (
+            case
+              when (
+                g.owner_id = gm.user_id
+                or (rp.permissions & 8) <> 0
+              ) then 71487549079551::int8
+              when (cp.permissions & 1024) = 0 then 0::int8
+              else cp.permissions
+            end
+          )
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.id = $2::uuid
+          and c.guild_id = gm.guild_id
+          left join channel_members cm on cm.channel_id = c.id
+          and cm.user_id = gm.user_id
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = c.id
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when c.is_private
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                )
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+      ) as p
+  ),
+  dm as materialized (
+    select
+      exists (
+        select
+          1
+        from
+          dm_participants dp
+        where
+          dp.channel_id = $4::uuid
+          and dp.user_id = $5::uuid
+      ) as participant,
+      exists (
+        select
+          1
+        from
+          dm_channels d
+          join friendships f on f.status = 'blocked'
+          and (
+            (
+              f.user_id = d.user_a
+              and f.friend_id = d.user_b
+            )
+            or (
+              f.user_id = d.user_b
+              and f.friend_id = d.user_a
+            )
+          )
+        where
+          d.id = $6::uuid
+      ) as blocked
+    where
+      (
+        select
+          ctx.type
+        from
+          ctx
+      ) = 'dm'
+  ),
+  bits as materialized (
+    select
+      case
+        when (
+          select
+            ctx.type
+          from
+            ctx
+        ) = 'dm' then (
+          select
+            case
+              when not dm.participant then 0::int8
+              when dm.blocked then 66560::int8
+              else 66560::int8 | 133120::int8
+            end
+          from
+            dm
+        )
+        else coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ),
+          0::int8
+        )
+      end as p
+  ),
+  verdict as materialized (
+    select
+      case
+        when ch.id is null then 'no_access'
+        when ch.type = 'dm' then case
+          when (
+            select
+              dm.participant
+            from
+              dm
+          ) then 'ok'
+          else 'no_access'
+        end
+        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
+        when not coalesce((perms.p & 65536::int8) = 65536::int8, false) then 'read_history'
+        else 'ok'
+      end as verdict
+    from
+      perms
+      left join ctx ch on true
+  ),
+  fill as (
+    insert into
+      channel_permission_cache (channel_id, user_id, access_version, permissions)
+    select
+      ch.id,
+      $7::uuid,
+      ch.access_version,
+      bits.p
+    from
+      ctx ch
+      cross join bits
+    where
+      bits.p <> 0
+      and (
+        select
+          verdict.verdict
+        from
+          verdict
+      ) = 'ok'
+    on conflict (channel_id, user_id) do update
+    set
+      access_version = excluded.access_version,
+      permissions = excluded.permissions
+    where
+      channel_permission_cache.access_version <= excluded.access_version
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    page.*
+  from
+    (
+      select
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
+      from
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $8::uuid
+        and m.deleted_at is null
+      order by
+        m.seq desc
+      limit
+        100
+    ) page
+  order by
+    page.seq desc
+  limit
+    $9
+);
+
+-- messages.read_authorized_newest_cached (prepared as "gs.messages.read_authorized_newest_cached"; read)
+with
+  verdict as materialized (
+    select
+      case
+        when exists (
+          select
+            1
+          from
+            channel_permission_cache a
+            join channels c on c.id = a.channel_id
+          where
+            a.channel_id = $1::uuid
+            and a.user_id = $2::uuid
+            and c.access_version = a.access_version
+            and (a.permissions & 66560::int8) = 66560::int8
+        ) then 'ok'
+        else 'miss'
+      end as verdict
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    page.*
+  from
+    (
+      select
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
+      from
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $3::uuid
+        and m.deleted_at is null
+      order by
+        m.seq desc
+      limit
+        100
+    ) page
+  order by
+    page.seq desc
+  limit
+    $4
+);
+
+-- messages.read_authorized_newest_plain (prepared as "gs.messages.read_authorized_newest_plain"; read)
+with
+  ctx as materialized (
+    select
+      c.id,
+      c.type,
+      c.access_version
+    from
+      channels c
+    where
+      c.id = $1::uuid
+  ),
+  perms as materialized (
+    select
+      (
+        select
+          (
+            case
+              when (
+                g.owner_id = gm.user_id
+                or (rp.permissions & 8) <> 0
+              ) then 71487549079551::int8
+              when (cp.permissions & 1024) = 0 then 0::int8
+              else cp.permissions
+            end
+          )
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.id = $2::uuid
+          and c.guild_id = gm.guild_id
+          left join channel_members cm on cm.channel_id = c.id
+          and cm.user_id = gm.user_id
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = c.id
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when c.is_private
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                )
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+      ) as p
+  ),
+  dm as materialized (
+    select
+      exists (
+        select
+          1
+        from
+          dm_participants dp
+        where
+          dp.channel_id = $4::uuid
+          and dp.user_id = $5::uuid
+      ) as participant,
+      exists (
+        select
+          1
+        from
+          dm_channels d
+          join friendships f on f.status = 'blocked'
+          and (
+            (
+              f.user_id = d.user_a
+              and f.friend_id = d.user_b
+            )
+            or (
+              f.user_id = d.user_b
+              and f.friend_id = d.user_a
+            )
+          )
+        where
+          d.id = $6::uuid
+      ) as blocked
+    where
+      (
+        select
+          ctx.type
+        from
+          ctx
+      ) = 'dm'
+  ),
+  bits as materialized (
+    select
+      case
+        when (
+          select
+            ctx.type
+          from
+            ctx
+        ) = 'dm' then (
+          select
+            case
+              when not dm.participant then 0::int8
+              when dm.blocked then 66560::int8
+              else 66560::int8 | 133120::int8
+            end
+          from
+            dm
+        )
+        else coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ),
+          0::int8
+        )
+      end as p
+  ),
+  verdict as materialized (
+    select
+      case
+        when ch.id is null then 'no_access'
+        when ch.type = 'dm' then case
+          when (
+            select
+              dm.participant
+            from
+              dm
+          ) then 'ok'
+          else 'no_access'
+        end
+        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
+        when not coalesce((perms.p & 65536::int8) = 65536::int8, false) then 'read_history'
+        else 'ok'
+      end as verdict
+    from
+      perms
+      left join ctx ch on true
+  ) (
+    select
+      null::uuid as id,
+      null::uuid as channel_id,
+      null::uuid as author_id,
+      null::uuid as reply_to,
+      verdict.verdict as content,
+      null::timestamptz as created_at,
+      null::timestamptz as edited_at,
+      null::timestamptz as deleted_at,
+      null::int8 as seq
+    from
+      verdict
+  )
+union all
+(
+  select
+    page.*
+  from
+    (
+      select
+        m.id,
+        m.channel_id,
+        m.author_id,
+        m.reply_to,
+        m.content,
+        m.created_at,
+        m.edited_at,
+        m.deleted_at,
+        m.seq
+      from
+        messages m
+      where
+        (
+          select
+            verdict.verdict
+          from
+            verdict
+        ) = 'ok'
+        and m.channel_id = $7::uuid
+        and m.deleted_at is null
+      order by
+        m.seq desc
+      limit
+        100
+    ) page
+  order by
+    page.seq desc
+  limit
+    $8
 );
 
 -- messages.send_authorized (prepared as "gs.messages.send_authorized"; write)
@@ -1396,6 +3472,7 @@ with
       c.id,
       c.type,
       c.guild_id,
+      c.access_version,
       (
         c.type,
         c.guild_id,
@@ -1537,38 +3614,89 @@ with
           gm.user_id = $3::uuid
       ) as p
   ),
+  dm as materialized (
+    select
+      exists (
+        select
+          1
+        from
+          dm_participants dp
+        where
+          dp.channel_id = $4::uuid
+          and dp.user_id = $5::uuid
+      ) as participant,
+      exists (
+        select
+          1
+        from
+          dm_channels d
+          join friendships f on f.status = 'blocked'
+          and (
+            (
+              f.user_id = d.user_a
+              and f.friend_id = d.user_b
+            )
+            or (
+              f.user_id = d.user_b
+              and f.friend_id = d.user_a
+            )
+          )
+        where
+          d.id = $6::uuid
+      ) as blocked
+    where
+      (
+        select
+          ctx.type
+        from
+          ctx
+      ) = 'dm'
+  ),
+  bits as materialized (
+    select
+      case
+        when (
+          select
+            ctx.type
+          from
+            ctx
+        ) = 'dm' then (
+          select
+            case
+              when not dm.participant then 0::int8
+              when dm.blocked then 66560::int8
+              else 66560::int8 | 133120::int8
+            end
+          from
+            dm
+        )
+        else coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ),
+          0::int8
+        )
+      end as p
+  ),
   verdict as materialized (
     select
       case
         when ch.id is null then 'no_access'
         when ch.type = 'dm' then case
-          when not exists (
+          when not (
             select
-              1
+              dm.participant
             from
-              dm_participants dp
-            where
-              dp.channel_id = $4::uuid
-              and dp.user_id = $5::uuid
+              dm
           ) then 'no_access'
-          when exists (
+          when (
             select
-              1
+              dm.blocked
             from
-              dm_channels d
-              join friendships f on f.status = 'blocked'
-              and (
-                (
-                  f.user_id = d.user_a
-                  and f.friend_id = d.user_b
-                )
-                or (
-                  f.user_id = d.user_b
-                  and f.friend_id = d.user_a
-                )
-              )
-            where
-              d.id = $6::uuid
+              dm
           ) then 'blocked'
           else 'ok'
         end
@@ -1602,18 +3730,22 @@ with
           count(*)
         from
           roles r
-          join channels c on c.guild_id = r.guild_id
         where
-          c.id = $12::uuid
-          and r.id = any ($13::uuid[])
+          r.guild_id = (
+            select
+              ctx.guild_id
+            from
+              ctx
+          )
+          and r.id = any ($12::uuid[])
       ) as roles_ok,
-      cardinality($14::uuid[]) = (
+      cardinality($13::uuid[]) = (
         select
           count(*)
         from
           users u
         where
-          u.id = any ($15::uuid[])
+          u.id = any ($14::uuid[])
       ) as users_ok
   ),
   locked as (
@@ -1627,7 +3759,7 @@ with
     from
       channels c
     where
-      c.id = $16::uuid
+      c.id = $15::uuid
     for no key update
   ),
   stale as (
@@ -1648,11 +3780,11 @@ with
     insert into
       messages (id, channel_id, author_id, reply_to, content)
     select
+      $16::uuid,
       $17::uuid,
       $18::uuid,
       $19::uuid,
-      $20::uuid,
-      $21::text
+      $20::text
     from
       refs
     where
@@ -1709,22 +3841,47 @@ with
           null::uuid as role_id,
           false as everyone
         from
-          unnest($22::uuid[]) u
+          unnest($21::uuid[]) u
         union all
         select
           null::uuid,
           r,
           false
         from
-          unnest($23::uuid[]) r
+          unnest($22::uuid[]) r
         union all
         select
           null::uuid,
           null::uuid,
           true
         where
-          $24::boolean
+          $23::boolean
       ) t
+  ),
+  fill as (
+    insert into
+      channel_permission_cache (channel_id, user_id, access_version, permissions)
+    select
+      ch.id,
+      $24::uuid,
+      ch.access_version,
+      bits.p
+    from
+      ctx ch
+      cross join bits
+    where
+      bits.p <> 0
+      and exists (
+        select
+        from
+          i
+      )
+    on conflict (channel_id, user_id) do update
+    set
+      access_version = excluded.access_version,
+      permissions = excluded.permissions
+    where
+      channel_permission_cache.access_version <= excluded.access_version
   )
 select
   verdict.verdict,
@@ -1746,6 +3903,172 @@ from
   cross join refs
   cross join stale
   left join i on true;
+
+-- messages.send_cached (prepared as "gs.messages.send_cached"; write)
+with
+  pos as (
+    update channels c
+    set
+      last_seq = c.last_seq + 1
+    from
+      channel_permission_cache a
+    where
+      c.id = $1::uuid
+      and a.channel_id = $2::uuid
+      and a.user_id = $3::uuid
+      and a.access_version = c.access_version
+      and (a.permissions & $4::int8) = $5::int8
+    returning
+      c.last_seq
+  )
+insert into
+  messages (id, channel_id, author_id, reply_to, content, seq)
+select
+  $6::uuid,
+  $7::uuid,
+  $8::uuid,
+  null,
+  $9::text,
+  pos.last_seq
+from
+  pos
+returning
+  id,
+  channel_id,
+  author_id,
+  reply_to,
+  content,
+  created_at,
+  edited_at,
+  deleted_at,
+  seq;
+
+-- messages.send_cached_refs (prepared as "gs.messages.send_cached_refs"; write)
+with
+  pos as (
+    update channels c
+    set
+      last_seq = c.last_seq + 1
+    from
+      channel_permission_cache a
+    where
+      c.id = $1::uuid
+      and a.channel_id = $2::uuid
+      and a.user_id = $3::uuid
+      and a.access_version = c.access_version
+      and (a.permissions & $4::int8) = $5::int8
+      and (
+        $6::uuid is null
+        or exists (
+          select
+            1
+          from
+            messages r
+          where
+            r.id = $7::uuid
+            and r.channel_id = $8::uuid
+            and r.deleted_at is null
+        )
+      )
+      and cardinality($9::uuid[]) = (
+        select
+          count(*)
+        from
+          roles r
+        where
+          r.guild_id = c.guild_id
+          and r.id = any ($10::uuid[])
+      )
+      and cardinality($11::uuid[]) = (
+        select
+          count(*)
+        from
+          users u
+        where
+          u.id = any ($12::uuid[])
+      )
+    returning
+      c.last_seq
+  ),
+  i as (
+    insert into
+      messages (id, channel_id, author_id, reply_to, content, seq)
+    select
+      $13::uuid,
+      $14::uuid,
+      $15::uuid,
+      $16::uuid,
+      $17::text,
+      pos.last_seq
+    from
+      pos
+    returning
+      id,
+      channel_id,
+      author_id,
+      reply_to,
+      content,
+      created_at,
+      edited_at,
+      deleted_at,
+      seq
+  ),
+  mentions as (
+    insert into
+      message_mentions (
+        message_id,
+        channel_id,
+        seq,
+        author_id,
+        user_id,
+        role_id,
+        everyone
+      )
+    select
+      i.id,
+      i.channel_id,
+      i.seq,
+      i.author_id,
+      t.user_id,
+      t.role_id,
+      t.everyone
+    from
+      i
+      cross join (
+        select
+          u as user_id,
+          null::uuid as role_id,
+          false as everyone
+        from
+          unnest($18::uuid[]) u
+        union all
+        select
+          null::uuid,
+          r,
+          false
+        from
+          unnest($19::uuid[]) r
+        union all
+        select
+          null::uuid,
+          null::uuid,
+          true
+        where
+          $20::boolean
+      ) t
+  )
+select
+  i.id,
+  i.channel_id,
+  i.author_id,
+  i.reply_to,
+  i.content,
+  i.created_at,
+  i.edited_at,
+  i.deleted_at,
+  i.seq
+from
+  i;
 
 -- messages.soft_delete (prepared as "gs.messages.soft_delete"; write)
 update "messages"

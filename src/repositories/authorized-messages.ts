@@ -29,7 +29,14 @@ const MESSAGE_PAGE_MAX = 100
 const SEND_ATTEMPTS = 5
 
 /** Why an authorized call was refused, as the statement reports it. */
-type Verdict = 'ok' | 'no_access' | 'send' | 'mention_everyone' | 'blocked' | 'read_history'
+type Verdict =
+  | 'ok'
+  | 'miss'
+  | 'no_access'
+  | 'send'
+  | 'mention_everyone'
+  | 'blocked'
+  | 'read_history'
 
 const flag = (perms: RawBuilder<unknown>, f: bigint) => hasFlagSql(perms, f)
 
@@ -77,46 +84,126 @@ interface SendRow {
 const returning = sql.raw(messageColumns.map((c) => `i.${c}`).join(', '))
 const insertedColumns = sql.raw(messageColumns.join(', '))
 
+/**
+ * `fill`: stores the permissions the statement computed (`bits`, from its
+ * snapshot) with the channel's `access_version` of the same snapshot, for the
+ * cached path of later calls (migration 0007). Sound whatever happens next: a
+ * revocation after that snapshot gives the channel another version, and the row
+ * is then never used. Stored only when `when` holds (the call succeeds: a
+ * refusal writes nothing).
+ */
+const fillSql = (user_id: unknown, when: RawBuilder<unknown>) => sql`fill as (
+  insert into channel_permission_cache (channel_id, user_id, access_version, permissions)
+  select ch.id, ${user_id}::uuid, ch.access_version, bits.p from ctx ch cross join bits
+  where bits.p <> 0 and ${when}
+  on conflict (channel_id, user_id) do update
+    set access_version = excluded.access_version, permissions = excluded.permissions
+    where channel_permission_cache.access_version <= excluded.access_version
+)`
+
+/** `dm`: for a DM channel only, whether the user is a participant and whether a block stands. */
+const dmSql = (user_id: unknown, channel_id: unknown) => sql`dm as materialized (
+  select
+    exists (
+      select 1 from dm_participants dp
+      where dp.channel_id = ${channel_id}::uuid and dp.user_id = ${user_id}::uuid
+    ) as participant,
+    exists (
+      select 1 from dm_channels d join friendships f
+        on f.status = 'blocked'
+        and ((f.user_id = d.user_a and f.friend_id = d.user_b) or (f.user_id = d.user_b and f.friend_id = d.user_a))
+      where d.id = ${channel_id}::uuid
+    ) as blocked
+  where (select ctx.type from ctx) = 'dm'
+)`
+
+/**
+ * `bits`: the user's permissions in the channel as one `int8`: the shared rule
+ * for a guild channel; for a DM, `VIEW_CHANNEL | READ_MESSAGE_HISTORY` for a
+ * participant, with `SEND_MESSAGES | MENTION_EVERYONE` while no block stands.
+ */
+const DM_READ = sql.raw(`${Permissions.VIEW_CHANNEL | Permissions.READ_MESSAGE_HISTORY}::int8`)
+const DM_SEND = sql.raw(`${Permissions.SEND_MESSAGES | Permissions.MENTION_EVERYONE}::int8`)
+const bitsSql = sql`bits as materialized (
+  select case
+    when (select ctx.type from ctx) = 'dm' then (
+      select case when not dm.participant then 0::int8
+        when dm.blocked then ${DM_READ}
+        else ${DM_READ} | ${DM_SEND} end
+      from dm)
+    else coalesce((select perms.p from perms), 0::int8)
+  end as p
+)`
+
+/**
+ * The reference checks of a send, as three `bool` expressions: the reply target
+ * is a live message of the channel, every mentioned role is a role of
+ * `guildId` (the channel's guild), every mentioned user exists.
+ */
+const referencesSql = (
+  p: { channel_id: string; reply_to: string | null; user_ids: string[]; role_ids: string[] },
+  guildId: RawBuilder<unknown>,
+) => ({
+  reply: sql<boolean>`(${p.reply_to}::uuid is null or exists (
+      select 1 from messages r
+      where r.id = ${p.reply_to}::uuid and r.channel_id = ${p.channel_id}::uuid and r.deleted_at is null
+    ))`,
+  roles: sql<boolean>`cardinality(${p.role_ids}::uuid[]) = (
+      select count(*) from roles r where r.guild_id = ${guildId} and r.id = any(${p.role_ids}::uuid[])
+    )`,
+  users: sql<boolean>`cardinality(${p.user_ids}::uuid[]) = (
+      select count(*) from users u where u.id = any(${p.user_ids}::uuid[])
+    )`,
+})
+
+/** `mentions`: the mention rows of the message inserted by CTE `i` (none when nothing was inserted). */
+const mentionsSql = (p: {
+  user_ids: string[]
+  role_ids: string[]
+  everyone: boolean
+}) => sql`mentions as (
+  insert into message_mentions (message_id, channel_id, seq, author_id, user_id, role_id, everyone)
+  select i.id, i.channel_id, i.seq, i.author_id, t.user_id, t.role_id, t.everyone
+  from i cross join (
+    select u as user_id, null::uuid as role_id, false as everyone from unnest(${p.user_ids}::uuid[]) u
+    union all select null::uuid, r, false from unnest(${p.role_ids}::uuid[]) r
+    union all select null::uuid, null::uuid, true where ${p.everyone}::boolean
+  ) t
+)`
+
+/** The bound values of the send statements. */
+interface SendParams {
+  id: string
+  channel_id: string
+  author_id: string
+  reply_to: string | null
+  content: string
+  user_ids: string[]
+  role_ids: string[]
+  everyone: boolean
+}
+
 // ONE statement: the check (the shared permission rule, for a DM the
-// participant and block rules), the version guard, and the insert, which runs
-// only when the verdict is 'ok' and nothing the verdict read has changed. The
-// final select reads verdict and refs before stale, so the channel row is
-// locked only after all the reading, for the insert and the commit.
-const sendStatement = prepareQuery(
-  'messages.send_authorized',
-  (
+// participant and block rules), the version guard, the insert, which runs only
+// when the verdict is 'ok' and nothing the verdict read has changed, and the
+// refresh of the cached permissions. The final select reads verdict and refs
+// before stale, so the channel row is locked only after all the reading, for
+// the insert and the commit.
+const sendStatement = prepareQuery('messages.send_authorized', (db, p: SendParams) => {
+  const refsFull = referencesSql(p, sql`(select ctx.guild_id from ctx)`)
+  return rawQuery(
     db,
-    p: {
-      id: string
-      channel_id: string
-      author_id: string
-      reply_to: string | null
-      content: string
-      user_ids: string[]
-      role_ids: string[]
-      everyone: boolean
-    },
-  ) =>
-    rawQuery(
-      db,
-      sql<SendRow>`with ctx as materialized (
-  select c.id, c.type, c.guild_id, (c.type, c.guild_id, c.is_private, c.access_version)::text as v from channels c where c.id = ${p.channel_id}::uuid
+    sql<SendRow>`with ctx as materialized (
+  select c.id, c.type, c.guild_id, c.access_version, (c.type, c.guild_id, c.is_private, c.access_version)::text as v
+  from channels c where c.id = ${p.channel_id}::uuid
 ), perms as materialized (
   select ${memberChannelPermissionsSql(p.author_id, sql`${p.channel_id}::uuid`)} as p
-), verdict as materialized (
+), ${dmSql(p.author_id, p.channel_id)}, ${bitsSql}, verdict as materialized (
   select case
     when ch.id is null then 'no_access'
     when ch.type = 'dm' then case
-      when not exists (
-        select 1 from dm_participants dp
-        where dp.channel_id = ${p.channel_id}::uuid and dp.user_id = ${p.author_id}::uuid
-      ) then 'no_access'
-      when exists (
-        select 1 from dm_channels d join friendships f
-          on f.status = 'blocked'
-          and ((f.user_id = d.user_a and f.friend_id = d.user_b) or (f.user_id = d.user_b and f.friend_id = d.user_a))
-        where d.id = ${p.channel_id}::uuid
-      ) then 'blocked'
+      when not (select dm.participant from dm) then 'no_access'
+      when (select dm.blocked from dm) then 'blocked'
       else 'ok'
     end
     when not ${flag(sql`perms.p`, Permissions.VIEW_CHANNEL)} then 'no_access'
@@ -126,18 +213,7 @@ const sendStatement = prepareQuery(
   end as verdict
   from perms left join ctx ch on true
 ), refs as materialized (
-  select
-    (${p.reply_to}::uuid is null or exists (
-      select 1 from messages r
-      where r.id = ${p.reply_to}::uuid and r.channel_id = ${p.channel_id}::uuid and r.deleted_at is null
-    )) as reply_ok,
-    cardinality(${p.role_ids}::uuid[]) = (
-      select count(*) from roles r join channels c on c.guild_id = r.guild_id
-      where c.id = ${p.channel_id}::uuid and r.id = any(${p.role_ids}::uuid[])
-    ) as roles_ok,
-    cardinality(${p.user_ids}::uuid[]) = (
-      select count(*) from users u where u.id = any(${p.user_ids}::uuid[])
-    ) as users_ok
+  select ${refsFull.reply} as reply_ok, ${refsFull.roles} as roles_ok, ${refsFull.users} as users_ok
 ), ${guardSql(p.channel_id)}, i as (
   insert into messages (id, channel_id, author_id, reply_to, content)
   select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text
@@ -146,19 +222,74 @@ const sendStatement = prepareQuery(
     and not (select stale from stale)
     and refs.reply_ok and refs.roles_ok and refs.users_ok
   returning ${insertedColumns}
-), mentions as (
-  insert into message_mentions (message_id, channel_id, seq, author_id, user_id, role_id, everyone)
-  select i.id, i.channel_id, i.seq, i.author_id, t.user_id, t.role_id, t.everyone
-  from i cross join (
-    select u as user_id, null::uuid as role_id, false as everyone from unnest(${p.user_ids}::uuid[]) u
-    union all select null::uuid, r, false from unnest(${p.role_ids}::uuid[]) r
-    union all select null::uuid, null::uuid, true where ${p.everyone}::boolean
-  ) t
-)
+), ${mentionsSql(p)}, ${fillSql(p.author_id, sql`exists (select from i)`)}
 select verdict.verdict, stale.stale, refs.reply_ok, refs.roles_ok, refs.users_ok, ${returning}
 from verdict cross join refs cross join stale left join i on true`,
-    ),
+  )
+})
+
+// The cached path: ONE statement that inserts only when the author's stored
+// permissions (channel_permission_cache) hold every bit the send needs, were
+// computed at the channel's current access_version, and the reply and mention
+// references are valid. The version is compared by the UPDATE that takes the
+// message position, on the newest channel row: under READ COMMITTED, an UPDATE
+// that finds the row changed by a transaction that committed meanwhile
+// re-evaluates its WHERE on the new version, and one that finds it held by an
+// uncommitted transaction waits for it first. So a revocation that committed
+// before the lock makes the statement write nothing (the caller falls back to
+// the full statement), and one that comes later waits for the send to commit.
+// The message gets its position here (the trigger leaves an explicit seq
+// alone), so the send takes the channel row once, as a plain INSERT does.
+function cachedSend(refs: boolean) {
+  return prepareQuery(
+    refs ? 'messages.send_cached_refs' : 'messages.send_cached',
+    (
+      db,
+      p: SendParams & {
+        /** The bits the send needs (`int8` as text). */
+        need: string
+      },
+    ) => {
+      // A reply or mentions: their references are checked in the same WHERE
+      // (so the position is taken only when the insert happens).
+      const r = referencesSql(p, sql`c.guild_id`)
+      const refsOk = sql`
+    and ${r.reply} and ${r.roles} and ${r.users}`
+      return rawQuery(
+        db,
+        refs
+          ? sql<Message>`with pos as (
+  update channels c set last_seq = c.last_seq + 1
+  from channel_permission_cache a
+  where c.id = ${p.channel_id}::uuid
+    and a.channel_id = ${p.channel_id}::uuid and a.user_id = ${p.author_id}::uuid
+    and a.access_version = c.access_version and (a.permissions & ${p.need}::int8) = ${p.need}::int8${refsOk}
+  returning c.last_seq
+), i as (
+  insert into messages (id, channel_id, author_id, reply_to, content, seq)
+  select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text, pos.last_seq
+  from pos
+  returning ${insertedColumns}
+), ${mentionsSql(p)}
+select ${returning} from i`
+          : sql<Message>`with pos as (
+  update channels c set last_seq = c.last_seq + 1
+  from channel_permission_cache a
+  where c.id = ${p.channel_id}::uuid
+    and a.channel_id = ${p.channel_id}::uuid and a.user_id = ${p.author_id}::uuid
+    and a.access_version = c.access_version and (a.permissions & ${p.need}::int8) = ${p.need}::int8
+  returning c.last_seq
 )
+insert into messages (id, channel_id, author_id, reply_to, content, seq)
+select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, null, ${p.content}::text, pos.last_seq
+from pos
+returning ${insertedColumns}`,
+      )
+    },
+  )
+}
+/** The cached path of a plain send (no reply, no mentions), and of one with references. */
+const cachedSendStatement = { plain: cachedSend(false), refs: cachedSend(true) }
 
 /** Input of {@link sendMessage}. */
 export interface SendMessageInput {
@@ -246,6 +377,23 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
     reply_to: input.reply_to ?? null,
     content: input.content,
   }
+  // The author's stored permissions first: one statement that inserts when they
+  // decide; else (first send, a version changed, a bit missing, a bad reference)
+  // the full rule decides, reports why, and refreshes them.
+  const need =
+    Permissions.VIEW_CHANNEL |
+    Permissions.SEND_MESSAGES |
+    (mentions.everyone ? Permissions.MENTION_EVERYONE : 0n)
+  const plain =
+    params.reply_to === null &&
+    params.user_ids.length === 0 &&
+    params.role_ids.length === 0 &&
+    !params.everyone
+  const cached = await cachedSendStatement[plain ? 'plain' : 'refs'].executeTakeFirst(db, {
+    ...params,
+    need: `${need}`,
+  })
+  if (cached !== undefined) return cached
   for (let attempt = 1; attempt <= SEND_ATTEMPTS; attempt++) {
     const row = (await sendStatement.executeTakeFirst(db, params)) as SendRow
     if (row.stale) continue
@@ -299,10 +447,33 @@ const beforeBound = (channel_id: string, before: string) => sql<bigint>`(select 
   (select k.seq + 1 from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${before}::uuid order by k.id desc limit 1),
   ${MIN_SEQ}))`
 
+/**
+ * The page is read through an inner `LIMIT 100` (the largest page) under the
+ * caller's `LIMIT $n`: the index scan still stops after n rows (a limit pulls
+ * rows on demand), but the planner can cost the plan without knowing n. With
+ * only `LIMIT $n`, a generic plan is costed for 10% of the channel's rows, so
+ * on a busy channel PostgreSQL judges it worse than a custom plan and plans
+ * the statement again on every call; with the constant it keeps one plan.
+ */
+const PAGE_PLAN_ROWS = sql.raw(`${MESSAGE_PAGE_MAX}`)
+
+type Cursor = 'newest' | 'before' | 'after' | 'between'
+
+/**
+ * How a read statement decides: `cached` from the stored permissions alone
+ * (verdict `'miss'` when they cannot decide), `fill` with the full rule and a
+ * refresh of the stored permissions, `plain` with the full rule only (for a
+ * read-only transaction, where `fill` cannot write).
+ */
+type ReadVariant = 'cached' | 'fill' | 'plain'
+
+const READ_NEEDS = sql.raw(`${Permissions.VIEW_CHANNEL | Permissions.READ_MESSAGE_HISTORY}::int8`)
+
 /** The read check and one page shape, in one statement. */
-function readStatement(cursor: 'newest' | 'before' | 'after' | 'between') {
+function readStatement(cursor: Cursor, variant: ReadVariant) {
+  const suffix = variant === 'fill' ? '' : `_${variant}`
   return prepareQuery(
-    `messages.read_authorized_${cursor}`,
+    `messages.read_authorized_${cursor}${suffix}`,
     (
       db,
       p: { user_id: string; channel_id: string; before: string; after: string; limit: number },
@@ -316,48 +487,63 @@ function readStatement(cursor: 'newest' | 'before' | 'after' | 'between') {
               ? sql` and m.seq > ${afterBound(p.channel_id, p.after)} and m.seq < ${beforeBound(p.channel_id, p.before)}`
               : sql``
       const direction = cursor === 'after' ? sql`asc` : sql`desc`
-      return rawQuery(
-        db,
-        sql<ReadRow>`with ch as materialized (
-  select c.id, c.type from channels c where c.id = ${p.channel_id}::uuid
+      // The cached verdict: 'ok' when the user's stored permissions hold
+      // VIEW_CHANNEL and READ_MESSAGE_HISTORY and were computed at the
+      // channel's current access_version (the statement's snapshot: a read
+      // is as of its snapshot, like every read), else 'miss'.
+      const decide =
+        variant === 'cached'
+          ? sql`verdict as materialized (
+  select case when exists (
+    select 1 from channel_permission_cache a join channels c on c.id = a.channel_id
+    where a.channel_id = ${p.channel_id}::uuid and a.user_id = ${p.user_id}::uuid
+      and c.access_version = a.access_version and (a.permissions & ${READ_NEEDS}) = ${READ_NEEDS}
+  ) then 'ok' else 'miss' end as verdict
+)`
+          : sql`ctx as materialized (
+  select c.id, c.type, c.access_version from channels c where c.id = ${p.channel_id}::uuid
 ), perms as materialized (
   select ${memberChannelPermissionsSql(p.user_id, sql`${p.channel_id}::uuid`)} as p
-), verdict as materialized (
+), ${dmSql(p.user_id, p.channel_id)}, ${bitsSql}, verdict as materialized (
   select case
     when ch.id is null then 'no_access'
-    when ch.type = 'dm' then case
-      when exists (
-        select 1 from dm_participants dp
-        where dp.channel_id = ${p.channel_id}::uuid and dp.user_id = ${p.user_id}::uuid
-      ) then 'ok'
-      else 'no_access'
-    end
+    when ch.type = 'dm' then case when (select dm.participant from dm) then 'ok' else 'no_access' end
     when not ${flag(sql`perms.p`, Permissions.VIEW_CHANNEL)} then 'no_access'
     when not ${flag(sql`perms.p`, Permissions.READ_MESSAGE_HISTORY)} then 'read_history'
     else 'ok'
   end as verdict
-  from perms left join ch on true
-)
+  from perms left join ctx ch on true
+)${variant === 'fill' ? sql`, ${fillSql(p.user_id, sql`(select verdict.verdict from verdict) = 'ok'`)}` : sql``}`
+      return rawQuery(
+        db,
+        sql<ReadRow>`with ${decide}
 (select null::uuid as id, null::uuid as channel_id, null::uuid as author_id, null::uuid as reply_to,
   verdict.verdict as content, null::timestamptz as created_at, null::timestamptz as edited_at,
   null::timestamptz as deleted_at, null::int8 as seq
 from verdict)
 union all
-(select ${pageColumns} from messages m
+(select page.* from (
+  select ${pageColumns} from messages m
   where (select verdict.verdict from verdict) = 'ok'
     and m.channel_id = ${p.channel_id}::uuid and m.deleted_at is null${where}
   order by m.seq ${direction}
-  limit ${p.limit})`,
+  limit ${PAGE_PLAN_ROWS}
+) page order by page.seq ${direction} limit ${p.limit})`,
       )
     },
   )
 }
 
-const readShapes = {
-  newest: readStatement('newest'),
-  before: readStatement('before'),
-  after: readStatement('after'),
-  between: readStatement('between'),
+const readShapes = (variant: ReadVariant) => ({
+  newest: readStatement('newest', variant),
+  before: readStatement('before', variant),
+  after: readStatement('after', variant),
+  between: readStatement('between', variant),
+})
+const readStatements = {
+  cached: readShapes('cached'),
+  fill: readShapes('fill'),
+  plain: readShapes('plain'),
 }
 
 /** Input of {@link readChannelMessages}. */
@@ -403,25 +589,43 @@ export async function readChannelMessages(
   assertOptionalUuid(before, 'before')
   assertOptionalUuid(after, 'after')
   const limit = pageLimit(input.limit, MESSAGE_PAGE_DEFAULT, MESSAGE_PAGE_MAX)
-  const shape =
+  const cursor: Cursor =
     before != null && after != null
-      ? readShapes.between
+      ? 'between'
       : before != null
-        ? readShapes.before
+        ? 'before'
         : after != null
-          ? readShapes.after
-          : readShapes.newest
-  const rows = await shape.execute(db, {
+          ? 'after'
+          : 'newest'
+  const params = {
     user_id: input.user_id,
     channel_id: input.channel_id,
     before: before ?? '',
     after: after ?? '',
     limit,
-  })
+  }
+  // The stored permissions first (one row and the channel's version); the full
+  // rule only when they cannot decide, which also refreshes them.
+  // Inside a transaction the full rule runs without storing them (the
+  // transaction may be read-only, and a failed statement would abort it); a
+  // read-only session or a standby (25006) decides without storing too.
+  let rows = await readStatements.cached[cursor].execute(db, params)
+  if (rows[0]?.content === 'miss') {
+    if (db.isTransaction) {
+      rows = await readStatements.plain[cursor].execute(db, params)
+    } else {
+      try {
+        rows = await readStatements.fill[cursor].execute(db, params)
+      } catch (error) {
+        if ((error as { sqlState?: unknown }).sqlState !== '25006') throw error
+        rows = await readStatements.plain[cursor].execute(db, params)
+      }
+    }
+  }
   // The first row is the verdict (in `content`); the page follows, in index
   // order: newest first, except the `after` shape, which reads oldest first.
   const verdict = rows[0]?.content as Verdict | undefined
   if (verdict !== 'ok') throw refusal(verdict ?? 'no_access')
   const page = rows.slice(1) as Message[]
-  return shape === readShapes.after ? page.reverse() : page
+  return cursor === 'after' ? page.reverse() : page
 }

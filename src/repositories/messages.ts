@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely'
+import { type Kysely, type SelectQueryBuilder, sql } from 'kysely'
 import type { DB, MessageMentions, Messages } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { type ActingAs, PermissionDeniedError } from '../errors/permission-denied-error.ts'
@@ -203,29 +203,51 @@ const beforeBound = (channel_id: string, before: string) => sql<bigint>`(select 
   (select k.seq + 1 from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${before}::uuid order by k.id desc limit 1),
   ${MIN_SEQ}))`
 
+// Each page is read through an inner `LIMIT 100` (the largest page) under the
+// caller's `LIMIT $n`: the index scan still stops after n rows (a limit pulls
+// rows on demand, and the outer ORDER BY is the inner one, so no Sort node),
+// but the planner can cost the plan without knowing n. With only `LIMIT $n`,
+// a generic plan is costed for 10% of the channel's rows, so on a busy channel
+// PostgreSQL judged it worse than a custom plan and planned the statement
+// again on every call; with the constant it keeps one plan per connection.
+const PAGE_PLAN_ROWS = sql.lit(MESSAGE_PAGE_MAX)
+
+/** Live messages of one channel, as the history pages narrow them. */
+type ChannelHistory = SelectQueryBuilder<DB, 'messages', object>
+
+/** One page: `narrow` adds the cursor bounds; `direction` is the index order read. */
+function historyPage(
+  db: Kysely<DB>,
+  p: { channel_id: string; limit: number },
+  direction: 'asc' | 'desc',
+  narrow: (q: ChannelHistory) => ChannelHistory = (q) => q,
+) {
+  const live = db
+    .selectFrom('messages')
+    .where('channel_id', '=', p.channel_id)
+    .where('deleted_at', 'is', null)
+  return db
+    .selectFrom(
+      narrow(live)
+        .select(messageColumns)
+        .orderBy('seq', direction)
+        .limit(PAGE_PLAN_ROWS)
+        .as('page'),
+    )
+    .selectAll()
+    .orderBy('page.seq', direction)
+    .limit(p.limit)
+}
+
 const listNewest = prepareQuery(
   'messages.list_newest',
-  (db, p: { channel_id: string; limit: number }) =>
-    db
-      .selectFrom('messages')
-      .select(messageColumns)
-      .where('channel_id', '=', p.channel_id)
-      .where('deleted_at', 'is', null)
-      .orderBy('seq', 'desc')
-      .limit(p.limit),
+  (db, p: { channel_id: string; limit: number }) => historyPage(db, p, 'desc'),
 )
 
 const listBefore = prepareQuery(
   'messages.list_before',
   (db, p: { channel_id: string; before: string; limit: number }) =>
-    db
-      .selectFrom('messages')
-      .select(messageColumns)
-      .where('channel_id', '=', p.channel_id)
-      .where('deleted_at', 'is', null)
-      .where('seq', '<', beforeBound(p.channel_id, p.before))
-      .orderBy('seq', 'desc')
-      .limit(p.limit),
+    historyPage(db, p, 'desc', (q) => q.where('seq', '<', beforeBound(p.channel_id, p.before))),
 )
 
 // Oldest first (a forward index scan, no Sort node); listChannelMessages
@@ -233,28 +255,17 @@ const listBefore = prepareQuery(
 const listAfter = prepareQuery(
   'messages.list_after',
   (db, p: { channel_id: string; after: string; limit: number }) =>
-    db
-      .selectFrom('messages')
-      .select(messageColumns)
-      .where('channel_id', '=', p.channel_id)
-      .where('deleted_at', 'is', null)
-      .where('seq', '>', afterBound(p.channel_id, p.after))
-      .orderBy('seq', 'asc')
-      .limit(p.limit),
+    historyPage(db, p, 'asc', (q) => q.where('seq', '>', afterBound(p.channel_id, p.after))),
 )
 
 const listBetween = prepareQuery(
   'messages.list_between',
   (db, p: { channel_id: string; after: string; before: string; limit: number }) =>
-    db
-      .selectFrom('messages')
-      .select(messageColumns)
-      .where('channel_id', '=', p.channel_id)
-      .where('deleted_at', 'is', null)
-      .where('seq', '>', afterBound(p.channel_id, p.after))
-      .where('seq', '<', beforeBound(p.channel_id, p.before))
-      .orderBy('seq', 'desc')
-      .limit(p.limit),
+    historyPage(db, p, 'desc', (q) =>
+      q
+        .where('seq', '>', afterBound(p.channel_id, p.after))
+        .where('seq', '<', beforeBound(p.channel_id, p.before)),
+    ),
 )
 
 const updateMessageContent = prepareQuery(

@@ -1,4 +1,4 @@
-import { Kysely, type KyselyPlugin, type LogEvent } from 'kysely'
+import { Kysely, type KyselyConfig, type KyselyPlugin, type LogEvent } from 'kysely'
 import type pg from 'pg'
 import type { DB } from '../../codegen/db.ts'
 import { type GuildstoreError, InvalidInputError, mapDatabaseError } from '../errors/index.ts'
@@ -73,6 +73,26 @@ function logHook(log: (entry: QueryLogEntry) => void, logParameters: boolean) {
 }
 
 /**
+ * The instance `createDb` returns: a Kysely whose `destroy()` always ends the
+ * pools it was given. Kysely destroys only a driver it has used, and calls of
+ * the repository API go straight to the pool, so without this a service that
+ * only called them would keep its connections open after `destroy()`.
+ */
+class GuildstoreKysely<T> extends Kysely<T> {
+  readonly #execution: Execution
+
+  constructor(execution: Execution, config: KyselyConfig) {
+    super(config)
+    this.#execution = execution
+  }
+
+  override async destroy(): Promise<void> {
+    await super.destroy()
+    await this.#execution.close()
+  }
+}
+
+/**
  * Creates the typed Kysely instance every repository function takes first.
  *
  * Queries run on `pool` (see {@link createPool}); guildstore's own queries run
@@ -109,7 +129,7 @@ export function createDb(pool: pg.Pool, options: CreateDbOptions = {}): Kysely<D
     { preparedStatements, direct: !log && plugins.length === 0 },
     router ? { router } : undefined,
   )
-  const db = new Kysely<DB>({
+  const db = new GuildstoreKysely<DB>(execution, {
     dialect: new GuildstoreDialect(execution),
     plugins,
     ...(log ? { log: logHook(log, logParameters) } : {}),

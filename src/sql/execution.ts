@@ -118,6 +118,24 @@ export class Execution {
     this.ownsPools = replicas?.ownsPools ?? true
   }
 
+  #closing: Promise<void> | undefined
+
+  /**
+   * Ends the pools this instance owns (the primary and the replicas), once:
+   * called by the driver's `destroy()` and by the `createDb` instance's own
+   * `destroy()`, which must end them even when every query took the direct
+   * path (Kysely only destroys a driver it has used).
+   */
+  close(): Promise<void> {
+    if (!this.ownsPools) return Promise.resolve()
+    this.#closing ??= (async () => {
+      const router = this.router
+      router?.close()
+      await Promise.all([this.pool.end(), ...(router?.pools ?? []).map((p) => p.end())])
+    })()
+    return this.#closing
+  }
+
   /** The floor a read must respect now: `undefined` for none, `'primary'` while a write's position is unknown. */
   readFloor(): bigint | undefined | 'primary' {
     if (this.floor.primaryUntil > Date.now()) return 'primary'
@@ -458,10 +476,7 @@ class GuildstoreDriver extends PostgresDriver implements Driver {
   override async destroy(): Promise<void> {
     if (this.#destroyed) return
     this.#destroyed = true
-    if (!this.execution.ownsPools) return
-    const router = this.execution.router
-    router?.close()
-    await Promise.all([this.execution.pool.end(), ...(router?.pools ?? []).map((p) => p.end())])
+    await this.execution.close()
   }
 }
 

@@ -1,6 +1,6 @@
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
-import { createDb, createPool } from '../../src/index.ts'
+import { createDb, createPool, findUserByUsername } from '../../src/index.ts'
 import { useTestDatabase } from '../support/database.ts'
 
 const t = useTestDatabase()
@@ -103,6 +103,18 @@ describe('createDb', () => {
     } finally {
       await db.destroy()
     }
+  })
+
+  it('destroy() ends the pool even when every query went straight to it', async () => {
+    const pool = createPool({ connectionString: t.url, max: 2 })
+    const db = createDb(pool)
+    expect(await findUserByUsername(db, 'nobody-here')).toBeUndefined()
+    expect(pool.totalCount).toBe(1)
+    await db.destroy()
+    expect(pool.ended).toBe(true)
+    expect(pool.totalCount).toBe(0)
+    // A second destroy is a no-op, not "Called end on pool more than once".
+    await db.destroy()
   })
 
   it('can run without prepared statements (for transaction-mode poolers)', async () => {

@@ -22,6 +22,7 @@ import {
   makeChannel,
   makeDm,
   makeGuild,
+  makeGuildWithMember,
   makeMember,
   makeMessage,
   makeRole,
@@ -67,19 +68,7 @@ const missing = (flag: bigint) => (err: PermissionDeniedError) => {
 }
 
 /** A guild whose default role has exactly `perms`, with a member. */
-async function guildWith(perms: bigint) {
-  const o = await makeUser(t.db)
-  const g = await makeGuild(t.db, o.id)
-  await t.db
-    .updateTable('roles')
-    .set({ permissions: perms })
-    .where('id', '=', g.defaultRole.id)
-    .execute()
-  const u = await makeUser(t.db)
-  await makeMember(t.db, g.id, u.id)
-  const c = await makeChannel(t.db, g.id)
-  return { owner: o, guild: g, user: u, channel: c }
-}
+const guildWith = (perms: bigint) => makeGuildWithMember(t.db, perms)
 
 describe('sendMessage', () => {
   it('inserts for a member who may view and send, and returns the message', async () => {
@@ -618,6 +607,8 @@ describe('a revocation racing sends', () => {
   type World = Awaited<ReturnType<typeof guildWith>> & {
     role: { id: string }
     privateChannel: { id: string }
+    /** Not assigned; its overwrite denies SEND_MESSAGES in `channel`. */
+    muted: { id: string }
   }
   const revocations: [string, (w: World) => [string, unknown[]], (w: World) => string][] = [
     [
@@ -653,6 +644,19 @@ describe('a revocation racing sends', () => {
       (w) => w.privateChannel.id,
     ],
     [
+      'a role with a deny overwrite assigned (migration 0007)',
+      (w) => [
+        'insert into member_roles (guild_id, user_id, role_id) values ($1, $2, $3)',
+        [w.guild.id, w.user.id, w.muted.id],
+      ],
+      (w) => w.channel.id,
+    ],
+    [
+      'the channel made private (migration 0007)',
+      (w) => ['update channels set is_private = true where id = $1', [w.channel.id]],
+      (w) => w.channel.id,
+    ],
+    [
       'a member overwrite denying SEND_MESSAGES',
       (w) => [
         `insert into channel_overwrites (channel_id, guild_id, user_id, allow, deny)
@@ -677,7 +681,14 @@ describe('a revocation racing sends', () => {
         .insertInto('channel_members')
         .values({ channel_id: privateChannel.id, user_id: base.user.id, guild_id: base.guild.id })
         .execute()
-      const w: World = { ...base, role, privateChannel }
+      const muted = await makeRole(t.db, base.guild.id, { permissions: 0n })
+      await setChannelOverwrite(t.db, {
+        channel_id: base.channel.id,
+        role_id: muted.id,
+        allow: 0n,
+        deny: SEND_MESSAGES,
+      })
+      const w: World = { ...base, role, privateChannel, muted }
       if (name.startsWith('ownership')) {
         await t.db
           .updateTable('roles')

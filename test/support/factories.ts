@@ -132,6 +132,24 @@ export async function makeMessage(
     .executeTakeFirstOrThrow()
 }
 
+/**
+ * A guild whose default role (@everyone) has exactly `permissions`, with its
+ * owner, one plain member (`user`) and one public text channel.
+ */
+export async function makeGuildWithMember(db: Kysely<DB>, permissions: bigint) {
+  const owner = await makeUser(db)
+  const guild = await makeGuild(db, owner.id)
+  await db
+    .updateTable('roles')
+    .set({ permissions })
+    .where('id', '=', guild.defaultRole.id)
+    .execute()
+  const user = await makeUser(db)
+  await makeMember(db, guild.id, user.id)
+  const channel = await makeChannel(db, guild.id)
+  return { owner, guild, user, channel }
+}
+
 /** A DM between two users: its channels row, its pair row and both participants. */
 export async function makeDm(db: Kysely<DB>, userA: string, userB: string) {
   const [a, b] = userA < userB ? [userA, userB] : [userB, userA]
