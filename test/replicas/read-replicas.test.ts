@@ -20,11 +20,16 @@ import {
   findUserByUsername,
   InvalidInputError,
   newId,
+  PermissionDeniedError,
+  Permissions,
+  readChannelMessages,
   replicaStats,
   runMigrations,
+  updateRole,
   updateUser,
   withConsistencyToken,
 } from '../../src/index.ts'
+import { makeGuildWithMember, makeMessage } from '../support/factories.ts'
 import { waitFor } from '../support/local-servers.ts'
 import { type ReplicatedPair, startReplicatedPair } from '../support/private-replica.ts'
 
@@ -34,6 +39,7 @@ let replicaPool: pg.Pool
 /** Writes that do not go through any db under test ("another service"). */
 let outside: Kysely<DB>
 const dbs: Kysely<DB>[] = []
+const { VIEW_CHANNEL, READ_MESSAGE_HISTORY } = Permissions
 
 const pauseReplay = () => pair.query(pair.replica, 'SELECT pg_wal_replay_pause()')
 const resumeReplay = () => pair.query(pair.replica, 'SELECT pg_wal_replay_resume()')
@@ -183,6 +189,38 @@ describe('read replicas', () => {
     } finally {
       await resumeReplay()
     }
+  })
+
+  it('readChannelMessages: stored permissions are read on the replica; a miss runs the full rule on the primary', async () => {
+    // The world is written by another service and replicated first.
+    const w = await makeGuildWithMember(outside, VIEW_CHANNEL | READ_MESSAGE_HISTORY)
+    const message = await makeMessage(outside, w.channel.id, w.owner.id)
+    await pair.waitCaughtUp()
+    const db = replicated({ readYourWritesTimeoutMs: 2000 })
+    const read = () => readChannelMessages(db, { user_id: w.user.id, channel_id: w.channel.id })
+    const stats = () => structuredClone(replicaStats(db)!)
+    const first = stats()
+    // Nothing stored yet: the cached statement (a read) runs on the replica and
+    // misses; the full rule, which stores, is a write and runs on the primary.
+    expect((await read()).map((m) => m.id)).toEqual([message.id])
+    expect(stats().replicaReads).toBe(first.replicaReads + 1)
+    const stored = await outside
+      .selectFrom('channel_permission_cache')
+      .select('permissions')
+      .where('channel_id', '=', w.channel.id)
+      .where('user_id', '=', w.user.id)
+      .executeTakeFirst()
+    expect(stored?.permissions).toBe(VIEW_CHANNEL | READ_MESSAGE_HISTORY)
+    // Once replayed (the db waits for its own write), the replica alone answers.
+    const second = stats()
+    expect((await read()).map((m) => m.id)).toEqual([message.id])
+    expect(stats().replicaReads).toBe(second.replicaReads + 1)
+    expect(stats().primaryReads).toEqual(second.primaryReads)
+    // A revocation replicated to the replica: its stored value no longer
+    // decides there, and the full rule on the primary refuses.
+    await updateRole(outside, w.guild.defaultRole.id, { permissions: VIEW_CHANNEL })
+    await pair.waitCaughtUp()
+    await expect(read()).rejects.toBeInstanceOf(PermissionDeniedError)
   })
 
   it('a replica lagging beyond the bound is skipped', async () => {
