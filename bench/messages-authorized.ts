@@ -87,6 +87,14 @@ const dbGeneric = createDb(
     application_name: 'bench-gs-generic',
   }),
 )
+// The unchecked page on generic plans only: the fastest the page itself runs.
+const rawPoolGeneric = new pg.Pool({
+  connectionString: data.url,
+  max: POOL_MAX,
+  types: guildstoreTypeParsers,
+  options: '-c plan_cache_mode=force_generic_plan',
+  application_name: 'bench-raw-generic',
+})
 const rawPoolAsync = new pg.Pool({
   connectionString: asyncUrl,
   max: POOL_MAX,
@@ -309,6 +317,15 @@ const scenarios = [
         run: () =>
           readChannelMessages(dbGeneric, { user_id: author, channel_id: busiest, limit: 50 }),
       },
+      {
+        name: 'raw pg unchecked page, plan_cache_mode=force_generic_plan',
+        run: () =>
+          rawPoolGeneric.query({
+            name: 'bench_unchecked_page',
+            text: readCap!.sql,
+            values: [...readCap!.parameters],
+          }),
+      },
     ],
   },
   {
@@ -407,6 +424,7 @@ await Promise.all([
   dbAsync.destroy(),
   db2Async.destroy(),
   dbGeneric.destroy(),
+  rawPoolGeneric.end(),
   rawPoolAsync.end(),
 ])
 
@@ -471,6 +489,12 @@ const targets = [
     'readChannelMessages (force_generic_plan) vs raw unchecked page',
     ops(read, 'guildstore readChannelMessages, plan_cache_mode=force_generic_plan') /
       ops(read, 'raw pg unchecked page'),
+    0.9,
+  ),
+  target(
+    'readChannelMessages vs raw unchecked page, both on force_generic_plan',
+    ops(read, 'guildstore readChannelMessages, plan_cache_mode=force_generic_plan') /
+      ops(read, 'raw pg unchecked page, plan_cache_mode=force_generic_plan'),
     0.9,
   ),
   target(
