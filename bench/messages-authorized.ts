@@ -38,6 +38,10 @@ const quick = flag('--quick')
 const rounds = Number(option('--rounds') ?? (quick ? 3 : 5))
 const iters = (n: number) => (quick ? Math.max(40, Math.round(n / 10)) : n)
 const POOL_MAX = 16
+// Eight pools of up to 16 would pass a default max_connections of 100: a pool
+// not used by the running scenario closes its connections after this (longer
+// than a contender waits between its turns), and scenarios start after it.
+const IDLE_MS = 3000
 const log = (msg: string) => process.stderr.write(`[bench:authorized] ${msg}\n`)
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -46,16 +50,19 @@ const data = await ensureDataset({ params, rebuild })
 const gsPool = createPool({
   connectionString: data.url,
   max: POOL_MAX,
+  idleTimeoutMillis: IDLE_MS,
   application_name: 'bench-gs',
 })
 const twoPool = createPool({
   connectionString: data.url,
   max: POOL_MAX,
+  idleTimeoutMillis: IDLE_MS,
   application_name: 'bench-two',
 })
 const rawPool = new pg.Pool({
   connectionString: data.url,
   max: POOL_MAX,
+  idleTimeoutMillis: IDLE_MS,
   types: guildstoreTypeParsers,
   application_name: 'bench-raw',
 })
@@ -71,10 +78,20 @@ const asyncUrl = (() => {
   return u.toString()
 })()
 const dbAsync = createDb(
-  createPool({ connectionString: asyncUrl, max: POOL_MAX, application_name: 'bench-gs-async' }),
+  createPool({
+    connectionString: asyncUrl,
+    max: POOL_MAX,
+    idleTimeoutMillis: IDLE_MS,
+    application_name: 'bench-gs-async',
+  }),
 )
 const db2Async = createDb(
-  createPool({ connectionString: asyncUrl, max: POOL_MAX, application_name: 'bench-two-async' }),
+  createPool({
+    connectionString: asyncUrl,
+    max: POOL_MAX,
+    idleTimeoutMillis: IDLE_MS,
+    application_name: 'bench-two-async',
+  }),
 )
 // readChannelMessages on connections that always use the generic plan of a
 // prepared statement (see the note below: on a hot channel, PostgreSQL's
@@ -83,6 +100,7 @@ const dbGeneric = createDb(
   createPool({
     connectionString: data.url,
     max: POOL_MAX,
+    idleTimeoutMillis: IDLE_MS,
     options: '-c plan_cache_mode=force_generic_plan',
     application_name: 'bench-gs-generic',
   }),
@@ -91,6 +109,7 @@ const dbGeneric = createDb(
 const rawPoolGeneric = new pg.Pool({
   connectionString: data.url,
   max: POOL_MAX,
+  idleTimeoutMillis: IDLE_MS,
   types: guildstoreTypeParsers,
   options: '-c plan_cache_mode=force_generic_plan',
   application_name: 'bench-raw-generic',
@@ -98,6 +117,7 @@ const rawPoolGeneric = new pg.Pool({
 const rawPoolAsync = new pg.Pool({
   connectionString: asyncUrl,
   max: POOL_MAX,
+  idleTimeoutMillis: IDLE_MS,
   types: guildstoreTypeParsers,
   application_name: 'bench-raw-async',
 })
@@ -365,6 +385,7 @@ for (const s of scenarios) {
     ),
   )
   if (s.write) await cleanWrites()
+  await new Promise((r) => setTimeout(r, IDLE_MS + 500))
 }
 
 const plans = [

@@ -237,7 +237,7 @@ Peak RSS of the bench process: ${maxRssMiB.toFixed(0)} MiB. Scenario time ${scen
 function redisSection(r: ReportInput): string {
   const { redisSection, readStateSection, overwritesSection, authorizedSection, replicasSection } =
     r
-  return `${redisSection ? `## Redis rate limiter (bench/redis-limiter.ts)\n\n${redisSection}\n` : ''}${readStateSection ? `## Read state and catch-up\n\n${readStateSection}\n` : ''}${overwritesSection ? `## Channel permission overwrites (bench/scenarios/overwrites.ts)\n\n${overwritesSection}\n` : ''}${authorizedSection ? `## Authorized send and read, reactions (bench/messages-authorized.ts)\n\n${authorizedSection}\n` : ''}${replicasSection ? `## Read replicas (bench/replicas.ts)\n\n${replicasSection}\n` : ''}
+  return `${redisSection ? `## Redis rate limiter (bench/redis-limiter.ts)\n\n${redisSection}\n` : ''}${readStateSection ? `## Read state and catch-up\n\n${readStateSection}\n` : ''}${overwritesSection ? `## Channel permission overwrites (bench/scenarios/overwrites.ts)\n\n${overwritesSection}\n` : ''}${authorizedSection ? `${authorizedSection}\n` : ''}${replicasSection ? `## Read replicas (bench/replicas.ts)\n\n${replicasSection}\n` : ''}
 `
 }
 

@@ -42,6 +42,27 @@ CREATE TABLE channel_permission_cache (
 );
 CREATE INDEX channel_permission_cache_user_id_idx ON channel_permission_cache (user_id);
 
+-- The next message position of a channel, taken only while its access_version
+-- is `expected` (NULL when the position is not taken). The cached path of
+-- sendMessage calls it with the version it stored: the UPDATE locks the
+-- channel row like the messages_seq trigger does, and a version changed by a
+-- revocation that committed meanwhile no longer matches (READ COMMITTED
+-- re-checks this one-table WHERE on the newest row version, as cheaply as the
+-- trigger's), so nothing is written. The INSERT that follows gives the
+-- message this position, and the trigger leaves an explicit seq alone.
+CREATE FUNCTION guildstore_take_position(channel uuid, expected bigint) RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  taken bigint;
+BEGIN
+  UPDATE channels SET last_seq = last_seq + 1
+  WHERE id = channel AND access_version = expected
+  RETURNING last_seq INTO taken;
+  RETURN taken;
+END
+$$;
+
 -- Assigning roles that have deny overwrites: the channels of those overwrites.
 CREATE FUNCTION guildstore_touch_channels_roles_assigned() RETURNS trigger
 LANGUAGE plpgsql

@@ -1,5 +1,6 @@
 /** Keyset vs OFFSET at 90% depth, raw pg both: why history pages use a keyset. */
 import type pg from 'pg'
+import { messageColumns } from '../../src/repositories/messages.ts'
 import { runRaw } from '../capture.ts'
 import { explain } from '../explain.ts'
 import { type Contender, measure, type ScenarioResult } from '../harness.ts'
@@ -23,7 +24,9 @@ export async function keysetVsOffset(
   const keyset = prepared.find((p) => p.def.name.includes('90% depth'))
   const newest = prepared.find((p) => p.def.name.includes('newest page (busiest'))
   if (!keyset || !newest) return undefined
-  const offsetSql = `${newest.raw.sql} offset $3`
+  // The classic OFFSET page (guildstore's own page reads through an inner
+  // LIMIT 100, which an OFFSET appended to it would empty).
+  const offsetSql = `select ${messageColumns.map((c) => `"${c}"`).join(', ')} from "messages" where "channel_id" = $1 and "deleted_at" is null order by "seq" desc limit $2 offset $3`
   const offsetAt = Math.floor(ctx.live * 0.9)
   const contenders: Contender[] = [
     {

@@ -3905,33 +3905,34 @@ from
   left join i on true;
 
 -- messages.send_cached (prepared as "gs.messages.send_cached"; write)
-with
-  pos as (
-    update channels c
-    set
-      last_seq = c.last_seq + 1
-    from
-      channel_permission_cache a
-    where
-      c.id = $1::uuid
-      and a.channel_id = $2::uuid
-      and a.user_id = $3::uuid
-      and a.access_version = c.access_version
-      and (a.permissions & $4::int8) = $5::int8
-    returning
-      c.last_seq
-  )
 insert into
   messages (id, channel_id, author_id, reply_to, content, seq)
 select
-  $6::uuid,
-  $7::uuid,
-  $8::uuid,
+  $1::uuid,
+  $2::uuid,
+  $3::uuid,
   null,
-  $9::text,
-  pos.last_seq
+  $4::text,
+  pos.seq
 from
-  pos
+  (
+    select
+      guildstore_take_position (
+        $5::uuid,
+        (
+          select
+            a.access_version
+          from
+            channel_permission_cache a
+          where
+            a.channel_id = $6::uuid
+            and a.user_id = $7::uuid
+            and (~ a.permissions & $8::int8) = 0
+        )
+      ) as seq
+  ) pos
+where
+  pos.seq is not null
 returning
   id,
   channel_id,
@@ -3945,63 +3946,73 @@ returning
 
 -- messages.send_cached_refs (prepared as "gs.messages.send_cached_refs"; write)
 with
-  pos as (
-    update channels c
-    set
-      last_seq = c.last_seq + 1
-    from
-      channel_permission_cache a
-    where
-      c.id = $1::uuid
-      and a.channel_id = $2::uuid
-      and a.user_id = $3::uuid
-      and a.access_version = c.access_version
-      and (a.permissions & $4::int8) = $5::int8
-      and (
-        $6::uuid is null
-        or exists (
-          select
-            1
-          from
-            messages r
-          where
-            r.id = $7::uuid
-            and r.channel_id = $8::uuid
-            and r.deleted_at is null
-        )
-      )
-      and cardinality($9::uuid[]) = (
-        select
-          count(*)
-        from
-          roles r
-        where
-          r.guild_id = c.guild_id
-          and r.id = any ($10::uuid[])
-      )
-      and cardinality($11::uuid[]) = (
-        select
-          count(*)
-        from
-          users u
-        where
-          u.id = any ($12::uuid[])
-      )
-    returning
-      c.last_seq
-  ),
   i as (
     insert into
       messages (id, channel_id, author_id, reply_to, content, seq)
     select
-      $13::uuid,
-      $14::uuid,
-      $15::uuid,
-      $16::uuid,
-      $17::text,
-      pos.last_seq
+      $1::uuid,
+      $2::uuid,
+      $3::uuid,
+      $4::uuid,
+      $5::text,
+      pos.seq
     from
-      pos
+      (
+        select
+          guildstore_take_position (
+            $6::uuid,
+            (
+              select
+                a.access_version
+              from
+                channel_permission_cache a
+              where
+                a.channel_id = $7::uuid
+                and a.user_id = $8::uuid
+                and (~ a.permissions & $9::int8) = 0
+            )
+          ) as seq
+        where
+          (
+            $10::uuid is null
+            or exists (
+              select
+                1
+              from
+                messages r
+              where
+                r.id = $11::uuid
+                and r.channel_id = $12::uuid
+                and r.deleted_at is null
+            )
+          )
+          and cardinality($13::uuid[]) = (
+            select
+              count(*)
+            from
+              roles r
+            where
+              r.guild_id = (
+                select
+                  c.guild_id
+                from
+                  channels c
+                where
+                  c.id = $14::uuid
+              )
+              and r.id = any ($15::uuid[])
+          )
+          and cardinality($16::uuid[]) = (
+            select
+              count(*)
+            from
+              users u
+            where
+              u.id = any ($17::uuid[])
+          )
+      ) pos
+    where
+      pos.seq is not null
     returning
       id,
       channel_id,

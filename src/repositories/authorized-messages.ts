@@ -252,38 +252,41 @@ function cachedSend(refs: boolean) {
     ) => {
       // A reply or mentions: their references are checked in the same WHERE
       // (so the position is taken only when the insert happens).
-      const r = referencesSql(p, sql`c.guild_id`)
-      const refsOk = sql`
-    and ${r.reply} and ${r.roles} and ${r.users}`
+      const r = referencesSql(
+        p,
+        sql`(select c.guild_id from channels c where c.id = ${p.channel_id}::uuid)`,
+      )
+      // The stored version (read from the snapshot, before any lock) goes to
+      // guildstore_take_position (migration 0007), which takes the position
+      // only while the channel row still has that version. Its UPDATE is a
+      // one-table statement of its own, so when sends queue on a busy
+      // channel's row, the re-check after the wait costs what the position
+      // trigger's costs after a plain INSERT waited (an UPDATE in a CTE of this
+      // statement would re-initialize the whole statement's plan under the
+      // lock). References are checked first: no position is taken for a send
+      // that will not insert.
+      const refsOk = refs ? sql`\n  where ${r.reply} and ${r.roles} and ${r.users}` : sql``
+      // A subquery with a volatile call in its select list is not flattened:
+      // the function runs once, and the WHERE on its result decides the insert.
+      const insert = sql`insert into messages (id, channel_id, author_id, reply_to, content, seq)
+select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${refs ? sql`${p.reply_to}::uuid` : sql`null`}, ${p.content}::text, pos.seq
+from (
+  select guildstore_take_position(${p.channel_id}::uuid, (
+    select a.access_version from channel_permission_cache a
+    where a.channel_id = ${p.channel_id}::uuid and a.user_id = ${p.author_id}::uuid
+      and (~a.permissions & ${p.need}::int8) = 0
+  )) as seq${refsOk}
+) pos
+where pos.seq is not null
+returning ${insertedColumns}`
       return rawQuery(
         db,
         refs
-          ? sql<Message>`with pos as (
-  update channels c set last_seq = c.last_seq + 1
-  from channel_permission_cache a
-  where c.id = ${p.channel_id}::uuid
-    and a.channel_id = ${p.channel_id}::uuid and a.user_id = ${p.author_id}::uuid
-    and a.access_version = c.access_version and (a.permissions & ${p.need}::int8) = ${p.need}::int8${refsOk}
-  returning c.last_seq
-), i as (
-  insert into messages (id, channel_id, author_id, reply_to, content, seq)
-  select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text, pos.last_seq
-  from pos
-  returning ${insertedColumns}
+          ? sql<Message>`with i as (
+${insert}
 ), ${mentionsSql(p)}
 select ${returning} from i`
-          : sql<Message>`with pos as (
-  update channels c set last_seq = c.last_seq + 1
-  from channel_permission_cache a
-  where c.id = ${p.channel_id}::uuid
-    and a.channel_id = ${p.channel_id}::uuid and a.user_id = ${p.author_id}::uuid
-    and a.access_version = c.access_version and (a.permissions & ${p.need}::int8) = ${p.need}::int8
-  returning c.last_seq
-)
-insert into messages (id, channel_id, author_id, reply_to, content, seq)
-select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, null, ${p.content}::text, pos.last_seq
-from pos
-returning ${insertedColumns}`,
+          : sql<Message>`${insert}`,
       )
     },
   )

@@ -41,7 +41,7 @@ const { VIEW_CHANNEL, SEND_MESSAGES, READ_MESSAGE_HISTORY, MENTION_EVERYONE, ADM
 /** Which statements a call ran, by their shape. */
 type Kind = 'send_cached' | 'send_full' | 'read_cached' | 'read_fill' | 'read_plain' | 'other'
 function kindOf(text: string): Kind {
-  if (text.includes('set last_seq = c.last_seq + 1')) return 'send_cached'
+  if (text.includes('guildstore_take_position(')) return 'send_cached'
   if (text.includes('locked as (')) return 'send_full'
   if (text.includes("then 'ok' else 'miss' end as verdict")) return 'read_cached'
   if (text.includes('insert into channel_permission_cache')) return 'read_fill'
