@@ -571,10 +571,17 @@ if (flag('--write')) {
   const block = `${start}\n${section}\n${end}`
   const a = text.indexOf(start)
   const b = text.indexOf(end)
+  // A full `npm run bench` writes the section without markers: replace it
+  // from its heading to the next section's.
+  const heading = '## Authorized send and read, reactions (bench/messages-authorized.ts)'
+  const h = text.indexOf(heading)
+  const after = h >= 0 ? text.indexOf('\n## ', h + heading.length) : -1
   const next =
     a >= 0 && b > a
       ? `${text.slice(0, a)}${block}${text.slice(b + end.length)}`
-      : text.replace('## Query plans', `${block}\n\n## Query plans`)
+      : h >= 0 && after > h
+        ? `${text.slice(0, h)}${section.trimEnd()}\n${text.slice(after)}`
+        : text.replace('## Query plans', `${block}\n\n## Query plans`)
   await writeFile(file, next)
   log(`wrote the section into ${file}`)
 }
