@@ -37,9 +37,15 @@ select
       count(*)
     from
       roles r
-      join channels c on c.guild_id = r.guild_id
     where
-      c.id = $5::uuid
+      r.guild_id = (
+        select
+          c.guild_id
+        from
+          channels c
+        where
+          c.id = $5::uuid
+      )
       and r.id = any ($6::uuid[])
   ) as roles_ok,
   cardinality($7::uuid[]) = (
@@ -124,9 +130,15 @@ with
           count(*)
         from
           roles r
-          join channels c on c.guild_id = r.guild_id
         where
-          c.id = $10::uuid
+          r.guild_id = (
+            select
+              c.guild_id
+            from
+              channels c
+            where
+              c.id = $10::uuid
+          )
           and r.id = any ($11::uuid[])
       )
       and cardinality($12::uuid[]) = (
@@ -832,7 +844,7 @@ with
             a.channel_id = $1::uuid
             and a.user_id = $2::uuid
             and c.access_version = a.access_version
-            and (a.permissions & 66560::int8) = 66560::int8
+            and (~ a.permissions & 66560::int8) = 0
         ) then 'ok'
         else 'miss'
       end as verdict
@@ -1578,7 +1590,7 @@ with
             a.channel_id = $1::uuid
             and a.user_id = $2::uuid
             and c.access_version = a.access_version
-            and (a.permissions & 66560::int8) = 66560::int8
+            and (~ a.permissions & 66560::int8) = 0
         ) then 'ok'
         else 'miss'
       end as verdict
@@ -2353,7 +2365,7 @@ with
             a.channel_id = $1::uuid
             and a.user_id = $2::uuid
             and c.access_version = a.access_version
-            and (a.permissions & 66560::int8) = 66560::int8
+            and (~ a.permissions & 66560::int8) = 0
         ) then 'ok'
         else 'miss'
       end as verdict
@@ -3128,7 +3140,7 @@ with
             a.channel_id = $1::uuid
             and a.user_id = $2::uuid
             and c.access_version = a.access_version
-            and (a.permissions & 66560::int8) = 66560::int8
+            and (~ a.permissions & 66560::int8) = 0
         ) then 'ok'
         else 'miss'
       end as verdict

@@ -16,6 +16,17 @@ import {
   pageLimit,
 } from '../validation/index.ts'
 import {
+  afterBound,
+  beforeBound,
+  channelGuildSql,
+  MESSAGE_PAGE_DEFAULT,
+  MESSAGE_PAGE_MAX,
+  type MessageInsertParams,
+  mentionsSql,
+  PAGE_PLAN_ROWS,
+  referencesSql,
+} from './message-sql.ts'
+import {
   type Message,
   type MessageMentionsInput,
   messageColumns,
@@ -23,8 +34,6 @@ import {
 } from './messages.ts'
 
 const CONTENT = { min: 1, max: 4000 } as const
-const MESSAGE_PAGE_DEFAULT = 50
-const MESSAGE_PAGE_MAX = 100
 /** Attempts of {@link sendMessage} when the rows its check read changed under it. */
 const SEND_ATTEMPTS = 5
 
@@ -135,61 +144,13 @@ const bitsSql = sql`bits as materialized (
   end as p
 )`
 
-/**
- * The reference checks of a send, as three `bool` expressions: the reply target
- * is a live message of the channel, every mentioned role is a role of
- * `guildId` (the channel's guild), every mentioned user exists.
- */
-const referencesSql = (
-  p: { channel_id: string; reply_to: string | null; user_ids: string[]; role_ids: string[] },
-  guildId: RawBuilder<unknown>,
-) => ({
-  reply: sql<boolean>`(${p.reply_to}::uuid is null or exists (
-      select 1 from messages r
-      where r.id = ${p.reply_to}::uuid and r.channel_id = ${p.channel_id}::uuid and r.deleted_at is null
-    ))`,
-  roles: sql<boolean>`cardinality(${p.role_ids}::uuid[]) = (
-      select count(*) from roles r where r.guild_id = ${guildId} and r.id = any(${p.role_ids}::uuid[])
-    )`,
-  users: sql<boolean>`cardinality(${p.user_ids}::uuid[]) = (
-      select count(*) from users u where u.id = any(${p.user_ids}::uuid[])
-    )`,
-})
-
-/** `mentions`: the mention rows of the message inserted by CTE `i` (none when nothing was inserted). */
-const mentionsSql = (p: {
-  user_ids: string[]
-  role_ids: string[]
-  everyone: boolean
-}) => sql`mentions as (
-  insert into message_mentions (message_id, channel_id, seq, author_id, user_id, role_id, everyone)
-  select i.id, i.channel_id, i.seq, i.author_id, t.user_id, t.role_id, t.everyone
-  from i cross join (
-    select u as user_id, null::uuid as role_id, false as everyone from unnest(${p.user_ids}::uuid[]) u
-    union all select null::uuid, r, false from unnest(${p.role_ids}::uuid[]) r
-    union all select null::uuid, null::uuid, true where ${p.everyone}::boolean
-  ) t
-)`
-
-/** The bound values of the send statements. */
-interface SendParams {
-  id: string
-  channel_id: string
-  author_id: string
-  reply_to: string | null
-  content: string
-  user_ids: string[]
-  role_ids: string[]
-  everyone: boolean
-}
-
 // ONE statement: the check (the shared permission rule, for a DM the
 // participant and block rules), the version guard, the insert, which runs only
 // when the verdict is 'ok' and nothing the verdict read has changed, and the
 // refresh of the cached permissions. The final select reads verdict and refs
 // before stale, so the channel row is locked only after all the reading, for
 // the insert and the commit.
-const sendStatement = prepareQuery('messages.send_authorized', (db, p: SendParams) => {
+const sendStatement = prepareQuery('messages.send_authorized', (db, p: MessageInsertParams) => {
   const refsFull = referencesSql(p, sql`(select ctx.guild_id from ctx)`)
   return rawQuery(
     db,
@@ -222,7 +183,7 @@ const sendStatement = prepareQuery('messages.send_authorized', (db, p: SendParam
     and not (select stale from stale)
     and refs.reply_ok and refs.roles_ok and refs.users_ok
   returning ${insertedColumns}
-), ${mentionsSql(p)}, ${fillSql(p.author_id, sql`exists (select from i)`)}
+), ${mentionsSql(p, 'i')}, ${fillSql(p.author_id, sql`exists (select from i)`)}
 select verdict.verdict, stale.stale, refs.reply_ok, refs.roles_ok, refs.users_ok, ${returning}
 from verdict cross join refs cross join stale left join i on true`,
   )
@@ -245,17 +206,14 @@ function cachedSend(refs: boolean) {
     refs ? 'messages.send_cached_refs' : 'messages.send_cached',
     (
       db,
-      p: SendParams & {
+      p: MessageInsertParams & {
         /** The bits the send needs (`int8` as text). */
         need: string
       },
     ) => {
       // A reply or mentions: their references are checked in the same WHERE
       // (so the position is taken only when the insert happens).
-      const r = referencesSql(
-        p,
-        sql`(select c.guild_id from channels c where c.id = ${p.channel_id}::uuid)`,
-      )
+      const r = referencesSql(p, channelGuildSql(p.channel_id))
       // The stored version (read from the snapshot, before any lock) goes to
       // guildstore_take_position (migration 0007), which takes the position
       // only while the channel row still has that version. Its UPDATE is a
@@ -284,7 +242,7 @@ returning ${insertedColumns}`
         refs
           ? sql<Message>`with i as (
 ${insert}
-), ${mentionsSql(p)}
+), ${mentionsSql(p, 'i')}
 select ${returning} from i`
           : sql<Message>`${insert}`,
       )
@@ -437,29 +395,6 @@ type ReadRow = Message
 
 const pageColumns = sql.raw(messageColumns.map((c) => `m.${c}`).join(', '))
 
-// Cursor bounds exactly as listChannelMessages computes them (messages.ts): a
-// cursor id becomes its position `seq`; an id of no message of this channel
-// stands for the position after the newest live message with a smaller id.
-const MIN_SEQ = sql.raw('(-9223372036854775808)::int8')
-const afterBound = (channel_id: string, after: string) => sql<bigint>`(select coalesce(
-  (select k.seq from messages k where k.id = ${after}::uuid and k.channel_id = ${channel_id}::uuid),
-  (select k.seq from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${after}::uuid order by k.id desc limit 1),
-  ${MIN_SEQ}))`
-const beforeBound = (channel_id: string, before: string) => sql<bigint>`(select coalesce(
-  (select k.seq from messages k where k.id = ${before}::uuid and k.channel_id = ${channel_id}::uuid),
-  (select k.seq + 1 from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${before}::uuid order by k.id desc limit 1),
-  ${MIN_SEQ}))`
-
-/**
- * The page is read through an inner `LIMIT 100` (the largest page) under the
- * caller's `LIMIT $n`: the index scan still stops after n rows (a limit pulls
- * rows on demand), but the planner can cost the plan without knowing n. With
- * only `LIMIT $n`, a generic plan is costed for 10% of the channel's rows, so
- * on a busy channel PostgreSQL judges it worse than a custom plan and plans
- * the statement again on every call; with the constant it keeps one plan.
- */
-const PAGE_PLAN_ROWS = sql.raw(`${MESSAGE_PAGE_MAX}`)
-
 type Cursor = 'newest' | 'before' | 'after' | 'between'
 
 /**
@@ -500,7 +435,7 @@ function readStatement(cursor: Cursor, variant: ReadVariant) {
   select case when exists (
     select 1 from channel_permission_cache a join channels c on c.id = a.channel_id
     where a.channel_id = ${p.channel_id}::uuid and a.user_id = ${p.user_id}::uuid
-      and c.access_version = a.access_version and (a.permissions & ${READ_NEEDS}) = ${READ_NEEDS}
+      and c.access_version = a.access_version and (~a.permissions & ${READ_NEEDS}) = 0
   ) then 'ok' else 'miss' end as verdict
 )`
           : sql`ctx as materialized (

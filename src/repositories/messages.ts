@@ -20,6 +20,17 @@ import {
 } from '../validation/index.ts'
 import { type Attachment, attachmentColumns } from './attachments.ts'
 import { assertActingAs, writeAudit } from './internal.ts'
+import {
+  afterBound,
+  beforeBound,
+  channelGuildSql,
+  MESSAGE_PAGE_DEFAULT,
+  MESSAGE_PAGE_MAX,
+  type MessageInsertParams,
+  mentionsSql,
+  PAGE_PLAN_ROWS,
+  referencesSql,
+} from './message-sql.ts'
 
 /** The columns every message-returning function selects (not the internal `search`). */
 export const messageColumns = columnList<Messages>()([
@@ -64,10 +75,6 @@ const CONTENT = messageFields.content
 /** At most this many user ids, and as many role ids, in one message's mentions. */
 export const MENTIONS_MAX = 100
 
-/** Default and maximum page size of {@link listChannelMessages}. */
-const MESSAGE_PAGE_DEFAULT = 50
-const MESSAGE_PAGE_MAX = 100
-
 // One INSERT … SELECT: the reply target is checked in the same statement (one
 // round trip, no race with a concurrent delete of the target).
 const insertMessage = prepareQuery(
@@ -108,39 +115,19 @@ const insertMessage = prepareQuery(
 const RETURNING = sql.raw(messageColumns.map((c) => `m.${c}`).join(', '))
 const insertMessageWithMentions = prepareQuery(
   'messages.insert_with_mentions',
-  (
-    db,
-    p: {
-      id: string
-      channel_id: string
-      author_id: string
-      reply_to: string | null
-      content: string
-      user_ids: string[]
-      role_ids: string[]
-      everyone: boolean
-    },
-  ) =>
-    rawQuery(
+  (db, p: MessageInsertParams) => {
+    const r = referencesSql(p, channelGuildSql(p.channel_id))
+    return rawQuery(
       db,
       sql<Message>`with m as (
   insert into messages (id, channel_id, author_id, reply_to, content)
   select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text
-  where (${p.reply_to}::uuid is null or exists (select 1 from messages r where r.id = ${p.reply_to}::uuid and r.channel_id = ${p.channel_id}::uuid and r.deleted_at is null))
-    and cardinality(${p.role_ids}::uuid[]) = (select count(*) from roles r join channels c on c.guild_id = r.guild_id where c.id = ${p.channel_id}::uuid and r.id = any(${p.role_ids}::uuid[]))
-    and cardinality(${p.user_ids}::uuid[]) = (select count(*) from users u where u.id = any(${p.user_ids}::uuid[]))
+  where ${r.reply} and ${r.roles} and ${r.users}
   returning *
-), mentions as (
-  insert into message_mentions (message_id, channel_id, seq, author_id, user_id, role_id, everyone)
-  select m.id, m.channel_id, m.seq, m.author_id, t.user_id, t.role_id, t.everyone
-  from m cross join (
-    select u as user_id, null::uuid as role_id, false as everyone from unnest(${p.user_ids}::uuid[]) u
-    union all select null::uuid, r, false from unnest(${p.role_ids}::uuid[]) r
-    union all select null::uuid, null::uuid, true where ${p.everyone}::boolean
-  ) t
-)
+), ${mentionsSql(p, 'm')}
 select ${RETURNING} from m`,
-    ),
+    )
+  },
 )
 
 interface MessageRefsRow {
@@ -155,14 +142,13 @@ const checkMessageRefs = prepareQuery(
   (
     db,
     p: { channel_id: string; reply_to: string | null; user_ids: string[]; role_ids: string[] },
-  ) =>
-    rawQuery(
+  ) => {
+    const r = referencesSql(p, channelGuildSql(p.channel_id))
+    return rawQuery(
       db,
-      sql<MessageRefsRow>`select
-  (${p.reply_to}::uuid is null or exists (select 1 from messages r where r.id = ${p.reply_to}::uuid and r.channel_id = ${p.channel_id}::uuid and r.deleted_at is null)) as reply_ok,
-  cardinality(${p.role_ids}::uuid[]) = (select count(*) from roles r join channels c on c.guild_id = r.guild_id where c.id = ${p.channel_id}::uuid and r.id = any(${p.role_ids}::uuid[])) as roles_ok,
-  cardinality(${p.user_ids}::uuid[]) = (select count(*) from users u where u.id = any(${p.user_ids}::uuid[])) as users_ok`,
-    ),
+      sql<MessageRefsRow>`select ${r.reply} as reply_ok, ${r.roles} as roles_ok, ${r.users} as users_ok`,
+    )
+  },
 )
 
 const selectMentions = prepareQuery(
@@ -188,29 +174,9 @@ const selectMessageById = prepareQuery('messages.by_id', (db, p: { id: string })
 // History pages: four static shapes, each an index scan of the partial index
 // messages_channel_id_seq_live_idx (channel_id, seq) WHERE deleted_at IS NULL
 // (the literal `deleted_at is null` in every WHERE makes the partial index
-// match), reading at most `limit` index entries whatever the history depth.
-// A cursor is a message id, translated to its position in the same statement
-// (a primary-key probe, an InitPlan whose result bounds the index scan). An id
-// that names no message of this channel stands for the position just after
-// the newest live message with a smaller id (the 0.1.0 meaning, by id).
-const MIN_SEQ = sql.raw('(-9223372036854775808)::int8')
-const afterBound = (channel_id: string, after: string) => sql<bigint>`(select coalesce(
-  (select k.seq from messages k where k.id = ${after}::uuid and k.channel_id = ${channel_id}::uuid),
-  (select k.seq from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${after}::uuid order by k.id desc limit 1),
-  ${MIN_SEQ}))`
-const beforeBound = (channel_id: string, before: string) => sql<bigint>`(select coalesce(
-  (select k.seq from messages k where k.id = ${before}::uuid and k.channel_id = ${channel_id}::uuid),
-  (select k.seq + 1 from messages k where k.channel_id = ${channel_id}::uuid and k.deleted_at is null and k.id < ${before}::uuid order by k.id desc limit 1),
-  ${MIN_SEQ}))`
-
-// Each page is read through an inner `LIMIT 100` (the largest page) under the
-// caller's `LIMIT $n`: the index scan still stops after n rows (a limit pulls
-// rows on demand, and the outer ORDER BY is the inner one, so no Sort node),
-// but the planner can cost the plan without knowing n. With only `LIMIT $n`,
-// a generic plan is costed for 10% of the channel's rows, so on a busy channel
-// PostgreSQL judged it worse than a custom plan and planned the statement
-// again on every call; with the constant it keeps one plan per connection.
-const PAGE_PLAN_ROWS = sql.lit(MESSAGE_PAGE_MAX)
+// match), reading at most `limit` index entries whatever the history depth,
+// through the inner LIMIT of PAGE_PLAN_ROWS (message-sql.ts). Cursor bounds:
+// afterBound / beforeBound (message-sql.ts).
 
 /** Live messages of one channel, as the history pages narrow them. */
 type ChannelHistory = SelectQueryBuilder<DB, 'messages', object>
