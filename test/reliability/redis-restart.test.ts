@@ -35,7 +35,7 @@ afterAll(async () => {
 })
 
 describe('Redis killed and restarted under load', () => {
-  it('limiter fails typed while down and works after; the subscription resumes and loses no acknowledged event', async () => {
+  it('limiter fails typed while down and works after; the subscription resumes and loses no event acknowledged outside the last moment before a kill', async () => {
     const crashes = watchProcessCrashes()
     try {
       redis = createRedis({ url: server.url })
@@ -55,6 +55,9 @@ describe('Redis killed and restarted under load', () => {
       let stop = false
       let seq = 0
       const acknowledged: string[] = []
+      /** When each acknowledged publish returned, and when each kill was sent. */
+      const ackedAt = new Map<string, number>()
+      const kills: number[] = []
       const limiterFailures: unknown[] = []
       const publishFailures: unknown[] = []
       let checks = 0
@@ -77,7 +80,10 @@ describe('Redis killed and restarted under load', () => {
               channel_id: 'rel-chan',
               user_id: id,
             })
-            if (receivers > 0) acknowledged.push(id)
+            if (receivers > 0) {
+              acknowledged.push(id)
+              ackedAt.set(id, Date.now())
+            }
           } catch (error) {
             publishFailures.push(error)
           }
@@ -95,6 +101,7 @@ describe('Redis killed and restarted under load', () => {
       try {
         await untilServing()
         for (let round = 0; round < 2; round++) {
+          kills.push(Date.now())
           await server.stop('SIGKILL')
           await waitFor(() => limiterFailures.length > round * 2 + 2, 30_000, 10)
           await sleep(300)
@@ -122,8 +129,16 @@ describe('Redis killed and restarted under load', () => {
       expect(allowedAfterRestart[2]).toBeGreaterThanOrEqual(20)
 
       // Delivery: every acknowledged publish arrived, none twice.
+      // PUBLISH counts a receiver once the event is in that connection's output
+      // buffer; a SIGKILL in the next moment loses what was not yet written to
+      // the socket (pub/sub keeps nothing, docs/scaling.md). Only such an event,
+      // acknowledged under 250 ms before a kill, may be missing, and only a few.
       await waitFor(() => acknowledged.every((id) => received.includes(id)), 30_000).catch(() => {})
-      expect(acknowledged.filter((id) => !received.includes(id))).toEqual([])
+      const missing = acknowledged.filter((id) => !received.includes(id))
+      const killedInFlight = (id: string) =>
+        kills.some((k) => k >= (ackedAt.get(id) ?? 0) && k - (ackedAt.get(id) ?? 0) < 250)
+      expect(missing.filter((id) => !killedInFlight(id))).toEqual([])
+      expect(missing.length).toBeLessThanOrEqual(kills.length * 4)
       expect(new Set(received).size).toBe(received.length)
       expect(crashes.errors).toEqual([])
       console.info(
