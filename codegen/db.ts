@@ -151,6 +151,12 @@ export interface Guilds {
   updated_at: Generated<Timestamp>;
 }
 
+export interface GuildstoreAccessEpochs {
+  scope_a: string;
+  scope_b: string;
+  version: Generated<bigint>;
+}
+
 export interface MemberRoles {
   guild_id: string;
   role_id: string;
@@ -271,6 +277,7 @@ export interface DB {
   guild_invites: GuildInvites;
   guild_members: GuildMembers;
   guilds: Guilds;
+  guildstore_access_epochs: GuildstoreAccessEpochs;
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
   message_edits: MessageEdits;

@@ -1,0 +1,491 @@
+/**
+ * The revocation matrix of issue 22: every change that can revoke × every
+ * concurrent writer × caller isolation levels × every order of their steps,
+ * with a victim's sends and reads (which fill the stored permissions) at each
+ * point of the order. Oracle: once both transactions ended, every send and
+ * read of the victim agrees with computePermissions (or, in a DM, the DM rule)
+ * on a fresh snapshot, and no step failed with an untyped error.
+ *
+ * CI runs a seeded sample (GUILDSTORE_RACE_SAMPLE runs, default 160, seed
+ * GUILDSTORE_RACE_SEED); `node scripts/race-matrix.ts` runs all of it.
+ * GUILDSTORE_RACE_BEFORE=0008 builds the database from the migrations before
+ * 0008 (the 0.2 triggers), to show what the matrix catches there.
+ */
+import { cpSync, mkdtempSync, readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type Kysely, sql } from 'kysely'
+import {
+  addGuildMember,
+  assignRole,
+  banMember,
+  blockUser,
+  computePermissions,
+  createChannel,
+  type DB,
+  defaultMigrationsDirectory,
+  deleteChannelOverwrite,
+  deleteRole,
+  findOrCreateDmChannel,
+  GuildstoreError,
+  hasPermission,
+  Permissions,
+  readChannelMessages,
+  removeChannelMember,
+  removeGuildMember,
+  sendMessage,
+  setChannelOverwrite,
+  transferGuildOwnership,
+  unassignRole,
+  updateChannel,
+  updateRole,
+} from '../../src/index.ts'
+import { createTestDatabase, type TestDatabase } from '../../src/testing/index.ts'
+import { testDatabaseUrl } from './env.ts'
+import { makeChannel, makeDm, makeGuild, makeMember, makeRole, makeUser } from './factories.ts'
+import {
+  allOrders,
+  type Interleaver,
+  type RunResult,
+  type SessionIsolation,
+  type SessionSpec,
+  stepNames,
+} from './interleave.ts'
+
+const { VIEW_CHANNEL, SEND_MESSAGES, READ_MESSAGE_HISTORY } = Permissions
+const NO_SEND = Permissions.VIEW_CHANNEL | Permissions.READ_MESSAGE_HISTORY
+
+/** The world of one run. */
+interface World {
+  guild: string
+  everyone: string
+  owner: string
+  victim: string
+  /** Another user (no guild membership): the target of row-moving UPDATEs. */
+  spare: string
+  /** Another member of the guild: the target of a moved private-channel membership. */
+  spareMember: string
+  /** Users the victim has or may get a DM with. */
+  dmPartner: string
+  newDmPartner: string
+  speaker: string
+  muted: string
+  c1: string
+  c2: string
+  p1: string
+  dm: string
+  overwrite?: { channel_id: string; user_id: string }
+}
+
+interface Revocation {
+  name: string
+  /** A host's plain SQL, not a guildstore call: its driver errors are not guildstore's to type. */
+  plainSql?: boolean
+  /** Changes the world before the run so that `revoke` takes something away. */
+  setup?: (db: Kysely<DB>, w: World) => Promise<void>
+  revoke: (db: Kysely<DB>, w: World) => Promise<unknown>
+}
+
+interface Writer {
+  name: string
+  write: (db: Kysely<DB>, w: World) => Promise<unknown>
+}
+
+/** @everyone without SEND; the victim sends through the `speaker` role only. */
+const speakerOnly = async (db: Kysely<DB>, w: World) => {
+  await db.updateTable('roles').set({ permissions: NO_SEND }).where('id', '=', w.everyone).execute()
+  await db
+    .insertInto('member_roles')
+    .values({ guild_id: w.guild, user_id: w.victim, role_id: w.speaker })
+    .execute()
+}
+
+export const REVOCATIONS: Revocation[] = [
+  {
+    name: 'role bits lost',
+    revoke: (db, w) => updateRole(db, w.everyone, { permissions: NO_SEND }),
+  },
+  { name: 'role deleted', setup: speakerOnly, revoke: (db, w) => deleteRole(db, w.speaker) },
+  {
+    name: 'role unassigned',
+    setup: speakerOnly,
+    revoke: (db, w) =>
+      unassignRole(db, { guild_id: w.guild, user_id: w.victim, role_id: w.speaker }),
+  },
+  {
+    name: 'member removed',
+    revoke: (db, w) => removeGuildMember(db, { guild_id: w.guild, user_id: w.victim }),
+  },
+  { name: 'banned', revoke: (db, w) => banMember(db, { guild_id: w.guild, user_id: w.victim }) },
+  {
+    name: 'ownership transferred',
+    setup: async (db, w) => {
+      await db
+        .updateTable('roles')
+        .set({ permissions: NO_SEND })
+        .where('id', '=', w.everyone)
+        .execute()
+      await db.updateTable('guilds').set({ owner_id: w.victim }).where('id', '=', w.guild).execute()
+    },
+    revoke: (db, w) => transferGuildOwnership(db, { guild_id: w.guild, new_owner_id: w.owner }),
+  },
+  {
+    name: 'overwrite set',
+    revoke: (db, w) =>
+      setChannelOverwrite(db, {
+        channel_id: w.c1,
+        role_id: w.everyone,
+        allow: 0n,
+        deny: SEND_MESSAGES,
+      }),
+  },
+  {
+    name: 'overwrite deleted',
+    setup: async (db, w) => {
+      await db
+        .updateTable('roles')
+        .set({ permissions: NO_SEND })
+        .where('id', '=', w.everyone)
+        .execute()
+      await db
+        .insertInto('channel_overwrites')
+        .values({ channel_id: w.c1, guild_id: w.guild, user_id: w.victim, allow: SEND_MESSAGES })
+        .execute()
+    },
+    revoke: (db, w) => deleteChannelOverwrite(db, { channel_id: w.c1, user_id: w.victim }),
+  },
+  {
+    name: 'channel made private',
+    revoke: (db, w) => updateChannel(db, w.c1, { is_private: true }),
+  },
+  {
+    name: 'private member removed',
+    revoke: (db, w) => removeChannelMember(db, { channel_id: w.p1, user_id: w.victim }),
+  },
+  {
+    name: 'DM block',
+    revoke: async (db, w) => {
+      await blockUser(db, { user_id: w.dmPartner, blocked_user_id: w.victim })
+      await blockUser(db, { user_id: w.newDmPartner, blocked_user_id: w.victim })
+    },
+  },
+  {
+    name: 'DM participant removed',
+    plainSql: true,
+    revoke: (db, w) => sql`delete from dm_participants where user_id = ${w.victim}`.execute(db),
+  },
+  {
+    name: 'assignment moved (UPDATE member_roles)',
+    plainSql: true,
+    setup: speakerOnly,
+    revoke: (db, w) =>
+      sql`update member_roles set role_id = ${w.muted} where user_id = ${w.victim} and role_id = ${w.speaker}`.execute(
+        db,
+      ),
+  },
+  {
+    name: 'membership moved (UPDATE guild_members)',
+    plainSql: true,
+    // Rows that reference the membership would refuse the move (no ON UPDATE CASCADE).
+    setup: async (db, w) => {
+      await db.deleteFrom('channel_members').where('user_id', '=', w.victim).execute()
+    },
+    revoke: (db, w) =>
+      sql`update guild_members set user_id = ${w.spare} where guild_id = ${w.guild} and user_id = ${w.victim}`.execute(
+        db,
+      ),
+  },
+  {
+    name: 'private member moved (UPDATE channel_members)',
+    plainSql: true,
+    revoke: (db, w) =>
+      sql`update channel_members set user_id = ${w.spareMember} where channel_id = ${w.p1} and user_id = ${w.victim}`.execute(
+        db,
+      ),
+  },
+  {
+    name: 'DM participant moved (UPDATE dm_participants)',
+    plainSql: true,
+    revoke: (db, w) =>
+      sql`update dm_participants set user_id = ${w.spare} where user_id = ${w.victim}`.execute(db),
+  },
+  {
+    name: 'denied role assigned',
+    setup: async (db, w) => {
+      await db
+        .insertInto('channel_overwrites')
+        .values({ channel_id: w.c1, guild_id: w.guild, role_id: w.muted, deny: SEND_MESSAGES })
+        .execute()
+    },
+    revoke: (db, w) => assignRole(db, { guild_id: w.guild, user_id: w.victim, role_id: w.muted }),
+  },
+]
+
+export const WRITERS: Writer[] = [
+  {
+    name: 'channel created',
+    write: (db, w) => createChannel(db, { guild_id: w.guild, name: 'fresh', type: 'text' }),
+  },
+  {
+    name: 'deny overwrite created',
+    write: (db, w) =>
+      setChannelOverwrite(db, {
+        channel_id: w.c2,
+        role_id: w.muted,
+        allow: 0n,
+        deny: SEND_MESSAGES,
+      }),
+  },
+  {
+    name: 'role assigned',
+    write: (db, w) => assignRole(db, { guild_id: w.guild, user_id: w.victim, role_id: w.muted }),
+  },
+  {
+    name: 'member joined',
+    write: (db, w) => addGuildMember(db, { guild_id: w.guild, user_id: w.victim }),
+  },
+  {
+    name: 'DM created',
+    write: (db, w) =>
+      findOrCreateDmChannel(db, { user_id: w.victim, other_user_id: w.newDmPartner }),
+  },
+]
+
+export const ISOLATIONS: Exclude<SessionIsolation, 'autocommit'>[] = [
+  'read committed',
+  'repeatable read',
+  'serializable',
+]
+
+/** The victim's channels now: the guild's and its DMs. */
+async function victimChannels(db: Kysely<DB>, w: World) {
+  const guild = await db
+    .selectFrom('channels')
+    .select('id')
+    .where('guild_id', '=', w.guild)
+    .execute()
+  const dms = await db
+    .selectFrom('dm_channels')
+    .select(['id', 'user_a', 'user_b'])
+    .where((eb) => eb.or([eb('user_a', '=', w.victim), eb('user_b', '=', w.victim)]))
+    .execute()
+  return { guild: guild.map((c) => c.id), dms }
+}
+
+async function trySend(db: Kysely<DB>, w: World, channel_id: string) {
+  try {
+    await sendMessage(db, { channel_id, author_id: w.victim, content: 'x' })
+    return true
+  } catch (error) {
+    if (!(error instanceof GuildstoreError)) throw error
+    return false
+  }
+}
+
+async function tryRead(db: Kysely<DB>, w: World, channel_id: string) {
+  try {
+    await readChannelMessages(db, { user_id: w.victim, channel_id, limit: 1 })
+    return true
+  } catch (error) {
+    if (!(error instanceof GuildstoreError)) throw error
+    return false
+  }
+}
+
+/** The victim sends and reads everywhere it may have been (this fills the stored permissions). */
+async function fill(db: Kysely<DB>, w: World) {
+  const { guild, dms } = await victimChannels(db, w)
+  for (const id of [...guild, ...dms.map((d) => d.id)]) {
+    await trySend(db, w, id)
+    await tryRead(db, w, id)
+  }
+}
+
+/** Disagreements between the victim's calls and the rule on a fresh snapshot. */
+async function oracle(db: Kysely<DB>, w: World): Promise<string[]> {
+  const wrong: string[] = []
+  const { guild, dms } = await victimChannels(db, w)
+  for (const id of guild) {
+    const perms = await computePermissions(db, {
+      guild_id: w.guild,
+      user_id: w.victim,
+      channel_id: id,
+    })
+    const view = hasPermission(perms, VIEW_CHANNEL)
+    const send = await trySend(db, w, id)
+    const read = await tryRead(db, w, id)
+    if (send !== (view && hasPermission(perms, SEND_MESSAGES)))
+      wrong.push(`guild channel send=${send}, rule ${perms}`)
+    if (read !== (view && hasPermission(perms, READ_MESSAGE_HISTORY)))
+      wrong.push(`guild channel read=${read}, rule ${perms}`)
+  }
+  for (const dm of dms) {
+    const other = dm.user_a === w.victim ? dm.user_b : dm.user_a
+    const participant = await db
+      .selectFrom('dm_participants')
+      .select('user_id')
+      .where('channel_id', '=', dm.id)
+      .where('user_id', '=', w.victim)
+      .executeTakeFirst()
+    const blocked = await db
+      .selectFrom('friendships')
+      .select('status')
+      .where('status', '=', 'blocked')
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('user_id', '=', w.victim), eb('friend_id', '=', other)]),
+          eb.and([eb('user_id', '=', other), eb('friend_id', '=', w.victim)]),
+        ]),
+      )
+      .executeTakeFirst()
+    const send = await trySend(db, w, dm.id)
+    const read = await tryRead(db, w, dm.id)
+    if (send !== (participant !== undefined && blocked === undefined))
+      wrong.push(`DM send=${send}, participant=${participant !== undefined}, blocked=${!!blocked}`)
+    if (read !== (participant !== undefined)) wrong.push(`DM read=${read}`)
+  }
+  const bannedMembers = await sql<{ n: number }>`select count(*)::int as n from guild_members m
+    join guild_bans b on b.guild_id = m.guild_id and b.user_id = m.user_id
+    where b.expires_at is null or b.expires_at > now()`.execute(db)
+  if ((bannedMembers.rows[0]?.n ?? 0) > 0) wrong.push('a banned user is a member')
+  return wrong
+}
+
+async function makeWorld(db: Kysely<DB>): Promise<World> {
+  const owner = await makeUser(db)
+  const victim = await makeUser(db)
+  const spare = await makeUser(db)
+  const spareMember = await makeUser(db)
+  const dmPartner = await makeUser(db)
+  const newDmPartner = await makeUser(db)
+  const guild = await makeGuild(db, owner.id)
+  await makeMember(db, guild.id, victim.id)
+  await makeMember(db, guild.id, spareMember.id)
+  const speaker = await makeRole(db, guild.id, {
+    permissions: VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY,
+  })
+  const muted = await makeRole(db, guild.id, { permissions: 0n })
+  const c1 = await makeChannel(db, guild.id)
+  const c2 = await makeChannel(db, guild.id)
+  const p1 = await makeChannel(db, guild.id, { is_private: true })
+  await db
+    .insertInto('channel_members')
+    .values({ channel_id: p1.id, guild_id: guild.id, user_id: victim.id })
+    .execute()
+  const dm = await makeDm(db, victim.id, dmPartner.id)
+  return {
+    guild: guild.id,
+    everyone: guild.defaultRole.id,
+    owner: owner.id,
+    victim: victim.id,
+    spare: spare.id,
+    spareMember: spareMember.id,
+    dmPartner: dmPartner.id,
+    newDmPartner: newDmPartner.id,
+    speaker: speaker.id,
+    muted: muted.id,
+    c1: c1.id,
+    c2: c2.id,
+    p1: p1.id,
+    dm: dm.id,
+  }
+}
+
+/** One cell of the matrix: a revocation, a writer, an isolation level, an order. */
+export interface Cell {
+  revocation: Revocation
+  writer: Writer
+  isolation: Exclude<SessionIsolation, 'autocommit'>
+  order: string[]
+}
+
+function sessionsFor(cell: Omit<Cell, 'order'>, w: World): SessionSpec[] {
+  // Under READ COMMITTED a transaction has no snapshot of its own to take:
+  // the `snap` step exists only under the snapshot levels.
+  const snap =
+    cell.isolation === 'read committed'
+      ? []
+      : [{ name: 'snap', run: (db: Kysely<DB>) => sql`select 1`.execute(db) }]
+  return [
+    {
+      name: 'r',
+      isolation: cell.isolation,
+      steps: [...snap, { name: 'revoke', run: (db) => cell.revocation.revoke(db, w) }],
+    },
+    {
+      name: 'w',
+      isolation: cell.isolation,
+      steps: [...snap, { name: 'write', run: (db) => cell.writer.write(db, w) }],
+    },
+    { name: 'f', isolation: 'autocommit', steps: [{ name: 'fill', run: (db) => fill(db, w) }] },
+  ]
+}
+
+/** Every cell of the matrix, in a fixed order. */
+export function allCells(): Cell[] {
+  const cells: Cell[] = []
+  const dummy = {} as World
+  for (const revocation of REVOCATIONS)
+    for (const writer of WRITERS)
+      for (const isolation of ISOLATIONS) {
+        const lists = sessionsFor({ revocation, writer, isolation }, dummy).map(stepNames)
+        for (const order of allOrders(lists)) cells.push({ revocation, writer, isolation, order })
+      }
+  return cells
+}
+
+/** A seeded sample (mulberry32), the same cells for the same seed. */
+export function sampleCells(cells: Cell[], n: number, seed: number): Cell[] {
+  let a = seed >>> 0
+  const rnd = () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const copy = [...cells]
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1))
+    ;[copy[i], copy[j]] = [copy[j] as Cell, copy[i] as Cell]
+  }
+  return copy.slice(0, Math.min(n, copy.length))
+}
+
+/** Runs one cell in a new world; returns what went wrong (empty: it held). */
+export async function runCell(
+  db: Kysely<DB>,
+  h: Interleaver,
+  cell: Cell,
+): Promise<{ wrong: string[]; result: RunResult }> {
+  const w = await makeWorld(db)
+  await cell.revocation.setup?.(db, w)
+  const result = await h.run(sessionsFor(cell, w), cell.order)
+  const wrong: string[] = []
+  for (const o of result.outcomes) {
+    const plain = o.step.startsWith('r.') && cell.revocation.plainSql
+    if (o.error !== undefined && !plain && !(o.error instanceof GuildstoreError)) {
+      wrong.push(`${o.step}: untyped error ${String(o.error)}`)
+    }
+  }
+  wrong.push(...(await oracle(db, w)))
+  return { wrong, result }
+}
+
+/** The database of this file: from the migrations before GUILDSTORE_RACE_BEFORE when set. */
+export async function raceDatabase(): Promise<TestDatabase> {
+  const before = process.env.GUILDSTORE_RACE_BEFORE
+  let migrationsDirectory: string | undefined
+  if (before) {
+    migrationsDirectory = mkdtempSync(join(tmpdir(), 'guildstore-race-'))
+    for (const f of readdirSync(defaultMigrationsDirectory())) {
+      if (f.endsWith('.sql') && f < before)
+        cpSync(join(defaultMigrationsDirectory(), f), join(migrationsDirectory, f))
+    }
+  }
+  return createTestDatabase({
+    url: testDatabaseUrl(),
+    pool: { max: 4 },
+    ...(migrationsDirectory ? { migrationsDirectory } : {}),
+  })
+}
