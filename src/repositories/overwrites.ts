@@ -170,7 +170,8 @@ const NEUTRAL: Bits = { allow: 0n, deny: 0n }
  *   bits changed but not held.
  */
 function assertMayChangeBits(permissions: bigint, before: Bits, after: Bits): void {
-  const changed = (before.allow ^ after.allow) | (before.deny ^ after.deny)
+  // BigInt(): int8 may arrive as a string on a pool without guildstore's parsers.
+  const changed = (BigInt(before.allow) ^ after.allow) | (BigInt(before.deny) ^ after.deny)
   const missing = changed & ~permissions
   if (missing !== 0n) {
     throw new PermissionDeniedError(
@@ -178,6 +179,36 @@ function assertMayChangeBits(permissions: bigint, before: Bits, after: Bits): vo
       { reason: 'missing_permission', permission: missing },
     )
   }
+}
+
+/**
+ * In the transaction of an overwrite change, after the channel's lock: with an
+ * actor, `authorize` (`MANAGE_ROLES` in the channel, the hierarchy; its locks
+ * come first, in their order), then the overwrite row, locked, and the flags
+ * whose state goes from it to `after` checked against what the actor holds.
+ *
+ * @returns the overwrite as it is before the change (`undefined`: none).
+ */
+async function lockForChange(
+  trx: Kysely<DB>,
+  as: ActingAs | undefined,
+  guild_id: string,
+  key: { channel_id: string; role_id: string | null; user_id: string | null },
+  after: Bits,
+): Promise<ChannelOverwrite | undefined> {
+  const actor = as
+    ? await authorize(trx, {
+        guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        channel_id: key.channel_id,
+        role_ids: key.role_id === null ? [] : [key.role_id],
+        target_user_id: key.user_id ?? undefined,
+      })
+    : undefined
+  const before = await selectOverwrite.executeTakeFirst(trx, key)
+  if (actor) assertMayChangeBits(actor.permissions, before ?? NEUTRAL, after)
+  return before
 }
 
 /**
@@ -230,19 +261,8 @@ export async function setChannelOverwrite(
   return inTransaction(db, async (trx) => {
     const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
     if (!channel?.guild_id) throw new NotFoundError('channel not found', { entity: 'channel' })
-    // authorize first (its lock order: guild, roles, …), then the overwrite row.
-    const actor = as
-      ? await authorize(trx, {
-          guild_id: channel.guild_id,
-          actor_id: as.actor_id,
-          permission: Permissions.MANAGE_ROLES,
-          channel_id,
-          role_ids: role_id === null ? [] : [role_id],
-          target_user_id: user_id ?? undefined,
-        })
-      : undefined
-    const before = await selectOverwrite.executeTakeFirst(trx, { channel_id, role_id, user_id })
-    if (actor) assertMayChangeBits(actor.permissions, before ?? NEUTRAL, { allow, deny })
+    const key = { channel_id, role_id, user_id }
+    const before = await lockForChange(trx, as, channel.guild_id, key, { allow, deny })
     const params = {
       id: newId(),
       channel_id,
@@ -299,18 +319,8 @@ export async function deleteChannelOverwrite(
   return inTransaction(db, async (trx) => {
     const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
     if (!channel?.guild_id) return false
-    if (as) {
-      const actor = await authorize(trx, {
-        guild_id: channel.guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_ROLES,
-        channel_id,
-        role_ids: role_id === null ? [] : [role_id],
-        target_user_id: user_id ?? undefined,
-      })
-      const before = await selectOverwrite.executeTakeFirst(trx, { channel_id, role_id, user_id })
-      if (before) assertMayChangeBits(actor.permissions, before, NEUTRAL)
-    }
+    if (as)
+      await lockForChange(trx, as, channel.guild_id, { channel_id, role_id, user_id }, NEUTRAL)
     const row = await deleteOverwrite.executeTakeFirst(trx, { channel_id, role_id, user_id })
     if (!row) return false
     await writeAudit(trx, as, {
