@@ -30,8 +30,7 @@
 -- rather than trust that argument: nothing can make the migration fail on it.
 SET LOCAL lock_timeout = '10s';
 
--- The canonical form of a stored (already validated) reaction emoji; the
--- custom-emoji pattern is normalizeEmoji's.
+-- The canonical form of a stored (already validated) reaction emoji.
 CREATE FUNCTION guildstore_canonical_emoji(emoji text) RETURNS text
 LANGUAGE plpgsql
 IMMUTABLE STRICT PARALLEL SAFE
@@ -62,29 +61,48 @@ DECLARE
   custom text[];
   id text;
 BEGIN
-  custom := regexp_match(emoji,
-    '^(?:<(?:a?:)?([A-Za-z0-9_]{2,32}):([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9]{1,20})>'
-    '|([A-Za-z0-9_]{2,32}):([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9]{1,20}))$');
-  IF custom IS NOT NULL THEN
-    id := coalesce(custom[2], custom[4]);
-    IF id ~ '^[0-9]+$' THEN
-      id := coalesce(nullif(ltrim(id, '0'), ''), '0');
-    ELSE
-      id := lower(id);
+  -- Cheap tests first: most emojis hold neither a colon nor a U+FE0F.
+  IF strpos(emoji, ':') = 0 THEN
+    IF strpos(emoji, chr(65039)) = 0 THEN
+      RETURN emoji;
     END IF;
-    RETURN coalesce(custom[1], custom[3]) || ':' || id;
+    RETURN regexp_replace(emoji, '(' || emoji_presentation || ')\uFE0F', '\1', 'g');
+  END IF;
+  -- normalizeEmoji's custom reference: name:id, <name:id>, <:name:id> or
+  -- <a:name:id>, the name 2-32 of A-Za-z0-9_, the id a UUID or 1-20 digits.
+  -- Lengths and the UUID shape are tested outside the pattern: bounded
+  -- repetitions make PostgreSQL's regex engine about 20 times slower.
+  custom := regexp_match(emoji, '^(<(a?:)?)?([A-Za-z0-9_]+):([0-9A-Fa-f-]+)(>?)$');
+  IF custom IS NOT NULL
+    AND (custom[1] IS NULL) = (custom[5] = '')
+    AND char_length(custom[3]) BETWEEN 2 AND 32
+  THEN
+    id := custom[4];
+    IF id ~ '^[0-9]+$' AND char_length(id) <= 20 THEN
+      RETURN custom[3] || ':' || coalesce(nullif(ltrim(id, '0'), ''), '0');
+    END IF;
+    IF char_length(id) = 36
+      AND translate(lower(id), '0123456789abcdef', '') = '----'
+      AND substr(id, 9, 1) = '-' AND substr(id, 14, 1) = '-'
+      AND substr(id, 19, 1) = '-' AND substr(id, 24, 1) = '-'
+    THEN
+      RETURN custom[3] || ':' || lower(id);
+    END IF;
   END IF;
   RETURN regexp_replace(emoji, '(' || emoji_presentation || ')\uFE0F', '\1', 'g');
 END
 $$;
 
--- No reaction is added or removed while the rows move (reads go on).
+-- No reaction is added or removed while the rows move (reads go on). Measured
+-- on 200 000 reactions of which 40 000 moved (20 000 messages): 9 to 11 s on a
+-- shared, busy server, so roughly 45 s per million reactions.
 LOCK TABLE message_reactions IN SHARE ROW EXCLUSIVE MODE;
 
 CREATE TEMPORARY TABLE guildstore_0009_moved ON COMMIT DROP AS
 SELECT r.message_id, r.emoji, guildstore_canonical_emoji(r.emoji) AS canonical, r.user_id, r.created_at
 FROM message_reactions r
-WHERE r.emoji <> guildstore_canonical_emoji(r.emoji);
+WHERE (strpos(r.emoji, ':') > 0 OR strpos(r.emoji, chr(65039)) > 0)
+  AND r.emoji <> guildstore_canonical_emoji(r.emoji);
 
 -- The earliest first use of each canonical emoji among the messages concerned.
 CREATE TEMPORARY TABLE guildstore_0009_first ON COMMIT DROP AS
