@@ -129,7 +129,7 @@ select
                   ) | ow.roles_allow
                 ) & ~ ow.member_deny
               ) | ow.member_allow
-            )
+            ) & ~ 8::int8
           end as permissions
       ) cp
     where
@@ -367,7 +367,7 @@ where
                   ) | ow.roles_allow
                 ) & ~ ow.member_deny
               ) | ow.member_allow
-            )
+            ) & ~ 8::int8
           end as permissions
       ) cp
     where

@@ -628,7 +628,7 @@ with
                       ) | ow.roles_allow
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
-                )
+                ) & ~ 8::int8
               end as permissions
           ) cp
         where
@@ -1064,7 +1064,7 @@ with
                       ) | ow.roles_allow
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
-                )
+                ) & ~ 8::int8
               end as permissions
           ) cp
         where
@@ -1374,7 +1374,7 @@ with
                       ) | ow.roles_allow
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
-                )
+                ) & ~ 8::int8
               end as permissions
           ) cp
         where
@@ -1810,7 +1810,7 @@ with
                       ) | ow.roles_allow
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
-                )
+                ) & ~ 8::int8
               end as permissions
           ) cp
         where
@@ -2120,7 +2120,7 @@ with
                       ) | ow.roles_allow
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
-                )
+                ) & ~ 8::int8
               end as permissions
           ) cp
         where
@@ -2614,7 +2614,7 @@ with
                       ) | ow.roles_allow
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
-                )
+                ) & ~ 8::int8
               end as permissions
           ) cp
         where
@@ -2953,7 +2953,7 @@ with
                       ) | ow.roles_allow
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
-                )
+                ) & ~ 8::int8
               end as permissions
           ) cp
         where
@@ -3331,7 +3331,7 @@ with
                       ) | ow.roles_allow
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
-                )
+                ) & ~ 8::int8
               end as permissions
           ) cp
         where
@@ -3619,7 +3619,7 @@ with
                       ) | ow.roles_allow
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
-                )
+                ) & ~ 8::int8
               end as permissions
           ) cp
         where
@@ -3714,7 +3714,19 @@ with
         end
         when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
         when not coalesce((perms.p & 2048::int8) = 2048::int8, false) then 'send'
-        when $7::bool
+        when (
+          $7::bool
+          or exists (
+            select
+              1
+            from
+              roles r
+            where
+              r.guild_id = ch.guild_id
+              and r.id = any ($8::uuid[])
+              and r.is_default
+          )
+        )
         and not coalesce((perms.p & 131072::int8) = 131072::int8, false) then 'mention_everyone'
         else 'ok'
       end as verdict
@@ -3725,19 +3737,19 @@ with
   refs as materialized (
     select
       (
-        $8::uuid is null
+        $9::uuid is null
         or exists (
           select
             1
           from
             messages r
           where
-            r.id = $9::uuid
-            and r.channel_id = $10::uuid
+            r.id = $10::uuid
+            and r.channel_id = $11::uuid
             and r.deleted_at is null
         )
       ) as reply_ok,
-      cardinality($11::uuid[]) = (
+      cardinality($12::uuid[]) = (
         select
           count(*)
         from
@@ -3749,15 +3761,15 @@ with
             from
               ctx
           )
-          and r.id = any ($12::uuid[])
+          and r.id = any ($13::uuid[])
       ) as roles_ok,
-      cardinality($13::uuid[]) = (
+      cardinality($14::uuid[]) = (
         select
           count(*)
         from
           users u
         where
-          u.id = any ($14::uuid[])
+          u.id = any ($15::uuid[])
       ) as users_ok
   ),
   locked as (
@@ -3771,7 +3783,7 @@ with
     from
       channels c
     where
-      c.id = $15::uuid
+      c.id = $16::uuid
     for no key update
   ),
   stale as (
@@ -3792,11 +3804,11 @@ with
     insert into
       messages (id, channel_id, author_id, reply_to, content)
     select
-      $16::uuid,
       $17::uuid,
       $18::uuid,
       $19::uuid,
-      $20::text
+      $20::uuid,
+      $21::text
     from
       refs
     where
@@ -3853,21 +3865,21 @@ with
           null::uuid as role_id,
           false as everyone
         from
-          unnest($21::uuid[]) u
+          unnest($22::uuid[]) u
         union all
         select
           null::uuid,
           r,
           false
         from
-          unnest($22::uuid[]) r
+          unnest($23::uuid[]) r
         union all
         select
           null::uuid,
           null::uuid,
           true
         where
-          $23::boolean
+          $24::boolean
       ) t
   ),
   fill as (
@@ -3875,7 +3887,7 @@ with
       channel_permission_cache (channel_id, user_id, access_version, permissions)
     select
       ch.id,
-      $24::uuid,
+      $25::uuid,
       ch.access_version,
       bits.p
     from
@@ -3939,7 +3951,7 @@ from
           where
             a.channel_id = $6::uuid
             and a.user_id = $7::uuid
-            and (~ a.permissions & $8::int8) = 0
+            and (~ a.permissions & ($8::int8)) = 0
         )
       ) as seq
   ) pos
@@ -3981,24 +3993,47 @@ with
               where
                 a.channel_id = $7::uuid
                 and a.user_id = $8::uuid
-                and (~ a.permissions & $9::int8) = 0
+                and (
+                  ~ a.permissions & (
+                    $9::int8 | case
+                      when exists (
+                        select
+                          1
+                        from
+                          roles r
+                        where
+                          r.guild_id = (
+                            select
+                              c.guild_id
+                            from
+                              channels c
+                            where
+                              c.id = $10::uuid
+                          )
+                          and r.id = any ($11::uuid[])
+                          and r.is_default
+                      ) then 131072::int8
+                      else 0::int8
+                    end
+                  )
+                ) = 0
             )
           ) as seq
         where
           (
-            $10::uuid is null
+            $12::uuid is null
             or exists (
               select
                 1
               from
                 messages r
               where
-                r.id = $11::uuid
-                and r.channel_id = $12::uuid
+                r.id = $13::uuid
+                and r.channel_id = $14::uuid
                 and r.deleted_at is null
             )
           )
-          and cardinality($13::uuid[]) = (
+          and cardinality($15::uuid[]) = (
             select
               count(*)
             from
@@ -4010,17 +4045,17 @@ with
                 from
                   channels c
                 where
-                  c.id = $14::uuid
+                  c.id = $16::uuid
               )
-              and r.id = any ($15::uuid[])
+              and r.id = any ($17::uuid[])
           )
-          and cardinality($16::uuid[]) = (
+          and cardinality($18::uuid[]) = (
             select
               count(*)
             from
               users u
             where
-              u.id = any ($17::uuid[])
+              u.id = any ($19::uuid[])
           )
       ) pos
     where
@@ -4063,21 +4098,21 @@ with
           null::uuid as role_id,
           false as everyone
         from
-          unnest($18::uuid[]) u
+          unnest($20::uuid[]) u
         union all
         select
           null::uuid,
           r,
           false
         from
-          unnest($19::uuid[]) r
+          unnest($21::uuid[]) r
         union all
         select
           null::uuid,
           null::uuid,
           true
         where
-          $20::boolean
+          $22::boolean
       ) t
   )
 select

@@ -124,7 +124,7 @@ select
                     ) | ow.roles_allow
                   ) & ~ ow.member_deny
                 ) | ow.member_allow
-              )
+              ) & ~ 8::int8
             end as permissions
         ) cp
       where

@@ -142,7 +142,7 @@ with
                             ) | ow.roles_allow
                           ) & ~ ow.member_deny
                         ) | ow.member_allow
-                      )
+                      ) & ~ 8::int8
                     end as permissions
                 ) cp
               where
@@ -362,7 +362,7 @@ with
                             ) | ow.roles_allow
                           ) & ~ ow.member_deny
                         ) | ow.member_allow
-                      )
+                      ) & ~ 8::int8
                     end as permissions
                 ) cp
               where

@@ -210,7 +210,7 @@ with
                   ) | ow.roles_allow
                 ) & ~ ow.member_deny
               ) | ow.member_allow
-            )
+            ) & ~ 8::int8
           end as permissions
       ) cp
     where

@@ -15,7 +15,8 @@
  * - in a channel, from the base: the `@everyone` overwrite (deny, then allow);
  *   then the overwrites of all the member's roles together (OR of their denies
  *   removed, then OR of their allows added); then the member's own overwrite
- *   (deny, then allow); then a private channel (0.1.0's `is_private`) gives 0
+ *   (deny, then allow); `ADMINISTRATOR` in an overwrite is ignored (only the
+ *   guild base grants it); then a private channel (0.1.0's `is_private`) gives 0
  *   to a member who is not in its `channel_members`; finally, when
  *   `VIEW_CHANNEL` is not left, the member has no permission at all there (0);
  * - a user may access a guild channel when their permissions in it include
@@ -68,7 +69,9 @@ end)`
  * `member_deny`, `member_allow`), and `cp.permissions`, the member's
  * permissions in `c` after the overwrites and the private-channel layer
  * (before the VIEW_CHANNEL rule and the owner/admin rule, which
- * {@link channelPermissionsSql} applies).
+ * {@link channelPermissionsSql} applies), without `ADMINISTRATOR`: only the
+ * guild base grants it (an overwrite's `ADMINISTRATOR` grants nothing, as in
+ * Discord), and a base that has it never reaches `cp` (owner/admin rule).
  *
  * Joins, not correlated `exists`, so the planner carries `gm.user_id = $user`
  * into them and probes primary keys / the overwrite key of the channel.
@@ -98,7 +101,7 @@ export const channelMembershipJoinSql: RawBuilder<unknown> = sql`left join chann
       when c.is_private and cm.user_id is null then 0::int8
       else ((((((rp.permissions & ~ow.everyone_deny) | ow.everyone_allow)
         & ~ow.roles_deny) | ow.roles_allow)
-        & ~ow.member_deny) | ow.member_allow)
+        & ~ow.member_deny) | ow.member_allow) & ~${ADMINISTRATOR}::int8
     end as permissions
   ) cp`
 

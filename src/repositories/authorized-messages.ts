@@ -50,6 +50,16 @@ type Verdict =
 const flag = (perms: RawBuilder<unknown>, f: bigint) => hasFlagSql(perms, f)
 
 /**
+ * `bool`: whether `role_ids` names the default (`@everyone`) role of `guildId`:
+ * a mention of everyone, which needs `MENTION_EVERYONE` as `everyone: true` does.
+ */
+const mentionsDefaultRoleSql = (role_ids: string[], guildId: RawBuilder<unknown>) =>
+  sql<boolean>`exists (
+    select 1 from roles r
+    where r.guild_id = ${guildId} and r.id = any(${role_ids}::uuid[]) and r.is_default
+  )`
+
+/**
  * The version guard: the channel row, locked, compared with the statement's
  * snapshot of it. Every change that can take a permission away from someone in
  * a channel (role bits removed, a role or an assignment deleted, a member
@@ -169,7 +179,8 @@ const sendStatement = prepareQuery('messages.send_authorized', (db, p: MessageIn
     end
     when not ${flag(sql`perms.p`, Permissions.VIEW_CHANNEL)} then 'no_access'
     when not ${flag(sql`perms.p`, Permissions.SEND_MESSAGES)} then 'send'
-    when ${p.everyone}::bool and not ${flag(sql`perms.p`, Permissions.MENTION_EVERYONE)} then 'mention_everyone'
+    when (${p.everyone}::bool or ${mentionsDefaultRoleSql(p.role_ids, sql`ch.guild_id`)})
+      and not ${flag(sql`perms.p`, Permissions.MENTION_EVERYONE)} then 'mention_everyone'
     else 'ok'
   end as verdict
   from perms left join ctx ch on true
@@ -224,6 +235,12 @@ function cachedSend(refs: boolean) {
       // lock). References are checked first: no position is taken for a send
       // that will not insert.
       const refsOk = refs ? sql`\n  where ${r.reply} and ${r.roles} and ${r.users}` : sql``
+      // A role mention of the default role mentions everyone: MENTION_EVERYONE
+      // is needed then, as for `everyone: true` (which `need` carries).
+      const everyoneRole = refs
+        ? sql` | case when ${mentionsDefaultRoleSql(p.role_ids, channelGuildSql(p.channel_id))}
+        then ${sql.raw(`${Permissions.MENTION_EVERYONE}::int8`)} else 0::int8 end`
+        : sql``
       // A subquery with a volatile call in its select list is not flattened:
       // the function runs once, and the WHERE on its result decides the insert.
       const insert = sql`insert into messages (id, channel_id, author_id, reply_to, content, seq)
@@ -232,7 +249,7 @@ from (
   select guildstore_take_position(${p.channel_id}::uuid, (
     select a.access_version from channel_permission_cache a
     where a.channel_id = ${p.channel_id}::uuid and a.user_id = ${p.author_id}::uuid
-      and (~a.permissions & ${p.need}::int8) = 0
+      and (~a.permissions & (${p.need}::int8${everyoneRole})) = 0
   )) as seq${refsOk}
 ) pos
 where pos.seq is not null
@@ -298,7 +315,9 @@ function refusal(verdict: Verdict): Error {
  * Posts a message only if the author may: in ONE statement, it computes the
  * author's permissions in the channel with the same rule as
  * `computePermissions` (`VIEW_CHANNEL` and `SEND_MESSAGES`, and
- * `MENTION_EVERYONE` for `mentions.everyone`), or for a DM checks that the
+ * `MENTION_EVERYONE` for `mentions.everyone` and for a `mentions.role_ids`
+ * that names the guild's default `@everyone` role: both mention everyone, and
+ * both are refused alike), or for a DM checks that the
  * author is a participant and that neither user blocks the other, and inserts.
  * Nothing is written on refusal. The rows the check read are locked in the same
  * statement and compared with the versions it read: a permission revoked
@@ -311,7 +330,8 @@ function refusal(verdict: Verdict): Error {
  *   or a `reply_to` that is not a live message of the same channel.
  * @throws {PermissionDeniedError} (reason `'missing_permission'`, `permission`
  *   the missing flag: `VIEW_CHANNEL` also for an unknown channel or a DM the
- *   author is not in, `SEND_MESSAGES`, `MENTION_EVERYONE`).
+ *   author is not in, `SEND_MESSAGES`, `MENTION_EVERYONE` for `everyone: true`
+ *   or the `@everyone` role in `role_ids`).
  * @throws {ConflictError} (reason `'blocked'`) in a DM when either user blocks the other.
  * @example
  * ```ts

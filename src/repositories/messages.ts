@@ -309,9 +309,14 @@ const deleteMessagesByIds = prepareQuery(
 export interface MessageMentionsInput {
   /** Users mentioned by id; each must exist. Duplicates are collapsed. At most 100. */
   user_ids?: readonly string[] | null
-  /** Roles mentioned by id; each must be a role of the channel's guild. Duplicates are collapsed. At most 100. */
+  /**
+   * Roles mentioned by id; each must be a role of the channel's guild.
+   * Duplicates are collapsed. At most 100. The guild's default `@everyone` role
+   * mentions every member, like `everyone: true`: `sendMessage` needs
+   * `MENTION_EVERYONE` for either (`createMessage` is trusted for both).
+   */
   role_ids?: readonly string[] | null
-  /** `@everyone`: every user who can see the channel. */
+  /** `@everyone`: every user who can see the channel (`sendMessage`: needs `MENTION_EVERYONE`). */
   everyone?: boolean | null
 }
 

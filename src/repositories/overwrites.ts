@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import type { ChannelOverwrites, DB } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
-import type { ActingAs } from '../errors/permission-denied-error.ts'
+import { type ActingAs, PermissionDeniedError } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
@@ -33,6 +33,9 @@ export type ChannelOverwrite = Projection<ChannelOverwrites, typeof channelOverw
 
 import { assertActingAs, auditChanges, lockChannelForUpdate, writeAudit } from './internal.ts'
 
+// The overwrite being replaced or deleted, locked: the bits an actor changes
+// are computed from it (Discord's rule, see moderatedBits), and nothing may
+// change it before the write that follows in the same transaction.
 const selectOverwrite = prepareQuery(
   'channel_overwrites.by_target',
   (db, p: { channel_id: string; role_id: string | null; user_id: string | null }) =>
@@ -40,7 +43,8 @@ const selectOverwrite = prepareQuery(
       .selectFrom('channel_overwrites')
       .select(channelOverwriteColumns)
       .where('channel_id', '=', p.channel_id)
-      .where(sql<boolean>`(role_id = ${p.role_id}::uuid or user_id = ${p.user_id}::uuid)`),
+      .where(sql<boolean>`(role_id = ${p.role_id}::uuid or user_id = ${p.user_id}::uuid)`)
+      .forUpdate(),
 )
 
 type UpsertParams = {
@@ -151,22 +155,87 @@ function assertOverwriteKey(input: unknown): asserts input is ChannelOverwriteKe
 
 const FIELDS = ['role_id', 'user_id', 'allow', 'deny'] as const
 
+/** An overwrite's two bitfields (an absent overwrite: both `0n`). */
+type Bits = { allow: bigint; deny: bigint }
+const NEUTRAL: Bits = { allow: 0n, deny: 0n }
+
+/**
+ * Discord's rule for an actor: every bit whose state (allowed, denied or
+ * neutral) differs between the overwrite before and after the change must be
+ * held by the actor in the channel (`permissions`, computed there by
+ * `authorize` after its locks; the owner and administrators hold all). So
+ * lifting a deny, or deleting an overwrite, counts as much as granting.
+ *
+ * @throws {PermissionDeniedError} `'missing_permission'`, `permission`: the
+ *   bits changed but not held.
+ */
+function assertMayChangeBits(permissions: bigint, before: Bits, after: Bits): void {
+  // BigInt(): int8 may arrive as a string on a pool without guildstore's parsers.
+  const changed = (BigInt(before.allow) ^ after.allow) | (BigInt(before.deny) ^ after.deny)
+  const missing = changed & ~permissions
+  if (missing !== 0n) {
+    throw new PermissionDeniedError(
+      'the actor cannot change the state of a permission they do not hold in the channel',
+      { reason: 'missing_permission', permission: missing },
+    )
+  }
+}
+
+/**
+ * In the transaction of an overwrite change, after the channel's lock: with an
+ * actor, `authorize` (`MANAGE_ROLES` in the channel, the hierarchy; its locks
+ * come first, in their order), then the overwrite row, locked, and the flags
+ * whose state goes from it to `after` checked against what the actor holds.
+ *
+ * @returns the overwrite as it is before the change (`undefined`: none).
+ */
+async function lockForChange(
+  trx: Kysely<DB>,
+  as: ActingAs | undefined,
+  guild_id: string,
+  key: { channel_id: string; role_id: string | null; user_id: string | null },
+  after: Bits,
+): Promise<ChannelOverwrite | undefined> {
+  const actor = as
+    ? await authorize(trx, {
+        guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MANAGE_ROLES,
+        channel_id: key.channel_id,
+        role_ids: key.role_id === null ? [] : [key.role_id],
+        target_user_id: key.user_id ?? undefined,
+      })
+    : undefined
+  const before = await selectOverwrite.executeTakeFirst(trx, key)
+  if (actor) assertMayChangeBits(actor.permissions, before ?? NEUTRAL, after)
+  return before
+}
+
 /**
  * Creates or replaces the overwrite of a role (the default `@everyone` role
- * included) or of a member in a guild channel. With `as`, the actor needs
- * `MANAGE_ROLES` in that channel, may only allow or deny flags they hold
- * there (administrators and the owner: any), and the role or member must be
- * below the actor's highest role (not checked for `@everyone` nor for
- * oneself); checked with the write, in one
- * transaction, which also writes the audit entry (`overwrite_create` or
- * `overwrite_update`, target: the channel).
+ * included) or of a member in a guild channel. With `as` (Discord's rule), the
+ * actor needs `MANAGE_ROLES` in that channel and may change the state
+ * (allowed, denied or neutral) only of flags they hold there (administrators
+ * and the owner: any): every flag whose state differs between the overwrite
+ * it replaces (none: all neutral) and the new one counts, so lifting a deny
+ * needs the flag as much as allowing it, for every target, `@everyone` and
+ * the actor's own overwrite included. The role or member must also be below
+ * the actor's highest role (`@everyone` is below every role; the actor's own
+ * overwrite is not a hierarchy matter, the flag rule still applies). All is
+ * checked after locking the channel, the actor's roles and the overwrite, with
+ * the write, in one transaction, which also writes the audit entry
+ * (`overwrite_create` or `overwrite_update`, target: the channel).
+ *
+ * `ADMINISTRATOR` may be stored in an overwrite (only by an actor who holds
+ * it) but grants nothing: only the guild base grants it (docs/permissions.md).
  *
  * @throws {InvalidInputError} when an id is not a UUID, not exactly one of
  *   `role_id` / `user_id` is given, `allow` / `deny` are not 64-bit `bigint`s or overlap.
  * @throws {NotFoundError} when there is no such guild channel (`entity: 'channel'`).
  * @throws {ForeignKeyViolationError} when the role is not one of the channel's
  *   guild, or the user is not a member of it.
- * @throws {PermissionDeniedError} when the actor may not (see `authorize` reasons).
+ * @throws {PermissionDeniedError} when the actor may not (see `authorize` reasons;
+ *   `'missing_permission'` with `permission`: the changed flags the actor lacks).
  * @example
  * ```ts
  * // Hide #staff from everyone but the moderators:
@@ -192,18 +261,8 @@ export async function setChannelOverwrite(
   return inTransaction(db, async (trx) => {
     const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
     if (!channel?.guild_id) throw new NotFoundError('channel not found', { entity: 'channel' })
-    if (as) {
-      await authorize(trx, {
-        guild_id: channel.guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_ROLES,
-        channel_id,
-        grants: allow | deny,
-        role_ids: role_id === null ? [] : [role_id],
-        target_user_id: user_id ?? undefined,
-      })
-    }
-    const before = await selectOverwrite.executeTakeFirst(trx, { channel_id, role_id, user_id })
+    const key = { channel_id, role_id, user_id }
+    const before = await lockForChange(trx, as, channel.guild_id, key, { allow, deny })
     const params = {
       id: newId(),
       channel_id,
@@ -231,14 +290,17 @@ export async function setChannelOverwrite(
 
 /**
  * Deletes the overwrite of a role or a member in a channel. With `as`, the
- * actor needs `MANAGE_ROLES` in that channel and the role or member must be
- * below their highest role (as for {@link setChannelOverwrite}); the audit entry
- * (`overwrite_delete`) is written in the same transaction.
+ * actor needs `MANAGE_ROLES` in that channel, must hold every flag the
+ * overwrite allows or denies (deleting returns them all to neutral: lifting a
+ * deny is changing it), and the role or member must be below their highest
+ * role (as for {@link setChannelOverwrite}); checked after locking, the audit
+ * entry (`overwrite_delete`) is written in the same transaction.
  *
  * @returns `false` when there was no such overwrite (or channel).
  * @throws {InvalidInputError} when an id is not a UUID or not exactly one of
  *   `role_id` / `user_id` is given.
- * @throws {PermissionDeniedError} when the actor may not.
+ * @throws {PermissionDeniedError} when the actor may not (`'missing_permission'`
+ *   with `permission`: the overwrite's flags the actor lacks).
  * @example
  * ```ts
  * await deleteChannelOverwrite(db, { channel_id, user_id }, { actor_id: modId })
@@ -257,16 +319,8 @@ export async function deleteChannelOverwrite(
   return inTransaction(db, async (trx) => {
     const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
     if (!channel?.guild_id) return false
-    if (as) {
-      await authorize(trx, {
-        guild_id: channel.guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_ROLES,
-        channel_id,
-        role_ids: role_id === null ? [] : [role_id],
-        target_user_id: user_id ?? undefined,
-      })
-    }
+    if (as)
+      await lockForChange(trx, as, channel.guild_id, { channel_id, role_id, user_id }, NEUTRAL)
     const row = await deleteOverwrite.executeTakeFirst(trx, { channel_id, role_id, user_id })
     if (!row) return false
     await writeAudit(trx, as, {

@@ -172,7 +172,12 @@ function reactionLimit(error: unknown): never {
 export interface ReactionInput {
   message_id: string
   user_id: string
-  /** A Unicode emoji (`'👍🏽'`) or a custom emoji reference (`'party:<id>'`, `'<:party:<id>>'`). */
+  /**
+   * A Unicode emoji (`'👍🏽'`) or a custom emoji reference (`'party:<id>'`,
+   * `'<:party:<id>>'`); every spelling of one emoji is the same reaction (its
+   * canonical form, see `normalizeEmoji`: `'👍\uFE0F'` is `'👍'`,
+   * `'<a:party:0123>'` is `'party:123'`).
+   */
   emoji: string
 }
 

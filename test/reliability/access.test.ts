@@ -242,7 +242,7 @@ function modelPerms(guild: ModelGuild, user: string): bigint {
  * The model of a member's permissions in a channel, in Discord's order: base;
  * owner/ADMINISTRATOR → ALL; @everyone overwrite (deny, allow); the member's
  * roles' overwrites together (OR of denies, OR of allows); the member's own;
- * a private channel → 0 for a non-channel-member; no VIEW_CHANNEL → 0.
+ * without ADMINISTRATOR (an overwrite's grants nothing); a private channel → 0 for a non-channel-member; no VIEW_CHANNEL → 0.
  */
 function modelChannelPerms(guild: ModelGuild, channel: ModelChannel, user: string): bigint {
   if (!guild.members.has(user)) return 0n
@@ -263,6 +263,8 @@ function modelChannelPerms(guild: ModelGuild, channel: ModelChannel, user: strin
   perms = (perms & ~deny) | allow
   const own = channel.overwrites.get(user)
   if (own) perms = (perms & ~own.deny) | own.allow
+  // An overwrite's ADMINISTRATOR grants nothing (only the base does, above).
+  perms &= ~ADMINISTRATOR
   if (channel.isPrivate && !channel.members.has(user)) return 0n
   return (perms & VIEW_CHANNEL) === 0n ? 0n : perms
 }
