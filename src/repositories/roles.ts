@@ -250,7 +250,8 @@ export interface UpdateRolePatch {
  * @throws {InvalidInputError} when a field is invalid (see {@link createRole}).
  * Writes the audit entry (`role_update`, changed fields) in the same
  * transaction. With `as`: `MANAGE_ROLES`, the role and its new position below
- * the actor's highest role, newly added flags held by the actor.
+ * the actor's highest role, and every flag the patch adds or removes held by
+ * the actor (administrators hold all).
  * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
@@ -290,7 +291,9 @@ export async function updateRole(
         permission: Permissions.MANAGE_ROLES,
         role_ids: [id],
         positions: set.position === undefined ? [] : [set.position],
-        grants: (set.permissions ?? 0n) & ~BigInt(before.permissions),
+        // Every flag whose state changes, added or removed: an actor may not
+        // take away what it does not hold either (Discord's rule, as for overwrites).
+        grants: set.permissions === undefined ? 0n : set.permissions ^ BigInt(before.permissions),
       })
     }
     if (Object.keys(set).length === 0) return before

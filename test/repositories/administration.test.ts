@@ -81,6 +81,10 @@ async function setup() {
   return { owner, mod, member, guild, mods, crew }
 }
 
+async function findRole(id: string) {
+  return t.db.selectFrom('roles').select('permissions').where('id', '=', id).executeTakeFirst()
+}
+
 async function denied(promise: Promise<unknown>): Promise<PermissionDeniedError> {
   const error = await promise.then(
     () => undefined,
@@ -171,6 +175,29 @@ describe('acting as: permissions and role hierarchy', () => {
       [s.owner.id, peer.id, null],
       [s.mod.id, s.member.id, 'spam'],
     ])
+  })
+
+  it('roles: an actor removes only flags it holds (issue 22: no taking away what one lacks)', async () => {
+    const s = await setup()
+    const as = { actor_id: s.mod.id }
+    // A lower role, made by the owner, with a flag the moderator lacks.
+    const lower = await makeRole(t.db, s.guild.id, {
+      name: 'lower',
+      position: 2,
+      permissions: KICK_MEMBERS | Permissions.MANAGE_CHANNELS,
+    })
+    const refused = await denied(updateRole(t.db, lower.id, { permissions: KICK_MEMBERS }, as))
+    expect(refused.reason).toBe('missing_permission')
+    expect(refused.permission).toBe(Permissions.MANAGE_CHANNELS)
+    expect((await findRole(lower.id))?.permissions).toBe(KICK_MEMBERS | Permissions.MANAGE_CHANNELS)
+    // Removing a flag it holds, keeping the one it lacks: allowed.
+    const updated = await updateRole(
+      t.db,
+      lower.id,
+      { permissions: Permissions.MANAGE_CHANNELS },
+      as,
+    )
+    expect(updated?.permissions).toBe(Permissions.MANAGE_CHANNELS)
   })
 
   it("roles: managed only below one's highest role, granting only held flags", async () => {
