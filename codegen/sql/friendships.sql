@@ -148,6 +148,13 @@ where
     )
   );
 
+-- friendships.touch_pair (prepared as "gs.friendships.touch_pair"; read)
+select
+  guildstore_touch_epochs (
+    array[least($1::uuid, $2::uuid)],
+    array[greatest($3::uuid, $4::uuid)]
+  )::text as "touched";
+
 -- friendships.upsert (prepared as "gs.friendships.upsert"; write)
 insert into
   "friendships" ("user_id", "friend_id", "status")

@@ -88,6 +88,25 @@ const lockPair = prepareQuery('friendships.lock_pair', (db, p: { a: string; b: s
   ),
 )
 
+// The pair's scope row (migration 0008's guildstore_access_epochs), incremented
+// by every friendship write after the pair lock: a write in a caller's
+// REPEATABLE READ or SERIALIZABLE transaction whose snapshot predates another
+// write of the pair raises 40001 (retryable) instead of deciding from rows it
+// cannot see (two crossed requests both left pending).
+const touchPair = prepareQuery('friendships.touch_pair', (db, p: { a: string; b: string }) =>
+  db.selectNoFrom(
+    sql<string>`guildstore_touch_epochs(array[least(${p.a}::uuid, ${p.b}::uuid)], array[greatest(${p.a}::uuid, ${p.b}::uuid)])::text`.as(
+      'touched',
+    ),
+  ),
+)
+
+/** The pair lock, then the pair's scope row: the first step of every friendship write. */
+async function lockPairForWrite(trx: Kysely<DB>, p: { a: string; b: string }): Promise<void> {
+  await lockPair.execute(trx, p)
+  await touchPair.execute(trx, p)
+}
+
 const selectPair = prepareQuery('friendships.pair', (db, p: { a: string; b: string }) =>
   db
     .selectFrom('friendships')
@@ -263,7 +282,7 @@ export async function sendFriendRequest(
   assertObject(input, 'input')
   const [from, to] = distinctIds(input.from_user_id, 'from_user_id', input.to_user_id, 'to_user_id')
   return inTransaction(db, async (trx) => {
-    await lockPair.execute(trx, { a: from, b: to })
+    await lockPairForWrite(trx, { a: from, b: to })
     const rows = await selectPair.execute(trx, { a: from, b: to })
     const mine = rows.find((r) => r.user_id === from)
     const theirs = rows.find((r) => r.user_id === to)
@@ -314,7 +333,7 @@ export async function acceptFriendRequest(
     'requester_id',
   )
   return inTransaction(db, async (trx) => {
-    await lockPair.execute(trx, { a: user, b: requester })
+    await lockPairForWrite(trx, { a: user, b: requester })
     const rows = await selectPair.execute(trx, { a: user, b: requester })
     const mine = rows.find((r) => r.user_id === user)
     const theirs = rows.find((r) => r.user_id === requester)
@@ -346,7 +365,7 @@ export async function removeFriendship(db: Kysely<DB>, input: UserPair): Promise
   assertObject(input, 'input')
   const [user, other] = distinctIds(input.user_id, 'user_id', input.other_user_id, 'other_user_id')
   return inTransaction(db, async (trx) => {
-    await lockPair.execute(trx, { a: user, b: other })
+    await lockPairForWrite(trx, { a: user, b: other })
     return (await deleteRelation.executeAffected(trx, { a: user, b: other })) > 0
   })
 }
@@ -372,7 +391,7 @@ export async function blockUser(db: Kysely<DB>, input: BlockUserInput): Promise<
     'blocked_user_id',
   )
   return inTransaction(db, async (trx) => {
-    await lockPair.execute(trx, { a: user, b: other })
+    await lockPairForWrite(trx, { a: user, b: other })
     await deleteRelation.execute(trx, { a: user, b: other })
     return insertBlock.executeTakeFirstOrThrow(trx, { user_id: user, friend_id: other })
   })
@@ -397,7 +416,7 @@ export async function unblockUser(db: Kysely<DB>, input: BlockUserInput): Promis
     'blocked_user_id',
   )
   return inTransaction(db, async (trx) => {
-    await lockPair.execute(trx, { a: user, b: other })
+    await lockPairForWrite(trx, { a: user, b: other })
     return (await deleteBlock.executeAffected(trx, { user_id: user, friend_id: other })) > 0
   })
 }

@@ -1,0 +1,438 @@
+/**
+ * The isolation contract (issue 22, item 5; docs/isolation.md): every writing
+ * function whose correctness depends on what it read is run inside a caller's
+ * REPEATABLE READ and SERIALIZABLE transaction whose snapshot predates a
+ * competing write that committed, through the interleaving harness:
+ *
+ *   a.snap   the caller's transaction takes its snapshot
+ *   b.call   a competing call (autocommit) commits
+ *   a.call   the function runs on the older snapshot
+ *   a.commit
+ *
+ * and also with the competing call still uncommitted while `a.call` runs
+ * (`b` in a READ COMMITTED transaction, committing after `a.call` blocked).
+ * Each function either succeeds with its invariant intact, or refuses with a
+ * typed GuildstoreError (here: DatabaseUnavailableError for 40001, retryable).
+ * Also each runs alone in such a transaction and its effect is there after
+ * the commit.
+ */
+import { type Kysely, sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  acceptFriendRequest,
+  addChannelMember,
+  addReaction,
+  assignRole,
+  createInvite,
+  createMessage,
+  createUser,
+  DatabaseUnavailableError,
+  type DB,
+  findOrCreateDmChannel,
+  GuildstoreError,
+  markChannelRead,
+  pinMessage,
+  sendFriendRequest,
+  sendMessage,
+  updateMessage,
+  updateRole,
+  useInvite,
+} from '../../src/index.ts'
+import { createTestDatabase, type TestDatabase } from '../../src/testing/index.ts'
+import { testDatabaseUrl } from '../support/env.ts'
+import {
+  makeChannel,
+  makeGuild,
+  makeMember,
+  makeMessage,
+  makeRole,
+  makeUser,
+  randomUsername,
+} from '../support/factories.ts'
+import { createInterleaver, type Interleaver } from '../support/interleave.ts'
+
+interface Ctx {
+  guild: string
+  owner: string
+  a: string
+  b: string
+  channel: string
+  message: string
+  role: string
+  [key: string]: string
+}
+
+interface ContractCase {
+  name: string
+  setup?: (db: Kysely<DB>, c: Ctx) => Promise<void>
+  /** The call, made by session `who`. */
+  call: (db: Kysely<DB>, c: Ctx, who: 'a' | 'b') => Promise<unknown>
+  /** What must hold afterwards (messages of what does not). */
+  check: (db: Kysely<DB>, c: Ctx) => Promise<string[]>
+}
+
+const count = async (db: Kysely<DB>, q: ReturnType<typeof sql<{ n: number }>>) =>
+  (await q.execute(db)).rows[0]?.n ?? -1
+
+const CASES: ContractCase[] = [
+  {
+    name: 'pinMessage at the cap (49 of 50 pinned)',
+    setup: async (db, c) => {
+      for (let i = 0; i < 49; i++) {
+        const m = await makeMessage(db, c.channel, c.owner)
+        await pinMessage(db, { message_id: m.id })
+      }
+      c.second = (await makeMessage(db, c.channel, c.owner)).id
+    },
+    call: (db, c, who) =>
+      pinMessage(db, { message_id: who === 'a' ? c.message : (c.second as string) }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from message_pins where channel_id = ${c.channel}`,
+      )
+      return n <= 50 ? [] : [`${n} pins`]
+    },
+  },
+  {
+    name: 'addReaction at the cap (19 of 20 emojis)',
+    setup: async (db, c) => {
+      const emojis = [
+        '😀',
+        '😁',
+        '😂',
+        '🤣',
+        '😃',
+        '😄',
+        '😅',
+        '😆',
+        '😉',
+        '😊',
+        '😋',
+        '😎',
+        '😍',
+        '😘',
+        '🥰',
+        '😗',
+        '😙',
+        '🥲',
+        '😚',
+      ]
+      for (const emoji of emojis)
+        await addReaction(db, { message_id: c.message, user_id: c.owner, emoji })
+    },
+    call: (db, c, who) =>
+      addReaction(db, {
+        message_id: c.message,
+        user_id: c[who] as string,
+        emoji: who === 'a' ? '🙂' : '🤗',
+      }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(distinct emoji)::int as n from message_reactions where message_id = ${c.message}`,
+      )
+      return n <= 20 ? [] : [`${n} emojis`]
+    },
+  },
+  {
+    name: 'useInvite with one use left',
+    setup: async (db, c) => {
+      const invite = await createInvite(db, { guild_id: c.guild, inviter_id: c.owner, max_uses: 1 })
+      c.code = invite.code
+    },
+    call: (db, c, who) => useInvite(db, { code: c.code as string, user_id: c[who] as string }),
+    check: async (db, c) => {
+      const joined = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from guild_members where guild_id = ${c.guild} and user_id in (${c.a}, ${c.b})`,
+      )
+      const uses = await count(
+        db,
+        sql<{ n: number }>`select uses as n from guild_invites where code = ${c.code}`,
+      )
+      return joined <= 1 && uses <= 1 && joined === uses ? [] : [`${joined} joined, ${uses} uses`]
+    },
+  },
+  {
+    name: 'sendMessage (positions stay gap-free and unique)',
+    setup: async (db, c) => {
+      await makeMember(db, c.guild, c.a)
+      await makeMember(db, c.guild, c.b)
+    },
+    call: (db, c, who) =>
+      sendMessage(db, { channel_id: c.channel, author_id: c[who] as string, content: who }),
+    check: async (db, c) => {
+      const r = await sql<{ n: number; d: number; mx: number }>`select count(*)::int as n,
+        count(distinct seq)::int as d, max(seq)::int as mx from messages where channel_id = ${c.channel}`.execute(
+        db,
+      )
+      const row = r.rows[0]
+      return row && row.n === row.d && row.mx === row.n ? [] : [`positions ${JSON.stringify(row)}`]
+    },
+  },
+  {
+    name: 'createMessage (positions stay gap-free and unique)',
+    call: (db, c, who) =>
+      createMessage(db, { channel_id: c.channel, author_id: c[who] as string, content: who }),
+    check: async (db, c) => {
+      const r = await sql<{ n: number; d: number; mx: number }>`select count(*)::int as n,
+        count(distinct seq)::int as d, max(seq)::int as mx from messages where channel_id = ${c.channel}`.execute(
+        db,
+      )
+      const row = r.rows[0]
+      return row && row.n === row.d && row.mx === row.n ? [] : [`positions ${JSON.stringify(row)}`]
+    },
+  },
+  {
+    name: 'findOrCreateDmChannel (one DM per pair)',
+    call: (db, c) => findOrCreateDmChannel(db, { user_id: c.a, other_user_id: c.b }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from dm_channels where user_a = least(${c.a}::uuid, ${c.b}::uuid) and user_b = greatest(${c.a}::uuid, ${c.b}::uuid)`,
+      )
+      return n === 1 ? [] : [`${n} DMs`]
+    },
+  },
+  {
+    name: 'sendFriendRequest both ways (one friendship, no crossed requests)',
+    call: (db, c, who) =>
+      sendFriendRequest(db, {
+        from_user_id: c[who] as string,
+        to_user_id: c[who === 'a' ? 'b' : 'a'] as string,
+      }),
+    check: async (db, c) => {
+      const rows = await sql<{
+        user_id: string
+        status: string
+      }>`select user_id, status from friendships
+        where (user_id = ${c.a} and friend_id = ${c.b}) or (user_id = ${c.b} and friend_id = ${c.a})`.execute(
+        db,
+      )
+      const statuses = rows.rows.map((r) => r.status).sort()
+      const ok =
+        (statuses.length === 1 && statuses[0] === 'pending') ||
+        (statuses.length === 2 && statuses.every((s) => s === 'accepted'))
+      return ok ? [] : [`friendships ${statuses.join(',')}`]
+    },
+  },
+  {
+    name: 'acceptFriendRequest twice',
+    setup: async (db, c) => {
+      await sendFriendRequest(db, { from_user_id: c.b, to_user_id: c.a })
+    },
+    call: (db, c) => acceptFriendRequest(db, { user_id: c.a, requester_id: c.b }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from friendships where status = 'accepted' and ((user_id = ${c.a} and friend_id = ${c.b}) or (user_id = ${c.b} and friend_id = ${c.a}))`,
+      )
+      return n === 2 ? [] : [`${n} accepted rows`]
+    },
+  },
+  {
+    name: 'addChannelMember to a private channel twice',
+    setup: async (db, c) => {
+      await makeMember(db, c.guild, c.a)
+      c.private = (await makeChannel(db, c.guild, { is_private: true })).id
+    },
+    call: (db, c) => addChannelMember(db, { channel_id: c.private as string, user_id: c.a }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from channel_members where channel_id = ${c.private}`,
+      )
+      return n === 1 ? [] : [`${n} channel members`]
+    },
+  },
+  {
+    name: 'assignRole twice',
+    setup: async (db, c) => {
+      await makeMember(db, c.guild, c.a)
+    },
+    call: (db, c) => assignRole(db, { guild_id: c.guild, user_id: c.a, role_id: c.role }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{ n: number }>`select count(*)::int as n from member_roles where role_id = ${c.role}`,
+      )
+      return n === 1 ? [] : [`${n} assignments`]
+    },
+  },
+  {
+    name: 'updateRole concurrently (the audit log matches the role)',
+    call: (db, c, who) => updateRole(db, c.role, { name: `role-${who}` }),
+    check: async (db, c) => {
+      const role = await sql<{ name: string }>`select name from roles where id = ${c.role}`.execute(
+        db,
+      )
+      const last = await sql<{
+        after: string
+      }>`select changes->'name'->>'after' as after from audit_log
+        where target_id = ${c.role} order by id desc limit 1`.execute(db)
+      return role.rows[0]?.name === last.rows[0]?.after ? [] : ['audit log disagrees with the role']
+    },
+  },
+  {
+    name: 'updateMessage concurrently (the edit history is a chain)',
+    call: (db, c, who) => updateMessage(db, c.message, { content: `edit by ${who}` }),
+    check: async (db, c) => {
+      const m = await sql<{
+        content: string
+      }>`select content from messages where id = ${c.message}`.execute(db)
+      const edits = await sql<{
+        n: number
+      }>`select count(*)::int as n from message_edits where message_id = ${c.message}`.execute(db)
+      const n = edits.rows[0]?.n ?? 0
+      return m.rows[0]?.content.startsWith('edit by') && n >= 1 && n <= 2 ? [] : [`edits ${n}`]
+    },
+  },
+  {
+    name: 'markChannelRead (the marker never moves back)',
+    setup: async (db, c) => {
+      await makeMember(db, c.guild, c.a)
+      c.newer = (await makeMessage(db, c.channel, c.owner)).id
+    },
+    call: (db, c, who) => {
+      if (who === 'b') c.newerMarked = 'yes'
+      return markChannelRead(db, {
+        channel_id: c.channel,
+        user_id: c.a,
+        message_id: (who === 'a' ? c.message : c.newer) as string,
+      })
+    },
+    check: async (db, c) => {
+      const r = await sql<{
+        id: string | null
+      }>`select last_read_message_id as id from channel_read_states
+        where channel_id = ${c.channel} and user_id = ${c.a}`.execute(db)
+      // The newest message any call named.
+      const expected = c.newerMarked ? c.newer : c.message
+      return r.rows[0]?.id === expected ? [] : [`marker at ${r.rows[0]?.id}, expected ${expected}`]
+    },
+  },
+]
+
+let t: TestDatabase
+let h: Interleaver
+beforeAll(async () => {
+  t = await createTestDatabase({ url: testDatabaseUrl(), pool: { max: 4 } })
+  h = await createInterleaver(t.url, ['a', 'b'])
+})
+afterAll(async () => {
+  await h?.close()
+  await t?.drop()
+})
+
+async function world(db: Kysely<DB>): Promise<Ctx> {
+  const owner = await makeUser(db)
+  const a = await createUser(db, { username: randomUsername() })
+  const b = await createUser(db, { username: randomUsername() })
+  const guild = await makeGuild(db, owner.id)
+  const channel = await makeChannel(db, guild.id)
+  const message = await makeMessage(db, channel.id, owner.id)
+  const role = await makeRole(db, guild.id, { permissions: 0n })
+  return {
+    guild: guild.id,
+    owner: owner.id,
+    a: a.id,
+    b: b.id,
+    channel: channel.id,
+    message: message.id,
+    role: role.id,
+  }
+}
+
+const typed = (e: unknown) => e === undefined || e instanceof GuildstoreError
+
+describe('every guarded writer inside a caller REPEATABLE READ / SERIALIZABLE transaction', () => {
+  for (const level of ['repeatable read', 'serializable'] as const) {
+    for (const c of CASES) {
+      it(`${c.name}, ${level}: alone, then on a snapshot older than a committed competitor, then waiting on an uncommitted one`, async () => {
+        // Alone: it works, and its effect is there after the commit.
+        const alone = await world(t.db)
+        await c.setup?.(t.db, alone)
+        const solo = await h.run(
+          [
+            {
+              name: 'a',
+              isolation: level,
+              steps: [{ name: 'call', run: (db) => c.call(db, alone, 'a') }],
+            },
+            { name: 'b', isolation: 'autocommit', steps: [] },
+          ],
+          ['a.call', 'a.commit'],
+        )
+        expect(solo.outcomes.map((o) => o.error)).toEqual([undefined, undefined])
+        expect(await c.check(t.db, alone)).toEqual([])
+
+        // A competitor committed after the snapshot.
+        const w = await world(t.db)
+        await c.setup?.(t.db, w)
+        const stale = await h.run(
+          [
+            {
+              name: 'a',
+              isolation: level,
+              steps: [
+                { name: 'snap', run: (db) => sql`select 1`.execute(db) },
+                { name: 'call', run: (db) => c.call(db, w, 'a') },
+              ],
+            },
+            {
+              name: 'b',
+              isolation: 'autocommit',
+              steps: [{ name: 'call', run: (db) => c.call(db, w, 'b') }],
+            },
+          ],
+          ['a.snap', 'b.call', 'a.call', 'a.commit'],
+        )
+        for (const o of stale.outcomes)
+          expect(typed(o.error), `${o.step}: ${String(o.error)}`).toBe(true)
+        expect(await c.check(t.db, w)).toEqual([])
+
+        // A competitor still uncommitted while the call runs.
+        const v = await world(t.db)
+        await c.setup?.(t.db, v)
+        const waiting = await h.run(
+          [
+            {
+              name: 'a',
+              isolation: level,
+              steps: [
+                { name: 'snap', run: (db) => sql`select 1`.execute(db) },
+                { name: 'call', run: (db) => c.call(db, v, 'a') },
+              ],
+            },
+            {
+              name: 'b',
+              isolation: 'read committed',
+              steps: [{ name: 'call', run: (db) => c.call(db, v, 'b') }],
+            },
+          ],
+          ['a.snap', 'b.call', 'a.call', 'b.commit', 'a.commit'],
+        )
+        for (const o of waiting.outcomes)
+          expect(typed(o.error), `${o.step}: ${String(o.error)}`).toBe(true)
+        expect(await c.check(t.db, v)).toEqual([])
+        // A refusal is the retryable kind, never a silent wrong result.
+        for (const o of [...stale.outcomes, ...waiting.outcomes]) {
+          if (o.error instanceof DatabaseUnavailableError) expect(o.error.retryable).toBe(true)
+        }
+      })
+    }
+  }
+})
