@@ -137,6 +137,7 @@ export interface GuildInvites {
 }
 
 export interface GuildMembers {
+  communication_disabled_until: Timestamp | null;
   guild_id: string;
   joined_at: Generated<Timestamp>;
   nickname: string | null;

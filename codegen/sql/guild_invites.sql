@@ -70,7 +70,8 @@ returning
   "guild_id",
   "user_id",
   "nickname",
-  "joined_at";
+  "joined_at",
+  "communication_disabled_until";
 
 -- guild_invites.list_of_guild (prepared as "gs.guild_invites.list_of_guild"; read)
 select
@@ -116,7 +117,8 @@ select
   "guild_id",
   "user_id",
   "nickname",
-  "joined_at"
+  "joined_at",
+  "communication_disabled_until"
 from
   "guild_members"
 where

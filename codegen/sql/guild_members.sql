@@ -5,7 +5,8 @@ select
   "guild_id",
   "user_id",
   "nickname",
-  "joined_at"
+  "joined_at",
+  "communication_disabled_until"
 from
   "guild_members"
 where
@@ -68,7 +69,8 @@ select
   "guild_id",
   "user_id",
   "nickname",
-  "joined_at"
+  "joined_at",
+  "communication_disabled_until"
 from
   "guild_members"
 where
@@ -89,6 +91,53 @@ where
   and "user_id" = $2
 for update;
 
+-- guild_members.set_timeout (prepared as "gs.guild_members.set_timeout"; write)
+update "guild_members"
+set
+  "communication_disabled_until" = $1
+where
+  "guild_id" = $2
+  and "user_id" = $3
+returning
+  "guild_id",
+  "user_id",
+  "nickname",
+  "joined_at",
+  "communication_disabled_until";
+
+-- guild_members.timeout_target (prepared as "gs.guild_members.timeout_target"; write)
+select
+  "gm"."communication_disabled_until",
+  g.owner_id = gm.user_id
+  or exists (
+    select
+    from
+      roles r
+    where
+      r.guild_id = gm.guild_id
+      and (r.permissions & 8::int8) <> 0
+      and (
+        r.is_default
+        or exists (
+          select
+          from
+            member_roles mr
+          where
+            mr.guild_id = gm.guild_id
+            and mr.user_id = gm.user_id
+            and mr.role_id = r.id
+        )
+      )
+  ) as "exempt"
+from
+  "guild_members" as "gm"
+  inner join "guilds" as "g" on "g"."id" = "gm"."guild_id"
+where
+  "gm"."guild_id" = $1
+  and "gm"."user_id" = $2
+for no key update of
+  "gm";
+
 -- guild_members.upsert (prepared as "gs.guild_members.upsert"; write)
 insert into
   "guild_members" ("guild_id", "user_id")
@@ -101,4 +150,5 @@ returning
   "guild_id",
   "user_id",
   "nickname",
-  "joined_at";
+  "joined_at",
+  "communication_disabled_until";

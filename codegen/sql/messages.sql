@@ -516,6 +516,7 @@ with
                 or (rp.permissions & 8) <> 0
               ) then 71487549079551::int8
               when (cp.permissions & 1024) = 0 then 0::int8
+              when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
             end
           )
@@ -952,6 +953,7 @@ with
                 or (rp.permissions & 8) <> 0
               ) then 71487549079551::int8
               when (cp.permissions & 1024) = 0 then 0::int8
+              when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
             end
           )
@@ -1262,6 +1264,7 @@ with
                 or (rp.permissions & 8) <> 0
               ) then 71487549079551::int8
               when (cp.permissions & 1024) = 0 then 0::int8
+              when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
             end
           )
@@ -1698,6 +1701,7 @@ with
                 or (rp.permissions & 8) <> 0
               ) then 71487549079551::int8
               when (cp.permissions & 1024) = 0 then 0::int8
+              when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
             end
           )
@@ -2008,6 +2012,7 @@ with
                 or (rp.permissions & 8) <> 0
               ) then 71487549079551::int8
               when (cp.permissions & 1024) = 0 then 0::int8
+              when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
             end
           )
@@ -2502,6 +2507,7 @@ with
                 or (rp.permissions & 8) <> 0
               ) then 71487549079551::int8
               when (cp.permissions & 1024) = 0 then 0::int8
+              when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
             end
           )
@@ -2841,6 +2847,7 @@ with
                 or (rp.permissions & 8) <> 0
               ) then 71487549079551::int8
               when (cp.permissions & 1024) = 0 then 0::int8
+              when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
             end
           )
@@ -3219,6 +3226,7 @@ with
                 or (rp.permissions & 8) <> 0
               ) then 71487549079551::int8
               when (cp.permissions & 1024) = 0 then 0::int8
+              when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
             end
           )
@@ -3507,6 +3515,7 @@ with
                 or (rp.permissions & 8) <> 0
               ) then 71487549079551::int8
               when (cp.permissions & 1024) = 0 then 0::int8
+              when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
             end
           )

@@ -224,6 +224,7 @@ with
               or (rp.permissions & 8) <> 0
             ) then 71487549079551::int8
             when (cp.permissions & 1024) = 0 then 0::int8
+            when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
             else cp.permissions
           end
         ) & 1024

@@ -19,6 +19,9 @@
  *   guild base grants it); then a private channel (0.1.0's `is_private`) gives 0
  *   to a member who is not in its `channel_members`; finally, when
  *   `VIEW_CHANNEL` is not left, the member has no permission at all there (0);
+ * - a member timed out (`communication_disabled_until` in the future) keeps
+ *   only `VIEW_CHANNEL` and `READ_MESSAGE_HISTORY`, in the guild and in every
+ *   channel (the owner and administrators are exempt);
  * - a user may access a guild channel when their permissions in it include
  *   `VIEW_CHANNEL`, and a DM channel when they are one of its `dm_participants`.
  *
@@ -55,9 +58,25 @@ export const memberContextSql: RawBuilder<unknown> = sql`guild_members gm
 /** Whether the member of {@link memberContextSql} is the owner or an administrator. */
 const isOwnerOrAdminSql = sql`(g.owner_id = gm.user_id or (rp.permissions & ${ADMINISTRATOR}) <> 0)`
 
-/** A member's guild-level permissions (`int8`), over {@link memberContextSql}. */
+/**
+ * Whether the member of {@link memberContextSql} is timed out now
+ * (`guild_members.communication_disabled_until` in the future, migration 0011).
+ */
+const timedOutSql = sql`gm.communication_disabled_until > statement_timestamp()`
+
+/** What a timed-out member keeps (Discord's rule): viewing and reading history. */
+const TIMED_OUT_KEEPS = sql.raw(
+  `${Permissions.VIEW_CHANNEL | Permissions.READ_MESSAGE_HISTORY}::int8`,
+)
+
+/**
+ * A member's guild-level permissions (`int8`), over {@link memberContextSql}:
+ * `ALL` for the owner and administrators; a timed-out member keeps only
+ * `VIEW_CHANNEL` and `READ_MESSAGE_HISTORY`.
+ */
 export const guildPermissionsSql: RawBuilder<bigint> = sql<bigint>`(case
   when ${isOwnerOrAdminSql} then ${ALL}
+  when ${timedOutSql} then rp.permissions & ${TIMED_OUT_KEEPS}
   else rp.permissions
 end)`
 
@@ -110,11 +129,13 @@ export const channelMembershipJoinSql: RawBuilder<unknown> = sql`left join chann
  * over {@link memberContextSql} joined with `channels c` and
  * {@link channelMembershipJoinSql}: `Permissions.ALL` for the owner and
  * administrators; else the overwritten permissions, or 0 when they lack
- * `VIEW_CHANNEL`.
+ * `VIEW_CHANNEL`; of those, only `VIEW_CHANNEL` and `READ_MESSAGE_HISTORY`
+ * while the member is timed out.
  */
 export const channelPermissionsSql: RawBuilder<bigint> = sql<bigint>`(case
   when ${isOwnerOrAdminSql} then ${ALL}
   when (cp.permissions & ${VIEW_CHANNEL}) = 0 then 0::int8
+  when ${timedOutSql} then cp.permissions & ${TIMED_OUT_KEEPS}
   else cp.permissions
 end)`
 

@@ -39,6 +39,7 @@ export const AUDIT_ACTIONS = [
   'member_kick',
   'member_ban',
   'member_unban',
+  'member_timeout',
   'invite_create',
   'invite_revoke',
   'message_delete',

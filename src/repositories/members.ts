@@ -1,6 +1,8 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB, GuildMembers } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
+import { InvalidInputError } from '../errors/invalid-input-error.ts'
+import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { authorize } from '../permissions/authorize.ts'
@@ -8,6 +10,7 @@ import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
 import { prepareQuery } from '../sql/index.ts'
 import {
+  assertDate,
   assertIdKey,
   assertObject,
   assertOptionalUuid,
@@ -30,6 +33,7 @@ export const guildMemberColumns = columnList<GuildMembers>()([
   'user_id',
   'nickname',
   'joined_at',
+  'communication_disabled_until',
 ])
 
 /** A user's membership of a guild. */
@@ -244,4 +248,125 @@ export async function listGuildMembers(
   assertOptionalUuid(options.after, 'after')
   const limit = pageLimit(options.limit, MEMBER_PAGE_DEFAULT, MEMBER_PAGE_MAX)
   return selectMembersPage.execute(db, { guild_id, after: options.after ?? MIN_UUID, limit })
+}
+
+/** The longest timeout: 28 days (Discord's limit). */
+export const TIMEOUT_MAX_MS = 28 * 24 * 60 * 60 * 1000
+
+/** Input of {@link timeoutMember}. */
+export interface TimeoutMemberInput {
+  guild_id: string
+  user_id: string
+  /** When the timeout ends: in the future, at most 28 days away. `null` lifts it. */
+  until: Date | null
+}
+
+const setTimeout_ = prepareQuery(
+  'guild_members.set_timeout',
+  (db, p: { guild_id: string; user_id: string; until: Date | null }) =>
+    db
+      .updateTable('guild_members')
+      .set({ communication_disabled_until: p.until })
+      .where('guild_id', '=', p.guild_id)
+      .where('user_id', '=', p.user_id)
+      .returning(guildMemberColumns),
+)
+
+// The target's exemption (Discord's rule: the owner and ADMINISTRATOR holders
+// cannot be timed out), read with the membership locked.
+const selectExemption = prepareQuery(
+  'guild_members.timeout_target',
+  (db, p: { guild_id: string; user_id: string }) =>
+    db
+      .selectFrom('guild_members as gm')
+      .innerJoin('guilds as g', 'g.id', 'gm.guild_id')
+      .select([
+        'gm.communication_disabled_until',
+        sql<boolean>`g.owner_id = gm.user_id or exists (
+          select from roles r
+          where r.guild_id = gm.guild_id
+            and (r.permissions & ${sql.raw(`${Permissions.ADMINISTRATOR}`)}::int8) <> 0
+            and (r.is_default or exists (
+              select from member_roles mr
+              where mr.guild_id = gm.guild_id and mr.user_id = gm.user_id and mr.role_id = r.id)))`.as(
+          'exempt',
+        ),
+      ])
+      .where('gm.guild_id', '=', p.guild_id)
+      .where('gm.user_id', '=', p.user_id)
+      .forNoKeyUpdate('gm'),
+)
+
+/**
+ * Times a member out until `until` (Discord's "time out"), or lifts a timeout
+ * with `until: null`. While timed out the member keeps only `VIEW_CHANNEL` and
+ * `READ_MESSAGE_HISTORY` in the guild and every channel: sends, reactions and
+ * every other action are refused. The timeout ends by time alone, with no write
+ * (migration 0011; docs/permissions.md, "Timeouts"). Starting or extending a
+ * timeout takes effect at once for stored permissions too.
+ *
+ * @returns the membership with its `communication_disabled_until`.
+ * @throws {InvalidInputError} when an id is not a UUID, or `until` is not a
+ *   date in the future at most 28 days away (or `null`).
+ * @throws {NotFoundError} (entity `'guild_member'`) when the user is not a member.
+ * @throws {ConflictError} (reason `'exempt'`) for the owner or an `ADMINISTRATOR` holder.
+ * With `as`: `MODERATE_MEMBERS`, and the member's highest role below the
+ * actor's; the audit entry (`member_timeout`, with the old and new end) is
+ * written in the same transaction.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
+ * @example
+ * ```ts
+ * await timeoutMember(db, { guild_id, user_id, until: new Date(Date.now() + 3_600_000) }, { actor_id: mod })
+ * await timeoutMember(db, { guild_id, user_id, until: null }) // lift it
+ * ```
+ */
+export async function timeoutMember(
+  db: Kysely<DB>,
+  input: TimeoutMemberInput,
+  as?: ActingAs,
+): Promise<GuildMember> {
+  assertIdKey(input, MEMBER_KEY)
+  const until = input.until
+  if (until !== null) {
+    assertDate(until, 'until')
+    const ms = until.getTime() - Date.now()
+    if (ms <= 0 || ms > TIMEOUT_MAX_MS) {
+      throw new InvalidInputError('until must be in the future and at most 28 days away', {
+        field: 'until',
+      })
+    }
+  }
+  assertActingAs(as)
+  const { guild_id, user_id } = input
+  return inRetriedTransaction(db, async (trx) => {
+    const target = await selectExemption.executeTakeFirst(trx, { guild_id, user_id })
+    if (!target)
+      throw new NotFoundError('the user is not a member of this guild', { entity: 'guild_member' })
+    if (as) {
+      await authorize(trx, {
+        guild_id,
+        actor_id: as.actor_id,
+        permission: Permissions.MODERATE_MEMBERS,
+        target_user_id: user_id,
+      })
+    }
+    if (target.exempt && until !== null) {
+      throw new ConflictError('the owner and administrators cannot be timed out', {
+        reason: 'exempt',
+      })
+    }
+    const row = await setTimeout_.executeTakeFirstOrThrow(trx, { guild_id, user_id, until })
+    await writeAudit(trx, as, {
+      guild_id,
+      action: 'member_timeout',
+      target_id: user_id,
+      changes: {
+        communication_disabled_until: {
+          before: target.communication_disabled_until?.toISOString() ?? null,
+          after: until?.toISOString() ?? null,
+        },
+      },
+    })
+    return row
+  })
 }

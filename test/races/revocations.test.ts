@@ -71,7 +71,7 @@ describe('revocations × writers × isolation levels × orders', () => {
     const writers = WRITERS.length
     console.log(
       `[races] matrix: ${revocations} revocations × ${writers} writers × ${ISOLATIONS.length} levels = ` +
-        `${cells.length} cells (orders: 30 under READ COMMITTED, 140 under the snapshot levels); ` +
+        `${cells.length} cells${filter ? ` (filtered by /${filter}/)` : ''} (orders: 30 under READ COMMITTED, 140 under the snapshot levels); ` +
         `ran ${sample.length}, ${overlapped} with a blocked step, ${deferred} with a deferred step, ` +
         `${failures.length} failed`,
     )

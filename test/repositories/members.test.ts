@@ -29,7 +29,13 @@ describe('addGuildMember', () => {
     const g = await makeGuild(t.db, owner.id)
     const m1 = await addGuildMember(t.db, { guild_id: g.id, user_id: user.id })
     expect(m1).toMatchObject({ guild_id: g.id, user_id: user.id, nickname: null })
-    expect(Object.keys(m1).sort()).toEqual(['guild_id', 'joined_at', 'nickname', 'user_id'])
+    expect(Object.keys(m1).sort()).toEqual([
+      'communication_disabled_until',
+      'guild_id',
+      'joined_at',
+      'nickname',
+      'user_id',
+    ])
     const m2 = await addGuildMember(t.db, { guild_id: g.id, user_id: user.id })
     expect(m2).toEqual(m1)
   })

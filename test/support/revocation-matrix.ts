@@ -35,6 +35,7 @@ import {
   removeGuildMember,
   sendMessage,
   setChannelOverwrite,
+  timeoutMember,
   transferGuildOwnership,
   unassignRole,
   updateChannel,
@@ -210,6 +211,15 @@ export const REVOCATIONS: Revocation[] = [
       sql`update dm_participants set user_id = ${w.spare} where user_id = ${w.victim}`.execute(db),
   },
   {
+    name: 'timed out',
+    revoke: (db, w) =>
+      timeoutMember(db, {
+        guild_id: w.guild,
+        user_id: w.victim,
+        until: new Date(Date.now() + 3_600_000),
+      }),
+  },
+  {
     name: 'denied role assigned',
     setup: async (db, w) => {
       await db
@@ -243,6 +253,10 @@ export const WRITERS: Writer[] = [
   {
     name: 'member joined',
     write: (db, w) => addGuildMember(db, { guild_id: w.guild, user_id: w.victim }),
+  },
+  {
+    name: 'timeout lifted',
+    write: (db, w) => timeoutMember(db, { guild_id: w.guild, user_id: w.victim, until: null }),
   },
   {
     name: 'DM created',
