@@ -88,9 +88,16 @@ export interface Channels {
   last_seq: Generated<bigint>;
   name: string | null;
   position: Generated<number>;
+  rate_limit_per_user: Generated<number>;
   topic: string | null;
   type: Generated<ChannelType>;
   updated_at: Generated<Timestamp>;
+}
+
+export interface ChannelSlowmode {
+  channel_id: string;
+  last_sent_at: Timestamp;
+  user_id: string;
 }
 
 export interface DmChannels {
@@ -270,6 +277,7 @@ export interface DB {
   channel_permission_cache: ChannelPermissionCache;
   channel_pin_counts: ChannelPinCounts;
   channel_read_states: ChannelReadStates;
+  channel_slowmode: ChannelSlowmode;
   channels: Channels;
   dm_channels: DmChannels;
   dm_participants: DmParticipants;

@@ -9,6 +9,7 @@ select
   "topic",
   "position",
   "is_private",
+  "rate_limit_per_user",
   "created_at",
   "updated_at"
 from
@@ -173,6 +174,7 @@ select
   "topic",
   "position",
   "is_private",
+  "rate_limit_per_user",
   "created_at",
   "updated_at"
 from
@@ -190,6 +192,7 @@ select
   "topic",
   "position",
   "is_private",
+  "rate_limit_per_user",
   "created_at",
   "updated_at"
 from
@@ -208,10 +211,11 @@ insert into
     "type",
     "topic",
     "position",
-    "is_private"
+    "is_private",
+    "rate_limit_per_user"
   )
 values
-  ($1, $2, $3, $4, $5, $6, $7)
+  ($1, $2, $3, $4, $5, $6, $7, $8)
 returning
   "id",
   "guild_id",
@@ -220,6 +224,7 @@ returning
   "topic",
   "position",
   "is_private",
+  "rate_limit_per_user",
   "created_at",
   "updated_at";
 
@@ -232,6 +237,7 @@ select
   "topic",
   "position",
   "is_private",
+  "rate_limit_per_user",
   "created_at",
   "updated_at"
 from
@@ -251,6 +257,7 @@ select
   "topic",
   "position",
   "is_private",
+  "rate_limit_per_user",
   "created_at",
   "updated_at"
 from
@@ -433,5 +440,6 @@ returning
   "topic",
   "position",
   "is_private",
+  "rate_limit_per_user",
   "created_at",
   "updated_at";

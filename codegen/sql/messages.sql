@@ -3809,15 +3809,27 @@ with
           locked
       ) as stale
   ),
-  i as (
-    insert into
-      messages (id, channel_id, author_id, reply_to, content)
+  pos as materialized (
     select
-      $17::uuid,
-      $18::uuid,
-      $19::uuid,
-      $20::uuid,
-      $21::text
+      guildstore_take_position (
+        $17::uuid,
+        (
+          select
+            ctx.access_version
+          from
+            ctx
+        ),
+        $18::uuid,
+        coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ) & 8208::int8 <> 0,
+          false
+        )
+      ) as seq
     from
       refs
     where
@@ -3836,6 +3848,21 @@ with
       and refs.reply_ok
       and refs.roles_ok
       and refs.users_ok
+  ),
+  i as (
+    insert into
+      messages (id, channel_id, author_id, reply_to, content, seq)
+    select
+      $19::uuid,
+      $20::uuid,
+      $21::uuid,
+      $22::uuid,
+      $23::text,
+      pos.seq
+    from
+      pos
+    where
+      pos.seq > 0
     returning
       id,
       channel_id,
@@ -3874,21 +3901,21 @@ with
           null::uuid as role_id,
           false as everyone
         from
-          unnest($22::uuid[]) u
+          unnest($24::uuid[]) u
         union all
         select
           null::uuid,
           r,
           false
         from
-          unnest($23::uuid[]) r
+          unnest($25::uuid[]) r
         union all
         select
           null::uuid,
           null::uuid,
           true
         where
-          $24::boolean
+          $26::boolean
       ) t
   ),
   fill as (
@@ -3896,7 +3923,7 @@ with
       channel_permission_cache (channel_id, user_id, access_version, permissions)
     select
       ch.id,
-      $25::uuid,
+      $27::uuid,
       ch.access_version,
       bits.p
     from
@@ -3922,6 +3949,12 @@ select
   refs.reply_ok,
   refs.roles_ok,
   refs.users_ok,
+  (
+    select
+      pos.seq
+    from
+      pos
+  ) = -1 as slowed,
   i.id,
   i.channel_id,
   i.author_id,
@@ -3952,20 +3985,28 @@ from
     select
       guildstore_take_position (
         $5::uuid,
-        (
-          select
-            a.access_version
-          from
-            channel_permission_cache a
-          where
-            a.channel_id = $6::uuid
-            and a.user_id = $7::uuid
-            and (~ a.permissions & ($8::int8)) = 0
-        )
+        a.access_version,
+        $6::uuid,
+        (a.permissions & 8208::int8) <> 0
       ) as seq
+    from
+      (
+        select
+      ) one
+      left join lateral (
+        select
+          a.access_version,
+          a.permissions
+        from
+          channel_permission_cache a
+        where
+          a.channel_id = $7::uuid
+          and a.user_id = $8::uuid
+          and (~ a.permissions & ($9::int8)) = 0
+      ) a on true
   ) pos
 where
-  pos.seq is not null
+  pos.seq > 0
 returning
   id,
   channel_id,
@@ -3994,55 +4035,63 @@ with
         select
           guildstore_take_position (
             $6::uuid,
-            (
-              select
-                a.access_version
-              from
-                channel_permission_cache a
-              where
-                a.channel_id = $7::uuid
-                and a.user_id = $8::uuid
-                and (
-                  ~ a.permissions & (
-                    $9::int8 | case
-                      when exists (
-                        select
-                          1
-                        from
-                          roles r
-                        where
-                          r.guild_id = (
-                            select
-                              c.guild_id
-                            from
-                              channels c
-                            where
-                              c.id = $10::uuid
-                          )
-                          and r.id = any ($11::uuid[])
-                          and r.is_default
-                      ) then 131072::int8
-                      else 0::int8
-                    end
-                  )
-                ) = 0
-            )
+            a.access_version,
+            $7::uuid,
+            (a.permissions & 8208::int8) <> 0
           ) as seq
+        from
+          (
+            select
+          ) one
+          left join lateral (
+            select
+              a.access_version,
+              a.permissions
+            from
+              channel_permission_cache a
+            where
+              a.channel_id = $8::uuid
+              and a.user_id = $9::uuid
+              and (
+                ~ a.permissions & (
+                  $10::int8 | case
+                    when exists (
+                      select
+                        1
+                      from
+                        roles r
+                      where
+                        r.guild_id = (
+                          select
+                            c.guild_id
+                          from
+                            channels c
+                          where
+                            c.id = $11::uuid
+                        )
+                        and r.id = any ($12::uuid[])
+                        and r.is_default
+                    ) then 131072::int8
+                    else 0::int8
+                  end
+                )
+              ) = 0
+          ) a on true
         where
           (
-            $12::uuid is null
+            $13::uuid is null
             or exists (
               select
                 1
               from
                 messages r
               where
-                r.id = $13::uuid
-                and r.channel_id = $14::uuid
+                r.id = $14::uuid
+                and r.channel_id = $15::uuid
                 and r.deleted_at is null
             )
           )
-          and cardinality($15::uuid[]) = (
+          and cardinality($16::uuid[]) = (
             select
               count(*)
             from
@@ -4054,21 +4103,21 @@ with
                 from
                   channels c
                 where
-                  c.id = $16::uuid
+                  c.id = $17::uuid
               )
-              and r.id = any ($17::uuid[])
+              and r.id = any ($18::uuid[])
           )
-          and cardinality($18::uuid[]) = (
+          and cardinality($19::uuid[]) = (
             select
               count(*)
             from
               users u
             where
-              u.id = any ($19::uuid[])
+              u.id = any ($20::uuid[])
           )
       ) pos
     where
-      pos.seq is not null
+      pos.seq > 0
     returning
       id,
       channel_id,
@@ -4107,21 +4156,21 @@ with
           null::uuid as role_id,
           false as everyone
         from
-          unnest($20::uuid[]) u
+          unnest($21::uuid[]) u
         union all
         select
           null::uuid,
           r,
           false
         from
-          unnest($21::uuid[]) r
+          unnest($22::uuid[]) r
         union all
         select
           null::uuid,
           null::uuid,
           true
         where
-          $22::boolean
+          $23::boolean
       ) t
   )
 select
@@ -4136,6 +4185,27 @@ select
   i.seq
 from
   i;
+
+-- messages.slowmode_wait (prepared as "gs.messages.slowmode_wait"; read)
+select
+  greatest(
+    0,
+    ceil(
+      extract(
+        epoch
+        from
+          (
+            s.last_sent_at + make_interval(secs => c.rate_limit_per_user) - statement_timestamp()
+          )
+      ) * 1000
+    )
+  )::int as "ms"
+from
+  "channel_slowmode" as "s"
+  inner join "channels" as "c" on "c"."id" = "s"."channel_id"
+where
+  "s"."channel_id" = $1
+  and "s"."user_id" = $2;
 
 -- messages.soft_delete (prepared as "gs.messages.soft_delete"; write)
 update "messages"

@@ -4,6 +4,7 @@ import { ConflictError } from '../errors/conflict-error.ts'
 import { DatabaseUnavailableError } from '../errors/database-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { PermissionDeniedError } from '../errors/permission-denied-error.ts'
+import { RateLimitedError } from '../errors/rate-limited-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { hasFlagSql, memberChannelPermissionsSql } from '../permissions/actor-sql.ts'
 import { Permissions } from '../permissions/permissions.ts'
@@ -49,6 +50,29 @@ type Verdict =
 
 const flag = (perms: RawBuilder<unknown>, f: bigint) => hasFlagSql(perms, f)
 
+/** The flags that exempt a member from slowmode (Discord's rule). */
+const SLOWMODE_BYPASS = sql.raw(
+  `${Permissions.MANAGE_MESSAGES | Permissions.MANAGE_CHANNELS}::int8`,
+)
+
+// How long the author still waits, after a send slowmode refused (read after
+// the refusal: the number is advice, the refusal was decided in the statement).
+const slowmodeWait = prepareQuery(
+  'messages.slowmode_wait',
+  (db, p: { channel_id: string; author_id: string }) =>
+    db
+      .selectFrom('channel_slowmode as s')
+      .innerJoin('channels as c', 'c.id', 's.channel_id')
+      .select(
+        sql<number>`greatest(0, ceil(extract(epoch from (s.last_sent_at
+          + make_interval(secs => c.rate_limit_per_user) - statement_timestamp())) * 1000))::int`.as(
+          'ms',
+        ),
+      )
+      .where('s.channel_id', '=', p.channel_id)
+      .where('s.user_id', '=', p.author_id),
+)
+
 /**
  * `bool`: whether `role_ids` names the default (`@everyone`) role of `guildId`:
  * a mention of everyone, which needs `MENTION_EVERYONE` as `everyone: true` does.
@@ -86,6 +110,8 @@ const guardSql = (channel_id: unknown) =>
 interface SendRow {
   verdict: Verdict
   stale: boolean
+  /** Refused by the channel's slowmode (the position was given back). */
+  slowed: boolean | null
   reply_ok: boolean
   roles_ok: boolean
   users_ok: boolean
@@ -186,16 +212,22 @@ const sendStatement = prepareQuery('messages.send_authorized', (db, p: MessageIn
   from perms left join ctx ch on true
 ), refs as materialized (
   select ${refsFull.reply} as reply_ok, ${refsFull.roles} as roles_ok, ${refsFull.users} as users_ok
-), ${guardSql(p.channel_id)}, i as (
-  insert into messages (id, channel_id, author_id, reply_to, content)
-  select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text
+), ${guardSql(p.channel_id)}, pos as materialized (
+  select guildstore_take_position(${p.channel_id}::uuid, (select ctx.access_version from ctx),
+    ${p.author_id}::uuid, coalesce((select perms.p from perms) & ${SLOWMODE_BYPASS} <> 0, false)) as seq
   from refs
   where (select verdict from verdict) = 'ok'
     and not (select stale from stale)
     and refs.reply_ok and refs.roles_ok and refs.users_ok
+), i as (
+  insert into messages (id, channel_id, author_id, reply_to, content, seq)
+  select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text, pos.seq
+  from pos
+  where pos.seq > 0
   returning ${insertedColumns}
 ), ${mentionsSql(p, 'i')}, ${fillSql(p.author_id, sql`exists (select from i)`)}
-select verdict.verdict, stale.stale, refs.reply_ok, refs.roles_ok, refs.users_ok, ${returning}
+select verdict.verdict, stale.stale, refs.reply_ok, refs.roles_ok, refs.users_ok,
+  (select pos.seq from pos) = -1 as slowed, ${returning}
 from verdict cross join refs cross join stale left join i on true`,
   )
 })
@@ -246,13 +278,15 @@ function cachedSend(refs: boolean) {
       const insert = sql`insert into messages (id, channel_id, author_id, reply_to, content, seq)
 select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${refs ? sql`${p.reply_to}::uuid` : sql`null`}, ${p.content}::text, pos.seq
 from (
-  select guildstore_take_position(${p.channel_id}::uuid, (
-    select a.access_version from channel_permission_cache a
+  select guildstore_take_position(${p.channel_id}::uuid, a.access_version, ${p.author_id}::uuid,
+    (a.permissions & ${SLOWMODE_BYPASS}) <> 0) as seq
+  from (select) one left join lateral (
+    select a.access_version, a.permissions from channel_permission_cache a
     where a.channel_id = ${p.channel_id}::uuid and a.user_id = ${p.author_id}::uuid
       and (~a.permissions & (${p.need}::int8${everyoneRole})) = 0
-  )) as seq${refsOk}
+  ) a on true${refsOk}
 ) pos
-where pos.seq is not null
+where pos.seq > 0
 returning ${insertedColumns}`
       return rawQuery(
         db,
@@ -379,6 +413,15 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
     const row = (await sendStatement.executeTakeFirst(db, params)) as SendRow
     if (row.stale) continue
     if (row.verdict !== 'ok') throw refusal(row.verdict)
+    if (row.slowed) {
+      const wait = await slowmodeWait.executeTakeFirst(db, {
+        channel_id: params.channel_id,
+        author_id: params.author_id,
+      })
+      throw new RateLimitedError('slowmode: this member sent in this channel too recently', {
+        retry_after_ms: Math.max(1, wait?.ms ?? 1),
+      })
+    }
     if (row.id === null) {
       if (!row.roles_ok) {
         throw new InvalidInputError("mentions.role_ids must be roles of this channel's guild", {
@@ -397,6 +440,7 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
     const {
       verdict: _verdict,
       stale: _stale,
+      slowed: _slowed,
       reply_ok: _reply,
       roles_ok: _roles,
       users_ok: _users,

@@ -27,7 +27,14 @@ import { assertActingAs, auditChanges, lockChannelForUpdate, writeAudit } from '
 import type { GuildMemberKey } from './members.ts'
 
 /** The channel fields an audit entry records. */
-const CHANNEL_FIELDS = ['name', 'type', 'topic', 'position', 'is_private'] as const
+const CHANNEL_FIELDS = [
+  'name',
+  'type',
+  'topic',
+  'position',
+  'is_private',
+  'rate_limit_per_user',
+] as const
 
 /** The columns every channel-returning function selects. */
 export const channelColumns = columnList<Channels>()([
@@ -38,6 +45,7 @@ export const channelColumns = columnList<Channels>()([
   'topic',
   'position',
   'is_private',
+  'rate_limit_per_user',
   'created_at',
   'updated_at',
 ])
@@ -61,6 +69,7 @@ export const channelFields = defineFields('channels', {
   name: text(1, 100),
   topic: text(0, 1024),
   position: integer(),
+  rate_limit_per_user: integer(0, 21_600),
 })
 
 const NAME = channelFields.name
@@ -84,6 +93,7 @@ const insertChannel = prepareQuery(
       topic: string | null
       position: number
       is_private: boolean
+      rate_limit_per_user: number
     },
   ) =>
     db
@@ -96,6 +106,7 @@ const insertChannel = prepareQuery(
         topic: p.topic,
         position: p.position,
         is_private: p.is_private,
+        rate_limit_per_user: p.rate_limit_per_user,
       })
       .returning(channelColumns),
 )
@@ -235,7 +246,13 @@ const visibleChannels = prepareQuery(
 )
 
 /** The columns {@link updateChannel} may set. */
-type ChannelSet = { name?: string; topic?: string | null; position?: number; is_private?: boolean }
+type ChannelSet = {
+  name?: string
+  topic?: string | null
+  position?: number
+  is_private?: boolean
+  rate_limit_per_user?: number
+}
 
 // Sets only the patched columns: one shape per combination, sent unnamed.
 const updateGuildChannel = dynamicQuery(
@@ -274,6 +291,11 @@ export interface CreateChannelInput {
   position?: number | undefined
   /** Visible only to its `channel_members` (and the owner and administrators); default false. */
   is_private?: boolean | undefined
+  /**
+   * Slowmode: seconds a member waits between two messages, 0 (default, off)
+   * to 21600. `MANAGE_MESSAGES` or `MANAGE_CHANNELS` bypasses it.
+   */
+  rate_limit_per_user?: number | undefined
 }
 
 /**
@@ -303,6 +325,8 @@ export async function createChannel(
   assertInRange(position, 'position', channelFields.position)
   const is_private = input.is_private ?? false
   assertBoolean(is_private, 'is_private')
+  const rate_limit_per_user = input.rate_limit_per_user ?? 0
+  assertInRange(rate_limit_per_user, 'rate_limit_per_user', channelFields.rate_limit_per_user)
   assertActingAs(as)
   const { guild_id } = input
   return inTransaction(db, async (trx) => {
@@ -321,6 +345,7 @@ export async function createChannel(
       topic: input.topic ?? null,
       position,
       is_private,
+      rate_limit_per_user,
     })
     await writeAudit(trx, as, {
       guild_id,
@@ -368,6 +393,8 @@ export interface UpdateChannelPatch {
   topic?: string | null | undefined
   position?: number | undefined
   is_private?: boolean | undefined
+  /** Slowmode in seconds, 0 (off) to 21600. */
+  rate_limit_per_user?: number | undefined
 }
 
 /**
@@ -407,6 +434,14 @@ export async function updateChannel(
   if (patch.is_private !== undefined) {
     assertBoolean(patch.is_private, 'is_private')
     set.is_private = patch.is_private
+  }
+  if (patch.rate_limit_per_user !== undefined) {
+    assertInRange(
+      patch.rate_limit_per_user,
+      'rate_limit_per_user',
+      channelFields.rate_limit_per_user,
+    )
+    set.rate_limit_per_user = patch.rate_limit_per_user
   }
   assertActingAs(as)
   if (Object.keys(set).length === 0 && !as) return selectGuildChannel.executeTakeFirst(db, { id })

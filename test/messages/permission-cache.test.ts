@@ -41,8 +41,9 @@ const { VIEW_CHANNEL, SEND_MESSAGES, READ_MESSAGE_HISTORY, MENTION_EVERYONE, ADM
 /** Which statements a call ran, by their shape. */
 type Kind = 'send_cached' | 'send_full' | 'read_cached' | 'read_fill' | 'read_plain' | 'other'
 function kindOf(text: string): Kind {
-  if (text.includes('guildstore_take_position(')) return 'send_cached'
+  // The full statement also takes its position through guildstore_take_position (0012).
   if (text.includes('locked as (')) return 'send_full'
+  if (text.includes('guildstore_take_position(')) return 'send_cached'
   if (text.includes("then 'ok' else 'miss' end as verdict")) return 'read_cached'
   if (text.includes('insert into channel_permission_cache')) return 'read_fill'
   if (text.includes('as verdict') && text.includes('from messages m')) return 'read_plain'

@@ -74,6 +74,7 @@ describe('createChannel', () => {
       'is_private',
       'name',
       'position',
+      'rate_limit_per_user',
       'topic',
       'type',
       'updated_at',
