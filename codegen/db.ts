@@ -154,6 +154,7 @@ export interface GuildMembers {
 export interface Guilds {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
+  max_pins_per_channel: Generated<number>;
   name: string;
   owner_id: string;
   updated_at: Generated<Timestamp>;

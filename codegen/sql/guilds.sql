@@ -5,6 +5,7 @@ select
   "id",
   "name",
   "owner_id",
+  "max_pins_per_channel",
   "created_at",
   "updated_at"
 from
@@ -28,6 +29,7 @@ with
       "id",
       "name",
       "owner_id",
+      "max_pins_per_channel",
       "created_at",
       "updated_at"
   ),
@@ -64,6 +66,7 @@ select
   "id",
   "name",
   "owner_id",
+  "max_pins_per_channel",
   "created_at",
   "updated_at"
 from
@@ -74,6 +77,7 @@ select
   "g"."id",
   "g"."name",
   "g"."owner_id",
+  "g"."max_pins_per_channel",
   "g"."created_at",
   "g"."updated_at"
 from
@@ -89,7 +93,8 @@ order by
 select
   "id",
   "owner_id",
-  "name"
+  "name",
+  "max_pins_per_channel"
 from
   "guilds"
 where
@@ -126,19 +131,22 @@ returning
   "id",
   "name",
   "owner_id",
+  "max_pins_per_channel",
   "created_at",
   "updated_at";
 
--- guilds.update_name (prepared as "gs.guilds.update_name"; write)
+-- guilds.update (prepared as "gs.guilds.update"; write)
 update "guilds"
 set
-  "name" = $1,
+  "name" = coalesce($1::text, name),
+  "max_pins_per_channel" = coalesce($2::int4, max_pins_per_channel),
   "updated_at" = now()
 where
-  "id" = $2
+  "id" = $3
 returning
   "id",
   "name",
   "owner_id",
+  "max_pins_per_channel",
   "created_at",
   "updated_at";

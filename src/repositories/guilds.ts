@@ -8,7 +8,15 @@ import { authorize } from '../permissions/authorize.ts'
 import { DEFAULT_PERMISSIONS, Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
 import { inTransaction, prepareQuery } from '../sql/index.ts'
-import { assertObject, assertText, assertUuid, defineFields, text } from '../validation/index.ts'
+import {
+  assertInRange,
+  assertObject,
+  assertText,
+  assertUuid,
+  defineFields,
+  integer,
+  text,
+} from '../validation/index.ts'
 import { assertActingAs, auditChanges, writeAudit } from './internal.ts'
 
 /** The columns every guild-returning function selects. */
@@ -16,6 +24,7 @@ export const guildColumns = columnList<Guilds>()([
   'id',
   'name',
   'owner_id',
+  'max_pins_per_channel',
   'created_at',
   'updated_at',
 ])
@@ -24,7 +33,10 @@ export const guildColumns = columnList<Guilds>()([
 export type Guild = Projection<Guilds, typeof guildColumns>
 
 /** Length rules of the `guilds` columns (the CHECKs of the schema). */
-export const guildFields = defineFields('guilds', { name: text(1, 100) })
+export const guildFields = defineFields('guilds', {
+  name: text(1, 100),
+  max_pins_per_channel: integer(1, 250),
+})
 
 const NAME = guildFields.name
 
@@ -80,12 +92,19 @@ const selectGuildsForUser = prepareQuery('guilds.list_for_user', (db, p: { user_
     .orderBy('g.id'),
 )
 
-const updateGuildName = prepareQuery('guilds.update_name', (db, p: { id: string; name: string }) =>
-  db
-    .updateTable('guilds')
-    .set({ name: p.name, updated_at: sql`now()` })
-    .where('id', '=', p.id)
-    .returning(guildColumns),
+// The patched settings; a null parameter keeps the column as it is.
+const updateGuildSettings = prepareQuery(
+  'guilds.update',
+  (db, p: { id: string; name: string | null; max_pins_per_channel: number | null }) =>
+    db
+      .updateTable('guilds')
+      .set({
+        name: sql`coalesce(${p.name}::text, name)`,
+        max_pins_per_channel: sql`coalesce(${p.max_pins_per_channel}::int4, max_pins_per_channel)`,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', p.id)
+      .returning(guildColumns),
 )
 
 const deleteGuildById = prepareQuery('guilds.delete', (db, p: { id: string }) =>
@@ -93,7 +112,11 @@ const deleteGuildById = prepareQuery('guilds.delete', (db, p: { id: string }) =>
 )
 
 const lockGuild = prepareQuery('guilds.lock', (db, p: { id: string }) =>
-  db.selectFrom('guilds').select(['id', 'owner_id', 'name']).where('id', '=', p.id).forUpdate(),
+  db
+    .selectFrom('guilds')
+    .select(['id', 'owner_id', 'name', 'max_pins_per_channel'])
+    .where('id', '=', p.id)
+    .forUpdate(),
 )
 
 const setOwnerIfMember = prepareQuery(
@@ -182,11 +205,16 @@ export async function listGuildsForUser(db: Kysely<DB>, user_id: string): Promis
 export interface UpdateGuildPatch {
   /** 1 to 100 characters. */
   name?: string | undefined
+  /**
+   * How many pinned messages each channel of the guild holds at most: 1 to
+   * 250 (default 50). Lowering it keeps existing pins and refuses new ones.
+   */
+  max_pins_per_channel?: number | undefined
 }
 
 /**
- * Updates a guild's name (and `updated_at`). An empty patch changes nothing
- * and returns the guild as it is.
+ * Updates a guild's name or pin cap (and `updated_at`). An empty patch
+ * changes nothing and returns the guild as it is.
  *
  * @throws {InvalidInputError} when `id` is not a UUID or `name` is not 1–100 characters.
  * Writes the audit entry (`guild_update`) in the same transaction. With `as`,
@@ -206,9 +234,18 @@ export async function updateGuild(
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
   if (patch.name !== undefined) assertText(patch.name, 'name', NAME)
+  if (patch.max_pins_per_channel !== undefined) {
+    assertInRange(
+      patch.max_pins_per_channel,
+      'max_pins_per_channel',
+      guildFields.max_pins_per_channel,
+    )
+  }
   assertActingAs(as)
   const name = patch.name
-  if (name === undefined && !as) return selectGuild.executeTakeFirst(db, { id })
+  const max_pins_per_channel = patch.max_pins_per_channel
+  const empty = name === undefined && max_pins_per_channel === undefined
+  if (empty && !as) return selectGuild.executeTakeFirst(db, { id })
   return inTransaction(db, async (trx) => {
     const before = await lockGuild.executeTakeFirst(trx, { id })
     if (!before) return undefined
@@ -219,9 +256,13 @@ export async function updateGuild(
         permission: Permissions.MANAGE_GUILD,
       })
     }
-    if (name === undefined) return selectGuild.executeTakeFirst(trx, { id })
-    const row = await updateGuildName.executeTakeFirst(trx, { id, name })
-    const changes = auditChanges(before, row, ['name'])
+    if (empty) return selectGuild.executeTakeFirst(trx, { id })
+    const row = await updateGuildSettings.executeTakeFirst(trx, {
+      id,
+      name: name ?? null,
+      max_pins_per_channel: max_pins_per_channel ?? null,
+    })
+    const changes = auditChanges(before, row, ['name', 'max_pins_per_channel'])
     if (row && Object.keys(changes).length > 0) {
       await writeAudit(trx, as, { guild_id: id, action: 'guild_update', target_id: id, changes })
     }

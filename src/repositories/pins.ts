@@ -12,12 +12,18 @@ import { writeAudit } from './internal.ts'
 import { assertMessageActor } from './message-actor.ts'
 import { type Message, messageColumns } from './messages.ts'
 
-/** At most this many pinned messages per channel (CHECK `channel_pin_counts_pin_limit`). */
+/**
+ * The default pin cap of a channel (a guild's `max_pins_per_channel`, which
+ * `updateGuild` sets from 1 to {@link MAX_PINS_CAP}; a DM's always).
+ */
 export const MAX_PINS_PER_CHANNEL = 50
 
-/** The per-channel pin counter's CHECK (0 to {@link MAX_PINS_PER_CHANNEL}). */
+/** The highest pin cap a guild may set (Discord's). */
+export const MAX_PINS_CAP = 250
+
+/** The per-channel pin counter's CHECK (0 to {@link MAX_PINS_CAP}; the guild's cap is a trigger's). */
 export const pinCountFields = defineFields('channel_pin_counts', {
-  pin_count: integer(0, MAX_PINS_PER_CHANNEL),
+  pin_count: integer(0, MAX_PINS_CAP),
 })
 
 /**
@@ -151,8 +157,8 @@ async function auditPin(
  * Pins a live message in its channel. With `as`, the actor must have
  * `MANAGE_MESSAGES` in the guild channel, or be a participant of the DM,
  * checked in the inserting statement; without it the call is trusted. At most
- * 50 pins per channel, enforced race-free by a counter row with a CHECK that
- * concurrent pins queue on. A soft-deleted message leaves the pin list.
+ * the guild's `max_pins_per_channel` pins per channel (default 50, up to 250;
+ * 50 in a DM), enforced race-free on a counter row that concurrent pins queue on. A soft-deleted message leaves the pin list.
  *
  * In a guild channel a pin writes the audit entry `message_pin` (target: the
  * message; `changes`: `channel_id` and `author_id`, never the content; the
@@ -163,7 +169,7 @@ async function auditPin(
  * @throws {InvalidInputError} for a malformed id or actor.
  * @throws {NotFoundError} when there is no live message with that id.
  * @throws {PermissionDeniedError} when the actor may not; nothing is written.
- * @throws {ConflictError} (reason `'pin_limit'`) when the channel has 50 pins.
+ * @throws {ConflictError} (reason `'pin_limit'`) when the channel is at its cap.
  * @example
  * ```ts
  * await pinMessage(db, { message_id }, { actor_id: moderatorId, reason: 'rules' })
@@ -184,9 +190,10 @@ export async function pinMessage(
       .catch((error: unknown) => {
         if (
           error instanceof CheckViolationError &&
-          error.constraint === 'channel_pin_counts_pin_limit'
+          (error.constraint === 'channel_pin_counts_pin_limit' ||
+            error.constraint === 'channel_pin_counts_pin_range')
         ) {
-          throw new ConflictError(`a channel holds at most ${MAX_PINS_PER_CHANNEL} pins`, {
+          throw new ConflictError("the channel is at its guild's pin cap", {
             reason: 'pin_limit',
             cause: error,
           })
