@@ -47,6 +47,15 @@ export interface ChannelMembers {
   user_id: string;
 }
 
+export interface ChannelNotificationSettings {
+  channel_id: string;
+  level: string | null;
+  muted: Generated<boolean>;
+  muted_until: Timestamp | null;
+  updated_at: Generated<Timestamp>;
+  user_id: string;
+}
+
 export interface ChannelOverwrites {
   allow: Generated<bigint>;
   channel_id: string;
@@ -148,6 +157,17 @@ export interface GuildMembers {
   guild_id: string;
   joined_at: Generated<Timestamp>;
   nickname: string | null;
+  user_id: string;
+}
+
+export interface GuildNotificationSettings {
+  guild_id: string;
+  level: Generated<string>;
+  muted: Generated<boolean>;
+  muted_until: Timestamp | null;
+  suppress_everyone: Generated<boolean>;
+  suppress_roles: Generated<boolean>;
+  updated_at: Generated<Timestamp>;
   user_id: string;
 }
 
@@ -274,6 +294,7 @@ export interface Users {
 export interface DB {
   audit_log: AuditLog;
   channel_members: ChannelMembers;
+  channel_notification_settings: ChannelNotificationSettings;
   channel_overwrites: ChannelOverwrites;
   channel_permission_cache: ChannelPermissionCache;
   channel_pin_counts: ChannelPinCounts;
@@ -286,6 +307,7 @@ export interface DB {
   guild_bans: GuildBans;
   guild_invites: GuildInvites;
   guild_members: GuildMembers;
+  guild_notification_settings: GuildNotificationSettings;
   guilds: Guilds;
   guildstore_access_epochs: GuildstoreAccessEpochs;
   member_roles: MemberRoles;

@@ -18,6 +18,10 @@ export type { Invite } from './repositories/invites.ts'
 export type { GuildMember } from './repositories/members.ts'
 export type { MessageEdit } from './repositories/message-edits.ts'
 export type { Message, MessageMention } from './repositories/messages.ts'
+export type {
+  ChannelNotificationSetting,
+  GuildNotificationSetting,
+} from './repositories/notification-settings.ts'
 export type { ChannelOverwrite } from './repositories/overwrites.ts'
 export type { MessageReactionSummary } from './repositories/reactions.ts'
 export type { MemberRole, Role } from './repositories/roles.ts'

@@ -9,18 +9,45 @@ with
       dm_participants dp
     where
       dp.user_id = $1::uuid
+  ),
+  gs as (
+    select
+      null::text as level,
+      false as suppress_everyone,
+      false as suppress_roles,
+      false as muted
   )
 select
   c.id as channel_id,
   lm.id as last_message_id,
   rs.last_read_message_id,
   unread.n as unread_count,
-  least(mentions.n, 100)::int as mention_count
+  least(mentions.n, 100)::int as mention_count,
+  ns.muted,
+  ns.level as notification_level
 from
   visible v
+  cross join gs
   join channels c on c.id = v.id
   left join channel_read_states rs on rs.user_id = $2::uuid
   and rs.channel_id = c.id
+  left join channel_notification_settings cs on cs.channel_id = c.id
+  and cs.user_id = $3::uuid
+  cross join lateral (
+    select
+      coalesce(cs.level, gs.level, 'all') as level,
+      coalesce(gs.suppress_everyone, false) as suppress_everyone,
+      coalesce(gs.suppress_roles, false) as suppress_roles,
+      coalesce(
+        cs.muted
+        and (
+          cs.muted_until is null
+          or cs.muted_until > statement_timestamp()
+        ),
+        false
+      )
+      or coalesce(gs.muted, false) as muted
+  ) ns
   left join lateral (
     select
       m.id
@@ -47,7 +74,7 @@ from
           m.channel_id = c.id
           and m.deleted_at is null
           and m.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-          and m.author_id <> $3::uuid
+          and m.author_id <> $4::uuid
         order by
           m.seq
         limit
@@ -65,10 +92,12 @@ from
           from
             message_mentions mm
           where
-            mm.user_id = $4::uuid
+            mm.user_id = $5::uuid
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-            and mm.author_id <> $5::uuid
+            and mm.author_id <> $6::uuid
+            and ns.level <> 'nothing'
+            and true
           order by
             mm.seq
           limit
@@ -84,7 +113,9 @@ from
             mm.everyone
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-            and mm.author_id <> $6::uuid
+            and mm.author_id <> $7::uuid
+            and ns.level <> 'nothing'
+            and not ns.suppress_everyone
           order by
             mm.seq
           limit
@@ -232,7 +263,19 @@ with
   ),
   held as (
     select
-      coalesce(array_agg(r.id), '{}') as ids
+      coalesce(
+        array_agg(r.id) filter (
+          where
+            not r.is_default
+        ),
+        '{}'
+      ) as ids,
+      (
+        array_agg(r.id) filter (
+          where
+            r.is_default
+        )
+      ) [1] as everyone
     from
       roles r
     where
@@ -250,18 +293,55 @@ with
             and mr.role_id = r.id
         )
       )
+  ),
+  gs as materialized (
+    select
+      g.level,
+      g.suppress_everyone,
+      g.suppress_roles,
+      g.muted
+      and (
+        g.muted_until is null
+        or g.muted_until > statement_timestamp()
+      ) as muted
+    from
+      (
+        select
+      ) one
+      left join guild_notification_settings g on g.guild_id = $5::uuid
+      and g.user_id = $6::uuid
   )
 select
   c.id as channel_id,
   lm.id as last_message_id,
   rs.last_read_message_id,
   unread.n as unread_count,
-  least(mentions.n, 100)::int as mention_count
+  least(mentions.n, 100)::int as mention_count,
+  ns.muted,
+  ns.level as notification_level
 from
   visible v
+  cross join gs
   join channels c on c.id = v.id
-  left join channel_read_states rs on rs.user_id = $5::uuid
+  left join channel_read_states rs on rs.user_id = $7::uuid
   and rs.channel_id = c.id
+  left join channel_notification_settings cs on cs.channel_id = c.id
+  and cs.user_id = $8::uuid
+  cross join lateral (
+    select
+      coalesce(cs.level, gs.level, 'all') as level,
+      coalesce(gs.suppress_everyone, false) as suppress_everyone,
+      coalesce(gs.suppress_roles, false) as suppress_roles,
+      coalesce(
+        cs.muted
+        and (
+          cs.muted_until is null
+          or cs.muted_until > statement_timestamp()
+        ),
+        false
+      )
+      or coalesce(gs.muted, false) as muted
+  ) ns
   left join lateral (
     select
       m.id
@@ -288,7 +368,7 @@ from
           m.channel_id = c.id
           and m.deleted_at is null
           and m.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-          and m.author_id <> $6::uuid
+          and m.author_id <> $9::uuid
         order by
           m.seq
         limit
@@ -306,10 +386,12 @@ from
           from
             message_mentions mm
           where
-            mm.user_id = $7::uuid
+            mm.user_id = $10::uuid
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-            and mm.author_id <> $8::uuid
+            and mm.author_id <> $11::uuid
+            and ns.level <> 'nothing'
+            and true
           order by
             mm.seq
           limit
@@ -325,7 +407,9 @@ from
             mm.everyone
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-            and mm.author_id <> $9::uuid
+            and mm.author_id <> $12::uuid
+            and ns.level <> 'nothing'
+            and not ns.suppress_everyone
           order by
             mm.seq
           limit
@@ -352,12 +436,37 @@ from
               mm.role_id = held.role_id
               and mm.channel_id = c.id
               and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-              and mm.author_id <> $10::uuid
+              and mm.author_id <> $13::uuid
+              and ns.level <> 'nothing'
+              and not ns.suppress_roles
             order by
               mm.seq
             limit
               100
           ) y
+        union all
+        (
+          select
+            mm.seq
+          from
+            message_mentions mm
+          where
+            mm.role_id = (
+              select
+                everyone
+              from
+                held
+            )
+            and mm.channel_id = c.id
+            and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
+            and mm.author_id <> $14::uuid
+            and ns.level <> 'nothing'
+            and not ns.suppress_everyone
+          order by
+            mm.seq
+          limit
+            100
+        )
       ) x
   ) mentions
 order by

@@ -5,6 +5,7 @@ import { NotFoundError } from '../errors/not-found-error.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
 import { prepareQuery, rawQuery } from '../sql/index.ts'
 import { assertIdKey, assertObject, assertOptionalUuid, assertUuid } from '../validation/index.ts'
+import type { NotificationLevel } from './notification-settings.ts'
 
 /**
  * The cap of `unread_count` and `mention_count` in {@link listChannelReadStates}
@@ -144,8 +145,15 @@ export interface ChannelReadState {
   /**
    * Of those, the ones that mention the user, a role they hold (the default
    * role included), or `@everyone`; exact up to {@link UNREAD_COUNT_CAP}.
+   * The user's notification settings shape it: a suppressed `@everyone` (and
+   * default-role) mention counts nothing, suppressed role mentions count
+   * nothing, and the level `'nothing'` counts no mention at all.
    */
   mention_count: number
+  /** Muted now (the channel's mute or the guild's, unless it has ended). Counts stay exact: a client decides how to show it. */
+  muted: boolean
+  /** The effective level: the channel's override, else the guild's, else `'all'`. */
+  notification_level: NotificationLevel
 }
 
 /** Input of {@link listChannelReadStates}. */
@@ -161,6 +169,8 @@ interface ReadStateRow {
   last_read_message_id: string | null
   unread_count: number
   mention_count: number
+  muted: boolean
+  notification_level: NotificationLevel
 }
 
 /**
@@ -171,25 +181,47 @@ interface ReadStateRow {
  * indexes alone (they include author_id; soft-deleted messages have no mention
  * rows, and seq identifies a message within the channel).
  */
-function readStateSelect(userId: unknown, roleIds: RawBuilder<unknown> | null) {
+function readStateSelect(
+  userId: unknown,
+  roles: { ids: RawBuilder<unknown>; everyone: RawBuilder<unknown> } | null,
+) {
   const after = sql`coalesce(rs.last_read_seq, ${MIN_SEQ})`
-  const mentionRange = (target: RawBuilder<unknown>) => sql`select mm.seq
+  // A level of 'nothing' counts no mention: a one-time filter of each range.
+  const mentionRange = (
+    target: RawBuilder<unknown>,
+    when: RawBuilder<unknown> = sql`true`,
+  ) => sql`select mm.seq
       from message_mentions mm
       where ${target} and mm.channel_id = c.id and mm.seq > ${after}
-        and mm.author_id <> ${userId}::uuid
+        and mm.author_id <> ${userId}::uuid and ns.level <> 'nothing' and ${when}
       order by mm.seq limit ${CAP}`
+  // Role mentions: of the roles the user holds; the default role's mentions
+  // are mentions of everyone (suppress_everyone), the others' role mentions
+  // (suppress_roles).
   const roleRanges =
-    roleIds === null
+    roles === null
       ? sql``
       : sql`
       union all
-      select y.seq from unnest(${roleIds}) as held(role_id)
-      cross join lateral (${mentionRange(sql`mm.role_id = held.role_id`)}) y`
+      select y.seq from unnest(${roles.ids}) as held(role_id)
+      cross join lateral (${mentionRange(sql`mm.role_id = held.role_id`, sql`not ns.suppress_roles`)}) y
+      union all
+      (${mentionRange(sql`mm.role_id = ${roles.everyone}`, sql`not ns.suppress_everyone`)})`
   return sql`select c.id as channel_id, lm.id as last_message_id, rs.last_read_message_id,
-  unread.n as unread_count, least(mentions.n, ${CAP})::int as mention_count
+  unread.n as unread_count, least(mentions.n, ${CAP})::int as mention_count,
+  ns.muted, ns.level as notification_level
 from visible v
+cross join gs
 join channels c on c.id = v.id
 left join channel_read_states rs on rs.user_id = ${userId}::uuid and rs.channel_id = c.id
+left join channel_notification_settings cs on cs.channel_id = c.id and cs.user_id = ${userId}::uuid
+cross join lateral (
+  select coalesce(cs.level, gs.level, 'all') as level,
+    coalesce(gs.suppress_everyone, false) as suppress_everyone,
+    coalesce(gs.suppress_roles, false) as suppress_roles,
+    coalesce(cs.muted and (cs.muted_until is null or cs.muted_until > statement_timestamp()), false)
+      or coalesce(gs.muted, false) as muted
+) ns
 left join lateral (
   select m.id from messages m
   where m.channel_id = c.id and m.deleted_at is null
@@ -207,7 +239,7 @@ cross join lateral (
   select count(distinct x.seq)::int as n from (
     (${mentionRange(sql`mm.user_id = ${userId}::uuid`)})
     union all
-    (${mentionRange(sql`mm.everyone`)})${roleRanges}
+    (${mentionRange(sql`mm.everyone`, sql`not ns.suppress_everyone`)})${roleRanges}
   ) x
 ) mentions`
 }
@@ -221,15 +253,22 @@ const selectGuildReadStates = prepareQuery(
       sql<ReadStateRow>`with visible as (
   ${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id })}
 ), held as (
-  select coalesce(array_agg(r.id), '{}') as ids
+  select coalesce(array_agg(r.id) filter (where not r.is_default), '{}') as ids,
+    (array_agg(r.id) filter (where r.is_default))[1] as everyone
   from roles r
   where r.guild_id = ${p.guild_id}::uuid
     and (r.is_default or exists (
       select 1 from member_roles mr
       where mr.guild_id = r.guild_id and mr.user_id = ${p.user_id}::uuid and mr.role_id = r.id
     ))
+), gs as materialized (
+  select g.level, g.suppress_everyone, g.suppress_roles,
+    g.muted and (g.muted_until is null or g.muted_until > statement_timestamp()) as muted
+  from (select) one
+  left join guild_notification_settings g
+    on g.guild_id = ${p.guild_id}::uuid and g.user_id = ${p.user_id}::uuid
 )
-${readStateSelect(p.user_id, sql`(select ids from held)`)}
+${readStateSelect(p.user_id, { ids: sql`(select ids from held)`, everyone: sql`(select everyone from held)` })}
 order by c.position, c.id`,
     ),
 )
@@ -240,6 +279,8 @@ const selectDmReadStates = prepareQuery('read_states.list_dms', (db, p: { user_i
     db,
     sql<ReadStateRow>`with visible as (
   select dp.channel_id as id from dm_participants dp where dp.user_id = ${p.user_id}::uuid
+), gs as (
+  select null::text as level, false as suppress_everyone, false as suppress_roles, false as muted
 )
 ${readStateSelect(p.user_id, null)}
 order by lm.id desc nulls last, c.created_at desc, c.id desc`,

@@ -224,6 +224,9 @@ describe(`read state model, ${SEEDS.length} random worlds`, () => {
         last_read_message_id: marker?.id ?? null,
         unread_count: Math.min(unread.length, UNREAD_COUNT_CAP),
         mention_count: Math.min(mentioning.length, UNREAD_COUNT_CAP),
+        // No notification settings in these worlds: the defaults.
+        muted: false,
+        notification_level: 'all',
       }
     }
     for (const user of users) {

@@ -247,6 +247,8 @@ describe('markChannelRead and listChannelReadStates (guild)', () => {
       last_read_message_id: null,
       unread_count: 0,
       mention_count: 0,
+      muted: false,
+      notification_level: 'all',
     })
     await post('plain')
     await post('me', { user_ids: [member.id] })
@@ -488,6 +490,8 @@ describe('read state of DMs', () => {
         last_read_message_id: null,
         unread_count: 1,
         mention_count: 1,
+        muted: false,
+        notification_level: 'all',
       },
       expect.objectContaining({ channel_id: dmA.id, unread_count: 2, mention_count: 1 }),
     ])
