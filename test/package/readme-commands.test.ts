@@ -13,7 +13,14 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { testRedisUrl } from '../support/env.ts'
-import { createEmptyDatabase, describeRun, type EmptyDatabase, repoRoot, run } from './support.ts'
+import {
+  admin,
+  createEmptyDatabase,
+  describeRun,
+  type EmptyDatabase,
+  repoRoot,
+  run,
+} from './support.ts'
 
 const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
 
@@ -210,11 +217,26 @@ describe('the two commands, as written (node_modules already there)', () => {
 
   it('./dev test runs vitest (here on one file) and passes', async () => {
     const r = await run('bash', [join(repoRoot, 'dev'), 'test', 'test/core/ids.test.ts'], {
-      env: { NO_COLOR: '1', FORCE_COLOR: undefined },
+      env: { NO_COLOR: '1', FORCE_COLOR: undefined, GUILDSTORE_TEST_WORKERS: undefined },
       timeoutMs: 180_000,
     })
     expect(r.code, describeRun(r)).toBe(0)
     expect(r.stdout).toMatch(/Tests\s+(\d+) passed \(\1\)/)
+    // Issue 27, item 7: like .ci/run, two test files at a time below 200 connections.
+    const maxConnections = await admin((c) => c.query('SHOW max_connections'))
+    const limit = Number(maxConnections.rows[0].max_connections)
+    const said = `max_connections is ${limit}: two test files at a time (GUILDSTORE_TEST_WORKERS=2)`
+    if (limit < 200) expect(r.stderr).toContain(said)
+    else expect(r.stderr).not.toContain('GUILDSTORE_TEST_WORKERS=2')
+  }, 200_000)
+
+  it('./dev test leaves a GUILDSTORE_TEST_WORKERS the caller set alone', async () => {
+    const r = await run('bash', [join(repoRoot, 'dev'), 'test', 'test/core/ids.test.ts'], {
+      env: { NO_COLOR: '1', FORCE_COLOR: undefined, GUILDSTORE_TEST_WORKERS: '1' },
+      timeoutMs: 180_000,
+    })
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.stderr).not.toContain('GUILDSTORE_TEST_WORKERS=2')
   }, 200_000)
 
   it('./dev with no or an unknown command prints its usage and exits 2', async () => {

@@ -16,7 +16,8 @@ export interface EmptyDatabase {
   drop(): Promise<void>
 }
 
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` with a client of the test server's admin database. */
+export async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: testDatabaseUrl() })
   await client.connect()
   try {
