@@ -10,7 +10,13 @@
  *   POST   /invites/:code                                               → 200 { guild_id, joined }
  *   GET    /guilds/:id/channels                                         → 200 { channels }
  *   GET    /guilds/:id/read-states                                      → 200 { read_states, unread_cap }
- *   POST   /guilds/:id/channels      { name, topic? }                   → 201 { channel }
+ *   POST   /guilds/:id/channels      { name, topic?, private? }         → 201 { channel }   (MANAGE_CHANNELS)
+ *   GET    /guilds/:id/members                                          → 200 { members, roles }
+ *   POST   /guilds/:id/roles         { name, manage_messages? }         → 201 { role }      (MANAGE_ROLES)
+ *   PUT    /guilds/:id/members/:user/roles/:role                        → 204               (MANAGE_ROLES)
+ *   GET    /channels/:id/settings                                       → 200 { read_only, is_private, can_manage }
+ *   PUT    /channels/:id/read-only   { read_only }                      → 204               (an @everyone overwrite)
+ *   PUT    /channels/:id/members/:user                                  → 204               (private channels)
  *   POST   /channels/:id/messages    { content, reply_to? }             → 201 { message }   (@name mentions)
  *   GET    /channels/:id/messages    ?before=&after=&limit=             → 200 { messages, reactions, pinned }
  *   GET    /channels/:id/pins                                           → 200 { messages }
@@ -47,7 +53,9 @@ import type { AddressInfo } from 'node:net'
 import type { Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import {
+  addChannelMember,
   addReaction,
+  assignRole,
   type ChannelEvent,
   ConflictError,
   canAccessChannel,
@@ -56,9 +64,11 @@ import {
   createGuild,
   createInvite,
   createRateLimiter,
+  createRole,
   createSession,
   createUser,
   type DB,
+  deleteChannelOverwrite,
   deleteMessage,
   deleteSession,
   ForeignKeyViolationError,
@@ -68,10 +78,14 @@ import {
   findUserById,
   findUserByUsername,
   findUserCredentials,
+  findUsersByIds,
   hashToken,
   hasPermission,
   InvalidInputError,
+  listChannelOverwrites,
   listChannelReadStates,
+  listGuildMembers,
+  listGuildRoles,
   listGuildsForUser,
   listMessageEdits,
   listPinnedMessages,
@@ -88,6 +102,7 @@ import {
   removeReaction,
   searchMessages,
   sendMessage,
+  setChannelOverwrite,
   subscribeChannelEvents,
   UNREAD_COUNT_CAP,
   UniqueViolationError,
@@ -418,6 +433,37 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
     if (!hasPermission(perms, flag)) throw new HttpError(403, 'missing permission')
   }
 
+  async function isMemberOf(guildId: string, userId: string): Promise<boolean> {
+    return (await computePermissions(db, { guild_id: guildId, user_id: userId })) !== 0n
+  }
+
+  async function everyoneRole(guildId: string): Promise<string> {
+    const role = (await listGuildRoles(db, guildId)).find((r) => r.is_default)
+    if (!role) throw new HttpError(404, 'guild not found')
+    return role.id
+  }
+
+  /** Whether @everyone may not send here, whether it is private, and whether the user may change that. */
+  async function channelSettings(
+    channel: { id: string; guild_id: string | null; is_private: boolean },
+    userId: string,
+  ) {
+    if (!channel.guild_id) return { read_only: false, is_private: true, can_manage: false }
+    const everyone = await everyoneRole(channel.guild_id)
+    const overwrites = await listChannelOverwrites(db, channel.id)
+    const forEveryone = overwrites.find((o) => o.role_id === everyone)
+    const perms = await computePermissions(db, {
+      guild_id: channel.guild_id,
+      user_id: userId,
+      channel_id: channel.id,
+    })
+    return {
+      read_only: forEveryone ? hasPermission(forEveryone.deny, Permissions.SEND_MESSAGES) : false,
+      is_private: channel.is_private,
+      can_manage: hasPermission(perms, Permissions.MANAGE_ROLES),
+    }
+  }
+
   /** A live message the user may read (its channel visible to them), else 404. */
   async function visibleMessage(messageId: string, userId: string) {
     const message = await findMessageById(db, messageId)
@@ -608,8 +654,83 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
         name: str(body, 'name'),
         type: 'text',
         topic: optionalStr(body, 'topic'),
+        // A private channel: only its members (and the owner and administrators) see it.
+        is_private: body.private === true,
       })
       return send(res, 201, { channel })
+    }
+
+    if (at('GET', 'guilds', '*', 'members')) {
+      const guildId = path[1] as string
+      if (!(await isMemberOf(guildId, me.userId))) throw new HttpError(404, 'guild not found')
+      const members = await listGuildMembers(db, guildId, { limit: 100 })
+      const users = await findUsersByIds(
+        db,
+        members.map((m) => m.user_id),
+      )
+      const roles = await listGuildRoles(db, guildId)
+      return send(res, 200, {
+        members: users.map((u) => ({ user_id: u.id, username: u.username })),
+        roles: roles.map((r) => ({ id: r.id, name: r.name, is_default: r.is_default })),
+      })
+    }
+
+    if (at('POST', 'guilds', '*', 'roles')) {
+      const body = await readJson(req)
+      // createRole with `as` checks MANAGE_ROLES and the hierarchy, and writes the audit entry.
+      const role = await createRole(
+        db,
+        {
+          guild_id: path[1] as string,
+          name: str(body, 'name'),
+          permissions: body.manage_messages === true ? Permissions.MANAGE_MESSAGES : 0n,
+        },
+        { actor_id: me.userId },
+      )
+      return send(res, 201, { role: { id: role.id, name: role.name, is_default: role.is_default } })
+    }
+
+    if (at('PUT', 'guilds', '*', 'members', '*', 'roles', '*')) {
+      await assignRole(
+        db,
+        { guild_id: path[1] as string, user_id: path[3] as string, role_id: path[5] as string },
+        { actor_id: me.userId },
+      )
+      return send(res, 204)
+    }
+
+    if (at('GET', 'channels', '*', 'settings')) {
+      const channel = await accessibleChannel(path[1] as string, me.userId)
+      return send(res, 200, await channelSettings(channel, me.userId))
+    }
+
+    if (at('PUT', 'channels', '*', 'read-only')) {
+      const channel = await accessibleChannel(path[1] as string, me.userId)
+      if (!channel.guild_id) throw new HttpError(400, 'a direct message has no settings')
+      const everyone = await everyoneRole(channel.guild_id)
+      const body = await readJson(req)
+      const as = { actor_id: me.userId, reason: 'read-only toggle' }
+      // An @everyone overwrite that denies SEND_MESSAGES; `as` needs MANAGE_ROLES here.
+      if (body.read_only === true) {
+        await setChannelOverwrite(
+          db,
+          { channel_id: channel.id, role_id: everyone, allow: 0n, deny: Permissions.SEND_MESSAGES },
+          as,
+        )
+      } else {
+        await deleteChannelOverwrite(db, { channel_id: channel.id, role_id: everyone }, as)
+      }
+      return send(res, 204)
+    }
+
+    if (at('PUT', 'channels', '*', 'members', '*')) {
+      const channel = await accessibleChannel(path[1] as string, me.userId)
+      await addChannelMember(
+        db,
+        { channel_id: channel.id, user_id: path[3] as string },
+        { actor_id: me.userId },
+      )
+      return send(res, 204)
     }
 
     if (at('POST', 'channels', '*', 'messages')) {

@@ -483,6 +483,92 @@ describe('the chat page in headless Chromium', () => {
     }
   }, 240_000)
 
+  it('administration from the page: a private channel and its member, a read-only channel, a moderator role', async () => {
+    const ada = `ada_${randomBytes(4).toString('hex')}`
+    const grace = `grace_${randomBytes(4).toString('hex')}`
+    const adaContext = await browser.newContext({ viewport: { width: 1200, height: 800 } })
+    const graceContext = await browser.newContext({ viewport: { width: 1200, height: 800 } })
+    try {
+      const adaPage = await adaContext.newPage()
+      const gracePage = await graceContext.newPage()
+      await signUp(adaPage, ada)
+      await adaPage.locator('#guild-name').fill('Admin guild')
+      await adaPage.locator('#create-guild').click()
+      await expect.poll(() => title(adaPage), { timeout: UI_TIMEOUT }).toBe('# general')
+      await adaPage.locator('#channel-name').fill('secret')
+      await adaPage.locator('#channel-private').check()
+      await adaPage.locator('#create-channel').click()
+      await expect.poll(() => title(adaPage), { timeout: UI_TIMEOUT }).toBe('🔒 secret')
+
+      const link = await inviteLink(adaPage)
+      await signUp(gracePage, grace)
+      await gracePage.locator('#join-id').fill(link)
+      await gracePage.locator('#join-guild').click()
+      await expect.poll(() => title(gracePage), { timeout: UI_TIMEOUT }).toBe('# general')
+      const graceChannels = () => gracePage.locator('#channels button .name').allTextContents()
+      expect(await graceChannels()).toEqual(['# general'])
+      // Grace may not manage #general: no settings bar for her.
+      expect(await gracePage.locator('#channel-settings').isHidden()).toBe(true)
+
+      // Ada adds Grace to the private channel; Grace sees it once her list reloads.
+      await adaPage.locator('#members li', { hasText: grace }).waitFor({ timeout: UI_TIMEOUT })
+      await adaPage.locator('#private-controls').waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+      await adaPage.locator('#add-member-select').selectOption({ label: grace })
+      await adaPage.locator('#add-member').click()
+      await expect
+        .poll(() => adaPage.locator('#add-member').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('added ✓')
+      await gracePage.locator('#guilds button', { hasText: 'Admin guild' }).click()
+      await expect.poll(graceChannels, { timeout: UI_TIMEOUT }).toEqual(['# general', '🔒 secret'])
+      await adaPage.screenshot({ path: join(OUTPUT, 'chat-admin-private.png') })
+
+      // Ada makes #general read-only: Grace's send is refused, nothing posted.
+      await adaPage.locator('#channels button', { hasText: '# general' }).click()
+      await expect.poll(() => title(adaPage), { timeout: UI_TIMEOUT }).toBe('# general')
+      await adaPage.locator('#read-only-toggle').click()
+      await expect
+        .poll(() => adaPage.locator('#read-only-toggle').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('allow everyone to send')
+      await gracePage.locator('#composer-input').fill('can I post?')
+      await gracePage.locator('#send').click()
+      await expect
+        .poll(() => gracePage.locator('#chat-error').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('missing permission')
+      expect(
+        await gracePage.locator('#messages .message', { hasText: 'can I post?' }).count(),
+      ).toBe(0)
+      await gracePage.screenshot({ path: join(OUTPUT, 'chat-admin-read-only.png') })
+      await adaPage.locator('#read-only-toggle').click()
+      await expect
+        .poll(() => adaPage.locator('#read-only-toggle').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('make read-only')
+
+      // A moderator role for Grace: then she may pin Ada's message.
+      await adaPage.locator('#role-name').fill('mods')
+      await adaPage.locator('#create-role').click()
+      const graceRow = adaPage.locator('#members li', { hasText: grace })
+      await graceRow.locator('.assign-role').waitFor({ timeout: UI_TIMEOUT })
+      await graceRow.locator('select').selectOption({ label: 'mods' })
+      await graceRow.locator('.assign-role').click()
+      await expect
+        .poll(() => graceRow.locator('.assign-role').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('given ✓')
+      await adaPage.locator('#composer-input').fill('pin me, moderator')
+      await adaPage.locator('#send').click()
+      const onGrace = gracePage.locator('#messages .message', { hasText: 'pin me, moderator' })
+      await onGrace.waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+      await onGrace.hover()
+      await onGrace.locator('.act', { hasText: 'pin' }).click()
+      await expect
+        .poll(() => onGrace.getAttribute('class'), { timeout: UI_TIMEOUT })
+        .toContain('pinned')
+      await adaPage.screenshot({ path: join(OUTPUT, 'chat-admin-roles.png') })
+    } finally {
+      await adaContext.close()
+      await graceContext.close()
+    }
+  }, 240_000)
+
   it('at 390 px wide the page fits (one column, no sideways scrolling); a username with a space is refused', async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 } })
     try {

@@ -612,6 +612,77 @@ describe('examples/chat-service', () => {
     expect(hits.body.channels).toEqual([{ id: channelId, name: 'random', guild_id: guildId }])
   })
 
+  it('private channels, a read-only overwrite and a moderator role, each checked as the caller', async () => {
+    const names = async (token: string) =>
+      (await call('GET', `/guilds/${guildId}/channels`, { token })).body.channels.map(
+        (c: { name: string }) => c.name,
+      )
+    // A private channel: grace (a plain member) neither sees it nor may add herself.
+    const secret = await call('POST', `/guilds/${guildId}/channels`, {
+      token: ada.token,
+      body: { name: 'secret', private: true },
+    })
+    expect(secret.status).toBe(201)
+    expect(secret.body.channel.is_private).toBe(true)
+    const secretId = secret.body.channel.id
+    expect(await names(grace.token)).not.toContain('secret')
+    expect(
+      (await call('PUT', `/channels/${secretId}/members/${grace.id}`, { token: grace.token }))
+        .status,
+    ).toBe(404)
+    expect(
+      (await call('PUT', `/channels/${secretId}/members/${grace.id}`, { token: ada.token })).status,
+    ).toBe(204)
+    expect(await names(grace.token)).toContain('secret')
+
+    // Read-only: an @everyone overwrite denying SEND_MESSAGES; only a manager may set it.
+    const readOnly = (token: string, read_only: boolean) =>
+      call('PUT', `/channels/${channelId}/read-only`, { token, body: { read_only } })
+    expect((await readOnly(grace.token, true)).status).toBe(403)
+    expect((await readOnly(ada.token, true)).status).toBe(204)
+    const settings = await call('GET', `/channels/${channelId}/settings`, { token: grace.token })
+    expect(settings.body).toEqual({ read_only: true, is_private: false, can_manage: false })
+    const before = await countRows(t.db, ['messages'])
+    const refused = await call('POST', `/channels/${channelId}/messages`, {
+      token: grace.token,
+      body: { content: 'may I?' },
+    })
+    expect(refused.status).toBe(403)
+    expect(await countRows(t.db, ['messages'])).toEqual(before)
+    expect((await readOnly(ada.token, false)).status).toBe(204)
+    const allowed = await call('POST', `/channels/${channelId}/messages`, {
+      token: grace.token,
+      body: { content: 'now I may' },
+    })
+    expect(allowed.status).toBe(201)
+
+    // A moderator role: grace may pin only once ada gives it to her; she may not make roles.
+    const id = allowed.body.message.id
+    expect((await call('PUT', `/messages/${id}/pin`, { token: grace.token })).status).toBe(403)
+    expect(
+      (await call('POST', `/guilds/${guildId}/roles`, { token: grace.token, body: { name: 'me' } }))
+        .status,
+    ).toBe(403)
+    const mods = await call('POST', `/guilds/${guildId}/roles`, {
+      token: ada.token,
+      body: { name: 'mods', manage_messages: true },
+    })
+    expect(mods.status).toBe(201)
+    expect(
+      (
+        await call('PUT', `/guilds/${guildId}/members/${grace.id}/roles/${mods.body.role.id}`, {
+          token: ada.token,
+        })
+      ).status,
+    ).toBe(204)
+    expect((await call('PUT', `/messages/${id}/pin`, { token: grace.token })).status).toBe(204)
+    const members = await call('GET', `/guilds/${guildId}/members`, { token: grace.token })
+    expect(members.body.members.map((m: { username: string }) => m.username).sort()).toEqual(
+      [ada.username, grace.username].sort(),
+    )
+    expect(members.body.roles.map((r: { name: string }) => r.name)).toContain('mods')
+  })
+
   it('close() ends open streams and stops listening', async () => {
     const stream = await openEvents(channelId, grace.token)
     await stream.ready()

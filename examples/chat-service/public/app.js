@@ -187,13 +187,17 @@ async function openGuild(guildId, channelId) {
             dataset: { channelId: channel.id },
             onclick: () => openChannel(channel).catch((e) => showError('chat-error', e)),
           },
-          el('span', { className: 'name', textContent: `# ${channel.name}` }),
+          el('span', {
+            className: 'name',
+            textContent: `${channel.is_private ? '🔒' : '#'} ${channel.name}`,
+          }),
           el('span', { className: 'badge mention', hidden: true, title: 'mentions' }),
           el('span', { className: 'badge unread', hidden: true, title: 'unread messages' }),
         ),
       ),
     ),
   )
+  await loadMembers(guildId)
   const target = channels.find((c) => c.id === channelId) ?? channels[0]
   if (target) await openChannel(target)
   else await refreshReadStates()
@@ -272,8 +276,10 @@ $('create-channel-form').addEventListener('submit', async (event) => {
   try {
     const { channel } = await api('POST', `/guilds/${state.guildId}/channels`, {
       name: $('channel-name').value,
+      private: $('channel-private').checked,
     })
     $('channel-name').value = ''
+    $('channel-private').checked = false
     await openGuild(state.guildId, channel.id)
   } catch (e) {
     showError('chat-error', e)
@@ -299,6 +305,99 @@ $('invite-form').addEventListener('submit', async (event) => {
     }`
     $('invite-result').hidden = false
     $('invite-link').select()
+  } catch (e) {
+    showError('chat-error', e)
+  }
+})
+
+// --- members, roles, channel settings (overwrites, private channels) ------------
+
+async function loadMembers(guildId) {
+  const { members, roles } = await api('GET', `/guilds/${guildId}/members`)
+  if (guildId !== state.guildId) return
+  state.members = members
+  state.roles = roles.filter((r) => !r.is_default)
+  $('members').replaceChildren(
+    ...members.map((m) =>
+      el(
+        'li',
+        { dataset: { userId: m.user_id } },
+        el('span', { className: 'member-name', textContent: m.username }),
+        ...(state.roles.length
+          ? [
+              el(
+                'select',
+                { className: 'role-select', ariaLabel: `role for ${m.username}` },
+                ...state.roles.map((r) => el('option', { value: r.id, textContent: r.name })),
+              ),
+              el('button', {
+                type: 'button',
+                className: 'act assign-role',
+                textContent: 'give role',
+                onclick: (event) => {
+                  const roleId = event.target.parentElement.querySelector('select').value
+                  api('PUT', `/guilds/${guildId}/members/${m.user_id}/roles/${roleId}`)
+                    .then(() => {
+                      event.target.textContent = 'given ✓'
+                    })
+                    .catch((e) => showError('chat-error', e))
+                },
+              }),
+            ]
+          : []),
+      ),
+    ),
+  )
+  $('add-member-select').replaceChildren(
+    ...members.map((m) => el('option', { value: m.user_id, textContent: m.username })),
+  )
+}
+
+async function loadSettings(channelId) {
+  const settings = await api('GET', `/channels/${channelId}/settings`)
+  if (channelId !== state.channelId) return
+  state.readOnly = settings.read_only
+  $('channel-settings').hidden = !settings.can_manage
+  $('read-only-toggle').textContent = settings.read_only
+    ? 'allow everyone to send'
+    : 'make read-only'
+  $('private-controls').hidden = !settings.is_private
+  $('composer-input').placeholder = settings.read_only ? 'Message (read-only channel)' : 'Message'
+}
+
+$('read-only-toggle').addEventListener('click', async () => {
+  showError('chat-error')
+  try {
+    await api('PUT', `/channels/${state.channelId}/read-only`, { read_only: !state.readOnly })
+    await loadSettings(state.channelId)
+  } catch (e) {
+    showError('chat-error', e)
+  }
+})
+
+$('add-member').addEventListener('click', async () => {
+  showError('chat-error')
+  try {
+    await api('PUT', `/channels/${state.channelId}/members/${$('add-member-select').value}`)
+    $('add-member').textContent = 'added ✓'
+    setTimeout(() => {
+      $('add-member').textContent = 'add to channel'
+    }, 1500)
+  } catch (e) {
+    showError('chat-error', e)
+  }
+})
+
+$('role-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  showError('chat-error')
+  try {
+    await api('POST', `/guilds/${state.guildId}/roles`, {
+      name: $('role-name').value,
+      manage_messages: $('role-manage-messages').checked,
+    })
+    $('role-name').value = ''
+    await loadMembers(state.guildId)
   } catch (e) {
     showError('chat-error', e)
   }
@@ -503,7 +602,8 @@ async function openChannel(channel) {
   for (const button of $('channels').querySelectorAll('button')) {
     button.classList.toggle('active', button.dataset.channelId === channel.id)
   }
-  $('channel-title').textContent = `# ${channel.name}`
+  $('channel-title').textContent = `${channel.is_private ? '🔒' : '#'} ${channel.name}`
+  loadSettings(channel.id).catch((e) => showError('chat-error', e))
   $('messages').replaceChildren()
   $('composer').hidden = false
   // Subscribe first, then read history: nothing posted in between is missed
