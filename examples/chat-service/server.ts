@@ -649,14 +649,19 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
       const guildId = path[1] as string
       await requireGuildPermission(guildId, me.userId, Permissions.MANAGE_CHANNELS)
       const body = await readJson(req)
-      const channel = await createChannel(db, {
-        guild_id: guildId,
-        name: str(body, 'name'),
-        type: 'text',
-        topic: optionalStr(body, 'topic'),
-        // A private channel: only its members (and the owner and administrators) see it.
-        is_private: body.private === true,
-      })
+      const channel = await createChannel(
+        db,
+        {
+          guild_id: guildId,
+          name: str(body, 'name'),
+          type: 'text',
+          topic: optionalStr(body, 'topic'),
+          // A private channel: only its members (and the owner and administrators) see it.
+          is_private: body.private === true,
+        },
+        // As the caller: guildstore checks MANAGE_CHANNELS and writes the audit entry.
+        { actor_id: me.userId },
+      )
       return send(res, 201, { channel })
     }
 

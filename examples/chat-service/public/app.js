@@ -118,7 +118,10 @@ async function enterChat() {
   $('auth-view').hidden = true
   $('chat-view').hidden = false
   clearInterval(state.readStatesTimer)
-  state.readStatesTimer = setInterval(() => refreshReadStates().catch(() => {}), READ_STATES_MS)
+  state.readStatesTimer = setInterval(() => {
+    refreshReadStates().catch(() => {})
+    if (state.guildId) loadMembers(state.guildId).catch(() => {})
+  }, READ_STATES_MS)
   // An invite link (/#invite=CODE) opened before logging in is used now.
   const pending = inviteCodeOf(location.hash)
   if (pending) {
@@ -315,6 +318,10 @@ $('invite-form').addEventListener('submit', async (event) => {
 async function loadMembers(guildId) {
   const { members, roles } = await api('GET', `/guilds/${guildId}/members`)
   if (guildId !== state.guildId) return
+  // Redrawn only when someone joined or a role was made (keeps a choice being made).
+  const key = JSON.stringify([guildId, members, roles])
+  if (key === state.membersKey) return
+  state.membersKey = key
   state.members = members
   state.roles = roles.filter((r) => !r.is_default)
   $('members').replaceChildren(
