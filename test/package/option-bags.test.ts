@@ -14,7 +14,9 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
+import { createRedis, redisRetryDelay } from '../../src/index.ts'
 import { useTestDatabase } from '../support/database.ts'
+import { testRedisUrl } from '../support/env.ts'
 import { passUndefinedEverywhere } from '../types/undefined-options.ts'
 import { repoRoot } from './support.ts'
 
@@ -173,5 +175,24 @@ describe('a caller passing undefined for absent options (test/types/undefined-op
       applied: 0,
       pending: 0,
     })
+  })
+})
+
+describe("createRedis: an ioredis option given as undefined keeps guildstore's default", () => {
+  it("retries, connect timeout and retry strategy stay guildstore's (ioredis would use 20 retries)", async () => {
+    const redis = createRedis({
+      url: testRedisUrl(),
+      lazyConnect: true,
+      maxRetriesPerRequest: undefined,
+      connectTimeout: undefined,
+      retryStrategy: undefined,
+    })
+    try {
+      expect(redis.options.maxRetriesPerRequest).toBe(2)
+      expect(redis.options.connectTimeout).toBe(5000)
+      expect(redis.options.retryStrategy).toBe(redisRetryDelay)
+    } finally {
+      redis.disconnect()
+    }
   })
 })
