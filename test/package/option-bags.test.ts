@@ -15,8 +15,9 @@ import { join } from 'node:path'
 import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
 import { createRedis, redisRetryDelay } from '../../src/index.ts'
+import { createTestDatabase } from '../../src/testing/index.ts'
 import { useTestDatabase } from '../support/database.ts'
-import { testRedisUrl } from '../support/env.ts'
+import { testDatabaseUrl, testRedisUrl } from '../support/env.ts'
 import { passUndefinedEverywhere } from '../types/undefined-options.ts'
 import { repoRoot } from './support.ts'
 
@@ -193,6 +194,22 @@ describe("createRedis: an ioredis option given as undefined keeps guildstore's d
       expect(redis.options.retryStrategy).toBe(redisRetryDelay)
     } finally {
       redis.disconnect()
+    }
+  })
+})
+
+describe('createTestDatabase: a pool option given as undefined keeps the default', () => {
+  it("max stays 5 (it was pg's 10) and the clone is still the one connected to", async () => {
+    const t = await createTestDatabase({
+      url: testDatabaseUrl(),
+      pool: { max: undefined, connectionString: undefined },
+    })
+    try {
+      expect(t.pool.options.max).toBe(5)
+      const { rows } = await t.pool.query('select current_database() as name')
+      expect(rows[0].name).toBe(t.name)
+    } finally {
+      await t.drop()
     }
   })
 })
