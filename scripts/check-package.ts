@@ -18,6 +18,9 @@ try {
   const packed = JSON.parse(
     execFileSync('npm', ['pack', '--json', '--pack-destination', out], {
       cwd: root,
+      // Under `npm publish --dry-run` (prepublishOnly runs this script) npm sets
+      // npm_config_dry_run, and a dry-run pack writes no tarball to check.
+      env: { ...process.env, npm_config_dry_run: 'false' },
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
     }),

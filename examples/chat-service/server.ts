@@ -6,15 +6,31 @@
  *   DELETE /session                                                     → 204
  *   GET    /me                                                          → 200 { user }
  *   POST   /guilds                   { name }                           → 201 { guild, channel }
- *   POST   /guilds/:id/join                                             → 200 { member }
+ *   POST   /guilds/:id/invites       { max_uses?, max_age_seconds? }    → 201 { invite }
+ *   POST   /invites/:code                                               → 200 { guild_id, joined }
  *   GET    /guilds/:id/channels                                         → 200 { channels }
  *   GET    /guilds/:id/read-states                                      → 200 { read_states, unread_cap }
- *   POST   /guilds/:id/channels      { name, topic? }                   → 201 { channel }
- *   POST   /channels/:id/messages    { content, reply_to? }             → 201 { message }
- *   GET    /channels/:id/messages    ?before=&after=&limit=             → 200 { messages }
+ *   POST   /guilds/:id/channels      { name, topic?, private? }         → 201 { channel }   (MANAGE_CHANNELS)
+ *   GET    /guilds/:id/members                                          → 200 { members, roles }
+ *   POST   /guilds/:id/roles         { name, manage_messages? }         → 201 { role }      (MANAGE_ROLES)
+ *   PUT    /guilds/:id/members/:user/roles/:role                        → 204               (MANAGE_ROLES)
+ *   GET    /channels/:id/settings                                       → 200 { read_only, is_private, can_manage }
+ *   PUT    /channels/:id/read-only   { read_only }                      → 204               (an @everyone overwrite)
+ *   PUT    /channels/:id/members/:user                                  → 204               (private channels)
+ *   POST   /channels/:id/messages    { content, reply_to? }             → 201 { message }   (@name mentions)
+ *   GET    /channels/:id/messages    ?before=&after=&limit=             → 200 { messages, reactions, pinned }
+ *   GET    /channels/:id/pins                                           → 200 { messages }
+ *   GET    /messages/:id                                                → 200 { message, reactions, pinned, channel }
+ *   PATCH  /messages/:id             { content }                        → 200 { message }   (the author only)
+ *   DELETE /messages/:id                                                → 204               (author or MANAGE_MESSAGES)
+ *   GET    /messages/:id/edits                                          → 200 { edits }
+ *   PUT    /messages/:id/reactions/:emoji                               → 204
+ *   DELETE /messages/:id/reactions/:emoji                               → 204
+ *   PUT    /messages/:id/pin                                            → 204               (MANAGE_MESSAGES)
+ *   DELETE /messages/:id/pin                                            → 204               (MANAGE_MESSAGES)
  *   POST   /channels/:id/read        { message_id }                     → 204
  *   GET    /channels/:id/events      (text/event-stream)                → message_created, …
- *   GET    /search                   ?q=&guild_id=&before=&limit=       → 200 { messages }
+ *   GET    /search                   ?q=&guild_id=&before=&limit=       → 200 { messages, channels }
  *   GET    /guilds                                                      → 200 { guilds }
  *   GET    /users/:id                                                   → 200 { user: { id, username, display_name } }
  *   GET    /  /app.js  /style.css    the web chat page (public/, no build step)
@@ -37,41 +53,62 @@ import type { AddressInfo } from 'node:net'
 import type { Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import {
-  addGuildMember,
+  addChannelMember,
+  addReaction,
+  assignRole,
   type ChannelEvent,
   ConflictError,
   canAccessChannel,
   computePermissions,
   createChannel,
   createGuild,
+  createInvite,
   createRateLimiter,
+  createRole,
   createSession,
   createUser,
   type DB,
+  deleteChannelOverwrite,
+  deleteMessage,
   deleteSession,
   ForeignKeyViolationError,
   findChannelById,
-  findGuildById,
+  findMessageById,
   findSessionByTokenHash,
   findUserById,
+  findUserByUsername,
   findUserCredentials,
+  findUsersByIds,
   hashToken,
   hasPermission,
   InvalidInputError,
+  listChannelOverwrites,
   listChannelReadStates,
+  listGuildMembers,
+  listGuildRoles,
   listGuildsForUser,
+  listMessageEdits,
+  listPinnedMessages,
+  listReactions,
   listVisibleChannels,
+  type Message,
   markChannelRead,
   NotFoundError,
   PermissionDeniedError,
   Permissions,
+  pinMessage,
   publishChannelEvent,
   readChannelMessages,
+  removeReaction,
   searchMessages,
   sendMessage,
+  setChannelOverwrite,
   subscribeChannelEvents,
   UNREAD_COUNT_CAP,
   UniqueViolationError,
+  unpinMessage,
+  updateMessage,
+  useInvite,
 } from '../../src/index.ts'
 import { hashPassword, verifyPassword } from './passwords.ts'
 
@@ -248,6 +285,32 @@ const optionalInt = (params: URLSearchParams, field: string): number | undefined
 const clientAddress = (req: IncomingMessage): string =>
   (req.socket.remoteAddress ?? '0.0.0.0').replace(/^::ffff:(?=\d+\.)/, '')
 
+/**
+ * The example's username rule on top of guildstore's identity rule (2–32 characters,
+ * no `@`, no control characters, no leading or trailing space; unique under NFKC and
+ * case folding, docs/identity.md): no whitespace inside either, because a mention is
+ * `@name` up to the next space.
+ */
+function assertExampleUsername(username: string): void {
+  if (/\s/u.test(username)) {
+    throw new HttpError(400, 'username must not contain spaces (mentions are written @name)')
+  }
+}
+
+/** The distinct `@name` tokens of a message (at most 20), trailing punctuation dropped. */
+export function mentionedNames(content: string): string[] {
+  const names = new Set<string>()
+  for (const match of content.matchAll(/(?<![\p{L}\p{N}_])@([^\s@]{1,40})/gu)) {
+    const name = (match[1] ?? '').replace(/[.,!?:;)\]}'"]+$/u, '')
+    if (name.length >= 2) names.add(name)
+    if (names.size === 20) break
+  }
+  return [...names]
+}
+
+/** The most recent `max_age_seconds` an invite may have: 7 days. */
+const MAX_INVITE_AGE_SECONDS = 7 * 24 * 60 * 60
+
 /** Maps guildstore's typed errors to HTTP statuses. Messages carry no values. */
 function httpError(error: unknown): HttpError | undefined {
   if (error instanceof HttpError) return error
@@ -370,6 +433,55 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
     if (!hasPermission(perms, flag)) throw new HttpError(403, 'missing permission')
   }
 
+  async function isMemberOf(guildId: string, userId: string): Promise<boolean> {
+    return (await computePermissions(db, { guild_id: guildId, user_id: userId })) !== 0n
+  }
+
+  async function everyoneRole(guildId: string): Promise<string> {
+    const role = (await listGuildRoles(db, guildId)).find((r) => r.is_default)
+    if (!role) throw new HttpError(404, 'guild not found')
+    return role.id
+  }
+
+  /** Whether @everyone may not send here, whether it is private, and whether the user may change that. */
+  async function channelSettings(
+    channel: { id: string; guild_id: string | null; is_private: boolean },
+    userId: string,
+  ) {
+    if (!channel.guild_id) return { read_only: false, is_private: true, can_manage: false }
+    const everyone = await everyoneRole(channel.guild_id)
+    const overwrites = await listChannelOverwrites(db, channel.id)
+    const forEveryone = overwrites.find((o) => o.role_id === everyone)
+    const perms = await computePermissions(db, {
+      guild_id: channel.guild_id,
+      user_id: userId,
+      channel_id: channel.id,
+    })
+    return {
+      read_only: forEveryone ? hasPermission(forEveryone.deny, Permissions.SEND_MESSAGES) : false,
+      is_private: channel.is_private,
+      can_manage: hasPermission(perms, Permissions.MANAGE_ROLES),
+    }
+  }
+
+  /** A live message the user may read (its channel visible to them), else 404. */
+  async function visibleMessage(messageId: string, userId: string) {
+    const message = await findMessageById(db, messageId)
+    if (!message || message.deleted_at) throw new HttpError(404, 'message not found')
+    const channel = await accessibleChannel(message.channel_id, userId)
+    return { message, channel }
+  }
+
+  /** What the page shows next to messages: reaction counts (with `me`) and which are pinned. */
+  async function decorations(channelId: string, messages: readonly Message[], userId: string) {
+    const reactions =
+      messages.length > 0
+        ? await listReactions(db, { message_ids: messages.map((m) => m.id), viewer_id: userId })
+        : []
+    const pinnedIds = new Set((await listPinnedMessages(db, channelId)).map((m) => m.id))
+    return { reactions, pinned: messages.filter((m) => pinnedIds.has(m.id)).map((m) => m.id) }
+  }
+
   // --- routes ---------------------------------------------------------------
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost')
@@ -406,8 +518,10 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
           `password must be ${MIN_PASSWORD_LENGTH}–${MAX_PASSWORD_LENGTH} characters`,
         )
       }
+      const username = str(body, 'username')
+      assertExampleUsername(username)
       const user = await createUser(db, {
-        username: str(body, 'username'),
+        username,
         email: optionalStr(body, 'email'),
         password_hash: await hashPassword(password),
       })
@@ -474,12 +588,45 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
       return send(res, 201, { guild, channel })
     }
 
-    if (at('POST', 'guilds', '*', 'join')) {
+    if (at('POST', 'guilds', '*', 'invites')) {
+      // A shareable invite of guildstore's: an unguessable code, optional use limit and
+      // expiry; `as` checks the creator's CREATE_INSTANT_INVITE and writes the audit entry.
       const guildId = path[1] as string
-      // The demo's guilds are open to everyone; a real service would check an invite here.
-      if (!(await findGuildById(db, guildId))) throw new HttpError(404, 'guild not found')
-      const member = await addGuildMember(db, { guild_id: guildId, user_id: me.userId })
-      return send(res, 200, { member })
+      const body = await readJson(req)
+      const maxUses = body.max_uses ?? null
+      const maxAge = body.max_age_seconds ?? null
+      if (maxUses !== null && (typeof maxUses !== 'number' || !Number.isInteger(maxUses))) {
+        throw new HttpError(400, 'max_uses must be an integer')
+      }
+      if (
+        maxAge !== null &&
+        (typeof maxAge !== 'number' ||
+          !Number.isInteger(maxAge) ||
+          maxAge < 1 ||
+          maxAge > MAX_INVITE_AGE_SECONDS)
+      ) {
+        throw new HttpError(400, `max_age_seconds must be 1 to ${MAX_INVITE_AGE_SECONDS}`)
+      }
+      const invite = await createInvite(
+        db,
+        {
+          guild_id: guildId,
+          inviter_id: me.userId,
+          max_uses: maxUses,
+          expires_at: maxAge === null ? null : new Date(Date.now() + maxAge * 1000),
+        },
+        { actor_id: me.userId },
+      )
+      return send(res, 201, { invite })
+    }
+
+    if (at('POST', 'invites', '*')) {
+      // useInvite refuses an unknown, revoked, expired or used-up code and a banned user.
+      const { member, joined } = await useInvite(db, {
+        code: decodeURIComponent(path[1] as string),
+        user_id: me.userId,
+      })
+      return send(res, 200, { guild_id: member.guild_id, joined })
     }
 
     if (at('GET', 'guilds', '*', 'channels')) {
@@ -502,24 +649,112 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
       const guildId = path[1] as string
       await requireGuildPermission(guildId, me.userId, Permissions.MANAGE_CHANNELS)
       const body = await readJson(req)
-      const channel = await createChannel(db, {
-        guild_id: guildId,
-        name: str(body, 'name'),
-        type: 'text',
-        topic: optionalStr(body, 'topic'),
-      })
+      const channel = await createChannel(
+        db,
+        {
+          guild_id: guildId,
+          name: str(body, 'name'),
+          type: 'text',
+          topic: optionalStr(body, 'topic'),
+          // A private channel: only its members (and the owner and administrators) see it.
+          is_private: body.private === true,
+        },
+        // As the caller: guildstore checks MANAGE_CHANNELS and writes the audit entry.
+        { actor_id: me.userId },
+      )
       return send(res, 201, { channel })
+    }
+
+    if (at('GET', 'guilds', '*', 'members')) {
+      const guildId = path[1] as string
+      if (!(await isMemberOf(guildId, me.userId))) throw new HttpError(404, 'guild not found')
+      const members = await listGuildMembers(db, guildId, { limit: 100 })
+      const users = await findUsersByIds(
+        db,
+        members.map((m) => m.user_id),
+      )
+      const roles = await listGuildRoles(db, guildId)
+      return send(res, 200, {
+        members: users.map((u) => ({ user_id: u.id, username: u.username })),
+        roles: roles.map((r) => ({ id: r.id, name: r.name, is_default: r.is_default })),
+      })
+    }
+
+    if (at('POST', 'guilds', '*', 'roles')) {
+      const body = await readJson(req)
+      // createRole with `as` checks MANAGE_ROLES and the hierarchy, and writes the audit entry.
+      const role = await createRole(
+        db,
+        {
+          guild_id: path[1] as string,
+          name: str(body, 'name'),
+          permissions: body.manage_messages === true ? Permissions.MANAGE_MESSAGES : 0n,
+        },
+        { actor_id: me.userId },
+      )
+      return send(res, 201, { role: { id: role.id, name: role.name, is_default: role.is_default } })
+    }
+
+    if (at('PUT', 'guilds', '*', 'members', '*', 'roles', '*')) {
+      await assignRole(
+        db,
+        { guild_id: path[1] as string, user_id: path[3] as string, role_id: path[5] as string },
+        { actor_id: me.userId },
+      )
+      return send(res, 204)
+    }
+
+    if (at('GET', 'channels', '*', 'settings')) {
+      const channel = await accessibleChannel(path[1] as string, me.userId)
+      return send(res, 200, await channelSettings(channel, me.userId))
+    }
+
+    if (at('PUT', 'channels', '*', 'read-only')) {
+      const channel = await accessibleChannel(path[1] as string, me.userId)
+      if (!channel.guild_id) throw new HttpError(400, 'a direct message has no settings')
+      const everyone = await everyoneRole(channel.guild_id)
+      const body = await readJson(req)
+      const as = { actor_id: me.userId, reason: 'read-only toggle' }
+      // An @everyone overwrite that denies SEND_MESSAGES; `as` needs MANAGE_ROLES here.
+      if (body.read_only === true) {
+        await setChannelOverwrite(
+          db,
+          { channel_id: channel.id, role_id: everyone, allow: 0n, deny: Permissions.SEND_MESSAGES },
+          as,
+        )
+      } else {
+        await deleteChannelOverwrite(db, { channel_id: channel.id, role_id: everyone }, as)
+      }
+      return send(res, 204)
+    }
+
+    if (at('PUT', 'channels', '*', 'members', '*')) {
+      const channel = await accessibleChannel(path[1] as string, me.userId)
+      await addChannelMember(
+        db,
+        { channel_id: channel.id, user_id: path[3] as string },
+        { actor_id: me.userId },
+      )
+      return send(res, 204)
     }
 
     if (at('POST', 'channels', '*', 'messages')) {
       const body = await readJson(req)
+      const content = str(body, 'content')
+      // `@name` mentions: the names that are users (found under the identity rule, so
+      // `@ADA` is ada) become the message's mentions, which light the mention badges.
+      const mentioned = await Promise.all(
+        mentionedNames(content).map((name) => findUserByUsername(db, name).catch(() => undefined)),
+      )
+      const userIds = [...new Set(mentioned.flatMap((u) => (u ? [u.id] : [])))]
       // One statement checks (view + send, overwrites, bans; DM: participant and no
       // block) and inserts: no window between the check and the write.
       const message = await sendMessage(db, {
         channel_id: path[1] as string,
         author_id: me.userId,
-        content: str(body, 'content'),
+        content,
         reply_to: optionalStr(body, 'reply_to'),
+        mentions: userIds.length > 0 ? { user_ids: userIds } : undefined,
       })
       await bus.publish(message.channel_id, { type: 'message_created', message })
       return send(res, 201, { message })
@@ -533,7 +768,81 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
         after: url.searchParams.get('after') ?? undefined,
         limit: optionalInt(url.searchParams, 'limit'),
       })
-      return send(res, 200, { messages })
+      return send(res, 200, {
+        messages,
+        ...(await decorations(path[1] as string, messages, me.userId)),
+      })
+    }
+
+    if (at('GET', 'channels', '*', 'pins')) {
+      const channel = await accessibleChannel(path[1] as string, me.userId)
+      return send(res, 200, { messages: await listPinnedMessages(db, channel.id) })
+    }
+
+    if (at('GET', 'messages', '*')) {
+      const { message, channel } = await visibleMessage(path[1] as string, me.userId)
+      return send(res, 200, {
+        message,
+        channel: { id: channel.id, name: channel.name, guild_id: channel.guild_id },
+        ...(await decorations(channel.id, [message], me.userId)),
+      })
+    }
+
+    if (at('PATCH', 'messages', '*')) {
+      const { message } = await visibleMessage(path[1] as string, me.userId)
+      if (message.author_id !== me.userId) throw new HttpError(403, 'only the author may edit')
+      const body = await readJson(req)
+      // updateMessage keeps the previous version (listMessageEdits) and sets edited_at.
+      const updated = await updateMessage(db, message.id, { content: str(body, 'content') })
+      if (!updated) throw new HttpError(404, 'message not found')
+      await bus.publish(updated.channel_id, { type: 'message_updated', message: updated })
+      return send(res, 200, { message: updated })
+    }
+
+    if (at('DELETE', 'messages', '*')) {
+      const { message } = await visibleMessage(path[1] as string, me.userId)
+      // As the caller: the author deletes freely, anyone else needs MANAGE_MESSAGES.
+      if (await deleteMessage(db, message.id, { actor_id: me.userId })) {
+        await bus.publish(message.channel_id, {
+          type: 'message_deleted',
+          channel_id: message.channel_id,
+          message_id: message.id,
+        })
+      }
+      return send(res, 204)
+    }
+
+    if (at('GET', 'messages', '*', 'edits')) {
+      const { message } = await visibleMessage(path[1] as string, me.userId)
+      return send(res, 200, { edits: await listMessageEdits(db, message.id) })
+    }
+
+    if (
+      at('PUT', 'messages', '*', 'reactions', '*') ||
+      at('DELETE', 'messages', '*', 'reactions', '*')
+    ) {
+      const { message } = await visibleMessage(path[1] as string, me.userId)
+      const reaction = {
+        message_id: message.id,
+        user_id: me.userId,
+        emoji: decodeURIComponent(path[3] as string),
+      }
+      const changed =
+        method === 'PUT' ? await addReaction(db, reaction) : await removeReaction(db, reaction)
+      if (changed) await bus.publish(message.channel_id, { type: 'message_updated', message })
+      return send(res, 204)
+    }
+
+    if (at('PUT', 'messages', '*', 'pin') || at('DELETE', 'messages', '*', 'pin')) {
+      const { message } = await visibleMessage(path[1] as string, me.userId)
+      // As the caller: MANAGE_MESSAGES in the channel, checked with the change.
+      const as = { actor_id: me.userId }
+      const changed =
+        method === 'PUT'
+          ? await pinMessage(db, { message_id: message.id }, as)
+          : await unpinMessage(db, { message_id: message.id }, as)
+      if (changed) await bus.publish(message.channel_id, { type: 'message_updated', message })
+      return send(res, 204)
     }
 
     if (at('POST', 'channels', '*', 'read')) {
@@ -561,7 +870,12 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
         before: url.searchParams.get('before') ?? undefined,
         limit: optionalInt(url.searchParams, 'limit'),
       })
-      return send(res, 200, { messages })
+      // The channels the hits are in (searchMessages only returns channels the user can read).
+      const channelIds = [...new Set(messages.map((m) => m.channel_id))]
+      const channels = (await Promise.all(channelIds.map((id) => findChannelById(db, id)))).flatMap(
+        (c) => (c ? [{ id: c.id, name: c.name, guild_id: c.guild_id }] : []),
+      )
+      return send(res, 200, { messages, channels })
     }
 
     throw new HttpError(404, 'no such route')

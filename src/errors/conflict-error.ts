@@ -9,7 +9,7 @@ export class ConflictError extends GuildstoreError {
   /** A stable name of the rule that refused, e.g. `'blocked'`, `'owner'`. */
   readonly reason: string | undefined
 
-  constructor(message: string, options?: { reason?: string; cause?: unknown }) {
+  constructor(message: string, options?: { reason?: string | undefined; cause?: unknown }) {
     super(message, options)
     this.reason = options?.reason
   }

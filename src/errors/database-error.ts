@@ -14,7 +14,11 @@ export class DatabaseUnavailableError extends GuildstoreError {
 
   constructor(
     message: string,
-    options: { sqlState?: string | undefined; retryable?: boolean; cause?: unknown } = {},
+    options: {
+      sqlState?: string | undefined
+      retryable?: boolean | undefined
+      cause?: unknown
+    } = {},
   ) {
     super(message, { cause: options.cause })
     this.sqlState = options.sqlState

@@ -12,7 +12,7 @@ export class InvalidInputError extends GuildstoreError {
   /** The input field that was refused, when known. */
   readonly field: string | undefined
 
-  constructor(message: string, options?: { field?: string; cause?: unknown }) {
+  constructor(message: string, options?: { field?: string | undefined; cause?: unknown }) {
     super(message, options)
     this.field = options?.field
   }

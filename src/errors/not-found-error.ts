@@ -6,7 +6,7 @@ export class NotFoundError extends GuildstoreError {
   /** What kind of thing was missing, e.g. `'friend_request'`. */
   readonly entity: string | undefined
 
-  constructor(message: string, options?: { entity?: string; cause?: unknown }) {
+  constructor(message: string, options?: { entity?: string | undefined; cause?: unknown }) {
     super(message, options)
     this.entity = options?.entity
   }

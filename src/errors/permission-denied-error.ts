@@ -31,7 +31,7 @@ export class PermissionDeniedError extends GuildstoreError {
 
   constructor(
     message: string,
-    options: { reason: string; permission?: bigint; cause?: unknown } = {
+    options: { reason: string; permission?: bigint | undefined; cause?: unknown } = {
       reason: 'missing_permission',
     },
   ) {
@@ -55,5 +55,5 @@ export interface ActingAs {
   /** The user performing the action. */
   actor_id: string
   /** Why, as the audit log should record it (at most 512 characters). */
-  reason?: string
+  reason?: string | undefined
 }

@@ -21,11 +21,11 @@ export interface MigrationInfo {
   checksum: string
   state: MigrationState
   /** For `changed`: the checksum recorded when the file was applied. */
-  recordedChecksum?: string
+  recordedChecksum?: string | undefined
   /** When the migration was applied (not for `pending`). */
-  appliedAt?: Date
+  appliedAt?: Date | undefined
   /** How long applying it took, in milliseconds (not for `pending`). */
-  durationMs?: number
+  durationMs?: number | undefined
 }
 
 /** Receives one line per applied migration. guildstore never logs to stdout by itself. */

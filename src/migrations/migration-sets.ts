@@ -14,17 +14,17 @@ export interface MigrationSetOptions {
    * table `guildstore_migrations`. Created when missing. Default: the pool's
    * (`createPool({ schema })`), else `public` (where 0.1.0 installed).
    */
-  schema?: string
+  schema?: string | undefined
   /**
    * The host's own migrations directory (the CLI's `--dir`, `./migrations` there),
    * applied after guildstore's, tracked as a set of its own. Default: none.
    */
-  hostDirectory?: string
+  hostDirectory?: string | undefined
   /**
    * guildstore's own set; defaults to the package's `migrations/`. Only for tests of
    * the runner itself: a host puts its files in `hostDirectory`.
    */
-  directory?: string
+  directory?: string | undefined
 }
 
 /** One set's files, read and validated. */

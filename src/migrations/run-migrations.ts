@@ -27,16 +27,16 @@ import { loadMigrationSets, type MigrationSetOptions } from './migration-sets.ts
 /** Options of {@link runMigrations}. */
 export interface RunMigrationsOptions extends MigrationSetOptions {
   /** Gets one `info` line per applied file (with its duration). Nothing is logged without it. */
-  logger?: MigrationLogger
+  logger?: MigrationLogger | undefined
   /** How long to wait for another runner's lock, in ms; `0` or absent waits as long as it takes. */
-  lockTimeoutMs?: number
+  lockTimeoutMs?: number | undefined
   /**
    * `false` skips the run-level lock (a transaction held open on a second connection):
    * only for a database nothing else migrates meanwhile and that runs every client on
    * one backend, such as an embedded PGlite, where that open transaction would block
    * the run itself. Default `true`.
    */
-  lock?: boolean
+  lock?: boolean | undefined
 }
 
 /** Line and column (1-based) of a 1-based character position in `text`. */

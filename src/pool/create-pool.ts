@@ -13,7 +13,7 @@ export interface PoolOptions extends pg.PoolConfig {
    * `pg_terminate_backend`). The pool drops that connection and makes a new one
    * when next needed; the host process never crashes on it. Default: ignore.
    */
-  onIdleError?: (error: Error) => void
+  onIdleError?: ((error: Error) => void) | undefined
   /**
    * The PostgreSQL schema guildstore's tables, types and functions live in (see
    * `docs/host-database.md`). Every connection of the pool starts with
@@ -21,7 +21,7 @@ export interface PoolOptions extends pg.PoolConfig {
    * A lowercase identifier: `[a-z_][a-z0-9_]*`, at most 63 characters, not `pg_…`.
    * Default: the server's own `search_path` (`public` for a 0.1.0 database).
    */
-  schema?: string
+  schema?: string | undefined
 }
 
 /** Type parsers of guildstore's pools: pg's defaults, except int8 → `bigint`. Never touches pg's global parsers. */

@@ -139,11 +139,22 @@ export function createRedis(
     retryStrategy: redisRetryDelay,
     maxRetriesPerRequest: 2,
     connectTimeout: 5000,
-    ...rest,
+    ...definedOnly(rest),
     ...settings,
   }
   const redis = target === undefined ? new Redis(ioOptions) : new Redis(target, ioOptions)
   return withErrorListener(redis, onError)
+}
+
+/**
+ * The options without the fields given as `undefined`: an option passed as
+ * `undefined` is absent, so it keeps guildstore's default instead of replacing it
+ * (ioredis would then fall back to its own, e.g. 20 retries per request).
+ */
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(options).filter(([, value]) => value !== undefined),
+  ) as Partial<T>
 }
 
 /** Checks guildstore's settings and returns them as ioredis option entries (kept by `duplicate()`). */
@@ -206,11 +217,11 @@ function createCluster(options: RedisClusterOptions): Cluster {
     {
       clusterRetryStrategy: redisRetryDelay,
       shardedSubscribers: true,
-      ...clusterOptions,
+      ...definedOnly(clusterOptions ?? {}),
       redisOptions: {
         maxRetriesPerRequest: 2,
         connectTimeout: 5000,
-        ...redisOptions,
+        ...definedOnly(redisOptions ?? {}),
       },
       ...settings,
     } as ClusterOptions,

@@ -102,7 +102,7 @@ export interface CreateAttachmentInput {
   /** Bytes: a non-negative integer (a safe-integer number, or a bigint up to 2^63 − 1). */
   size: number | bigint
   /** MIME type, 1 to 255 characters. */
-  content_type?: string | null
+  content_type?: string | null | undefined
 }
 
 /**

@@ -310,8 +310,8 @@ export interface SendMessageInput {
   /** 1 to 4000 characters (code points), no NUL, well-formed Unicode. */
   content: string
   /** A live message of the same channel. */
-  reply_to?: string | null
-  mentions?: MessageMentionsInput | null
+  reply_to?: string | null | undefined
+  mentions?: MessageMentionsInput | null | undefined
 }
 
 function refusal(verdict: Verdict): Error {
@@ -553,11 +553,11 @@ export interface ReadChannelMessagesInput {
   user_id: string
   channel_id: string
   /** Only messages with an id below this one (older). */
-  before?: string | null
+  before?: string | null | undefined
   /** Only messages with an id above this one (newer); the oldest such page. */
-  after?: string | null
+  after?: string | null | undefined
   /** Page size, 1 to 100; default 50. */
-  limit?: number
+  limit?: number | undefined
 }
 
 /**

@@ -308,16 +308,16 @@ const deleteMessagesByIds = prepareQuery(
 /** Whom a new message mentions (see {@link CreateMessageInput.mentions}). */
 export interface MessageMentionsInput {
   /** Users mentioned by id; each must exist. Duplicates are collapsed. At most 100. */
-  user_ids?: readonly string[] | null
+  user_ids?: readonly string[] | null | undefined
   /**
    * Roles mentioned by id; each must be a role of the channel's guild.
    * Duplicates are collapsed. At most 100. The guild's default `@everyone` role
    * mentions every member, like `everyone: true`: `sendMessage` needs
    * `MENTION_EVERYONE` for either (`createMessage` is trusted for both).
    */
-  role_ids?: readonly string[] | null
+  role_ids?: readonly string[] | null | undefined
   /** `@everyone`: every user who can see the channel (`sendMessage`: needs `MENTION_EVERYONE`). */
-  everyone?: boolean | null
+  everyone?: boolean | null | undefined
 }
 
 /** Input of {@link createMessage}. */
@@ -327,13 +327,13 @@ export interface CreateMessageInput {
   /** 1 to 4000 characters (code points), no NUL, well-formed Unicode. */
   content: string
   /** A live (not soft-deleted) message of the same channel. */
-  reply_to?: string | null
+  reply_to?: string | null | undefined
   /**
    * Whom the message mentions. The host parses its own markup and passes the
    * ids; they are validated and stored in the same statement as the message
    * (see {@link listMessageMentions}, and `mention_count` of `listChannelReadStates`).
    */
-  mentions?: MessageMentionsInput | null
+  mentions?: MessageMentionsInput | null | undefined
 }
 
 /** Validated mentions: ids lower-cased and de-duplicated, at most {@link MENTIONS_MAX} of each. */
@@ -494,11 +494,11 @@ export async function findMessageById(db: Kysely<DB>, id: string): Promise<Messa
 /** Options of {@link listChannelMessages}. */
 export interface ListChannelMessagesOptions {
   /** Only messages before this message (a smaller `seq`). */
-  before?: string | null
+  before?: string | null | undefined
   /** Only messages after this message (a greater `seq`): the catch-up cursor. */
-  after?: string | null
+  after?: string | null | undefined
   /** Page size, 1 to 100; default 50. */
-  limit?: number
+  limit?: number | undefined
 }
 
 /**

@@ -235,7 +235,7 @@ export async function removeReaction(db: Kysely<DB>, input: ReactionInput): Prom
 export interface RemoveReactionsInput {
   message_id: string
   /** Only this emoji's reactions; all of the message's when absent. */
-  emoji?: string | null
+  emoji?: string | null | undefined
 }
 
 /**
@@ -303,7 +303,7 @@ export interface ListReactionsInput {
   /** The messages of a page (at most 200 ids). */
   message_ids: string[]
   /** Whose reactions set `me`; `me` is `false` everywhere without it. */
-  viewer_id?: string | null
+  viewer_id?: string | null | undefined
 }
 
 /**
@@ -338,9 +338,9 @@ export interface ListReactionUsersInput {
   message_id: string
   emoji: string
   /** Keyset: the last user id of the previous page. */
-  after?: string | null
+  after?: string | null | undefined
   /** Page size, 1 to 100; default 25. */
-  limit?: number
+  limit?: number | undefined
 }
 
 /**

@@ -160,7 +160,7 @@ export interface ChannelReadState {
 export interface ListChannelReadStatesInput {
   user_id: string
   /** A guild: its channels the user can see. `null` or absent: the user's DMs. */
-  guild_id?: string | null
+  guild_id?: string | null | undefined
 }
 
 interface ReadStateRow {

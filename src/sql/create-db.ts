@@ -12,27 +12,27 @@ export interface QueryLogEntry {
   /** The SQL text, with `$1`… placeholders. */
   sql: string
   /** The bound values; only present with `logParameters: true`. */
-  parameters?: readonly unknown[]
+  parameters?: readonly unknown[] | undefined
   durationMs: number
   /** The mapped error, for `level: 'error'`. Its message carries no values. */
-  error?: GuildstoreError
+  error?: GuildstoreError | undefined
 }
 
 /** Options of {@link createDb}. */
 export interface CreateDbOptions {
   /** Called after every query with its SQL and duration (and the error, when it failed). */
-  log?: (entry: QueryLogEntry) => void
+  log?: ((entry: QueryLogEntry) => void) | undefined
   /** Include bound values in log entries. Off by default: values can be secrets. */
-  logParameters?: boolean
+  logParameters?: boolean | undefined
   /**
    * Run guildstore's own queries as named prepared statements (parsed once per
    * connection, named `gs.<label>`, e.g. `gs.messages.list_before`). Default
    * `true`; turn off behind a pooler in transaction mode that does not support
    * them (e.g. PgBouncer before 1.21): every query is then sent unnamed.
    */
-  preparedStatements?: boolean
+  preparedStatements?: boolean | undefined
   /** Extra Kysely plugins. Plugins that rename columns break guildstore's row types. */
-  plugins?: KyselyPlugin[]
+  plugins?: KyselyPlugin[] | undefined
   /**
    * Pools of streaming replicas of `pool`'s server. Reads of the repository API
    * outside a transaction go to a replica; writes, every transaction and every
@@ -45,13 +45,13 @@ export interface CreateDbOptions {
    * primary. Give replica pools a short `connectionTimeoutMillis`.
    * `db.destroy()` ends them with the primary pool.
    */
-  replicas?: pg.Pool[]
+  replicas?: pg.Pool[] | undefined
   /** With `replicas`: skip a replica whose replay is further behind than this (ms). Default 1000. */
-  replicaMaxLagMs?: number
+  replicaMaxLagMs?: number | undefined
   /** With `replicas`: how long a read after a write waits for a replica to replay it before using the primary (ms). Default 250; `0` never waits. */
-  readYourWritesTimeoutMs?: number
+  readYourWritesTimeoutMs?: number | undefined
   /** With `replicas`: how often replicas' health and replay position are checked (ms). Default 200. */
-  replicaCheckIntervalMs?: number
+  replicaCheckIntervalMs?: number | undefined
 }
 
 /** Kysely's log event as a {@link QueryLogEntry}; a failing hook never fails the query. */

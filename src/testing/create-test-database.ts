@@ -15,20 +15,20 @@ export interface TestDatabaseOptions {
    * URL of the PostgreSQL server (any database on it); the user must be
    * allowed to CREATE DATABASE. Default: `TEST_DATABASE_URL`, else `DATABASE_URL`.
    */
-  url?: string
+  url?: string | undefined
   /** SQL files applied in order to the new database after it is cloned. */
-  fixtures?: string[]
+  fixtures?: string[] | undefined
   /** Migrations to build the template from. Default: guildstore's own. */
-  migrationsDirectory?: string
+  migrationsDirectory?: string | undefined
   /**
    * The schema guildstore is installed in (as `createPool({ schema })` and
    * `runMigrations({ schema })`); the returned pool and `db` use it. Default: `public`.
    */
-  schema?: string
+  schema?: string | undefined
   /** The host's own migrations, applied after guildstore's into the template (`hostDirectory` of `runMigrations`). */
-  hostMigrationsDirectory?: string
+  hostMigrationsDirectory?: string | undefined
   /** Options of the new database's pool (see `createPool`). Default `max` 5. */
-  pool?: PoolOptions
+  pool?: PoolOptions | undefined
 }
 
 /** A fresh, migrated database of one's own. */
@@ -110,10 +110,10 @@ const templates = new Map<string, Promise<string>>()
  */
 export function ensureTemplateDatabase(
   options: {
-    url?: string
-    migrationsDirectory?: string
-    schema?: string
-    hostMigrationsDirectory?: string
+    url?: string | undefined
+    migrationsDirectory?: string | undefined
+    schema?: string | undefined
+    hostMigrationsDirectory?: string | undefined
   } = {},
 ): Promise<string> {
   const url = serverUrl(options.url)
@@ -207,7 +207,8 @@ export async function createTestDatabase(options: TestDatabaseOptions = {}): Pro
   const dbUrl = withDatabase(url, name)
   const pool = createPool({
     max: 5,
-    ...options.pool,
+    // A field given as `undefined` is absent: it keeps the default above.
+    ...Object.fromEntries(Object.entries(options.pool ?? {}).filter(([, v]) => v !== undefined)),
     connectionString: dbUrl,
     ...(options.schema !== undefined ? { schema: options.schema } : {}),
   })

@@ -169,6 +169,11 @@ describe('examples/chat-service', () => {
     expect(weak.status).toBe(400)
     const badName = await call('POST', '/register', { body: { username: '', password: PASSWORD } })
     expect(badName.status).toBe(400)
+    // Issue 27: a space would break `@name` mentions; `@` is the library's own rule.
+    for (const username of ['ada lovelace', 'ada@home', ' ada']) {
+      const refused = await call('POST', '/register', { body: { username, password: PASSWORD } })
+      expect(refused.status, username).toBe(400)
+    }
     expect(await countRows(t.db, ['users'])).toEqual(before)
   })
 
@@ -258,7 +263,22 @@ describe('examples/chat-service', () => {
     })
     expect(sneaky.status).toBe(404)
 
-    expect((await call('POST', `/guilds/${guildId}/join`, { token: grace.token })).status).toBe(200)
+    // Knowing a guild's id is not enough to join (issue 27): only an invite of guildstore's.
+    expect((await call('POST', `/guilds/${guildId}/join`, { token: grace.token })).status).toBe(404)
+    expect((await call('POST', `/invites/${guildId}`, { token: grace.token })).status).toBe(404)
+    const invite = await call('POST', `/guilds/${guildId}/invites`, {
+      token: ada.token,
+      body: { max_uses: 1, max_age_seconds: 3600 },
+    })
+    expect(invite.status).toBe(201)
+    expect(invite.body.invite.code).toMatch(/^[A-Za-z0-9_-]{22}$/)
+    expect(invite.body.invite.max_uses).toBe(1)
+    const expiresIn = new Date(invite.body.invite.expires_at).getTime() - Date.now()
+    expect(expiresIn).toBeGreaterThan(3_500_000)
+    expect(expiresIn).toBeLessThanOrEqual(3_600_000)
+    const joined = await call('POST', `/invites/${invite.body.invite.code}`, { token: grace.token })
+    expect(joined.status).toBe(200)
+    expect(joined.body).toEqual({ guild_id: guildId, joined: true })
     const visible = await call('GET', `/guilds/${guildId}/channels`, { token: grace.token })
     expect(visible.body.channels.map((c: { name: string }) => c.name).sort()).toEqual([
       'general',
@@ -497,6 +517,170 @@ describe('examples/chat-service', () => {
     expect(outsiderMark.status).toBe(404)
     expect(await t.db.selectFrom('channel_read_states').selectAll().execute()).toEqual(rowsBefore)
     expect((await call('GET', '/guilds/nope/read-states', { token: grace.token })).status).toBe(400)
+  })
+
+  it('@name mentions light the mention count; reactions, pins, edits with history, deletes', async () => {
+    const post = (token: string, content: string) =>
+      call('POST', `/channels/${channelId}/messages`, { token, body: { content } })
+    const mentionsOf = async () =>
+      (
+        await call('GET', `/guilds/${guildId}/read-states`, { token: grace.token })
+      ).body.read_states.find((s: { channel_id: string }) => s.channel_id === channelId)
+        .mention_count
+    const mentionsBefore = await mentionsOf()
+    // The identity rule finds GRACE as grace; trailing punctuation is not part of the name.
+    const hello = await post(ada.token, `hi @${grace.username.toUpperCase()}, and @nobody_here`)
+    expect(hello.status).toBe(201)
+    const mentions = await t.db
+      .selectFrom('message_mentions')
+      .select('user_id')
+      .where('message_id', '=', hello.body.message.id)
+      .execute()
+    expect(mentions).toEqual([{ user_id: grace.id }])
+    expect(await mentionsOf()).toBe(mentionsBefore + 1)
+
+    // Reactions: grace adds 👍 twice (idempotent) and ❤️; ada adds 👍.
+    const id = hello.body.message.id
+    const react = (token: string, method: string, emoji: string) =>
+      call(method, `/messages/${id}/reactions/${encodeURIComponent(emoji)}`, { token })
+    expect((await react(grace.token, 'PUT', '👍')).status).toBe(204)
+    expect((await react(grace.token, 'PUT', '👍')).status).toBe(204)
+    expect((await react(grace.token, 'PUT', '❤️')).status).toBe(204)
+    expect((await react(ada.token, 'PUT', '👍')).status).toBe(204)
+    expect((await react(ada.token, 'PUT', 'not an emoji')).status).toBe(400)
+    const seen = await call('GET', `/messages/${id}`, { token: grace.token })
+    expect(seen.status).toBe(200)
+    expect(
+      seen.body.reactions.map((r: { emoji: string; count: number; me: boolean }) => [
+        r.emoji,
+        r.count,
+        r.me,
+      ]),
+    ).toEqual(
+      expect.arrayContaining([
+        ['👍', 2, true],
+        ['❤️', 1, true],
+      ]),
+    )
+    expect((await react(grace.token, 'DELETE', '❤️')).status).toBe(204)
+    const page = await call('GET', `/channels/${channelId}/messages?limit=5`, {
+      token: grace.token,
+    })
+    expect(
+      page.body.reactions.filter((r: { message_id: string }) => r.message_id === id),
+    ).toHaveLength(1)
+
+    // Pins need MANAGE_MESSAGES: the owner may, a plain member may not.
+    expect((await call('PUT', `/messages/${id}/pin`, { token: grace.token })).status).toBe(403)
+    expect((await call('PUT', `/messages/${id}/pin`, { token: ada.token })).status).toBe(204)
+    expect((await call('GET', `/messages/${id}`, { token: grace.token })).body.pinned).toEqual([id])
+    const pins = await call('GET', `/channels/${channelId}/pins`, { token: grace.token })
+    expect(pins.body.messages.map((m: { id: string }) => m.id)).toEqual([id])
+    expect((await call('DELETE', `/messages/${id}/pin`, { token: ada.token })).status).toBe(204)
+
+    // Edits: the author only; the previous version is kept.
+    const edit = (token: string, content: string) =>
+      call('PATCH', `/messages/${id}`, { token, body: { content } })
+    expect((await edit(grace.token, 'hijacked')).status).toBe(403)
+    const edited = await edit(ada.token, 'hi grace, zebracorn (edited)')
+    expect(edited.status).toBe(200)
+    expect(edited.body.message.edited_at).not.toBeNull()
+    const edits = await call('GET', `/messages/${id}/edits`, { token: grace.token })
+    expect(edits.body.edits.map((e: { content: string }) => e.content)).toEqual([
+      `hi @${grace.username.toUpperCase()}, and @nobody_here`,
+    ])
+
+    // Deletes: not someone else's (no MANAGE_MESSAGES), one's own yes; then it is gone.
+    const graces = await post(grace.token, 'mine to delete')
+    expect(
+      (await call('DELETE', `/messages/${graces.body.message.id}`, { token: grace.token })).status,
+    ).toBe(204)
+    expect((await call('DELETE', `/messages/${id}`, { token: grace.token })).status).toBe(403)
+    expect(
+      (await call('GET', `/messages/${graces.body.message.id}`, { token: ada.token })).status,
+    ).toBe(404)
+    const after = await call('GET', `/channels/${channelId}/messages?limit=5`, { token: ada.token })
+    expect(after.body.messages.map((m: { content: string }) => m.content)).not.toContain(
+      'mine to delete',
+    )
+
+    // Search hits say which channel they are in.
+    const hits = await call('GET', `/search?q=zebracorn&guild_id=${guildId}`, {
+      token: grace.token,
+    })
+    expect(hits.body.messages.map((m: { id: string }) => m.id)).toEqual([id])
+    expect(hits.body.channels).toEqual([{ id: channelId, name: 'random', guild_id: guildId }])
+  })
+
+  it('private channels, a read-only overwrite and a moderator role, each checked as the caller', async () => {
+    const names = async (token: string) =>
+      (await call('GET', `/guilds/${guildId}/channels`, { token })).body.channels.map(
+        (c: { name: string }) => c.name,
+      )
+    // A private channel: grace (a plain member) neither sees it nor may add herself.
+    const secret = await call('POST', `/guilds/${guildId}/channels`, {
+      token: ada.token,
+      body: { name: 'secret', private: true },
+    })
+    expect(secret.status).toBe(201)
+    expect(secret.body.channel.is_private).toBe(true)
+    const secretId = secret.body.channel.id
+    expect(await names(grace.token)).not.toContain('secret')
+    expect(
+      (await call('PUT', `/channels/${secretId}/members/${grace.id}`, { token: grace.token }))
+        .status,
+    ).toBe(404)
+    expect(
+      (await call('PUT', `/channels/${secretId}/members/${grace.id}`, { token: ada.token })).status,
+    ).toBe(204)
+    expect(await names(grace.token)).toContain('secret')
+
+    // Read-only: an @everyone overwrite denying SEND_MESSAGES; only a manager may set it.
+    const readOnly = (token: string, read_only: boolean) =>
+      call('PUT', `/channels/${channelId}/read-only`, { token, body: { read_only } })
+    expect((await readOnly(grace.token, true)).status).toBe(403)
+    expect((await readOnly(ada.token, true)).status).toBe(204)
+    const settings = await call('GET', `/channels/${channelId}/settings`, { token: grace.token })
+    expect(settings.body).toEqual({ read_only: true, is_private: false, can_manage: false })
+    const before = await countRows(t.db, ['messages'])
+    const refused = await call('POST', `/channels/${channelId}/messages`, {
+      token: grace.token,
+      body: { content: 'may I?' },
+    })
+    expect(refused.status).toBe(403)
+    expect(await countRows(t.db, ['messages'])).toEqual(before)
+    expect((await readOnly(ada.token, false)).status).toBe(204)
+    const allowed = await call('POST', `/channels/${channelId}/messages`, {
+      token: grace.token,
+      body: { content: 'now I may' },
+    })
+    expect(allowed.status).toBe(201)
+
+    // A moderator role: grace may pin only once ada gives it to her; she may not make roles.
+    const id = allowed.body.message.id
+    expect((await call('PUT', `/messages/${id}/pin`, { token: grace.token })).status).toBe(403)
+    expect(
+      (await call('POST', `/guilds/${guildId}/roles`, { token: grace.token, body: { name: 'me' } }))
+        .status,
+    ).toBe(403)
+    const mods = await call('POST', `/guilds/${guildId}/roles`, {
+      token: ada.token,
+      body: { name: 'mods', manage_messages: true },
+    })
+    expect(mods.status).toBe(201)
+    expect(
+      (
+        await call('PUT', `/guilds/${guildId}/members/${grace.id}/roles/${mods.body.role.id}`, {
+          token: ada.token,
+        })
+      ).status,
+    ).toBe(204)
+    expect((await call('PUT', `/messages/${id}/pin`, { token: grace.token })).status).toBe(204)
+    const members = await call('GET', `/guilds/${guildId}/members`, { token: grace.token })
+    expect(members.body.members.map((m: { username: string }) => m.username).sort()).toEqual(
+      [ada.username, grace.username].sort(),
+    )
+    expect(members.body.roles.map((r: { name: string }) => r.name)).toContain('mods')
   })
 
   it('close() ends open streams and stops listening', async () => {

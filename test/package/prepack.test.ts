@@ -3,7 +3,7 @@
  * (0.1.0 shipped a tarball without dist/ and exited 0), and `ExitCode`, which
  * the README documents, must be reachable from the package entry.
  */
-import { cp, mkdtemp, readdir, rm, symlink } from 'node:fs/promises'
+import { cp, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -54,8 +54,33 @@ describe('npm pack on a checkout without dist/', () => {
         'dist/src/testing/index.js',
       ]),
     )
+    // Issue 27: the tarball holds exactly what a consumer needs. Top level: the manifest
+    // and the four documents; below, only dist/src, dist/codegen and migrations/.
+    const top = files.filter((f) => !f.includes('/')).sort()
+    expect(top).toEqual(['CHANGELOG.md', 'LICENSE', 'README.md', 'package.json'])
+    expect(
+      files.filter((f) => f.includes('/') && !/^(dist\/src|dist\/codegen|migrations)\//.test(f)),
+    ).toEqual([])
+    // Every migration of the checkout, and nothing else, under migrations/.
+    const migrations = (await readdir(join(repoRoot, 'migrations'))).map((f) => `migrations/${f}`)
+    expect(files.filter((f) => f.startsWith('migrations/')).sort()).toEqual(migrations.sort())
+    // Every module with its declarations; no sources, tests or source maps.
+    const js = files.filter((f) => f.endsWith('.js'))
+    expect(js.length).toBeGreaterThan(50)
+    expect(js.filter((f) => !files.includes(f.replace(/\.js$/, '.d.ts')))).toEqual([])
+    expect(files.filter((f) => /\.(ts|map)$/.test(f) && !f.endsWith('.d.ts'))).toEqual([])
+    expect(files.filter((f) => /(^|\/)(test|tests|__tests__)\/|\.test\./.test(f))).toEqual([])
     // A tsc process on a possibly loaded machine: explicit and generous.
   }, 300_000)
+})
+
+describe('package.json', () => {
+  it('declares bin paths as npm publish keeps them (no leading ./, which npm 11 drops)', async () => {
+    const manifest = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>
+    }
+    expect(manifest.bin).toEqual({ guildstore: 'dist/src/cli/bin.js' })
+  })
 })
 
 describe('ExitCode', () => {

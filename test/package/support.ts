@@ -16,7 +16,8 @@ export interface EmptyDatabase {
   drop(): Promise<void>
 }
 
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` with a client of the test server's admin database. */
+export async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: testDatabaseUrl() })
   await client.connect()
   try {
@@ -126,20 +127,17 @@ export const peerDependencySpecs = async (): Promise<string[]> =>
   )
 
 /**
- * The package as a consumer gets it: builds the current sources into `<tmp>/stage`
- * (never touching ./dist), packs it with `npm pack`, and installs the tarball with the
- * peer dependencies into the empty ESM project `app` (created here).
+ * Builds the current sources into `<tmp>/stage` (never touching ./dist) and packs
+ * it with `npm pack`, as `npm publish` would: the tarball and its file list.
  */
-export async function installPackedGuildstore(
+export async function packGuildstore(
   tmp: string,
-  app: string,
 ): Promise<{ packedFiles: string[]; tarball: string }> {
   const manifest = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as {
     files: string[]
   }
   const stage = join(tmp, 'stage')
   await mkdir(stage, { recursive: true })
-  await mkdir(app, { recursive: true })
 
   // 1. Build the current sources into the staging copy: what `npm run build` makes.
   const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc')
@@ -163,13 +161,26 @@ export async function installPackedGuildstore(
   expect(pack.code, describeRun(pack)).toBe(0)
   const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: { path: string }[] }>
   if (!info) throw new Error('npm pack printed nothing')
+  const tarball = join(tmp, info.filename)
+  return { packedFiles: info.files.map((f) => f.path), tarball }
+}
+
+/**
+ * The package as a consumer gets it: {@link packGuildstore}, then the tarball
+ * installed with the peer dependencies into the empty ESM project `app` (created here).
+ */
+export async function installPackedGuildstore(
+  tmp: string,
+  app: string,
+): Promise<{ packedFiles: string[]; tarball: string }> {
+  const packed = await packGuildstore(tmp)
+  await mkdir(app, { recursive: true })
 
   // 3. An empty ESM project that installs the tarball and the peer dependencies.
   await writeFile(
     join(app, 'package.json'),
     `${JSON.stringify({ name: 'guildstore-consumer', private: true, type: 'module' }, null, 2)}\n`,
   )
-  const tarball = join(tmp, info.filename)
   const install = await npm(
     [
       'install',
@@ -177,11 +188,24 @@ export async function installPackedGuildstore(
       '--no-fund',
       '--prefer-offline',
       '--loglevel=error',
-      tarball,
+      packed.tarball,
       ...(await peerDependencySpecs()),
     ],
     app,
   )
   expect(install.code, describeRun(install)).toBe(0)
-  return { packedFiles: info.files.map((f) => f.path), tarball }
+  return packed
+}
+
+/** The README's "## Quickstart" section. */
+function quickstartSection(): string {
+  const text = readFileSync(join(repoRoot, 'README.md'), 'utf8')
+  const heading = /^## Quickstart\s*$/m.exec(text)
+  if (!heading) throw new Error('no "## Quickstart" in README.md')
+  return text.slice(heading.index + heading[0].length).split(/^## /m)[0] ?? ''
+}
+
+/** The ```sh blocks of the README's Quickstart, in order, as written. */
+export function quickstartShellBlocks(): string[] {
+  return [...quickstartSection().matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1] ?? '')
 }

@@ -3,7 +3,10 @@
 // sessionStorage, and reads live events from /channels/:id/events (server-sent
 // events, read with fetch so the token goes in a header, never in the URL).
 // Unread and mention badges come from /guilds/:id/read-states; the open
-// channel is marked read through /channels/:id/read.
+// channel is marked read through /channels/:id/read. Invites are guildstore's
+// (createInvite / useInvite): a link with a code, an expiry and a use limit.
+// Messages carry @name mentions, reactions, pins, edits (with their history)
+// and deletes; search results open the message in its channel.
 
 const $ = (id) => document.getElementById(id)
 const PAGE = 50
@@ -13,6 +16,7 @@ const READ_STATES_MS = 5000
 const state = {
   token: sessionStorage.getItem('token'),
   userId: sessionStorage.getItem('userId'),
+  username: undefined,
   guildId: undefined,
   channelId: undefined,
   oldestId: undefined,
@@ -109,12 +113,38 @@ async function userName(id) {
 
 async function enterChat() {
   const { user } = await api('GET', '/me')
+  state.username = user.username
   $('me').textContent = user.display_name || user.username
   $('auth-view').hidden = true
   $('chat-view').hidden = false
   clearInterval(state.readStatesTimer)
-  state.readStatesTimer = setInterval(() => refreshReadStates().catch(() => {}), READ_STATES_MS)
+  state.readStatesTimer = setInterval(() => {
+    refreshReadStates().catch(() => {})
+    if (state.guildId) loadMembers(state.guildId).catch(() => {})
+  }, READ_STATES_MS)
+  // An invite link (/#invite=CODE) opened before logging in is used now.
+  const pending = inviteCodeOf(location.hash)
+  if (pending) {
+    history.replaceState(null, '', location.pathname)
+    try {
+      await joinWithInvite(pending)
+      return
+    } catch (e) {
+      showError('chat-error', e)
+    }
+  }
   await loadGuilds()
+}
+
+/** The code of an invite link (`…/#invite=CODE`) or of a bare code; undefined otherwise. */
+function inviteCodeOf(text) {
+  const match = /(?:^|#invite=)([A-Za-z0-9_-]{8,64})$/.exec(String(text).trim())
+  return match?.[1]
+}
+
+async function joinWithInvite(code) {
+  const { guild_id } = await api('POST', `/invites/${encodeURIComponent(code)}`)
+  await loadGuilds(guild_id)
 }
 
 async function loadGuilds(select) {
@@ -127,7 +157,7 @@ async function loadGuilds(select) {
         el('button', {
           type: 'button',
           textContent: guild.name,
-          className: guild.id === state.guildId ? 'active' : '',
+          dataset: { guildId: guild.id },
           onclick: () => openGuild(guild.id).catch((e) => showError('chat-error', e)),
         }),
       ),
@@ -139,10 +169,15 @@ async function loadGuilds(select) {
 
 async function openGuild(guildId, channelId) {
   state.guildId = guildId
-  for (const button of $('guilds').querySelectorAll('button')) button.classList.remove('active')
+  for (const button of $('guilds').querySelectorAll('button')) {
+    const active = button.dataset.guildId === guildId
+    button.classList.toggle('active', active)
+    if (active) button.setAttribute('aria-current', 'true')
+    else button.removeAttribute('aria-current')
+  }
   const { channels } = await api('GET', `/guilds/${guildId}/channels`)
   $('guild-panel').hidden = false
-  $('invite-code').textContent = guildId
+  $('invite-result').hidden = true
   $('channels').replaceChildren(
     ...channels.map((channel) =>
       el(
@@ -155,13 +190,17 @@ async function openGuild(guildId, channelId) {
             dataset: { channelId: channel.id },
             onclick: () => openChannel(channel).catch((e) => showError('chat-error', e)),
           },
-          el('span', { className: 'name', textContent: `# ${channel.name}` }),
+          el('span', {
+            className: 'name',
+            textContent: `${channel.is_private ? '🔒' : '#'} ${channel.name}`,
+          }),
           el('span', { className: 'badge mention', hidden: true, title: 'mentions' }),
           el('span', { className: 'badge unread', hidden: true, title: 'unread messages' }),
         ),
       ),
     ),
   )
+  await loadMembers(guildId)
   const target = channels.find((c) => c.id === channelId) ?? channels[0]
   if (target) await openChannel(target)
   else await refreshReadStates()
@@ -225,10 +264,10 @@ $('join-guild-form').addEventListener('submit', async (event) => {
   event.preventDefault()
   showError('chat-error')
   try {
-    const guildId = $('join-id').value.trim()
-    await api('POST', `/guilds/${encodeURIComponent(guildId)}/join`)
+    const code = inviteCodeOf($('join-id').value)
+    if (!code) throw new Error('paste an invite link or code')
+    await joinWithInvite(code)
     $('join-id').value = ''
-    await loadGuilds(guildId)
   } catch (e) {
     showError('chat-error', e)
   }
@@ -240,9 +279,132 @@ $('create-channel-form').addEventListener('submit', async (event) => {
   try {
     const { channel } = await api('POST', `/guilds/${state.guildId}/channels`, {
       name: $('channel-name').value,
+      private: $('channel-private').checked,
     })
     $('channel-name').value = ''
+    $('channel-private').checked = false
     await openGuild(state.guildId, channel.id)
+  } catch (e) {
+    showError('chat-error', e)
+  }
+})
+
+$('invite-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  showError('chat-error')
+  try {
+    const maxAge = Number($('invite-age').value)
+    const maxUses = $('invite-uses').value === '' ? null : Number($('invite-uses').value)
+    const { invite } = await api('POST', `/guilds/${state.guildId}/invites`, {
+      max_age_seconds: maxAge,
+      max_uses: maxUses,
+    })
+    const link = `${location.origin}/#invite=${invite.code}`
+    $('invite-link').value = link
+    $('invite-meta').textContent = `expires ${formatDate(invite.expires_at)} · ${
+      invite.max_uses === null
+        ? 'unlimited uses'
+        : `${invite.max_uses} use${invite.max_uses === 1 ? '' : 's'}`
+    }`
+    $('invite-result').hidden = false
+    $('invite-link').select()
+  } catch (e) {
+    showError('chat-error', e)
+  }
+})
+
+// --- members, roles, channel settings (overwrites, private channels) ------------
+
+async function loadMembers(guildId) {
+  const { members, roles } = await api('GET', `/guilds/${guildId}/members`)
+  if (guildId !== state.guildId) return
+  // Redrawn only when someone joined or a role was made (keeps a choice being made).
+  const key = JSON.stringify([guildId, members, roles])
+  if (key === state.membersKey) return
+  state.membersKey = key
+  state.members = members
+  state.roles = roles.filter((r) => !r.is_default)
+  $('members').replaceChildren(
+    ...members.map((m) =>
+      el(
+        'li',
+        { dataset: { userId: m.user_id } },
+        el('span', { className: 'member-name', textContent: m.username }),
+        ...(state.roles.length
+          ? [
+              el(
+                'select',
+                { className: 'role-select', ariaLabel: `role for ${m.username}` },
+                ...state.roles.map((r) => el('option', { value: r.id, textContent: r.name })),
+              ),
+              el('button', {
+                type: 'button',
+                className: 'act assign-role',
+                textContent: 'give role',
+                onclick: (event) => {
+                  const roleId = event.target.parentElement.querySelector('select').value
+                  api('PUT', `/guilds/${guildId}/members/${m.user_id}/roles/${roleId}`)
+                    .then(() => {
+                      event.target.textContent = 'given ✓'
+                    })
+                    .catch((e) => showError('chat-error', e))
+                },
+              }),
+            ]
+          : []),
+      ),
+    ),
+  )
+  $('add-member-select').replaceChildren(
+    ...members.map((m) => el('option', { value: m.user_id, textContent: m.username })),
+  )
+}
+
+async function loadSettings(channelId) {
+  const settings = await api('GET', `/channels/${channelId}/settings`)
+  if (channelId !== state.channelId) return
+  state.readOnly = settings.read_only
+  $('channel-settings').hidden = !settings.can_manage
+  $('read-only-toggle').textContent = settings.read_only
+    ? 'allow everyone to send'
+    : 'make read-only'
+  $('private-controls').hidden = !settings.is_private
+  $('composer-input').placeholder = settings.read_only ? 'Message (read-only channel)' : 'Message'
+}
+
+$('read-only-toggle').addEventListener('click', async () => {
+  showError('chat-error')
+  try {
+    await api('PUT', `/channels/${state.channelId}/read-only`, { read_only: !state.readOnly })
+    await loadSettings(state.channelId)
+  } catch (e) {
+    showError('chat-error', e)
+  }
+})
+
+$('add-member').addEventListener('click', async () => {
+  showError('chat-error')
+  try {
+    await api('PUT', `/channels/${state.channelId}/members/${$('add-member-select').value}`)
+    $('add-member').textContent = 'added ✓'
+    setTimeout(() => {
+      $('add-member').textContent = 'add to channel'
+    }, 1500)
+  } catch (e) {
+    showError('chat-error', e)
+  }
+})
+
+$('role-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  showError('chat-error')
+  try {
+    await api('POST', `/guilds/${state.guildId}/roles`, {
+      name: $('role-name').value,
+      manage_messages: $('role-manage-messages').checked,
+    })
+    $('role-name').value = ''
+    await loadMembers(state.guildId)
   } catch (e) {
     showError('chat-error', e)
   }
@@ -250,14 +412,192 @@ $('create-channel-form').addEventListener('submit', async (event) => {
 
 // --- history, infinite scroll, sending ----------------------------------------
 
+const pad = (n) => String(n).padStart(2, '0')
+/** A date as the page shows it, in the viewer's time zone: `2026-12-07 14:05`. */
+function formatDate(value) {
+  if (!value) return 'never'
+  const d = new Date(value)
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`
+}
+
+/** The content with each `@name` as a mention; the viewer's own name stands out. */
+function contentNodes(content) {
+  const nodes = []
+  let last = 0
+  for (const match of content.matchAll(/(?<![\p{L}\p{N}_])@([^\s@]{2,40})/gu)) {
+    const name = match[1].replace(/[.,!?:;)\]}'"]+$/u, '')
+    const start = match.index
+    const end = start + 1 + name.length
+    nodes.push(content.slice(last, start))
+    const mine = state.username && name.toLowerCase() === state.username.toLowerCase()
+    nodes.push(el('span', { className: mine ? 'mention me' : 'mention', textContent: `@${name}` }))
+    last = end
+  }
+  nodes.push(content.slice(last))
+  return nodes
+}
+
+const QUICK_EMOJIS = ['👍', '❤️', '😂', '🎉']
+/** Reaction counts and pins of shown messages, by message id. */
+const decorations = { reactions: new Map(), pinned: new Set() }
+
+function remember({ reactions = [], pinned = [] }, messageIds) {
+  for (const id of messageIds) {
+    decorations.reactions.set(id, [])
+    decorations.pinned.delete(id)
+  }
+  for (const r of reactions) decorations.reactions.get(r.message_id)?.push(r)
+  for (const id of pinned) decorations.pinned.add(id)
+}
+
 async function renderMessage(message, fresh) {
-  const time = new Date(message.created_at)
+  const mine = message.author_id === state.userId
+  const reactions = decorations.reactions.get(message.id) ?? []
+  const pinned = decorations.pinned.has(message.id)
+  const act = (label, title, onclick) =>
+    el('button', {
+      type: 'button',
+      className: 'act',
+      textContent: label,
+      title,
+      onclick: () => onclick().catch((e) => showError('chat-error', e)),
+    })
   return el(
     'div',
-    { className: fresh ? 'message new' : 'message', dataset: { id: message.id } },
-    el('time', { dateTime: time.toISOString(), textContent: time.toLocaleTimeString() }),
-    el('span', { className: 'author', textContent: await userName(message.author_id) }),
-    el('span', { className: 'content', textContent: message.content }),
+    {
+      className: ['message', fresh ? 'new' : '', pinned ? 'pinned' : ''].filter(Boolean).join(' '),
+      dataset: { id: message.id },
+    },
+    el(
+      'div',
+      { className: 'meta' },
+      el('time', {
+        dateTime: new Date(message.created_at).toISOString(),
+        textContent: formatDate(message.created_at),
+      }),
+      el('span', { className: 'author', textContent: await userName(message.author_id) }),
+      ...(pinned ? [el('span', { className: 'pin-mark', textContent: '📌 pinned' })] : []),
+      ...(message.edited_at
+        ? [
+            el('button', {
+              type: 'button',
+              className: 'edited link',
+              textContent: '(edited)',
+              title: `edited ${formatDate(message.edited_at)}: show earlier versions`,
+              onclick: () => toggleHistory(message.id).catch((e) => showError('chat-error', e)),
+            }),
+          ]
+        : []),
+      el(
+        'span',
+        { className: 'actions' },
+        ...QUICK_EMOJIS.map((emoji) =>
+          act(emoji, `react ${emoji}`, () => react(message.id, emoji, true)),
+        ),
+        act(pinned ? 'unpin' : 'pin', pinned ? 'unpin this message' : 'pin this message', () =>
+          pin(message.id, !pinned),
+        ),
+        ...(mine
+          ? [
+              act('edit', 'edit your message', async () => startEdit(message)),
+              act('delete', 'delete your message', () => remove(message.id)),
+            ]
+          : []),
+      ),
+    ),
+    el('div', { className: 'content' }, ...contentNodes(message.content)),
+    el(
+      'div',
+      { className: 'reactions' },
+      ...reactions.map((r) =>
+        el('button', {
+          type: 'button',
+          className: r.me ? 'reaction me' : 'reaction',
+          textContent: `${r.emoji} ${r.count}`,
+          title: r.me ? 'remove your reaction' : 'react too',
+          onclick: () => react(message.id, r.emoji, !r.me).catch((e) => showError('chat-error', e)),
+        }),
+      ),
+    ),
+  )
+}
+
+/** Re-reads one message (content, reactions, pins) and redraws it where it is. */
+async function refreshMessage(messageId) {
+  const node = $('messages').querySelector(`.message[data-id="${messageId}"]`)
+  if (!node) return
+  const data = await api('GET', `/messages/${messageId}`).catch(() => undefined)
+  if (!data) {
+    node.remove()
+    return
+  }
+  remember(data, [messageId])
+  const history = node.querySelector('.history')
+  const fresh = await renderMessage(data.message, false)
+  if (history) fresh.append(history)
+  node.replaceWith(fresh)
+}
+
+async function react(messageId, emoji, add) {
+  await api(add ? 'PUT' : 'DELETE', `/messages/${messageId}/reactions/${encodeURIComponent(emoji)}`)
+  await refreshMessage(messageId)
+}
+
+async function pin(messageId, on) {
+  await api(on ? 'PUT' : 'DELETE', `/messages/${messageId}/pin`)
+  await refreshMessage(messageId)
+}
+
+async function remove(messageId) {
+  await api('DELETE', `/messages/${messageId}`)
+  $('messages').querySelector(`.message[data-id="${messageId}"]`)?.remove()
+}
+
+function startEdit(message) {
+  const node = $('messages').querySelector(`.message[data-id="${message.id}"]`)
+  const content = node?.querySelector('.content')
+  if (!content) return
+  const input = el('input', { className: 'edit-input', value: message.content, maxLength: 4000 })
+  const form = el(
+    'form',
+    { className: 'edit-form row' },
+    input,
+    el('button', { type: 'submit', textContent: 'Save' }),
+  )
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    try {
+      await api('PATCH', `/messages/${message.id}`, { content: input.value })
+      await refreshMessage(message.id)
+    } catch (e) {
+      showError('chat-error', e)
+    }
+  })
+  content.replaceWith(form)
+  input.focus()
+}
+
+async function toggleHistory(messageId) {
+  const node = $('messages').querySelector(`.message[data-id="${messageId}"]`)
+  const open = node?.querySelector('.history')
+  if (open) {
+    open.remove()
+    return
+  }
+  const { edits } = await api('GET', `/messages/${messageId}/edits`)
+  node?.append(
+    el(
+      'ol',
+      { className: 'history' },
+      ...edits.map((e) =>
+        el(
+          'li',
+          {},
+          el('time', { textContent: `until ${formatDate(e.replaced_at)}` }),
+          ` ${e.content}`,
+        ),
+      ),
+    ),
   )
 }
 
@@ -269,7 +609,8 @@ async function openChannel(channel) {
   for (const button of $('channels').querySelectorAll('button')) {
     button.classList.toggle('active', button.dataset.channelId === channel.id)
   }
-  $('channel-title').textContent = `# ${channel.name}`
+  $('channel-title').textContent = `${channel.is_private ? '🔒' : '#'} ${channel.name}`
+  loadSettings(channel.id).catch((e) => showError('chat-error', e))
   $('messages').replaceChildren()
   $('composer').hidden = false
   // Subscribe first, then read history: nothing posted in between is missed
@@ -288,8 +629,13 @@ async function loadOlder() {
   try {
     const query = new URLSearchParams({ limit: String(PAGE) })
     if (state.oldestId) query.set('before', state.oldestId)
-    const { messages } = await api('GET', `/channels/${channelId}/messages?${query}`)
+    const page = await api('GET', `/channels/${channelId}/messages?${query}`)
+    const { messages } = page
     if (channelId !== state.channelId) return
+    remember(
+      page,
+      messages.map((m) => m.id),
+    )
     if (messages.length < PAGE) state.reachedStart = true
     const fresh = messages.filter((m) => !state.shown.has(m.id))
     for (const m of fresh) state.shown.add(m.id)
@@ -373,7 +719,13 @@ async function listen(channelId) {
         const lines = frame.split('\n')
         const type = lines.find((l) => l.startsWith('event: '))?.slice(7)
         const data = lines.find((l) => l.startsWith('data: '))?.slice(6)
-        if (type === 'message_created' && data) await appendLive(JSON.parse(data).message)
+        if (!data) continue
+        const event = JSON.parse(data)
+        if (type === 'message_created') await appendLive(event.message)
+        else if (type === 'message_updated') await refreshMessage(event.message.id)
+        else if (type === 'message_deleted') {
+          $('messages').querySelector(`.message[data-id="${event.message_id}"]`)?.remove()
+        }
       }
     }
   })()
@@ -388,6 +740,28 @@ async function listen(channelId) {
     })
 }
 
+/** Opens a message's guild and channel, loads history back to it, and highlights it. */
+async function openMessage(message, channel) {
+  if (channel?.guild_id && channel.guild_id !== state.guildId)
+    await openGuild(channel.guild_id, channel.id)
+  else if (message.channel_id !== state.channelId) {
+    const button = $('channels').querySelector(`button[data-channel-id="${message.channel_id}"]`)
+    if (!button) throw new Error('that channel is not in this guild')
+    await openChannel({ id: message.channel_id, name: channel?.name ?? '' })
+  }
+  const find = () => $('messages').querySelector(`.message[data-id="${message.id}"]`)
+  // Page back until the message is shown (bounded: 40 pages of 50).
+  for (let i = 0; i < 40 && !find() && !state.reachedStart; i++) {
+    if (state.loadingOlder) await new Promise((resolve) => setTimeout(resolve, 50))
+    else await loadOlder()
+  }
+  const node = find()
+  if (!node) throw new Error('message not found in the channel (deleted?)')
+  for (const n of $('messages').querySelectorAll('.message.focus')) n.classList.remove('focus')
+  node.classList.add('focus')
+  node.scrollIntoView({ block: 'center' })
+}
+
 // --- search -----------------------------------------------------------------------
 
 $('search-form').addEventListener('submit', async (event) => {
@@ -396,11 +770,32 @@ $('search-form').addEventListener('submit', async (event) => {
   try {
     const query = new URLSearchParams({ q: $('search-input').value, limit: '25' })
     if (state.guildId) query.set('guild_id', state.guildId)
-    const { messages } = await api('GET', `/search?${query}`)
+    const { messages, channels } = await api('GET', `/search?${query}`)
+    const channelById = new Map(channels.map((c) => [c.id, c]))
     const items = await Promise.all(
-      messages.map(async (m) =>
-        el('li', {}, el('strong', { textContent: `${await userName(m.author_id)}: ` }), m.content),
-      ),
+      messages.map(async (m) => {
+        const channel = channelById.get(m.channel_id)
+        return el(
+          'li',
+          {},
+          el(
+            'button',
+            {
+              type: 'button',
+              className: 'hit',
+              dataset: { messageId: m.id },
+              title: 'open in its channel',
+              onclick: () => openMessage(m, channel).catch((e) => showError('chat-error', e)),
+            },
+            el('span', {
+              className: 'where',
+              textContent: `${channel ? `# ${channel.name}` : 'direct message'} · ${formatDate(m.created_at)}`,
+            }),
+            el('strong', { textContent: `${await userName(m.author_id)}: ` }),
+            m.content,
+          ),
+        )
+      }),
     )
     $('search-results').replaceChildren(
       ...(items.length ? items : [el('li', { textContent: 'no matches' })]),
