@@ -36,8 +36,8 @@ import {
 } from 'kysely'
 import type pg from 'pg'
 import type { DB } from '../../codegen/db.ts'
-import { mapCommitError } from '../errors/map-database-error.ts'
-import { UnknownOutcomeError } from '../errors/outcome-errors.ts'
+import { mapCommitError, mapDatabaseError } from '../errors/map-database-error.ts'
+import { ConnectionLostError, UnknownOutcomeError } from '../errors/outcome-errors.ts'
 import type { Queryable, ReplicaRouter } from './replica-router.ts'
 import { type StatementKind, statementKind } from './statement-kind.ts'
 
@@ -553,7 +553,10 @@ class GuildstoreDriver extends PostgresDriver implements Driver {
     try {
       await connection.executeQuery(CompiledQuery.raw('rollback'))
     } catch (error) {
-      ;(connection as GuildstoreConnection | RoutingConnection).discard()
+      plain.discard()
+      // The connection is gone, and its transaction with it: the error that made
+      // Kysely roll back (rethrown by it) is the one the caller must see.
+      if (mapDatabaseError(error) instanceof ConnectionLostError) return
       throw error
     } finally {
       if (connection instanceof GuildstoreConnection) connection.inTransaction = false
