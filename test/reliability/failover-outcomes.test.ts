@@ -26,9 +26,12 @@ import {
   findUserByUsername,
   mapDatabaseError,
   newId,
+  Permissions,
   runMigrations,
+  sendMessage,
   UnknownOutcomeError,
 } from '../../src/index.ts'
+import { makeGuildWithMember } from '../support/factories.ts'
 import { sleep, waitFor } from './support/ports.ts'
 import { createPrivatePostgres, type PrivatePostgres } from './support/private-postgres.ts'
 
@@ -154,6 +157,41 @@ describe('outcomes of a lost connection', () => {
       // The commit record was flushed before the wait: the "failed" write is there.
       expect(await exists(name), label).toBe(true)
     }
+  }, 120_000)
+
+  it('an UnknownOutcomeError of a send with a nonce is safe to retry: the retry returns the message that did commit, once', async () => {
+    const db = dbFor('gs-o-nonce')
+    const w = await makeGuildWithMember(
+      db,
+      Permissions.VIEW_CHANNEL | Permissions.SEND_MESSAGES | Permissions.READ_MESSAGE_HISTORY,
+    )
+    const input = {
+      channel_id: w.channel.id,
+      author_id: w.user.id,
+      content: 'exactly once',
+      nonce: `k${newId().slice(-12)}`,
+    }
+    await holdCommits(true)
+    let error: unknown
+    try {
+      const outcome = sendMessage(db, input).then(
+        () => 'acknowledged',
+        (e: unknown) => e,
+      )
+      process.kill(await waitingCommit('gs-o-nonce'), 'SIGKILL')
+      error = await outcome
+    } finally {
+      await serving()
+      await holdCommits(false)
+    }
+    expect(error).toBeInstanceOf(UnknownOutcomeError)
+    const retried = await sendMessage(db, input)
+    const retriedAgain = await sendMessage(db, input)
+    expect(retriedAgain).toEqual(retried)
+    const rows = await admin<{ id: string }>('SELECT id FROM messages WHERE nonce = $1', [
+      input.nonce,
+    ])
+    expect(rows.map((r) => r.id)).toEqual([retried.id])
   }, 120_000)
 
   it('a connection lost before the commit is ConnectionLostError (retryable) and nothing was written; a call while the server is down is DatabaseUnavailableError', async () => {
