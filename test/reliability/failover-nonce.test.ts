@@ -28,6 +28,39 @@ const withNonce = async (nonce: string) =>
   )
 const nonceOf = () => `n${Math.random().toString(36).slice(2, 14)}`
 
+/**
+ * Runs `n` calls of one nonce while a transaction holds the channel row, waits
+ * until all `n` wait on a lock (the race really runs), lets them go, and
+ * expects one message that every call returned.
+ */
+async function expectOneMessage(
+  channel_id: string,
+  n: number,
+  call: () => Promise<{ id: string }>,
+) {
+  const holder = await t.pool.connect()
+  let results: PromiseSettledResult<{ id: string }>[]
+  try {
+    await holder.query('begin')
+    await holder.query('select 1 from channels where id = $1 for update', [channel_id])
+    const calls = Promise.allSettled(Array.from({ length: n }, call))
+    expect(await waitForLockWaiters(holder, n)).toBeGreaterThanOrEqual(n)
+    await holder.query('commit')
+    results = await calls
+  } finally {
+    holder.release()
+  }
+  const ids = results.map((r) => (r.status === 'fulfilled' ? r.value.id : String(r.reason)))
+  expect(results.every((r) => r.status === 'fulfilled')).toBe(true)
+  expect(new Set(ids).size).toBe(1)
+  const rows = await t.db
+    .selectFrom('messages')
+    .select('id')
+    .where('id', '=', ids[0] as string)
+    .execute()
+  expect(rows).toHaveLength(1)
+}
+
 describe('sendMessage with a nonce', () => {
   it('a retry returns the original message and writes nothing: full path, stored-permission path, with references', async () => {
     const w = await makeGuildWithMember(t.db, ALLOWED)
@@ -78,30 +111,8 @@ describe('sendMessage with a nonce', () => {
     // fill the stored permissions first, so the sends race on the cached path too
     await sendMessage(t.db, { channel_id: w.channel.id, author_id: w.user.id, content: 'warm' })
     const nonce = nonceOf()
-    const holder = await t.pool.connect()
-    let results: PromiseSettledResult<{ id: string }>[]
-    try {
-      await holder.query('begin')
-      await holder.query('select 1 from channels where id = $1 for update', [w.channel.id])
-      const sends = Promise.allSettled(
-        Array.from({ length: 8 }, () =>
-          sendMessage(t.db, {
-            channel_id: w.channel.id,
-            author_id: w.user.id,
-            content: 'race',
-            nonce,
-          }),
-        ),
-      )
-      expect(await waitForLockWaiters(holder, 8)).toBeGreaterThanOrEqual(8)
-      await holder.query('commit')
-      results = await sends
-    } finally {
-      holder.release()
-    }
-    const ids = results.map((r) => (r.status === 'fulfilled' ? r.value.id : String(r.reason)))
-    expect(new Set(ids).size).toBe(1)
-    expect(results.every((r) => r.status === 'fulfilled')).toBe(true)
+    const input = { channel_id: w.channel.id, author_id: w.user.id, content: 'race', nonce }
+    await expectOneMessage(w.channel.id, 8, () => sendMessage(t.db, input))
     expect(await withNonce(nonce)).toBe(1)
   })
 
@@ -145,31 +156,8 @@ describe('createMessage with a nonce', () => {
   it('concurrent creates of one nonce, held on the channel lock: one message', async () => {
     const w = await makeGuildWithMember(t.db, ALLOWED)
     const nonce = nonceOf()
-    const holder = await t.pool.connect()
-    let results: PromiseSettledResult<{ id: string }>[]
-    try {
-      await holder.query('begin')
-      await holder.query('select 1 from channels where id = $1 for update', [w.channel.id])
-      const creates = Promise.allSettled(
-        Array.from({ length: 6 }, () =>
-          createMessage(t.db, {
-            channel_id: w.channel.id,
-            author_id: w.user.id,
-            content: 'c',
-            nonce,
-          }),
-        ),
-      )
-      expect(await waitForLockWaiters(holder, 6)).toBeGreaterThanOrEqual(6)
-      await holder.query('commit')
-      results = await creates
-    } finally {
-      holder.release()
-    }
-    expect(results.every((r) => r.status === 'fulfilled')).toBe(true)
-    expect(
-      new Set(results.map((r) => (r as PromiseFulfilledResult<{ id: string }>).value.id)).size,
-    ).toBe(1)
+    const input = { channel_id: w.channel.id, author_id: w.user.id, content: 'c', nonce }
+    await expectOneMessage(w.channel.id, 6, () => createMessage(t.db, input))
     expect(await withNonce(nonce)).toBe(1)
   })
 
