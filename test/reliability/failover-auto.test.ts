@@ -383,11 +383,11 @@ describe('pg_auto_failover: SIGKILL of the primary node under 16 senders with no
           )
           const promotedMs = Date.now() - killedAt // when this test saw it
           // the first acknowledged send attempted after the kill: only the new primary can ack it
-          const after = () => acked.filter((a) => a.attemptAt > killedAt)
+          const attemptedAfterKill = () => acked.filter((a) => a.attemptAt > killedAt)
           await step(`failover ${k}: a send after the kill`, () =>
-            waitFor(() => after().length > 0, 60_000, 10),
+            waitFor(() => attemptedAfterKill().length > 0, 60_000, 10),
           )
-          const firstAfter = Math.min(...after().map((a) => a.at))
+          const firstAfter = Math.min(...attemptedAfterKill().map((a) => a.at))
           windows.push(firstAfter - killedAt)
           promotions.push(promotedMs)
           directions.push(victim === 'n1' ? 'n1→n2' : 'n2→n1')
