@@ -16,6 +16,7 @@
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mapCommitError } from '../../src/errors/map-database-error.ts'
 import {
   ConnectionLostError,
   createDb,
@@ -245,4 +246,37 @@ describe('outcomes of a lost connection', () => {
     expect((await createUser(db, { username: name })).username).toBe(name)
     expect((await findUserByUsername(db, name))?.username).toBe(name)
   }, 120_000)
+})
+
+describe('the mapping of lost connections', () => {
+  it('a broken connection is ConnectionLostError; during a commit UnknownOutcomeError, unless pg never sent it', () => {
+    const terminated = new Error('Connection terminated unexpectedly')
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })
+    const admin = Object.assign(new Error('terminating connection due to administrator command'), {
+      code: '57P01',
+    })
+    for (const error of [terminated, reset, admin]) {
+      const mapped = mapDatabaseError(error)
+      expect(mapped).toBeInstanceOf(ConnectionLostError)
+      expect((mapped as ConnectionLostError).retryable).toBe(true)
+      expect(mapCommitError(error)).toBeInstanceOf(UnknownOutcomeError)
+    }
+    // never sent: the client was already known broken
+    const closed = new Error('Client was closed and is not queryable')
+    expect(mapCommitError(closed)).toBeInstanceOf(ConnectionLostError)
+    // nothing was sent at all: not a lost connection
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), {
+      code: 'ECONNREFUSED',
+    })
+    expect(mapCommitError(refused)).toBeInstanceOf(DatabaseUnavailableError)
+    expect(mapCommitError(refused)).not.toBeInstanceOf(ConnectionLostError)
+    // a server error at COMMIT is known not committed: mapped as usual
+    const serialization = Object.assign(new Error('could not serialize access'), { code: '40001' })
+    expect(mapCommitError(serialization)).toBeInstanceOf(DatabaseUnavailableError)
+    // a standby refusing a write: retryable
+    const readOnly = Object.assign(new Error('cannot execute INSERT in a read-only transaction'), {
+      code: '25006',
+    })
+    expect(mapDatabaseError(readOnly)).toMatchObject({ retryable: true, sqlState: '25006' })
+  })
 })
