@@ -253,6 +253,7 @@ export interface Messages {
   deleted_at: Timestamp | null;
   edited_at: Timestamp | null;
   id: Generated<string>;
+  nonce: string | null;
   reply_to: string | null;
   search: ColumnType<string, never, never>;
   seq: Generated<bigint>;

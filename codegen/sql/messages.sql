@@ -17,6 +17,25 @@ where
   "id" = $1
   and "deleted_at" is null;
 
+-- messages.by_nonce (prepared as "gs.messages.by_nonce"; read)
+select
+  "id",
+  "channel_id",
+  "author_id",
+  "reply_to",
+  "content",
+  "created_at",
+  "edited_at",
+  "deleted_at",
+  "seq",
+  created_at >= now() - make_interval(hours => 24) as "fresh"
+from
+  "messages"
+where
+  "channel_id" = $1::uuid
+  and "author_id" = $2::uuid
+  and "nonce" = $3::text;
+
 -- messages.check_refs (prepared as "gs.messages.check_refs"; read)
 select
   (
@@ -62,6 +81,14 @@ delete from "messages"
 where
   id = any ($1::uuid[]);
 
+-- messages.forget_nonce (prepared as "gs.messages.forget_nonce"; write)
+update "messages"
+set
+  "nonce" = $1
+where
+  "id" = $2::uuid
+  and created_at < now() - make_interval(hours => 24);
+
 -- messages.insert (prepared as "gs.messages.insert"; write)
 insert into
   "messages" (
@@ -99,6 +126,126 @@ returning
   "edited_at",
   "deleted_at",
   "seq";
+
+-- messages.insert_nonce (prepared as "gs.messages.insert_nonce"; write)
+with
+  m as (
+    insert into
+      messages (
+        id,
+        channel_id,
+        author_id,
+        reply_to,
+        content,
+        nonce
+      )
+    select
+      $1::uuid,
+      $2::uuid,
+      $3::uuid,
+      $4::uuid,
+      $5::text,
+      $6::text
+    where
+      (
+        $7::uuid is null
+        or exists (
+          select
+            1
+          from
+            messages r
+          where
+            r.id = $8::uuid
+            and r.channel_id = $9::uuid
+            and r.deleted_at is null
+        )
+      )
+      and cardinality($10::uuid[]) = (
+        select
+          count(*)
+        from
+          roles r
+        where
+          r.guild_id = (
+            select
+              c.guild_id
+            from
+              channels c
+            where
+              c.id = $11::uuid
+          )
+          and r.id = any ($12::uuid[])
+      )
+      and cardinality($13::uuid[]) = (
+        select
+          count(*)
+        from
+          users u
+        where
+          u.id = any ($14::uuid[])
+      )
+    on conflict (channel_id, author_id, nonce)
+    where
+      nonce is not null do nothing
+    returning
+      *
+  ),
+  mentions as (
+    insert into
+      message_mentions (
+        message_id,
+        channel_id,
+        seq,
+        author_id,
+        user_id,
+        role_id,
+        everyone
+      )
+    select
+      m.id,
+      m.channel_id,
+      m.seq,
+      m.author_id,
+      t.user_id,
+      t.role_id,
+      t.everyone
+    from
+      m
+      cross join (
+        select
+          u as user_id,
+          null::uuid as role_id,
+          false as everyone
+        from
+          unnest($15::uuid[]) u
+        union all
+        select
+          null::uuid,
+          r,
+          false
+        from
+          unnest($16::uuid[]) r
+        union all
+        select
+          null::uuid,
+          null::uuid,
+          true
+        where
+          $17::boolean
+      ) t
+  )
+select
+  m.id,
+  m.channel_id,
+  m.author_id,
+  m.reply_to,
+  m.content,
+  m.created_at,
+  m.edited_at,
+  m.deleted_at,
+  m.seq
+from
+  m;
 
 -- messages.insert_with_mentions (prepared as "gs.messages.insert_with_mentions"; write)
 with
@@ -3970,6 +4117,503 @@ from
   cross join stale
   left join i on true;
 
+-- messages.send_authorized_nonce (prepared as "gs.messages.send_authorized_nonce"; write)
+with
+  ctx as materialized (
+    select
+      c.id,
+      c.type,
+      c.guild_id,
+      c.access_version,
+      (
+        c.type,
+        c.guild_id,
+        c.is_private,
+        c.access_version
+      )::text as v
+    from
+      channels c
+    where
+      c.id = $1::uuid
+  ),
+  perms as materialized (
+    select
+      (
+        select
+          (
+            case
+              when (
+                g.owner_id = gm.user_id
+                or (rp.permissions & 8) <> 0
+              ) then 71487549079551::int8
+              when (cp.permissions & 1024) = 0 then 0::int8
+              when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
+              else cp.permissions
+            end
+          )
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.id = $2::uuid
+          and c.guild_id = gm.guild_id
+          left join channel_members cm on cm.channel_id = c.id
+          and cm.user_id = gm.user_id
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = c.id
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when c.is_private
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                ) & ~ 8::int8
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+      ) as p
+  ),
+  dm as materialized (
+    select
+      exists (
+        select
+          1
+        from
+          dm_participants dp
+        where
+          dp.channel_id = $4::uuid
+          and dp.user_id = $5::uuid
+      ) as participant,
+      exists (
+        select
+          1
+        from
+          dm_channels d
+          join friendships f on f.status = 'blocked'
+          and (
+            (
+              f.user_id = d.user_a
+              and f.friend_id = d.user_b
+            )
+            or (
+              f.user_id = d.user_b
+              and f.friend_id = d.user_a
+            )
+          )
+        where
+          d.id = $6::uuid
+      ) as blocked
+    where
+      (
+        select
+          ctx.type
+        from
+          ctx
+      ) = 'dm'
+  ),
+  bits as materialized (
+    select
+      case
+        when (
+          select
+            ctx.type
+          from
+            ctx
+        ) = 'dm' then (
+          select
+            case
+              when not dm.participant then 0::int8
+              when dm.blocked then 66560::int8
+              else 66560::int8 | 133120::int8
+            end
+          from
+            dm
+        )
+        else coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ),
+          0::int8
+        )
+      end as p
+  ),
+  verdict as materialized (
+    select
+      case
+        when ch.id is null then 'no_access'
+        when ch.type = 'dm' then case
+          when not (
+            select
+              dm.participant
+            from
+              dm
+          ) then 'no_access'
+          when (
+            select
+              dm.blocked
+            from
+              dm
+          ) then 'blocked'
+          else 'ok'
+        end
+        when not coalesce((perms.p & 1024::int8) = 1024::int8, false) then 'no_access'
+        when not coalesce((perms.p & 2048::int8) = 2048::int8, false) then 'send'
+        when (
+          $7::bool
+          or exists (
+            select
+              1
+            from
+              roles r
+            where
+              r.guild_id = ch.guild_id
+              and r.id = any ($8::uuid[])
+              and r.is_default
+          )
+        )
+        and not coalesce((perms.p & 131072::int8) = 131072::int8, false) then 'mention_everyone'
+        else 'ok'
+      end as verdict
+    from
+      perms
+      left join ctx ch on true
+  ),
+  refs as materialized (
+    select
+      (
+        $9::uuid is null
+        or exists (
+          select
+            1
+          from
+            messages r
+          where
+            r.id = $10::uuid
+            and r.channel_id = $11::uuid
+            and r.deleted_at is null
+        )
+      ) as reply_ok,
+      cardinality($12::uuid[]) = (
+        select
+          count(*)
+        from
+          roles r
+        where
+          r.guild_id = (
+            select
+              ctx.guild_id
+            from
+              ctx
+          )
+          and r.id = any ($13::uuid[])
+      ) as roles_ok,
+      cardinality($14::uuid[]) = (
+        select
+          count(*)
+        from
+          users u
+        where
+          u.id = any ($15::uuid[])
+      ) as users_ok
+  ),
+  locked as (
+    select
+      (
+        c.type,
+        c.guild_id,
+        c.is_private,
+        c.access_version
+      )::text as v
+    from
+      channels c
+    where
+      c.id = $16::uuid
+    for no key update
+  ),
+  stale as (
+    select
+      (
+        select
+          ctx.v
+        from
+          ctx
+      ) is distinct from (
+        select
+          locked.v
+        from
+          locked
+      ) as stale
+  ),
+  pos as materialized (
+    select
+      guildstore_take_position (
+        $17::uuid,
+        (
+          select
+            ctx.access_version
+          from
+            ctx
+        ),
+        $18::uuid,
+        coalesce(
+          (
+            select
+              perms.p
+            from
+              perms
+          ) & 8208::int8 <> 0,
+          false
+        )
+      ) as seq
+    from
+      refs
+    where
+      (
+        select
+          verdict
+        from
+          verdict
+      ) = 'ok'
+      and not (
+        select
+          stale
+        from
+          stale
+      )
+      and refs.reply_ok
+      and refs.roles_ok
+      and refs.users_ok
+  ),
+  i as (
+    insert into
+      messages (
+        id,
+        channel_id,
+        author_id,
+        reply_to,
+        content,
+        seq,
+        nonce
+      )
+    select
+      $19::uuid,
+      $20::uuid,
+      $21::uuid,
+      $22::uuid,
+      $23::text,
+      pos.seq,
+      $24::text
+    from
+      pos
+    where
+      pos.seq > 0
+    on conflict (channel_id, author_id, nonce)
+    where
+      nonce is not null do nothing
+    returning
+      id,
+      channel_id,
+      author_id,
+      reply_to,
+      content,
+      created_at,
+      edited_at,
+      deleted_at,
+      seq
+  ),
+  mentions as (
+    insert into
+      message_mentions (
+        message_id,
+        channel_id,
+        seq,
+        author_id,
+        user_id,
+        role_id,
+        everyone
+      )
+    select
+      i.id,
+      i.channel_id,
+      i.seq,
+      i.author_id,
+      t.user_id,
+      t.role_id,
+      t.everyone
+    from
+      i
+      cross join (
+        select
+          u as user_id,
+          null::uuid as role_id,
+          false as everyone
+        from
+          unnest($25::uuid[]) u
+        union all
+        select
+          null::uuid,
+          r,
+          false
+        from
+          unnest($26::uuid[]) r
+        union all
+        select
+          null::uuid,
+          null::uuid,
+          true
+        where
+          $27::boolean
+      ) t
+  ),
+  fill as (
+    insert into
+      channel_permission_cache (channel_id, user_id, access_version, permissions)
+    select
+      ch.id,
+      $28::uuid,
+      ch.access_version,
+      bits.p
+    from
+      ctx ch
+      cross join bits
+    where
+      bits.p <> 0
+      and exists (
+        select
+        from
+          i
+      )
+    on conflict (channel_id, user_id) do update
+    set
+      access_version = excluded.access_version,
+      permissions = excluded.permissions
+    where
+      channel_permission_cache.access_version <= excluded.access_version
+  )
+select
+  verdict.verdict,
+  stale.stale,
+  refs.reply_ok,
+  refs.roles_ok,
+  refs.users_ok,
+  (
+    select
+      pos.seq
+    from
+      pos
+  ) = -1 as slowed,
+  i.id,
+  i.channel_id,
+  i.author_id,
+  i.reply_to,
+  i.content,
+  i.created_at,
+  i.edited_at,
+  i.deleted_at,
+  i.seq
+from
+  verdict
+  cross join refs
+  cross join stale
+  left join i on true;
+
 -- messages.send_cached (prepared as "gs.messages.send_cached"; write)
 insert into
   messages (id, channel_id, author_id, reply_to, content, seq)
@@ -4007,6 +4651,66 @@ from
   ) pos
 where
   pos.seq > 0
+returning
+  id,
+  channel_id,
+  author_id,
+  reply_to,
+  content,
+  created_at,
+  edited_at,
+  deleted_at,
+  seq;
+
+-- messages.send_cached_nonce (prepared as "gs.messages.send_cached_nonce"; write)
+insert into
+  messages (
+    id,
+    channel_id,
+    author_id,
+    reply_to,
+    content,
+    seq,
+    nonce
+  )
+select
+  $1::uuid,
+  $2::uuid,
+  $3::uuid,
+  null,
+  $4::text,
+  pos.seq,
+  $5::text
+from
+  (
+    select
+      guildstore_take_position (
+        $6::uuid,
+        a.access_version,
+        $7::uuid,
+        (a.permissions & 8208::int8) <> 0
+      ) as seq
+    from
+      (
+        select
+      ) one
+      left join lateral (
+        select
+          a.access_version,
+          a.permissions
+        from
+          channel_permission_cache a
+        where
+          a.channel_id = $8::uuid
+          and a.user_id = $9::uuid
+          and (~ a.permissions & ($10::int8)) = 0
+      ) a on true
+  ) pos
+where
+  pos.seq > 0
+on conflict (channel_id, author_id, nonce)
+where
+  nonce is not null do nothing
 returning
   id,
   channel_id,
@@ -4171,6 +4875,186 @@ with
           true
         where
           $23::boolean
+      ) t
+  )
+select
+  i.id,
+  i.channel_id,
+  i.author_id,
+  i.reply_to,
+  i.content,
+  i.created_at,
+  i.edited_at,
+  i.deleted_at,
+  i.seq
+from
+  i;
+
+-- messages.send_cached_refs_nonce (prepared as "gs.messages.send_cached_refs_nonce"; write)
+with
+  i as (
+    insert into
+      messages (
+        id,
+        channel_id,
+        author_id,
+        reply_to,
+        content,
+        seq,
+        nonce
+      )
+    select
+      $1::uuid,
+      $2::uuid,
+      $3::uuid,
+      $4::uuid,
+      $5::text,
+      pos.seq,
+      $6::text
+    from
+      (
+        select
+          guildstore_take_position (
+            $7::uuid,
+            a.access_version,
+            $8::uuid,
+            (a.permissions & 8208::int8) <> 0
+          ) as seq
+        from
+          (
+            select
+          ) one
+          left join lateral (
+            select
+              a.access_version,
+              a.permissions
+            from
+              channel_permission_cache a
+            where
+              a.channel_id = $9::uuid
+              and a.user_id = $10::uuid
+              and (
+                ~ a.permissions & (
+                  $11::int8 | case
+                    when exists (
+                      select
+                        1
+                      from
+                        roles r
+                      where
+                        r.guild_id = (
+                          select
+                            c.guild_id
+                          from
+                            channels c
+                          where
+                            c.id = $12::uuid
+                        )
+                        and r.id = any ($13::uuid[])
+                        and r.is_default
+                    ) then 131072::int8
+                    else 0::int8
+                  end
+                )
+              ) = 0
+          ) a on true
+        where
+          (
+            $14::uuid is null
+            or exists (
+              select
+                1
+              from
+                messages r
+              where
+                r.id = $15::uuid
+                and r.channel_id = $16::uuid
+                and r.deleted_at is null
+            )
+          )
+          and cardinality($17::uuid[]) = (
+            select
+              count(*)
+            from
+              roles r
+            where
+              r.guild_id = (
+                select
+                  c.guild_id
+                from
+                  channels c
+                where
+                  c.id = $18::uuid
+              )
+              and r.id = any ($19::uuid[])
+          )
+          and cardinality($20::uuid[]) = (
+            select
+              count(*)
+            from
+              users u
+            where
+              u.id = any ($21::uuid[])
+          )
+      ) pos
+    where
+      pos.seq > 0
+    on conflict (channel_id, author_id, nonce)
+    where
+      nonce is not null do nothing
+    returning
+      id,
+      channel_id,
+      author_id,
+      reply_to,
+      content,
+      created_at,
+      edited_at,
+      deleted_at,
+      seq
+  ),
+  mentions as (
+    insert into
+      message_mentions (
+        message_id,
+        channel_id,
+        seq,
+        author_id,
+        user_id,
+        role_id,
+        everyone
+      )
+    select
+      i.id,
+      i.channel_id,
+      i.seq,
+      i.author_id,
+      t.user_id,
+      t.role_id,
+      t.everyone
+    from
+      i
+      cross join (
+        select
+          u as user_id,
+          null::uuid as role_id,
+          false as everyone
+        from
+          unnest($22::uuid[]) u
+        union all
+        select
+          null::uuid,
+          r,
+          false
+        from
+          unnest($23::uuid[]) r
+        union all
+        select
+          null::uuid,
+          null::uuid,
+          true
+        where
+          $24::boolean
       ) t
   )
 select

@@ -7,7 +7,7 @@ import { GuildstoreError } from './guildstore-error.ts'
  * when tried again.
  */
 export class DatabaseUnavailableError extends GuildstoreError {
-  override readonly code = 'DATABASE_UNAVAILABLE'
+  override readonly code: string = 'DATABASE_UNAVAILABLE'
   /** The SQLSTATE or Node error code behind it, when there is one. */
   readonly sqlState: string | undefined
   readonly retryable: boolean

@@ -7,6 +7,7 @@ import {
 import { DatabaseUnavailableError, QueryError } from './database-error.ts'
 import { GuildstoreError } from './guildstore-error.ts'
 import { InvalidInputError } from './invalid-input-error.ts'
+import { ConnectionLostError, UnknownOutcomeError } from './outcome-errors.ts'
 
 /** The fields of a `pg` `DatabaseError` that the mapping reads. */
 interface PgErrorLike {
@@ -40,6 +41,15 @@ const CONNECTION_MESSAGES = [
   'Connection closed',
   'terminating connection',
 ]
+/**
+ * Of those, the ones that mean an established connection broke (rather than
+ * none could be had): {@link ConnectionLostError}. `connection timeout` is
+ * pg's own connect timeout, so it is left out.
+ */
+const LOST_MESSAGES =
+  /Connection terminated(?! due to connection timeout)|Client has encountered a connection error|Client was closed and is not queryable|Connection closed|terminating connection/
+/** pg refusing a query on a client already known broken: the query was never sent. */
+const NOT_SENT = /is not queryable/
 
 /** The fields of a Node socket / DNS error that say where it was going. */
 interface NetErrorLike {
@@ -205,6 +215,23 @@ function unavailableError(
   )
 }
 
+/** A rule for an established connection that broke: {@link ConnectionLostError} (retryable). */
+const lost: ErrorRule = (err, code) => lostError(err, code)
+
+function lostError(err: PgErrorLike & Error, code: string | undefined): ConnectionLostError {
+  return new ConnectionLostError(
+    `connection lost (${code ?? err.message ?? 'unknown'}); nothing was committed, retry the call`,
+    { sqlState: code, cause: err },
+  )
+}
+
+/** 25006 on a guildstore write: the server is a standby (a failover is under way, or the pool points at a replica). */
+const readOnlyServer: ErrorRule = (err, code) =>
+  new DatabaseUnavailableError(
+    'the server is read-only (a standby: failover in progress?); nothing was written, retry the call',
+    { sqlState: code, retryable: true, cause: err },
+  )
+
 const aborted = (code: string) =>
   unavailable(`transaction aborted by a concurrent one (${code}); retry it`)
 
@@ -219,8 +246,8 @@ const BY_CODE: Readonly<Record<string, ErrorRule>> = {
   '23502': checkViolation,
   '23P01': checkViolation,
   '23G01': bannedMember, // guildstore: a standing ban (constraint guild_members_not_banned)
-  '57P01': unavailable(), // admin_shutdown
-  '57P02': unavailable(), // crash_shutdown
+  '57P01': lost, // admin_shutdown (pg_terminate_backend, smart/fast shutdown)
+  '57P02': lost, // crash_shutdown (another backend crashed, immediate shutdown)
   '57P03': unavailable(), // cannot_connect_now
   '53300': unavailable(), // too_many_connections
   '57014': unavailable('statement cancelled (statement_timeout or cancel request)'),
@@ -228,9 +255,11 @@ const BY_CODE: Readonly<Record<string, ErrorRule>> = {
   '40P01': aborted('40P01'), // deadlock_detected
   '55P03': unavailable(), // lock_not_available
   '25P03': unavailable(), // idle_in_transaction_session_timeout
+  '25006': readOnlyServer, // read_only_sql_transaction: a standby
+  '08006': lost, // connection_failure
   ECONNREFUSED: unavailable(),
-  ECONNRESET: unavailable(),
-  EPIPE: unavailable(),
+  ECONNRESET: lost,
+  EPIPE: lost,
   ETIMEDOUT: unavailable(),
   ENOTFOUND: unavailable(),
   EHOSTUNREACH: unavailable(),
@@ -247,8 +276,10 @@ const BY_CLASS: Readonly<Record<string, ErrorRule>> = {
  * SQLSTATE codes are read (the tables `BY_CODE` and `BY_CLASS`): class 22 →
  * {@link InvalidInputError}, 23505 → {@link UniqueViolationError}, 23503 →
  * {@link ForeignKeyViolationError}, 23514/23502 → {@link CheckViolationError},
- * connection loss, admin shutdown, timeouts, serialization failures →
- * {@link DatabaseUnavailableError}, any other SQLSTATE → {@link QueryError}.
+ * a broken connection (57P01, 57P02, 08006, ECONNRESET, EPIPE, pg's
+ * "Connection terminated") → {@link ConnectionLostError}; refused
+ * connections, timeouts, serialization failures, a read-only server (25006) →
+ * {@link DatabaseUnavailableError}; any other SQLSTATE → {@link QueryError}.
  * A {@link GuildstoreError} passes through. Values (constraint details, quoted
  * input) are redacted from the kept `cause`.
  *
@@ -273,6 +304,9 @@ export function mapDatabaseError(error: unknown): GuildstoreError {
         : undefined)
     if (rule) return rule(err, code)
   }
+  if (!isSqlState && typeof err.message === 'string' && LOST_MESSAGES.test(err.message)) {
+    return lostError(err, code)
+  }
   if (!isSqlState && CONNECTION_MESSAGES.some((m) => err.message?.includes(m))) {
     return unavailableError(err, code)
   }
@@ -283,4 +317,28 @@ export function mapDatabaseError(error: unknown): GuildstoreError {
     })
   }
   return new QueryError(err.message ?? 'query failed', { cause: err })
+}
+
+/**
+ * Maps the error of a statement whose commit may already have happened — a
+ * `COMMIT`, or a write that runs as its own transaction (autocommit): a
+ * connection that broke after it was sent is an {@link UnknownOutcomeError}
+ * (PostgreSQL may have committed it; e.g. a backend terminated while waiting
+ * for a synchronous standby has committed locally). Anything else maps as
+ * {@link mapDatabaseError} does.
+ *
+ * @example
+ * ```ts
+ * try { await client.query('COMMIT') } catch (err) { throw mapCommitError(err) }
+ * ```
+ */
+export function mapCommitError(error: unknown): GuildstoreError {
+  const mapped = mapDatabaseError(error)
+  if (!(mapped instanceof ConnectionLostError)) return mapped
+  const cause = mapped.cause as { message?: unknown } | undefined
+  if (typeof cause?.message === 'string' && NOT_SENT.test(cause.message)) return mapped
+  return new UnknownOutcomeError(
+    `connection lost while the write was committing (${mapped.sqlState ?? 'connection closed'}): it may or may not have committed`,
+    { sqlState: mapped.sqlState, cause: mapped.cause },
+  )
 }

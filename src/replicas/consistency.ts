@@ -26,7 +26,7 @@ function executionOf(db: Kysely<DB>): Execution | undefined {
  * ```
  */
 export function consistencyToken(db: Kysely<DB>): string | undefined {
-  const lsn = executionOf(db)?.floor.lsn
+  const lsn = executionOf(db)?.floor.token
   return lsn === undefined ? undefined : formatLsn(lsn)
 }
 
@@ -39,6 +39,14 @@ export function consistencyToken(db: Kysely<DB>): string | undefined {
  * token further. Cheap enough to make per request; do not `destroy()` it (the
  * pools belong to `db`). Without a token it starts with none; without
  * replicas, or on a transaction, it returns `db` itself.
+ *
+ * The token is not trusted: before the first read it is checked against the
+ * primary's WAL position (free when the heartbeat has already seen a position
+ * that high, else one round trip to the primary) and **clamped** to that
+ * position when beyond it — a token from a forged or foreign source (or one
+ * whose writes a failover lost) then costs one check and never holds reads
+ * back nor flows into the tokens this instance hands out after a read or a
+ * write. Until that check, `consistencyToken` echoes the token as given.
  *
  * @throws {InvalidInputError} When `token` is not a WAL position (`'0/16B3748'`), or `db` is not an instance `createDb` made.
  * @example
@@ -58,7 +66,7 @@ export function withConsistencyToken(db: Kysely<DB>, token: string | undefined):
   if (!execution.router || db.isTransaction || !execution.spawn) return db
   const child = new Execution(execution.pool, execution.settings, {
     router: execution.router,
-    floor: new ConsistencyFloor(lsn),
+    floor: new ConsistencyFloor(undefined, lsn),
     ownsPools: false,
   })
   child.spawn = execution.spawn

@@ -16,6 +16,7 @@ import {
   assertUuid,
   pageLimit,
 } from '../validation/index.ts'
+import { onNonceConflict, priorMessage, validNonce } from './message-nonce.ts'
 import {
   afterBound,
   beforeBound,
@@ -186,11 +187,14 @@ const bitsSql = sql`bits as materialized (
 // refresh of the cached permissions. The final select reads verdict and refs
 // before stale, so the channel row is locked only after all the reading, for
 // the insert and the commit.
-const sendStatement = prepareQuery('messages.send_authorized', (db, p: MessageInsertParams) => {
-  const refsFull = referencesSql(p, sql`(select ctx.guild_id from ctx)`)
-  return rawQuery(
-    db,
-    sql<SendRow>`with ctx as materialized (
+function fullSend(withNonce: boolean) {
+  return prepareQuery(
+    withNonce ? 'messages.send_authorized_nonce' : 'messages.send_authorized',
+    (db, p: MessageInsertParams & { nonce: string | null }) => {
+      const refsFull = referencesSql(p, sql`(select ctx.guild_id from ctx)`)
+      return rawQuery(
+        db,
+        sql<SendRow>`with ctx as materialized (
   select c.id, c.type, c.guild_id, c.access_version, (c.type, c.guild_id, c.is_private, c.access_version)::text as v
   from channels c where c.id = ${p.channel_id}::uuid
 ), perms as materialized (
@@ -220,17 +224,21 @@ const sendStatement = prepareQuery('messages.send_authorized', (db, p: MessageIn
     and not (select stale from stale)
     and refs.reply_ok and refs.roles_ok and refs.users_ok
 ), i as (
-  insert into messages (id, channel_id, author_id, reply_to, content, seq)
-  select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text, pos.seq
+  insert into messages (id, channel_id, author_id, reply_to, content, seq${nonceColumn(withNonce)})
+  select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text, pos.seq${nonceValue(withNonce, p)}
   from pos
-  where pos.seq > 0
+  where pos.seq > 0${withNonce ? sql`\n  ${onNonceConflict}` : sql``}
   returning ${insertedColumns}
 ), ${mentionsSql(p, 'i')}, ${fillSql(p.author_id, sql`exists (select from i)`)}
 select verdict.verdict, stale.stale, refs.reply_ok, refs.roles_ok, refs.users_ok,
   (select pos.seq from pos) = -1 as slowed, ${returning}
 from verdict cross join refs cross join stale left join i on true`,
+      )
+    },
   )
-})
+}
+/** The full statement, without and with a client nonce (migration 0010). */
+const sendStatement = { plain: fullSend(false), nonce: fullSend(true) }
 
 // The cached path: ONE statement that inserts only when the author's stored
 // permissions (channel_permission_cache) hold every bit the send needs, were
@@ -244,14 +252,15 @@ from verdict cross join refs cross join stale left join i on true`,
 // the full statement), and one that comes later waits for the send to commit.
 // The message gets its position here (the trigger leaves an explicit seq
 // alone), so the send takes the channel row once, as a plain INSERT does.
-function cachedSend(refs: boolean) {
+function cachedSend(refs: boolean, withNonce: boolean) {
   return prepareQuery(
-    refs ? 'messages.send_cached_refs' : 'messages.send_cached',
+    `messages.send_cached${refs ? '_refs' : ''}${withNonce ? '_nonce' : ''}`,
     (
       db,
       p: MessageInsertParams & {
         /** The bits the send needs (`int8` as text). */
         need: string
+        nonce: string | null
       },
     ) => {
       // A reply or mentions: their references are checked in the same WHERE
@@ -275,8 +284,8 @@ function cachedSend(refs: boolean) {
         : sql``
       // A subquery with a volatile call in its select list is not flattened:
       // the function runs once, and the WHERE on its result decides the insert.
-      const insert = sql`insert into messages (id, channel_id, author_id, reply_to, content, seq)
-select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${refs ? sql`${p.reply_to}::uuid` : sql`null`}, ${p.content}::text, pos.seq
+      const insert = sql`insert into messages (id, channel_id, author_id, reply_to, content, seq${nonceColumn(withNonce)})
+select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${refs ? sql`${p.reply_to}::uuid` : sql`null`}, ${p.content}::text, pos.seq${nonceValue(withNonce, p)}
 from (
   select guildstore_take_position(${p.channel_id}::uuid, a.access_version, ${p.author_id}::uuid,
     (a.permissions & ${SLOWMODE_BYPASS}) <> 0) as seq
@@ -286,7 +295,7 @@ from (
       and (~a.permissions & (${p.need}::int8${everyoneRole})) = 0
   ) a on true${refsOk}
 ) pos
-where pos.seq > 0
+where pos.seq > 0${withNonce ? sql`\n${onNonceConflict}` : sql``}
 returning ${insertedColumns}`
       return rawQuery(
         db,
@@ -300,8 +309,19 @@ select ${returning} from i`
     },
   )
 }
-/** The cached path of a plain send (no reply, no mentions), and of one with references. */
-const cachedSendStatement = { plain: cachedSend(false), refs: cachedSend(true) }
+/** The cached path of a plain send (no reply, no mentions), and of one with references; each also with a nonce. */
+const cachedSendStatement = {
+  plain: cachedSend(false, false),
+  refs: cachedSend(true, false),
+  plain_nonce: cachedSend(false, true),
+  refs_nonce: cachedSend(true, true),
+}
+
+/** `, nonce` in an insert's column list when the statement carries one. */
+const nonceColumn = (withNonce: boolean) => (withNonce ? sql`, nonce` : sql``)
+/** The nonce value in an insert's select list when the statement carries one. */
+const nonceValue = (withNonce: boolean, p: { nonce: string | null }) =>
+  withNonce ? sql`, ${p.nonce}::text` : sql``
 
 /** Input of {@link sendMessage}. */
 export interface SendMessageInput {
@@ -312,6 +332,13 @@ export interface SendMessageInput {
   /** A live message of the same channel. */
   reply_to?: string | null | undefined
   mentions?: MessageMentionsInput | null | undefined
+  /**
+   * A client nonce, 1 to 25 characters: makes the send exactly-once. Another
+   * send with the same channel, author and nonce within 24 hours returns the
+   * ORIGINAL message and writes nothing (also when both run at once: the second
+   * waits for the first). Retry with it after an `UnknownOutcomeError`.
+   */
+  nonce?: string | null | undefined
 }
 
 function refusal(verdict: Verdict): Error {
@@ -360,6 +387,11 @@ function refusal(verdict: Verdict): Error {
  *
  * The trusted `createMessage` stays for hosts that check elsewhere.
  *
+ * With a `nonce` the send is exactly-once: a retry with the same channel,
+ * author and nonce within 24 hours returns the original message and writes
+ * nothing (checked before the permission rule runs again, so a retry after a
+ * lost connection gets the message even when the permission was revoked since).
+ *
  * @throws {InvalidInputError} for a malformed id, invalid content or mentions,
  *   or a `reply_to` that is not a live message of the same channel.
  * @throws {PermissionDeniedError} (reason `'missing_permission'`, `permission`
@@ -384,6 +416,7 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
     role_ids: [],
     everyone: false,
   }
+  const nonce = validNonce(input.nonce)
   const params = {
     ...mentions,
     id: newId(),
@@ -391,6 +424,7 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
     author_id: input.author_id,
     reply_to: input.reply_to ?? null,
     content: input.content,
+    nonce,
   }
   // The author's stored permissions first: one statement that inserts when they
   // decide; else (first send, a version changed, a bit missing, a bad reference)
@@ -404,16 +438,33 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
     params.user_ids.length === 0 &&
     params.role_ids.length === 0 &&
     !params.everyone
-  const cached = await cachedSendStatement[plain ? 'plain' : 'refs'].executeTakeFirst(db, {
-    ...params,
-    need: `${need}`,
-  })
+  const shape = plain ? 'plain' : 'refs'
+  const cached = await cachedSendStatement[
+    nonce === null ? shape : (`${shape}_nonce` as const)
+  ].executeTakeFirst(db, { ...params, need: `${need}` })
   if (cached !== undefined) return cached
+  const key =
+    nonce === null
+      ? undefined
+      : { channel_id: params.channel_id, author_id: params.author_id, nonce }
+  if (key) {
+    // nothing inserted: an earlier send with this nonce, or the stored permissions did not decide
+    const prior = await priorMessage(db, key)
+    if (prior !== undefined && prior !== 'forgotten') return prior
+  }
   for (let attempt = 1; attempt <= SEND_ATTEMPTS; attempt++) {
-    const row = (await sendStatement.executeTakeFirst(db, params)) as SendRow
+    const row = (await sendStatement[key ? 'nonce' : 'plain'].executeTakeFirst(
+      db,
+      params,
+    )) as SendRow
     if (row.stale) continue
     if (row.verdict !== 'ok') throw refusal(row.verdict)
     if (row.slowed) {
+      // A send with this nonce that already went through is answered, not slowed.
+      if (key) {
+        const prior = await priorMessage(db, key)
+        if (prior !== undefined && prior !== 'forgotten') return prior
+      }
       const wait = await slowmodeWait.executeTakeFirst(db, {
         channel_id: params.channel_id,
         author_id: params.author_id,
@@ -421,6 +472,12 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
       throw new RateLimitedError('slowmode: this member sent in this channel too recently', {
         retry_after_ms: Math.max(1, wait?.ms ?? 1),
       })
+    }
+    if (row.id === null && key && row.reply_ok && row.roles_ok && row.users_ok) {
+      // allowed and valid, yet nothing inserted: a concurrent send with this nonce won
+      const prior = await priorMessage(db, key)
+      if (prior !== undefined && prior !== 'forgotten') return prior
+      continue
     }
     if (row.id === null) {
       if (!row.roles_ok) {

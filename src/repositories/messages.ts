@@ -20,6 +20,7 @@ import {
 } from '../validation/index.ts'
 import { type Attachment, attachmentColumns } from './attachments.ts'
 import { assertActingAs, writeAudit } from './internal.ts'
+import { onNonceConflict, priorMessage, validNonce } from './message-nonce.ts'
 import {
   afterBound,
   beforeBound,
@@ -68,7 +69,10 @@ export const messageMentionColumns = columnList<MessageMentions>()([
 export type MessageMention = Projection<MessageMentions, typeof messageMentionColumns>
 
 /** Length rules of the `messages` columns (the CHECKs of the schema). */
-export const messageFields = defineFields('messages', { content: text(1, 4000) })
+export const messageFields = defineFields('messages', {
+  content: text(1, 4000),
+  nonce: text(1, 25),
+})
 
 const CONTENT = messageFields.content
 
@@ -123,6 +127,26 @@ const insertMessageWithMentions = prepareQuery(
   insert into messages (id, channel_id, author_id, reply_to, content)
   select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text
   where ${r.reply} and ${r.roles} and ${r.users}
+  returning *
+), ${mentionsSql(p, 'm')}
+select ${RETURNING} from m`,
+    )
+  },
+)
+
+// The same with a client nonce (migration 0010): a second create with the same
+// (channel, author, nonce) inserts nothing, waiting for a concurrent first one.
+const insertMessageWithNonce = prepareQuery(
+  'messages.insert_nonce',
+  (db, p: MessageInsertParams & { nonce: string }) => {
+    const r = referencesSql(p, channelGuildSql(p.channel_id))
+    return rawQuery(
+      db,
+      sql<Message>`with m as (
+  insert into messages (id, channel_id, author_id, reply_to, content, nonce)
+  select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text, ${p.nonce}::text
+  where ${r.reply} and ${r.roles} and ${r.users}
+  ${onNonceConflict}
   returning *
 ), ${mentionsSql(p, 'm')}
 select ${RETURNING} from m`,
@@ -334,6 +358,14 @@ export interface CreateMessageInput {
    * (see {@link listMessageMentions}, and `mention_count` of `listChannelReadStates`).
    */
   mentions?: MessageMentionsInput | null | undefined
+  /**
+   * A client nonce, 1 to 25 characters: makes the create exactly-once. Another
+   * create with the same channel, author and nonce within 24 hours returns the
+   * ORIGINAL message and writes nothing (also when both run at once: the second
+   * waits for the first). After 24 hours the nonce is forgotten. Use it to retry
+   * safely after an `UnknownOutcomeError`.
+   */
+  nonce?: string | null | undefined
 }
 
 /** Validated mentions: ids lower-cased and de-duplicated, at most {@link MENTIONS_MAX} of each. */
@@ -402,10 +434,15 @@ export function validateMentions(
  * posting to one channel at once make one fail with a serialization error
  * (retry it).
  *
+ * With a `nonce`, the create is exactly-once: a retry with the same channel,
+ * author and nonce within 24 hours returns the original message (its content
+ * and references as first sent) and writes nothing.
+ *
  * @throws {InvalidInputError} for a malformed id, content that is empty, longer
  *   than 4000 characters, holds a NUL or a lone surrogate, a `reply_to` that is
- *   not a live message of the same channel, or mentions that are malformed, of
- *   unknown users, or of roles not of this channel's guild. Nothing is written.
+ *   not a live message of the same channel, mentions that are malformed, of
+ *   unknown users, or of roles not of this channel's guild, or a `nonce` that is
+ *   not 1 to 25 characters. Nothing is written.
  * @throws {ForeignKeyViolationError} when the channel or the author does not exist.
  * @example
  * ```ts
@@ -423,6 +460,7 @@ export async function createMessage(db: Kysely<DB>, input: CreateMessageInput): 
   assertOptionalUuid(input.reply_to, 'reply_to')
   assertText(input.content, 'content', CONTENT)
   const mentions = validateMentions(input.mentions)
+  const nonce = validNonce(input.nonce)
   const base = {
     id: newId(),
     channel_id: input.channel_id,
@@ -430,10 +468,22 @@ export async function createMessage(db: Kysely<DB>, input: CreateMessageInput): 
     reply_to: input.reply_to ?? null,
     content: input.content,
   }
-  const row = mentions
-    ? await insertMessageWithMentions.executeTakeFirst(db, { ...base, ...mentions })
-    : await insertMessage.executeTakeFirst(db, base)
-  if (row) return row
+  if (nonce !== null) {
+    const key = { channel_id: base.channel_id, author_id: base.author_id, nonce }
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const params = { ...base, user_ids: [], role_ids: [], everyone: false, ...mentions, nonce }
+      const row = await insertMessageWithNonce.executeTakeFirst(db, params)
+      if (row) return row
+      const prior = await priorMessage(db, key)
+      if (prior === undefined) break // nothing inserted and no earlier message: a bad reference
+      if (prior !== 'forgotten') return prior
+    }
+  } else {
+    const row = mentions
+      ? await insertMessageWithMentions.executeTakeFirst(db, { ...base, ...mentions })
+      : await insertMessage.executeTakeFirst(db, base)
+    if (row) return row
+  }
   const refs = await checkMessageRefs.executeTakeFirst(db, {
     channel_id: base.channel_id,
     reply_to: base.reply_to,

@@ -42,7 +42,8 @@ export interface CreateDbOptions {
    * see `consistencyToken` / `withConsistencyToken` to carry this to another
    * process. A replica that is down, not a standby, or lagging beyond
    * `replicaMaxLagMs` is skipped; a read a replica fails runs again on the
-   * primary. Give replica pools a short `connectionTimeoutMillis`.
+   * primary, and so does a read a replica does not answer within
+   * `replicaReadTimeoutMs` (a hung or stopped server).
    * `db.destroy()` ends them with the primary pool.
    */
   replicas?: pg.Pool[] | undefined
@@ -52,6 +53,13 @@ export interface CreateDbOptions {
   readYourWritesTimeoutMs?: number | undefined
   /** With `replicas`: how often replicas' health and replay position are checked (ms). Default 200. */
   replicaCheckIntervalMs?: number | undefined
+  /**
+   * With `replicas`: the longest a read may take on a replica, taking its
+   * connection included (ms). Past it the read runs on the primary, the
+   * replica's connection is destroyed and the replica is skipped until a
+   * health check (bounded the same way) answers again. Default 2000.
+   */
+  replicaReadTimeoutMs?: number | undefined
 }
 
 /** Kysely's log event as a {@link QueryLogEntry}; a failing hook never fails the query. */
@@ -122,6 +130,7 @@ export function createDb(pool: pg.Pool, options: CreateDbOptions = {}): Kysely<D
           maxLagMs: options.replicaMaxLagMs,
           readYourWritesTimeoutMs: options.readYourWritesTimeoutMs,
           checkIntervalMs: options.replicaCheckIntervalMs,
+          readTimeoutMs: options.replicaReadTimeoutMs,
         } as Partial<ReplicaSettings>)
       : undefined
   const execution = new Execution(

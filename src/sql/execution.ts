@@ -36,7 +36,9 @@ import {
 } from 'kysely'
 import type pg from 'pg'
 import type { DB } from '../../codegen/db.ts'
-import type { ReplicaRouter } from './replica-router.ts'
+import { mapCommitError, mapDatabaseError } from '../errors/map-database-error.ts'
+import { ConnectionLostError, UnknownOutcomeError } from '../errors/outcome-errors.ts'
+import type { Queryable, ReplicaRouter } from './replica-router.ts'
 import { type StatementKind, statementKind } from './statement-kind.ts'
 
 /** A statement of a prepared query, as the seam sends it. */
@@ -72,20 +74,36 @@ export interface ExecutionSettings {
  * a consistency token's). Only used with replicas.
  */
 export class ConsistencyFloor {
-  /** The highest primary WAL position written (or handed in) so far. */
+  /** The highest primary WAL position written (or handed in and verified) so far. */
   lsn: bigint | undefined
+  /**
+   * A position handed in with a consistency token and not yet checked against
+   * the primary: it joins {@link lsn} only once known to exist there (clamped
+   * to the primary's position when beyond it, e.g. a forged token).
+   */
+  claimed: bigint | undefined
   /** Until when (ms epoch) every read goes to the primary: a write whose position could not be read. */
   primaryUntil = 0
 
-  constructor(lsn?: bigint) {
+  constructor(lsn?: bigint, claimed?: bigint) {
     this.lsn = lsn
+    this.claimed = claimed
   }
 
   /** Raises the floor to `lsn` (never lowers it). */
   advance(lsn: bigint): void {
     if (this.lsn === undefined || lsn > this.lsn) this.lsn = lsn
   }
+
+  /** The token to hand out: the floor, or the claim while it is unchecked (it only echoes what was handed in). */
+  get token(): bigint | undefined {
+    if (this.claimed === undefined) return this.lsn
+    return this.lsn === undefined || this.claimed > this.lsn ? this.claimed : this.lsn
+  }
 }
+
+/** The lower of two WAL positions. */
+const lower = (a: bigint, b: bigint): bigint => (a < b ? a : b)
 
 /** The execution state of one `createDb` instance: its pool and settings. */
 export class Execution {
@@ -136,18 +154,49 @@ export class Execution {
     return this.#closing
   }
 
-  /** The floor a read must respect now: `undefined` for none, `'primary'` while a write's position is unknown. */
-  readFloor(): bigint | undefined | 'primary' {
+  /**
+   * The floor a read must respect now: `undefined` for none, `'primary'` while
+   * a write's position is unknown. A consistency token not yet checked is
+   * checked first: a position the router has seen on the primary is taken as
+   * is; one beyond it is compared with the primary's current position (one
+   * round trip) and clamped to it, so a forged or foreign token can neither
+   * hold reads back nor raise the tokens this instance hands out.
+   */
+  async readFloor(): Promise<bigint | undefined | 'primary'> {
+    const router = this.router
+    const claimed = this.floor.claimed
+    if (router && claimed !== undefined) {
+      if (claimed <= router.highestKnown) {
+        this.floor.advance(claimed)
+        this.floor.claimed = undefined
+      } else {
+        try {
+          const now = await router.currentLsn(router.primary)
+          this.floor.advance(lower(claimed, now))
+          this.floor.claimed = undefined
+        } catch {
+          return 'primary' // the primary's position is unknown: the primary serves this read
+        }
+      }
+    }
     if (this.floor.primaryUntil > Date.now()) return 'primary'
     return this.floor.lsn
   }
 
-  /** After a write (or a commit) on the primary: raise the floor to the primary's WAL position. */
-  async noteWrite(queryable: Pick<pg.Pool, 'query'>): Promise<void> {
+  /**
+   * After a write (or a commit) on the primary: raise the floor to the
+   * primary's WAL insert position, which also settles an unchecked token
+   * (any real one is at or below it).
+   */
+  async noteWrite(queryable: Queryable): Promise<void> {
     const router = this.router
     if (!router) return
     try {
-      this.floor.advance(await router.currentLsn(queryable))
+      const lsn = await router.currentLsn(queryable)
+      const claimed = this.floor.claimed
+      this.floor.claimed = undefined
+      if (claimed !== undefined) this.floor.advance(lower(claimed, lsn))
+      this.floor.advance(lsn)
     } catch {
       // position unknown: read from the primary until a replica must have caught up
       this.floor.primaryUntil =
@@ -156,9 +205,9 @@ export class Execution {
   }
 
   /** Runs a read on a replica that has everything this instance must see, else on the primary. */
-  async routeRead<T>(run: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  async routeRead<T>(run: (queryable: Queryable) => Promise<T>): Promise<T> {
     const router = this.router
-    const floor = this.readFloor()
+    const floor = await this.readFloor()
     if (!router || floor === 'primary') return run(this.pool)
     return router.read(floor, run)
   }
@@ -190,6 +239,24 @@ function toQueryResult<R>(r: pg.QueryResult): QueryResult<R> {
 }
 
 /**
+ * Runs a write that is its own transaction (autocommit) on a client of
+ * `pool`: a connection lost after it was sent is an `UnknownOutcomeError`
+ * (it may have committed), one that could not be had at all maps as usual.
+ */
+async function runWrite(pool: pg.Pool, config: pg.QueryConfig): Promise<pg.QueryResult> {
+  const client = await pool.connect()
+  let result: pg.QueryResult
+  try {
+    result = await client.query(config)
+  } catch (error) {
+    client.release(error instanceof Error ? error : true)
+    throw mapCommitError(error)
+  }
+  client.release()
+  return result
+}
+
+/**
  * Sends one prepared statement with its values: THE place every prepared
  * query goes through. On an instance `createDb` made, the top-level executor
  * takes the direct path; anything else (a transaction, a connection, plugins,
@@ -206,11 +273,11 @@ export async function sendStatement<R>(
   if (adapter instanceof GuildstoreAdapter && adapter.execution.isDirect(executor)) {
     const execution = adapter.execution
     const config = execution.queryConfig(statement.sql, values, statement)
-    if (!execution.router) return toQueryResult<R>(await execution.pool.query(config))
     if (statement.kind === 'read') {
-      return toQueryResult<R>(await execution.routeRead((pool) => pool.query(config)))
+      if (!execution.router) return toQueryResult<R>(await execution.pool.query(config))
+      return toQueryResult<R>(await execution.routeRead((q) => q.query(config)))
     }
-    const result = await execution.pool.query(config)
+    const result = await runWrite(execution.pool, config)
     await execution.noteWrite(execution.pool)
     return toQueryResult<R>(result)
   }
@@ -240,6 +307,10 @@ class GuildstoreConnection implements DatabaseConnection {
   #discarded = false
   #inFlight = false
   #pid: number | undefined
+  /** Inside a transaction (set by the driver): a lost connection before COMMIT rolled it back. */
+  inTransaction = false
+  /** A COMMIT lost its connection: the outcome is unknown and the rollback is skipped. */
+  commitLost = false
 
   readonly client: pg.PoolClient
   readonly execution: Execution
@@ -254,9 +325,18 @@ class GuildstoreConnection implements DatabaseConnection {
     this.#inFlight = true
     try {
       const statement = (compiled as StatementQuery).statement
-      const r = await this.client.query(
-        this.execution.queryConfig(compiled.sql, compiled.parameters, statement),
-      )
+      let r: pg.QueryResult
+      try {
+        r = await this.client.query(
+          this.execution.queryConfig(compiled.sql, compiled.parameters, statement),
+        )
+      } catch (error) {
+        // COMMIT, or a write that commits by itself: a lost connection leaves its outcome unknown
+        if (isCommit(compiled) || (!this.inTransaction && !isRead(compiled))) {
+          throw mapCommitError(error)
+        }
+        throw error
+      }
       // The transaction driver reads COMMIT's tag (ROLLBACK after an aborted transaction).
       if (r.command === 'COMMIT' || r.command === 'ROLLBACK') {
         return { rows: [{ command: r.command }] as R[] }
@@ -309,23 +389,30 @@ class GuildstoreConnection implements DatabaseConnection {
 }
 
 /** Whether a compiled query may run on a replica: a read-only prepared statement, or a SELECT that neither writes nor locks. */
-function isRead(compiled: CompiledQuery): boolean {
+function isReplicaRead(compiled: CompiledQuery): boolean {
   const statement = (compiled as StatementQuery).statement
   if (statement) return statement.kind === 'read'
   // Raw SQL from outside guildstore (SET, advisory locks, functions…) stays on the primary.
   return compiled.query.kind === 'SelectQueryNode' && statementKind(compiled.query) === 'read'
 }
 
+/** Whether a query only reads, by the same rule as replica routing for any SQL (writing keywords in raw SQL make it a write). */
+function isRead(compiled: CompiledQuery): boolean {
+  const statement = (compiled as StatementQuery).statement
+  return (statement?.kind ?? statementKind(compiled.query)) === 'read'
+}
+
+const isCommit = (compiled: CompiledQuery): boolean => /^\s*commit\b/i.test(compiled.sql)
+
 /**
  * A connection of an instance with replicas: a read outside a transaction
- * runs on a replica connection (taken when needed), anything else on a
- * primary connection; once it has written or begun a transaction, every
- * query of it stays on the primary. Writes outside a transaction, and
- * commits, raise the instance's read-your-writes floor.
+ * runs on a replica client (taken per read, within the router's time bound),
+ * anything else on a primary connection; once it has written or begun a
+ * transaction, every query of it stays on the primary. Writes outside a
+ * transaction, and commits, raise the instance's read-your-writes floor.
  */
 class RoutingConnection implements DatabaseConnection {
   #primary: GuildstoreConnection | undefined
-  #replica: { pool: pg.Pool; connection: GuildstoreConnection } | undefined
   #pinned = false
   #inTransaction = false
 
@@ -338,15 +425,22 @@ class RoutingConnection implements DatabaseConnection {
   }
 
   /** Every query from now on runs on the primary, inside a transaction. */
-  beginTransaction(): void {
+  async beginTransaction(): Promise<void> {
     this.#pinned = true
     this.#inTransaction = true
+    ;(await this.primary()).inTransaction = true
   }
 
   /** The transaction ended: raise the floor after a commit. */
   async endTransaction(committed: boolean): Promise<void> {
     this.#inTransaction = false
+    if (this.#primary) this.#primary.inTransaction = false
     if (committed && this.#primary) await this.execution.noteWrite(this.#primary.client)
+  }
+
+  /** Whether a COMMIT on this connection lost its connection. */
+  get commitLost(): boolean {
+    return this.#primary?.commitLost ?? false
   }
 
   /** The primary connection, taken when first needed. */
@@ -358,42 +452,26 @@ class RoutingConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    if (!this.#pinned && isRead(compiled)) {
-      const floor = this.execution.readFloor()
-      const chosen = floor === 'primary' ? undefined : await this.router.choose(floor)
-      if (chosen) {
-        try {
-          const connection = await this.#replicaConnection(chosen.pool)
-          const result = await connection.executeQuery<R>(compiled)
-          this.router.served(chosen.waited)
-          return result
-        } catch (error) {
-          this.router.failed(chosen.pool, error)
-          this.#dropReplica()
-        }
-      }
-      return (await this.primary()).executeQuery<R>(compiled)
+    if (!this.#pinned && isReplicaRead(compiled)) {
+      const onPrimary = async () => (await this.primary()).executeQuery<R>(compiled)
+      const floor = await this.execution.readFloor()
+      if (floor === 'primary') return onPrimary()
+      const config = this.execution.queryConfig(
+        compiled.sql,
+        compiled.parameters,
+        (compiled as StatementQuery).statement,
+      )
+      return this.router.read(
+        floor,
+        async (q) => toQueryResult<R>(await q.query(config)),
+        onPrimary,
+      )
     }
     this.#pinned = true
     const primary = await this.primary()
     const result = await primary.executeQuery<R>(compiled)
     if (!this.#inTransaction) await this.execution.noteWrite(primary.client)
     return result
-  }
-
-  async #replicaConnection(pool: pg.Pool): Promise<GuildstoreConnection> {
-    if (this.#replica?.pool === pool) return this.#replica.connection
-    this.#dropReplica()
-    const connection = new GuildstoreConnection(await pool.connect(), this.execution)
-    this.#replica = { pool, connection }
-    return connection
-  }
-
-  #dropReplica(broken = true): void {
-    if (!this.#replica) return
-    if (broken) this.#replica.connection.discard()
-    this.#replica.connection.release()
-    this.#replica = undefined
   }
 
   // biome-ignore lint/correctness/useYield: streaming is not configured; it fails as Kysely's PostgresDialect without `cursor` does
@@ -408,10 +486,6 @@ class RoutingConnection implements DatabaseConnection {
   release(): void {
     this.#primary?.release()
     this.#primary = undefined
-    if (this.#replica) {
-      this.#replica.connection.release()
-      this.#replica = undefined
-    }
   }
 }
 
@@ -444,7 +518,8 @@ class GuildstoreDriver extends PostgresDriver implements Driver {
     connection: DatabaseConnection,
     settings: Parameters<PostgresDriver['beginTransaction']>[1],
   ): Promise<void> {
-    if (connection instanceof RoutingConnection) connection.beginTransaction()
+    if (connection instanceof RoutingConnection) await connection.beginTransaction()
+    else if (connection instanceof GuildstoreConnection) connection.inTransaction = true
     await super.beginTransaction(connection, settings)
   }
 
@@ -453,18 +528,38 @@ class GuildstoreDriver extends PostgresDriver implements Driver {
     try {
       await super.commitTransaction(connection)
       committed = true
+    } catch (error) {
+      if (error instanceof UnknownOutcomeError) {
+        // Kysely rolls back after a failed commit: on this broken connection that
+        // would fail too and hide the outcome; the rollback is skipped instead.
+        const target =
+          connection instanceof RoutingConnection ? await connection.primary() : connection
+        if (target instanceof GuildstoreConnection) target.commitLost = true
+      }
+      throw error
     } finally {
+      if (connection instanceof GuildstoreConnection) connection.inTransaction = false
       if (connection instanceof RoutingConnection) await connection.endTransaction(committed)
     }
   }
 
   override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    const plain = connection as GuildstoreConnection | RoutingConnection
+    if (plain.commitLost) {
+      plain.discard()
+      if (connection instanceof GuildstoreConnection) connection.inTransaction = false
+      return
+    }
     try {
       await connection.executeQuery(CompiledQuery.raw('rollback'))
     } catch (error) {
-      ;(connection as GuildstoreConnection | RoutingConnection).discard()
+      plain.discard()
+      // The connection is gone, and its transaction with it: the error that made
+      // Kysely roll back (rethrown by it) is the one the caller must see.
+      if (mapDatabaseError(error) instanceof ConnectionLostError) return
       throw error
     } finally {
+      if (connection instanceof GuildstoreConnection) connection.inTransaction = false
       if (connection instanceof RoutingConnection) await connection.endTransaction(false)
     }
   }

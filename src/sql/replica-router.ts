@@ -18,6 +18,13 @@ export interface ReplicaSettings {
   readYourWritesTimeoutMs: number
   /** How often replicas' health and replay position are checked, in milliseconds. Default 200. */
   checkIntervalMs: number
+  /**
+   * The longest a read (or a health check) may take on a replica, connecting
+   * included, in milliseconds. Past it the replica is marked down (its
+   * connection destroyed, the heartbeat tries it again) and the read runs on
+   * the primary. Default 2000.
+   */
+  readTimeoutMs: number
 }
 
 /** Counters of a replica router, for metrics and tests; see `replicaStats`. */
@@ -36,6 +43,8 @@ export interface ReplicaStats {
     notReplayed: number
     /** A replica failed the read (connection lost, recovery conflict…): it was run again on the primary. */
     error: number
+    /** A replica did not answer within `readTimeoutMs` (hung, stopped, cut off): marked down, the read run again on the primary. */
+    timeout: number
   }
 }
 
@@ -52,10 +61,42 @@ interface ReplicaState {
 const CONNECTION_FAILURE =
   /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|Connection terminated|timeout exceeded when trying to connect|terminating connection|the database system is (shutting down|starting up)|Client has encountered a connection error/i
 
-const LSN_QUERY = 'SELECT pg_current_wal_lsn()::text AS lsn'
+/**
+ * The primary's WAL *insert* position: past every record inserted so far,
+ * including the commit record of an asynchronous commit
+ * (`synchronous_commit = off`), which `pg_current_wal_lsn()` (the write
+ * position) does not yet cover.
+ */
+const LSN_QUERY = 'SELECT pg_current_wal_insert_lsn()::text AS lsn'
 const REPLAY_QUERY = 'SELECT pg_is_in_recovery() AS recovery, pg_last_wal_replay_lsn()::text AS lsn'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Anything that runs a query: a pool or a checked-out client. */
+export type Queryable = Pick<pg.Pool, 'query'>
+
+/** A replica did not answer within `readTimeoutMs`. */
+class ReplicaTimeout extends Error {
+  constructor(ms: number) {
+    super(`the replica did not answer within ${ms} ms`)
+  }
+}
+
+/**
+ * Closes a client whose server does not answer: handed back to the pool as
+ * broken (the pool drops it) and its socket destroyed at once, since a polite
+ * close waits for a server that may never answer.
+ */
+function destroyClient(client: pg.PoolClient): void {
+  try {
+    client.release(new Error('replica read timed out'))
+  } catch {
+    // already released
+  }
+  ;(
+    client as unknown as { connection?: { stream?: { destroy(): void } } }
+  ).connection?.stream?.destroy()
+}
 
 /**
  * Routes reads to replicas: tracks each replica's health and replay position
@@ -70,7 +111,7 @@ export class ReplicaRouter {
   readonly stats: ReplicaStats = {
     replicaReads: 0,
     waitedReads: 0,
-    primaryReads: { down: 0, lagging: 0, notReplayed: 0, error: 0 },
+    primaryReads: { down: 0, lagging: 0, notReplayed: 0, error: 0, timeout: 0 },
   }
   readonly #replicas: ReplicaState[]
   /** Primary WAL positions and when they were seen, oldest first. */
@@ -80,6 +121,8 @@ export class ReplicaRouter {
   #checking = false
   #next = 0
   #closed = false
+  /** The highest primary WAL position seen (heartbeat samples and positions read after writes). */
+  #highest = 0n
 
   constructor(primary: pg.Pool, replicas: readonly pg.Pool[], settings: Partial<ReplicaSettings>) {
     this.primary = primary
@@ -91,6 +134,7 @@ export class ReplicaRouter {
         250,
       ),
       checkIntervalMs: checkMs(settings.checkIntervalMs, 'checkIntervalMs', 200, 1),
+      readTimeoutMs: checkMs(settings.readTimeoutMs, 'readTimeoutMs', 2000, 1),
     }
     this.#replicas = replicas.map((pool) => ({
       pool,
@@ -121,45 +165,101 @@ export class ReplicaRouter {
     if (this.#timer) clearInterval(this.#timer)
   }
 
-  /** The primary's current WAL position through `queryable` (a client after a commit, or the pool). */
-  async currentLsn(queryable: Pick<pg.Pool, 'query'>): Promise<bigint> {
+  /**
+   * The primary's current WAL insert position through `queryable` (a client
+   * after a commit, or the pool); remembered as the highest position known.
+   */
+  async currentLsn(queryable: Queryable): Promise<bigint> {
     const result = await queryable.query<{ lsn: string }>(LSN_QUERY)
-    return parseLsn(result.rows[0]?.lsn, 'lsn')
+    const lsn = parseLsn(result.rows[0]?.lsn, 'lsn')
+    if (lsn > this.#highest) this.#highest = lsn
+    return lsn
+  }
+
+  /** The highest primary WAL position this router has seen: a position at or below it certainly exists. */
+  get highestKnown(): bigint {
+    return this.#highest
   }
 
   /**
    * Runs a read on a replica that can serve it (healthy, within `maxLagMs`,
-   * replayed past `floor`), else on the primary; a replica that fails the read
-   * is skipped and the read runs again on the primary, so a replica's error
-   * never reaches the caller.
+   * replayed past `floor`), else through `primary` (default: `run` on the
+   * primary pool). The replica gets `readTimeoutMs` to answer; one that fails
+   * the read or does not answer in time is skipped and the read runs again on
+   * the primary, so a replica's error or hang never reaches the caller.
    */
-  async read<T>(floor: bigint | undefined, run: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  async read<T>(
+    floor: bigint | undefined,
+    run: (queryable: Queryable) => Promise<T>,
+    primary: () => Promise<T> = () => run(this.primary),
+  ): Promise<T> {
     const chosen = await this.choose(floor)
-    if (!chosen) return run(this.primary)
+    if (!chosen) return primary()
+    const state = this.#replicas.find((r) => r.pool === chosen.pool) as ReplicaState
     try {
-      const result = await run(chosen.pool)
+      const result = await this.#bounded(state, run)
       this.stats.replicaReads++
       if (chosen.waited) this.stats.waitedReads++
       return result
     } catch (error) {
-      this.failed(chosen.pool, error)
-      return run(this.primary)
+      this.#failed(state, error)
+      return primary()
     }
   }
 
-  /** Reports a failed read on a replica: counted, and the replica skipped until a check passes when it looks down. */
-  failed(pool: pg.Pool, error: unknown): void {
+  /** Counts a failed read on a replica; the replica is skipped until a check passes when it looks down or hung. */
+  #failed(state: ReplicaState, error: unknown): void {
+    if (error instanceof ReplicaTimeout) {
+      this.stats.primaryReads.timeout++
+      state.healthy = false
+      return
+    }
     this.stats.primaryReads.error++
-    const state = this.#replicas.find((r) => r.pool === pool)
     const message =
       error instanceof Error ? `${error.message} ${String((error as { code?: unknown }).code)}` : ''
-    if (state && CONNECTION_FAILURE.test(message)) state.healthy = false
+    if (CONNECTION_FAILURE.test(message)) state.healthy = false
   }
 
-  /** Counts a read a replica served (for callers that run it themselves, see {@link choose}). */
-  served(waited: boolean): void {
-    this.stats.replicaReads++
-    if (waited) this.stats.waitedReads++
+  /**
+   * Runs `run` on a client of the replica's pool within `readTimeoutMs`
+   * (taking the client included). Past it: rejects with a {@link ReplicaTimeout}
+   * and destroys the client, so a hung server keeps neither the caller nor a
+   * pool slot.
+   */
+  async #bounded<T>(state: ReplicaState, run: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const ms = this.settings.readTimeoutMs
+    let expired = false
+    let client: pg.PoolClient | undefined
+    const work = state.pool.connect().then((taken) => {
+      if (expired) {
+        taken.release()
+        throw new ReplicaTimeout(ms)
+      }
+      client = taken
+      return run(taken)
+    })
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        expired = true
+        reject(new ReplicaTimeout(ms))
+      }, ms)
+    })
+    try {
+      const result = await Promise.race([work, deadline])
+      client?.release()
+      return result
+    } catch (error) {
+      if (expired) {
+        work.catch(() => {}) // it settles when the socket is destroyed (or the server wakes)
+        if (client) destroyClient(client)
+      } else {
+        client?.release(error instanceof Error ? error : new Error(String(error)))
+      }
+      throw error
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /**
@@ -245,13 +345,13 @@ export class ReplicaRouter {
     }
   }
 
-  /** Asks a replica for its replay position (one request in flight per replica). */
+  /** Asks a replica for its replay position (one request in flight per replica, bounded by `readTimeoutMs`). */
   #refresh(replica: ReplicaState): Promise<void> {
     if (!replica.refreshing) {
       replica.refreshing = (async () => {
         try {
-          const result = await replica.pool.query<{ recovery: boolean; lsn: string | null }>(
-            REPLAY_QUERY,
+          const result = await this.#bounded(replica, (client) =>
+            client.query<{ recovery: boolean; lsn: string | null }>(REPLAY_QUERY),
           )
           const row = result.rows[0]
           if (!row?.recovery || row.lsn === null) {
