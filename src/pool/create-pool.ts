@@ -330,7 +330,12 @@ function dropMovedConnections(pool: pg.Pool, locator: HostLocator): void {
  * ```
  */
 export function createPool(options: PoolOptions = {}): pg.Pool {
-  const { onIdleError, schema, hosts, targetSessionAttrs, ...config } = options
+  const { onIdleError, schema, hosts, targetSessionAttrs, ...given } = options
+  // An option given as `undefined` is absent: it never overrides a default
+  // (`max: undefined` keeps 20, `connectionString: undefined` keeps DATABASE_URL).
+  const config = Object.fromEntries(
+    Object.entries(given).filter(([, value]) => value !== undefined),
+  ) as typeof given
   if (!hasConnectionSettings({ ...config, hosts })) {
     throw new InvalidInputError(
       'createPool needs a database: pass { connectionString } or set DATABASE_URL (postgres://user:password@host:5432/db)',

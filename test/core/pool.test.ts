@@ -41,6 +41,29 @@ describe('createPool', () => {
     }
   })
 
+  it('treats an option given as undefined as absent (defaults and DATABASE_URL stay)', async () => {
+    const saved = process.env.DATABASE_URL
+    process.env.DATABASE_URL = t.url
+    try {
+      const pool = createPool({
+        max: undefined,
+        connectionString: undefined,
+        idleTimeoutMillis: undefined,
+      })
+      try {
+        expect(pool.options.max).toBe(20)
+        expect(pool.options.idleTimeoutMillis).toBe(600_000)
+        const { rows } = await pool.query('SELECT current_database() AS db')
+        expect(rows[0].db).toBe(t.name)
+      } finally {
+        await pool.end()
+      }
+    } finally {
+      if (saved === undefined) delete process.env.DATABASE_URL
+      else process.env.DATABASE_URL = saved
+    }
+  })
+
   it('parses int8 to bigint on its own pool only, never through pg’s global parsers', async () => {
     const pool = createPool({ connectionString: t.url, max: 1 })
     const plain = new pg.Pool({ connectionString: t.url, max: 1 })
