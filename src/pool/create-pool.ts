@@ -31,7 +31,7 @@ export interface PoolOptions extends pg.PoolConfig {
    * first — so after a failover new connections find the new primary. See
    * docs/scaling.md, "Failover".
    */
-  hosts?: ReadonlyArray<string | { host: string; port?: number }> | undefined
+  hosts?: ReadonlyArray<string | { host: string; port?: number | undefined }> | undefined
   /**
    * With `hosts`, which server a connection may use (libpq's
    * `target_session_attrs`, which `pg` lacks; checked with
