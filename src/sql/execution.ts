@@ -332,8 +332,11 @@ class GuildstoreConnection implements DatabaseConnection {
         )
       } catch (error) {
         // COMMIT, or a write that commits by itself: a lost connection leaves its outcome unknown
+        // (only that case is typed here: any other error goes on as the driver
+        // gave it, as for every query a host runs through Kysely)
         if (isCommit(compiled) || (!this.inTransaction && !isRead(compiled))) {
-          throw mapCommitError(error)
+          const mapped = mapCommitError(error)
+          if (mapped instanceof UnknownOutcomeError) throw mapped
         }
         throw error
       }
