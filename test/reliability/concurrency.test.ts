@@ -228,7 +228,7 @@ describe('concurrent writes', () => {
     )
     // Both calls wait at their first lock of the guild (transfer: FOR UPDATE,
     // removal: FOR SHARE), then go together.
-    const { results, waiters } = await raceAtBarrier(
+    const { results, waiters } = await raceAtBarrier<unknown>(
       t.pool,
       lockTables('guilds'),
       setups.flatMap(({ guild, heir }, i) => {

@@ -173,7 +173,7 @@ describe('sendFriendRequest', () => {
       const [ab, ba] = fulfilled(race.results)
       expect(await rowsBetween(a.id, b.id)).toEqual(['a>b:accepted', 'b>a:accepted'])
       // One of the two ran first and saw nothing; the other made friends.
-      expect([ab.status, ba.status].sort()).toEqual(['accepted', 'pending'])
+      expect([ab!.status, ba!.status].sort()).toEqual(['accepted', 'pending'])
     }
   })
 
@@ -186,7 +186,7 @@ describe('sendFriendRequest', () => {
         () => sendFriendRequest(t.db, { from_user_id: b.id, to_user_id: a.id }),
       ])
       expect(race.waiters).toBe(2)
-      const [, send] = race.results
+      const send = race.results[1]!
       expect(await rowsBetween(a.id, b.id)).toEqual(['a>b:blocked'])
       if (send.status === 'rejected') expect(send.reason).toBeInstanceOf(ConflictError)
     }

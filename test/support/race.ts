@@ -131,3 +131,20 @@ export async function timedRace<T>(
 export function windowsOverlap(race: { starts: number[]; ends: number[] }): boolean {
   return Math.max(...race.starts) < Math.min(...race.ends)
 }
+
+/**
+ * Polls `check` every 10 ms until it returns true: for waits that show in no
+ * lock table (a runner polling a try-lock logs that it waits). Throws naming
+ * `what` after `timeoutMs`.
+ */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
