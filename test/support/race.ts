@@ -60,21 +60,20 @@ export async function raceAtBarrier<T>(
   waiters: number = calls.length,
 ): Promise<BarrierRace<T>> {
   const barrier = await pool.connect()
+  let pending: Promise<PromiseSettledResult<T>[]> | undefined
   try {
     await barrier.query('begin')
     if (typeof hold === 'string') await barrier.query(hold)
     else await barrier.query(hold.text, hold.values)
-    const pending = Promise.allSettled(calls.map((call) => call()))
-    let seen: number
-    try {
-      seen = await waitForLockWaiters(barrier, waiters)
-    } catch (error) {
-      await barrier.query('rollback')
-      await pending
-      throw error
-    }
+    pending = Promise.allSettled(calls.map((call) => call()))
+    const seen = await waitForLockWaiters(barrier, waiters)
     await barrier.query('commit')
     return { results: await pending, waiters: seen }
+  } catch (error) {
+    // Let the held calls go before the error surfaces.
+    await barrier.query('rollback').catch(() => {})
+    await pending
+    throw error
   } finally {
     barrier.release()
   }
