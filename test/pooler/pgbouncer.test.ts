@@ -147,19 +147,28 @@ describe('through PgBouncer 1.18 in transaction mode (preparedStatements: false)
     expect(await countRows(t.db)).toEqual(before)
   })
 
-  it('messages: concurrent posts, keyset pages, edits, soft deletes, attachments, search', async () => {
+  it('messages: concurrent posts (3 held at a barrier), keyset pages, edits, soft deletes, attachments, search', async () => {
     const author = await user('author')
     const guild = await createGuild(db, { name: 'msgs', owner_id: author.id })
     const channel = await createChannel(db, { guild_id: guild.id, name: 'general', type: 'text' })
-    const posted = await Promise.all(
-      Array.from({ length: 40 }, (_, i) =>
-        createMessage(db, {
-          channel_id: channel.id,
-          author_id: author.id,
-          content: `pooled ${i} zebra`,
-        }),
+    // A direct connection holds messages: each of the pooler's 3 server
+    // connections carries a post waiting to insert, the other 37 queue in it.
+    const race = await raceAtBarrier(
+      t.pool,
+      lockTables('messages'),
+      Array.from(
+        { length: 40 },
+        (_, i) => () =>
+          createMessage(db, {
+            channel_id: channel.id,
+            author_id: author.id,
+            content: `pooled ${i} zebra`,
+          }),
       ),
+      3,
     )
+    expect(race.waiters).toBe(3)
+    const posted = fulfilled(race.results)
     // newest first by position (commit order), pages without gaps or overlaps
     const first = await listChannelMessages(db, channel.id, { limit: 25 })
     const second = await listChannelMessages(db, channel.id, {
