@@ -29,7 +29,7 @@ import {
   makeUser,
   unknownId,
 } from '../support/factories.ts'
-import { waitForLockWaiters } from '../support/race.ts'
+import { fulfilled, lockTables, raceAtBarrier, waitForLockWaiters } from '../support/race.ts'
 
 const t = useTestDatabase({ max: 24 })
 
@@ -199,7 +199,7 @@ describe('sendMessage', () => {
     )
   })
 
-  it('50 concurrent sends by different members to one channel all land, each with its own position', async () => {
+  it('50 sends by different members to one channel (23 at once held at a barrier on messages) all land, each with its own position', async () => {
     const c = await makeChannel(t.db, guild.id)
     const authors = [owner, member]
     for (let i = 0; i < 8; i++) {
@@ -207,15 +207,24 @@ describe('sendMessage', () => {
       await makeMember(t.db, guild.id, u.id)
       authors.push(u)
     }
-    const sent = await Promise.all(
-      Array.from({ length: 50 }, (_, i) =>
-        sendMessage(t.db, {
-          channel_id: c.id,
-          author_id: authors[i % authors.length]!.id,
-          content: `c${i}`,
-        }),
+    // 23 sends (the pool of 24 less the barrier) wait to insert at the table
+    // lock, the rest queue for a connection and follow.
+    const race = await raceAtBarrier(
+      t.pool,
+      lockTables('messages'),
+      Array.from(
+        { length: 50 },
+        (_, i) => () =>
+          sendMessage(t.db, {
+            channel_id: c.id,
+            author_id: authors[i % authors.length]!.id,
+            content: `c${i}`,
+          }),
       ),
+      23,
     )
+    expect(race.waiters).toBe(23)
+    const sent = fulfilled(race.results)
     expect(new Set(sent.map((m) => m.seq)).size).toBe(50)
     expect((await listChannelMessages(t.db, c.id, { limit: 100 })).length).toBe(50)
   })

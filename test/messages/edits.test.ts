@@ -8,6 +8,7 @@ import {
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
 import { makeChannel, makeGuild, makeMessage, makeUser, unknownId } from '../support/factories.ts'
+import { fulfilled, raceAtBarrier } from '../support/race.ts'
 
 const t = useTestDatabase({ max: 24 })
 
@@ -38,10 +39,19 @@ describe('edit history', () => {
     expect(edits.every((e) => e.message_id === m.id)).toBe(true)
   })
 
-  it('records each of 50 concurrent edits exactly once, each with its own predecessor', async () => {
+  it('records each of 50 edits (23 at once held at a barrier on the row) exactly once, each with its own predecessor', async () => {
     const m = await makeMessage(t.db, channel.id, author.id, { content: 'start' })
     const contents = Array.from({ length: 50 }, (_, i) => `edit ${i}`)
-    await Promise.all(contents.map((content) => updateMessage(t.db, m.id, { content })))
+    // The barrier holds the message's row: 23 edits (the pool of 24 less the
+    // barrier) queue on it, the rest queue for a connection and follow.
+    const race = await raceAtBarrier(
+      t.pool,
+      { text: 'select 1 from messages where id = $1 for update', values: [m.id] },
+      contents.map((content) => () => updateMessage(t.db, m.id, { content })),
+      23,
+    )
+    expect(race.waiters).toBe(23)
+    fulfilled(race.results)
     const edits = await listMessageEdits(t.db, m.id)
     expect(edits.map((e) => e.version)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
     // The chain is consistent: the versions are 'start' then 49 of the edits,

@@ -23,7 +23,7 @@ import {
   makeUser,
   unknownId,
 } from '../support/factories.ts'
-import { waitForLockWaiters } from '../support/race.ts'
+import { lockTables, raceAtBarrier, waitForLockWaiters } from '../support/race.ts'
 
 const t = useTestDatabase({ max: 24 })
 
@@ -147,13 +147,20 @@ describe('pinMessage / unpinMessage / listPinnedMessages', () => {
 
   // 100 writers queue on one counter row: correctness, not speed; a busy
   // 2-core box needs more than the default 30 s.
-  it('holds the cap over unsynchronized 100-way rounds', async () => {
+  it('holds the cap over 100-way rounds on fresh channels, 23 held at a barrier before the counter row exists', async () => {
     for (let round = 0; round < 3; round++) {
       const channel = await makeChannel(t.db, guild.id)
       const list = await messages(channel.id, 100)
-      const results = await Promise.allSettled(
-        list.map((m) => pinMessage(t.db, { message_id: m.id })),
+      // No counter row yet: the first 23 pins (the pool of 24 less the
+      // barrier) wait at the table lock to create or lock it, the rest queue
+      // for a connection and follow.
+      const { results, waiters } = await raceAtBarrier(
+        t.pool,
+        lockTables('channel_pin_counts'),
+        list.map((m) => () => pinMessage(t.db, { message_id: m.id })),
+        23,
       )
+      expect(waiters).toBe(23)
       expect(results.filter((r) => r.status === 'fulfilled').length).toBe(MAX_PINS_PER_CHANNEL)
       expect(await pinCount(channel.id)).toBe(MAX_PINS_PER_CHANNEL)
     }

@@ -29,7 +29,7 @@ import {
   makeUser,
   unknownId,
 } from '../support/factories.ts'
-import { waitForLockWaiters } from '../support/race.ts'
+import { lockTables, raceAtBarrier, waitForLockWaiters } from '../support/race.ts'
 
 const t = useTestDatabase({ max: 24 })
 
@@ -285,19 +285,27 @@ describe('the 20-emoji cap', () => {
 
   // 100 writers queue on one counter row: correctness, not speed; a busy
   // 2-core box needs more than the default 30 s.
-  it('holds over many unsynchronized 100-way rounds', async () => {
+  it('holds over 100-way rounds on fresh messages, 23 held at a barrier before the summary row exists', async () => {
     const users = await newUsers(100)
     for (let round = 0; round < 5; round++) {
       const m = await newMessage()
-      const results = await Promise.allSettled(
-        users.map((u, i) =>
-          addReaction(t.db, {
-            message_id: m.id,
-            user_id: u.id,
-            emoji: uniqueEmojis[(i + round) % 40]!,
-          }),
+      // No summary row yet: the first 23 adds (the pool of 24 less the
+      // barrier) wait at the table lock to create or lock it, the rest queue
+      // for a connection and follow.
+      const { results, waiters } = await raceAtBarrier(
+        t.pool,
+        lockTables('message_reaction_summaries'),
+        users.map(
+          (u, i) => () =>
+            addReaction(t.db, {
+              message_id: m.id,
+              user_id: u.id,
+              emoji: uniqueEmojis[(i + round) % 40]!,
+            }),
         ),
+        23,
       )
+      expect(waiters).toBe(23)
       for (const r of results) {
         if (r.status === 'rejected') {
           expect(r.reason).toBeInstanceOf(ConflictError)

@@ -4,7 +4,10 @@ import {
   MigrationLockTimeoutError,
   runMigrations,
 } from '../../src/migrations/index.ts'
+import { until } from '../support/race.ts'
 import { createFreshDatabase, type FreshDatabase, fixtureDir } from './fixtures/database.ts'
+
+const WAITING = 'waiting for the migration lock held by another runner'
 
 describe('concurrent runners', () => {
   let db: FreshDatabase
@@ -15,11 +18,33 @@ describe('concurrent runners', () => {
     await db.drop()
   })
 
-  it('six runners at once on a fresh database apply each file exactly once', async () => {
+  it('six runners held at the migration lock together on a fresh database apply each file exactly once', async () => {
     const pools = Array.from({ length: 6 }, () => db.pool())
-    const results = await Promise.all(
-      pools.map((pool) => runMigrations(pool, { directory: fixtureDir('basic') })),
-    )
+    // Runners poll the lock with a try-lock (no lock waiter to count): a holder
+    // keeps it until every runner has logged that it waits, then lets them go.
+    const holder = await db.pool().connect()
+    const logs = pools.map(() => [] as string[])
+    let results: Awaited<ReturnType<typeof runMigrations>>[]
+    try {
+      await holder.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY])
+      const pending = Promise.allSettled(
+        pools.map((pool, i) =>
+          runMigrations(pool, {
+            directory: fixtureDir('basic'),
+            logger: { info: (msg) => logs[i]!.push(msg) },
+          }),
+        ),
+      )
+      await until(() => logs.every((l) => l.includes(WAITING)), 'six waiting runners')
+      await holder.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY])
+      results = (await pending).map((r) => {
+        if (r.status === 'rejected') throw r.reason
+        return r.value
+      })
+    } finally {
+      holder.release(true)
+    }
+    expect(logs.map((l) => l[0])).toEqual(Array(6).fill(WAITING))
     const appliedFiles = results.flatMap((r) => r.applied.map((m) => m.file)).sort()
     expect(appliedFiles).toEqual([
       '0001_create_widgets.sql',
@@ -70,8 +95,17 @@ describe('concurrent runners', () => {
       ])
 
       // once released, a waiting runner proceeds
-      const waiting = runMigrations(db.pool(), { directory: fixtureDir('basic') })
-      await new Promise((r) => setTimeout(r, 150))
+      const waitingLines: string[] = []
+      const waiting = runMigrations(db.pool(), {
+        directory: fixtureDir('basic'),
+        logger: { info: (msg) => waitingLines.push(msg) },
+      })
+      // It found the lock held (it logs so), and applied nothing while it waited.
+      await until(() => waitingLines.includes(WAITING), 'the runner to wait')
+      expect(waitingLines).toEqual([WAITING])
+      expect(await db.query("SELECT to_regclass('public.guildstore_migrations') AS t")).toEqual([
+        { t: null },
+      ])
       await holder.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY])
       expect((await waiting).applied).toHaveLength(3)
     } finally {

@@ -17,6 +17,7 @@ import {
   runMigrations,
 } from '../../src/index.ts'
 import { defaultMigrationsDirectory } from '../../src/migrations/index.ts'
+import { until } from '../support/race.ts'
 import { createFreshDatabase, type FreshDatabase } from './fixtures/database.ts'
 
 const OLD_MESSAGES = 23_456 // three batches of 10 000
@@ -40,7 +41,7 @@ describe('migration 0003 (message positions) on a 0.1.0 database', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('back-fills positions in id order, in batches, while writers keep posting', async () => {
+  it('back-fills positions in id order, in batches, while writers keep posting (one held mid-migration)', async () => {
     const all = (await readdir(defaultMigrationsDirectory())).filter((f) => f.endsWith('.sql'))
     const version = (f: string) => Number(f.slice(0, 4))
     for (const f of all.filter((f) => version(f) < 3)) {
@@ -115,13 +116,59 @@ describe('migration 0003 (message positions) on a 0.1.0 database', () => {
         i++
       }
     })()
-    const started = performance.now()
-    const { applied } = await runMigrations(pool, { directory: dir })
-    const ms = performance.now() - started
+    // A barrier holds dm_participants: the migration stops at its LOCK TABLE of
+    // it, after the numbering trigger exists and before the back-fill, and a
+    // write lands there, provably during the migration.
+    const barrier = await fresh.pool().connect()
+    let applied: Awaited<ReturnType<typeof runMigrations>>['applied']
+    let ms: number
+    let held: { id: string; seq: string | null }
+    let unnumbered: number
+    try {
+      await barrier.query('begin')
+      await barrier.query('lock table dm_participants in access share mode')
+      const started = performance.now()
+      let finished = false
+      const migration = runMigrations(pool, { directory: dir }).finally(() => {
+        finished = true
+      })
+      await until(
+        async () =>
+          (
+            await barrier.query<{ n: number }>(
+              `select count(*)::int as n from pg_locks
+                where relation = 'dm_participants'::regclass and mode = 'AccessExclusiveLock' and not granted`,
+            )
+          ).rows[0]!.n === 1,
+        'the migration to wait for dm_participants',
+      )
+      ;[held] = (
+        await writer.query<{ id: string; seq: string | null }>(
+          `insert into messages (channel_id, author_id, content) values ($1, $2, 'held') returning id, seq::text as seq`,
+          [chans[0]?.id, u1],
+        )
+      ).rows as [{ id: string; seq: string | null }]
+      unnumbered = (
+        await barrier.query<{ n: number }>(
+          'select count(*)::int as n from messages where seq is null',
+        )
+      ).rows[0]!.n
+      expect(finished).toBe(false)
+      await barrier.query('commit')
+      ;({ applied } = await migration)
+      ms = performance.now() - started
+    } finally {
+      barrier.release()
+    }
     migrating = false
     await writing
     expect(applied.map((m) => m.version)).toContain(3)
     expect(written.length).toBeGreaterThanOrEqual(5)
+    // The held write was numbered by the new trigger from 1 up, while the
+    // 0.1.0 messages still waited for their back-fill.
+    expect(BigInt(held.seq ?? '0')).toBeGreaterThanOrEqual(1n)
+    expect(unnumbered).toBeGreaterThanOrEqual(OLD_MESSAGES)
+    written.push(held.id)
 
     // ---- positions ---------------------------------------------------------
     const [col] = await q<{ attnotnull: boolean }>(

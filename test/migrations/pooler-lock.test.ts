@@ -14,8 +14,10 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { runMigrations } from '../../src/index.ts'
+import { MIGRATION_LOCK_KEY } from '../../src/migrations/index.ts'
 import { testDatabaseUrl } from '../support/env.ts'
 import { type OwnPgBouncer, startPgBouncer } from '../support/pgbouncer.ts'
+import { until as untilTrue } from '../support/race.ts'
 import {
   createFreshDatabase,
   emptyDir,
@@ -61,7 +63,7 @@ describe('the migration lock through PgBouncer in transaction mode', () => {
     await db.drop()
   })
 
-  it('six concurrent runners (3 server connections) apply every file of both sets once and leave no lock', async () => {
+  it('six runners held at the run lock together (3 server connections) apply every file of both sets once and leave no lock', async () => {
     // The pooler-proof way to install into a schema (docs/host-database.md): the server's
     // own search_path, so guildstore's no-transaction file (0003), whose session SET may
     // reach another server connection, finds its tables too. (Host files run with the
@@ -72,10 +74,31 @@ describe('the migration lock through PgBouncer in transaction mode', () => {
       p.on('error', () => {})
       return p
     })
+    // Runners poll the run lock with a try-lock (no lock waiter to count): a
+    // holder on a direct connection keeps it until every runner has logged
+    // that it waits, then lets them go together.
+    const waiting = 'waiting for the migration lock held by another runner'
+    const logs = pools.map(() => [] as string[])
+    const holder = new pg.Client({ connectionString: db.url })
+    await holder.connect()
     try {
-      const results = await Promise.all(
-        pools.map((p) => runMigrations(p, { schema: 'chat', hostDirectory: fixtureDir('basic') })),
+      await holder.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY])
+      const pending = Promise.allSettled(
+        pools.map((p, i) =>
+          runMigrations(p, {
+            schema: 'chat',
+            hostDirectory: fixtureDir('basic'),
+            logger: { info: (msg) => logs[i]!.push(msg) },
+          }),
+        ),
       )
+      await untilTrue(() => logs.every((l) => l.includes(waiting)), 'six waiting runners', 60_000)
+      await holder.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY])
+      const results = (await pending).map((r) => {
+        if (r.status === 'rejected') throw r.reason
+        return r.value
+      })
+      expect(logs.filter((l) => l.includes(waiting))).toHaveLength(6)
       const applied = results.flatMap((r) => r.applied.map((m) => `${m.set}/${m.file}`))
       expect(new Set(applied).size).toBe(applied.length)
       expect(applied.filter((f) => f.startsWith('host/')).sort()).toEqual([
@@ -91,6 +114,7 @@ describe('the migration lock through PgBouncer in transaction mode', () => {
       expect(await db.query('SELECT count(*)::int AS n FROM chat.run_log')).toEqual([{ n: 2 }])
       expect(await advisoryLocks(db)).toEqual([{ n: 0 }])
     } finally {
+      await holder.end().catch(() => {})
       await Promise.all(pools.map((p) => p.end()))
     }
   }, 120_000)

@@ -6,22 +6,57 @@
  * only 'guildstore' and 'guildstore/testing'.
  */
 
+import { spawn } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { copyFile, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import pg from 'pg'
 import ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { MIGRATION_LOCK_KEY } from '../../src/migrations/index.ts'
 import { testDatabaseUrl } from '../support/env.ts'
+import { until } from '../support/race.ts'
 import {
   createEmptyDatabase,
   describeRun,
   type EmptyDatabase,
   installPackedGuildstore,
   quickstartBlock,
+  type RunResult,
   repoRoot,
   run,
 } from './support.ts'
+
+/**
+ * Like `run`, with the child's stderr readable while it runs (`stderr()`), to
+ * see a CLI runner report that it waits.
+ */
+function runWatched(
+  command: string,
+  args: readonly string[],
+  options: { cwd: string; env: Record<string, string | undefined> },
+): { stderr: () => string; done: Promise<RunResult> } {
+  const env: Record<string, string | undefined> = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!/^(VITEST|VITE_|TINYPOOL|NODE_OPTIONS$)/.test(key)) env[key] = value
+  }
+  env.PATH = `${dirname(process.execPath)}:${process.env.PATH ?? ''}`
+  Object.assign(env, options.env)
+  const child = spawn(command, [...args], { cwd: options.cwd, env })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d
+  })
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d
+  })
+  const done = new Promise<RunResult>((resolve) => {
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
+  })
+  return { stderr: () => stderr, done }
+}
 
 const here = join(repoRoot, 'test', 'package', 'consumer')
 /**
@@ -219,7 +254,7 @@ describe('the packed package, installed into an empty project', () => {
   )
 
   it(
-    'six CLI runners at once apply each migration once; an edited applied file is refused by name',
+    'six CLI runners held at the run lock together apply each migration once; an edited applied file is refused by name',
     async () => {
       const other = await createEmptyDatabase()
       const bin = join(app, 'node_modules', '.bin', 'guildstore')
@@ -231,12 +266,27 @@ describe('the packed package, installed into an empty project', () => {
         '0001_initial_schema.sql',
       )
       const original = await readFile(migration, 'utf8')
+      // Runners poll the run lock with a try-lock (no lock waiter to count): a
+      // holder keeps it until every runner has said on stderr that it waits.
+      const holder = new pg.Client({ connectionString: other.url })
+      await holder.connect()
       try {
-        const runners = await Promise.all(
-          Array.from({ length: 6 }, () =>
-            run(bin, ['migrate', '--json', '--database-url', other.url], { cwd: app, env: env() }),
-          ),
+        await holder.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY])
+        const children = Array.from({ length: 6 }, () =>
+          runWatched(bin, ['migrate', '--json', '--database-url', other.url], {
+            cwd: app,
+            env: env(),
+          }),
         )
+        const waiting = 'guildstore: waiting for the migration lock held by another runner'
+        await until(
+          () => children.every((c) => c.stderr().includes(waiting)),
+          'six waiting CLI runners',
+          120_000,
+        )
+        await holder.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY])
+        const runners = await Promise.all(children.map((c) => c.done))
+        for (const r of runners) expect(r.stderr).toContain(waiting)
         for (const r of runners) expect(r.code, describeRun(r)).toBe(0)
         const applied = runners.flatMap((r) => JSON.parse(r.stdout).applied)
         expect(applied.map((m: { name: string }) => m.name)).toEqual(
@@ -257,6 +307,7 @@ describe('the packed package, installed into an empty project', () => {
           expect(r.stderr + r.stdout).toContain('0001_initial_schema.sql')
         }
       } finally {
+        await holder.end().catch(() => {})
         await writeFile(migration, original)
         await other.drop()
       }

@@ -58,6 +58,7 @@ import { countRows, useTestDatabase } from '../support/database.ts'
 import { testDatabaseUrl } from '../support/env.ts'
 import { waitFor } from '../support/local-servers.ts'
 import { type OwnPgBouncer, startPgBouncer } from '../support/pgbouncer.ts'
+import { fulfilled, lockTables, raceAtBarrier } from '../support/race.ts'
 
 const t = useTestDatabase()
 let bouncer: OwnPgBouncer
@@ -146,19 +147,28 @@ describe('through PgBouncer 1.18 in transaction mode (preparedStatements: false)
     expect(await countRows(t.db)).toEqual(before)
   })
 
-  it('messages: concurrent posts, keyset pages, edits, soft deletes, attachments, search', async () => {
+  it('messages: concurrent posts (3 held at a barrier), keyset pages, edits, soft deletes, attachments, search', async () => {
     const author = await user('author')
     const guild = await createGuild(db, { name: 'msgs', owner_id: author.id })
     const channel = await createChannel(db, { guild_id: guild.id, name: 'general', type: 'text' })
-    const posted = await Promise.all(
-      Array.from({ length: 40 }, (_, i) =>
-        createMessage(db, {
-          channel_id: channel.id,
-          author_id: author.id,
-          content: `pooled ${i} zebra`,
-        }),
+    // A direct connection holds messages: each of the pooler's 3 server
+    // connections carries a post waiting to insert, the other 37 queue in it.
+    const race = await raceAtBarrier(
+      t.pool,
+      lockTables('messages'),
+      Array.from(
+        { length: 40 },
+        (_, i) => () =>
+          createMessage(db, {
+            channel_id: channel.id,
+            author_id: author.id,
+            content: `pooled ${i} zebra`,
+          }),
       ),
+      3,
     )
+    expect(race.waiters).toBe(3)
+    const posted = fulfilled(race.results)
     // newest first by position (commit order), pages without gaps or overlaps
     const first = await listChannelMessages(db, channel.id, { limit: 25 })
     const second = await listChannelMessages(db, channel.id, {
@@ -185,17 +195,26 @@ describe('through PgBouncer 1.18 in transaction mode (preparedStatements: false)
     expect(found).toHaveLength(39)
   })
 
-  it('DMs and friendships: 20 concurrent get-or-create calls make one channel; blocks refuse', async () => {
+  it('DMs and friendships: 20 get-or-create calls (3 held at a barrier) make one channel; blocks refuse', async () => {
     const a = await user('a')
     const b = await user('b')
-    const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        findOrCreateDmChannel(
-          db,
-          i % 2 ? { user_id: a.id, other_user_id: b.id } : { user_id: b.id, other_user_id: a.id },
-        ),
+    // A direct connection holds dm_channels: the pooler's 3 server connections
+    // each carry a call waiting to insert, the other 17 queue in the pooler.
+    const race = await raceAtBarrier(
+      t.pool,
+      lockTables('dm_channels'),
+      Array.from(
+        { length: 20 },
+        (_, i) => () =>
+          findOrCreateDmChannel(
+            db,
+            i % 2 ? { user_id: a.id, other_user_id: b.id } : { user_id: b.id, other_user_id: a.id },
+          ),
       ),
+      3,
     )
+    expect(race.waiters).toBe(3)
+    const results = fulfilled(race.results)
     expect(new Set(results.map((r) => r.channel.id)).size).toBe(1)
     expect(results.filter((r) => r.created)).toHaveLength(1)
     const channel = results[0]!.channel

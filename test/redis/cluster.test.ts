@@ -34,6 +34,7 @@ import {
   subscribePresence,
   unblockIp,
 } from '../../src/redis/index.ts'
+import { fulfilled, timedRace, windowsOverlap } from '../support/race.ts'
 import { type OwnRedisCluster, startRedisCluster } from '../support/redis-cluster.ts'
 import { waitFor } from './support.ts'
 
@@ -117,9 +118,13 @@ describe('Redis Cluster (3 masters)', () => {
 
       const state = `state-${i}`
       await saveOidcState(redis, state, { nonce: `n${i}`, at: new Date(0) })
-      const takes = await Promise.all(
-        Array.from({ length: 5 }, () => consumeOidcState(redis, state)),
+      // Overlap shown by the calls' windows (max(start) < min(end)): the five
+      // GETDELs go pipelined to the slot's master before the first reply.
+      const race = await timedRace(
+        Array.from({ length: 5 }, () => () => consumeOidcState(redis, state)),
       )
+      expect(windowsOverlap(race)).toBe(true)
+      const takes = fulfilled(race.results)
       expect(takes.filter((t) => t !== undefined)).toEqual([{ nonce: `n${i}`, at: new Date(0) }])
 
       const user = `user-${i}`

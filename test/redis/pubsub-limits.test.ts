@@ -68,6 +68,11 @@ describe('payload size limit', () => {
 
   it('is configurable per client and per call, for every publish helper', async () => {
     const small = createRedis({ url: redisUrl(), namespace, maxPayloadBytes: 200 })
+    // One subscriber on channel c: a publish that is sent reaches exactly it.
+    const typed: string[] = []
+    const stop = await subscribeChannelEvents(subscriber, 'c', (e) => {
+      if (e.type === 'typing') typed.push(e.user_id)
+    })
     try {
       const typing = { type: 'typing', channel_id: 'c', user_id: 'u'.repeat(300) } as const
       await expect(publishChannelEvent(small, 'c', typing)).rejects.toBeInstanceOf(
@@ -83,13 +88,14 @@ describe('payload size limit', () => {
       await expect(
         publishGlobal(small.duplicate(), { type: 'g', pad: 'p'.repeat(300) }),
       ).rejects.toBeInstanceOf(PayloadTooLargeError)
-      expect(
-        await publishChannelEvent(small, 'c', typing, { maxPayloadBytes: 1000 }),
-      ).toBeGreaterThanOrEqual(0)
+      expect(await publishChannelEvent(small, 'c', typing, { maxPayloadBytes: 1000 })).toBe(1)
+      await waitFor(() => typed.length === 1)
+      expect(typed).toEqual([typing.user_id])
       await expect(
         publishGlobal(redis, { type: 'g' }, { maxPayloadBytes: 0 }),
       ).rejects.toBeInstanceOf(InvalidInputError)
     } finally {
+      await stop()
       small.disconnect()
     }
   })

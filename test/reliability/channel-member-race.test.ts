@@ -22,6 +22,7 @@ import {
 } from '../../src/index.ts'
 import { useTestDatabase } from '../support/database.ts'
 import { makeChannel, makeGuild, makeMember, makeUser } from '../support/factories.ts'
+import { lockTables, raceAtBarrier } from '../support/race.ts'
 
 const t = useTestDatabase({ max: 12 })
 
@@ -116,14 +117,20 @@ describe('removeGuildMember racing addChannelMember', () => {
     ).rejects.toMatchObject({ code: '23503', constraint: 'channel_members_channel_guild_fkey' })
   }, 120_000)
 
-  it('100 plain concurrent pairs leave no row behind a removed member', async () => {
+  it('100 pairs held at a barrier together leave no row behind a removed member', async () => {
     const rounds = 100
     const cases = await Promise.all(Array.from({ length: rounds }, () => setup()))
     for (const { user, guild, channel } of cases) {
-      const [add, removal] = await Promise.allSettled([
-        addChannelMember(t.db, { channel_id: channel.id, user_id: user.id }),
-        removeGuildMember(t.db, { guild_id: guild.id, user_id: user.id }),
+      // Both wait at their first lock of the channel, then go together.
+      const { results, waiters } = await raceAtBarrier<unknown>(t.pool, lockTables('channels'), [
+        () => addChannelMember(t.db, { channel_id: channel.id, user_id: user.id }),
+        () => removeGuildMember(t.db, { guild_id: guild.id, user_id: user.id }),
       ])
+      expect(waiters).toBe(2)
+      const [add, removal] = results as [
+        PromiseSettledResult<unknown>,
+        PromiseSettledResult<unknown>,
+      ]
       expect(removal).toEqual({ status: 'fulfilled', value: true })
       if (add.status === 'rejected') expect(add.reason).toBeInstanceOf(ConflictError)
     }

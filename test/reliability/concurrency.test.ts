@@ -1,6 +1,9 @@
 /**
  * Races through the public API on one pool of 20: nothing lost, nothing doubled,
- * every race ends in the one state the contract promises.
+ * every race ends in the one state the contract promises. Each race is held at
+ * a barrier (a lock in another connection's open transaction) until its calls
+ * wait on locks together, so they provably overlap; the barrier takes one of the
+ * 20 connections, so at most 19 calls are held at once.
  */
 import { describe, expect, it } from 'vitest'
 import {
@@ -20,20 +23,36 @@ import {
 } from '../../src/index.ts'
 import { useTestDatabase } from '../support/database.ts'
 import { makeChannel, makeGuild, makeMember, makeUser } from '../support/factories.ts'
+import { fulfilled, lockTables, raceAtBarrier, rejections } from '../support/race.ts'
 
 const t = useTestDatabase({ max: 20 })
+/** The calls a barrier can hold at once: the pool less the barrier's connection. */
+const HELD = 19
 
 describe('concurrent writes', () => {
-  it('1 000 concurrent createMessage: none lost, none doubled, history pages through all strictly in order', async () => {
+  it('1 000 concurrent createMessage (19 at a time held at a barrier on messages): none lost, none doubled, history pages through all strictly in order', async () => {
     const author = await makeUser(t.db)
     const guild = await makeGuild(t.db, author.id)
     const channel = await makeChannel(t.db, guild.id)
     const n = 1000
-    const created = await Promise.all(
-      Array.from({ length: n }, (_, i) =>
-        createMessage(t.db, { channel_id: channel.id, author_id: author.id, content: `msg ${i}` }),
+    // Every insert waits on the table lock: the first 19 hold the pool's other
+    // connections, the rest queue for them and follow unheld once it commits.
+    const race = await raceAtBarrier(
+      t.pool,
+      lockTables('messages'),
+      Array.from(
+        { length: n },
+        (_, i) => () =>
+          createMessage(t.db, {
+            channel_id: channel.id,
+            author_id: author.id,
+            content: `msg ${i}`,
+          }),
       ),
+      HELD,
     )
+    expect(race.waiters).toBe(HELD)
+    const created = fulfilled(race.results)
     expect(new Set(created.map((m) => m.id)).size).toBe(n)
     expect(new Set(created.map((m) => m.content)).size).toBe(n)
 
@@ -78,18 +97,22 @@ describe('concurrent writes', () => {
     expect(Number(stored.n)).toBe(n)
   }, 180_000)
 
-  it('crossing friend requests (A→B and B→A at once, 20 pairs) all end accepted, one row each way', async () => {
+  it('crossing friend requests (A→B and B→A held at a barrier together, 9 pairs) all end accepted, one row each way', async () => {
     const pairs = await Promise.all(
-      Array.from({ length: 20 }, async () => [await makeUser(t.db), await makeUser(t.db)] as const),
+      Array.from({ length: 9 }, async () => [await makeUser(t.db), await makeUser(t.db)] as const),
     )
-    const results = await Promise.allSettled(
+    // Of each pair one call takes the pair's lock and waits to write at the
+    // table lock, the other waits on the pair's lock: 18 waiters.
+    const { results, waiters } = await raceAtBarrier(
+      t.pool,
+      lockTables('friendships'),
       pairs.flatMap(([a, b]) => [
-        sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: b.id }),
-        sendFriendRequest(t.db, { from_user_id: b.id, to_user_id: a.id }),
+        () => sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: b.id }),
+        () => sendFriendRequest(t.db, { from_user_id: b.id, to_user_id: a.id }),
       ]),
     )
-    const rejected = results.filter((r) => r.status === 'rejected')
-    expect(rejected.map((r) => String((r as PromiseRejectedResult).reason))).toEqual([])
+    expect(waiters).toBe(18)
+    expect(rejections(results).map(String)).toEqual([])
     for (const [a, b] of pairs) {
       const rows = await t.db
         .selectFrom('friendships')
@@ -111,19 +134,26 @@ describe('concurrent writes', () => {
     }
   }, 120_000)
 
-  it('DM find-or-create race: 25 concurrent calls in both orders make one channel, exactly one created:true', async () => {
+  it('DM find-or-create race: 19 calls in both orders held at a barrier make one channel, exactly one created:true', async () => {
     const a = await makeUser(t.db)
     const b = await makeUser(t.db)
-    const results = await Promise.all(
-      Array.from({ length: 25 }, (_, i) =>
-        findOrCreateDmChannel(
-          t.db,
-          i % 2 === 0
-            ? { user_id: a.id, other_user_id: b.id }
-            : { user_id: b.id, other_user_id: a.id },
-        ),
+    // Each call found no DM and waits to insert one at the table lock.
+    const race = await raceAtBarrier(
+      t.pool,
+      lockTables('dm_channels'),
+      Array.from(
+        { length: HELD },
+        (_, i) => () =>
+          findOrCreateDmChannel(
+            t.db,
+            i % 2 === 0
+              ? { user_id: a.id, other_user_id: b.id }
+              : { user_id: b.id, other_user_id: a.id },
+          ),
       ),
     )
+    expect(race.waiters).toBe(HELD)
+    const results = fulfilled(race.results)
     expect(new Set(results.map((r) => r.channel.id)).size).toBe(1)
     expect(results.filter((r) => r.created)).toHaveLength(1)
     const id = results[0]!.channel.id
@@ -148,37 +178,47 @@ describe('concurrent writes', () => {
     expect(dmChannels).toHaveLength(1)
   }, 120_000)
 
-  it('20 concurrent addGuildMember for one user (and 20 users at once) are idempotent: one membership each', async () => {
+  it('19 addGuildMember for one user (and 9 users twice) held at a barrier are idempotent: one membership each', async () => {
     const owner = await makeUser(t.db)
     const guild = await makeGuild(t.db, owner.id)
     const user = await makeUser(t.db)
-    const same = await Promise.all(
-      Array.from({ length: 20 }, () =>
-        addGuildMember(t.db, { guild_id: guild.id, user_id: user.id }),
+    const first = await raceAtBarrier(
+      t.pool,
+      lockTables('guild_members'),
+      Array.from(
+        { length: HELD },
+        () => () => addGuildMember(t.db, { guild_id: guild.id, user_id: user.id }),
       ),
     )
+    expect(first.waiters).toBe(HELD)
+    const same = fulfilled(first.results)
+    expect(same).toHaveLength(HELD)
     expect(new Set(same.map((m) => `${m.guild_id}/${m.user_id}`)).size).toBe(1)
-    const others = await Promise.all(Array.from({ length: 20 }, () => makeUser(t.db)))
-    await Promise.all(
+    const others = await Promise.all(Array.from({ length: 9 }, () => makeUser(t.db)))
+    const second = await raceAtBarrier(
+      t.pool,
+      lockTables('guild_members'),
       others.flatMap((u) => [
-        addGuildMember(t.db, { guild_id: guild.id, user_id: u.id }),
-        addGuildMember(t.db, { guild_id: guild.id, user_id: u.id }),
+        () => addGuildMember(t.db, { guild_id: guild.id, user_id: u.id }),
+        () => addGuildMember(t.db, { guild_id: guild.id, user_id: u.id }),
       ]),
     )
+    expect(second.waiters).toBe(18)
+    expect(rejections(second.results)).toEqual([])
     const members = await listGuildMembers(t.db, guild.id, { limit: 100 })
-    expect(members).toHaveLength(22)
-    expect(new Set(members.map((m) => m.user_id)).size).toBe(22)
+    expect(members).toHaveLength(11)
+    expect(new Set(members.map((m) => m.user_id)).size).toBe(11)
     const rows = await t.db
       .selectFrom('guild_members')
       .select((eb) => eb.fn.countAll<string>().as('n'))
       .where('guild_id', '=', guild.id)
       .executeTakeFirstOrThrow()
-    expect(Number(rows.n)).toBe(22)
+    expect(Number(rows.n)).toBe(11)
   }, 120_000)
 
-  it('transferGuildOwnership racing removeGuildMember of the new owner (20 guilds): the owner is always a member', async () => {
+  it('transferGuildOwnership racing removeGuildMember of the new owner (9 guilds, both held at a barrier): the owner is always a member', async () => {
     const setups = await Promise.all(
-      Array.from({ length: 20 }, async () => {
+      Array.from({ length: 9 }, async () => {
         const owner = await makeUser(t.db)
         const heir = await makeUser(t.db)
         const guild = await makeGuild(t.db, owner.id)
@@ -186,24 +226,20 @@ describe('concurrent writes', () => {
         return { guild, heir }
       }),
     )
-    const outcomes = await Promise.all(
+    // Both calls wait at their first lock of the guild (transfer: FOR UPDATE,
+    // removal: FOR SHARE), then go together.
+    const { results, waiters } = await raceAtBarrier<unknown>(
+      t.pool,
+      lockTables('guilds'),
       setups.flatMap(({ guild, heir }, i) => {
         const transfer = () =>
-          transferGuildOwnership(t.db, { guild_id: guild.id, new_owner_id: heir.id }).then(
-            (g) => ({ transfer: g.owner_id }),
-            (e: unknown) => ({ error: e }),
-          )
-        const remove = () =>
-          removeGuildMember(t.db, { guild_id: guild.id, user_id: heir.id }).then(
-            (removed) => ({ removed }),
-            (e: unknown) => ({ error: e }),
-          )
-        return i % 2 === 0 ? [transfer(), remove()] : [remove(), transfer()]
+          transferGuildOwnership(t.db, { guild_id: guild.id, new_owner_id: heir.id })
+        const remove = () => removeGuildMember(t.db, { guild_id: guild.id, user_id: heir.id })
+        return i % 2 === 0 ? [transfer, remove] : [remove, transfer]
       }),
     )
-    for (const outcome of outcomes) {
-      if ('error' in outcome) expect(outcome.error).toBeInstanceOf(ConflictError)
-    }
+    expect(waiters).toBe(18)
+    for (const error of rejections(results)) expect(error).toBeInstanceOf(ConflictError)
     const orphaned = await t.db
       .selectFrom('guilds as g')
       .select('g.id')
@@ -226,11 +262,15 @@ describe('concurrent writes', () => {
     expect(orphaned).toEqual([])
   }, 120_000)
 
-  it('a block racing crossing friend requests (20 triples): only the block remains, every refusal is ConflictError', async () => {
+  it('a block racing crossing friend requests (6 triples held at a barrier): only the block remains, every refusal is ConflictError', async () => {
     const pairs = await Promise.all(
-      Array.from({ length: 20 }, async () => [await makeUser(t.db), await makeUser(t.db)] as const),
+      Array.from({ length: 6 }, async () => [await makeUser(t.db), await makeUser(t.db)] as const),
     )
-    const outcomes = await Promise.all(
+    // Of each triple the first call to take the pair's lock waits to write at
+    // the table lock, the two others wait on the pair's lock: 18 waiters.
+    const { results, waiters } = await raceAtBarrier(
+      t.pool,
+      lockTables('friendships'),
       pairs.flatMap(([a, b], i) => {
         const calls = [
           () => sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: b.id }),
@@ -238,17 +278,11 @@ describe('concurrent writes', () => {
           () => blockUser(t.db, { user_id: a.id, blocked_user_id: b.id }),
         ]
         const order = i % 3 === 0 ? [2, 0, 1] : i % 3 === 1 ? [0, 2, 1] : [0, 1, 2]
-        return order.map((k) =>
-          calls[k]!().then(
-            () => undefined,
-            (e: unknown) => e,
-          ),
-        )
+        return order.map((k) => calls[k]!)
       }),
     )
-    for (const error of outcomes.filter((e) => e !== undefined)) {
-      expect(error).toBeInstanceOf(ConflictError)
-    }
+    expect(waiters).toBe(18)
+    for (const error of rejections(results)) expect(error).toBeInstanceOf(ConflictError)
     for (const [a, b] of pairs) {
       const rows = await t.db
         .selectFrom('friendships')

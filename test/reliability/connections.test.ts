@@ -16,6 +16,7 @@ import { createDb } from '../../src/sql/create-db.ts'
 import { inTransaction, mapErrors } from '../../src/sql/index.ts'
 import { useTestDatabase } from '../support/database.ts'
 import { testDatabaseUrl } from '../support/env.ts'
+import { until, waitForLockWaiters } from '../support/race.ts'
 import { sleep, waitFor, watchProcessCrashes } from './support/ports.ts'
 
 const t = useTestDatabase()
@@ -143,32 +144,51 @@ describe('backends terminated by the server', () => {
     expect(await selectOne(db)).toBe(1)
   })
 
-  it('repeated kills under a concurrent query load: every failure typed, every call after a kill round succeeds', async () => {
+  it('repeated kills under a concurrent query load: each kill hits the 4 queries in flight, every failure typed, every call after a kill round succeeds', async () => {
     crashes = watchProcessCrashes()
     const { db, applicationName } = ownDb({ max: 4 })
     const rounds = 8
+    const key = 7_357_001
     let failures = 0
     let successes = 0
+    const errors: unknown[] = []
     for (let round = 0; round < rounds; round++) {
-      const load = Array.from({ length: 12 }, (_, i) =>
-        mapErrors(sql`select pg_sleep(${0.02 * (i % 4)})`.execute(db)).then(
-          () => {
-            successes++
-          },
-          (error: unknown) => {
-            failures++
-            expect(error).toBeInstanceOf(DatabaseUnavailableError)
-          },
-        ),
-      )
-      await sleep(15)
-      await terminate(applicationName)
-      await Promise.all(load)
-      await sleep(20)
+      // A barrier holds an advisory lock the load's queries queue on: when the
+      // kill comes, all 4 of the pool's connections are provably mid-query.
+      const barrier = await t.pool.connect()
+      let roundFailures = 0
+      try {
+        await barrier.query('begin')
+        await barrier.query('select pg_advisory_xact_lock($1)', [key])
+        const load = Array.from({ length: 12 }, () =>
+          mapErrors(sql`select pg_advisory_xact_lock_shared(${key})`.execute(db)).then(
+            () => {
+              successes++
+            },
+            (error: unknown) => {
+              failures++
+              roundFailures++
+              errors.push(error)
+            },
+          ),
+        )
+        expect(await waitForLockWaiters(barrier, 4)).toBe(4)
+        expect(await terminate(applicationName)).toBe(4)
+        // The 4 killed queries fail; the 8 queued ones go on new connections.
+        await until(() => roundFailures >= 4, 'the killed queries to fail')
+        await barrier.query('commit')
+        await Promise.all(load)
+      } finally {
+        barrier.release()
+      }
+      expect(roundFailures).toBeGreaterThanOrEqual(4)
       // After every round the same pool serves again.
       expect(await selectOne(db)).toBe(1)
     }
     expect(successes + failures).toBe(rounds * 12)
+    expect(failures).toBeGreaterThanOrEqual(rounds * 4)
+    expect(successes).toBeGreaterThan(0)
+    for (const error of errors) expect(error).toBeInstanceOf(DatabaseUnavailableError)
     expect(crashes.errors).toEqual([])
   })
 })

@@ -19,6 +19,7 @@ import {
   runMigrations,
 } from '../../src/migrations/index.ts'
 import { testDatabaseUrl } from '../support/env.ts'
+import { until } from '../support/race.ts'
 import { sleep, waitFor, watchProcessCrashes } from './support/ports.ts'
 
 const bin = fileURLToPath(new URL('../../src/cli/bin.ts', import.meta.url))
@@ -136,19 +137,46 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
         .map((m: { version: number; state: string }) => m.state),
     ).toEqual(['applied', 'pending', 'pending'])
 
-    // The next run waits for the lock (not fail) and applies 0002 and 0003.
-    const started = Date.now()
-    const rerun = await execFileAsync(
+    // The next run waits for the dead holder's file lock (not fail): it is
+    // seen queued on that lock, having applied nothing, while the lingering
+    // backend holds it; once that backend is gone it applies 0002 and 0003.
+    const running = execFileAsync(
       process.execPath,
       [bin, 'migrate', '--database-url', url, '--dir', fixture, '--json'],
       { timeout: 90_000 },
     )
+    let settled = false
+    running
+      .finally(() => {
+        settled = true
+      })
+      .catch(() => {}) // the rejection itself surfaces at `await running`
+    const fileLockWaiters = async () =>
+      (
+        await admin.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+            WHERE l.locktype = 'advisory' AND d.datname = $1 AND NOT l.granted
+              AND (l.classid::bigint << 32 | l.objid::bigint) = $2::bigint`,
+          [name, MIGRATION_FILE_LOCK_KEY],
+        )
+      ).rows[0]!.n
+    await until(
+      async () => (await fileLockWaiters()) === 1,
+      'the rerun to wait for the file lock',
+      60_000,
+    )
+    expect(settled).toBe(false)
+    expect(await history()).toEqual([1])
+    expect(await cliBackends(`AND state = 'active' AND query LIKE '%pg_sleep(20)%'`)).toEqual(
+      lingering,
+    )
+    await admin.query('SELECT pg_terminate_backend($1)', [lingering[0]!.pid])
+    const rerun = await running
     expect(
       JSON.parse(rerun.stdout)
         .applied.filter((m: { set: string }) => m.set === 'host')
         .map((m: { version: number }) => m.version),
     ).toEqual([2, 3])
-    expect(Date.now() - started).toBeGreaterThan(1000) // it really waited for the dead holder's backend
     expect(await history()).toEqual([1, 2, 3])
     for (const table of ['rel_beta', 'rel_gamma', 'rel_delta']) {
       expect(await tableExists(`public.${table}`)).toBe(true)
@@ -173,22 +201,24 @@ describe('a migration runner killed with SIGKILL mid-migration', () => {
     pool.on('error', () => {})
     try {
       await holder.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY])
-      const outcome = runMigrations(pool, { directory: fixture }).then(
+      const lines: string[] = []
+      const outcome = runMigrations(pool, {
+        directory: fixture,
+        logger: { info: (msg) => lines.push(msg) },
+      }).then(
         () => undefined,
         (error: unknown) => error,
       )
-      // Wait until the runner polls the lock, then kill its backend between two polls.
-      await waitFor(
-        async () =>
-          (
-            await admin.query(
-              `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'gs-rel-waiter' AND query LIKE '%pg_try_advisory_lock%'`,
-              [name],
-            )
-          ).rows.length === 1,
-        10_000,
+      // The runner found the lock held (it says so) and polls on: kill its backend now.
+      await until(
+        () => lines.includes('waiting for the migration lock held by another runner'),
+        'the runner to wait for the lock',
       )
-      await sleep(600) // the poll interval has grown: the runner is now sleeping between polls
+      const waiter = await admin.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'gs-rel-waiter'`,
+        [name],
+      )
+      expect(waiter.rows).toHaveLength(1)
       await admin.query(
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'gs-rel-waiter'`,
         [name],

@@ -53,6 +53,7 @@ import {
   makeUser,
   unknownId,
 } from '../support/factories.ts'
+import { raceAtBarrier } from '../support/race.ts'
 
 const t = useTestDatabase({ max: 20 })
 const { KICK_MEMBERS, BAN_MEMBERS, MANAGE_ROLES, MANAGE_MESSAGES, VIEW_CHANNEL } = Permissions
@@ -724,7 +725,7 @@ describe('bans', () => {
 })
 
 describe('invites', () => {
-  it('max_uses N with 3N concurrent users: exactly N join, the rest are refused (exhausted)', async () => {
+  it('max_uses N with 3N users held at a barrier on the invite: exactly N join, the rest are refused (exhausted)', async () => {
     for (const n of [1, 3, 5]) {
       const s = await setup()
       const invite = await createInvite(t.db, {
@@ -733,9 +734,13 @@ describe('invites', () => {
         max_uses: n,
       })
       const users = await Promise.all(Array.from({ length: 3 * n }, () => makeUser(t.db)))
-      const results = await Promise.allSettled(
-        users.map((u) => useInvite(t.db, { code: invite.code, user_id: u.id })),
+      // The barrier holds the invite's row: all 3N wait on it, then count their uses one at a time.
+      const { results, waiters } = await raceAtBarrier(
+        t.pool,
+        { text: 'select 1 from guild_invites where code = $1 for update', values: [invite.code] },
+        users.map((u) => () => useInvite(t.db, { code: invite.code, user_id: u.id })),
       )
+      expect(waiters).toBe(3 * n)
       const joined = results.filter((r) => r.status === 'fulfilled' && r.value.joined)
       const refused = results.filter(
         (r) =>

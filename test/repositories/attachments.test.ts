@@ -14,6 +14,7 @@ import {
 import { countRows, useTestDatabase } from '../support/database.ts'
 import { makeChannel, makeGuild, makeMessage, makeUser, unknownId } from '../support/factories.ts'
 import { expectInvalidAndNothingWritten } from '../support/hostile-inputs.ts'
+import { waitForLockWaiters } from '../support/race.ts'
 
 const t = useTestDatabase()
 
@@ -274,14 +275,26 @@ describe('purgeDeletedMessagesWithAttachments', () => {
     ).toEqual([])
   })
 
-  it('an attachment insert after the purge locked the message fails on the foreign key', async () => {
+  it('an attachment insert waiting on the message while a purge deletes it fails on the foreign key', async () => {
     const m = await makeMessage(t.db, channel.id, author.id)
-    await softDeleteLongAgo(m.id)
-    const result = await purgeDeletedMessagesWithAttachments(t.db, { older_than: CUTOFF })
+    let insert: Promise<unknown> | undefined
+    const result = await t.db.transaction().execute(async (trx) => {
+      // Hold the live message's row: the insert passes its "not soft-deleted"
+      // check on its snapshot, then its foreign-key check waits on this lock…
+      await sql`select 1 from messages where id = ${m.id} for update`.execute(trx)
+      insert = createAttachment(t.db, valid(m.id)).catch((e: unknown) => e)
+      expect(await waitForLockWaiters(t.pool, 1)).toBe(1)
+      // …while the message is soft-deleted and purged under that lock.
+      await trx
+        .updateTable('messages')
+        .set({ deleted_at: LONG_AGO })
+        .where('id', '=', m.id)
+        .execute()
+      return purgeDeletedMessagesWithAttachments(trx, { older_than: CUTOFF })
+    })
     expect(result).toEqual({ purged: 1, attachments: [] })
-    await expect(createAttachment(t.db, valid(m.id))).rejects.toBeInstanceOf(
-      ForeignKeyViolationError,
-    )
+    expect(await insert).toBeInstanceOf(ForeignKeyViolationError)
+    expect(await listAttachmentsByMessageIds(t.db, [m.id])).toEqual([])
   })
 
   it.each([new Date('nope'), '2020-01-01', null, undefined, 0])(

@@ -23,6 +23,7 @@ import {
   unknownId,
 } from '../support/factories.ts'
 import { expectInvalidAndNothingWritten } from '../support/hostile-inputs.ts'
+import { fulfilled, lockTables, raceAtBarrier } from '../support/race.ts'
 
 const t = useTestDatabase({ max: 30 })
 
@@ -80,17 +81,24 @@ describe('findOrCreateDmChannel', () => {
     expect(queries).toHaveLength(2)
   })
 
-  it('makes exactly one channel for 25 concurrent calls in both orders; one reports created', async () => {
+  it('makes exactly one channel for 25 calls in both orders held at a barrier; one reports created', async () => {
     const x = await makeUser(t.db)
     const y = await makeUser(t.db)
-    const results = await Promise.all(
-      Array.from({ length: 25 }, (_, i) =>
-        findOrCreateDmChannel(
-          t.db,
-          i % 2 ? { user_id: x.id, other_user_id: y.id } : { user_id: y.id, other_user_id: x.id },
-        ),
+    // Every call found no DM and waits to insert one at the table lock.
+    const race = await raceAtBarrier(
+      t.pool,
+      lockTables('dm_channels'),
+      Array.from(
+        { length: 25 },
+        (_, i) => () =>
+          findOrCreateDmChannel(
+            t.db,
+            i % 2 ? { user_id: x.id, other_user_id: y.id } : { user_id: y.id, other_user_id: x.id },
+          ),
       ),
     )
+    expect(race.waiters).toBe(25)
+    const results = fulfilled(race.results)
     expect(new Set(results.map((r) => r.channel.id)).size).toBe(1)
     expect(results.filter((r) => r.created)).toHaveLength(1)
     const [a, b] = x.id < y.id ? [x.id, y.id] : [y.id, x.id]

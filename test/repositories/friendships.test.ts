@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import {
   acceptFriendRequest,
@@ -22,6 +21,7 @@ import {
 import { countRows, useTestDatabase } from '../support/database.ts'
 import { makeUser, randomUsername, unknownId } from '../support/factories.ts'
 import { BAD_IDS, expectInvalidAndNothingWritten } from '../support/hostile-inputs.ts'
+import { fulfilled, lockTables, raceAtBarrier, waitForLockWaiters } from '../support/race.ts'
 
 const t = useTestDatabase({ max: 20 })
 
@@ -160,27 +160,33 @@ describe('sendFriendRequest', () => {
     expect(await rowsBetween(a.id, b.id)).toEqual(['a>b:blocked'])
   })
 
-  it('ends crossing concurrent requests as friends, never two pendings (20 rounds)', async () => {
+  it('ends crossing requests held at a barrier as friends, never two pendings (20 rounds)', async () => {
     for (let round = 0; round < 20; round++) {
       const [a, b] = await twoUsers()
-      const [ab, ba] = await Promise.all([
-        sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: b.id }),
-        sendFriendRequest(t.db, { from_user_id: b.id, to_user_id: a.id }),
+      // One call takes the pair's lock and waits to write at the table lock,
+      // the other waits on the pair's lock.
+      const race = await raceAtBarrier(t.pool, lockTables('friendships'), [
+        () => sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: b.id }),
+        () => sendFriendRequest(t.db, { from_user_id: b.id, to_user_id: a.id }),
       ])
+      expect(race.waiters).toBe(2)
+      const [ab, ba] = fulfilled(race.results)
       expect(await rowsBetween(a.id, b.id)).toEqual(['a>b:accepted', 'b>a:accepted'])
       // One of the two ran first and saw nothing; the other made friends.
-      expect([ab.status, ba.status].sort()).toEqual(['accepted', 'pending'])
+      expect([ab!.status, ba!.status].sort()).toEqual(['accepted', 'pending'])
     }
   })
 
-  it('never leaves a friendship next to a concurrent block (20 rounds)', async () => {
+  it('never leaves a friendship next to a block held at a barrier with it (20 rounds)', async () => {
     for (let round = 0; round < 20; round++) {
       const [a, b] = await twoUsers()
       await sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: b.id })
-      const [, send] = await Promise.allSettled([
-        blockUser(t.db, { user_id: a.id, blocked_user_id: b.id }),
-        sendFriendRequest(t.db, { from_user_id: b.id, to_user_id: a.id }),
+      const race = await raceAtBarrier(t.pool, lockTables('friendships'), [
+        () => blockUser(t.db, { user_id: a.id, blocked_user_id: b.id }),
+        () => sendFriendRequest(t.db, { from_user_id: b.id, to_user_id: a.id }),
       ])
+      expect(race.waiters).toBe(2)
+      const send = race.results[1]!
       expect(await rowsBetween(a.id, b.id)).toEqual(['a>b:blocked'])
       if (send.status === 'rejected') expect(send.reason).toBeInstanceOf(ConflictError)
     }
@@ -501,7 +507,8 @@ describe('cascades and transactions', () => {
     })
     await holding
     const send = sendFriendRequest(t.db, { from_user_id: a.id, to_user_id: b.id })
-    await sleep(300)
+    // The request waits on the pair's lock (the one lock waiter of this database).
+    expect(await waitForLockWaiters(t.pool, 1)).toBe(1)
     expect(await rowsBetween(a.id, b.id)).toEqual([]) // still waiting for the lock
     release()
     await holder

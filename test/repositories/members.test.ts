@@ -19,6 +19,7 @@ import {
   unknownId,
 } from '../support/factories.ts'
 import { BAD_IDS } from '../support/hostile-inputs.ts'
+import { fulfilled, lockTables, raceAtBarrier } from '../support/race.ts'
 
 const t = useTestDatabase({ max: 20 })
 
@@ -40,13 +41,21 @@ describe('addGuildMember', () => {
     expect(m2).toEqual(m1)
   })
 
-  it('20 concurrent calls for one user make exactly one row and all return it', async () => {
+  it('19 calls for one user held at a barrier make exactly one row and all return it', async () => {
     const owner = await makeUser(t.db)
     const user = await makeUser(t.db)
     const g = await makeGuild(t.db, owner.id)
-    const results = await Promise.all(
-      Array.from({ length: 20 }, () => addGuildMember(t.db, { guild_id: g.id, user_id: user.id })),
+    // All 19 (the pool of 20 less the barrier) wait to insert at the table lock.
+    const race = await raceAtBarrier(
+      t.pool,
+      lockTables('guild_members'),
+      Array.from(
+        { length: 19 },
+        () => () => addGuildMember(t.db, { guild_id: g.id, user_id: user.id }),
+      ),
     )
+    expect(race.waiters).toBe(19)
+    const results = fulfilled(race.results)
     expect(new Set(results.map((r) => r.joined_at.getTime())).size).toBe(1)
     expect(results.every((r) => r.user_id === user.id)).toBe(true)
     const rows = await t.db
