@@ -3,7 +3,9 @@
  * --cluster-enabled yes`) on spare loopback ports, joined with `redis-cli
  * --cluster create … --cluster-replicas 0`, torn down by `destroy()`. A master
  * can be killed and restarted on the same port and config file, so it rejoins
- * with its slots. Never the shared Redis.
+ * with its slots. With `{ replicas: 1 }` each master gets a replica (six
+ * nodes), so a killed master is replaced by its promoted replica after
+ * `nodeTimeoutMs`. Never the shared Redis.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -27,15 +29,34 @@ export interface ClusterNode {
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>
 }
 
-/** A throwaway 3-master Redis Cluster. */
+/** Options of {@link startRedisCluster}. */
+export interface RedisClusterSetup {
+  /** Replicas per master: 0 (default) or 1. */
+  replicas?: 0 | 1
+  /** `cluster-node-timeout` in ms: how long a silent node takes to be failed. Default 5000. */
+  nodeTimeoutMs?: number
+}
+
+/** A throwaway 3-master Redis Cluster (with replicas when asked). */
 export interface OwnRedisCluster {
+  /** Every node (with replicas, `masterPortOf` tells which are masters). */
   readonly nodes: readonly ClusterNode[]
   /** `[{ host, port }, …]` for `createRedis({ cluster })`. */
   readonly startupNodes: Array<{ host: string; port: number }>
-  /** Waits until every node reports `cluster_state:ok`. */
+  /** Waits until every running node reports `cluster_state:ok`. */
   waitHealthy(timeoutMs?: number): Promise<void>
   /** The port of the master serving `slot`. */
   masterPortOf(slot: number): Promise<number>
+  /** The port of the replica of the master on `masterPort` (asked of that master). */
+  replicaPortOf(masterPort: number): Promise<number>
+  /**
+   * Waits until the master on `masterPort` has no write its replica has not
+   * acknowledged (`INFO replication`: the replica's offset reaches the
+   * master's `master_repl_offset`), so everything written before is on both.
+   */
+  waitReplicated(masterPort: number, timeoutMs?: number): Promise<void>
+  /** Waits until the node on `port` is a master serving slots, as every running node sees it. */
+  waitPromoted(port: number, timeoutMs?: number): Promise<void>
   /** Kills every node and deletes the directory. Never throws. */
   destroy(): Promise<void>
 }
@@ -70,7 +91,7 @@ async function cli(port: number, ...args: string[]): Promise<string> {
   return stdout
 }
 
-function clusterNode(dir: string, port: number): ClusterNode {
+function clusterNode(dir: string, port: number, nodeTimeoutMs: number): ClusterNode {
   let child: ChildProcess | undefined
   return {
     port,
@@ -89,9 +110,9 @@ function clusterNode(dir: string, port: number): ClusterNode {
           'yes',
           '--cluster-config-file',
           join(dir, `nodes-${port}.conf`),
-          // long enough that a loaded box never sees a spurious node failure
+          // 5000 by default: long enough that a loaded box never sees a spurious node failure
           '--cluster-node-timeout',
-          '5000',
+          String(nodeTimeoutMs),
           '--dir',
           dir,
           '--save',
@@ -122,8 +143,10 @@ function clusterNode(dir: string, port: number): ClusterNode {
   }
 }
 
-/** Starts three masters, joins them into a cluster and waits until it is healthy. */
-export async function startRedisCluster(): Promise<OwnRedisCluster> {
+/** Starts three masters (and their replicas), joins them into a cluster and waits until it is healthy. */
+export async function startRedisCluster(setup: RedisClusterSetup = {}): Promise<OwnRedisCluster> {
+  const replicas = setup.replicas ?? 0
+  const nodeTimeoutMs = setup.nodeTimeoutMs ?? 5000
   const dir = await mkdtemp(join(tmpdir(), 'gs-redis-cluster-'))
   const taken = new Set<number>()
   const nodes: ClusterNode[] = []
@@ -132,7 +155,9 @@ export async function startRedisCluster(): Promise<OwnRedisCluster> {
     await rm(dir, { recursive: true, force: true }).catch(() => {})
   }
   try {
-    for (let i = 0; i < 3; i++) nodes.push(clusterNode(dir, await clusterPort(taken)))
+    for (let i = 0; i < 3 * (1 + replicas); i++) {
+      nodes.push(clusterNode(dir, await clusterPort(taken), nodeTimeoutMs))
+    }
     await Promise.all(nodes.map((node) => node.start()))
     await run(
       'redis-cli',
@@ -141,7 +166,7 @@ export async function startRedisCluster(): Promise<OwnRedisCluster> {
         'create',
         ...nodes.map((node) => `127.0.0.1:${node.port}`),
         '--cluster-replicas',
-        '0',
+        String(replicas),
         '--cluster-yes',
       ],
       { timeout: 30_000 },
@@ -157,6 +182,7 @@ export async function startRedisCluster(): Promise<OwnRedisCluster> {
       await waitFor(
         async () => {
           for (const node of nodes) {
+            if (!node.running) continue
             const info = await cli(node.port, 'cluster', 'info').catch(() => '')
             if (!info.includes('cluster_state:ok')) return false
           }
@@ -185,8 +211,64 @@ export async function startRedisCluster(): Promise<OwnRedisCluster> {
       }
       throw new Error(`no master serves slot ${slot}`)
     },
+    async replicaPortOf(masterPort) {
+      const info = await cli(masterPort, 'info', 'replication')
+      const port = /^slave0:.*\bport=(\d+)/m.exec(info)?.[1]
+      if (port === undefined) throw new Error(`the master on ${masterPort} has no replica`)
+      return Number(port)
+    },
+    async waitReplicated(masterPort, timeoutMs = 10_000) {
+      const offset = (info: string) => Number(/^master_repl_offset:(\d+)/m.exec(info)?.[1] ?? NaN)
+      const target = offset(await cli(masterPort, 'info', 'replication'))
+      await waitFor(
+        async () => {
+          const info = await cli(masterPort, 'info', 'replication')
+          const acked = /^slave0:.*\bstate=online,offset=(\d+)/m.exec(info)?.[1]
+          return acked !== undefined && Number(acked) >= target
+        },
+        timeoutMs,
+        20,
+      )
+    },
+    async waitPromoted(port, timeoutMs = 30_000) {
+      await waitFor(
+        async () => {
+          for (const node of nodes) {
+            if (!node.running) continue
+            const text = await cli(node.port, 'cluster', 'nodes').catch(() => '')
+            const line = text
+              .split('\n')
+              .find((l) => l.split(' ')[1]?.startsWith(`127.0.0.1:${port}@`))
+            // <id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slot>…
+            const fields = line?.split(' ') ?? []
+            if (!fields[2]?.split(',').includes('master') || fields.length < 9) return false
+          }
+          return true
+        },
+        timeoutMs,
+        50,
+      )
+    },
     destroy,
   }
-  await cluster.waitHealthy()
+  try {
+    await cluster.waitHealthy()
+    if (replicas > 0) {
+      // each master's replica is attached and synced before the test starts
+      const slots = await cli(nodes[0]!.port, '--json', 'cluster', 'slots').catch(() => '')
+      const masters = new Set<number>()
+      for (const range of JSON.parse(slots || '[]') as Array<[number, number, [string, number]]>) {
+        masters.add(Number(range[2][1]))
+      }
+      if (masters.size !== 3) {
+        throw new Error(`expected 3 masters, CLUSTER SLOTS shows ${masters.size}`)
+      }
+      await Promise.all([...masters].map((port) => cluster.waitReplicated(port, 20_000)))
+    }
+  } catch (error) {
+    // never leave the processes behind when the setup fails (the caller gets no handle)
+    await destroy()
+    throw error
+  }
   return cluster
 }
