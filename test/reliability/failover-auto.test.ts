@@ -413,11 +413,22 @@ describe('pg_auto_failover: SIGKILL of the primary node under 16 senders with no
         'SELECT nonce FROM messages WHERE channel_id = $1 AND nonce IS NOT NULL GROUP BY nonce HAVING count(*) > 1',
         [w.channel.id],
       )
+      // Positions across the failovers: never reused (one message per seq);
+      // gaps are the positions of sends cut off before their commit (positions
+      // are unique, not dense), counted for the report.
+      const positions = await pool.query<{ n: string; distinct_seq: string; max_seq: string }>(
+        'SELECT count(*) AS n, count(DISTINCT seq) AS distinct_seq, max(seq) AS max_seq FROM messages WHERE channel_id = $1',
+        [w.channel.id],
+      )
+      const p = positions.rows[0]
+      const reused = Number(p?.n) - Number(p?.distinct_seq)
+      const gaps = Number(p?.max_seq) - Number(p?.distinct_seq)
       const sorted = [...windows].sort((a, b) => a - b)
       const p50 = sorted[Math.floor(sorted.length / 2)]
       console.info(
-        `pg_auto_failover: ${FAILOVERS} failovers (${directions.join(', ')}), ${acked.length} acknowledged sends, missing ${missing}, nonces with 2+ messages ${dupes.rows.length}, retries ${retries} (unknown outcome ${unknownOutcomes}), unavailable (kill → next acknowledged send) p50 ${p50} ms, max ${sorted.at(-1)} ms (${windows.join(', ')}); monitor saw the promotion after ${promotions.join(', ')} ms`,
+        `pg_auto_failover: ${FAILOVERS} failovers (${directions.join(', ')}), ${acked.length} acknowledged sends, missing ${missing}, nonces with 2+ messages ${dupes.rows.length}, retries ${retries} (unknown outcome ${unknownOutcomes}), unavailable (kill → next acknowledged send) p50 ${p50} ms, max ${sorted.at(-1)} ms (${windows.join(', ')}); monitor saw the promotion after ${promotions.join(', ')} ms; seq: ${p?.n} messages, ${reused} reused, ${gaps} gaps (sends cut off before commit)`,
       )
+      expect(reused).toBe(0)
       expect(missing).toBe(0)
       expect(dupes.rows).toEqual([])
       expect(new Set(directions)).toEqual(new Set(['n1→n2', 'n2→n1']))
