@@ -131,7 +131,10 @@ class AutoFailoverCluster {
     for (const entry of await readdir('/proc')) {
       if (!/^\d+$/.test(entry)) continue
       const environ = await readFile(`/proc/${entry}/environ`, 'latin1').catch(() => '')
-      if (environ.includes(marker)) found.push(Number(entry))
+      // The `runuser … env GS_PAF_NODE=… pg_autoctl` wrapper carries the marker
+      // in its arguments, not its environment: it goes with its node too.
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'latin1').catch(() => '')
+      if (environ.includes(marker) || cmdline.includes(marker)) found.push(Number(entry))
     }
     return found
   }
