@@ -107,15 +107,21 @@ returning
 
 -- guild_members.timeout_target (prepared as "gs.guild_members.timeout_target"; write)
 select
-  "gm"."communication_disabled_until",
-  g.owner_id = gm.user_id
-  or exists (
+  gm.communication_disabled_until,
+  (
+    g.owner_id = gm.user_id
+    or (rp.permissions & 8) <> 0
+  ) as exempt
+from
+  guild_members gm
+  join guilds g on g.id = gm.guild_id
+  cross join lateral (
     select
+      coalesce(bit_or(r.permissions), 0::int8) as permissions
     from
       roles r
     where
       r.guild_id = gm.guild_id
-      and (r.permissions & 8::int8) <> 0
       and (
         r.is_default
         or exists (
@@ -128,15 +134,12 @@ select
             and mr.role_id = r.id
         )
       )
-  ) as "exempt"
-from
-  "guild_members" as "gm"
-  inner join "guilds" as "g" on "g"."id" = "gm"."guild_id"
+  ) rp
 where
-  "gm"."guild_id" = $1
-  and "gm"."user_id" = $2
+  gm.guild_id = $1::uuid
+  and gm.user_id = $2::uuid
 for no key update of
-  "gm";
+  gm;
 
 -- guild_members.upsert (prepared as "gs.guild_members.upsert"; write)
 insert into

@@ -64,16 +64,16 @@ values
 on conflict ("channel_id", "user_id") do update
 set
   "level" = case
-    when 'level' = any ($6::text[]) then excluded.level
-    else channel_notification_settings.level
+    when 'level' = any ($6::text[]) then "excluded"."level"
+    else "channel_notification_settings"."level"
   end,
   "muted" = case
-    when 'muted' = any ($7::text[]) then excluded.muted
-    else channel_notification_settings.muted
+    when 'muted' = any ($7::text[]) then "excluded"."muted"
+    else "channel_notification_settings"."muted"
   end,
   "muted_until" = case
-    when 'muted_until' = any ($8::text[]) then excluded.muted_until
-    else channel_notification_settings.muted_until
+    when 'muted_until' = any ($8::text[]) then "excluded"."muted_until"
+    else "channel_notification_settings"."muted_until"
   end,
   "updated_at" = now()
 returning
@@ -108,24 +108,24 @@ values
 on conflict ("guild_id", "user_id") do update
 set
   "level" = case
-    when 'level' = any ($8::text[]) then excluded.level
-    else guild_notification_settings.level
+    when 'level' = any ($8::text[]) then "excluded"."level"
+    else "guild_notification_settings"."level"
   end,
   "suppress_everyone" = case
-    when 'suppress_everyone' = any ($9::text[]) then excluded.suppress_everyone
-    else guild_notification_settings.suppress_everyone
+    when 'suppress_everyone' = any ($9::text[]) then "excluded"."suppress_everyone"
+    else "guild_notification_settings"."suppress_everyone"
   end,
   "suppress_roles" = case
-    when 'suppress_roles' = any ($10::text[]) then excluded.suppress_roles
-    else guild_notification_settings.suppress_roles
+    when 'suppress_roles' = any ($10::text[]) then "excluded"."suppress_roles"
+    else "guild_notification_settings"."suppress_roles"
   end,
   "muted" = case
-    when 'muted' = any ($11::text[]) then excluded.muted
-    else guild_notification_settings.muted
+    when 'muted' = any ($11::text[]) then "excluded"."muted"
+    else "guild_notification_settings"."muted"
   end,
   "muted_until" = case
-    when 'muted_until' = any ($12::text[]) then excluded.muted_until
-    else guild_notification_settings.muted_until
+    when 'muted_until' = any ($12::text[]) then "excluded"."muted_until"
+    else "guild_notification_settings"."muted_until"
   end,
   "updated_at" = now()
 returning

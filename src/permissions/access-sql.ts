@@ -56,7 +56,7 @@ export const memberContextSql: RawBuilder<unknown> = sql`guild_members gm
   ) rp`
 
 /** Whether the member of {@link memberContextSql} is the owner or an administrator. */
-const isOwnerOrAdminSql = sql`(g.owner_id = gm.user_id or (rp.permissions & ${ADMINISTRATOR}) <> 0)`
+export const isOwnerOrAdminSql: RawBuilder<boolean> = sql<boolean>`(g.owner_id = gm.user_id or (rp.permissions & ${ADMINISTRATOR}) <> 0)`
 
 /**
  * Whether the member of {@link memberContextSql} is timed out now

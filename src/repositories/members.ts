@@ -5,10 +5,11 @@ import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { MIN_UUID } from '../ids/uuid-bounds.ts'
+import { isOwnerOrAdminSql, memberContextSql } from '../permissions/access-sql.ts'
 import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { prepareQuery } from '../sql/index.ts'
+import { prepareQuery, rawQuery } from '../sql/index.ts'
 import {
   assertDate,
   assertIdKey,
@@ -273,28 +274,18 @@ const setTimeout_ = prepareQuery(
 )
 
 // The target's exemption (Discord's rule: the owner and ADMINISTRATOR holders
-// cannot be timed out), read with the membership locked.
+// cannot be timed out) by the one access rule, read with the membership locked.
 const selectExemption = prepareQuery(
   'guild_members.timeout_target',
   (db, p: { guild_id: string; user_id: string }) =>
-    db
-      .selectFrom('guild_members as gm')
-      .innerJoin('guilds as g', 'g.id', 'gm.guild_id')
-      .select([
-        'gm.communication_disabled_until',
-        sql<boolean>`g.owner_id = gm.user_id or exists (
-          select from roles r
-          where r.guild_id = gm.guild_id
-            and (r.permissions & ${sql.raw(`${Permissions.ADMINISTRATOR}`)}::int8) <> 0
-            and (r.is_default or exists (
-              select from member_roles mr
-              where mr.guild_id = gm.guild_id and mr.user_id = gm.user_id and mr.role_id = r.id)))`.as(
-          'exempt',
-        ),
-      ])
-      .where('gm.guild_id', '=', p.guild_id)
-      .where('gm.user_id', '=', p.user_id)
-      .forNoKeyUpdate('gm'),
+    rawQuery(
+      db,
+      sql<{ communication_disabled_until: Date | null; exempt: boolean }>`select
+  gm.communication_disabled_until, ${isOwnerOrAdminSql} as exempt
+from ${memberContextSql}
+where gm.guild_id = ${p.guild_id}::uuid and gm.user_id = ${p.user_id}::uuid
+for no key update of gm`,
+    ),
 )
 
 /**

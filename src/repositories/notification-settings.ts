@@ -102,6 +102,10 @@ interface SetParams {
 // Per field: a field that is not in `fields` keeps its stored value, so two
 // devices that change different fields at once both keep their change (the
 // row lock of ON CONFLICT orders them; each writes only its own fields).
+/** `column`: the new value when the patch names it, else the stored one. */
+const givenOrKept = <T>(table: string, column: string, fields: string[]) =>
+  sql<T>`case when ${sql.lit(column)} = any(${fields}::text[]) then ${sql.ref(`excluded.${column}`)} else ${sql.ref(`${table}.${column}`)} end`
+
 const upsertGuildSettings = prepareQuery(
   'notification_settings.set_guild',
   (db, p: SetParams & { guild_id: string; user_id: string }) =>
@@ -118,11 +122,15 @@ const upsertGuildSettings = prepareQuery(
       })
       .onConflict((oc) =>
         oc.columns(['guild_id', 'user_id']).doUpdateSet({
-          level: sql`case when 'level' = any(${p.fields}::text[]) then excluded.level else guild_notification_settings.level end`,
-          suppress_everyone: sql`case when 'suppress_everyone' = any(${p.fields}::text[]) then excluded.suppress_everyone else guild_notification_settings.suppress_everyone end`,
-          suppress_roles: sql`case when 'suppress_roles' = any(${p.fields}::text[]) then excluded.suppress_roles else guild_notification_settings.suppress_roles end`,
-          muted: sql`case when 'muted' = any(${p.fields}::text[]) then excluded.muted else guild_notification_settings.muted end`,
-          muted_until: sql`case when 'muted_until' = any(${p.fields}::text[]) then excluded.muted_until else guild_notification_settings.muted_until end`,
+          level: givenOrKept('guild_notification_settings', 'level', p.fields),
+          suppress_everyone: givenOrKept(
+            'guild_notification_settings',
+            'suppress_everyone',
+            p.fields,
+          ),
+          suppress_roles: givenOrKept('guild_notification_settings', 'suppress_roles', p.fields),
+          muted: givenOrKept('guild_notification_settings', 'muted', p.fields),
+          muted_until: givenOrKept('guild_notification_settings', 'muted_until', p.fields),
           updated_at: sql`now()`,
         }),
       )
@@ -143,9 +151,9 @@ const upsertChannelSettings = prepareQuery(
       })
       .onConflict((oc) =>
         oc.columns(['channel_id', 'user_id']).doUpdateSet({
-          level: sql`case when 'level' = any(${p.fields}::text[]) then excluded.level else channel_notification_settings.level end`,
-          muted: sql`case when 'muted' = any(${p.fields}::text[]) then excluded.muted else channel_notification_settings.muted end`,
-          muted_until: sql`case when 'muted_until' = any(${p.fields}::text[]) then excluded.muted_until else channel_notification_settings.muted_until end`,
+          level: givenOrKept('channel_notification_settings', 'level', p.fields),
+          muted: givenOrKept('channel_notification_settings', 'muted', p.fields),
+          muted_until: givenOrKept('channel_notification_settings', 'muted_until', p.fields),
           updated_at: sql`now()`,
         }),
       )
