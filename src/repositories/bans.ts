@@ -5,10 +5,9 @@ import { ConflictError } from '../errors/conflict-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
-import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { inTransaction, prepareQuery } from '../sql/index.ts'
+import { prepareQuery } from '../sql/index.ts'
 import {
   assertDate,
   assertIdKey,
@@ -20,14 +19,8 @@ import {
   pageLimit,
   text,
 } from '../validation/index.ts'
-import {
-  assertActingAs,
-  auditChanges,
-  deleteMember,
-  inRetriedTransaction,
-  lockMembership,
-  writeAudit,
-} from './internal.ts'
+import { administer } from './administer.ts'
+import { assertActingAs, auditChanges, deleteMember, lockMembership } from './internal.ts'
 
 /** The columns every ban-returning function selects. */
 export const banColumns = columnList<GuildBans>()([
@@ -202,40 +195,39 @@ export async function banMember(
   assertOptionalText(input.reason, 'reason', banFields.reason)
   assertActingAs(as)
   const { guild_id, user_id } = input
-  return inRetriedTransaction(db, async (trx) => {
-    await lockBanKey.execute(trx, { guild_id, user_id })
-    await lockMembership(trx, { guild_id, user_id })
-    if (as) {
-      await authorize(trx, {
+  return administer(db, as, {
+    retryDeadlocks: true,
+    lock: async (trx) => {
+      await lockBanKey.execute(trx, { guild_id, user_id })
+      await lockMembership(trx, { guild_id, user_id })
+      return true
+    },
+    rule: () => ({ guild_id, permission: Permissions.BAN_MEMBERS, target_user_id: user_id }),
+    apply: async (trx) => {
+      const guild = await selectGuildOwner.executeTakeFirst(trx, { guild_id })
+      if (!guild) throw new NotFoundError('guild not found', { entity: 'guild' })
+      if (guild.owner_id === user_id.toLowerCase()) {
+        throw new ConflictError("the guild's owner cannot be banned", { reason: 'owner' })
+      }
+      const before = await selectStandingBan.executeTakeFirst(trx, { guild_id, user_id })
+      const ban = await upsertBan.executeTakeFirstOrThrow(trx, {
         guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.BAN_MEMBERS,
-        target_user_id: user_id,
+        user_id,
+        reason: input.reason ?? as?.reason ?? null,
+        banned_by: as?.actor_id ?? null,
+        expires_at: input.expires_at ?? null,
       })
-    }
-    const guild = await selectGuildOwner.executeTakeFirst(trx, { guild_id })
-    if (!guild) throw new NotFoundError('guild not found', { entity: 'guild' })
-    if (guild.owner_id === user_id.toLowerCase()) {
-      throw new ConflictError("the guild's owner cannot be banned", { reason: 'owner' })
-    }
-    const before = await selectStandingBan.executeTakeFirst(trx, { guild_id, user_id })
-    const ban = await upsertBan.executeTakeFirstOrThrow(trx, {
-      guild_id,
-      user_id,
-      reason: input.reason ?? as?.reason ?? null,
-      banned_by: as?.actor_id ?? null,
-      expires_at: input.expires_at ?? null,
-    })
-    await deleteMember.execute(trx, { guild_id, user_id })
-    await writeAudit(trx, as, {
+      await deleteMember.execute(trx, { guild_id, user_id })
+      return { ban, before }
+    },
+    audit: ({ ban, before }) => ({
       guild_id,
       action: 'member_ban',
       target_id: ban.user_id,
       changes: auditChanges(before, ban, BAN_FIELDS),
       reason: ban.reason,
-    })
-    return ban
-  })
+    }),
+  }).then((r) => r.ban)
 }
 
 /**
@@ -254,24 +246,19 @@ export async function unbanMember(db: Kysely<DB>, input: BanKey, as?: ActingAs):
   assertBanKey(input)
   assertActingAs(as)
   const { guild_id, user_id } = input
-  return inTransaction(db, async (trx) => {
-    if (as) {
-      await authorize(trx, {
-        guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.BAN_MEMBERS,
-      })
-    }
-    const row = await deleteBan.executeTakeFirst(trx, { guild_id, user_id })
-    if (!row?.standing) return false
-    await writeAudit(trx, as, {
-      guild_id,
-      action: 'member_unban',
-      target_id: row.user_id,
-      changes: auditChanges(row, null, BAN_FIELDS),
-    })
-    return true
-  })
+  return administer(db, as, {
+    rule: () => ({ guild_id, permission: Permissions.BAN_MEMBERS }),
+    apply: (trx) => deleteBan.executeTakeFirst(trx, { guild_id, user_id }),
+    audit: (row) =>
+      row?.standing
+        ? {
+            guild_id,
+            action: 'member_unban',
+            target_id: row.user_id,
+            changes: auditChanges(row, null, BAN_FIELDS),
+          }
+        : null,
+  }).then((row) => row?.standing === true)
 }
 
 /**

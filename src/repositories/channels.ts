@@ -6,10 +6,9 @@ import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
-import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { dynamicQuery, inTransaction, mapErrors, prepareQuery } from '../sql/index.ts'
+import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
   assertBoolean,
   assertIdKey,
@@ -23,7 +22,8 @@ import {
   integer,
   text,
 } from '../validation/index.ts'
-import { assertActingAs, auditChanges, lockChannelForUpdate, writeAudit } from './internal.ts'
+import { administer, updateAudit } from './administer.ts'
+import { assertActingAs, auditChanges, lockChannelOfGuild } from './internal.ts'
 import type { GuildMemberKey } from './members.ts'
 
 /** The channel fields an audit entry records. */
@@ -278,6 +278,15 @@ const selectGuildChannelLocked = prepareQuery(
       .forNoKeyUpdate(),
 )
 
+/** Locks a guild channel (not a DM's) and reads it; `undefined` when there is none. */
+async function lockGuildChannel(
+  trx: Kysely<DB>,
+  id: string,
+): Promise<(Channel & { guild_id: string }) | undefined> {
+  const row = await selectGuildChannelLocked.executeTakeFirst(trx, { id })
+  return row?.guild_id ? { ...row, guild_id: row.guild_id } : undefined
+}
+
 /** Input of {@link createChannel}. */
 export interface CreateChannelInput {
   guild_id: string
@@ -329,31 +338,25 @@ export async function createChannel(
   assertInRange(rate_limit_per_user, 'rate_limit_per_user', channelFields.rate_limit_per_user)
   assertActingAs(as)
   const { guild_id } = input
-  return inTransaction(db, async (trx) => {
-    if (as) {
-      await authorize(trx, {
+  return administer(db, as, {
+    rule: () => ({ guild_id, permission: Permissions.MANAGE_CHANNELS }),
+    apply: (trx) =>
+      insertChannel.executeTakeFirstOrThrow(trx, {
+        id: newId(),
         guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_CHANNELS,
-      })
-    }
-    const row = await insertChannel.executeTakeFirstOrThrow(trx, {
-      id: newId(),
-      guild_id,
-      name: input.name,
-      type: input.type,
-      topic: input.topic ?? null,
-      position,
-      is_private,
-      rate_limit_per_user,
-    })
-    await writeAudit(trx, as, {
+        name: input.name,
+        type: input.type,
+        topic: input.topic ?? null,
+        position,
+        is_private,
+        rate_limit_per_user,
+      }),
+    audit: (row) => ({
       guild_id,
       action: 'channel_create',
       target_id: row.id,
       changes: auditChanges(null, row, CHANNEL_FIELDS),
-    })
-    return row
+    }),
   })
 }
 
@@ -445,30 +448,24 @@ export async function updateChannel(
   }
   assertActingAs(as)
   if (Object.keys(set).length === 0 && !as) return selectGuildChannel.executeTakeFirst(db, { id })
-  return inTransaction(db, async (trx) => {
-    const before = await selectGuildChannelLocked.executeTakeFirst(trx, { id })
-    if (!before?.guild_id) return undefined
-    if (as) {
-      await authorize(trx, {
-        guild_id: before.guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_CHANNELS,
-        channel_id: id,
-      })
-    }
-    if (Object.keys(set).length === 0) return before
-    const row = await mapErrors(updateGuildChannel(trx, id, set).executeTakeFirst())
-    if (!row) return undefined
-    const changes = auditChanges(before, row, CHANNEL_FIELDS)
-    if (Object.keys(changes).length > 0) {
-      await writeAudit(trx, as, {
+  return administer(db, as, {
+    lock: (trx) => lockGuildChannel(trx, id),
+    missing: () => undefined,
+    rule: (before) => ({
+      guild_id: before.guild_id,
+      permission: Permissions.MANAGE_CHANNELS,
+      channel_id: id,
+    }),
+    apply: async (trx, before) =>
+      Object.keys(set).length === 0
+        ? before
+        : mapErrors(updateGuildChannel(trx, id, set).executeTakeFirst()),
+    audit: (row, before) =>
+      updateAudit(before, row, CHANNEL_FIELDS, {
         guild_id: before.guild_id,
         action: 'channel_update',
         target_id: id,
-        changes,
-      })
-    }
-    return row
+      }),
   })
 }
 
@@ -488,25 +485,24 @@ export async function updateChannel(
 export async function deleteChannel(db: Kysely<DB>, id: string, as?: ActingAs): Promise<boolean> {
   assertUuid(id, 'id')
   assertActingAs(as)
-  return inTransaction(db, async (trx) => {
-    const before = await selectGuildChannelLocked.executeTakeFirst(trx, { id })
-    if (!before?.guild_id) return false
-    if (as) {
-      await authorize(trx, {
-        guild_id: before.guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_CHANNELS,
-        channel_id: id,
-      })
-    }
-    if ((await deleteGuildChannel.executeAffected(trx, { id })) === 0) return false
-    await writeAudit(trx, as, {
+  return administer(db, as, {
+    lock: (trx) => lockGuildChannel(trx, id),
+    missing: () => false,
+    rule: (before) => ({
       guild_id: before.guild_id,
-      action: 'channel_delete',
-      target_id: id,
-      changes: auditChanges(before, null, CHANNEL_FIELDS),
-    })
-    return true
+      permission: Permissions.MANAGE_CHANNELS,
+      channel_id: id,
+    }),
+    apply: async (trx) => (await deleteGuildChannel.executeAffected(trx, { id })) > 0,
+    audit: (deleted, before) =>
+      deleted
+        ? {
+            guild_id: before.guild_id,
+            action: 'channel_delete',
+            target_id: id,
+            changes: auditChanges(before, null, CHANNEL_FIELDS),
+          }
+        : null,
   })
 }
 
@@ -544,45 +540,49 @@ export async function addChannelMember(
   assertIdKey(input, CHANNEL_MEMBER_KEY)
   assertActingAs(as)
   const { channel_id, user_id } = input
-  return inTransaction(db, async (trx) => {
-    const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
-    if (!channel?.guild_id) throw new NotFoundError('channel not found', { entity: 'channel' })
-    if (as) {
-      await authorize(trx, {
-        guild_id: channel.guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_ROLES,
-        channel_id,
-      })
-    }
-    const existed = await channelMemberExists.executeTakeFirst(trx, { channel_id, user_id })
-    const row = await upsertChannelMember.executeTakeFirst(trx, { channel_id, user_id })
-    if (!row?.channel_found) throw new NotFoundError('channel not found', { entity: 'channel' })
-    if (
-      row.channel_id == null ||
-      row.guild_id == null ||
-      row.user_id == null ||
-      row.added_at == null
-    ) {
-      throw new ConflictError("the user must be a member of the channel's guild", {
-        reason: 'not_member',
-      })
-    }
-    if (existed?.exists !== true) {
-      await writeAudit(trx, as, {
-        guild_id: channel.guild_id,
-        action: 'channel_member_add',
-        target_id: row.user_id,
-        changes: { channel_id: { before: null, after: row.channel_id } },
-      })
-    }
-    return {
-      channel_id: row.channel_id,
-      guild_id: row.guild_id,
-      user_id: row.user_id,
-      added_at: row.added_at,
-    }
-  })
+  const notFound = () => {
+    throw new NotFoundError('channel not found', { entity: 'channel' })
+  }
+  return administer(db, as, {
+    lock: (trx) => lockChannelOfGuild(trx, channel_id),
+    missing: notFound,
+    rule: (channel) => ({
+      guild_id: channel.guild_id,
+      permission: Permissions.MANAGE_ROLES,
+      channel_id,
+    }),
+    apply: async (trx) => {
+      const existed = await channelMemberExists.executeTakeFirst(trx, { channel_id, user_id })
+      const row = await upsertChannelMember.executeTakeFirst(trx, { channel_id, user_id })
+      if (!row?.channel_found) return notFound()
+      if (
+        row.channel_id == null ||
+        row.guild_id == null ||
+        row.user_id == null ||
+        row.added_at == null
+      ) {
+        throw new ConflictError("the user must be a member of the channel's guild", {
+          reason: 'not_member',
+        })
+      }
+      const member: ChannelMember = {
+        channel_id: row.channel_id,
+        guild_id: row.guild_id,
+        user_id: row.user_id,
+        added_at: row.added_at,
+      }
+      return { member, added: existed?.exists !== true }
+    },
+    audit: ({ member, added }, channel) =>
+      added
+        ? {
+            guild_id: channel.guild_id,
+            action: 'channel_member_add',
+            target_id: member.user_id,
+            changes: { channel_id: { before: null, after: member.channel_id } },
+          }
+        : null,
+  }).then((r) => r.member)
 }
 
 /**
@@ -606,26 +606,25 @@ export async function removeChannelMember(
   assertIdKey(input, CHANNEL_MEMBER_KEY)
   assertActingAs(as)
   const { channel_id, user_id } = input
-  return inTransaction(db, async (trx) => {
-    const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
-    if (!channel?.guild_id) return false
-    if (as) {
-      await authorize(trx, {
-        guild_id: channel.guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_ROLES,
-        channel_id,
-      })
-    }
-    const n = await deleteChannelMember.executeAffected(trx, { channel_id, user_id })
-    if (n === 0) return false
-    await writeAudit(trx, as, {
+  return administer(db, as, {
+    lock: (trx) => lockChannelOfGuild(trx, channel_id),
+    missing: () => false,
+    rule: (channel) => ({
       guild_id: channel.guild_id,
-      action: 'channel_member_remove',
-      target_id: user_id,
-      changes: { channel_id: { before: channel_id.toLowerCase(), after: null } },
-    })
-    return true
+      permission: Permissions.MANAGE_ROLES,
+      channel_id,
+    }),
+    apply: async (trx) =>
+      (await deleteChannelMember.executeAffected(trx, { channel_id, user_id })) > 0,
+    audit: (removed, channel) =>
+      removed
+        ? {
+            guild_id: channel.guild_id,
+            action: 'channel_member_remove',
+            target_id: user_id,
+            changes: { channel_id: { before: channel_id.toLowerCase(), after: null } },
+          }
+        : null,
   })
 }
 

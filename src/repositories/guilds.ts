@@ -4,10 +4,9 @@ import { ConflictError } from '../errors/conflict-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { authorize } from '../permissions/authorize.ts'
 import { DEFAULT_PERMISSIONS, Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { inTransaction, prepareQuery } from '../sql/index.ts'
+import { prepareQuery } from '../sql/index.ts'
 import {
   assertInRange,
   assertObject,
@@ -17,7 +16,8 @@ import {
   integer,
   text,
 } from '../validation/index.ts'
-import { assertActingAs, auditChanges, writeAudit } from './internal.ts'
+import { administer, updateAudit } from './administer.ts'
+import { assertActingAs, auditChanges } from './internal.ts'
 
 /** The columns every guild-returning function selects. */
 export const guildColumns = columnList<Guilds>()([
@@ -246,27 +246,24 @@ export async function updateGuild(
   const max_pins_per_channel = patch.max_pins_per_channel
   const empty = name === undefined && max_pins_per_channel === undefined
   if (empty && !as) return selectGuild.executeTakeFirst(db, { id })
-  return inTransaction(db, async (trx) => {
-    const before = await lockGuild.executeTakeFirst(trx, { id })
-    if (!before) return undefined
-    if (as) {
-      await authorize(trx, {
+  return administer(db, as, {
+    lock: (trx) => lockGuild.executeTakeFirst(trx, { id }),
+    missing: () => undefined,
+    rule: () => ({ guild_id: id, permission: Permissions.MANAGE_GUILD }),
+    apply: (trx) =>
+      empty
+        ? selectGuild.executeTakeFirst(trx, { id })
+        : updateGuildSettings.executeTakeFirst(trx, {
+            id,
+            name: name ?? null,
+            max_pins_per_channel: max_pins_per_channel ?? null,
+          }),
+    audit: (row, before) =>
+      updateAudit(before, row, ['name', 'max_pins_per_channel'], {
         guild_id: id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_GUILD,
-      })
-    }
-    if (empty) return selectGuild.executeTakeFirst(trx, { id })
-    const row = await updateGuildSettings.executeTakeFirst(trx, {
-      id,
-      name: name ?? null,
-      max_pins_per_channel: max_pins_per_channel ?? null,
-    })
-    const changes = auditChanges(before, row, ['name', 'max_pins_per_channel'])
-    if (row && Object.keys(changes).length > 0) {
-      await writeAudit(trx, as, { guild_id: id, action: 'guild_update', target_id: id, changes })
-    }
-    return row
+        action: 'guild_update',
+        target_id: id,
+      }),
   })
 }
 
@@ -318,35 +315,28 @@ export async function transferGuildOwnership(
   assertUuid(guild_id, 'guild_id')
   assertUuid(new_owner_id, 'new_owner_id')
   assertActingAs(as)
-  return inTransaction(db, async (trx) => {
-    const locked = await lockGuild.executeTakeFirst(trx, { id: guild_id })
-    if (!locked) throw new NotFoundError('guild not found', { entity: 'guild' })
-    if (as) {
-      await authorize(trx, {
-        guild_id,
-        actor_id: as.actor_id,
-        permission: 0n,
-        owner_only: true,
+  return administer(db, as, {
+    lock: (trx) => lockGuild.executeTakeFirst(trx, { id: guild_id }),
+    missing: () => {
+      throw new NotFoundError('guild not found', { entity: 'guild' })
+    },
+    rule: () => ({ guild_id, permission: 0n, owner_only: true }),
+    apply: async (trx) => {
+      const guild = await setOwnerIfMember.executeTakeFirst(trx, {
+        id: guild_id,
+        owner_id: new_owner_id,
       })
-    }
-    const guild = await setOwnerIfMember.executeTakeFirst(trx, {
-      id: guild_id,
-      owner_id: new_owner_id,
-    })
-    if (!guild) {
-      throw new ConflictError('the new owner must be a member of the guild', {
-        reason: 'not_member',
-      })
-    }
-    const changes = auditChanges(locked, guild, ['owner_id'])
-    if (Object.keys(changes).length > 0) {
-      await writeAudit(trx, as, {
-        guild_id,
-        action: 'owner_transfer',
-        target_id: guild.owner_id,
-        changes,
-      })
-    }
-    return guild
+      if (!guild) {
+        throw new ConflictError('the new owner must be a member of the guild', {
+          reason: 'not_member',
+        })
+      }
+      return guild
+    },
+    audit: (guild, locked) => {
+      const changes = auditChanges(locked, guild, ['owner_id'])
+      if (Object.keys(changes).length === 0) return null
+      return { guild_id, action: 'owner_transfer', target_id: guild.owner_id, changes }
+    },
   })
 }

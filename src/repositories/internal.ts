@@ -55,6 +55,18 @@ export const lockChannelForUpdate = prepareQuery(
       .forNoKeyUpdate(),
 )
 
+/**
+ * Locks a guild channel (a DM's is none) with {@link lockChannelForUpdate},
+ * for a change of its members or overwrites; `undefined` when there is none.
+ */
+export async function lockChannelOfGuild(
+  trx: Kysely<DB>,
+  id: string,
+): Promise<{ guild_id: string } | undefined> {
+  const row = await lockChannelForUpdate.executeTakeFirst(trx, { id })
+  return row?.guild_id ? { guild_id: row.guild_id } : undefined
+}
+
 // The guild row FOR SHARE, first: the lock order of every writer that touches
 // a guild and a membership (transferGuildOwnership locks the guild, then the
 // new owner's membership), so a removal never deadlocks with a transfer.

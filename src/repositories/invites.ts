@@ -6,7 +6,6 @@ import { ConflictError } from '../errors/conflict-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
-import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
 import { inTransaction, prepareQuery } from '../sql/index.ts'
@@ -19,7 +18,8 @@ import {
   integer,
   pattern,
 } from '../validation/index.ts'
-import { assertActingAs, auditChanges, writeAudit } from './internal.ts'
+import { administer } from './administer.ts'
+import { assertActingAs, auditChanges } from './internal.ts'
 import { type GuildMember, guildMemberColumns } from './members.ts'
 
 /** The columns every invite-returning function selects. */
@@ -203,28 +203,22 @@ export async function createInvite(
   }
   assertActingAs(as)
   const { guild_id, inviter_id } = input
-  return inTransaction(db, async (trx) => {
-    if (as) {
-      await authorize(trx, {
+  return administer(db, as, {
+    rule: () => ({ guild_id, permission: Permissions.CREATE_INSTANT_INVITE }),
+    apply: (trx) =>
+      insertInvite.executeTakeFirstOrThrow(trx, {
+        code: newInviteCode(),
         guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.CREATE_INSTANT_INVITE,
-      })
-    }
-    const invite = await insertInvite.executeTakeFirstOrThrow(trx, {
-      code: newInviteCode(),
-      guild_id,
-      inviter_id,
-      max_uses: input.max_uses ?? null,
-      expires_at: input.expires_at ?? null,
-    })
-    await writeAudit(trx, as, {
+        inviter_id,
+        max_uses: input.max_uses ?? null,
+        expires_at: input.expires_at ?? null,
+      }),
+    audit: (invite) => ({
       guild_id,
       action: 'invite_create',
       target_id: invite.id,
       changes: auditChanges(null, invite, INVITE_FIELDS),
-    })
-    return invite
+    }),
   })
 }
 
@@ -322,26 +316,25 @@ export async function revokeInvite(
   assertObject(input, 'input')
   assertCode(input.code)
   assertActingAs(as)
-  return inTransaction(db, async (trx) => {
-    const invite = await lockInviteByCode.executeTakeFirst(trx, { code: input.code })
-    if (!invite) return false
-    if (as) {
-      await authorize(trx, {
-        guild_id: invite.guild_id,
-        actor_id: as.actor_id,
-        permission: invite.inviter_id === as.actor_id.toLowerCase() ? 0n : Permissions.MANAGE_GUILD,
-      })
-    }
-    const revoked = await revokeInviteById.executeTakeFirst(trx, { id: invite.id })
-    if (!revoked) return false
-    await writeAudit(trx, as, {
+  return administer(db, as, {
+    lock: (trx) => lockInviteByCode.executeTakeFirst(trx, { code: input.code }),
+    missing: () => undefined,
+    rule: (invite) => ({
       guild_id: invite.guild_id,
-      action: 'invite_revoke',
-      target_id: invite.id,
-      changes: auditChanges(invite, revoked, INVITE_FIELDS),
-    })
-    return true
-  })
+      // The inviter may revoke their own invite; anyone else needs MANAGE_GUILD.
+      permission: invite.inviter_id === as?.actor_id.toLowerCase() ? 0n : Permissions.MANAGE_GUILD,
+    }),
+    apply: (trx, invite) => revokeInviteById.executeTakeFirst(trx, { id: invite.id }),
+    audit: (revoked, invite) =>
+      revoked
+        ? {
+            guild_id: invite.guild_id,
+            action: 'invite_revoke',
+            target_id: invite.id,
+            changes: auditChanges(invite, revoked, INVITE_FIELDS),
+          }
+        : null,
+  }).then((revoked) => revoked !== undefined)
 }
 
 /**

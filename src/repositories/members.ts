@@ -6,7 +6,6 @@ import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { isOwnerOrAdminSql, memberContextSql } from '../permissions/access-sql.ts'
-import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
 import { prepareQuery, rawQuery } from '../sql/index.ts'
@@ -20,13 +19,8 @@ import {
   pageLimit,
   text,
 } from '../validation/index.ts'
-import {
-  assertActingAs,
-  deleteMember,
-  inRetriedTransaction,
-  lockMembership,
-  writeAudit,
-} from './internal.ts'
+import { administer } from './administer.ts'
+import { assertActingAs, deleteMember, lockMembership } from './internal.ts'
 
 /** The columns every membership-returning function selects. */
 export const guildMemberColumns = columnList<GuildMembers>()([
@@ -160,28 +154,29 @@ export async function removeGuildMember(
   assertIdKey(input, MEMBER_KEY)
   assertActingAs(as)
   const { guild_id, user_id } = input
-  return inRetriedTransaction(db, async (trx) => {
-    await lockMembership(trx, { guild_id, user_id })
-    if (as) {
-      await authorize(trx, {
-        guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.KICK_MEMBERS,
-        target_user_id: user_id,
-      })
-    }
-    const row = await deleteMember.executeTakeFirst(trx, { guild_id, user_id })
-    if (row?.owner_id === user_id.toLowerCase()) {
-      throw new ConflictError("the guild's owner cannot be removed", { reason: 'owner' })
-    }
-    if (row?.deleted !== true) return false
-    await writeAudit(trx, as, {
-      guild_id,
-      action: as ? 'member_kick' : 'member_remove',
-      target_id: user_id,
-      changes: {},
-    })
-    return true
+  return administer(db, as, {
+    retryDeadlocks: true,
+    lock: async (trx) => {
+      await lockMembership(trx, { guild_id, user_id })
+      return true
+    },
+    rule: () => ({ guild_id, permission: Permissions.KICK_MEMBERS, target_user_id: user_id }),
+    apply: async (trx) => {
+      const row = await deleteMember.executeTakeFirst(trx, { guild_id, user_id })
+      if (row?.owner_id === user_id.toLowerCase()) {
+        throw new ConflictError("the guild's owner cannot be removed", { reason: 'owner' })
+      }
+      return row?.deleted === true
+    },
+    audit: (removed) =>
+      removed
+        ? {
+            guild_id,
+            action: as ? 'member_kick' : 'member_remove',
+            target_id: user_id,
+            changes: {},
+          }
+        : null,
   })
 }
 
@@ -329,25 +324,22 @@ export async function timeoutMember(
   }
   assertActingAs(as)
   const { guild_id, user_id } = input
-  return inRetriedTransaction(db, async (trx) => {
-    const target = await selectExemption.executeTakeFirst(trx, { guild_id, user_id })
-    if (!target)
+  return administer(db, as, {
+    retryDeadlocks: true,
+    lock: (trx) => selectExemption.executeTakeFirst(trx, { guild_id, user_id }),
+    missing: () => {
       throw new NotFoundError('the user is not a member of this guild', { entity: 'guild_member' })
-    if (as) {
-      await authorize(trx, {
-        guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MODERATE_MEMBERS,
-        target_user_id: user_id,
-      })
-    }
-    if (target.exempt && until !== null) {
-      throw new ConflictError('the owner and administrators cannot be timed out', {
-        reason: 'exempt',
-      })
-    }
-    const row = await setTimeout_.executeTakeFirstOrThrow(trx, { guild_id, user_id, until })
-    await writeAudit(trx, as, {
+    },
+    rule: () => ({ guild_id, permission: Permissions.MODERATE_MEMBERS, target_user_id: user_id }),
+    apply: (trx, target) => {
+      if (target.exempt && until !== null) {
+        throw new ConflictError('the owner and administrators cannot be timed out', {
+          reason: 'exempt',
+        })
+      }
+      return setTimeout_.executeTakeFirstOrThrow(trx, { guild_id, user_id, until })
+    },
+    audit: (_row, target) => ({
       guild_id,
       action: 'member_timeout',
       target_id: user_id,
@@ -357,7 +349,6 @@ export async function timeoutMember(
           after: until?.toISOString() ?? null,
         },
       },
-    })
-    return row
+    }),
   })
 }

@@ -5,10 +5,10 @@ import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import { type ActingAs, PermissionDeniedError } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
-import { authorize } from '../permissions/authorize.ts'
+import type { AuthorizeResult } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { inTransaction, prepareQuery } from '../sql/index.ts'
+import { prepareQuery } from '../sql/index.ts'
 import { assertInt64, assertObject, assertUuid } from '../validation/index.ts'
 
 /** The columns every overwrite-returning function selects. */
@@ -31,7 +31,8 @@ export const channelOverwriteColumns = columnList<ChannelOverwrites>()([
  */
 export type ChannelOverwrite = Projection<ChannelOverwrites, typeof channelOverwriteColumns>
 
-import { assertActingAs, auditChanges, lockChannelForUpdate, writeAudit } from './internal.ts'
+import { type AdministeredRule, administer } from './administer.ts'
+import { assertActingAs, auditChanges, lockChannelOfGuild } from './internal.ts'
 
 // The overwrite being replaced or deleted, locked: the bits an actor changes
 // are computed from it (Discord's rule, see moderatedBits), and nothing may
@@ -157,6 +158,8 @@ const FIELDS = ['role_id', 'user_id', 'allow', 'deny'] as const
 
 /** An overwrite's two bitfields (an absent overwrite: both `0n`). */
 type Bits = { allow: bigint; deny: bigint }
+/** An overwrite's key with its absent side as `null`. */
+type OverwriteKeyValues = { channel_id: string; role_id: string | null; user_id: string | null }
 const NEUTRAL: Bits = { allow: 0n, deny: 0n }
 
 /**
@@ -189,23 +192,27 @@ function assertMayChangeBits(permissions: bigint, before: Bits, after: Bits): vo
  *
  * @returns the overwrite as it is before the change (`undefined`: none).
  */
-async function lockForChange(
+function overwriteRule(guild_id: string, key: OverwriteKeyValues): AdministeredRule {
+  return {
+    guild_id,
+    permission: Permissions.MANAGE_ROLES,
+    channel_id: key.channel_id,
+    role_ids: key.role_id === null ? [] : [key.role_id],
+    target_user_id: key.user_id ?? undefined,
+  }
+}
+
+/**
+ * The overwrite a change replaces (locked by the channel lock), checked
+ * against what an authorized actor may change: every flag whose state
+ * differs between it and `after`.
+ */
+async function replacedOverwrite(
   trx: Kysely<DB>,
-  as: ActingAs | undefined,
-  guild_id: string,
-  key: { channel_id: string; role_id: string | null; user_id: string | null },
+  actor: AuthorizeResult | undefined,
+  key: OverwriteKeyValues,
   after: Bits,
 ): Promise<ChannelOverwrite | undefined> {
-  const actor = as
-    ? await authorize(trx, {
-        guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_ROLES,
-        channel_id: key.channel_id,
-        role_ids: key.role_id === null ? [] : [key.role_id],
-        target_user_id: key.user_id ?? undefined,
-      })
-    : undefined
   const before = await selectOverwrite.executeTakeFirst(trx, key)
   if (actor) assertMayChangeBits(actor.permissions, before ?? NEUTRAL, after)
   return before
@@ -258,34 +265,34 @@ export async function setChannelOverwrite(
   const role_id = input.role_id ?? null
   const user_id = input.user_id ?? null
   const { channel_id, allow, deny } = input
-  return inTransaction(db, async (trx) => {
-    const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
-    if (!channel?.guild_id) throw new NotFoundError('channel not found', { entity: 'channel' })
-    const key = { channel_id, role_id, user_id }
-    const before = await lockForChange(trx, as, channel.guild_id, key, { allow, deny })
-    const params = {
-      id: newId(),
-      channel_id,
-      guild_id: channel.guild_id,
-      target_id: (role_id ?? user_id) as string,
-      allow,
-      deny,
-    }
-    const row =
-      role_id !== null
-        ? await upsertRoleOverwrite.executeTakeFirstOrThrow(trx, params)
-        : await upsertMemberOverwrite.executeTakeFirstOrThrow(trx, params)
-    const changes = auditChanges(before, row, FIELDS)
-    const subject = role_id !== null ? 'role_id' : 'user_id'
-    changes[subject] = { before: params.target_id, after: params.target_id }
-    await writeAudit(trx, as, {
-      guild_id: channel.guild_id,
-      action: before ? 'overwrite_update' : 'overwrite_create',
-      target_id: channel_id,
-      changes: before ? changes : auditChanges(null, row, FIELDS),
-    })
-    return row
-  })
+  const key = { channel_id, role_id, user_id }
+  const target_id = (role_id ?? user_id) as string
+  return administer(db, as, {
+    lock: (trx) => lockChannelOfGuild(trx, channel_id),
+    missing: () => {
+      throw new NotFoundError('channel not found', { entity: 'channel' })
+    },
+    rule: (channel) => overwriteRule(channel.guild_id, key),
+    apply: async (trx, channel, actor) => {
+      const before = await replacedOverwrite(trx, actor, key, { allow, deny })
+      const params = { id: newId(), channel_id, guild_id: channel.guild_id, target_id, allow, deny }
+      const row =
+        role_id !== null
+          ? await upsertRoleOverwrite.executeTakeFirstOrThrow(trx, params)
+          : await upsertMemberOverwrite.executeTakeFirstOrThrow(trx, params)
+      return { row, before }
+    },
+    audit: ({ row, before }, channel) => {
+      const changes = auditChanges(before, row, FIELDS)
+      changes[role_id !== null ? 'role_id' : 'user_id'] = { before: target_id, after: target_id }
+      return {
+        guild_id: channel.guild_id,
+        action: before ? 'overwrite_update' : 'overwrite_create',
+        target_id: channel_id,
+        changes: before ? changes : auditChanges(null, row, FIELDS),
+      }
+    },
+  }).then((r) => r.row)
 }
 
 /**
@@ -316,21 +323,25 @@ export async function deleteChannelOverwrite(
   const role_id = input.role_id ?? null
   const user_id = input.user_id ?? null
   const { channel_id } = input
-  return inTransaction(db, async (trx) => {
-    const channel = await lockChannelForUpdate.executeTakeFirst(trx, { id: channel_id })
-    if (!channel?.guild_id) return false
-    if (as)
-      await lockForChange(trx, as, channel.guild_id, { channel_id, role_id, user_id }, NEUTRAL)
-    const row = await deleteOverwrite.executeTakeFirst(trx, { channel_id, role_id, user_id })
-    if (!row) return false
-    await writeAudit(trx, as, {
-      guild_id: channel.guild_id,
-      action: 'overwrite_delete',
-      target_id: channel_id,
-      changes: auditChanges(row, null, FIELDS),
-    })
-    return true
-  })
+  const key = { channel_id, role_id, user_id }
+  return administer(db, as, {
+    lock: (trx) => lockChannelOfGuild(trx, channel_id),
+    missing: () => undefined,
+    rule: (channel) => overwriteRule(channel.guild_id, key),
+    apply: async (trx, _channel, actor) => {
+      if (actor) await replacedOverwrite(trx, actor, key, NEUTRAL)
+      return deleteOverwrite.executeTakeFirst(trx, key)
+    },
+    audit: (row, channel) =>
+      row
+        ? {
+            guild_id: channel.guild_id,
+            action: 'overwrite_delete',
+            target_id: channel_id,
+            changes: auditChanges(row, null, FIELDS),
+          }
+        : null,
+  }).then((row) => row !== undefined)
 }
 
 /**

@@ -4,10 +4,9 @@ import { ConflictError } from '../errors/conflict-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { MIN_UUID } from '../ids/uuid-bounds.ts'
-import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { dynamicQuery, inTransaction, mapErrors, prepareQuery } from '../sql/index.ts'
+import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
 import {
   assertIdKey,
   assertInRange,
@@ -19,7 +18,8 @@ import {
   integer,
   text,
 } from '../validation/index.ts'
-import { assertActingAs, auditChanges, writeAudit } from './internal.ts'
+import { type AdministeredRule, administer, updateAudit } from './administer.ts'
+import { assertActingAs, auditChanges } from './internal.ts'
 import type { GuildMemberKey } from './members.ts'
 
 /** The role fields an audit entry records. */
@@ -209,30 +209,27 @@ export async function createRole(
   assertInRange(position, 'position', roleFields.position)
   assertActingAs(as)
   const { guild_id, name, permissions } = input
-  return inTransaction(db, async (trx) => {
-    if (as) {
-      await authorize(trx, {
-        guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_ROLES,
-        positions: [position],
-        grants: permissions,
-      })
-    }
-    const row = await insertRole.executeTakeFirstOrThrow(trx, {
-      id: newId(),
+  return administer(db, as, {
+    rule: () => ({
       guild_id,
-      name,
-      permissions,
-      position,
-    })
-    await writeAudit(trx, as, {
+      permission: Permissions.MANAGE_ROLES,
+      positions: [position],
+      grants: permissions,
+    }),
+    apply: (trx) =>
+      insertRole.executeTakeFirstOrThrow(trx, {
+        id: newId(),
+        guild_id,
+        name,
+        permissions,
+        position,
+      }),
+    audit: (row) => ({
       guild_id,
       action: 'role_create',
       target_id: row.id,
       changes: auditChanges(null, row, ROLE_FIELDS),
-    })
-    return row
+    }),
   })
 }
 
@@ -281,34 +278,28 @@ export async function updateRole(
   }
   assertActingAs(as)
   if (Object.keys(set).length === 0 && !as) return selectRole.executeTakeFirst(db, { id })
-  return inTransaction(db, async (trx) => {
-    const before = await lockRole.executeTakeFirst(trx, { id })
-    if (!before) return undefined
-    if (as) {
-      await authorize(trx, {
+  return administer(db, as, {
+    lock: (trx) => lockRole.executeTakeFirst(trx, { id }),
+    missing: () => undefined,
+    rule: (before) => ({
+      guild_id: before.guild_id,
+      permission: Permissions.MANAGE_ROLES,
+      role_ids: [id],
+      positions: set.position === undefined ? [] : [set.position],
+      // Every flag whose state changes, added or removed: an actor may not
+      // take away what it does not hold either (Discord's rule, as for overwrites).
+      grants: set.permissions === undefined ? 0n : set.permissions ^ BigInt(before.permissions),
+    }),
+    apply: async (trx, before) =>
+      Object.keys(set).length === 0
+        ? before
+        : mapErrors(updateRoleColumns(trx, id, set).executeTakeFirst()),
+    audit: (row, before) =>
+      updateAudit(before, row, ROLE_FIELDS, {
         guild_id: before.guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_ROLES,
-        role_ids: [id],
-        positions: set.position === undefined ? [] : [set.position],
-        // Every flag whose state changes, added or removed: an actor may not
-        // take away what it does not hold either (Discord's rule, as for overwrites).
-        grants: set.permissions === undefined ? 0n : set.permissions ^ BigInt(before.permissions),
-      })
-    }
-    if (Object.keys(set).length === 0) return before
-    const row = await mapErrors(updateRoleColumns(trx, id, set).executeTakeFirst())
-    if (!row) return undefined
-    const changes = auditChanges(before, row, ROLE_FIELDS)
-    if (Object.keys(changes).length > 0) {
-      await writeAudit(trx, as, {
-        guild_id: row.guild_id,
         action: 'role_update',
         target_id: id,
-        changes,
-      })
-    }
-    return row
+      }),
   })
 }
 
@@ -329,31 +320,32 @@ export async function updateRole(
 export async function deleteRole(db: Kysely<DB>, id: string, as?: ActingAs): Promise<boolean> {
   assertUuid(id, 'id')
   assertActingAs(as)
-  return inTransaction(db, async (trx) => {
-    const before = await lockRole.executeTakeFirst(trx, { id })
-    if (!before) return false
-    if (as) {
-      await authorize(trx, {
-        guild_id: before.guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_ROLES,
-        role_ids: [id],
-      })
-    }
-    const row = await deleteRoleById.executeTakeFirst(trx, { id })
-    if (row?.is_default === true) {
-      throw new ConflictError("a guild's default role cannot be deleted", {
-        reason: 'default_role',
-      })
-    }
-    if (row?.deleted !== true) return false
-    await writeAudit(trx, as, {
+  return administer(db, as, {
+    lock: (trx) => lockRole.executeTakeFirst(trx, { id }),
+    missing: () => false,
+    rule: (before) => ({
       guild_id: before.guild_id,
-      action: 'role_delete',
-      target_id: id,
-      changes: auditChanges(before, null, ROLE_FIELDS),
-    })
-    return true
+      permission: Permissions.MANAGE_ROLES,
+      role_ids: [id],
+    }),
+    apply: async (trx) => {
+      const row = await deleteRoleById.executeTakeFirst(trx, { id })
+      if (row?.is_default === true) {
+        throw new ConflictError("a guild's default role cannot be deleted", {
+          reason: 'default_role',
+        })
+      }
+      return row?.deleted === true
+    },
+    audit: (deleted, before) =>
+      deleted
+        ? {
+            guild_id: before.guild_id,
+            action: 'role_delete',
+            target_id: id,
+            changes: auditChanges(before, null, ROLE_FIELDS),
+          }
+        : null,
   })
 }
 
@@ -370,6 +362,14 @@ export async function listGuildRoles(db: Kysely<DB>, guild_id: string): Promise<
   assertUuid(guild_id, 'guild_id')
   return selectGuildRoles.execute(db, { guild_id })
 }
+
+/** What an actor needs to give or take a role: MANAGE_ROLES, the role below its highest, and the member too. */
+const assignmentRule = ({ guild_id, user_id, role_id }: RoleAssignment): AdministeredRule => ({
+  guild_id,
+  permission: Permissions.MANAGE_ROLES,
+  role_ids: [role_id],
+  target_user_id: user_id,
+})
 
 /** Identifies one role assignment. */
 export interface RoleAssignment {
@@ -407,30 +407,26 @@ export async function assignRole(
   assertIdKey(input, ASSIGNMENT_KEY)
   assertActingAs(as)
   const { guild_id, user_id, role_id } = input
-  return inTransaction(db, async (trx) => {
-    if (as) {
-      await authorize(trx, {
-        guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_ROLES,
-        role_ids: [role_id],
-        target_user_id: user_id,
-      })
-    }
-    const row = await insertAssignment.executeTakeFirst(trx, { guild_id, user_id, role_id })
-    if (row?.is_default === true) {
-      throw new ConflictError('the default role is implicit and cannot be assigned', {
-        reason: 'default_role',
-      })
-    }
-    if (row?.inserted !== true) return false
-    await writeAudit(trx, as, {
-      guild_id,
-      action: 'member_role_add',
-      target_id: user_id,
-      changes: { role_id: { before: null, after: role_id.toLowerCase() } },
-    })
-    return true
+  return administer(db, as, {
+    rule: () => assignmentRule(input),
+    apply: async (trx) => {
+      const row = await insertAssignment.executeTakeFirst(trx, { guild_id, user_id, role_id })
+      if (row?.is_default === true) {
+        throw new ConflictError('the default role is implicit and cannot be assigned', {
+          reason: 'default_role',
+        })
+      }
+      return row?.inserted === true
+    },
+    audit: (added) =>
+      added
+        ? {
+            guild_id,
+            action: 'member_role_add',
+            target_id: user_id,
+            changes: { role_id: { before: null, after: role_id.toLowerCase() } },
+          }
+        : null,
   })
 }
 
@@ -456,25 +452,19 @@ export async function unassignRole(
   assertIdKey(input, ASSIGNMENT_KEY)
   assertActingAs(as)
   const { guild_id, user_id, role_id } = input
-  return inTransaction(db, async (trx) => {
-    if (as) {
-      await authorize(trx, {
-        guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_ROLES,
-        role_ids: [role_id],
-        target_user_id: user_id,
-      })
-    }
-    const n = await deleteAssignment.executeAffected(trx, { guild_id, user_id, role_id })
-    if (n === 0) return false
-    await writeAudit(trx, as, {
-      guild_id,
-      action: 'member_role_remove',
-      target_id: user_id,
-      changes: { role_id: { before: role_id.toLowerCase(), after: null } },
-    })
-    return true
+  return administer(db, as, {
+    rule: () => assignmentRule(input),
+    apply: async (trx) =>
+      (await deleteAssignment.executeAffected(trx, { guild_id, user_id, role_id })) > 0,
+    audit: (removed) =>
+      removed
+        ? {
+            guild_id,
+            action: 'member_role_remove',
+            target_id: user_id,
+            changes: { role_id: { before: role_id.toLowerCase(), after: null } },
+          }
+        : null,
   })
 }
 
