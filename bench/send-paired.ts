@@ -96,7 +96,11 @@ await paired(rawInsert(rawA, rawChannelA.id), rawInsert(rawB, rawChannelB.id), 3
 
 const loadBefore = loadavg()[0] as number
 const main = await paired(gsSend, rawInsert(rawA, rawChannelA.id), pairs)
-const control = await paired(rawInsert(rawB, rawChannelB.id), rawInsert(rawA, rawChannelA.id), pairs)
+const control = await paired(
+  rawInsert(rawB, rawChannelB.id),
+  rawInsert(rawA, rawChannelA.id),
+  pairs,
+)
 const loadAfter = loadavg()[0] as number
 log(`done: ${pairs} pairs each`)
 
