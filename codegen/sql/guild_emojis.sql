@@ -32,9 +32,17 @@ where
 
 -- guild_emojis.insert (prepared as "gs.guild_emojis.insert"; write)
 insert into
-  "guild_emojis" ()
+  "guild_emojis" (
+    "id",
+    "guild_id",
+    "name",
+    "animated",
+    "storage_key",
+    "creator_id",
+    "restricted"
+  )
 values
-  ();
+  ($1, $2, $3, $4, $5, $6, $7);
 
 -- guild_emojis.list_of_guild (prepared as "gs.guild_emojis.list_of_guild"; read)
 select

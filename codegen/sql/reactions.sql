@@ -469,19 +469,18 @@ select
     from
       e
   ) as emoji_guild_id,
-  (
-    (
-      select
-        count(*)
-      from
-        gm
-    ) + (
-      select
-        count(*)
-      from
-        mr
-    )
-  )::int4 as locked,
+  exists (
+    select
+      1
+    from
+      gm
+  )
+  and (
+    select
+      count(*)
+    from
+      mr
+  ) >= 0 as member,
   exists (
     select
       1

@@ -83,7 +83,16 @@ const insertEmoji = prepareQuery(
       creator_id: string
       restricted: boolean
     },
-  ) => db.insertInto('guild_emojis').values(p),
+  ) =>
+    db.insertInto('guild_emojis').values({
+      id: p.id,
+      guild_id: p.guild_id,
+      name: p.name,
+      animated: p.animated,
+      storage_key: p.storage_key,
+      creator_id: p.creator_id,
+      restricted: p.restricted,
+    }),
 )
 
 // Only roles of the emoji's guild are inserted: the caller compares the count.
@@ -146,15 +155,37 @@ const selectGuildEmojis = prepareQuery(
       .orderBy('e.id'),
 )
 
-/** The audit view of an emoji: `role_ids` as one comma-separated string. */
+/** The audit view of an emoji: `role_ids` as one comma-separated string (null: none). */
 function auditView(emoji: GuildEmoji | null): Record<string, unknown> | null {
-  return emoji && { ...emoji, role_ids: emoji.role_ids.join(',') }
+  return emoji && { ...emoji, role_ids: emoji.role_ids.join(',') || null }
 }
 
 /** Checks `role_ids`: UUIDs, at most {@link MAX_EMOJI_ROLES}; returns them distinct, lower case. */
 function assertRoleIds(value: unknown): string[] {
   assertUuidArray(value, 'role_ids', MAX_EMOJI_ROLES)
   return [...new Set(value.map((id) => id.toLowerCase()))]
+}
+
+/** With `as`: the actor needs `MANAGE_EMOJIS` in the guild (checked locked, in `trx`). */
+async function authorizeEmojis(
+  trx: Kysely<DB>,
+  guild_id: string,
+  as: ActingAs | undefined,
+): Promise<void> {
+  if (as) {
+    await authorize(trx, { guild_id, actor_id: as.actor_id, permission: Permissions.MANAGE_EMOJIS })
+  }
+}
+
+/** Locks the emoji (FOR UPDATE), then authorizes the actor of `as` in its guild. */
+async function lockAndAuthorize(
+  trx: Kysely<DB>,
+  id: string,
+  as: ActingAs | undefined,
+): Promise<GuildEmoji | undefined> {
+  const emoji = await lockEmoji.executeTakeFirst(trx, { id })
+  if (emoji) await authorizeEmojis(trx, emoji.guild_id, as)
+  return emoji
 }
 
 /** Maps the cap's refusal to `ConflictError('emoji_limit')`. */
@@ -243,13 +274,7 @@ export async function createGuildEmoji(
   assertActingAs(as)
   const { guild_id, name, storage_key, creator_id } = input
   return inTransaction(db, async (trx) => {
-    if (as) {
-      await authorize(trx, {
-        guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_EMOJIS,
-      })
-    }
+    await authorizeEmojis(trx, guild_id, as)
     const id = newId()
     await insertEmoji
       .execute(trx, {
@@ -324,15 +349,8 @@ export async function updateGuildEmoji(
     return selectEmoji.executeTakeFirst(db, { id })
   }
   return inTransaction(db, async (trx) => {
-    const before = await lockEmoji.executeTakeFirst(trx, { id })
+    const before = await lockAndAuthorize(trx, id, as)
     if (!before) return undefined
-    if (as) {
-      await authorize(trx, {
-        guild_id: before.guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_EMOJIS,
-      })
-    }
     if (name === null && role_ids === undefined) return before
     await updateEmoji.execute(trx, {
       id,
@@ -396,15 +414,8 @@ export async function deleteGuildEmoji(
   assertActingAs(as)
   const id = input.emoji_id
   return inTransaction(db, async (trx) => {
-    const emoji = await lockEmoji.executeTakeFirst(trx, { id })
+    const emoji = await lockAndAuthorize(trx, id, as)
     if (!emoji) return undefined
-    if (as) {
-      await authorize(trx, {
-        guild_id: emoji.guild_id,
-        actor_id: as.actor_id,
-        permission: Permissions.MANAGE_EMOJIS,
-      })
-    }
     await deleteEmoji.execute(trx, { id })
     await writeAudit(trx, as, {
       guild_id: emoji.guild_id,

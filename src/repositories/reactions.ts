@@ -86,7 +86,7 @@ const lockCustomEmoji = prepareQuery(
       db,
       sql<{
         emoji_guild_id: string | null
-        locked: number
+        member: boolean
         found: boolean
         guild_id: string | null
         channel_id: string | null
@@ -106,7 +106,7 @@ const lockCustomEmoji = prepareQuery(
   where x.id = ${p.message_id}::uuid and x.deleted_at is null
 )
 select (select guild_id from e) as emoji_guild_id,
-  ((select count(*) from gm) + (select count(*) from mr))::int4 as locked,
+  exists (select 1 from gm) and (select count(*) from mr) >= 0 as member,
   exists (select 1 from m) as found,
   (select guild_id from m) as guild_id,
   (select channel_id from m) as channel_id`,
@@ -305,6 +305,7 @@ async function addCustomReaction(
     const where = await lockCustomEmoji.executeTakeFirst(trx, key)
     if (!where?.found) throw new NotFoundError('message not found', { entity: 'message' })
     if (where.emoji_guild_id === null) throw noSuchEmoji()
+    if (!where.member) throw notMember()
     if (where.guild_id !== null && where.guild_id !== where.emoji_guild_id) {
       await authorize(trx, {
         guild_id: where.guild_id,
@@ -318,17 +319,19 @@ async function addCustomReaction(
       .catch(reactionLimit)
     if (!row?.found) throw new NotFoundError('message not found', { entity: 'message' })
     if (!row.named) throw noSuchEmoji()
-    if (!row.member) {
-      throw new PermissionDeniedError("only members of an emoji's guild may use it", {
-        reason: 'not_member',
-      })
-    }
+    if (!row.member) throw notMember()
     if (!row.allowed) {
       throw new PermissionDeniedError('the emoji is restricted to roles the user does not hold', {
         reason: 'emoji_role',
       })
     }
     return row.added
+  })
+}
+
+function notMember(): PermissionDeniedError {
+  return new PermissionDeniedError("only members of an emoji's guild may use it", {
+    reason: 'not_member',
   })
 }
 
