@@ -13,6 +13,7 @@ import {
   createGuildEmoji,
   DatabaseUnavailableError,
   DEFAULT_PERMISSIONS,
+  deleteGuild,
   deleteGuildEmoji,
   deleteRole,
   InvalidInputError,
@@ -288,6 +289,45 @@ describe('createGuildEmoji / updateGuildEmoji / deleteGuildEmoji / listGuildEmoj
       (x) => x.action,
     )
     expect(actions).toEqual(['emoji_delete', 'emoji_update', 'emoji_create'])
+  })
+})
+
+describe('cascades from other tables', () => {
+  it('a deleted creator leaves the emoji (creator_id null); a deleted guild takes emojis, roles and reactions', async () => {
+    const w = await world()
+    const other = await world()
+    const creator = await makeUser(t.db)
+    await makeMember(t.db, w.guild.id, other.owner.id)
+    const role = await makeRole(t.db, w.guild.id)
+    const emoji = await createGuildEmoji(t.db, {
+      ...emojiInput(w.guild.id, creator.id),
+      name: 'doomed',
+      role_ids: [role.id],
+    })
+    await t.db
+      .insertInto('member_roles')
+      .values({ guild_id: w.guild.id, user_id: other.owner.id, role_id: role.id })
+      .execute()
+    // Used in another guild's channel by its owner (external: the owner holds ALL there).
+    expect(
+      await addReaction(t.db, {
+        message_id: other.message.id,
+        user_id: other.owner.id,
+        emoji: `doomed:${emoji.id}`,
+      }),
+    ).toBe(true)
+    await t.db.deleteFrom('users').where('id', '=', creator.id).execute()
+    expect((await listGuildEmojis(t.db, w.guild.id))[0]?.creator_id).toBeNull()
+    await deleteGuild(t.db, w.guild.id)
+    for (const table of ['guild_emojis', 'guild_emoji_roles', 'guild_emoji_counts'] as const) {
+      const left = await t.db
+        .selectFrom(table)
+        .select(sql<number>`count(*)::int`.as('n'))
+        .where('guild_id', '=', w.guild.id)
+        .executeTakeFirstOrThrow()
+      expect(left.n).toBe(0)
+    }
+    expect(await countsConsistent(other.message.id)).toBe(0)
   })
 })
 
