@@ -631,6 +631,50 @@ describe('reactions with a custom emoji', () => {
     expect(await countsConsistent(w.message.id)).toBe(0)
   })
 
+  it('20 reactions racing a delete of their emoji: none survives it, counts stay exact', async () => {
+    const w = await world()
+    const emoji = await makeEmoji(t.db, w.guild.id, w.owner.id, { name: 'fleeting' })
+    const users = []
+    for (let i = 0; i < 20; i++) {
+      const u = await makeUser(t.db)
+      await makeMember(t.db, w.guild.id, u.id)
+      users.push(u)
+    }
+    await addReaction(t.db, { message_id: w.message.id, user_id: w.owner.id, emoji: '👍' })
+    const calls: (() => Promise<unknown>)[] = users.map(
+      (u) => () =>
+        addReaction(t.db, {
+          message_id: w.message.id,
+          user_id: u.id,
+          emoji: `fleeting:${emoji.id}`,
+        }),
+    )
+    calls.splice(10, 0, () => deleteGuildEmoji(t.db, { emoji_id: emoji.id }))
+    const race = await raceAtBarrier(
+      t.pool,
+      { text: 'select 1 from guild_emojis where id = $1 for update', values: [emoji.id] },
+      calls,
+      21,
+    )
+    expect(race.waiters).toBeGreaterThanOrEqual(21)
+    const deleted = race.results[10]
+    expect(deleted?.status === 'fulfilled' && deleted.value).toMatchObject({
+      storage_keys: [emoji.storage_key],
+    })
+    const reactions = race.results.filter((_, i) => i !== 10)
+    for (const r of reactions) {
+      if (r.status === 'fulfilled') expect(r.value).toBe(true)
+      else expect((r.reason as NotFoundError).entity).toBe('emoji')
+    }
+    const left = await t.db
+      .selectFrom('message_reactions')
+      .select('emoji')
+      .where('message_id', '=', w.message.id)
+      .execute()
+    expect(left).toEqual([{ emoji: '👍' }])
+    expect(await countsConsistent(w.message.id)).toBe(1)
+  })
+
   it('a role removal committed after a REPEATABLE READ snapshot: refused typed, retryable', async () => {
     const w = await world()
     const vip = await makeRole(t.db, w.guild.id)
