@@ -474,13 +474,13 @@ select
       1
     from
       gm
-  )
-  and (
+  ) as member,
+  (
     select
       count(*)
     from
       mr
-  ) >= 0 as member,
+  )::int4 as roles_locked,
   exists (
     select
       1

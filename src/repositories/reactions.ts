@@ -87,6 +87,7 @@ const lockCustomEmoji = prepareQuery(
       sql<{
         emoji_guild_id: string | null
         member: boolean
+        roles_locked: number
         found: boolean
         guild_id: string | null
         channel_id: string | null
@@ -106,7 +107,8 @@ const lockCustomEmoji = prepareQuery(
   where x.id = ${p.message_id}::uuid and x.deleted_at is null
 )
 select (select guild_id from e) as emoji_guild_id,
-  exists (select 1 from gm) and (select count(*) from mr) >= 0 as member,
+  exists (select 1 from gm) as member,
+  (select count(*) from mr)::int4 as roles_locked,
   exists (select 1 from m) as found,
   (select guild_id from m) as guild_id,
   (select channel_id from m) as channel_id`,
