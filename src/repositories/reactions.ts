@@ -266,7 +266,10 @@ export interface ReactionInput {
    * A Unicode emoji (`'👍🏽'`) or a custom emoji reference (`'party:<id>'`,
    * `'<:party:<id>>'`); every spelling of one emoji is the same reaction (its
    * canonical form, see `normalizeEmoji`: `'👍\uFE0F'` is `'👍'`,
-   * `'<a:party:0123>'` is `'party:123'`).
+   * `'<a:party:<ID>>'` is `'party:<id>'`). {@link addReaction} takes a custom
+   * reference only when `<id>` is an existing guild emoji's (UUID) and `party`
+   * its current name; removing and listing also take the numeric ids of
+   * reactions stored before migration 0015.
    */
   emoji: string
 }
