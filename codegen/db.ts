@@ -140,6 +140,29 @@ export interface GuildBans {
   user_id: string;
 }
 
+export interface GuildEmojiCounts {
+  animated_count: Generated<number>;
+  guild_id: string;
+  static_count: Generated<number>;
+}
+
+export interface GuildEmojiRoles {
+  emoji_id: string;
+  guild_id: string;
+  role_id: string;
+}
+
+export interface GuildEmojis {
+  animated: Generated<boolean>;
+  created_at: Generated<Timestamp>;
+  creator_id: string | null;
+  guild_id: string;
+  id: string;
+  name: string;
+  restricted: Generated<boolean>;
+  storage_key: string;
+}
+
 export interface GuildInvites {
   code: string;
   created_at: Generated<Timestamp>;
@@ -174,6 +197,8 @@ export interface GuildNotificationSettings {
 export interface Guilds {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
+  max_emojis_animated: Generated<number>;
+  max_emojis_static: Generated<number>;
   max_pins_per_channel: Generated<number>;
   name: string;
   owner_id: string;
@@ -236,6 +261,7 @@ export interface MessageReactionCounts {
 export interface MessageReactions {
   created_at: Generated<Timestamp>;
   emoji: string;
+  emoji_id: string | null;
   message_id: string;
   user_id: string;
 }
@@ -306,6 +332,9 @@ export interface DB {
   dm_participants: DmParticipants;
   friendships: Friendships;
   guild_bans: GuildBans;
+  guild_emoji_counts: GuildEmojiCounts;
+  guild_emoji_roles: GuildEmojiRoles;
+  guild_emojis: GuildEmojis;
   guild_invites: GuildInvites;
   guild_members: GuildMembers;
   guild_notification_settings: GuildNotificationSettings;

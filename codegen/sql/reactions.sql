@@ -281,6 +281,225 @@ select
       ins
   ) as added;
 
+-- reactions.insert_custom (prepared as "gs.reactions.insert_custom"; write)
+with
+  m as (
+    select
+      id
+    from
+      messages
+    where
+      id = $1::uuid
+      and deleted_at is null
+  ),
+  e as (
+    select
+      id,
+      guild_id,
+      restricted
+    from
+      guild_emojis
+    where
+      id = $2::uuid
+      and name = $3::text
+  ),
+  member as (
+    select
+      exists (
+        select
+          1
+        from
+          guild_members gm
+          join e on gm.guild_id = e.guild_id
+        where
+          gm.user_id = $4::uuid
+      ) as ok
+  ),
+  allowed as (
+    select
+      coalesce(
+        (
+          select
+            not e.restricted
+          from
+            e
+        ),
+        false
+      )
+      or exists (
+        select
+          1
+        from
+          guild_emoji_roles er
+          join roles r on r.id = er.role_id
+        where
+          er.emoji_id = $5::uuid
+          and (
+            r.is_default
+            or exists (
+              select
+                1
+              from
+                member_roles mr
+              where
+                mr.guild_id = er.guild_id
+                and mr.user_id = $6::uuid
+                and mr.role_id = er.role_id
+            )
+          )
+      ) as ok
+  ),
+  ins as (
+    insert into
+      message_reactions (message_id, emoji, user_id, emoji_id)
+    select
+      m.id,
+      $7::text,
+      $8::uuid,
+      e.id
+    from
+      m,
+      e
+    where
+      (
+        select
+          ok
+        from
+          member
+      )
+      and (
+        select
+          ok
+        from
+          allowed
+      )
+    on conflict (message_id, emoji, user_id) do nothing
+    returning
+      1
+  )
+select
+  exists (
+    select
+      1
+    from
+      m
+  ) as found,
+  exists (
+    select
+      1
+    from
+      e
+  ) as named,
+  (
+    select
+      ok
+    from
+      member
+  ) as member,
+  (
+    select
+      ok
+    from
+      allowed
+  ) as allowed,
+  exists (
+    select
+      1
+    from
+      ins
+  ) as added;
+
+-- reactions.lock_custom_emoji (prepared as "gs.reactions.lock_custom_emoji"; write)
+with
+  e as (
+    select
+      id,
+      guild_id
+    from
+      guild_emojis
+    where
+      id = $1::uuid
+    for share
+  ),
+  gm as (
+    select
+      1
+    from
+      guild_members
+    where
+      guild_id = (
+        select
+          guild_id
+        from
+          e
+      )
+      and user_id = $2::uuid
+    for key share
+  ),
+  mr as (
+    select
+      1
+    from
+      member_roles
+    where
+      guild_id = (
+        select
+          guild_id
+        from
+          e
+      )
+      and user_id = $3::uuid
+    for key share
+  ),
+  m as (
+    select
+      x.channel_id,
+      c.guild_id
+    from
+      messages x
+      join channels c on c.id = x.channel_id
+    where
+      x.id = $4::uuid
+      and x.deleted_at is null
+  )
+select
+  (
+    select
+      guild_id
+    from
+      e
+  ) as emoji_guild_id,
+  exists (
+    select
+      1
+    from
+      gm
+  ) as member,
+  (
+    select
+      count(*)
+    from
+      mr
+  )::int4 as roles_locked,
+  exists (
+    select
+      1
+    from
+      m
+  ) as found,
+  (
+    select
+      guild_id
+    from
+      m
+  ) as guild_id,
+  (
+    select
+      channel_id
+    from
+      m
+  ) as channel_id;
+
 -- reactions.users_of_emoji (prepared as "gs.reactions.users_of_emoji"; read)
 select
   "u"."id",

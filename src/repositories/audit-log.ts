@@ -46,6 +46,9 @@ export const AUDIT_ACTIONS = [
   'message_pin',
   'message_unpin',
   'reactions_remove',
+  'emoji_create',
+  'emoji_update',
+  'emoji_delete',
 ] as const
 
 /** An action of the audit log (see {@link AUDIT_ACTIONS}). */

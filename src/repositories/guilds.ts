@@ -25,6 +25,8 @@ export const guildColumns = columnList<Guilds>()([
   'name',
   'owner_id',
   'max_pins_per_channel',
+  'max_emojis_static',
+  'max_emojis_animated',
   'created_at',
   'updated_at',
 ])
@@ -36,7 +38,24 @@ export type Guild = Projection<Guilds, typeof guildColumns>
 export const guildFields = defineFields('guilds', {
   name: text(1, 100),
   max_pins_per_channel: integer(1, 250),
+  max_emojis_static: integer(0, 250),
+  max_emojis_animated: integer(0, 250),
 })
+
+/** The settings {@link updateGuild} sets, in audit order. */
+const SETTINGS = [
+  'name',
+  'max_pins_per_channel',
+  'max_emojis_static',
+  'max_emojis_animated',
+] as const
+
+type Settings = {
+  name: string | null
+  max_pins_per_channel: number | null
+  max_emojis_static: number | null
+  max_emojis_animated: number | null
+}
 
 const NAME = guildFields.name
 
@@ -93,18 +112,18 @@ const selectGuildsForUser = prepareQuery('guilds.list_for_user', (db, p: { user_
 )
 
 // The patched settings; a null parameter keeps the column as it is.
-const updateGuildSettings = prepareQuery(
-  'guilds.update',
-  (db, p: { id: string; name: string | null; max_pins_per_channel: number | null }) =>
-    db
-      .updateTable('guilds')
-      .set({
-        name: sql`coalesce(${p.name}::text, name)`,
-        max_pins_per_channel: sql`coalesce(${p.max_pins_per_channel}::int4, max_pins_per_channel)`,
-        updated_at: sql`now()`,
-      })
-      .where('id', '=', p.id)
-      .returning(guildColumns),
+const updateGuildSettings = prepareQuery('guilds.update', (db, p: { id: string } & Settings) =>
+  db
+    .updateTable('guilds')
+    .set({
+      name: sql`coalesce(${p.name}::text, name)`,
+      max_pins_per_channel: sql`coalesce(${p.max_pins_per_channel}::int4, max_pins_per_channel)`,
+      max_emojis_static: sql`coalesce(${p.max_emojis_static}::int4, max_emojis_static)`,
+      max_emojis_animated: sql`coalesce(${p.max_emojis_animated}::int4, max_emojis_animated)`,
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', p.id)
+    .returning(guildColumns),
 )
 
 const deleteGuildById = prepareQuery('guilds.delete', (db, p: { id: string }) =>
@@ -114,7 +133,7 @@ const deleteGuildById = prepareQuery('guilds.delete', (db, p: { id: string }) =>
 const lockGuild = prepareQuery('guilds.lock', (db, p: { id: string }) =>
   db
     .selectFrom('guilds')
-    .select(['id', 'owner_id', 'name', 'max_pins_per_channel'])
+    .select(['id', 'owner_id', ...SETTINGS])
     .where('id', '=', p.id)
     .forUpdate(),
 )
@@ -210,13 +229,21 @@ export interface UpdateGuildPatch {
    * 250 (default 50). Lowering it keeps existing pins and refuses new ones.
    */
   max_pins_per_channel?: number | undefined
+  /**
+   * How many static custom emojis the guild holds at most: 0 to 250 (default
+   * 50). Lowering it keeps existing emojis and refuses new ones.
+   */
+  max_emojis_static?: number | undefined
+  /** The same for animated custom emojis: 0 to 250 (default 50). */
+  max_emojis_animated?: number | undefined
 }
 
 /**
- * Updates a guild's name or pin cap (and `updated_at`). An empty patch
+ * Updates a guild's name, pin cap or emoji caps (and `updated_at`). An empty patch
  * changes nothing and returns the guild as it is.
  *
- * @throws {InvalidInputError} when `id` is not a UUID or `name` is not 1–100 characters.
+ * @throws {InvalidInputError} when `id` is not a UUID, `name` is not 1–100
+ *   characters or a cap is out of its range.
  * Writes the audit entry (`guild_update`) in the same transaction. With `as`,
  * the actor needs `MANAGE_GUILD`.
  * @throws {PermissionDeniedError} when the actor may not (`reason`).
@@ -234,17 +261,20 @@ export async function updateGuild(
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
   if (patch.name !== undefined) assertText(patch.name, 'name', NAME)
-  if (patch.max_pins_per_channel !== undefined) {
-    assertInRange(
-      patch.max_pins_per_channel,
-      'max_pins_per_channel',
-      guildFields.max_pins_per_channel,
-    )
+  const settings: Settings = {
+    name: patch.name ?? null,
+    max_pins_per_channel: null,
+    max_emojis_static: null,
+    max_emojis_animated: null,
+  }
+  for (const cap of ['max_pins_per_channel', 'max_emojis_static', 'max_emojis_animated'] as const) {
+    const value: unknown = patch[cap]
+    if (value === undefined) continue
+    assertInRange(value, cap, guildFields[cap])
+    settings[cap] = value
   }
   assertActingAs(as)
-  const name = patch.name
-  const max_pins_per_channel = patch.max_pins_per_channel
-  const empty = name === undefined && max_pins_per_channel === undefined
+  const empty = SETTINGS.every((field) => settings[field] === null)
   if (empty && !as) return selectGuild.executeTakeFirst(db, { id })
   return administer(db, as, {
     lock: (trx) => lockGuild.executeTakeFirst(trx, { id }),
@@ -253,17 +283,9 @@ export async function updateGuild(
     apply: (trx) =>
       empty
         ? selectGuild.executeTakeFirst(trx, { id })
-        : updateGuildSettings.executeTakeFirst(trx, {
-            id,
-            name: name ?? null,
-            max_pins_per_channel: max_pins_per_channel ?? null,
-          }),
+        : updateGuildSettings.executeTakeFirst(trx, { id, ...settings }),
     audit: (row, before) =>
-      updateAudit(before, row, ['name', 'max_pins_per_channel'], {
-        guild_id: id,
-        action: 'guild_update',
-        target_id: id,
-      }),
+      updateAudit(before, row, SETTINGS, { guild_id: id, action: 'guild_update', target_id: id }),
   })
 }
 

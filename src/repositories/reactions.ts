@@ -2,9 +2,11 @@ import { type Kysely, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
 import { CheckViolationError } from '../errors/constraint-errors.ts'
+import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import { type ActingAs, PermissionDeniedError } from '../errors/permission-denied-error.ts'
 import { hasFlagSql, memberChannelPermissionsSql } from '../permissions/actor-sql.ts'
+import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
 import { inTransaction, prepareQuery, rawQuery } from '../sql/index.ts'
 import { normalizeEmoji } from '../validation/emoji.ts'
@@ -69,6 +71,94 @@ const insertReaction = prepareQuery(
   returning 1
 )
 select exists (select 1 from m) as found, exists (select 1 from ins) as added`,
+    ),
+)
+
+// A custom emoji reaction, step 1: lock what the decision reads, so that it
+// cannot change before the insert commits: the emoji (FOR SHARE: an update or
+// delete of the emoji waits, and a reaction waits for one in flight), the
+// reactor's membership and role assignments in the emoji's guild (FOR KEY
+// SHARE: a kick or a role removal waits). Also reads where the message is.
+const lockCustomEmoji = prepareQuery(
+  'reactions.lock_custom_emoji',
+  (db, p: { message_id: string; emoji_id: string; user_id: string }) =>
+    rawQuery(
+      db,
+      sql<{
+        emoji_guild_id: string | null
+        member: boolean
+        roles_locked: number
+        found: boolean
+        guild_id: string | null
+        channel_id: string | null
+      }>`with e as (
+  select id, guild_id from guild_emojis where id = ${p.emoji_id}::uuid for share
+), gm as (
+  select 1 from guild_members
+  where guild_id = (select guild_id from e) and user_id = ${p.user_id}::uuid
+  for key share
+), mr as (
+  select 1 from member_roles
+  where guild_id = (select guild_id from e) and user_id = ${p.user_id}::uuid
+  for key share
+), m as (
+  select x.channel_id, c.guild_id
+  from messages x join channels c on c.id = x.channel_id
+  where x.id = ${p.message_id}::uuid and x.deleted_at is null
+)
+select (select guild_id from e) as emoji_guild_id,
+  exists (select 1 from gm) as member,
+  (select count(*) from mr)::int4 as roles_locked,
+  exists (select 1 from m) as found,
+  (select guild_id from m) as guild_id,
+  (select channel_id from m) as channel_id`,
+    ),
+)
+
+// Step 2, on a snapshot taken after the locks: the emoji must have that name,
+// the reactor must be a member of its guild and, when it is restricted, hold
+// one of its roles (the default role: every member); then the insert.
+const insertCustomReaction = prepareQuery(
+  'reactions.insert_custom',
+  (db, p: { message_id: string; emoji: string; name: string; emoji_id: string; user_id: string }) =>
+    rawQuery(
+      db,
+      sql<{
+        found: boolean
+        named: boolean
+        member: boolean
+        allowed: boolean
+        added: boolean
+      }>`with m as (
+  select id from messages where id = ${p.message_id}::uuid and deleted_at is null
+), e as (
+  select id, guild_id, restricted from guild_emojis
+  where id = ${p.emoji_id}::uuid and name = ${p.name}::text
+), member as (
+  select exists (
+    select 1 from guild_members gm join e on gm.guild_id = e.guild_id
+    where gm.user_id = ${p.user_id}::uuid
+  ) as ok
+), allowed as (
+  select coalesce((select not e.restricted from e), false) or exists (
+    select 1 from guild_emoji_roles er join roles r on r.id = er.role_id
+    where er.emoji_id = ${p.emoji_id}::uuid
+      and (r.is_default or exists (
+        select 1 from member_roles mr
+        where mr.guild_id = er.guild_id and mr.user_id = ${p.user_id}::uuid and mr.role_id = er.role_id))
+  ) as ok
+), ins as (
+  insert into message_reactions (message_id, emoji, user_id, emoji_id)
+  select m.id, ${p.emoji}::text, ${p.user_id}::uuid, e.id from m, e
+  where (select ok from member) and (select ok from allowed)
+  on conflict (message_id, emoji, user_id) do nothing
+  returning 1
+)
+select exists (select 1 from m) as found,
+  exists (select 1 from e) as named,
+  (select ok from member) as member,
+  (select ok from allowed) as allowed,
+  exists (select 1 from ins) as added`,
     ),
 )
 
@@ -176,7 +266,10 @@ export interface ReactionInput {
    * A Unicode emoji (`'👍🏽'`) or a custom emoji reference (`'party:<id>'`,
    * `'<:party:<id>>'`); every spelling of one emoji is the same reaction (its
    * canonical form, see `normalizeEmoji`: `'👍\uFE0F'` is `'👍'`,
-   * `'<a:party:0123>'` is `'party:123'`).
+   * `'<a:party:<ID>>'` is `'party:<id>'`). {@link addReaction} takes a custom
+   * reference only when `<id>` is an existing guild emoji's (UUID) and `party`
+   * its current name; removing and listing also take the numeric ids of
+   * reactions stored before migration 0015.
    */
   emoji: string
 }
@@ -192,15 +285,88 @@ function assertReaction(input: unknown): { message_id: string; user_id: string; 
   }
 }
 
+/** A canonical custom reference `name:id`: its parts; `null` for a Unicode emoji. */
+function customEmoji(emoji: string): { name: string; id: string } | null {
+  const match = /^([A-Za-z0-9_]{2,32}):([0-9a-f-]+)$/.exec(emoji)
+  if (!match) return null
+  const id = match[2] as string
+  if (/^[0-9]+$/.test(id)) {
+    throw new InvalidInputError(
+      'a custom emoji reaction must name a guild emoji (name:<uuid>); a numeric id names none',
+      { field: 'emoji' },
+    )
+  }
+  return { name: match[1] as string, id }
+}
+
+/** Adds a custom emoji reaction: the checks of {@link addReaction}, locked, then the insert. */
+async function addCustomReaction(
+  db: Kysely<DB>,
+  p: { message_id: string; user_id: string; emoji: string },
+  custom: { name: string; id: string },
+): Promise<boolean> {
+  return inTransaction(db, async (trx) => {
+    const key = { message_id: p.message_id, emoji_id: custom.id, user_id: p.user_id }
+    const where = await lockCustomEmoji.executeTakeFirst(trx, key)
+    if (!where?.found) throw new NotFoundError('message not found', { entity: 'message' })
+    if (where.emoji_guild_id === null) throw noSuchEmoji()
+    if (!where.member) throw notMember()
+    if (where.guild_id !== null && where.guild_id !== where.emoji_guild_id) {
+      await authorize(trx, {
+        guild_id: where.guild_id,
+        actor_id: p.user_id,
+        permission: Permissions.USE_EXTERNAL_EMOJIS,
+        channel_id: where.channel_id ?? undefined,
+      })
+    }
+    const row = await insertCustomReaction
+      .executeTakeFirst(trx, { ...key, emoji: p.emoji, name: custom.name })
+      .catch(reactionLimit)
+    if (!row?.found) throw new NotFoundError('message not found', { entity: 'message' })
+    if (!row.named) throw noSuchEmoji()
+    if (!row.member) throw notMember()
+    if (!row.allowed) {
+      throw new PermissionDeniedError('the emoji is restricted to roles the user does not hold', {
+        reason: 'emoji_role',
+      })
+    }
+    return row.added
+  })
+}
+
+function notMember(): PermissionDeniedError {
+  return new PermissionDeniedError("only members of an emoji's guild may use it", {
+    reason: 'not_member',
+  })
+}
+
+function noSuchEmoji(): NotFoundError {
+  return new NotFoundError('no custom emoji has that name and id', { entity: 'emoji' })
+}
+
 /**
  * Adds a user's reaction to a live message. Idempotent: reacting again with
- * the same emoji changes nothing. One statement; the per-emoji counts and the
- * cap of 20 distinct emojis per message are kept by triggers that queue
- * concurrent writers of one message, so the cap holds under any concurrency.
+ * the same emoji changes nothing. The per-emoji counts and the cap of 20
+ * distinct emojis per message are kept by triggers that queue concurrent
+ * writers of one message, so the cap holds under any concurrency.
+ *
+ * A Unicode emoji is one statement. A custom emoji (`name:<uuid>`, see
+ * {@link createGuildEmoji}) must name an existing emoji by its current name
+ * and id; the user must be a member of the emoji's guild; from another guild
+ * (or in a DM) it needs `USE_EXTERNAL_EMOJIS` in the message's channel (not in
+ * a DM, which has no permissions); a restricted emoji needs one of its roles
+ * (owners and administrators too, as in Discord). The checks hold their rows
+ * locked until the insert commits, so a concurrent delete, rename, role or
+ * membership change is either seen or waits.
  *
  * @returns `true` when the reaction was added, `false` when it was already there.
- * @throws {InvalidInputError} for a malformed id or emoji (see `normalizeEmoji`).
- * @throws {NotFoundError} when there is no live message with that id.
+ * @throws {InvalidInputError} for a malformed id or emoji (see `normalizeEmoji`),
+ *   or a custom reference with a numeric id (it names no guildstore emoji).
+ * @throws {NotFoundError} when there is no live message with that id (entity
+ *   `'message'`), or no custom emoji with that name and id (entity `'emoji'`).
+ * @throws {PermissionDeniedError} for a custom emoji the user may not use
+ *   (reason `'not_member'` of its guild or of the message's guild,
+ *   `'missing_permission'` (`USE_EXTERNAL_EMOJIS`), `'emoji_role'`); nothing is written.
  * @throws {ConflictError} (reason `'reaction_limit'`) when the emoji would be the
  *   message's 21st distinct one; nothing is written.
  * @throws {ForeignKeyViolationError} when the user does not exist.
@@ -211,6 +377,8 @@ function assertReaction(input: unknown): { message_id: string; user_id: string; 
  */
 export async function addReaction(db: Kysely<DB>, input: ReactionInput): Promise<boolean> {
   const p = assertReaction(input)
+  const custom = customEmoji(p.emoji)
+  if (custom) return addCustomReaction(db, p, custom)
   const row = await insertReaction.executeTakeFirst(db, p).catch(reactionLimit)
   if (!row?.found) throw new NotFoundError('message not found', { entity: 'message' })
   return row.added

@@ -27,7 +27,14 @@ import {
 } from '../../src/index.ts'
 import { createFreshDatabase } from '../migrations/fixtures/database.ts'
 import { useTestDatabase } from '../support/database.ts'
-import { makeChannel, makeGuild, makeMessage, makeUser } from '../support/factories.ts'
+import {
+  makeChannel,
+  makeEmoji,
+  makeGuild,
+  makeMember,
+  makeMessage,
+  makeUser,
+} from '../support/factories.ts'
 
 const t = useTestDatabase()
 const VS16 = '\uFE0F'
@@ -94,16 +101,21 @@ describe('canonical emoji form', () => {
 })
 
 describe('one emoji, one reaction (through the API)', () => {
-  async function message() {
+  // Reactions with a custom emoji name a guild emoji (migration 0015): the
+  // reactors are members of its guild.
+  async function message(...members: { id: string }[]) {
     const owner = await makeUser(t.db)
     const guild = await makeGuild(t.db, owner.id)
+    for (const u of members) await makeMember(t.db, guild.id, u.id)
     const channel = await makeChannel(t.db, guild.id)
-    return makeMessage(t.db, channel.id, owner.id)
+    const emoji = await makeEmoji(t.db, guild.id, owner.id, { name: 'party' })
+    return { ...(await makeMessage(t.db, channel.id, owner.id)), party: `party:${emoji.id}` }
   }
 
-  it('👍 and 👍 U+FE0F are one reaction; party:123, party:0123, <a:party:000123> are one', async () => {
-    const m = await message()
+  it('👍 and 👍 U+FE0F are one reaction; party:<id>, party:<ID>, <a:party:<ID>> are one', async () => {
     const [a, b] = [await makeUser(t.db), await makeUser(t.db)]
+    const m = await message(a, b)
+    const upper = m.party.toUpperCase().replace('PARTY', 'party')
     expect(await addReaction(t.db, { message_id: m.id, user_id: a.id, emoji: '👍' })).toBe(true)
     expect(await addReaction(t.db, { message_id: m.id, user_id: a.id, emoji: `👍${VS16}` })).toBe(
       false,
@@ -111,37 +123,40 @@ describe('one emoji, one reaction (through the API)', () => {
     expect(await addReaction(t.db, { message_id: m.id, user_id: b.id, emoji: `👍${VS16}` })).toBe(
       true,
     )
-    for (const emoji of ['party:123', 'party:0123', '<a:party:000123>']) {
+    for (const emoji of [m.party, upper, `<a:${upper}>`]) {
       await addReaction(t.db, { message_id: m.id, user_id: a.id, emoji })
     }
-    await addReaction(t.db, { message_id: m.id, user_id: b.id, emoji: '<:party:0000123>' })
+    await addReaction(t.db, { message_id: m.id, user_id: b.id, emoji: `<:${upper}>` })
     expect(await listReactions(t.db, { message_ids: [m.id], viewer_id: a.id })).toEqual([
       { message_id: m.id, emoji: '👍', count: 2, me: true },
-      { message_id: m.id, emoji: 'party:123', count: 2, me: true },
+      { message_id: m.id, emoji: m.party, count: 2, me: true },
     ])
     const users = await listReactionUsers(t.db, { message_id: m.id, emoji: `👍${VS16}` })
     expect(users.map((u) => u.id).sort()).toEqual([a.id, b.id].sort())
     expect(
-      await removeReaction(t.db, { message_id: m.id, user_id: a.id, emoji: 'party:00123' }),
+      await removeReaction(t.db, { message_id: m.id, user_id: a.id, emoji: `<${upper}>` }),
     ).toBe(true)
     expect(await removeReactions(t.db, { message_id: m.id, emoji: `👍${VS16}` })).toBe(2)
     expect(await listReactions(t.db, { message_ids: [m.id] })).toEqual([
-      { message_id: m.id, emoji: 'party:123', count: 1, me: false },
+      { message_id: m.id, emoji: m.party, count: 1, me: false },
     ])
   })
 
   it('a second spelling takes no slot of the 20', async () => {
-    const m = await message()
-    const user = await makeUser(t.db)
+    const [user, other] = [await makeUser(t.db), await makeUser(t.db)]
+    const m = await message(user!, other!)
     const emojis = [...'😀😁😂🤣😃😄😅😆😉😊😋😎😍😘🥰😗😙😚🙂']
     for (const emoji of emojis)
       await addReaction(t.db, { message_id: m.id, user_id: user.id, emoji })
-    await addReaction(t.db, { message_id: m.id, user_id: user.id, emoji: 'party:1' })
+    await addReaction(t.db, { message_id: m.id, user_id: user.id, emoji: m.party })
     expect(emojis.length + 1).toBe(MAX_REACTION_EMOJIS)
-    const other = await makeUser(t.db)
     // Other spellings of the 20 are the same emojis: accepted.
     await addReaction(t.db, { message_id: m.id, user_id: other.id, emoji: `😀${VS16}` })
-    await addReaction(t.db, { message_id: m.id, user_id: other.id, emoji: '<a:party:01>' })
+    await addReaction(t.db, {
+      message_id: m.id,
+      user_id: other.id,
+      emoji: `<a:${m.party.toUpperCase().replace('PARTY', 'party')}>`,
+    })
     const err = await addReaction(t.db, { message_id: m.id, user_id: other.id, emoji: '🤔' }).catch(
       (e: unknown) => e,
     )

@@ -22,6 +22,7 @@ import { countRows, useTestDatabase } from '../support/database.ts'
 import {
   makeChannel,
   makeDm,
+  makeEmoji,
   makeGuild,
   makeMember,
   makeMessage,
@@ -138,7 +139,8 @@ describe('addReaction / removeReaction', () => {
   it('treats every spelling of a custom emoji as one reaction', async () => {
     const m = await newMessage()
     const [a, b] = await newUsers(2)
-    const id = unknownId()
+    for (const u of [a!, b!]) await makeMember(t.db, guild.id, u.id)
+    const { id } = await makeEmoji(t.db, guild.id, owner.id, { name: 'blob' })
     expect(
       await addReaction(t.db, { message_id: m.id, user_id: a!.id, emoji: `<:blob:${id}>` }),
     ).toBe(true)
@@ -501,9 +503,10 @@ describe('reactions_remove audit entries', () => {
   it('writes one entry per removal that removed something, with emoji and count', async () => {
     const s = await moderatedChannel()
     const m = await makeMessage(t.db, s.channel.id, s.member.id, { content: 'secret plans' })
-    const custom = `party:${unknownId()}`
+    const custom = `party:${(await makeEmoji(t.db, s.guild.id, owner.id, { name: 'party' })).id}`
     const users = await newUsers(3)
     for (const u of users) {
+      await makeMember(t.db, s.guild.id, u.id)
       await addReaction(t.db, { message_id: m.id, user_id: u.id, emoji: '👍' })
       await addReaction(t.db, { message_id: m.id, user_id: u.id, emoji: custom })
     }

@@ -23,6 +23,7 @@ import {
   addChannelMember,
   addReaction,
   assignRole,
+  createGuildEmoji,
   createInvite,
   createMessage,
   createUser,
@@ -34,6 +35,7 @@ import {
   pinMessage,
   sendFriendRequest,
   sendMessage,
+  updateGuildEmoji,
   updateMessage,
   updateRole,
   useInvite,
@@ -42,6 +44,7 @@ import { createTestDatabase, type TestDatabase } from '../../src/testing/index.t
 import { testDatabaseUrl } from '../support/env.ts'
 import {
   makeChannel,
+  makeEmoji,
   makeGuild,
   makeMember,
   makeMessage,
@@ -284,6 +287,80 @@ const CASES: ContractCase[] = [
       }>`select changes->'name'->>'after' as after from audit_log
         where target_id = ${c.role} order by id desc limit 1`.execute(db)
       return role.rows[0]?.name === last.rows[0]?.after ? [] : ['audit log disagrees with the role']
+    },
+  },
+  {
+    name: 'createGuildEmoji at the cap (1 static emoji)',
+    setup: async (db, c) => {
+      await db
+        .updateTable('guilds')
+        .set({ max_emojis_static: 1 })
+        .where('id', '=', c.guild)
+        .execute()
+    },
+    call: (db, c, who) =>
+      createGuildEmoji(db, {
+        guild_id: c.guild,
+        name: `emoji_${who}`,
+        storage_key: `emojis/${who}`,
+        creator_id: c.owner,
+      }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from guild_emojis where guild_id = ${c.guild}`,
+      )
+      const kept = await count(
+        db,
+        sql<{ n: number }>`select coalesce((select static_count from guild_emoji_counts
+          where guild_id = ${c.guild}), 0) as n`,
+      )
+      return n <= 1 && kept === n ? [] : [`${n} emojis, counter ${kept}`]
+    },
+  },
+  {
+    name: 'addReaction with custom emojis at the cap (19 of 20 emojis)',
+    setup: async (db, c) => {
+      for (const who of ['a', 'b'] as const) {
+        await makeMember(db, c.guild, c[who] as string)
+        const e = await makeEmoji(db, c.guild, c.owner, { name: `emoji_${who}` })
+        c[`emoji_${who}`] = `emoji_${who}:${e.id}`
+      }
+      for (const emoji of [...'😀😁😂🤣😃😄😅😆😉😊😋😎😍😘🥰😗😙🥲😚'])
+        await addReaction(db, { message_id: c.message, user_id: c.owner, emoji })
+    },
+    call: (db, c, who) =>
+      addReaction(db, {
+        message_id: c.message,
+        user_id: c[who] as string,
+        emoji: c[`emoji_${who}`] as string,
+      }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{ n: number }>`select count(distinct emoji)::int as n from message_reactions
+          where message_id = ${c.message}`,
+      )
+      return n <= 20 ? [] : [`${n} emojis`]
+    },
+  },
+  {
+    name: 'updateGuildEmoji renaming concurrently (reactions follow the name)',
+    setup: async (db, c) => {
+      const e = await makeEmoji(db, c.guild, c.owner, { name: 'before' })
+      c.emoji = e.id
+      await addReaction(db, { message_id: c.message, user_id: c.owner, emoji: `before:${e.id}` })
+    },
+    call: (db, c, who) =>
+      updateGuildEmoji(db, { emoji_id: c.emoji as string, name: `name_${who}` }),
+    check: async (db, c) => {
+      const rows = await sql<{ emoji: string; name: string }>`select r.emoji, e.name
+        from message_reactions r join guild_emojis e on e.id = r.emoji_id
+        where r.emoji_id = ${c.emoji}`.execute(db)
+      const stale = rows.rows.filter((r) => r.emoji !== `${r.name}:${c.emoji}`)
+      return rows.rows.length === 1 && stale.length === 0 ? [] : ['reactions not under the name']
     },
   },
   {

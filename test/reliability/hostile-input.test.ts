@@ -58,6 +58,7 @@ interface Slot {
       | 'messages'
       | 'message_attachments'
       | 'sessions'
+      | 'guild_emojis'
     column: string
     id: (result: unknown) => string
   }
@@ -77,6 +78,7 @@ let world: {
   dm: { id: string }
   outsider: { id: string }
   invite: { code: string }
+  emoji: { id: string }
 }
 
 const tried: Record<string, number> = {}
@@ -101,7 +103,15 @@ beforeAll(async () => {
   const dm = await makeDm(t.db, owner.id, member.id)
   const outsider = await makeUser(t.db)
   const invite = await gs.createInvite(t.db, { guild_id: guild.id, inviter_id: owner.id })
-  world = { owner, member, guild, channel, role, message, attachment, dm, outsider, invite }
+  // Room for every emoji the slots below may create.
+  await gs.updateGuild(t.db, guild.id, { max_emojis_static: 250 })
+  const emoji = await gs.createGuildEmoji(t.db, {
+    guild_id: guild.id,
+    name: 'world',
+    storage_key: 'emojis/world.png',
+    creator_id: owner.id,
+  })
+  world = { owner, member, guild, channel, role, message, attachment, dm, outsider, invite, emoji }
 })
 
 const W = () => world
@@ -606,6 +616,58 @@ function slots(): Slot[] {
     })
   }
   text('listAuditLog', 'action', (v) => f.listAuditLog!(db(), W().guild.id, { action: v }))
+  // custom emojis (0.3)
+  const emoji = () => ({
+    guild_id: W().guild.id,
+    name: uniq(),
+    storage_key: `emojis/${uniq()}`,
+    creator_id: W().owner.id,
+  })
+  for (const key of ['guild_id', 'creator_id']) {
+    id('createGuildEmoji', key, (v) => f.createGuildEmoji!(db(), { ...emoji(), [key]: v }), {
+      writes: true,
+    })
+  }
+  id(
+    'createGuildEmoji',
+    'role_ids[0]',
+    (v) => f.createGuildEmoji!(db(), { ...emoji(), role_ids: [v] }),
+    { writes: true },
+  )
+  text('createGuildEmoji', 'name', (v) => f.createGuildEmoji!(db(), { ...emoji(), name: v }), {
+    writes: true,
+    stored: { table: 'guild_emojis', column: 'name', id: idOf },
+  })
+  text(
+    'createGuildEmoji',
+    'storage_key',
+    (v) => f.createGuildEmoji!(db(), { ...emoji(), storage_key: v }),
+    { writes: true, stored: { table: 'guild_emojis', column: 'storage_key', id: idOf } },
+  )
+  id(
+    'updateGuildEmoji',
+    'emoji_id',
+    (v) => f.updateGuildEmoji!(db(), { emoji_id: v, name: 'ok' }),
+    {
+      writes: true,
+    },
+  )
+  id(
+    'updateGuildEmoji',
+    'role_ids[0]',
+    (v) => f.updateGuildEmoji!(db(), { emoji_id: W().emoji.id, role_ids: [v] }),
+    { writes: true },
+  )
+  text(
+    'updateGuildEmoji',
+    'name',
+    (v) => f.updateGuildEmoji!(db(), { emoji_id: W().emoji.id, name: v }),
+    { writes: true, stored: { table: 'guild_emojis', column: 'name', id: idOf } },
+  )
+  id('deleteGuildEmoji', 'emoji_id', (v) => f.deleteGuildEmoji!(db(), { emoji_id: v }), {
+    writes: true,
+  })
+  id('listGuildEmojis', 'guild_id', (v) => f.listGuildEmojis!(db(), v))
   // acting as: the actor's id and reason of every administrative function
   const acting: [string, () => unknown[]][] = [
     ['createRole', () => [{ guild_id: W().guild.id, name: 'r', permissions: 0n }]],
@@ -625,6 +687,10 @@ function slots(): Slot[] {
     // An unknown message: the world's message must survive the valid calls.
     ['deleteMessage', () => [unknownId()]],
     ['removeGuildMember', () => [ban()]],
+    ['createGuildEmoji', () => [emoji()]],
+    ['updateGuildEmoji', () => [{ emoji_id: W().emoji.id, name: uniq() }]],
+    // An unknown emoji: the world's emoji must survive the valid calls.
+    ['deleteGuildEmoji', () => [{ emoji_id: unknownId() }]],
   ]
   for (const [fn, args] of acting) {
     id(fn, 'as.actor_id', (v) => f[fn]!(db(), ...args(), { actor_id: v }), { writes: true })

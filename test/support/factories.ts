@@ -95,6 +95,27 @@ export async function makeRole(
     .executeTakeFirstOrThrow()
 }
 
+/** A custom emoji of a guild (direct insert; no roles). */
+export async function makeEmoji(
+  db: Kysely<DB>,
+  guildId: string,
+  creatorId: string,
+  overrides: Partial<Insertable<DB['guild_emojis']>> = {},
+) {
+  return db
+    .insertInto('guild_emojis')
+    .values({
+      id: newId(),
+      guild_id: guildId,
+      name: `e_${rand(4)}`,
+      storage_key: `emojis/${rand(8)}.png`,
+      creator_id: creatorId,
+      ...overrides,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
 export async function makeChannel(
   db: Kysely<DB>,
   guildId: string,
