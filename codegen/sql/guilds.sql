@@ -6,6 +6,8 @@ select
   "name",
   "owner_id",
   "max_pins_per_channel",
+  "max_channels",
+  "max_channels_per_category",
   "created_at",
   "updated_at"
 from
@@ -30,6 +32,8 @@ with
       "name",
       "owner_id",
       "max_pins_per_channel",
+      "max_channels",
+      "max_channels_per_category",
       "created_at",
       "updated_at"
   ),
@@ -67,6 +71,8 @@ select
   "name",
   "owner_id",
   "max_pins_per_channel",
+  "max_channels",
+  "max_channels_per_category",
   "created_at",
   "updated_at"
 from
@@ -78,6 +84,8 @@ select
   "g"."name",
   "g"."owner_id",
   "g"."max_pins_per_channel",
+  "g"."max_channels",
+  "g"."max_channels_per_category",
   "g"."created_at",
   "g"."updated_at"
 from
@@ -94,7 +102,9 @@ select
   "id",
   "owner_id",
   "name",
-  "max_pins_per_channel"
+  "max_pins_per_channel",
+  "max_channels",
+  "max_channels_per_category"
 from
   "guilds"
 where
@@ -132,6 +142,8 @@ returning
   "name",
   "owner_id",
   "max_pins_per_channel",
+  "max_channels",
+  "max_channels_per_category",
   "created_at",
   "updated_at";
 
@@ -140,13 +152,17 @@ update "guilds"
 set
   "name" = coalesce($1::text, name),
   "max_pins_per_channel" = coalesce($2::int4, max_pins_per_channel),
+  "max_channels" = coalesce($3::int4, max_channels),
+  "max_channels_per_category" = coalesce($4::int4, max_channels_per_category),
   "updated_at" = now()
 where
-  "id" = $3
+  "id" = $5
 returning
   "id",
   "name",
   "owner_id",
   "max_pins_per_channel",
+  "max_channels",
+  "max_channels_per_category",
   "created_at",
   "updated_at";

@@ -25,6 +25,8 @@ export const guildColumns = columnList<Guilds>()([
   'name',
   'owner_id',
   'max_pins_per_channel',
+  'max_channels',
+  'max_channels_per_category',
   'created_at',
   'updated_at',
 ])
@@ -36,7 +38,17 @@ export type Guild = Projection<Guilds, typeof guildColumns>
 export const guildFields = defineFields('guilds', {
   name: text(1, 100),
   max_pins_per_channel: integer(1, 250),
+  max_channels: integer(1, 10_000),
+  max_channels_per_category: integer(1, 1000),
 })
+
+/** The guild's integer settings {@link updateGuild} may set, each with its rule in {@link guildFields}. */
+const GUILD_SETTINGS = [
+  'max_pins_per_channel',
+  'max_channels',
+  'max_channels_per_category',
+] as const
+type GuildSetting = (typeof GUILD_SETTINGS)[number]
 
 const NAME = guildFields.name
 
@@ -95,12 +107,14 @@ const selectGuildsForUser = prepareQuery('guilds.list_for_user', (db, p: { user_
 // The patched settings; a null parameter keeps the column as it is.
 const updateGuildSettings = prepareQuery(
   'guilds.update',
-  (db, p: { id: string; name: string | null; max_pins_per_channel: number | null }) =>
+  (db, p: { id: string; name: string | null } & Record<GuildSetting, number | null>) =>
     db
       .updateTable('guilds')
       .set({
         name: sql`coalesce(${p.name}::text, name)`,
         max_pins_per_channel: sql`coalesce(${p.max_pins_per_channel}::int4, max_pins_per_channel)`,
+        max_channels: sql`coalesce(${p.max_channels}::int4, max_channels)`,
+        max_channels_per_category: sql`coalesce(${p.max_channels_per_category}::int4, max_channels_per_category)`,
         updated_at: sql`now()`,
       })
       .where('id', '=', p.id)
@@ -114,7 +128,7 @@ const deleteGuildById = prepareQuery('guilds.delete', (db, p: { id: string }) =>
 const lockGuild = prepareQuery('guilds.lock', (db, p: { id: string }) =>
   db
     .selectFrom('guilds')
-    .select(['id', 'owner_id', 'name', 'max_pins_per_channel'])
+    .select(['id', 'owner_id', 'name', ...GUILD_SETTINGS])
     .where('id', '=', p.id)
     .forUpdate(),
 )
@@ -210,10 +224,15 @@ export interface UpdateGuildPatch {
    * 250 (default 50). Lowering it keeps existing pins and refuses new ones.
    */
   max_pins_per_channel?: number | undefined
+  /** How many channels (categories included) the guild holds at most: 1 to 10000 (default 500, Discord's). */
+  max_channels?: number | undefined
+  /** How many channels each category holds at most: 1 to 1000 (default 50, Discord's). */
+  max_channels_per_category?: number | undefined
 }
 
 /**
- * Updates a guild's name or pin cap (and `updated_at`). An empty patch
+ * Updates a guild's name or settings (and `updated_at`). Lowering a limit
+ * keeps what exists and refuses what would exceed it. An empty patch
  * changes nothing and returns the guild as it is.
  *
  * @throws {InvalidInputError} when `id` is not a UUID or `name` is not 1–100 characters.
@@ -234,17 +253,15 @@ export async function updateGuild(
   assertUuid(id, 'id')
   assertObject(patch, 'patch')
   if (patch.name !== undefined) assertText(patch.name, 'name', NAME)
-  if (patch.max_pins_per_channel !== undefined) {
-    assertInRange(
-      patch.max_pins_per_channel,
-      'max_pins_per_channel',
-      guildFields.max_pins_per_channel,
-    )
+  const settings = {} as Record<GuildSetting, number | null>
+  for (const key of GUILD_SETTINGS) {
+    const value = patch[key]
+    if (value !== undefined) assertInRange(value, key, guildFields[key])
+    settings[key] = value ?? null
   }
   assertActingAs(as)
   const name = patch.name
-  const max_pins_per_channel = patch.max_pins_per_channel
-  const empty = name === undefined && max_pins_per_channel === undefined
+  const empty = name === undefined && GUILD_SETTINGS.every((key) => settings[key] === null)
   if (empty && !as) return selectGuild.executeTakeFirst(db, { id })
   return administer(db, as, {
     lock: (trx) => lockGuild.executeTakeFirst(trx, { id }),
@@ -253,13 +270,9 @@ export async function updateGuild(
     apply: (trx) =>
       empty
         ? selectGuild.executeTakeFirst(trx, { id })
-        : updateGuildSettings.executeTakeFirst(trx, {
-            id,
-            name: name ?? null,
-            max_pins_per_channel: max_pins_per_channel ?? null,
-          }),
+        : updateGuildSettings.executeTakeFirst(trx, { id, name: name ?? null, ...settings }),
     audit: (row, before) =>
-      updateAudit(before, row, ['name', 'max_pins_per_channel'], {
+      updateAudit(before, row, ['name', ...GUILD_SETTINGS], {
         guild_id: id,
         action: 'guild_update',
         target_id: id,

@@ -35,7 +35,16 @@ describe('createGuild', () => {
     const guild = await createGuild(t.db, { name: 'Rustaceans 🦀', owner_id: owner.id })
     expect(guild).toMatchObject({ name: 'Rustaceans 🦀', owner_id: owner.id })
     expect(Object.keys(guild).sort()).toEqual(
-      ['created_at', 'id', 'max_pins_per_channel', 'name', 'owner_id', 'updated_at'].sort(),
+      [
+        'created_at',
+        'id',
+        'max_channels',
+        'max_channels_per_category',
+        'max_pins_per_channel',
+        'name',
+        'owner_id',
+        'updated_at',
+      ].sort(),
     )
     expect(guild.id).toMatch(/^[0-9a-f-]{36}$/)
     const members = await t.db
