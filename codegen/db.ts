@@ -5,7 +5,7 @@
 
 import type { ColumnType } from "kysely";
 
-export type ChannelType = "dm" | "text" | "voice";
+export type ChannelType = "category" | "dm" | "text" | "voice";
 
 export type FriendshipStatus = "accepted" | "blocked" | "pending";
 
@@ -96,6 +96,7 @@ export interface Channels {
   is_private: Generated<boolean>;
   last_seq: Generated<bigint>;
   name: string | null;
+  parent_id: string | null;
   position: Generated<number>;
   rate_limit_per_user: Generated<number>;
   topic: string | null;
@@ -197,6 +198,8 @@ export interface GuildNotificationSettings {
 export interface Guilds {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
+  max_channels: Generated<number>;
+  max_channels_per_category: Generated<number>;
   max_emojis_animated: Generated<number>;
   max_emojis_static: Generated<number>;
   max_pins_per_channel: Generated<number>;
@@ -209,6 +212,11 @@ export interface GuildstoreAccessEpochs {
   scope_a: string;
   scope_b: string;
   version: Generated<bigint>;
+}
+
+export interface GuildstoreChannelCounts {
+  channels: number;
+  scope_id: string;
 }
 
 export interface MemberRoles {
@@ -340,6 +348,7 @@ export interface DB {
   guild_notification_settings: GuildNotificationSettings;
   guilds: Guilds;
   guildstore_access_epochs: GuildstoreAccessEpochs;
+  guildstore_channel_counts: GuildstoreChannelCounts;
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
   message_edits: MessageEdits;

@@ -8,6 +8,8 @@ select
   "max_pins_per_channel",
   "max_emojis_static",
   "max_emojis_animated",
+  "max_channels",
+  "max_channels_per_category",
   "created_at",
   "updated_at"
 from
@@ -34,6 +36,8 @@ with
       "max_pins_per_channel",
       "max_emojis_static",
       "max_emojis_animated",
+      "max_channels",
+      "max_channels_per_category",
       "created_at",
       "updated_at"
   ),
@@ -73,6 +77,8 @@ select
   "max_pins_per_channel",
   "max_emojis_static",
   "max_emojis_animated",
+  "max_channels",
+  "max_channels_per_category",
   "created_at",
   "updated_at"
 from
@@ -86,6 +92,8 @@ select
   "g"."max_pins_per_channel",
   "g"."max_emojis_static",
   "g"."max_emojis_animated",
+  "g"."max_channels",
+  "g"."max_channels_per_category",
   "g"."created_at",
   "g"."updated_at"
 from
@@ -104,7 +112,9 @@ select
   "name",
   "max_pins_per_channel",
   "max_emojis_static",
-  "max_emojis_animated"
+  "max_emojis_animated",
+  "max_channels",
+  "max_channels_per_category"
 from
   "guilds"
 where
@@ -144,6 +154,8 @@ returning
   "max_pins_per_channel",
   "max_emojis_static",
   "max_emojis_animated",
+  "max_channels",
+  "max_channels_per_category",
   "created_at",
   "updated_at";
 
@@ -154,9 +166,11 @@ set
   "max_pins_per_channel" = coalesce($2::int4, max_pins_per_channel),
   "max_emojis_static" = coalesce($3::int4, max_emojis_static),
   "max_emojis_animated" = coalesce($4::int4, max_emojis_animated),
+  "max_channels" = coalesce($5::int4, max_channels),
+  "max_channels_per_category" = coalesce($6::int4, max_channels_per_category),
   "updated_at" = now()
 where
-  "id" = $5
+  "id" = $7
 returning
   "id",
   "name",
@@ -164,5 +178,7 @@ returning
   "max_pins_per_channel",
   "max_emojis_static",
   "max_emojis_animated",
+  "max_channels",
+  "max_channels_per_category",
   "created_at",
   "updated_at";

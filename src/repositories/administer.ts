@@ -29,8 +29,8 @@ export interface AdministeredChange<T, R> {
   rule: (target: T) => AdministeredRule
   /** The change itself, after the check, in the same transaction. */
   apply: (trx: Kysely<DB>, target: T, authorized: AuthorizeResult | undefined) => Promise<R>
-  /** The audit entry of the change, or `null` when nothing changed (no entry). */
-  audit: (result: R, target: T) => AuditWrite | null
+  /** The audit entry of the change (or one per part of it), or `null` when nothing changed (no entry). */
+  audit: (result: R, target: T) => AuditWrite | readonly AuditWrite[] | null
   /**
    * Run again when PostgreSQL picks the transaction as a deadlock victim
    * (kicks and bans, which lock in an order other writers cannot share).
@@ -77,7 +77,9 @@ export function administer<T, R>(
       : undefined
     const result = await change.apply(trx, target, authorized)
     const entry = change.audit(result, target)
-    if (entry) await writeAudit(trx, as, entry)
+    for (const one of Array.isArray(entry) ? entry : entry ? [entry] : []) {
+      await writeAudit(trx, as, one)
+    }
     return result
   })
 }

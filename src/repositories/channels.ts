@@ -1,14 +1,17 @@
 import { type Kysely, sql } from 'kysely'
 import type { ChannelMembers, Channels, DB } from '../../codegen/db.ts'
 import { ConflictError } from '../errors/conflict-error.ts'
+import { CheckViolationError } from '../errors/constraint-errors.ts'
+import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import type { ActingAs } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
 import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
+import { authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
-import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
+import { dynamicQuery, mapErrors, prepareQuery, rawQuery } from '../sql/index.ts'
 import {
   assertBoolean,
   assertIdKey,
@@ -16,6 +19,7 @@ import {
   assertObject,
   assertOneOf,
   assertOptionalText,
+  assertOptionalUuid,
   assertText,
   assertUuid,
   defineFields,
@@ -34,6 +38,7 @@ const CHANNEL_FIELDS = [
   'position',
   'is_private',
   'rate_limit_per_user',
+  'parent_id',
 ] as const
 
 /** The columns every channel-returning function selects. */
@@ -46,11 +51,16 @@ export const channelColumns = columnList<Channels>()([
   'position',
   'is_private',
   'rate_limit_per_user',
+  'parent_id',
   'created_at',
   'updated_at',
 ])
 
-/** A channel: a guild text/voice channel, or (type `'dm'`, no guild) the channel of a DM. */
+/**
+ * A channel: a guild text or voice channel or category, or (type `'dm'`, no
+ * guild) the channel of a DM. `parent_id` is the category a guild channel sits
+ * in (`null`: none; a category and a DM's channel never have one).
+ */
 export type Channel = Projection<Channels, typeof channelColumns>
 
 /** The columns every channel-membership-returning function selects. */
@@ -75,8 +85,11 @@ export const channelFields = defineFields('channels', {
 const NAME = channelFields.name
 const TOPIC = channelFields.topic
 
-/** The channel types a guild channel can have (`'dm'` is internal to DMs). */
-export const GUILD_CHANNEL_TYPES = ['text', 'voice'] as const
+/**
+ * The channel types a guild channel can have (`'dm'` is internal to DMs). A
+ * `'category'` groups channels (their `parent_id`) and holds no messages.
+ */
+export const GUILD_CHANNEL_TYPES = ['text', 'voice', 'category'] as const
 
 /** A guild channel's type. */
 export type GuildChannelType = (typeof GUILD_CHANNEL_TYPES)[number]
@@ -94,6 +107,7 @@ const insertChannel = prepareQuery(
       position: number
       is_private: boolean
       rate_limit_per_user: number
+      parent_id: string | null
     },
   ) =>
     db
@@ -107,6 +121,7 @@ const insertChannel = prepareQuery(
         position: p.position,
         is_private: p.is_private,
         rate_limit_per_user: p.rate_limit_per_user,
+        parent_id: p.parent_id,
       })
       .returning(channelColumns),
 )
@@ -119,13 +134,27 @@ const selectGuildChannel = prepareQuery('channels.guild_channel_by_id', (db, p: 
   db.selectFrom('channels').select(channelColumns).where('id', '=', p.id).where('type', '<>', 'dm'),
 )
 
+// One statement for the whole list, with each channel's sync state derived
+// from the overwrites themselves (never stored, so never stale): equal sets of
+// (target, allow, deny) between the channel and its category.
 const selectGuildChannels = prepareQuery('channels.list_of_guild', (db, p: { guild_id: string }) =>
   db
-    .selectFrom('channels')
-    .select(channelColumns)
-    .where('guild_id', '=', p.guild_id)
-    .orderBy('position')
-    .orderBy('id'),
+    .selectFrom('channels as c')
+    .select(channelColumns.map((column) => `c.${column}` as const))
+    .select(
+      sql<boolean | null>`case when c.parent_id is null then null else not exists (
+  (select o.role_id, o.user_id, o.allow, o.deny from channel_overwrites o where o.channel_id = c.id
+   except
+   select o.role_id, o.user_id, o.allow, o.deny from channel_overwrites o where o.channel_id = c.parent_id)
+  union all
+  (select o.role_id, o.user_id, o.allow, o.deny from channel_overwrites o where o.channel_id = c.parent_id
+   except
+   select o.role_id, o.user_id, o.allow, o.deny from channel_overwrites o where o.channel_id = c.id)
+) end`.as('permissions_synced'),
+    )
+    .where('c.guild_id', '=', p.guild_id)
+    .orderBy('c.position')
+    .orderBy('c.id'),
 )
 
 const deleteGuildChannel = prepareQuery('channels.delete', (db, p: { id: string }) =>
@@ -252,6 +281,7 @@ type ChannelSet = {
   position?: number
   is_private?: boolean
   rate_limit_per_user?: number
+  parent_id?: string | null
 }
 
 // Sets only the patched columns: one shape per combination, sent unnamed.
@@ -287,6 +317,45 @@ async function lockGuildChannel(
   return row?.guild_id ? { ...row, guild_id: row.guild_id } : undefined
 }
 
+/** A parent must be a UUID, and a category has none (its own CHECK, before any I/O). */
+function assertParent(parent_id: unknown, type: GuildChannelType): void {
+  assertOptionalUuid(parent_id, 'parent_id')
+  if (parent_id != null && type === 'category') {
+    throw new InvalidInputError('a category cannot sit in a category', { field: 'parent_id' })
+  }
+}
+
+/** What the structure constraints of migration 0018 raise, as typed conflicts. */
+const STRUCTURE_CONFLICTS: Record<string, [reason: string, message: string]> = {
+  channels_parent_category: [
+    'parent_not_category',
+    "a channel's parent must be a category of its guild",
+  ],
+  channels_parent_kind: ['parent_not_category', 'a category cannot sit in a category'],
+  channels_guild_limit: [
+    'channel_limit',
+    'the guild is at its channel limit (guilds.max_channels)',
+  ],
+  channels_category_limit: [
+    'category_limit',
+    'the category is at its limit (guilds.max_channels_per_category)',
+  ],
+}
+
+/** Runs a channel write, turning a structure constraint's violation into a `ConflictError` (`reason`). */
+export async function structureErrors<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write
+  } catch (error) {
+    const conflict =
+      error instanceof CheckViolationError && error.constraint !== undefined
+        ? STRUCTURE_CONFLICTS[error.constraint]
+        : undefined
+    if (!conflict) throw error
+    throw new ConflictError(conflict[1], { reason: conflict[0], cause: error })
+  }
+}
+
 /** Input of {@link createChannel}. */
 export interface CreateChannelInput {
   guild_id: string
@@ -305,6 +374,8 @@ export interface CreateChannelInput {
    * to 21600. `MANAGE_MESSAGES` or `MANAGE_CHANNELS` bypasses it.
    */
   rate_limit_per_user?: number | undefined
+  /** The category it sits in (a category of the same guild); a category has none. */
+  parent_id?: string | null | undefined
 }
 
 /**
@@ -336,21 +407,31 @@ export async function createChannel(
   assertBoolean(is_private, 'is_private')
   const rate_limit_per_user = input.rate_limit_per_user ?? 0
   assertInRange(rate_limit_per_user, 'rate_limit_per_user', channelFields.rate_limit_per_user)
+  const parent_id = input.parent_id ?? null
+  assertParent(parent_id, input.type)
   assertActingAs(as)
   const { guild_id } = input
   return administer(db, as, {
-    rule: () => ({ guild_id, permission: Permissions.MANAGE_CHANNELS }),
+    // In a category: MANAGE_CHANNELS there (its overwrites apply).
+    rule: () => ({
+      guild_id,
+      permission: Permissions.MANAGE_CHANNELS,
+      ...(parent_id === null ? {} : { channel_id: parent_id }),
+    }),
     apply: (trx) =>
-      insertChannel.executeTakeFirstOrThrow(trx, {
-        id: newId(),
-        guild_id,
-        name: input.name,
-        type: input.type,
-        topic: input.topic ?? null,
-        position,
-        is_private,
-        rate_limit_per_user,
-      }),
+      structureErrors(
+        insertChannel.executeTakeFirstOrThrow(trx, {
+          id: newId(),
+          guild_id,
+          name: input.name,
+          type: input.type,
+          topic: input.topic ?? null,
+          position,
+          is_private,
+          rate_limit_per_user,
+          parent_id,
+        }),
+      ),
     audit: (row) => ({
       guild_id,
       action: 'channel_create',
@@ -374,9 +455,20 @@ export async function findChannelById(db: Kysely<DB>, id: string): Promise<Chann
   return selectChannel.executeTakeFirst(db, { id })
 }
 
+/** A channel as {@link listGuildChannels} lists it. */
+export type GuildChannelListing = Channel & {
+  /**
+   * In a category: whether its overwrites equal the category's (derived when
+   * listed); `null` outside a category.
+   */
+  permissions_synced: boolean | null
+}
+
 /**
- * Lists a guild's channels (private ones included) by position, then id. For
- * what one user may see, use {@link listVisibleChannels}.
+ * Lists a guild's channels (categories and private ones included) by
+ * position, then id, in one statement, each with `permissions_synced`. A
+ * client groups them by `parent_id`. For what one user may see, use
+ * {@link listVisibleChannels}.
  *
  * @throws {InvalidInputError} when `guild_id` is not a UUID.
  * @example
@@ -384,7 +476,10 @@ export async function findChannelById(db: Kysely<DB>, id: string): Promise<Chann
  * const channels = await listGuildChannels(db, guild_id)
  * ```
  */
-export async function listGuildChannels(db: Kysely<DB>, guild_id: string): Promise<Channel[]> {
+export async function listGuildChannels(
+  db: Kysely<DB>,
+  guild_id: string,
+): Promise<GuildChannelListing[]> {
   assertUuid(guild_id, 'guild_id')
   return selectGuildChannels.execute(db, { guild_id })
 }
@@ -398,6 +493,13 @@ export interface UpdateChannelPatch {
   is_private?: boolean | undefined
   /** Slowmode in seconds, 0 (off) to 21600. */
   rate_limit_per_user?: number | undefined
+  /**
+   * Moves it into a category of its guild (`null`: out of any). Its overwrites
+   * stay as they are (moving never changes who can see it; see
+   * `syncChannelPermissions`). With `as`, the actor also needs `MANAGE_CHANNELS`
+   * in the destination category.
+   */
+  parent_id?: string | null | undefined
 }
 
 /**
@@ -446,6 +548,10 @@ export async function updateChannel(
     )
     set.rate_limit_per_user = patch.rate_limit_per_user
   }
+  if (patch.parent_id !== undefined) {
+    assertOptionalUuid(patch.parent_id, 'parent_id')
+    set.parent_id = patch.parent_id
+  }
   assertActingAs(as)
   if (Object.keys(set).length === 0 && !as) return selectGuildChannel.executeTakeFirst(db, { id })
   return administer(db, as, {
@@ -456,10 +562,22 @@ export async function updateChannel(
       permission: Permissions.MANAGE_CHANNELS,
       channel_id: id,
     }),
-    apply: async (trx, before) =>
-      Object.keys(set).length === 0
-        ? before
-        : mapErrors(updateGuildChannel(trx, id, set).executeTakeFirst()),
+    apply: async (trx, before) => {
+      if (Object.keys(set).length === 0) return before
+      if (set.parent_id != null && before.type === 'category') {
+        throw new InvalidInputError('a category cannot sit in a category', { field: 'parent_id' })
+      }
+      if (as && set.parent_id != null && set.parent_id !== before.parent_id) {
+        // Into a category: MANAGE_CHANNELS there too.
+        await authorize(trx, {
+          guild_id: before.guild_id,
+          actor_id: as.actor_id,
+          permission: Permissions.MANAGE_CHANNELS,
+          channel_id: set.parent_id,
+        })
+      }
+      return structureErrors(mapErrors(updateGuildChannel(trx, id, set).executeTakeFirst()))
+    },
     audit: (row, before) =>
       updateAudit(before, row, CHANNEL_FIELDS, {
         guild_id: before.guild_id,
@@ -702,4 +820,178 @@ export async function listVisibleChannels(
 ): Promise<Channel[]> {
   assertIdKey(input, ['guild_id', 'user_id'])
   return visibleChannels.execute(db, { guild_id: input.guild_id, user_id: input.user_id })
+}
+
+/** One entry of {@link reorderChannels}. */
+export interface ChannelPositionInput {
+  id: string
+  /** Its place among its siblings (the channels of its category, or the top level); 0 to 2^31-1. */
+  position: number
+  /** Moves it into this category (`null`: out of any); absent: it stays where it is. */
+  parent_id?: string | null | undefined
+}
+
+/** The most channels one reorder may name: a guild's largest possible limit. */
+const REORDER_MAX = 10_000
+
+// The guild row FOR NO KEY UPDATE: reorders of one guild run one at a time
+// (inserts, whose foreign keys take KEY SHARE on it, go on).
+const lockGuildForReorder = prepareQuery(
+  'channels.lock_guild_for_reorder',
+  (db, p: { id: string }) =>
+    db.selectFrom('guilds').select(['id']).where('id', '=', p.id).forNoKeyUpdate(),
+)
+
+// Every channel of the guild, in id order (the order syncChannelPermissions
+// locks a channel and its category in), so a reorder cannot deadlock with it.
+const lockGuildChannels = prepareQuery('channels.lock_of_guild', (db, p: { guild_id: string }) =>
+  db
+    .selectFrom('channels')
+    .select(['id', 'type', 'parent_id'])
+    .where('guild_id', '=', p.guild_id)
+    .orderBy('id')
+    .forNoKeyUpdate(),
+)
+
+const applyPositions = prepareQuery(
+  'channels.apply_positions',
+  (db, p: { ids: string[]; positions: number[]; parents: (string | null)[]; moves: boolean[] }) =>
+    rawQuery(
+      db,
+      sql<{ id: string }>`update channels c
+set position = v.position,
+    parent_id = case when v.move then v.parent_id else c.parent_id end
+from unnest(${p.ids}::uuid[], ${p.positions}::int4[], ${p.parents}::uuid[], ${p.moves}::bool[])
+  as v(id, position, parent_id, move)
+where c.id = v.id
+returning c.id`,
+    ),
+)
+
+// Positions 0..n-1 within each group of siblings (same parent; the top level
+// holds the categories and the channels in none), in the order asked for:
+// a position given by this reorder goes before an untouched sibling's equal one.
+const normalizePositions = prepareQuery(
+  'channels.normalize_positions',
+  (db, p: { guild_id: string; ids: string[] }) =>
+    rawQuery(
+      db,
+      sql`update channels c set position = r.rank
+from (
+  select id, (row_number() over (
+    partition by parent_id order by position, (id = any(${p.ids}::uuid[])) desc, id) - 1)::int4 as rank
+  from channels where guild_id = ${p.guild_id}::uuid
+) r
+where c.id = r.id and c.position <> r.rank`,
+    ),
+)
+
+/**
+ * Reorders a guild's channels, and moves them between categories, in one
+ * transaction under the guild's lock: concurrent reorders of a guild run one
+ * after the other, never interleaved. Each listed channel takes its
+ * `position` among its siblings, and (when `parent_id` is given) its new
+ * category; then every group of siblings is renumbered 0, 1, 2… in that
+ * order, so no two siblings share a position. Moving keeps a channel's
+ * overwrites (see {@link syncChannelPermissions}), so it never changes who can
+ * see it. The category limits hold (`reason: 'category_limit'`).
+ *
+ * With `as`: `MANAGE_CHANNELS` in the guild, and for each channel that moves,
+ * `MANAGE_CHANNELS` in it and in its new category. Each move writes a
+ * `channel_update` audit entry (`parent_id`); positions alone are not audited.
+ *
+ * @returns the guild's channels afterwards, as {@link listGuildChannels} lists them.
+ * @throws {InvalidInputError} when an entry is invalid, an id repeats, or a category would get a parent.
+ * @throws {NotFoundError} when the guild does not exist (`entity: 'guild'`) or a
+ *   listed channel is not one of its channels (`entity: 'channel'`).
+ * @throws {ConflictError} `'parent_not_category'` or `'category_limit'`.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
+ * @example
+ * ```ts
+ * await reorderChannels(db, guild_id, [
+ *   { id: rules.id, position: 0 },
+ *   { id: general.id, position: 1, parent_id: textCategory.id },
+ * ])
+ * ```
+ */
+export async function reorderChannels(
+  db: Kysely<DB>,
+  guild_id: string,
+  positions: readonly ChannelPositionInput[],
+  as?: ActingAs,
+): Promise<GuildChannelListing[]> {
+  assertUuid(guild_id, 'guild_id')
+  if (!Array.isArray(positions) || positions.length === 0 || positions.length > REORDER_MAX) {
+    throw new InvalidInputError(`positions must be an array of 1 to ${REORDER_MAX} entries`, {
+      field: 'positions',
+    })
+  }
+  const seen = new Set<string>()
+  for (const [i, entry] of positions.entries()) {
+    assertObject(entry, `positions[${i}]`)
+    assertUuid(entry.id, `positions[${i}].id`)
+    assertInRange(entry.position, `positions[${i}].position`, channelFields.position)
+    assertOptionalUuid(entry.parent_id, `positions[${i}].parent_id`)
+    const id = entry.id.toLowerCase()
+    if (seen.has(id)) {
+      throw new InvalidInputError('a channel is listed twice', { field: `positions[${i}].id` })
+    }
+    seen.add(id)
+  }
+  assertActingAs(as)
+  const ids = positions.map((e) => e.id.toLowerCase())
+  return administer(db, as, {
+    lock: async (trx) => {
+      if (!(await lockGuildForReorder.executeTakeFirst(trx, { id: guild_id }))) return undefined
+      const current = new Map(
+        (await lockGuildChannels.execute(trx, { guild_id })).map((c) => [c.id, c]),
+      )
+      const moves = positions.flatMap((e) => {
+        const channel = current.get(e.id.toLowerCase())
+        if (!channel) throw new NotFoundError('channel not found', { entity: 'channel' })
+        const parent =
+          e.parent_id === undefined ? channel.parent_id : (e.parent_id?.toLowerCase() ?? null)
+        if (parent === channel.parent_id) return []
+        if (parent !== null && channel.type === 'category') {
+          throw new InvalidInputError('a category cannot sit in a category', { field: 'parent_id' })
+        }
+        return [{ id: channel.id, before: channel.parent_id, after: parent }]
+      })
+      return { moves }
+    },
+    missing: () => {
+      throw new NotFoundError('guild not found', { entity: 'guild' })
+    },
+    rule: () => ({ guild_id, permission: Permissions.MANAGE_CHANNELS }),
+    apply: async (trx, { moves }) => {
+      for (const move of moves) {
+        if (!as) break
+        for (const channel_id of move.after === null ? [move.id] : [move.id, move.after]) {
+          await authorize(trx, {
+            guild_id,
+            actor_id: as.actor_id,
+            permission: Permissions.MANAGE_CHANNELS,
+            channel_id,
+          })
+        }
+      }
+      await structureErrors(
+        applyPositions.execute(trx, {
+          ids,
+          positions: positions.map((e) => e.position),
+          parents: positions.map((e) => e.parent_id ?? null),
+          moves: positions.map((e) => e.parent_id !== undefined),
+        }),
+      )
+      await normalizePositions.execute(trx, { guild_id, ids })
+      return selectGuildChannels.execute(trx, { guild_id })
+    },
+    audit: (_channels, { moves }) =>
+      moves.map((m) => ({
+        guild_id,
+        action: 'channel_update',
+        target_id: m.id,
+        changes: { parent_id: { before: m.before, after: m.after } },
+      })),
+  })
 }

@@ -27,6 +27,8 @@ export const guildColumns = columnList<Guilds>()([
   'max_pins_per_channel',
   'max_emojis_static',
   'max_emojis_animated',
+  'max_channels',
+  'max_channels_per_category',
   'created_at',
   'updated_at',
 ])
@@ -40,6 +42,8 @@ export const guildFields = defineFields('guilds', {
   max_pins_per_channel: integer(1, 250),
   max_emojis_static: integer(0, 250),
   max_emojis_animated: integer(0, 250),
+  max_channels: integer(1, 10_000),
+  max_channels_per_category: integer(1, 1000),
 })
 
 /** The settings {@link updateGuild} sets, in audit order. */
@@ -48,14 +52,14 @@ const SETTINGS = [
   'max_pins_per_channel',
   'max_emojis_static',
   'max_emojis_animated',
+  'max_channels',
+  'max_channels_per_category',
 ] as const
 
-type Settings = {
-  name: string | null
-  max_pins_per_channel: number | null
-  max_emojis_static: number | null
-  max_emojis_animated: number | null
-}
+type Settings = { name: string | null } & Record<
+  Exclude<(typeof SETTINGS)[number], 'name'>,
+  number | null
+>
 
 const NAME = guildFields.name
 
@@ -120,6 +124,8 @@ const updateGuildSettings = prepareQuery('guilds.update', (db, p: { id: string }
       max_pins_per_channel: sql`coalesce(${p.max_pins_per_channel}::int4, max_pins_per_channel)`,
       max_emojis_static: sql`coalesce(${p.max_emojis_static}::int4, max_emojis_static)`,
       max_emojis_animated: sql`coalesce(${p.max_emojis_animated}::int4, max_emojis_animated)`,
+      max_channels: sql`coalesce(${p.max_channels}::int4, max_channels)`,
+      max_channels_per_category: sql`coalesce(${p.max_channels_per_category}::int4, max_channels_per_category)`,
       updated_at: sql`now()`,
     })
     .where('id', '=', p.id)
@@ -236,6 +242,10 @@ export interface UpdateGuildPatch {
   max_emojis_static?: number | undefined
   /** The same for animated custom emojis: 0 to 250 (default 50). */
   max_emojis_animated?: number | undefined
+  /** How many channels (categories included) the guild holds at most: 1 to 10000 (default 500, Discord's). */
+  max_channels?: number | undefined
+  /** How many channels each category holds at most: 1 to 1000 (default 50, Discord's). */
+  max_channels_per_category?: number | undefined
 }
 
 /**
@@ -266,8 +276,11 @@ export async function updateGuild(
     max_pins_per_channel: null,
     max_emojis_static: null,
     max_emojis_animated: null,
+    max_channels: null,
+    max_channels_per_category: null,
   }
-  for (const cap of ['max_pins_per_channel', 'max_emojis_static', 'max_emojis_animated'] as const) {
+  for (const cap of SETTINGS) {
+    if (cap === 'name') continue
     const value: unknown = patch[cap]
     if (value === undefined) continue
     assertInRange(value, cap, guildFields[cap])

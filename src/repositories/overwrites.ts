@@ -1,11 +1,12 @@
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import type { ChannelOverwrites, DB } from '../../codegen/db.ts'
+import { ConflictError } from '../errors/conflict-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
 import { type ActingAs, PermissionDeniedError } from '../errors/permission-denied-error.ts'
 import { newId } from '../ids/new-id.ts'
-import type { AuthorizeResult } from '../permissions/authorize.ts'
+import { type AuthorizeResult, authorize } from '../permissions/authorize.ts'
 import { Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
 import { prepareQuery } from '../sql/index.ts'
@@ -361,3 +362,168 @@ export async function listChannelOverwrites(
   assertUuid(channel_id, 'channel_id')
   return selectOverwrites.execute(db, { channel_id })
 }
+
+// The channel and its category, locked in id order (as reorderChannels locks a
+// guild's channels), so a sync never deadlocks with a reorder or another sync.
+const lockChannelAndParent = prepareQuery('channels.lock_with_parent', (db, p: { id: string }) =>
+  db
+    .selectFrom('channels')
+    .select(['id', 'guild_id', 'parent_id', 'type'])
+    .where((eb) =>
+      eb.or([
+        eb('id', '=', p.id),
+        eb(
+          'id',
+          '=',
+          eb.selectFrom('channels as child').select('child.parent_id').where('child.id', '=', p.id),
+        ),
+      ]),
+    )
+    .where('type', '<>', 'dm')
+    .orderBy('id')
+    .forNoKeyUpdate(),
+)
+
+/** An overwrite's target as one key: `r:<role>` or `u:<user>`. */
+const targetKey = (o: { role_id: string | null; user_id: string | null }) =>
+  o.role_id !== null ? `r:${o.role_id}` : `u:${o.user_id}`
+
+/** One overwrite a sync changes: what the channel has (`before`) and what its category has (`after`). */
+interface SyncChange {
+  role_id: string | null
+  user_id: string | null
+  before: ChannelOverwrite | undefined
+  after: ChannelOverwrite | undefined
+}
+
+/**
+ * Makes a channel's overwrites equal its category's ("sync permissions"):
+ * overwrites the category lacks are deleted, the others are created or set to
+ * the category's bits, in one transaction that locks the channel and its
+ * category (no overwrite of either changes meanwhile). Afterwards
+ * `listGuildChannels` lists it with `permissions_synced: true` until one of the
+ * two changes. With `as`, the actor needs `MANAGE_ROLES` in the channel, and
+ * each overwrite it changes follows {@link setChannelOverwrite}'s rules: every
+ * flag whose state changes held in the channel, and the role or member below
+ * the actor's highest role. Each change writes its audit entry
+ * (`overwrite_create`, `overwrite_update` or `overwrite_delete`).
+ *
+ * @returns the channel's overwrites afterwards.
+ * @throws {InvalidInputError} when `channel_id` is not a UUID.
+ * @throws {NotFoundError} when there is no such guild channel (`entity: 'channel'`).
+ * @throws {ConflictError} when the channel is in no category (`reason: 'no_category'`).
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
+ * @example
+ * ```ts
+ * await updateChannel(db, channel.id, { parent_id: staffCategory.id })
+ * await syncChannelPermissions(db, channel.id, { actor_id: adminId })
+ * ```
+ */
+export async function syncChannelPermissions(
+  db: Kysely<DB>,
+  channel_id: string,
+  as?: ActingAs,
+): Promise<ChannelOverwrite[]> {
+  assertUuid(channel_id, 'channel_id')
+  assertActingAs(as)
+  return administer(db, as, {
+    lock: async (trx) => {
+      let rows = await lockChannelAndParent.execute(trx, { id: channel_id })
+      let channel = rows.find((r) => r.id === channel_id.toLowerCase())
+      if (channel?.parent_id && !rows.some((r) => r.id === channel?.parent_id)) {
+        // Moved while we waited for its lock: lock its new category too.
+        rows = await lockChannelAndParent.execute(trx, { id: channel_id })
+        channel = rows.find((r) => r.id === channel_id.toLowerCase())
+      }
+      if (!channel?.guild_id) return undefined
+      const parent = rows.find((r) => r.id === channel?.parent_id)
+      if (!parent) {
+        throw new ConflictError('the channel is in no category', { reason: 'no_category' })
+      }
+      const [own, template] = await Promise.all([
+        selectOverwrites.execute(trx, { channel_id }),
+        selectOverwrites.execute(trx, { channel_id: parent.id }),
+      ])
+      const changes = new Map<string, SyncChange>()
+      for (const o of own)
+        changes.set(targetKey(o), { ...targetOf(o), before: o, after: undefined })
+      for (const o of template) {
+        const key = targetKey(o)
+        changes.set(key, { ...targetOf(o), before: changes.get(key)?.before, after: o })
+      }
+      const differs = [...changes.values()].filter(
+        (c) =>
+          BigInt(c.before?.allow ?? 0n) !== BigInt(c.after?.allow ?? 0n) ||
+          BigInt(c.before?.deny ?? 0n) !== BigInt(c.after?.deny ?? 0n) ||
+          (c.before === undefined) !== (c.after === undefined),
+      )
+      return { guild_id: channel.guild_id, changes: differs }
+    },
+    missing: () => {
+      throw new NotFoundError('channel not found', { entity: 'channel' })
+    },
+    rule: ({ guild_id, changes }) => ({
+      guild_id,
+      permission: Permissions.MANAGE_ROLES,
+      channel_id,
+      role_ids: changes.flatMap((c) => (c.role_id === null ? [] : [c.role_id])),
+    }),
+    apply: async (trx, { guild_id, changes }, actor) => {
+      for (const c of changes) {
+        if (!actor || !as) break
+        assertMayChangeBits(actor.permissions, c.before ?? NEUTRAL, bitsOf(c.after))
+        if (c.user_id !== null) {
+          await authorize(trx, {
+            guild_id,
+            actor_id: as.actor_id,
+            permission: Permissions.MANAGE_ROLES,
+            channel_id,
+            target_user_id: c.user_id,
+          })
+        }
+      }
+      for (const c of changes) {
+        const key = { channel_id, role_id: c.role_id, user_id: c.user_id }
+        if (c.after === undefined) {
+          await deleteOverwrite.executeTakeFirst(trx, key)
+          continue
+        }
+        const params = {
+          id: newId(),
+          channel_id,
+          guild_id,
+          target_id: (c.role_id ?? c.user_id) as string,
+          allow: BigInt(c.after.allow),
+          deny: BigInt(c.after.deny),
+        }
+        await (c.role_id !== null
+          ? upsertRoleOverwrite
+          : upsertMemberOverwrite
+        ).executeTakeFirstOrThrow(trx, params)
+      }
+      return selectOverwrites.execute(trx, { channel_id })
+    },
+    audit: (after, { guild_id, changes }) =>
+      changes.map((c) => {
+        const now = after.find((o) => targetKey(o) === targetKey(c))
+        return {
+          guild_id,
+          action:
+            c.after === undefined
+              ? 'overwrite_delete'
+              : c.before
+                ? 'overwrite_update'
+                : 'overwrite_create',
+          target_id: channel_id,
+          changes: auditChanges(c.before ?? null, now ?? null, FIELDS),
+        }
+      }),
+  })
+}
+
+/** The target of an overwrite row. */
+const targetOf = (o: ChannelOverwrite) => ({ role_id: o.role_id, user_id: o.user_id })
+
+/** An overwrite's bits (an absent one: neutral). */
+const bitsOf = (o: ChannelOverwrite | undefined): Bits =>
+  o ? { allow: BigInt(o.allow), deny: BigInt(o.deny) } : NEUTRAL

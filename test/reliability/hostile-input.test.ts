@@ -371,6 +371,49 @@ function slots(): Slot[] {
     stored: { table: 'channels', column: 'topic', id: idOf },
   })
   id('deleteChannel', 'id', (v) => f.deleteChannel!(db(), v), { writes: true })
+  // categories (0.3)
+  id(
+    'createChannel',
+    'parent_id',
+    (v) =>
+      f.createChannel!(db(), { guild_id: W().guild.id, name: 'c', type: 'text', parent_id: v }),
+    { writes: true, optional: true },
+  )
+  id(
+    'updateChannel',
+    'parent_id',
+    (v) => f.updateChannel!(db(), W().channel.id, { parent_id: v }),
+    {
+      writes: true,
+      optional: true,
+    },
+  )
+  id(
+    'reorderChannels',
+    'guild_id',
+    (v) => f.reorderChannels!(db(), v, [{ id: W().channel.id, position: 0 }]),
+    {
+      writes: true,
+    },
+  )
+  id(
+    'reorderChannels',
+    'positions[0].id',
+    (v) => f.reorderChannels!(db(), W().guild.id, [{ id: v, position: 0 }]),
+    {
+      writes: true,
+    },
+  )
+  id(
+    'reorderChannels',
+    'positions[0].parent_id',
+    (v) =>
+      f.reorderChannels!(db(), W().guild.id, [{ id: W().channel.id, position: 0, parent_id: v }]),
+    { writes: true, optional: true },
+  )
+  id('syncChannelPermissions', 'channel_id', (v) => f.syncChannelPermissions!(db(), v), {
+    writes: true,
+  })
   for (const fn of [
     'addChannelMember',
     'removeChannelMember',
@@ -678,6 +721,7 @@ function slots(): Slot[] {
     ],
     ['createChannel', () => [{ guild_id: W().guild.id, name: 'c', type: 'text' }]],
     ['updateChannel', () => [W().channel.id, { topic: 't' }]],
+    ['reorderChannels', () => [W().guild.id, [{ id: W().channel.id, position: 0 }]]],
     ['updateGuild', () => [W().guild.id, { name: 'g' }]],
     ['setChannelOverwrite', () => [ow()]],
     ['banMember', () => [ban()]],

@@ -73,6 +73,7 @@ describe('createChannel', () => {
       'id',
       'is_private',
       'name',
+      'parent_id',
       'position',
       'rate_limit_per_user',
       'topic',

@@ -38,6 +38,8 @@ describe('createGuild', () => {
       [
         'created_at',
         'id',
+        'max_channels',
+        'max_channels_per_category',
         'max_pins_per_channel',
         'max_emojis_static',
         'max_emojis_animated',

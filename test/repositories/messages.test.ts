@@ -247,6 +247,7 @@ describe('listChannelMessages', () => {
     // A realistic table for the planner: many channels, this one a small part
     // of the history (with only this channel, a backward scan of the primary
     // key would be as cheap as the partial index).
+    await sql`update guilds set max_channels = 1000 where id = ${guild.id}::uuid`.execute(t.db)
     await sql`insert into channels (guild_id, name)
       select ${guild.id}::uuid, 'noise-' || g from generate_series(1, 500) g`.execute(t.db)
     await sql`insert into messages (channel_id, author_id, content)
