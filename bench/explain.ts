@@ -6,23 +6,7 @@
  * inside a transaction that is rolled back.
  */
 import type pg from 'pg'
-
-function literal(v: unknown): string {
-  if (v === null || v === undefined) return 'NULL'
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v)
-  if (typeof v === 'boolean') return v ? 'true' : 'false'
-  if (v instanceof Date) return quote(v.toISOString())
-  if (Array.isArray(v)) {
-    return quote(
-      `{${v.map((x) => (x === null ? 'NULL' : `"${String(x).replace(/["\\]/g, '\\$&')}"`)).join(',')}}`,
-    )
-  }
-  return quote(String(v))
-}
-
-function quote(s: string): string {
-  return `'${s.replaceAll("'", "''")}'`
-}
+import { sqlLiteral as literal } from '../test/support/sql-literal.ts'
 
 export async function explain(
   pool: pg.Pool,

@@ -29,10 +29,16 @@ from
   visible v
   cross join gs
   join channels c on c.id = v.id
-  left join channel_read_states rs on rs.user_id = $2::uuid
+  left join channel_read_states rs on rs.user_id = (
+    select
+      $2::uuid
+  )
   and rs.channel_id = c.id
   left join channel_notification_settings cs on cs.channel_id = c.id
-  and cs.user_id = $3::uuid
+  and cs.user_id = (
+    select
+      $3::uuid
+  )
   cross join lateral (
     select
       coalesce(cs.level, gs.level, 'all') as level,
@@ -74,7 +80,10 @@ from
           m.channel_id = c.id
           and m.deleted_at is null
           and m.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-          and m.author_id <> $4::uuid
+          and m.author_id <> (
+            select
+              $4::uuid
+          )
         order by
           m.seq
         limit
@@ -92,10 +101,16 @@ from
           from
             message_mentions mm
           where
-            mm.user_id = $5::uuid
+            mm.user_id = (
+              select
+                $5::uuid
+            )
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-            and mm.author_id <> $6::uuid
+            and mm.author_id <> (
+              select
+                $6::uuid
+            )
             and ns.level <> 'nothing'
             and true
           order by
@@ -113,7 +128,10 @@ from
             mm.everyone
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-            and mm.author_id <> $7::uuid
+            and mm.author_id <> (
+              select
+                $7::uuid
+            )
             and ns.level <> 'nothing'
             and not ns.suppress_everyone
           order by
@@ -323,10 +341,16 @@ from
   visible v
   cross join gs
   join channels c on c.id = v.id
-  left join channel_read_states rs on rs.user_id = $7::uuid
+  left join channel_read_states rs on rs.user_id = (
+    select
+      $7::uuid
+  )
   and rs.channel_id = c.id
   left join channel_notification_settings cs on cs.channel_id = c.id
-  and cs.user_id = $8::uuid
+  and cs.user_id = (
+    select
+      $8::uuid
+  )
   cross join lateral (
     select
       coalesce(cs.level, gs.level, 'all') as level,
@@ -368,7 +392,10 @@ from
           m.channel_id = c.id
           and m.deleted_at is null
           and m.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-          and m.author_id <> $9::uuid
+          and m.author_id <> (
+            select
+              $9::uuid
+          )
         order by
           m.seq
         limit
@@ -386,10 +413,16 @@ from
           from
             message_mentions mm
           where
-            mm.user_id = $10::uuid
+            mm.user_id = (
+              select
+                $10::uuid
+            )
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-            and mm.author_id <> $11::uuid
+            and mm.author_id <> (
+              select
+                $11::uuid
+            )
             and ns.level <> 'nothing'
             and true
           order by
@@ -407,7 +440,10 @@ from
             mm.everyone
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-            and mm.author_id <> $12::uuid
+            and mm.author_id <> (
+              select
+                $12::uuid
+            )
             and ns.level <> 'nothing'
             and not ns.suppress_everyone
           order by
@@ -436,7 +472,10 @@ from
               mm.role_id = held.role_id
               and mm.channel_id = c.id
               and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-              and mm.author_id <> $13::uuid
+              and mm.author_id <> (
+                select
+                  $13::uuid
+              )
               and ns.level <> 'nothing'
               and not ns.suppress_roles
             order by
@@ -459,7 +498,10 @@ from
             )
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
-            and mm.author_id <> $14::uuid
+            and mm.author_id <> (
+              select
+                $14::uuid
+            )
             and ns.level <> 'nothing'
             and not ns.suppress_everyone
           order by
