@@ -68,9 +68,10 @@ describe('revocations × writers × isolation levels × orders', () => {
       if (result.blockedSteps.length > 0) overlapped++
       if (result.deferred.length > 0) deferred++
       if (wrong.length > 0) {
-        failures.push(
-          `${cell.revocation.name} × ${cell.writer.name} × ${cell.isolation} × [${cell.order.join(' ')}]: ${wrong.join('; ')}`,
-        )
+        const line = `${cell.revocation.name} × ${cell.writer.name} × ${cell.isolation} × [${cell.order.join(' ')}]: ${wrong.join('; ')}`
+        failures.push(line)
+        // A full shard runs for tens of minutes: say which cell failed as soon as it does.
+        if (full) process.stderr.write(`[races] shard ${shard}/${shards} failed: ${line}\n`)
       }
     }
     const revocations = REVOCATIONS.length
