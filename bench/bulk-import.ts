@@ -28,8 +28,10 @@
  * markdown tables with the load average beside them; figures from a loaded
  * machine are only indicative.
  */
+import { readFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
+import type { DB } from '../codegen/db.ts'
 import { createPool } from '../src/pool/create-pool.ts'
 import { sendMessage } from '../src/repositories/authorized-messages.ts'
 import { createChannel } from '../src/repositories/channels.ts'
@@ -39,6 +41,7 @@ import { createMessage } from '../src/repositories/messages.ts'
 import { createUser } from '../src/repositories/users.ts'
 import { createDb } from '../src/sql/create-db.ts'
 import { createTestDatabase, type TestDatabase } from '../src/testing/create-test-database.ts'
+import { paired, timed } from './paired.ts'
 
 const argv = process.argv.slice(2)
 const option = (name: string) => {
@@ -52,19 +55,19 @@ const fsync = argv.includes('--fsync')
 const log = (msg: string) => process.stderr.write(`[bench:bulk-import] ${msg}\n`)
 const load = () => (loadavg()[0] as number).toFixed(2)
 
-/** 0018's numbering, put back on `before`: one counter UPDATE per row. */
-const BEFORE_0020 = sql`
-  drop trigger messages_seq_store on messages;
-  create or replace function guildstore_message_seq() returns trigger language plpgsql as $$
-  begin
-    update channels set last_seq = last_seq + 1
-    where id = NEW.channel_id and type::text <> 'category'
-    returning last_seq into NEW.seq;
-    if NEW.seq is null then
-      perform guildstore_refuse_message_channel(NEW.channel_id);
-    end if;
-    return NEW;
-  end $$;`
+/**
+ * 0018's numbering, put back on `before`: its `guildstore_message_seq()` (one
+ * counter UPDATE per row), read from the migration file, and no statement trigger.
+ */
+async function restore0018(db: Kysely<DB>): Promise<void> {
+  const file = await readFile(
+    new URL('../migrations/0018_channel_categories.sql', import.meta.url),
+    'utf8',
+  )
+  const fn = /CREATE OR REPLACE FUNCTION guildstore_message_seq\(\)[\s\S]*?\n\$\$;/.exec(file)?.[0]
+  if (!fn) throw new Error('guildstore_message_seq() not found in migration 0018')
+  await sql.raw(`drop trigger messages_seq_store on messages; ${fn}`).execute(db)
+}
 
 interface Side {
   name: 'before' | 'after'
@@ -76,7 +79,7 @@ interface Side {
 
 async function side(name: Side['name']): Promise<Side> {
   const t = await createTestDatabase({ pool: { max: 2 } })
-  if (name === 'before') await BEFORE_0020.execute(t.db)
+  if (name === 'before') await restore0018(t.db)
   const url = new URL(t.url)
   if (!fsync) url.searchParams.set('options', '-c synchronous_commit=off')
   const db = createDb(createPool({ connectionString: url.toString(), max: 1 }))
@@ -89,11 +92,7 @@ const channel = async (s: Side, name: string) =>
   (await createChannel(s.t.db, { guild_id: s.guild, name, type: 'text' })).id
 
 /** Seconds `run` takes. */
-async function seconds(run: () => Promise<unknown>): Promise<number> {
-  const start = process.hrtime.bigint()
-  await run()
-  return Number(process.hrtime.bigint() - start) / 1e9
-}
+const seconds = async (run: () => Promise<unknown>) => (await timed(run)) / 1e6
 
 /** One INSERT … SELECT of n rows into a fresh channel, in its own transaction. */
 async function insertSelect(s: Side, n: number): Promise<number> {
@@ -125,26 +124,6 @@ async function importRows(s: Side, n: number, method: 'copy' | 'insert'): Promis
     created_at: new Date(base + ((i * 7919) % n) * 1000),
   }))
   return seconds(() => importMessages(s.db, rows, { method }))
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
-}
-
-/** Alternates a and b call by call (order flipped every pair); the median µs of each. */
-async function paired(a: () => Promise<unknown>, b: () => Promise<unknown>, n: number) {
-  const ta: number[] = []
-  const tb: number[] = []
-  for (let i = 0; i < n; i++) {
-    const first = i % 2 === 0 ? [a, ta] : [b, tb]
-    const second = i % 2 === 0 ? [b, tb] : [a, ta]
-    for (const [run, into] of [first, second] as [() => Promise<unknown>, number[]][]) {
-      into.push((await seconds(run)) * 1e6)
-    }
-  }
-  return { a: median(ta), b: median(tb) }
 }
 
 const before = await side('before')
