@@ -4,7 +4,6 @@ import { pipeline } from 'node:stream/promises'
 import { type Kysely, sql } from 'kysely'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
-import { UUID } from 'uuidv7'
 import type { DB } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { NotFoundError } from '../errors/not-found-error.ts'
@@ -89,6 +88,8 @@ interface ImportRow {
   reply_to: string | null
   content: string
   created_at: Date
+  /** `created_at` in milliseconds. */
+  ms: number
   mentions: ValidMentions | undefined
 }
 
@@ -188,71 +189,94 @@ join messages m on m.id = t.message_id`,
     ),
 )
 
-/** Runs `check` on row `index`, naming the row in any InvalidInputError it throws. */
-function atRow<T>(index: number, check: () => T): T {
-  try {
-    return check()
-  } catch (error) {
-    if (!(error instanceof InvalidInputError)) throw error
-    const field = `rows[${index}].${error.field ?? 'input'}`
-    throw new InvalidInputError(`rows[${index}].${error.message}`, { field, cause: error })
+/** Gives an InvalidInputError of row `index` the row's name (`rows[i].field`). */
+function atRow(index: number, error: unknown): unknown {
+  if (!(error instanceof InvalidInputError)) return error
+  const field = `rows[${index}].${error.field ?? 'input'}`
+  return new InvalidInputError(`rows[${index}].${error.message}`, { field, cause: error })
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+const hex16 = (x: number) => `${HEX[(x >>> 8) & 255]}${HEX[x & 255]}`
+const hex32 = (x: number) => `${hex16(x >>> 16)}${hex16(x & 0xffff)}`
+
+/**
+ * A UUIDv7 whose time is `ms` (48 bits), then version 7, 12 random bits, the
+ * variant, 62 random bits (three words of `random` from `at`). Formatted
+ * here, without an object per id: a million of them are made in one call.
+ */
+function idAt(ms: number, random: Uint32Array, at: number): string {
+  const a = (random[at] ?? 0) & 0xfff
+  const b = random[at + 1] ?? 0
+  const c = random[at + 2] ?? 0
+  const time = `${hex32(Math.floor(ms / 0x10000))}-${hex16(ms % 0x10000)}`
+  return `${time}-7${(a >>> 8).toString(16)}${HEX[a & 255]}-${hex16(0x8000 | (b & 0x3fff))}-${hex16(b >>> 16)}${hex32(c)}`
+}
+
+/** Validates row `index`; a row without an id gets one from `random` (see {@link idAt}). */
+function validateRow(row: ImportMessageInput, index: number, random: Uint32Array): ImportRow {
+  assertObject(row, 'input')
+  assertOptionalUuid(row.id, 'id')
+  assertUuid(row.channel_id, 'channel_id')
+  assertUuid(row.author_id, 'author_id')
+  assertOptionalUuid(row.reply_to, 'reply_to')
+  assertText(row.content, 'content', CONTENT)
+  assertDate(row.created_at, 'created_at')
+  const ms = row.created_at.getTime()
+  if (ms < CREATED_MIN || ms > CREATED_MAX) {
+    throw new InvalidInputError('created_at must be between 1970 and 9999', {
+      field: 'created_at',
+    })
+  }
+  return {
+    index,
+    id: row.id ? row.id.toLowerCase() : idAt(ms, random, 3 * index),
+    channel_id: row.channel_id.toLowerCase(),
+    author_id: row.author_id.toLowerCase(),
+    reply_to: row.reply_to ? row.reply_to.toLowerCase() : null,
+    content: row.content,
+    created_at: row.created_at,
+    ms,
+    mentions: validateMentions(row.mentions),
   }
 }
 
-/** A UUIDv7 whose time is `ms`, the rest random (74 bits). */
-function idAt(ms: number, random: Uint32Array, at: number): string {
-  const a = random[at] ?? 0
-  const b = random[at + 1] ?? 0
-  const c = random[at + 2] ?? 0
-  return UUID.fromFieldsV7(ms, a & 0xfff, b & 0x3fffffff, c).toString()
-}
-
-/** Validates every row (nothing is written on any error) and orders them by channel, time, id. */
+/**
+ * Validates every row (nothing is written on any error) and orders them by
+ * channel, then time, then id. New ids carry their row's time and are random
+ * after it (74 bits), so only given ids are checked for repeats here (the
+ * primary key refuses the rest).
+ */
 function validateRows(rows: readonly ImportMessageInput[]): ImportRow[] {
   const random = new Uint32Array(3 * rows.length)
   randomFillSync(random)
-  const out: ImportRow[] = []
-  const seen = new Set<string>()
-  rows.forEach((row, index) => {
-    out.push(
-      atRow(index, () => {
-        assertObject(row, 'input')
-        assertOptionalUuid(row.id, 'id')
-        assertUuid(row.channel_id, 'channel_id')
-        assertUuid(row.author_id, 'author_id')
-        assertOptionalUuid(row.reply_to, 'reply_to')
-        assertText(row.content, 'content', CONTENT)
-        assertDate(row.created_at, 'created_at')
-        const ms = row.created_at.getTime()
-        if (ms < CREATED_MIN || ms > CREATED_MAX) {
-          throw new InvalidInputError('created_at must be between 1970 and 9999', {
-            field: 'created_at',
-          })
-        }
-        const id = row.id ? row.id.toLowerCase() : idAt(ms, random, 3 * index)
-        if (seen.has(id)) {
+  const byChannel = new Map<string, ImportRow[]>()
+  const given = new Set<string>()
+  let index = 0
+  try {
+    for (; index < rows.length; index++) {
+      const input = rows[index] as ImportMessageInput
+      const row = validateRow(input, index, random)
+      if (input.id) {
+        if (given.has(row.id)) {
           throw new InvalidInputError('id is the id of an earlier row', { field: 'id' })
         }
-        seen.add(id)
-        return {
-          index,
-          id,
-          channel_id: row.channel_id.toLowerCase(),
-          author_id: row.author_id.toLowerCase(),
-          reply_to: row.reply_to ? row.reply_to.toLowerCase() : null,
-          content: row.content,
-          created_at: new Date(ms),
-          mentions: validateMentions(row.mentions),
-        }
-      }),
-    )
-  })
-  return out.sort(
-    (x, y) =>
-      (x.channel_id < y.channel_id ? -1 : x.channel_id > y.channel_id ? 1 : 0) ||
-      x.created_at.getTime() - y.created_at.getTime() ||
-      (x.id < y.id ? -1 : x.id > y.id ? 1 : 0),
-  )
+        given.add(row.id)
+      }
+      const list = byChannel.get(row.channel_id)
+      if (list) list.push(row)
+      else byChannel.set(row.channel_id, [row])
+    }
+  } catch (error) {
+    throw atRow(index, error)
+  }
+  const out: ImportRow[] = []
+  for (const channel of [...byChannel.keys()].sort()) {
+    const list = byChannel.get(channel) as ImportRow[]
+    list.sort((x, y) => x.ms - y.ms || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
+    for (const row of list) out.push(row)
+  }
+  return out
 }
 
 /** The first row (in input order) for which `bad` holds. */
