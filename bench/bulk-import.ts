@@ -158,6 +158,7 @@ const l1 = load()
 const createPair = await paired(create(after, 0), create(before, 0), pairs)
 const sendPair = await paired(send(after, 0), send(before, 0), pairs)
 const control = await paired(send(after, 0), send(after, 1), pairs)
+const createControl = await paired(create(after, 0), create(after, 1), pairs)
 const l2 = load()
 log('pairs done')
 
@@ -175,6 +176,7 @@ Single-row writes, ${pairs} pairs each (ratio = before ÷ after median; above 1 
 | createMessage (row trigger) | ${f(createPair.a)} / ${f(createPair.b)} | ${(createPair.b / createPair.a).toFixed(3)}× |
 | sendMessage (statement trigger only) | ${f(sendPair.a)} / ${f(sendPair.b)} | ${(sendPair.b / sendPair.a).toFixed(3)}× |
 | A/A control: sendMessage after / after | ${f(control.a)} / ${f(control.b)} | ${(control.b / control.a).toFixed(3)}× |
+| A/A control: createMessage after / after | ${f(createControl.a)} / ${f(createControl.b)} | ${(createControl.b / createControl.a).toFixed(3)}× |
 
 1-minute load average: ${l1} before the pairs, ${l2} after.`)
 

@@ -149,6 +149,25 @@ describe('numbering a statement in one step (0020)', () => {
     await expectGapFree(t.db, channel, 1012)
   })
 
+  it('a single-row insert, then a send, then another single-row insert in one transaction: the second insert sees the send moved the counter', async () => {
+    const channel = (await makeChannel(t.db, guild)).id
+    const member = (await makeUser(t.db)).id
+    await makeMember(t.db, guild, member)
+    const seqs = await t.db.transaction().execute(async (trx) => {
+      const a = await createMessage(trx, { channel_id: channel, author_id: owner, content: 'a' })
+      const b = await sendMessage(trx, { channel_id: channel, author_id: member, content: 'b' })
+      const c = await createMessage(trx, { channel_id: channel, author_id: owner, content: 'c' })
+      const d = await createMessage(trx, { channel_id: channel, author_id: owner, content: 'd' })
+      await sql`update channels set last_seq = last_seq + 1 where id = ${channel}`.execute(trx)
+      await sql`update channels set last_seq = last_seq - 1 where id = ${channel}`.execute(trx)
+      await insertSelect(trx, channel, 3)
+      const e = await createMessage(trx, { channel_id: channel, author_id: owner, content: 'e' })
+      return [a.seq, b.seq, c.seq, d.seq, e.seq]
+    })
+    expect(seqs).toEqual([1n, 2n, 3n, 4n, 8n])
+    await expectGapFree(t.db, channel, 8)
+  })
+
   it('a failed statement rolled back to a savepoint leaves no stale running position', async () => {
     const channel = (await makeChannel(t.db, guild)).id
     const category = (await makeChannel(t.db, guild, { type: 'category' })).id
