@@ -61,7 +61,14 @@ export interface ImportMessageInput {
   mentions?: MessageMentionsInput | null | undefined
 }
 
-/** Options of {@link importMessages}. */
+/**
+ * Options of {@link importMessages}.
+ *
+ * @example
+ * ```ts
+ * await importMessages(db, rows, { method: 'insert' }) // no COPY (e.g. behind a proxy without it)
+ * ```
+ */
 export interface ImportMessagesOptions {
   /**
    * How the rows reach the table: `'copy'` (`COPY … FROM STDIN`, the fast
@@ -73,7 +80,14 @@ export interface ImportMessagesOptions {
   method?: 'copy' | 'insert' | undefined
 }
 
-/** What {@link importMessages} returns. */
+/**
+ * What {@link importMessages} returns.
+ *
+ * @example
+ * ```ts
+ * const { imported } = await importMessages(db, rows) // imported === rows.length
+ * ```
+ */
 export interface ImportMessagesResult {
   /** The number of messages written. */
   imported: number
