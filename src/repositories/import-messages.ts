@@ -53,8 +53,8 @@ export interface ImportMessageInput {
    */
   created_at: Date
   /**
-   * A message of the same channel: one of this import, or a live message
-   * already there.
+   * A message of the same channel: a live message already there, or one of
+   * this import that comes before this one (by `created_at`, then `id`).
    */
   reply_to?: string | null | undefined
   /** Whom the message mentions, as for `createMessage` (stored as `sendMessage` stores them). */
@@ -303,7 +303,7 @@ function firstRow(rows: readonly ImportRow[], bad: (row: ImportRow) => boolean) 
 /**
  * Checks what the rows name against the database: channels (existing, not a
  * category), authors, mentioned users and roles (of the channel's guild),
- * reply targets (this import's or live messages of the same channel).
+ * reply targets (live messages of the same channel, or earlier rows of this import).
  */
 async function checkReferences(trx: Kysely<DB>, rows: readonly ImportRow[]): Promise<void> {
   const distinct = (values: Iterable<string>) => [...new Set(values)]
@@ -362,6 +362,8 @@ async function checkReferences(trx: Kysely<DB>, rows: readonly ImportRow[]): Pro
     }
   }
   const channelOf = new Map(rows.map((r) => [r.id, r.channel_id]))
+  // `rows` is in write order: a reply within the import must name an earlier row.
+  const order = new Map(rows.map((r, i) => [r.id, i]))
   const outside = distinct(
     rows.flatMap((r) => (r.reply_to !== null && !channelOf.has(r.reply_to) ? [r.reply_to] : [])),
   )
@@ -373,11 +375,13 @@ async function checkReferences(trx: Kysely<DB>, rows: readonly ImportRow[]): Pro
   const reply = firstRow(
     rows,
     (r) =>
-      r.reply_to !== null && (r.reply_to === r.id || channelOf.get(r.reply_to) !== r.channel_id),
+      r.reply_to !== null &&
+      (channelOf.get(r.reply_to) !== r.channel_id ||
+        (order.get(r.reply_to) ?? -1) >= (order.get(r.id) ?? 0)),
   )
   if (reply) {
     throw new InvalidInputError(
-      `rows[${reply.index}].reply_to must be another message of the same channel (of this import, or live)`,
+      `rows[${reply.index}].reply_to must be a live message of the same channel, or an earlier one (by created_at, id) of this import`,
       { field: `rows[${reply.index}].reply_to` },
     )
   }

@@ -322,6 +322,17 @@ describe('importMessages refuses before writing anything', () => {
       0,
       'rows[0].reply_to',
     )
+    // a reply to a later row of the import (its target would be written after it)
+    const [early, late] = idPair()
+    await refused(
+      [
+        { ...ok, id: early, reply_to: late },
+        { ...ok, id: late, created_at: at('11:00:00.000') },
+      ],
+      InvalidInputError,
+      0,
+      'rows[0].reply_to',
+    )
     await refused([ok, { ...ok, id: elsewhere.id }], UniqueViolationError)
   })
 
