@@ -123,6 +123,27 @@ describe.each(['copy', 'insert'] as const)('importMessages (%s route)', (method)
     expect(next.seq).toBe(7n)
   })
 
+  it('300 channels in one call (more than the numbering slots), rows shuffled: each channel 1…4 in time order', async () => {
+    await sql`update guilds set max_channels = 1000 where id = ${guild}`.execute(t.db)
+    const channels: string[] = []
+    for (let i = 0; i < 300; i++) channels.push((await makeChannel(t.db, guild)).id)
+    const rows: ImportMessageInput[] = channels.flatMap((channel_id) =>
+      [3, 1, 4, 2].map((k) => ({
+        channel_id,
+        author_id: owner,
+        content: `k${k}`,
+        created_at: at(`10:00:0${k}.000`),
+      })),
+    )
+    rows.sort((x, y) => (x.content + x.channel_id < y.content + y.channel_id ? -1 : 1))
+    expect(await importMessages(importer(), rows, { method })).toEqual({ imported: 1200 })
+    const bad = await sql<{ n: number }>`select count(*)::int as n from messages m
+      join channels c on c.id = m.channel_id
+      where m.channel_id = any(${channels}::uuid[])
+        and (m.content <> 'k' || m.seq or c.last_seq <> 4)`.execute(t.db)
+    expect(bad.rows[0]?.n).toBe(0)
+  })
+
   it('keeps created_at; new ids are UUIDv7 carrying created_at; content with tabs, newlines, backslashes and emoji is verbatim', async () => {
     const channel = (await makeChannel(t.db, guild)).id
     const tricky = 'tab\there\nnew line\r\nback\\slash \\N \\. 👍🏽 ünïcödé'
