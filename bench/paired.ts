@@ -1,18 +1,10 @@
 /**
- * Paired timing, call by call: two contenders alternate every call (the order
- * flips every pair), and each gets the median of its latencies. On a loaded
- * 2-core box the ratio of the two medians is stable to about ±1%, where
- * throughput blocks move ±20%. Used by bench/send-paired.ts and
- * bench/bulk-import.ts.
- *
- * @example
- * ```ts
- * const { a, b } = await paired(() => sendA(), () => sendB(), 4000)
- * console.log(`ratio ${(b / a).toFixed(3)}×`)
- * ```
+ * Paired timing for benches: two contenders alternate call by call (the order
+ * flips every pair), and each is summarized by its median latency. Shared by
+ * bench/send-paired.ts and bench/feed.ts.
  */
 
-/** Microseconds `run` takes. */
+/** The latency of one call, in µs. */
 export async function timed(run: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint()
   await run()
@@ -27,7 +19,11 @@ export const median = (xs: number[]): number => {
 }
 
 /** Alternates a and b call by call (order flipped every pair); returns the median µs of each. */
-export async function paired(a: () => Promise<unknown>, b: () => Promise<unknown>, n: number) {
+export async function paired(
+  a: () => Promise<unknown>,
+  b: () => Promise<unknown>,
+  n: number,
+): Promise<{ a: number; b: number }> {
   const ta: number[] = []
   const tb: number[] = []
   for (let i = 0; i < n; i++) {
