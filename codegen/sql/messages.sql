@@ -89,6 +89,107 @@ where
   "id" = $2::uuid
   and created_at < now() - make_interval(hours => 24);
 
+-- messages.import_channels (prepared as "gs.messages.import_channels"; read)
+select
+  c.id,
+  c.guild_id,
+  c.type::text = 'category' as category
+from
+  channels c
+where
+  c.id = any ($1::uuid[]);
+
+-- messages.import_insert (prepared as "gs.messages.import_insert"; write)
+insert into
+  messages (
+    id,
+    channel_id,
+    author_id,
+    reply_to,
+    content,
+    created_at
+  )
+select
+  r.id,
+  r.channel_id,
+  r.author_id,
+  r.reply_to,
+  r.content,
+  r.created_at
+from
+  unnest(
+    $1::uuid[],
+    $2::uuid[],
+    $3::uuid[],
+    $4::uuid[],
+    $5::text[],
+    $6::timestamptz[]
+  ) with ordinality as r (
+    id,
+    channel_id,
+    author_id,
+    reply_to,
+    content,
+    created_at,
+    n
+  )
+order by
+  r.n;
+
+-- messages.import_mentions (prepared as "gs.messages.import_mentions"; write)
+insert into
+  message_mentions (
+    message_id,
+    channel_id,
+    seq,
+    author_id,
+    user_id,
+    role_id,
+    everyone
+  )
+select
+  m.id,
+  m.channel_id,
+  m.seq,
+  m.author_id,
+  t.user_id,
+  t.role_id,
+  t.everyone
+from
+  unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[]) as t (message_id, user_id, role_id, everyone)
+  join messages m on m.id = t.message_id;
+
+-- messages.import_reply_targets (prepared as "gs.messages.import_reply_targets"; read)
+select
+  m.id,
+  m.channel_id
+from
+  messages m
+where
+  m.id = any ($1::uuid[])
+  and m.deleted_at is null;
+
+-- messages.import_roles (prepared as "gs.messages.import_roles"; read)
+select
+  r.id,
+  r.guild_id
+from
+  roles r
+where
+  r.id = any ($1::uuid[]);
+
+-- messages.import_server (prepared as "gs.messages.import_server"; read)
+select
+  strpos(version(), 'emscripten') > 0 as embedded;
+
+-- messages.import_users (prepared as "gs.messages.import_users"; read)
+select
+  u.id
+from
+  users u
+where
+  u.id = any ($1::uuid[]);
+
 -- messages.insert (prepared as "gs.messages.insert"; write)
 insert into
   "messages" (

@@ -82,6 +82,19 @@ export const channelGuildSql = (channel_id: string) =>
   sql`(select c.guild_id from channels c where c.id = ${channel_id}::uuid)`
 
 /**
+ * `insert into message_mentions … select … from ${from}`: mention rows of the
+ * messages `source` names in `from`, for the targets `t` (`user_id`,
+ * `role_id`, `everyone`) it names; each copies its message's channel_id, seq
+ * and author_id.
+ */
+export function insertMentionRowsSql(source: 'i' | 'm', from: RawBuilder<unknown>) {
+  const s = sql.raw(source)
+  return sql`insert into message_mentions (message_id, channel_id, seq, author_id, user_id, role_id, everyone)
+  select ${s}.id, ${s}.channel_id, ${s}.seq, ${s}.author_id, t.user_id, t.role_id, t.everyone
+  from ${from}`
+}
+
+/**
  * `mentions as (…)`: the mention rows of the message inserted by the CTE named
  * `source` (none when it inserted nothing); they copy its channel_id, seq and
  * author_id.
@@ -92,12 +105,13 @@ export function mentionsSql(
 ) {
   const s = sql.raw(source)
   return sql`mentions as (
-  insert into message_mentions (message_id, channel_id, seq, author_id, user_id, role_id, everyone)
-  select ${s}.id, ${s}.channel_id, ${s}.seq, ${s}.author_id, t.user_id, t.role_id, t.everyone
-  from ${s} cross join (
+  ${insertMentionRowsSql(
+    source,
+    sql`${s} cross join (
     select u as user_id, null::uuid as role_id, false as everyone from unnest(${p.user_ids}::uuid[]) u
     union all select null::uuid, r, false from unnest(${p.role_ids}::uuid[]) r
     union all select null::uuid, null::uuid, true where ${p.everyone}::boolean
-  ) t
+  ) t`,
+  )}
 )`
 }

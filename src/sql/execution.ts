@@ -607,3 +607,27 @@ export class GuildstoreDialect implements Dialect {
     return new PostgresQueryCompiler()
   }
 }
+
+/**
+ * Runs `fn` with the pg client under a transaction made by a `createDb`
+ * instance (for what only the raw client can do, such as `COPY … FROM
+ * STDIN`), or returns `undefined` when `trx` runs on a connection guildstore
+ * did not make (a host's own Kysely dialect).
+ *
+ * @example
+ * ```ts
+ * await inTransaction(db, (trx) => withPgClient(trx, (client) => client.query(copyFrom(…))))
+ * ```
+ */
+export async function withPgClient<T>(
+  trx: Kysely<DB>,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<{ result: T } | undefined> {
+  return trx
+    .getExecutor()
+    .provideConnection(async (connection) =>
+      connection instanceof GuildstoreConnection
+        ? { result: await fn(connection.client) }
+        : undefined,
+    )
+}

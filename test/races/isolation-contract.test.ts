@@ -31,6 +31,7 @@ import {
   type DB,
   findOrCreateDmChannel,
   GuildstoreError,
+  importMessages,
   markChannelRead,
   pinMessage,
   sendFriendRequest,
@@ -76,6 +77,16 @@ interface ContractCase {
 
 const count = async (db: Kysely<DB>, q: ReturnType<typeof sql<{ n: number }>>) =>
   (await q.execute(db)).rows[0]?.n ?? -1
+
+/** The channel's positions are 1…n, each once. */
+const positionsGapFree = async (db: Kysely<DB>, c: Ctx) => {
+  const r = await sql<{ n: number; d: number; mx: number }>`select count(*)::int as n,
+    count(distinct seq)::int as d, max(seq)::int as mx from messages where channel_id = ${c.channel}`.execute(
+    db,
+  )
+  const row = r.rows[0]
+  return row && row.n === row.d && row.mx === row.n ? [] : [`positions ${JSON.stringify(row)}`]
+}
 
 const CASES: ContractCase[] = [
   {
@@ -171,27 +182,32 @@ const CASES: ContractCase[] = [
     },
     call: (db, c, who) =>
       sendMessage(db, { channel_id: c.channel, author_id: c[who] as string, content: who }),
-    check: async (db, c) => {
-      const r = await sql<{ n: number; d: number; mx: number }>`select count(*)::int as n,
-        count(distinct seq)::int as d, max(seq)::int as mx from messages where channel_id = ${c.channel}`.execute(
-        db,
-      )
-      const row = r.rows[0]
-      return row && row.n === row.d && row.mx === row.n ? [] : [`positions ${JSON.stringify(row)}`]
-    },
+    check: positionsGapFree,
   },
   {
     name: 'createMessage (positions stay gap-free and unique)',
     call: (db, c, who) =>
       createMessage(db, { channel_id: c.channel, author_id: c[who] as string, content: who }),
-    check: async (db, c) => {
-      const r = await sql<{ n: number; d: number; mx: number }>`select count(*)::int as n,
-        count(distinct seq)::int as d, max(seq)::int as mx from messages where channel_id = ${c.channel}`.execute(
-        db,
-      )
-      const row = r.rows[0]
-      return row && row.n === row.d && row.mx === row.n ? [] : [`positions ${JSON.stringify(row)}`]
-    },
+    check: positionsGapFree,
+  },
+  {
+    name: 'importMessages (positions stay gap-free and unique)',
+    call: (db, c, who) =>
+      importMessages(db, [
+        {
+          channel_id: c.channel,
+          author_id: c[who] as string,
+          content: `${who} 1`,
+          created_at: new Date(1),
+        },
+        {
+          channel_id: c.channel,
+          author_id: c[who] as string,
+          content: `${who} 2`,
+          created_at: new Date(2),
+        },
+      ]),
+    check: positionsGapFree,
   },
   {
     name: 'findOrCreateDmChannel (one DM per pair)',

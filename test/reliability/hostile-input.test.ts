@@ -467,6 +467,41 @@ function slots(): Slot[] {
       { writes: true },
     )
   }
+  // importMessages: one row, each slot hostile in turn
+  const importOne = async (row: Record<string, unknown>) => {
+    const id = gs.newId()
+    await f.importMessages!(db(), [
+      {
+        id,
+        channel_id: W().channel.id,
+        author_id: W().owner.id,
+        content: 'c',
+        created_at: new Date(0),
+        ...row,
+      },
+    ])
+    return { id, content: row.content }
+  }
+  text('importMessages', 'rows[0].content', (v) => importOne({ content: v }), {
+    writes: true,
+    stored: { table: 'messages', column: 'content', id: idOf },
+  })
+  for (const key of ['id', 'channel_id', 'author_id', 'reply_to']) {
+    id('importMessages', `rows[0].${key}`, (v) => importOne({ [key]: v }), {
+      writes: true,
+      optional: key === 'reply_to' || key === 'id',
+    })
+  }
+  for (const key of ['user_ids', 'role_ids']) {
+    id(
+      'importMessages',
+      `rows[0].mentions.${key}[0]`,
+      (v) => importOne({ mentions: { [key]: [v] } }),
+      {
+        writes: true,
+      },
+    )
+  }
   id('listMessageMentions', 'message_ids[0]', (v) => f.listMessageMentions!(db(), [v]))
   const mark = () => ({
     channel_id: W().channel.id,
@@ -1029,6 +1064,13 @@ describe('hostile input through every public function', () => {
         'createInvite.expires_at',
         (v) =>
           f.createInvite!(t.db, { guild_id: w.guild.id, inviter_id: w.owner.id, expires_at: v }),
+      ],
+      [
+        'importMessages.rows[0].created_at',
+        (v) =>
+          f.importMessages!(t.db, [
+            { channel_id: w.channel.id, author_id: w.owner.id, content: 'c', created_at: v },
+          ]),
       ],
       [
         'banMember.expires_at',
