@@ -5,7 +5,7 @@
 
 import type { ColumnType } from "kysely";
 
-export type ChannelType = "category" | "dm" | "text" | "voice";
+export type ChannelType = "category" | "dm" | "private_thread" | "public_thread" | "text" | "voice";
 
 export type FriendshipStatus = "accepted" | "blocked" | "pending";
 
@@ -90,15 +90,20 @@ export interface ChannelReadStates {
 
 export interface Channels {
   access_version: Generated<bigint>;
+  archived_at: Timestamp | null;
+  auto_archive_minutes: number | null;
   created_at: Generated<Timestamp>;
   guild_id: string | null;
   id: Generated<string>;
   is_private: Generated<boolean>;
   last_seq: Generated<bigint>;
+  locked: Generated<boolean>;
   name: string | null;
+  owner_id: string | null;
   parent_id: string | null;
   position: Generated<number>;
   rate_limit_per_user: Generated<number>;
+  starter_message_id: string | null;
   topic: string | null;
   type: Generated<ChannelType>;
   updated_at: Generated<Timestamp>;
@@ -203,6 +208,7 @@ export interface Guilds {
   max_emojis_animated: Generated<number>;
   max_emojis_static: Generated<number>;
   max_pins_per_channel: Generated<number>;
+  max_thread_members: Generated<number>;
   name: string;
   owner_id: string;
   updated_at: Generated<Timestamp>;
@@ -217,6 +223,11 @@ export interface GuildstoreAccessEpochs {
 export interface GuildstoreChannelCounts {
   channels: number;
   scope_id: string;
+}
+
+export interface GuildstoreThreadMemberCounts {
+  members: number;
+  thread_id: string;
 }
 
 export interface MemberRoles {
@@ -349,6 +360,7 @@ export interface DB {
   guilds: Guilds;
   guildstore_access_epochs: GuildstoreAccessEpochs;
   guildstore_channel_counts: GuildstoreChannelCounts;
+  guildstore_thread_member_counts: GuildstoreThreadMemberCounts;
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
   message_edits: MessageEdits;

@@ -661,7 +661,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -692,8 +692,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -746,7 +751,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -764,7 +769,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -777,6 +782,23 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -1098,7 +1120,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -1129,8 +1151,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -1183,7 +1210,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -1201,7 +1228,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -1214,6 +1241,23 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -1409,7 +1453,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -1440,8 +1484,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -1494,7 +1543,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -1512,7 +1561,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -1525,6 +1574,23 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -1846,7 +1912,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -1877,8 +1943,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -1931,7 +2002,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -1949,7 +2020,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -1962,6 +2033,23 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -2157,7 +2245,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -2188,8 +2276,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -2242,7 +2335,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -2260,7 +2353,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -2273,6 +2366,23 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -2652,7 +2762,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -2683,8 +2793,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -2737,7 +2852,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -2755,7 +2870,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -2768,6 +2883,23 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -2992,7 +3124,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -3023,8 +3155,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -3077,7 +3214,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -3095,7 +3232,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -3108,6 +3245,23 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -3371,7 +3525,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -3402,8 +3556,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -3456,7 +3615,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -3474,7 +3633,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -3487,6 +3646,23 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -3660,7 +3836,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -3691,8 +3867,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -3745,7 +3926,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -3763,7 +3944,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -3776,6 +3957,23 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -4145,7 +4343,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -4176,8 +4374,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -4230,7 +4433,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -4248,7 +4451,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -4261,6 +4464,23 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where

@@ -153,6 +153,8 @@ const selectGuildChannels = prepareQuery('channels.list_of_guild', (db, p: { gui
 ) end`.as('permissions_synced'),
     )
     .where('c.guild_id', '=', p.guild_id)
+    // Threads are listed by listActiveThreads / listArchivedThreads.
+    .where('c.auto_archive_minutes', 'is', null)
     .orderBy('c.position')
     .orderBy('c.id'),
 )
@@ -267,6 +269,7 @@ const visibleChannels = prepareQuery(
       .selectFrom('channels')
       .select(channelColumns)
       .where('guild_id', '=', p.guild_id)
+      .where('auto_archive_minutes', 'is', null)
       .where(
         sql<boolean>`id in (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id })})`,
       )
@@ -842,13 +845,15 @@ const lockGuildForReorder = prepareQuery(
     db.selectFrom('guilds').select(['id']).where('id', '=', p.id).forNoKeyUpdate(),
 )
 
-// Every channel of the guild, in id order (the order syncChannelPermissions
-// locks a channel and its category in), so a reorder cannot deadlock with it.
+// Every channel of the guild but its threads (which never move), in id order
+// (the order syncChannelPermissions locks a channel and its category in), so a
+// reorder cannot deadlock with it.
 const lockGuildChannels = prepareQuery('channels.lock_of_guild', (db, p: { guild_id: string }) =>
   db
     .selectFrom('channels')
     .select(['id', 'type', 'parent_id'])
     .where('guild_id', '=', p.guild_id)
+    .where('auto_archive_minutes', 'is', null)
     .orderBy('id')
     .forNoKeyUpdate(),
 )
@@ -880,7 +885,7 @@ const normalizePositions = prepareQuery(
 from (
   select id, (row_number() over (
     partition by parent_id order by position, (id = any(${p.ids}::uuid[])) desc, id) - 1)::int4 as rank
-  from channels where guild_id = ${p.guild_id}::uuid
+  from channels where guild_id = ${p.guild_id}::uuid and auto_archive_minutes is null
 ) r
 where c.id = r.id and c.position <> r.rank`,
     ),

@@ -26,4 +26,5 @@ export {
 export * from './roles.ts'
 export * from './search.ts'
 export * from './sessions.ts'
+export * from './threads.ts'
 export * from './users.ts'

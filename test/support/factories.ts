@@ -121,10 +121,16 @@ export async function makeChannel(
   guildId: string,
   overrides: Partial<Insertable<DB['channels']>> = {},
 ) {
-  // Without the internal counters (last_seq, access_version), as findChannelById returns it.
+  // Without the internal counters (last_seq, access_version) and the thread
+  // columns (migration 0021), as findChannelById returns it.
   const {
     last_seq: _counter,
     access_version: _version,
+    owner_id: _owner,
+    starter_message_id: _starter,
+    auto_archive_minutes: _minutes,
+    archived_at: _archived,
+    locked: _locked,
     ...channel
   } = await db
     .insertInto('channels')
