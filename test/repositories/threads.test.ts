@@ -389,11 +389,14 @@ describe('thread members', () => {
 
   it('the member limit is exact under concurrent joins (proof: lock waiters)', async () => {
     const { owner, guild, channel } = await setup()
-    await t.db
-      .updateTable('guilds')
-      .set({ max_thread_members: 5 })
-      .where('id', '=', guild.id)
-      .execute()
+    for (const bad of [0, 100_001, 1.5, '5']) {
+      await expectInvalidAndNothingWritten(t.db, () =>
+        updateGuild(t.db, guild.id, { max_thread_members: bad as number }),
+      )
+    }
+    expect(await updateGuild(t.db, guild.id, { max_thread_members: 5 })).toMatchObject({
+      max_thread_members: 5,
+    })
     const thread = await createThread(t.db, {
       channel_id: channel.id,
       author_id: owner.id,
