@@ -26,15 +26,18 @@ import {
   createGuildEmoji,
   createInvite,
   createMessage,
+  createThread,
   createUser,
   DatabaseUnavailableError,
   type DB,
   findOrCreateDmChannel,
   GuildstoreError,
+  joinThread,
   markChannelRead,
   pinMessage,
   sendFriendRequest,
   sendMessage,
+  updateGuild,
   updateGuildEmoji,
   updateMessage,
   updateRole,
@@ -242,6 +245,57 @@ const CASES: ContractCase[] = [
         }>`select count(*)::int as n from friendships where status = 'accepted' and ((user_id = ${c.a} and friend_id = ${c.b}) or (user_id = ${c.b} and friend_id = ${c.a}))`,
       )
       return n === 2 ? [] : [`${n} accepted rows`]
+    },
+  },
+  {
+    name: 'joinThread with one member slot left',
+    setup: async (db, c) => {
+      await makeMember(db, c.guild, c.a)
+      await makeMember(db, c.guild, c.b)
+      await updateGuild(db, c.guild, { max_thread_members: 2 })
+      c.thread = (
+        await createThread(db, { channel_id: c.channel, author_id: c.owner, name: 't' })
+      ).id
+    },
+    call: (db, c, who) =>
+      joinThread(db, { thread_id: c.thread as string, user_id: c[who] as string }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from channel_members where channel_id = ${c.thread}`,
+      )
+      const counted = await count(
+        db,
+        sql<{
+          n: number
+        }>`select members as n from guildstore_thread_member_counts where thread_id = ${c.thread}`,
+      )
+      return n <= 2 && n === counted ? [] : [`${n} thread members, ${counted} counted`]
+    },
+  },
+  {
+    name: 'createThread from one message twice (one thread per message)',
+    setup: async (db, c) => {
+      await makeMember(db, c.guild, c.a)
+      await makeMember(db, c.guild, c.b)
+    },
+    call: (db, c, who) =>
+      createThread(db, {
+        channel_id: c.channel,
+        author_id: c[who] as string,
+        name: who,
+        message_id: c.message,
+      }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from channels where starter_message_id = ${c.message}`,
+      )
+      return n === 1 ? [] : [`${n} threads of one message`]
     },
   },
   {

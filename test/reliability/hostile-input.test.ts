@@ -36,7 +36,7 @@ const t = useTestDatabase()
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 type Kind = 'text' | 'id'
 /** Authorized operations: a well-formed id of a user who may not act there is refused. */
-const AUTHORIZED = new Set(['sendMessage', 'readChannelMessages'])
+const AUTHORIZED = new Set(['sendMessage', 'readChannelMessages', 'joinThread'])
 
 interface Slot {
   fn: string
@@ -79,6 +79,7 @@ let world: {
   outsider: { id: string }
   invite: { code: string }
   emoji: { id: string }
+  thread: { id: string }
 }
 
 const tried: Record<string, number> = {}
@@ -111,7 +112,25 @@ beforeAll(async () => {
     storage_key: 'emojis/world.png',
     creator_id: owner.id,
   })
-  world = { owner, member, guild, channel, role, message, attachment, dm, outsider, invite, emoji }
+  const thread = await gs.createThread(t.db, {
+    channel_id: channel.id,
+    author_id: owner.id,
+    name: 'world',
+  })
+  world = {
+    owner,
+    member,
+    guild,
+    channel,
+    role,
+    message,
+    attachment,
+    dm,
+    outsider,
+    invite,
+    emoji,
+    thread,
+  }
 })
 
 const W = () => world
@@ -711,6 +730,39 @@ function slots(): Slot[] {
     writes: true,
   })
   id('listGuildEmojis', 'guild_id', (v) => f.listGuildEmojis!(db(), v))
+  // threads (0.3)
+  const newThread = () => ({ channel_id: W().channel.id, author_id: W().owner.id, name: 't' })
+  text('createThread', 'name', (v) => f.createThread!(db(), { ...newThread(), name: v }), {
+    writes: true,
+    stored: { table: 'channels', column: 'name', id: idOf },
+  })
+  for (const key of ['channel_id', 'author_id', 'message_id']) {
+    id('createThread', key, (v) => f.createThread!(db(), { ...newThread(), [key]: v }), {
+      writes: true,
+      optional: key === 'message_id',
+    })
+  }
+  const threadMember = () => ({ thread_id: W().thread.id, user_id: W().member.id })
+  for (const fn of ['joinThread', 'leaveThread', 'addThreadMember', 'removeThreadMember']) {
+    for (const key of ['thread_id', 'user_id']) {
+      id(fn, key, (v) => f[fn]!(db(), { ...threadMember(), [key]: v }), { writes: true })
+    }
+  }
+  for (const key of ['guild_id', 'user_id', 'after']) {
+    const input = () => ({ guild_id: W().guild.id, user_id: W().member.id })
+    id('listActiveThreads', key, (v) => f.listActiveThreads!(db(), { ...input(), [key]: v }), {
+      optional: key === 'after',
+    })
+  }
+  for (const key of ['channel_id', 'user_id', 'before']) {
+    const input = () => ({ channel_id: W().channel.id, user_id: W().member.id })
+    id('listArchivedThreads', key, (v) => f.listArchivedThreads!(db(), { ...input(), [key]: v }), {
+      optional: key === 'before',
+    })
+  }
+  id('archiveThread', 'thread_id', (v) => f.archiveThread!(db(), { thread_id: v }), {
+    writes: true,
+  })
   // acting as: the actor's id and reason of every administrative function
   const acting: [string, () => unknown[]][] = [
     ['createRole', () => [{ guild_id: W().guild.id, name: 'r', permissions: 0n }]],
@@ -735,6 +787,10 @@ function slots(): Slot[] {
     ['updateGuildEmoji', () => [{ emoji_id: W().emoji.id, name: uniq() }]],
     // An unknown emoji: the world's emoji must survive the valid calls.
     ['deleteGuildEmoji', () => [{ emoji_id: unknownId() }]],
+    ['createThread', () => [newThread()]],
+    ['addThreadMember', () => [threadMember()]],
+    ['removeThreadMember', () => [{ thread_id: W().thread.id, user_id: unknownId() }]],
+    ['archiveThread', () => [{ thread_id: W().thread.id }]],
   ]
   for (const [fn, args] of acting) {
     id(fn, 'as.actor_id', (v) => f[fn]!(db(), ...args(), { actor_id: v }), { writes: true })
