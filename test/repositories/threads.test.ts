@@ -7,6 +7,7 @@ import {
   canAccessChannel,
   createChannel,
   createThread,
+  DatabaseUnavailableError,
   joinThread,
   leaveThread,
   listActiveThreads,
@@ -341,6 +342,63 @@ describe('thread access', () => {
       false,
     )
     expect(await canAccessChannel(t.db, { channel_id: thread.id, user_id: owner.id })).toBe(true)
+  })
+})
+
+describe('stored permissions of a thread created beside a revocation of its parent', () => {
+  const insertThread = `insert into channels (id, guild_id, parent_id, name, type, auto_archive_minutes)
+    values (guildstore_uuidv7(), $1, $2, 't', 'public_thread', 60) returning id`
+
+  it('READ COMMITTED: a revocation that waited for the creation bumps the new thread (proof: it waited)', async () => {
+    const { guild, channel } = await setup()
+    const reader = await member(guild.id)
+    const client = await t.pool.connect()
+    let threadId = ''
+    try {
+      await client.query('begin')
+      const { rows } = await client.query<{ id: string }>(insertThread, [guild.id, channel.id])
+      threadId = rows[0]?.id ?? ''
+      const revoking = setChannelOverwrite(t.db, {
+        channel_id: channel.id,
+        user_id: reader.id,
+        allow: 0n,
+        deny: Permissions.VIEW_CHANNEL,
+      })
+      await waitForLockWaiters(client, 1)
+      await client.query('commit')
+      await revoking
+    } finally {
+      client.release()
+    }
+    const row = await t.db
+      .selectFrom('channels')
+      .select('access_version')
+      .where('id', '=', threadId)
+      .executeTakeFirstOrThrow()
+    expect(row.access_version).toBeGreaterThanOrEqual(1n)
+    expect(await canAccessChannel(t.db, { channel_id: threadId, user_id: reader.id })).toBe(false)
+  })
+
+  it('REPEATABLE READ: a revocation whose snapshot predates a committed creation fails with 40001', async () => {
+    const { guild, channel } = await setup()
+    const reader = await member(guild.id)
+    const error = await rejection(
+      t.db
+        .transaction()
+        .setIsolationLevel('repeatable read')
+        .execute(async (trx) => {
+          await trx.selectFrom('channels').select('id').where('id', '=', channel.id).execute()
+          await t.pool.query(insertThread, [guild.id, channel.id])
+          await setChannelOverwrite(trx, {
+            channel_id: channel.id,
+            user_id: reader.id,
+            allow: 0n,
+            deny: Permissions.VIEW_CHANNEL,
+          })
+        }),
+    )
+    expect(error).toBeInstanceOf(DatabaseUnavailableError)
+    expect((error as DatabaseUnavailableError).sqlState).toBe('40001')
   })
 })
 
