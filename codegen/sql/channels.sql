@@ -502,6 +502,7 @@ where
     where
       gm.user_id = $2::uuid
       and gm.guild_id = $3::uuid
+      and c.auto_archive_minutes is null
       and (
         (
           case

@@ -186,6 +186,11 @@ export interface AccessScope {
    * narrowing" (for one static query that serves every call shape).
    */
   nullable?: boolean
+  /**
+   * Leave threads out (migration 0021): a guild's channel list, whose cost
+   * then does not grow with the guild's archived threads.
+   */
+  withoutThreads?: boolean
 }
 
 /**
@@ -201,7 +206,7 @@ export interface AccessScope {
  * ```
  */
 export function accessibleChannelIdsSql(scope: AccessScope): RawBuilder<{ id: string }> {
-  const { userId, channelId, guildId, channelIds, nullable = false } = scope
+  const { userId, channelId, guildId, channelIds, nullable = false, withoutThreads = false } = scope
   const guildCond =
     guildId === undefined
       ? sql``
@@ -221,7 +226,9 @@ export function accessibleChannelIdsSql(scope: AccessScope): RawBuilder<{ id: st
     from ${memberContextSql}
     join channels c on c.guild_id = gm.guild_id
     ${channelMembershipJoinSql}
-    where gm.user_id = ${userId}::uuid${guildCond}${channelCond(sql`c.id`)}${idsCond(sql`c.id`)}
+    where gm.user_id = ${userId}::uuid${guildCond}${channelCond(sql`c.id`)}${idsCond(sql`c.id`)}${
+      withoutThreads ? sql` and c.auto_archive_minutes is null` : sql``
+    }
       and (${channelPermissionsSql} & ${VIEW_CHANNEL}) <> 0`
 
   // A guild-narrowed scope never includes DM channels.

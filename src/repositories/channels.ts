@@ -271,7 +271,7 @@ const visibleChannels = prepareQuery(
       .where('guild_id', '=', p.guild_id)
       .where('auto_archive_minutes', 'is', null)
       .where(
-        sql<boolean>`id in (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id })})`,
+        sql<boolean>`id in (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id, withoutThreads: true })})`,
       )
       .orderBy('position')
       .orderBy('id'),

@@ -13,12 +13,15 @@ import {
   listActiveThreads,
   listArchivedThreads,
   listAuditLog,
+  listChannelReadStates,
   listGuildChannels,
+  markChannelRead,
   NotFoundError,
   PermissionDeniedError,
   Permissions,
   readChannelMessages,
   removeThreadMember,
+  searchMessages,
   sendMessage,
   setChannelOverwrite,
   updateGuild,
@@ -344,6 +347,70 @@ describe('thread access', () => {
     expect(await canAccessChannel(t.db, { channel_id: thread.id, user_id: owner.id })).toBe(true)
   })
 })
+
+describe('search, read states and mentions in threads', () => {
+  it('cover threads under the thread rule', async () => {
+    const { owner, guild, channel } = await setup()
+    const user = await member(guild.id)
+    const outsider = await member(guild.id)
+    const open = await createThread(t.db, { channel_id: channel.id, author_id: user.id, name: 'o' })
+    const secret = await createThread(t.db, {
+      channel_id: channel.id,
+      author_id: user.id,
+      name: 's',
+      private: true,
+    })
+    await sendMessage(t.db, {
+      channel_id: open.id,
+      author_id: owner.id,
+      content: 'zebra crossing in the open',
+      mentions: { user_ids: [user.id] },
+    })
+    await sendMessage(t.db, {
+      channel_id: secret.id,
+      author_id: user.id,
+      content: 'zebra crossing in secret',
+    })
+    const found = async (user_id: string) =>
+      (await searchMessages(t.db, { user_id, query: 'zebra' })).map((m) => m.channel_id).sort()
+    expect(await found(user.id)).toEqual([open.id, secret.id].sort())
+    expect(await found(outsider.id)).toEqual([open.id])
+    // Read states: the active threads the user joined (not every thread of the guild).
+    const states = await listChannelReadStates(t.db, { user_id: user.id, guild_id: guild.id })
+    const openState = states.find((s) => s.channel_id === open.id)
+    expect(openState).toMatchObject({ unread_count: 1, mention_count: 1 })
+    expect(states.map((s) => s.channel_id)).toContain(secret.id)
+    const outsiderStates = await listChannelReadStates(t.db, {
+      user_id: outsider.id,
+      guild_id: guild.id,
+    })
+    expect(outsiderStates.map((s) => s.channel_id)).toEqual([channel.id])
+    await markChannelRead(t.db, {
+      user_id: user.id,
+      channel_id: open.id,
+      message_id: (await listMessages(open.id))[0] ?? '',
+    })
+    const after = await listChannelReadStates(t.db, { user_id: user.id, guild_id: guild.id })
+    expect(after.find((s) => s.channel_id === open.id)).toMatchObject({
+      unread_count: 0,
+      mention_count: 0,
+    })
+    // Archived threads leave the list.
+    await archiveThread(t.db, { thread_id: secret.id })
+    const archived = await listChannelReadStates(t.db, { user_id: user.id, guild_id: guild.id })
+    expect(archived.map((s) => s.channel_id)).not.toContain(secret.id)
+  })
+})
+
+const listMessages = async (channel_id: string) =>
+  (
+    await t.db
+      .selectFrom('messages')
+      .select('id')
+      .where('channel_id', '=', channel_id)
+      .orderBy('seq', 'desc')
+      .execute()
+  ).map((m) => m.id)
 
 describe('stored permissions of a thread created beside a revocation of its parent', () => {
   const insertThread = `insert into channels (id, guild_id, parent_id, name, type, auto_archive_minutes)
