@@ -158,6 +158,8 @@ select
               ) | ow.member_allow
             ) & ~ 8::int8
           end as permissions
+        offset
+          0
       ) op
       cross join lateral (
         select
@@ -481,6 +483,8 @@ where
               ) | ow.member_allow
             ) & ~ 8::int8
           end as permissions
+        offset
+          0
       ) op
       cross join lateral (
         select

@@ -783,6 +783,8 @@ with
                   ) | ow.member_allow
                 ) & ~ 8::int8
               end as permissions
+            offset
+              0
           ) op
           cross join lateral (
             select
@@ -1242,6 +1244,8 @@ with
                   ) | ow.member_allow
                 ) & ~ 8::int8
               end as permissions
+            offset
+              0
           ) op
           cross join lateral (
             select
@@ -1575,6 +1579,8 @@ with
                   ) | ow.member_allow
                 ) & ~ 8::int8
               end as permissions
+            offset
+              0
           ) op
           cross join lateral (
             select
@@ -2034,6 +2040,8 @@ with
                   ) | ow.member_allow
                 ) & ~ 8::int8
               end as permissions
+            offset
+              0
           ) op
           cross join lateral (
             select
@@ -2367,6 +2375,8 @@ with
                   ) | ow.member_allow
                 ) & ~ 8::int8
               end as permissions
+            offset
+              0
           ) op
           cross join lateral (
             select
@@ -2884,6 +2894,8 @@ with
                   ) | ow.member_allow
                 ) & ~ 8::int8
               end as permissions
+            offset
+              0
           ) op
           cross join lateral (
             select
@@ -3246,6 +3258,8 @@ with
                   ) | ow.member_allow
                 ) & ~ 8::int8
               end as permissions
+            offset
+              0
           ) op
           cross join lateral (
             select
@@ -3647,6 +3661,8 @@ with
                   ) | ow.member_allow
                 ) & ~ 8::int8
               end as permissions
+            offset
+              0
           ) op
           cross join lateral (
             select
@@ -3958,6 +3974,8 @@ with
                   ) | ow.member_allow
                 ) & ~ 8::int8
               end as permissions
+            offset
+              0
           ) op
           cross join lateral (
             select
@@ -4465,6 +4483,8 @@ with
                   ) | ow.member_allow
                 ) & ~ 8::int8
               end as permissions
+            offset
+              0
           ) op
           cross join lateral (
             select

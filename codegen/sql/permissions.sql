@@ -132,6 +132,8 @@ select
                 ) | ow.member_allow
               ) & ~ 8::int8
             end as permissions
+          offset
+            0
         ) op
         cross join lateral (
           select

@@ -150,6 +150,8 @@ with
                         ) | ow.member_allow
                       ) & ~ 8::int8
                     end as permissions
+                  offset
+                    0
                 ) op
                 cross join lateral (
                   select
@@ -393,6 +395,8 @@ with
                         ) | ow.member_allow
                       ) & ~ 8::int8
                     end as permissions
+                  offset
+                    0
                 ) op
                 cross join lateral (
                   select

@@ -182,6 +182,8 @@ with
                         ) | ow.member_allow
                       ) & ~ 8::int8
                     end as permissions
+                  offset
+                    0
                 ) op
                 cross join lateral (
                   select

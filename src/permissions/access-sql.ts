@@ -110,7 +110,10 @@ const SEND_MESSAGES_IN_THREADS = sql.raw(`${Permissions.SEND_MESSAGES_IN_THREADS
  * thread only with `MANAGE_THREADS`.
  *
  * Joins, not correlated `exists`, so the planner carries `gm.user_id = $user`
- * into them and probes primary keys / the overwrite key of the channel.
+ * into them and probes primary keys / the overwrite key of the channel. `op`
+ * (the overwritten permissions) is kept a subquery (`offset 0`): flattened,
+ * its expression would be copied into every reference the thread layer and
+ * {@link channelPermissionsSql} make, and evaluated that many times per row.
  */
 export const channelMembershipJoinSql: RawBuilder<unknown> = sql`left join channels tp
   on tp.id = c.parent_id and c.auto_archive_minutes is not null
@@ -143,6 +146,7 @@ export const channelMembershipJoinSql: RawBuilder<unknown> = sql`left join chann
         & ~ow.roles_deny) | ow.roles_allow)
         & ~ow.member_deny) | ow.member_allow) & ~${ADMINISTRATOR}::int8
     end as permissions
+    offset 0
   ) op
   cross join lateral (
     select case

@@ -41,6 +41,7 @@ import {
   channelMemberColumns,
 } from './channels.ts'
 import { assertActingAs, auditChanges } from './internal.ts'
+import { PAGE_PLAN_ROWS } from './message-sql.ts'
 
 /** The values `auto_archive_minutes` may take (Discord's): an hour, a day, three days, a week. */
 export const AUTO_ARCHIVE_MINUTES = [60, 1440, 4320, 10080] as const
@@ -260,18 +261,22 @@ const threadCols = sql.raw(threadColumns.map((c) => `t.${c}`).join(', '))
 // A guild's active threads the user may access, by id: a walk of the partial
 // index channels_active_threads_idx (archived threads are not in it), with the
 // access rule probed per thread, so the cost follows the page, not the guild's
-// archived threads.
+// archived threads. The inner constant LIMIT (the largest page) lets
+// PostgreSQL cost one generic plan (see message-sql.ts, PAGE_PLAN_ROWS):
+// under `LIMIT $n` alone it planned this statement again on every call.
 const activeThreads = prepareQuery(
   'threads.list_active',
   (db, p: { guild_id: string; user_id: string; after: string; limit: number }) =>
     rawQuery(
       db,
-      sql<Thread>`select ${threadCols} from channels t
-where t.guild_id = ${p.guild_id}::uuid and t.auto_archive_minutes is not null and t.archived_at is null
-  and t.id > ${p.after}::uuid
-  and exists (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id, channelId: sql`t.id` })})
-order by t.id
-limit ${p.limit}`,
+      sql<Thread>`select page.* from (
+  select ${threadCols} from channels t
+  where t.guild_id = ${p.guild_id}::uuid and t.auto_archive_minutes is not null and t.archived_at is null
+    and t.id > ${p.after}::uuid
+    and exists (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id, channelId: sql`t.id` })})
+  order by t.id
+  limit ${PAGE_PLAN_ROWS}
+) page order by page.id limit ${p.limit}`,
     ),
 )
 
@@ -283,18 +288,20 @@ function archivedThreads(paged: boolean) {
     (db, p: { channel_id: string; user_id: string; before: string; limit: number }) =>
       rawQuery(
         db,
-        sql<Thread>`select ${threadCols} from channels t
-where t.parent_id = ${p.channel_id}::uuid and t.archived_at is not null${
-          paged
-            ? sql`
-  and (t.archived_at, t.id) < (
-    select b.archived_at, b.id from channels b
-    where b.id = ${p.before}::uuid and b.parent_id = ${p.channel_id}::uuid and b.archived_at is not null)`
-            : sql``
-        }
-  and exists (${accessibleChannelIdsSql({ userId: p.user_id, channelId: sql`t.id`, guildId: sql`t.guild_id` })})
-order by t.archived_at desc, t.id desc
-limit ${p.limit}`,
+        sql<Thread>`select page.* from (
+  select ${threadCols} from channels t
+  where t.parent_id = ${p.channel_id}::uuid and t.archived_at is not null${
+    paged
+      ? sql`
+    and (t.archived_at, t.id) < (
+      select b.archived_at, b.id from channels b
+      where b.id = ${p.before}::uuid and b.parent_id = ${p.channel_id}::uuid and b.archived_at is not null)`
+      : sql``
+  }
+    and exists (${accessibleChannelIdsSql({ userId: p.user_id, channelId: sql`t.id`, guildId: sql`t.guild_id` })})
+  order by t.archived_at desc, t.id desc
+  limit ${PAGE_PLAN_ROWS}
+) page order by page.archived_at desc, page.id desc limit ${p.limit}`,
       ),
   )
 }
