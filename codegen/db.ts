@@ -5,7 +5,7 @@
 
 import type { ColumnType } from "kysely";
 
-export type ChannelType = "category" | "dm" | "private_thread" | "public_thread" | "text" | "voice";
+export type ChannelType = "category" | "dm" | "forum" | "private_thread" | "public_thread" | "text" | "voice";
 
 export type FriendshipStatus = "accepted" | "blocked" | "pending";
 
@@ -96,6 +96,7 @@ export interface Channels {
   guild_id: string | null;
   id: Generated<string>;
   is_private: Generated<boolean>;
+  last_message_at: Timestamp | null;
   last_seq: Generated<bigint>;
   locked: Generated<boolean>;
   name: string | null;
@@ -103,6 +104,7 @@ export interface Channels {
   parent_id: string | null;
   position: Generated<number>;
   rate_limit_per_user: Generated<number>;
+  require_tag: Generated<boolean>;
   starter_message_id: string | null;
   topic: string | null;
   type: Generated<ChannelType>;
@@ -127,6 +129,15 @@ export interface DmParticipants {
   joined_at: Generated<Timestamp>;
   last_read_message_id: string | null;
   user_id: string;
+}
+
+export interface ForumTags {
+  channel_id: string;
+  created_at: Generated<Timestamp>;
+  emoji: string | null;
+  id: Generated<string>;
+  moderated: Generated<boolean>;
+  name: string;
 }
 
 export interface Friendships {
@@ -225,6 +236,11 @@ export interface GuildstoreChannelCounts {
   scope_id: string;
 }
 
+export interface GuildstoreForumTagCounts {
+  channel_id: string;
+  tags: number;
+}
+
 export interface GuildstoreThreadMemberCounts {
   members: number;
   thread_id: string;
@@ -304,6 +320,11 @@ export interface Messages {
   seq: Generated<bigint>;
 }
 
+export interface PostTags {
+  tag_id: string;
+  thread_id: string;
+}
+
 export interface Roles {
   created_at: Generated<Timestamp>;
   guild_id: string;
@@ -349,6 +370,7 @@ export interface DB {
   channels: Channels;
   dm_channels: DmChannels;
   dm_participants: DmParticipants;
+  forum_tags: ForumTags;
   friendships: Friendships;
   guild_bans: GuildBans;
   guild_emoji_counts: GuildEmojiCounts;
@@ -360,6 +382,7 @@ export interface DB {
   guilds: Guilds;
   guildstore_access_epochs: GuildstoreAccessEpochs;
   guildstore_channel_counts: GuildstoreChannelCounts;
+  guildstore_forum_tag_counts: GuildstoreForumTagCounts;
   guildstore_thread_member_counts: GuildstoreThreadMemberCounts;
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
@@ -370,6 +393,7 @@ export interface DB {
   message_reaction_summaries: MessageReactionSummaries;
   message_reactions: MessageReactions;
   messages: Messages;
+  post_tags: PostTags;
   roles: Roles;
   sessions: Sessions;
   users: Users;

@@ -179,7 +179,9 @@ BEGIN
   -- locks the parent after this commits fails with 40001.
   UPDATE channels SET access_version = access_version WHERE id = NEW.parent_id
   RETURNING guild_id, type::text INTO parent_guild, parent_type;
-  IF parent_type IS DISTINCT FROM 'text' OR parent_guild IS DISTINCT FROM NEW.guild_id THEN
+  -- ('forum': the channel type of migration 0022, whose posts are threads.)
+  IF parent_type IS NULL OR parent_type NOT IN ('text', 'forum')
+    OR parent_guild IS DISTINCT FROM NEW.guild_id THEN
     RAISE EXCEPTION 'a thread''s parent must be a text channel of its guild'
       USING ERRCODE = '23514', CONSTRAINT = 'channels_thread_parent', TABLE = 'channels';
   END IF;

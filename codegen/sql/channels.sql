@@ -31,6 +31,7 @@ select
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at"
 from
@@ -221,6 +222,7 @@ select
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at"
 from
@@ -240,6 +242,7 @@ select
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at"
 from
@@ -260,10 +263,11 @@ insert into
     "position",
     "is_private",
     "rate_limit_per_user",
-    "parent_id"
+    "parent_id",
+    "require_tag"
   )
 values
-  ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+  ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 returning
   "id",
   "guild_id",
@@ -274,6 +278,7 @@ returning
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at";
 
@@ -288,6 +293,7 @@ select
   "c"."is_private",
   "c"."rate_limit_per_user",
   "c"."parent_id",
+  "c"."require_tag",
   "c"."created_at",
   "c"."updated_at",
   case
@@ -358,6 +364,7 @@ select
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at"
 from
@@ -645,5 +652,6 @@ returning
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at";

@@ -53,6 +53,8 @@ export const AUDIT_ACTIONS = [
   'thread_update',
   'thread_member_add',
   'thread_member_remove',
+  'forum_tag_create',
+  'post_tags_update',
 ] as const
 
 /** An action of the audit log (see {@link AUDIT_ACTIONS}). */

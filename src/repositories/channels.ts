@@ -52,6 +52,7 @@ export const channelColumns = columnList<Channels>()([
   'is_private',
   'rate_limit_per_user',
   'parent_id',
+  'require_tag',
   'created_at',
   'updated_at',
 ])
@@ -87,9 +88,10 @@ const TOPIC = channelFields.topic
 
 /**
  * The channel types a guild channel can have (`'dm'` is internal to DMs). A
- * `'category'` groups channels (their `parent_id`) and holds no messages.
+ * `'category'` groups channels (their `parent_id`) and holds no messages; a
+ * `'forum'` holds posts (threads, `createThread`) and no messages of its own.
  */
-export const GUILD_CHANNEL_TYPES = ['text', 'voice', 'category'] as const
+export const GUILD_CHANNEL_TYPES = ['text', 'voice', 'category', 'forum'] as const
 
 /** A guild channel's type. */
 export type GuildChannelType = (typeof GUILD_CHANNEL_TYPES)[number]
@@ -108,6 +110,7 @@ const insertChannel = prepareQuery(
       is_private: boolean
       rate_limit_per_user: number
       parent_id: string | null
+      require_tag: boolean
     },
   ) =>
     db
@@ -122,6 +125,7 @@ const insertChannel = prepareQuery(
         is_private: p.is_private,
         rate_limit_per_user: p.rate_limit_per_user,
         parent_id: p.parent_id,
+        require_tag: p.require_tag,
       })
       .returning(channelColumns),
 )
@@ -379,6 +383,8 @@ export interface CreateChannelInput {
   rate_limit_per_user?: number | undefined
   /** The category it sits in (a category of the same guild); a category has none. */
   parent_id?: string | null | undefined
+  /** A forum only: every post needs a tag (migration 0022); default false. */
+  require_tag?: boolean | undefined
 }
 
 /**
@@ -412,6 +418,11 @@ export async function createChannel(
   assertInRange(rate_limit_per_user, 'rate_limit_per_user', channelFields.rate_limit_per_user)
   const parent_id = input.parent_id ?? null
   assertParent(parent_id, input.type)
+  const require_tag = input.require_tag ?? false
+  assertBoolean(require_tag, 'require_tag')
+  if (require_tag && input.type !== 'forum') {
+    throw new InvalidInputError('require_tag is a forum setting', { field: 'require_tag' })
+  }
   assertActingAs(as)
   const { guild_id } = input
   return administer(db, as, {
@@ -433,6 +444,7 @@ export async function createChannel(
           is_private,
           rate_limit_per_user,
           parent_id,
+          require_tag,
         }),
       ),
     audit: (row) => ({

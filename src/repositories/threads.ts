@@ -40,8 +40,10 @@ import {
   channelFields,
   channelMemberColumns,
 } from './channels.ts'
+import { applyPostTags, assertPostTagIds } from './forums.ts'
 import { assertActingAs, auditChanges } from './internal.ts'
 import { PAGE_PLAN_ROWS } from './message-sql.ts'
+import { createMessage } from './messages.ts'
 
 /** The values `auto_archive_minutes` may take (Discord's): an hour, a day, three days, a week. */
 export const AUTO_ARCHIVE_MINUTES = [60, 1440, 4320, 10080] as const
@@ -120,7 +122,7 @@ const insertThread = prepareQuery(
 const lockParent = prepareQuery('threads.lock_parent', (db, p: { id: string }) =>
   db
     .selectFrom('channels')
-    .select(['id', 'guild_id', 'type'])
+    .select(['id', 'guild_id', 'type', 'require_tag'])
     .where('id', '=', p.id)
     .where('type', '<>', 'dm')
     .forNoKeyUpdate(),
@@ -316,6 +318,12 @@ function threadErrors(error: unknown): never {
         cause: error,
       })
     }
+    if (error.constraint === 'channels_forum_post') {
+      throw new InvalidInputError('a forum post is a public thread, not started from a message', {
+        field: 'private',
+        cause: error,
+      })
+    }
     if (error.constraint === 'channels_thread_message') {
       throw new InvalidInputError('message_id must be a live message of the channel', {
         field: 'message_id',
@@ -361,19 +369,29 @@ export interface CreateThreadInput {
   private?: boolean | undefined
   /** 60, 1440 (default), 4320 or 10080. */
   auto_archive_minutes?: number | undefined
+  /** In a forum (migration 0022): the post's first message, 1 to 4000 characters (required there). */
+  content?: string | undefined
+  /** In a forum: the post's tags, at most 5 of the forum's (at least one when it requires a tag). */
+  tag_ids?: readonly string[] | undefined
 }
+
+const CONTENT = { min: 1, max: 4000 } as const
 
 /**
  * Starts a thread in a text channel, from a message or standalone; its author
- * becomes its first member. With `as`, the actor needs `CREATE_PUBLIC_THREADS`
- * (or `CREATE_PRIVATE_THREADS`) in the channel. Writes the audit entry
- * (`thread_create`) in the same transaction.
+ * becomes its first member. In a forum channel it starts a post: a public
+ * thread with its first message (`content`) and its tags (`tag_ids`), in one
+ * transaction. With `as`, the actor needs `CREATE_PUBLIC_THREADS` (or
+ * `CREATE_PRIVATE_THREADS`) in the channel, and `MANAGE_THREADS` for a
+ * moderated tag. Writes the audit entry (`thread_create`) in the same
+ * transaction.
  *
  * @throws {InvalidInputError} when a field is invalid, a private thread names
  *   a message, or `message_id` is not a live message of the channel.
  * @throws {NotFoundError} when the channel does not exist (`entity: 'channel'`).
  * @throws {ConflictError} `'parent_not_text'`, `'thread_exists'` (the message
- *   has a thread), `'not_member'` (the author is not in the guild).
+ *   has a thread), `'not_member'` (the author is not in the guild),
+ *   `'tag_required'` (a forum that requires a tag).
  * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
@@ -399,12 +417,20 @@ export async function createThread(
       field: 'message_id',
     })
   }
+  if (input.content !== undefined) assertText(input.content, 'content', CONTENT)
+  if (input.tag_ids !== undefined) assertPostTagIds(input.tag_ids, 'tag_ids')
   assertActingAs(as)
   const { channel_id, author_id } = input
   return administer(db, as, {
     lock: async (trx) => {
       const parent = await lockParent.executeTakeFirst(trx, { id: channel_id })
-      return parent?.guild_id ? { guild_id: parent.guild_id } : undefined
+      return parent?.guild_id
+        ? {
+            guild_id: parent.guild_id,
+            forum: parent.type === 'forum',
+            require_tag: parent.require_tag,
+          }
+        : undefined
     },
     missing: () => {
       throw new NotFoundError('channel not found', { entity: 'channel' })
@@ -416,7 +442,15 @@ export async function createThread(
         : Permissions.CREATE_PUBLIC_THREADS,
       channel_id,
     }),
-    apply: async (trx, parent) => {
+    apply: async (trx, parent, authorized) => {
+      if (parent.forum ? input.content === undefined : input.content !== undefined) {
+        throw new InvalidInputError('a forum post (and only a forum post) starts with content', {
+          field: 'content',
+        })
+      }
+      if (!parent.forum && input.tag_ids !== undefined) {
+        throw new InvalidInputError('tags are for forum posts', { field: 'tag_ids' })
+      }
       try {
         const thread = await mapErrors(
           insertThread.executeTakeFirstOrThrow(trx, {
@@ -436,6 +470,24 @@ export async function createThread(
             .values({ channel_id: thread.id, guild_id: parent.guild_id, user_id: author_id })
             .execute(),
         )
+        if (parent.forum) {
+          await applyPostTags(
+            trx,
+            {
+              id: thread.id,
+              parent_id: channel_id,
+              owner_id: author_id,
+              require_tag: parent.require_tag,
+            },
+            input.tag_ids ?? [],
+            authorized,
+          )
+          await createMessage(trx, {
+            channel_id: thread.id,
+            author_id,
+            content: input.content ?? '',
+          })
+        }
         return thread
       } catch (error) {
         return threadErrors(error)
@@ -776,6 +828,78 @@ export async function listArchivedThreads(
   const limit = pageLimit(input.limit, THREAD_PAGE_DEFAULT, THREAD_PAGE_MAX)
   const before = input.before ?? null
   return archivedStatements[before === null ? 'first' : 'before'].execute(db, {
+    channel_id: input.channel_id,
+    user_id: input.user_id,
+    before: before ?? MIN_UUID,
+    limit,
+  })
+}
+
+// A forum's posts the user may access, by last activity (newest first): a walk
+// of channels_forum_posts_idx from the cursor's (last_message_at, id), with
+// each post's tags.
+function forumPosts(paged: boolean) {
+  return prepareQuery(
+    paged ? 'threads.list_forum_posts_before' : 'threads.list_forum_posts',
+    (db, p: { channel_id: string; user_id: string; before: string; limit: number }) =>
+      rawQuery(
+        db,
+        sql<ForumPost>`select page.*, array(
+    select pt.tag_id from post_tags pt where pt.thread_id = page.id order by pt.tag_id
+  ) as tag_ids
+from (
+  select ${threadCols}, t.last_message_at from channels t
+  where t.parent_id = ${p.channel_id}::uuid and t.last_message_at is not null${
+    paged
+      ? sql`
+    and (t.last_message_at, t.id) < (
+      select b.last_message_at, b.id from channels b
+      where b.id = ${p.before}::uuid and b.parent_id = ${p.channel_id}::uuid and b.last_message_at is not null)`
+      : sql``
+  }
+    and exists (${accessibleChannelIdsSql({ userId: p.user_id, channelId: sql`t.id`, guildId: sql`t.guild_id` })})
+  order by t.last_message_at desc, t.id desc
+  limit ${PAGE_PLAN_ROWS}
+) page order by page.last_message_at desc, page.id desc limit ${p.limit}`,
+      ),
+  )
+}
+const forumPostStatements = { first: forumPosts(false), before: forumPosts(true) }
+
+/** A forum post as {@link listForumPosts} lists it: the thread, its last activity and its tag ids. */
+export type ForumPost = Thread & { last_message_at: Date; tag_ids: string[] }
+
+/** Input of {@link listForumPosts}. */
+export interface ListForumPostsInput {
+  /** A forum channel. */
+  channel_id: string
+  user_id: string
+  /** Only posts active before this one (the last post of the previous page). */
+  before?: string | null | undefined
+  /** Page size, 1 to 100; default 50. */
+  limit?: number | undefined
+}
+
+/**
+ * A page of a forum's posts (active and archived) that the user may access,
+ * by last activity, newest first (keyset on `(last_message_at, id)`: pass the
+ * last post's id as `before`), each with its tag ids.
+ *
+ * @throws {InvalidInputError} when an id is malformed or the limit is outside 1…100.
+ * @example
+ * ```ts
+ * const posts = await listForumPosts(db, { channel_id: forum.id, user_id })
+ * ```
+ */
+export async function listForumPosts(
+  db: Kysely<DB>,
+  input: ListForumPostsInput,
+): Promise<ForumPost[]> {
+  assertIdKey(input, ['channel_id', 'user_id'])
+  assertOptionalUuid(input.before, 'before')
+  const limit = pageLimit(input.limit, THREAD_PAGE_DEFAULT, THREAD_PAGE_MAX)
+  const before = input.before ?? null
+  return forumPostStatements[before === null ? 'first' : 'before'].execute(db, {
     channel_id: input.channel_id,
     user_id: input.user_id,
     before: before ?? MIN_UUID,

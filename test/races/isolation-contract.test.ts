@@ -23,6 +23,8 @@ import {
   addChannelMember,
   addReaction,
   assignRole,
+  createChannel,
+  createForumTag,
   createGuildEmoji,
   createInvite,
   createMessage,
@@ -37,6 +39,7 @@ import {
   pinMessage,
   sendFriendRequest,
   sendMessage,
+  setPostTags,
   updateGuild,
   updateGuildEmoji,
   updateMessage,
@@ -296,6 +299,53 @@ const CASES: ContractCase[] = [
         }>`select count(*)::int as n from channels where starter_message_id = ${c.message}`,
       )
       return n === 1 ? [] : [`${n} threads of one message`]
+    },
+  },
+  {
+    name: 'createForumTag with one tag slot left (19 of 20)',
+    setup: async (db, c) => {
+      c.forum = (await createChannel(db, { guild_id: c.guild, name: 'f', type: 'forum' })).id
+      for (let i = 0; i < 19; i++) {
+        await createForumTag(db, { channel_id: c.forum as string, name: `t${i}` })
+      }
+    },
+    call: (db, c, who) => createForumTag(db, { channel_id: c.forum as string, name: who }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from forum_tags where channel_id = ${c.forum}`,
+      )
+      return n <= 20 ? [] : [`${n} tags`]
+    },
+  },
+  {
+    name: 'setPostTags twice on one post (the set is one of the two)',
+    setup: async (db, c) => {
+      c.forum = (await createChannel(db, { guild_id: c.guild, name: 'f', type: 'forum' })).id
+      c.tagA = (await createForumTag(db, { channel_id: c.forum as string, name: 'a' })).id
+      c.tagB = (await createForumTag(db, { channel_id: c.forum as string, name: 'b' })).id
+      c.post = (
+        await createThread(db, {
+          channel_id: c.forum as string,
+          author_id: c.owner,
+          name: 'p',
+          content: 'q',
+        })
+      ).id
+    },
+    call: (db, c, who) =>
+      setPostTags(db, {
+        thread_id: c.post as string,
+        tag_ids: [(who === 'a' ? c.tagA : c.tagB) as string],
+      }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{ n: number }>`select count(*)::int as n from post_tags where thread_id = ${c.post}`,
+      )
+      return n === 1 ? [] : [`${n} tags on the post`]
     },
   },
   {

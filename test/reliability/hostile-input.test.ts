@@ -59,6 +59,7 @@ interface Slot {
       | 'message_attachments'
       | 'sessions'
       | 'guild_emojis'
+      | 'forum_tags'
     column: string
     id: (result: unknown) => string
   }
@@ -80,6 +81,11 @@ let world: {
   invite: { code: string }
   emoji: { id: string }
   thread: { id: string }
+  forum: { id: string }
+  /** Forums with room for the tags the slots create (20 each). */
+  forums: { id: string }[]
+  post: { id: string }
+  tag: { id: string }
 }
 
 const tried: Record<string, number> = {}
@@ -112,6 +118,20 @@ beforeAll(async () => {
     storage_key: 'emojis/world.png',
     creator_id: owner.id,
   })
+  const forum = await gs.createChannel(t.db, { guild_id: guild.id, name: 'forum', type: 'forum' })
+  const tag = await gs.createForumTag(t.db, { channel_id: forum.id, name: 'world' })
+  const forums = []
+  for (let i = 0; i < 12; i++) {
+    forums.push(
+      await gs.createChannel(t.db, { guild_id: guild.id, name: `tags${i}`, type: 'forum' }),
+    )
+  }
+  const post = await gs.createThread(t.db, {
+    channel_id: forum.id,
+    author_id: owner.id,
+    name: 'post',
+    content: 'first',
+  })
   const thread = await gs.createThread(t.db, {
     channel_id: channel.id,
     author_id: owner.id,
@@ -130,6 +150,10 @@ beforeAll(async () => {
     invite,
     emoji,
     thread,
+    forum,
+    forums,
+    post,
+    tag,
   }
 })
 
@@ -760,6 +784,55 @@ function slots(): Slot[] {
       optional: key === 'before',
     })
   }
+  // forums (0.3)
+  let tagCalls = 0
+  const newTag = () => ({
+    channel_id: (W().forums[Math.floor(tagCalls++ / 19) % W().forums.length] as { id: string }).id,
+    name: uniq().slice(0, 20),
+  })
+  text('createForumTag', 'name', (v) => f.createForumTag!(db(), { ...newTag(), name: v }), {
+    writes: true,
+    stored: { table: 'forum_tags', column: 'name', id: idOf },
+  })
+  text('createForumTag', 'emoji', (v) => f.createForumTag!(db(), { ...newTag(), emoji: v }), {
+    writes: true,
+    stored: { table: 'forum_tags', column: 'emoji', id: idOf },
+  })
+  id(
+    'createForumTag',
+    'channel_id',
+    (v) => f.createForumTag!(db(), { ...newTag(), channel_id: v }),
+    {
+      writes: true,
+    },
+  )
+  id('setPostTags', 'thread_id', (v) => f.setPostTags!(db(), { thread_id: v, tag_ids: [] }), {
+    writes: true,
+  })
+  id(
+    'setPostTags',
+    'tag_ids[0]',
+    (v) => f.setPostTags!(db(), { thread_id: W().post.id, tag_ids: [v] }),
+    { writes: true },
+  )
+  text(
+    'createThread',
+    'content',
+    (v) =>
+      f.createThread!(db(), {
+        channel_id: W().forum.id,
+        author_id: W().owner.id,
+        name: 'p',
+        content: v,
+      }),
+    { writes: true },
+  )
+  for (const key of ['channel_id', 'user_id', 'before']) {
+    const input = () => ({ channel_id: W().forum.id, user_id: W().member.id })
+    id('listForumPosts', key, (v) => f.listForumPosts!(db(), { ...input(), [key]: v }), {
+      optional: key === 'before',
+    })
+  }
   id('archiveThread', 'thread_id', (v) => f.archiveThread!(db(), { thread_id: v }), {
     writes: true,
   })
@@ -791,6 +864,8 @@ function slots(): Slot[] {
     ['addThreadMember', () => [threadMember()]],
     ['removeThreadMember', () => [{ thread_id: W().thread.id, user_id: unknownId() }]],
     ['archiveThread', () => [{ thread_id: W().thread.id }]],
+    ['createForumTag', () => [newTag()]],
+    ['setPostTags', () => [{ thread_id: W().post.id, tag_ids: [W().tag.id] }]],
   ]
   for (const [fn, args] of acting) {
     id(fn, 'as.actor_id', (v) => f[fn]!(db(), ...args(), { actor_id: v }), { writes: true })

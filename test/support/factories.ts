@@ -131,6 +131,7 @@ export async function makeChannel(
     auto_archive_minutes: _minutes,
     archived_at: _archived,
     locked: _locked,
+    last_message_at: _lastMessageAt,
     ...channel
   } = await db
     .insertInto('channels')
