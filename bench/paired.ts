@@ -3,6 +3,28 @@
  * call by call (the order flips every pair), and each side's median latency
  * is kept, so a ratio of medians compares them under the same load.
  */
+import type pg from 'pg'
+import { newId } from '../src/ids/new-id.ts'
+
+/** The columns the raw contenders return, as sendMessage does. */
+export const RETURNING =
+  'id, channel_id, author_id, reply_to, content, created_at, edited_at, deleted_at'
+const RAW_INSERT = `insert into messages (id, channel_id, author_id, reply_to, content) values ($1, $2, $3, $4, $5) returning ${RETURNING}`
+
+/**
+ * The raw contender of a send: the plain INSERT of the same row, prepared, on `pool`.
+ *
+ * @example
+ * ```ts
+ * await paired(gsSend, rawInsert(raw, channel.id, member.id), 4000)
+ * ```
+ */
+export const rawInsert = (pool: pg.Pool, channel_id: string, author_id: string) => () =>
+  pool.query({
+    name: 'bench_plain_insert',
+    text: RAW_INSERT,
+    values: [newId(), channel_id, author_id, null, 'hello there'],
+  })
 
 /** Microseconds one call took. */
 export async function timed(run: () => Promise<unknown>): Promise<number> {

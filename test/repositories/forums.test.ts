@@ -18,7 +18,7 @@ import {
   setPostTags,
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
-import { makeGuild, makeMember, makeRole, makeUser, unknownId } from '../support/factories.ts'
+import { makeGuild, makeMemberWith, makeUser, unknownId } from '../support/factories.ts'
 import { BAD_IDS, expectInvalidAndNothingWritten } from '../support/hostile-inputs.ts'
 import { raceAtBarrier } from '../support/race.ts'
 
@@ -42,18 +42,7 @@ async function setup(require_tag = false) {
   return { owner, guild, forum }
 }
 
-async function member(guild_id: string, permissions = 0n) {
-  const user = await makeUser(t.db)
-  await makeMember(t.db, guild_id, user.id)
-  if (permissions !== 0n) {
-    const role = await makeRole(t.db, guild_id, { permissions })
-    await t.db
-      .insertInto('member_roles')
-      .values({ guild_id, user_id: user.id, role_id: role.id })
-      .execute()
-  }
-  return user
-}
+const member = (guild_id: string, permissions = 0n) => makeMemberWith(t.db, guild_id, permissions)
 
 const post = (channel_id: string, author_id: string, more: object = {}) =>
   createThread(

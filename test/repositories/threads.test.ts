@@ -30,9 +30,8 @@ import { countRows, useTestDatabase } from '../support/database.ts'
 import {
   makeChannel,
   makeGuild,
-  makeMember,
+  makeMemberWith,
   makeMessage,
-  makeRole,
   makeUser,
   unknownId,
 } from '../support/factories.ts'
@@ -54,19 +53,7 @@ async function setup() {
   return { owner, guild, channel }
 }
 
-/** A member of the guild whose extra role gives `permissions` (the default role's stay). */
-async function member(guild_id: string, permissions = 0n) {
-  const user = await makeUser(t.db)
-  await makeMember(t.db, guild_id, user.id)
-  if (permissions !== 0n) {
-    const role = await makeRole(t.db, guild_id, { permissions })
-    await t.db
-      .insertInto('member_roles')
-      .values({ guild_id, user_id: user.id, role_id: role.id })
-      .execute()
-  }
-  return user
-}
+const member = (guild_id: string, permissions = 0n) => makeMemberWith(t.db, guild_id, permissions)
 
 const send = (channel_id: string, author_id: string, content = 'hi') =>
   sendMessage(t.db, { channel_id, author_id, content })
