@@ -382,8 +382,8 @@ const CONTENT = { min: 1, max: 4000 } as const
  * becomes its first member. In a forum channel it starts a post: a public
  * thread with its first message (`content`) and its tags (`tag_ids`), in one
  * transaction. With `as`, the actor needs `CREATE_PUBLIC_THREADS` (or
- * `CREATE_PRIVATE_THREADS`) in the channel, and `MANAGE_THREADS` for a
- * moderated tag. Writes the audit entry (`thread_create`) in the same
+ * `CREATE_PRIVATE_THREADS`) in the channel; in a forum, `SEND_MESSAGES` there
+ * (Discord's "Create Posts"), and `MANAGE_THREADS` for a moderated tag. Writes the audit entry (`thread_create`) in the same
  * transaction.
  *
  * @throws {InvalidInputError} when a field is invalid, a private thread names
@@ -435,11 +435,14 @@ export async function createThread(
     missing: () => {
       throw new NotFoundError('channel not found', { entity: 'channel' })
     },
+    // In a forum, posting is SEND_MESSAGES there (Discord's "Create Posts").
     rule: (parent) => ({
       guild_id: parent.guild_id,
-      permission: isPrivate
-        ? Permissions.CREATE_PRIVATE_THREADS
-        : Permissions.CREATE_PUBLIC_THREADS,
+      permission: parent.forum
+        ? Permissions.SEND_MESSAGES
+        : isPrivate
+          ? Permissions.CREATE_PRIVATE_THREADS
+          : Permissions.CREATE_PUBLIC_THREADS,
       channel_id,
     }),
     apply: async (trx, parent, authorized) => {

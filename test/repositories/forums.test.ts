@@ -85,6 +85,18 @@ describe('forum posts', () => {
     await expectInvalidAndNothingWritten(t.db, () =>
       createThread(t.db, { channel_id: text.id, author_id: user.id, name: 'x', content: 'y' }),
     )
+    // Posting is SEND_MESSAGES in the forum ("Create Posts"), with `as`.
+    await t.db
+      .insertInto('channel_overwrites')
+      .values({
+        channel_id: forum.id,
+        guild_id: guild.id,
+        user_id: user.id,
+        allow: 0n,
+        deny: Permissions.SEND_MESSAGES,
+      })
+      .execute()
+    expect(await rejection(post(forum.id, user.id))).toBeInstanceOf(PermissionDeniedError)
     await expectInvalidAndNothingWritten(t.db, () =>
       createChannel(t.db, { guild_id: guild.id, name: 'x', type: 'text', require_tag: true }),
     )
