@@ -3,11 +3,13 @@
 -- threads.archive (prepared as "gs.threads.archive"; write)
 update "channels"
 set
-  "archived_at" = coalesce(archived_at, statement_timestamp()),
-  "locked" = coalesce($1::bool, locked),
+  "archived_at" = case
+    when $1::bool then coalesce(archived_at, statement_timestamp())
+  end,
+  "locked" = coalesce($2::bool, locked),
   "updated_at" = now()
 where
-  "id" = $2
+  "id" = $3
   and auto_archive_minutes is not null
 returning
   "id",

@@ -324,6 +324,13 @@ async function lockGuildChannel(
   return row?.guild_id ? { ...row, guild_id: row.guild_id } : undefined
 }
 
+/** What managing a channel needs: `MANAGE_THREADS` for a thread (Discord's), else `MANAGE_CHANNELS`. */
+function managePermission(type: Channel['type']): bigint {
+  return type === 'public_thread' || type === 'private_thread'
+    ? Permissions.MANAGE_THREADS
+    : Permissions.MANAGE_CHANNELS
+}
+
 /** A parent must be a UUID, and a category has none (its own CHECK, before any I/O). */
 function assertParent(parent_id: unknown, type: GuildChannelType): void {
   assertOptionalUuid(parent_id, 'parent_id')
@@ -523,7 +530,8 @@ export interface UpdateChannelPatch {
  *
  * @throws {InvalidInputError} when a field is invalid.
  * Writes the audit entry (`channel_update`, changed fields) in the same
- * transaction. With `as`, the actor needs `MANAGE_CHANNELS` in the channel.
+ * transaction. With `as`, the actor needs `MANAGE_CHANNELS` in the channel
+ * (`MANAGE_THREADS` for a thread).
  * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
@@ -574,7 +582,7 @@ export async function updateChannel(
     missing: () => undefined,
     rule: (before) => ({
       guild_id: before.guild_id,
-      permission: Permissions.MANAGE_CHANNELS,
+      permission: managePermission(before.type),
       channel_id: id,
     }),
     apply: async (trx, before) => {
@@ -608,7 +616,8 @@ export async function updateChannel(
  *
  * @throws {InvalidInputError} when `id` is not a UUID.
  * Writes the audit entry (`channel_delete`) in the same transaction. With
- * `as`, the actor needs `MANAGE_CHANNELS` in the channel.
+ * `as`, the actor needs `MANAGE_CHANNELS` in the channel (`MANAGE_THREADS`
+ * for a thread).
  * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
@@ -623,7 +632,7 @@ export async function deleteChannel(db: Kysely<DB>, id: string, as?: ActingAs): 
     missing: () => false,
     rule: (before) => ({
       guild_id: before.guild_id,
-      permission: Permissions.MANAGE_CHANNELS,
+      permission: managePermission(before.type),
       channel_id: id,
     }),
     apply: async (trx) => (await deleteGuildChannel.executeAffected(trx, { id })) > 0,

@@ -215,11 +215,12 @@ const threadMemberExists = prepareQuery(
 
 const archiveThreadRow = prepareQuery(
   'threads.archive',
-  (db, p: { id: string; locked: boolean | null }) =>
+  (db, p: { id: string; archived: boolean; locked: boolean | null }) =>
     db
       .updateTable('channels')
       .set({
-        archived_at: sql`coalesce(archived_at, statement_timestamp())`,
+        archived_at: sql`case when ${p.archived}::bool
+          then coalesce(archived_at, statement_timestamp()) end`,
         locked: sql`coalesce(${p.locked}::bool, locked)`,
         updated_at: sql`now()`,
       })
@@ -687,14 +688,16 @@ export async function removeThreadMember(
 /** Input of {@link archiveThread}. */
 export interface ArchiveThreadInput {
   thread_id: string
+  /** `false` unarchives it instead (a locked one too); default true. */
+  archived?: boolean | undefined
   /** Also lock it (`true`) or unlock it (`false`); absent: as it is. */
   locked?: boolean | undefined
 }
 
 /**
- * Archives a thread now (and locks or unlocks it). A send to an archived
- * thread unarchives it; to a locked one only a `MANAGE_THREADS` holder may
- * send. With `as`, the actor needs `MANAGE_THREADS` in it. Writes the audit
+ * Archives a thread now (or, with `archived: false`, unarchives it), and
+ * locks or unlocks it. A send to an archived thread unarchives it; to a locked
+ * one only a `MANAGE_THREADS` holder may send. With `as`, the actor needs `MANAGE_THREADS` in it. Writes the audit
  * entry (`thread_update`) when something changed.
  *
  * @returns the thread, or `undefined` when there is none.
@@ -713,6 +716,8 @@ export async function archiveThread(
   assertObject(input, 'input')
   assertUuid(input.thread_id, 'thread_id')
   if (input.locked !== undefined) assertBoolean(input.locked, 'locked')
+  const archived = input.archived ?? true
+  assertBoolean(archived, 'archived')
   assertActingAs(as)
   const { thread_id } = input
   return administer(db, as, {
@@ -724,7 +729,11 @@ export async function archiveThread(
       channel_id: thread_id,
     }),
     apply: (trx) =>
-      archiveThreadRow.executeTakeFirst(trx, { id: thread_id, locked: input.locked ?? null }),
+      archiveThreadRow.executeTakeFirst(trx, {
+        id: thread_id,
+        archived,
+        locked: input.locked ?? null,
+      }),
     audit: (after, before) =>
       updateAudit(before, after, THREAD_FIELDS, {
         guild_id: before.guild_id,

@@ -8,6 +8,7 @@ import {
   createChannel,
   createThread,
   DatabaseUnavailableError,
+  deleteChannel,
   joinThread,
   leaveThread,
   listActiveThreads,
@@ -24,6 +25,7 @@ import {
   searchMessages,
   sendMessage,
   setChannelOverwrite,
+  updateChannel,
   updateGuild,
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
@@ -578,6 +580,22 @@ describe('archiving and locking', () => {
     expect(stillArchived.archived_at).toBeInstanceOf(Date)
     expect(stillArchived.locked).toBe(true)
     await send(thread.id, moderator.id)
+    // A moderator unlocks and unarchives; renames and deletes need MANAGE_THREADS.
+    await archiveThread(t.db, { thread_id: thread.id, locked: true }, { actor_id: moderator.id })
+    const reopened = await archiveThread(
+      t.db,
+      { thread_id: thread.id, archived: false, locked: false },
+      { actor_id: moderator.id },
+    )
+    expect(reopened).toMatchObject({ archived_at: null, locked: false })
+    await send(thread.id, user.id)
+    expect(
+      await rejection(updateChannel(t.db, thread.id, { name: 'x' }, { actor_id: user.id })),
+    ).toBeInstanceOf(PermissionDeniedError)
+    await updateChannel(t.db, thread.id, { name: 'renamed' }, { actor_id: moderator.id })
+    expect(await rejection(deleteChannel(t.db, thread.id, { actor_id: user.id }))).toBeInstanceOf(
+      PermissionDeniedError,
+    )
     const audit = await listAuditLog(t.db, guild.id)
     expect(audit.filter((e) => e.action === 'thread_update').length).toBeGreaterThanOrEqual(2)
   })
