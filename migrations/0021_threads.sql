@@ -92,9 +92,14 @@ CREATE TABLE guildstore_thread_member_counts (
 -- first (id order), then the threads of the given ids and of their channels
 -- (id order, read after the first locks, so a thread whose creation committed
 -- while we waited on its parent is seen): every writer locks in this order.
+-- Index scans only (enable_seqscan off for its statements): under
+-- SERIALIZABLE a sequential scan of channels takes a predicate lock on the
+-- whole table, and two unrelated revocations (one channel's overwrite,
+-- another's thread member) then failed each other with 40001 at commit.
 CREATE OR REPLACE FUNCTION guildstore_bump_channels(ids uuid[], touch_updated_at boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
+SET enable_seqscan = off
 AS $$
 DECLARE
   threads uuid[];
