@@ -15,7 +15,6 @@
  */
 import { loadavg } from 'node:os'
 import pg from 'pg'
-import { newId } from '../src/ids/new-id.ts'
 import { createPool, guildstoreTypeParsers } from '../src/pool/create-pool.ts'
 import { sendMessage } from '../src/repositories/authorized-messages.ts'
 import { createChannel } from '../src/repositories/channels.ts'
@@ -24,7 +23,7 @@ import { addGuildMember } from '../src/repositories/members.ts'
 import { createUser } from '../src/repositories/users.ts'
 import { createDb } from '../src/sql/create-db.ts'
 import { createTestDatabase } from '../src/testing/create-test-database.ts'
-import { paired } from './paired.ts'
+import { paired, rawInsert as rawInsertOf } from './paired.ts'
 
 const argv = process.argv.slice(2)
 const option = (name: string) => {
@@ -52,14 +51,7 @@ const gsChannel = await createChannel(t.db, { guild_id: guild.id, name: 'gs', ty
 const rawChannelA = await createChannel(t.db, { guild_id: guild.id, name: 'raw-a', type: 'text' })
 const rawChannelB = await createChannel(t.db, { guild_id: guild.id, name: 'raw-b', type: 'text' })
 
-const RETURNING = 'id, channel_id, author_id, reply_to, content, created_at, edited_at, deleted_at'
-const RAW_INSERT = `insert into messages (id, channel_id, author_id, reply_to, content) values ($1, $2, $3, $4, $5) returning ${RETURNING}`
-const rawInsert = (pool: pg.Pool, channel_id: string) => () =>
-  pool.query({
-    name: 'bench_plain_insert',
-    text: RAW_INSERT,
-    values: [newId(), channel_id, member.id, null, 'hello there'],
-  })
+const rawInsert = (pool: pg.Pool, channel_id: string) => rawInsertOf(pool, channel_id, member.id)
 const gsSend = () =>
   sendMessage(db, { channel_id: gsChannel.id, author_id: member.id, content: 'hello there' })
 

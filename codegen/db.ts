@@ -5,7 +5,7 @@
 
 import type { ColumnType } from "kysely";
 
-export type ChannelType = "category" | "dm" | "text" | "voice";
+export type ChannelType = "category" | "dm" | "forum" | "private_thread" | "public_thread" | "text" | "voice";
 
 export type FriendshipStatus = "accepted" | "blocked" | "pending";
 
@@ -90,15 +90,22 @@ export interface ChannelReadStates {
 
 export interface Channels {
   access_version: Generated<bigint>;
+  archived_at: Timestamp | null;
+  auto_archive_minutes: number | null;
   created_at: Generated<Timestamp>;
   guild_id: string | null;
   id: Generated<string>;
   is_private: Generated<boolean>;
+  last_message_at: Timestamp | null;
   last_seq: Generated<bigint>;
+  locked: Generated<boolean>;
   name: string | null;
+  owner_id: string | null;
   parent_id: string | null;
   position: Generated<number>;
   rate_limit_per_user: Generated<number>;
+  require_tag: Generated<boolean>;
+  starter_message_id: string | null;
   topic: string | null;
   type: Generated<ChannelType>;
   updated_at: Generated<Timestamp>;
@@ -122,6 +129,15 @@ export interface DmParticipants {
   joined_at: Generated<Timestamp>;
   last_read_message_id: string | null;
   user_id: string;
+}
+
+export interface ForumTags {
+  channel_id: string;
+  created_at: Generated<Timestamp>;
+  emoji: string | null;
+  id: Generated<string>;
+  moderated: Generated<boolean>;
+  name: string;
 }
 
 export interface Friendships {
@@ -203,6 +219,7 @@ export interface Guilds {
   max_emojis_animated: Generated<number>;
   max_emojis_static: Generated<number>;
   max_pins_per_channel: Generated<number>;
+  max_thread_members: Generated<number>;
   name: string;
   owner_id: string;
   updated_at: Generated<Timestamp>;
@@ -217,6 +234,16 @@ export interface GuildstoreAccessEpochs {
 export interface GuildstoreChannelCounts {
   channels: number;
   scope_id: string;
+}
+
+export interface GuildstoreForumTagCounts {
+  channel_id: string;
+  tags: number;
+}
+
+export interface GuildstoreThreadMemberCounts {
+  members: number;
+  thread_id: string;
 }
 
 export interface MemberRoles {
@@ -293,6 +320,11 @@ export interface Messages {
   seq: Generated<bigint>;
 }
 
+export interface PostTags {
+  tag_id: string;
+  thread_id: string;
+}
+
 export interface Roles {
   created_at: Generated<Timestamp>;
   guild_id: string;
@@ -338,6 +370,7 @@ export interface DB {
   channels: Channels;
   dm_channels: DmChannels;
   dm_participants: DmParticipants;
+  forum_tags: ForumTags;
   friendships: Friendships;
   guild_bans: GuildBans;
   guild_emoji_counts: GuildEmojiCounts;
@@ -349,6 +382,8 @@ export interface DB {
   guilds: Guilds;
   guildstore_access_epochs: GuildstoreAccessEpochs;
   guildstore_channel_counts: GuildstoreChannelCounts;
+  guildstore_forum_tag_counts: GuildstoreForumTagCounts;
+  guildstore_thread_member_counts: GuildstoreThreadMemberCounts;
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
   message_edits: MessageEdits;
@@ -358,6 +393,7 @@ export interface DB {
   message_reaction_summaries: MessageReactionSummaries;
   message_reactions: MessageReactions;
   messages: Messages;
+  post_tags: PostTags;
   roles: Roles;
   sessions: Sessions;
   users: Users;

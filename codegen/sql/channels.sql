@@ -31,6 +31,7 @@ select
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at"
 from
@@ -67,8 +68,13 @@ select
           )
       ) rp
       join channels c on c.guild_id = gm.guild_id
-      left join channel_members cm on cm.channel_id = c.id
+      left join channels tp on tp.id = c.parent_id
+      and c.auto_archive_minutes is not null
+      left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
       and cm.user_id = gm.user_id
+      left join channel_members tm on tm.channel_id = c.id
+      and tm.user_id = gm.user_id
+      and c.auto_archive_minutes is not null
       cross join lateral (
         select
           coalesce(
@@ -121,7 +127,7 @@ select
           channel_overwrites o
           left join roles r on r.id = o.role_id
         where
-          o.channel_id = c.id
+          o.channel_id = coalesce(tp.id, c.id)
           and (
             o.user_id = gm.user_id
             or r.is_default
@@ -139,7 +145,7 @@ select
       cross join lateral (
         select
           case
-            when c.is_private
+            when coalesce(tp.is_private, c.is_private)
             and cm.user_id is null then 0::int8
             else (
               (
@@ -153,6 +159,25 @@ select
               ) | ow.member_allow
             ) & ~ 8::int8
           end as permissions
+        offset
+          0
+      ) op
+      cross join lateral (
+        select
+          case
+            when c.auto_archive_minutes is null then op.permissions
+            when c.type = 'private_thread'
+            and tm.user_id is null
+            and (op.permissions & 17179869184::int8) = 0 then 0::int8
+            else (op.permissions & ~ 2048::int8) | case
+              when (op.permissions & 274877906944::int8) <> 0
+              and (
+                not c.locked
+                or (op.permissions & 17179869184::int8) <> 0
+              ) then 2048::int8
+              else 0::int8
+            end
+          end as permissions
       ) cp
     where
       gm.user_id = $1::uuid
@@ -163,7 +188,7 @@ select
             when (
               g.owner_id = gm.user_id
               or (rp.permissions & 8) <> 0
-            ) then 71487549079551::int8
+            ) then 71865506201599::int8
             when (cp.permissions & 1024) = 0 then 0::int8
             when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
             else cp.permissions
@@ -197,6 +222,7 @@ select
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at"
 from
@@ -216,6 +242,7 @@ select
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at"
 from
@@ -236,10 +263,11 @@ insert into
     "position",
     "is_private",
     "rate_limit_per_user",
-    "parent_id"
+    "parent_id",
+    "require_tag"
   )
 values
-  ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+  ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 returning
   "id",
   "guild_id",
@@ -250,6 +278,7 @@ returning
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at";
 
@@ -264,6 +293,7 @@ select
   "c"."is_private",
   "c"."rate_limit_per_user",
   "c"."parent_id",
+  "c"."require_tag",
   "c"."created_at",
   "c"."updated_at",
   case
@@ -318,6 +348,7 @@ from
   "channels" as "c"
 where
   "c"."guild_id" = $1
+  and "c"."auto_archive_minutes" is null
 order by
   "c"."position",
   "c"."id";
@@ -333,12 +364,14 @@ select
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at"
 from
   "channels"
 where
   "guild_id" = $1
+  and "auto_archive_minutes" is null
   and id in (
     select
       c.id
@@ -366,8 +399,13 @@ where
           )
       ) rp
       join channels c on c.guild_id = gm.guild_id
-      left join channel_members cm on cm.channel_id = c.id
+      left join channels tp on tp.id = c.parent_id
+      and c.auto_archive_minutes is not null
+      left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
       and cm.user_id = gm.user_id
+      left join channel_members tm on tm.channel_id = c.id
+      and tm.user_id = gm.user_id
+      and c.auto_archive_minutes is not null
       cross join lateral (
         select
           coalesce(
@@ -420,7 +458,7 @@ where
           channel_overwrites o
           left join roles r on r.id = o.role_id
         where
-          o.channel_id = c.id
+          o.channel_id = coalesce(tp.id, c.id)
           and (
             o.user_id = gm.user_id
             or r.is_default
@@ -438,7 +476,7 @@ where
       cross join lateral (
         select
           case
-            when c.is_private
+            when coalesce(tp.is_private, c.is_private)
             and cm.user_id is null then 0::int8
             else (
               (
@@ -452,17 +490,37 @@ where
               ) | ow.member_allow
             ) & ~ 8::int8
           end as permissions
+        offset
+          0
+      ) op
+      cross join lateral (
+        select
+          case
+            when c.auto_archive_minutes is null then op.permissions
+            when c.type = 'private_thread'
+            and tm.user_id is null
+            and (op.permissions & 17179869184::int8) = 0 then 0::int8
+            else (op.permissions & ~ 2048::int8) | case
+              when (op.permissions & 274877906944::int8) <> 0
+              and (
+                not c.locked
+                or (op.permissions & 17179869184::int8) <> 0
+              ) then 2048::int8
+              else 0::int8
+            end
+          end as permissions
       ) cp
     where
       gm.user_id = $2::uuid
       and gm.guild_id = $3::uuid
+      and c.auto_archive_minutes is null
       and (
         (
           case
             when (
               g.owner_id = gm.user_id
               or (rp.permissions & 8) <> 0
-            ) then 71487549079551::int8
+            ) then 71865506201599::int8
             when (cp.permissions & 1024) = 0 then 0::int8
             when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
             else cp.permissions
@@ -493,6 +551,7 @@ from
 where
   "guild_id" = $1
 order by
+  auto_archive_minutes is not null,
   "id"
 for no key update;
 
@@ -514,6 +573,7 @@ from
   "channels"
 where
   "guild_id" = $1
+  and "auto_archive_minutes" is null
 order by
   "id"
 for no key update;
@@ -565,6 +625,7 @@ from
       channels
     where
       guild_id = $2::uuid
+      and auto_archive_minutes is null
   ) r
 where
   c.id = r.id
@@ -591,5 +652,6 @@ returning
   "is_private",
   "rate_limit_per_user",
   "parent_id",
+  "require_tag",
   "created_at",
   "updated_at";

@@ -10,6 +10,7 @@ select
   "max_emojis_animated",
   "max_channels",
   "max_channels_per_category",
+  "max_thread_members",
   "created_at",
   "updated_at"
 from
@@ -38,6 +39,7 @@ with
       "max_emojis_animated",
       "max_channels",
       "max_channels_per_category",
+      "max_thread_members",
       "created_at",
       "updated_at"
   ),
@@ -64,7 +66,7 @@ with
       $4::uuid as "id",
       "g"."id" as "guild_id",
       '@everyone' as "name",
-      70372417::int8 as "permissions",
+      378027494465::int8 as "permissions",
       0 as "position",
       true as "is_default"
     from
@@ -79,6 +81,7 @@ select
   "max_emojis_animated",
   "max_channels",
   "max_channels_per_category",
+  "max_thread_members",
   "created_at",
   "updated_at"
 from
@@ -94,6 +97,7 @@ select
   "g"."max_emojis_animated",
   "g"."max_channels",
   "g"."max_channels_per_category",
+  "g"."max_thread_members",
   "g"."created_at",
   "g"."updated_at"
 from
@@ -114,7 +118,8 @@ select
   "max_emojis_static",
   "max_emojis_animated",
   "max_channels",
-  "max_channels_per_category"
+  "max_channels_per_category",
+  "max_thread_members"
 from
   "guilds"
 where
@@ -156,6 +161,7 @@ returning
   "max_emojis_animated",
   "max_channels",
   "max_channels_per_category",
+  "max_thread_members",
   "created_at",
   "updated_at";
 
@@ -168,9 +174,10 @@ set
   "max_emojis_animated" = coalesce($4::int4, max_emojis_animated),
   "max_channels" = coalesce($5::int4, max_channels),
   "max_channels_per_category" = coalesce($6::int4, max_channels_per_category),
+  "max_thread_members" = coalesce($7::int4, max_thread_members),
   "updated_at" = now()
 where
-  "id" = $7
+  "id" = $8
 returning
   "id",
   "name",
@@ -180,5 +187,6 @@ returning
   "max_emojis_animated",
   "max_channels",
   "max_channels_per_category",
+  "max_thread_members",
   "created_at",
   "updated_at";

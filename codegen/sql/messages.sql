@@ -762,7 +762,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -793,8 +793,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -847,7 +852,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -865,7 +870,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -878,6 +883,25 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -1199,7 +1223,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -1230,8 +1254,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -1284,7 +1313,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -1302,7 +1331,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -1315,6 +1344,25 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -1510,7 +1558,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -1541,8 +1589,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -1595,7 +1648,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -1613,7 +1666,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -1626,6 +1679,25 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -1947,7 +2019,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -1978,8 +2050,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -2032,7 +2109,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -2050,7 +2127,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -2063,6 +2140,25 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -2258,7 +2354,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -2289,8 +2385,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -2343,7 +2444,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -2361,7 +2462,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -2374,6 +2475,25 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -2753,7 +2873,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -2784,8 +2904,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -2838,7 +2963,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -2856,7 +2981,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -2869,6 +2994,25 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -3093,7 +3237,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -3124,8 +3268,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -3178,7 +3327,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -3196,7 +3345,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -3209,6 +3358,25 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -3472,7 +3640,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -3503,8 +3671,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -3557,7 +3730,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -3575,7 +3748,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -3588,6 +3761,25 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -3761,7 +3953,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -3792,8 +3984,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -3846,7 +4043,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -3864,7 +4061,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -3877,6 +4074,25 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where
@@ -4246,7 +4462,7 @@ with
               when (
                 g.owner_id = gm.user_id
                 or (rp.permissions & 8) <> 0
-              ) then 71487549079551::int8
+              ) then 71865506201599::int8
               when (cp.permissions & 1024) = 0 then 0::int8
               when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
               else cp.permissions
@@ -4277,8 +4493,13 @@ with
           ) rp
           join channels c on c.id = $2::uuid
           and c.guild_id = gm.guild_id
-          left join channel_members cm on cm.channel_id = c.id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
           and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
           cross join lateral (
             select
               coalesce(
@@ -4331,7 +4552,7 @@ with
               channel_overwrites o
               left join roles r on r.id = o.role_id
             where
-              o.channel_id = c.id
+              o.channel_id = coalesce(tp.id, c.id)
               and (
                 o.user_id = gm.user_id
                 or r.is_default
@@ -4349,7 +4570,7 @@ with
           cross join lateral (
             select
               case
-                when c.is_private
+                when coalesce(tp.is_private, c.is_private)
                 and cm.user_id is null then 0::int8
                 else (
                   (
@@ -4362,6 +4583,25 @@ with
                     ) & ~ ow.member_deny
                   ) | ow.member_allow
                 ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
               end as permissions
           ) cp
         where

@@ -175,8 +175,13 @@ with
           )
       ) rp
       join channels c on c.guild_id = gm.guild_id
-      left join channel_members cm on cm.channel_id = c.id
+      left join channels tp on tp.id = c.parent_id
+      and c.auto_archive_minutes is not null
+      left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
       and cm.user_id = gm.user_id
+      left join channel_members tm on tm.channel_id = c.id
+      and tm.user_id = gm.user_id
+      and c.auto_archive_minutes is not null
       cross join lateral (
         select
           coalesce(
@@ -229,7 +234,7 @@ with
           channel_overwrites o
           left join roles r on r.id = o.role_id
         where
-          o.channel_id = c.id
+          o.channel_id = coalesce(tp.id, c.id)
           and (
             o.user_id = gm.user_id
             or r.is_default
@@ -247,7 +252,7 @@ with
       cross join lateral (
         select
           case
-            when c.is_private
+            when coalesce(tp.is_private, c.is_private)
             and cm.user_id is null then 0::int8
             else (
               (
@@ -261,23 +266,210 @@ with
               ) | ow.member_allow
             ) & ~ 8::int8
           end as permissions
+        offset
+          0
+      ) op
+      cross join lateral (
+        select
+          case
+            when c.auto_archive_minutes is null then op.permissions
+            when c.type = 'private_thread'
+            and tm.user_id is null
+            and (op.permissions & 17179869184::int8) = 0 then 0::int8
+            else (op.permissions & ~ 2048::int8) | case
+              when (op.permissions & 274877906944::int8) <> 0
+              and (
+                not c.locked
+                or (op.permissions & 17179869184::int8) <> 0
+              ) then 2048::int8
+              else 0::int8
+            end
+          end as permissions
       ) cp
     where
       gm.user_id = $1::uuid
       and gm.guild_id = $2::uuid
+      and c.auto_archive_minutes is null
       and (
         (
           case
             when (
               g.owner_id = gm.user_id
               or (rp.permissions & 8) <> 0
-            ) then 71487549079551::int8
+            ) then 71865506201599::int8
             when (cp.permissions & 1024) = 0 then 0::int8
             when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
             else cp.permissions
           end
         ) & 1024
       ) <> 0
+    union all
+    select
+      tm.channel_id
+    from
+      channel_members tm
+      join channels t on t.id = tm.channel_id
+    where
+      tm.guild_id = $3::uuid
+      and tm.user_id = $4::uuid
+      and t.auto_archive_minutes is not null
+      and t.archived_at is null
+      and exists (
+        select
+          c.id
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.guild_id = gm.guild_id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
+          and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = coalesce(tp.id, c.id)
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when coalesce(tp.is_private, c.is_private)
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $5::uuid
+          and gm.guild_id = $6::uuid
+          and c.id = t.id::uuid
+          and (
+            (
+              case
+                when (
+                  g.owner_id = gm.user_id
+                  or (rp.permissions & 8) <> 0
+                ) then 71865506201599::int8
+                when (cp.permissions & 1024) = 0 then 0::int8
+                when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
+                else cp.permissions
+              end
+            ) & 1024
+          ) <> 0
+      )
   ),
   held as (
     select
@@ -297,7 +489,7 @@ with
     from
       roles r
     where
-      r.guild_id = $3::uuid
+      r.guild_id = $7::uuid
       and (
         r.is_default
         or exists (
@@ -307,7 +499,7 @@ with
             member_roles mr
           where
             mr.guild_id = r.guild_id
-            and mr.user_id = $4::uuid
+            and mr.user_id = $8::uuid
             and mr.role_id = r.id
         )
       )
@@ -326,8 +518,8 @@ with
       (
         select
       ) one
-      left join guild_notification_settings g on g.guild_id = $5::uuid
-      and g.user_id = $6::uuid
+      left join guild_notification_settings g on g.guild_id = $9::uuid
+      and g.user_id = $10::uuid
   )
 select
   c.id as channel_id,
@@ -343,13 +535,13 @@ from
   join channels c on c.id = v.id
   left join channel_read_states rs on rs.user_id = (
     select
-      $7::uuid
+      $11::uuid
   )
   and rs.channel_id = c.id
   left join channel_notification_settings cs on cs.channel_id = c.id
   and cs.user_id = (
     select
-      $8::uuid
+      $12::uuid
   )
   cross join lateral (
     select
@@ -394,7 +586,7 @@ from
           and m.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
           and m.author_id <> (
             select
-              $9::uuid
+              $13::uuid
           )
         order by
           m.seq
@@ -415,13 +607,13 @@ from
           where
             mm.user_id = (
               select
-                $10::uuid
+                $14::uuid
             )
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
             and mm.author_id <> (
               select
-                $11::uuid
+                $15::uuid
             )
             and ns.level <> 'nothing'
             and true
@@ -442,7 +634,7 @@ from
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
             and mm.author_id <> (
               select
-                $12::uuid
+                $16::uuid
             )
             and ns.level <> 'nothing'
             and not ns.suppress_everyone
@@ -474,7 +666,7 @@ from
               and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
               and mm.author_id <> (
                 select
-                  $13::uuid
+                  $17::uuid
               )
               and ns.level <> 'nothing'
               and not ns.suppress_roles
@@ -500,7 +692,7 @@ from
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
             and mm.author_id <> (
               select
-                $14::uuid
+                $18::uuid
             )
             and ns.level <> 'nothing'
             and not ns.suppress_everyone

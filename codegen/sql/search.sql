@@ -52,8 +52,13 @@ select
           )
       ) rp
       join channels c on c.guild_id = gm.guild_id
-      left join channel_members cm on cm.channel_id = c.id
+      left join channels tp on tp.id = c.parent_id
+      and c.auto_archive_minutes is not null
+      left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
       and cm.user_id = gm.user_id
+      left join channel_members tm on tm.channel_id = c.id
+      and tm.user_id = gm.user_id
+      and c.auto_archive_minutes is not null
       cross join lateral (
         select
           coalesce(
@@ -106,7 +111,7 @@ select
           channel_overwrites o
           left join roles r on r.id = o.role_id
         where
-          o.channel_id = c.id
+          o.channel_id = coalesce(tp.id, c.id)
           and (
             o.user_id = gm.user_id
             or r.is_default
@@ -124,7 +129,7 @@ select
       cross join lateral (
         select
           case
-            when c.is_private
+            when coalesce(tp.is_private, c.is_private)
             and cm.user_id is null then 0::int8
             else (
               (
@@ -137,6 +142,25 @@ select
                 ) & ~ ow.member_deny
               ) | ow.member_allow
             ) & ~ 8::int8
+          end as permissions
+        offset
+          0
+      ) op
+      cross join lateral (
+        select
+          case
+            when c.auto_archive_minutes is null then op.permissions
+            when c.type = 'private_thread'
+            and tm.user_id is null
+            and (op.permissions & 17179869184::int8) = 0 then 0::int8
+            else (op.permissions & ~ 2048::int8) | case
+              when (op.permissions & 274877906944::int8) <> 0
+              and (
+                not c.locked
+                or (op.permissions & 17179869184::int8) <> 0
+              ) then 2048::int8
+              else 0::int8
+            end
           end as permissions
       ) cp
     where
@@ -155,7 +179,7 @@ select
             when (
               g.owner_id = gm.user_id
               or (rp.permissions & 8) <> 0
-            ) then 71487549079551::int8
+            ) then 71865506201599::int8
             when (cp.permissions & 1024) = 0 then 0::int8
             when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
             else cp.permissions

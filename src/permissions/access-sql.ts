@@ -17,7 +17,11 @@
  *   removed, then OR of their allows added); then the member's own overwrite
  *   (deny, then allow); `ADMINISTRATOR` in an overwrite is ignored (only the
  *   guild base grants it); then a private channel (0.1.0's `is_private`) gives 0
- *   to a member who is not in its `channel_members`; finally, when
+ *   to a member who is not in its `channel_members`; a thread (migration
+ *   0021) takes all of this from its parent, then a private thread gives 0 to
+ *   a member who is neither its member nor holds `MANAGE_THREADS`, and
+ *   `SEND_MESSAGES` there is `SEND_MESSAGES_IN_THREADS` (in a locked thread
+ *   only with `MANAGE_THREADS`); finally, when
  *   `VIEW_CHANNEL` is not left, the member has no permission at all there (0);
  * - a member timed out (`communication_disabled_until` in the future) keeps
  *   only `VIEW_CHANNEL` and `READ_MESSAGE_HISTORY`, in the guild and in every
@@ -80,23 +84,43 @@ export const guildPermissionsSql: RawBuilder<bigint> = sql<bigint>`(case
   else rp.permissions
 end)`
 
+const MANAGE_THREADS = sql.raw(`${Permissions.MANAGE_THREADS}::int8`)
+const SEND_MESSAGES = sql.raw(`${Permissions.SEND_MESSAGES}::int8`)
+const SEND_MESSAGES_IN_THREADS = sql.raw(`${Permissions.SEND_MESSAGES_IN_THREADS}::int8`)
+
 /**
- * The joins channel permissions need, after `join channels c`: the member's own
- * `channel_members` row of `c` as `cm` (NULL when there is none), the ORs of
- * the overwrites of `c` that apply to the member as `ow` (six `int8` columns:
- * `everyone_deny`, `everyone_allow`, `roles_deny`, `roles_allow`,
- * `member_deny`, `member_allow`), and `cp.permissions`, the member's
- * permissions in `c` after the overwrites and the private-channel layer
- * (before the VIEW_CHANNEL rule and the owner/admin rule, which
+ * The joins channel permissions need, after `join channels c`: for a thread
+ * (migration 0021), its parent as `tp` (NULL for any other channel); the
+ * member's own `channel_members` row of the channel whose permissions apply
+ * (the thread's parent, else `c`) as `cm`, and of the thread itself as `tm`
+ * (NULL when there is none); the ORs of the overwrites of that channel that
+ * apply to the member as `ow` (six `int8` columns: `everyone_deny`,
+ * `everyone_allow`, `roles_deny`, `roles_allow`, `member_deny`,
+ * `member_allow`), and `cp.permissions`, the member's permissions in `c` after
+ * the overwrites, the private-channel layer and the thread layer (before the
+ * VIEW_CHANNEL rule and the owner/admin rule, which
  * {@link channelPermissionsSql} applies), without `ADMINISTRATOR`: only the
  * guild base grants it (an overwrite's `ADMINISTRATOR` grants nothing, as in
  * Discord), and a base that has it never reaches `cp` (owner/admin rule).
  *
+ * The thread layer (docs/permissions.md "Threads"): a private thread gives 0
+ * to a member who is neither one of its members nor holds `MANAGE_THREADS`;
+ * in a thread, `SEND_MESSAGES` is what `SEND_MESSAGES_IN_THREADS` grants (so
+ * every send and stored permission needs no other case), and in a locked
+ * thread only with `MANAGE_THREADS`.
+ *
  * Joins, not correlated `exists`, so the planner carries `gm.user_id = $user`
- * into them and probes primary keys / the overwrite key of the channel.
+ * into them and probes primary keys / the overwrite key of the channel. `op`
+ * (the overwritten permissions) is kept a subquery (`offset 0`): flattened,
+ * its expression would be copied into every reference the thread layer and
+ * {@link channelPermissionsSql} make, and evaluated that many times per row.
  */
-export const channelMembershipJoinSql: RawBuilder<unknown> = sql`left join channel_members cm
-  on cm.channel_id = c.id and cm.user_id = gm.user_id
+export const channelMembershipJoinSql: RawBuilder<unknown> = sql`left join channels tp
+  on tp.id = c.parent_id and c.auto_archive_minutes is not null
+  left join channel_members cm
+  on cm.channel_id = coalesce(tp.id, c.id) and cm.user_id = gm.user_id
+  left join channel_members tm
+  on tm.channel_id = c.id and tm.user_id = gm.user_id and c.auto_archive_minutes is not null
   cross join lateral (
     select
       coalesce(bit_or(o.deny) filter (where o.role_id is not null and r.is_default), 0::int8) as everyone_deny,
@@ -107,7 +131,7 @@ export const channelMembershipJoinSql: RawBuilder<unknown> = sql`left join chann
       coalesce(bit_or(o.allow) filter (where o.user_id is not null), 0::int8) as member_allow
     from channel_overwrites o
     left join roles r on r.id = o.role_id
-    where o.channel_id = c.id
+    where o.channel_id = coalesce(tp.id, c.id)
       and (o.user_id = gm.user_id
         or r.is_default
         or exists (
@@ -117,10 +141,22 @@ export const channelMembershipJoinSql: RawBuilder<unknown> = sql`left join chann
   ) ow
   cross join lateral (
     select case
-      when c.is_private and cm.user_id is null then 0::int8
+      when coalesce(tp.is_private, c.is_private) and cm.user_id is null then 0::int8
       else ((((((rp.permissions & ~ow.everyone_deny) | ow.everyone_allow)
         & ~ow.roles_deny) | ow.roles_allow)
         & ~ow.member_deny) | ow.member_allow) & ~${ADMINISTRATOR}::int8
+    end as permissions
+    offset 0
+  ) op
+  cross join lateral (
+    select case
+      when c.auto_archive_minutes is null then op.permissions
+      when c.type = 'private_thread' and tm.user_id is null
+        and (op.permissions & ${MANAGE_THREADS}) = 0 then 0::int8
+      else (op.permissions & ~${SEND_MESSAGES})
+        | case when (op.permissions & ${SEND_MESSAGES_IN_THREADS}) <> 0
+            and (not c.locked or (op.permissions & ${MANAGE_THREADS}) <> 0)
+          then ${SEND_MESSAGES} else 0::int8 end
     end as permissions
   ) cp`
 
@@ -154,6 +190,11 @@ export interface AccessScope {
    * narrowing" (for one static query that serves every call shape).
    */
   nullable?: boolean
+  /**
+   * Leave threads out (migration 0021): a guild's channel list, whose cost
+   * then does not grow with the guild's archived threads.
+   */
+  withoutThreads?: boolean
 }
 
 /**
@@ -169,7 +210,7 @@ export interface AccessScope {
  * ```
  */
 export function accessibleChannelIdsSql(scope: AccessScope): RawBuilder<{ id: string }> {
-  const { userId, channelId, guildId, channelIds, nullable = false } = scope
+  const { userId, channelId, guildId, channelIds, nullable = false, withoutThreads = false } = scope
   const guildCond =
     guildId === undefined
       ? sql``
@@ -189,7 +230,9 @@ export function accessibleChannelIdsSql(scope: AccessScope): RawBuilder<{ id: st
     from ${memberContextSql}
     join channels c on c.guild_id = gm.guild_id
     ${channelMembershipJoinSql}
-    where gm.user_id = ${userId}::uuid${guildCond}${channelCond(sql`c.id`)}${idsCond(sql`c.id`)}
+    where gm.user_id = ${userId}::uuid${guildCond}${channelCond(sql`c.id`)}${idsCond(sql`c.id`)}${
+      withoutThreads ? sql` and c.auto_archive_minutes is null` : sql``
+    }
       and (${channelPermissionsSql} & ${VIEW_CHANNEL}) <> 0`
 
   // A guild-narrowed scope never includes DM channels.

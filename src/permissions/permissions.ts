@@ -29,6 +29,9 @@ const FLAGS = {
   MANAGE_WEBHOOKS: 1n << 29n,
   MANAGE_EMOJIS: 1n << 30n,
   MANAGE_THREADS: 1n << 34n,
+  CREATE_PUBLIC_THREADS: 1n << 35n,
+  CREATE_PRIVATE_THREADS: 1n << 36n,
+  SEND_MESSAGES_IN_THREADS: 1n << 38n,
   MODERATE_MEMBERS: 1n << 40n,
   SEND_VOICE_MESSAGES: 1n << 46n,
 } as const satisfies Record<string, bigint>
@@ -60,7 +63,10 @@ export const DEFAULT_PERMISSIONS: bigint =
   Permissions.CONNECT |
   Permissions.SPEAK |
   Permissions.CHANGE_NICKNAME |
-  Permissions.CREATE_INSTANT_INVITE
+  Permissions.CREATE_INSTANT_INVITE |
+  Permissions.CREATE_PUBLIC_THREADS |
+  Permissions.CREATE_PRIVATE_THREADS |
+  Permissions.SEND_MESSAGES_IN_THREADS
 
 /**
  * Whether `perms` holds every bit of `flag` (`ADMINISTRATOR` implies all).

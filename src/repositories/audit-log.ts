@@ -49,6 +49,12 @@ export const AUDIT_ACTIONS = [
   'emoji_create',
   'emoji_update',
   'emoji_delete',
+  'thread_create',
+  'thread_update',
+  'thread_member_add',
+  'thread_member_remove',
+  'forum_tag_create',
+  'post_tags_update',
 ] as const
 
 /** An action of the audit log (see {@link AUDIT_ACTIONS}). */

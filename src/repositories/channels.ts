@@ -52,6 +52,7 @@ export const channelColumns = columnList<Channels>()([
   'is_private',
   'rate_limit_per_user',
   'parent_id',
+  'require_tag',
   'created_at',
   'updated_at',
 ])
@@ -87,9 +88,10 @@ const TOPIC = channelFields.topic
 
 /**
  * The channel types a guild channel can have (`'dm'` is internal to DMs). A
- * `'category'` groups channels (their `parent_id`) and holds no messages.
+ * `'category'` groups channels (their `parent_id`) and holds no messages; a
+ * `'forum'` holds posts (threads, `createThread`) and no messages of its own.
  */
-export const GUILD_CHANNEL_TYPES = ['text', 'voice', 'category'] as const
+export const GUILD_CHANNEL_TYPES = ['text', 'voice', 'category', 'forum'] as const
 
 /** A guild channel's type. */
 export type GuildChannelType = (typeof GUILD_CHANNEL_TYPES)[number]
@@ -108,6 +110,7 @@ const insertChannel = prepareQuery(
       is_private: boolean
       rate_limit_per_user: number
       parent_id: string | null
+      require_tag: boolean
     },
   ) =>
     db
@@ -122,6 +125,7 @@ const insertChannel = prepareQuery(
         is_private: p.is_private,
         rate_limit_per_user: p.rate_limit_per_user,
         parent_id: p.parent_id,
+        require_tag: p.require_tag,
       })
       .returning(channelColumns),
 )
@@ -153,6 +157,8 @@ const selectGuildChannels = prepareQuery('channels.list_of_guild', (db, p: { gui
 ) end`.as('permissions_synced'),
     )
     .where('c.guild_id', '=', p.guild_id)
+    // Threads are listed by listActiveThreads / listArchivedThreads.
+    .where('c.auto_archive_minutes', 'is', null)
     .orderBy('c.position')
     .orderBy('c.id'),
 )
@@ -267,8 +273,9 @@ const visibleChannels = prepareQuery(
       .selectFrom('channels')
       .select(channelColumns)
       .where('guild_id', '=', p.guild_id)
+      .where('auto_archive_minutes', 'is', null)
       .where(
-        sql<boolean>`id in (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id })})`,
+        sql<boolean>`id in (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id, withoutThreads: true })})`,
       )
       .orderBy('position')
       .orderBy('id'),
@@ -315,6 +322,13 @@ async function lockGuildChannel(
 ): Promise<(Channel & { guild_id: string }) | undefined> {
   const row = await selectGuildChannelLocked.executeTakeFirst(trx, { id })
   return row?.guild_id ? { ...row, guild_id: row.guild_id } : undefined
+}
+
+/** What managing a channel needs: `MANAGE_THREADS` for a thread (Discord's), else `MANAGE_CHANNELS`. */
+function managePermission(type: Channel['type']): bigint {
+  return type === 'public_thread' || type === 'private_thread'
+    ? Permissions.MANAGE_THREADS
+    : Permissions.MANAGE_CHANNELS
 }
 
 /** A parent must be a UUID, and a category has none (its own CHECK, before any I/O). */
@@ -376,6 +390,8 @@ export interface CreateChannelInput {
   rate_limit_per_user?: number | undefined
   /** The category it sits in (a category of the same guild); a category has none. */
   parent_id?: string | null | undefined
+  /** A forum only: every post needs a tag (migration 0022); default false. */
+  require_tag?: boolean | undefined
 }
 
 /**
@@ -409,6 +425,11 @@ export async function createChannel(
   assertInRange(rate_limit_per_user, 'rate_limit_per_user', channelFields.rate_limit_per_user)
   const parent_id = input.parent_id ?? null
   assertParent(parent_id, input.type)
+  const require_tag = input.require_tag ?? false
+  assertBoolean(require_tag, 'require_tag')
+  if (require_tag && input.type !== 'forum') {
+    throw new InvalidInputError('require_tag is a forum setting', { field: 'require_tag' })
+  }
   assertActingAs(as)
   const { guild_id } = input
   return administer(db, as, {
@@ -430,6 +451,7 @@ export async function createChannel(
           is_private,
           rate_limit_per_user,
           parent_id,
+          require_tag,
         }),
       ),
     audit: (row) => ({
@@ -508,7 +530,8 @@ export interface UpdateChannelPatch {
  *
  * @throws {InvalidInputError} when a field is invalid.
  * Writes the audit entry (`channel_update`, changed fields) in the same
- * transaction. With `as`, the actor needs `MANAGE_CHANNELS` in the channel.
+ * transaction. With `as`, the actor needs `MANAGE_CHANNELS` in the channel
+ * (`MANAGE_THREADS` for a thread).
  * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
@@ -559,7 +582,7 @@ export async function updateChannel(
     missing: () => undefined,
     rule: (before) => ({
       guild_id: before.guild_id,
-      permission: Permissions.MANAGE_CHANNELS,
+      permission: managePermission(before.type),
       channel_id: id,
     }),
     apply: async (trx, before) => {
@@ -593,7 +616,8 @@ export async function updateChannel(
  *
  * @throws {InvalidInputError} when `id` is not a UUID.
  * Writes the audit entry (`channel_delete`) in the same transaction. With
- * `as`, the actor needs `MANAGE_CHANNELS` in the channel.
+ * `as`, the actor needs `MANAGE_CHANNELS` in the channel (`MANAGE_THREADS`
+ * for a thread).
  * @throws {PermissionDeniedError} when the actor may not (`reason`).
  * @example
  * ```ts
@@ -608,7 +632,7 @@ export async function deleteChannel(db: Kysely<DB>, id: string, as?: ActingAs): 
     missing: () => false,
     rule: (before) => ({
       guild_id: before.guild_id,
-      permission: Permissions.MANAGE_CHANNELS,
+      permission: managePermission(before.type),
       channel_id: id,
     }),
     apply: async (trx) => (await deleteGuildChannel.executeAffected(trx, { id })) > 0,
@@ -842,13 +866,15 @@ const lockGuildForReorder = prepareQuery(
     db.selectFrom('guilds').select(['id']).where('id', '=', p.id).forNoKeyUpdate(),
 )
 
-// Every channel of the guild, in id order (the order syncChannelPermissions
-// locks a channel and its category in), so a reorder cannot deadlock with it.
+// Every channel of the guild but its threads (which never move), in id order
+// (the order syncChannelPermissions locks a channel and its category in), so a
+// reorder cannot deadlock with it.
 const lockGuildChannels = prepareQuery('channels.lock_of_guild', (db, p: { guild_id: string }) =>
   db
     .selectFrom('channels')
     .select(['id', 'type', 'parent_id'])
     .where('guild_id', '=', p.guild_id)
+    .where('auto_archive_minutes', 'is', null)
     .orderBy('id')
     .forNoKeyUpdate(),
 )
@@ -880,7 +906,7 @@ const normalizePositions = prepareQuery(
 from (
   select id, (row_number() over (
     partition by parent_id order by position, (id = any(${p.ids}::uuid[])) desc, id) - 1)::int4 as rank
-  from channels where guild_id = ${p.guild_id}::uuid
+  from channels where guild_id = ${p.guild_id}::uuid and auto_archive_minutes is null
 ) r
 where c.id = r.id and c.position <> r.rank`,
     ),

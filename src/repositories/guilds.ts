@@ -29,6 +29,7 @@ export const guildColumns = columnList<Guilds>()([
   'max_emojis_animated',
   'max_channels',
   'max_channels_per_category',
+  'max_thread_members',
   'created_at',
   'updated_at',
 ])
@@ -44,6 +45,7 @@ export const guildFields = defineFields('guilds', {
   max_emojis_animated: integer(0, 250),
   max_channels: integer(1, 10_000),
   max_channels_per_category: integer(1, 1000),
+  max_thread_members: integer(1, 100_000),
 })
 
 /** The settings {@link updateGuild} sets, in audit order. */
@@ -54,6 +56,7 @@ const SETTINGS = [
   'max_emojis_animated',
   'max_channels',
   'max_channels_per_category',
+  'max_thread_members',
 ] as const
 
 type Settings = { name: string | null } & Record<
@@ -126,6 +129,7 @@ const updateGuildSettings = prepareQuery('guilds.update', (db, p: { id: string }
       max_emojis_animated: sql`coalesce(${p.max_emojis_animated}::int4, max_emojis_animated)`,
       max_channels: sql`coalesce(${p.max_channels}::int4, max_channels)`,
       max_channels_per_category: sql`coalesce(${p.max_channels_per_category}::int4, max_channels_per_category)`,
+      max_thread_members: sql`coalesce(${p.max_thread_members}::int4, max_thread_members)`,
       updated_at: sql`now()`,
     })
     .where('id', '=', p.id)
@@ -246,6 +250,8 @@ export interface UpdateGuildPatch {
   max_channels?: number | undefined
   /** How many channels each category holds at most: 1 to 1000 (default 50, Discord's). */
   max_channels_per_category?: number | undefined
+  /** How many members each thread holds at most: 1 to 100000 (default 1000, Discord's). */
+  max_thread_members?: number | undefined
 }
 
 /**
@@ -278,6 +284,7 @@ export async function updateGuild(
     max_emojis_animated: null,
     max_channels: null,
     max_channels_per_category: null,
+    max_thread_members: null,
   }
   for (const cap of SETTINGS) {
     if (cap === 'name') continue

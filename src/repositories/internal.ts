@@ -86,6 +86,9 @@ const lockGuildChannels = prepareQuery(
       .selectFrom('channels')
       .select('id')
       .where('guild_id', '=', p.guild_id)
+      // Threads after the other channels, each in id order: the order
+      // guildstore_bump_channels locks in (migration 0021).
+      .orderBy(sql`auto_archive_minutes is not null`)
       .orderBy('id')
       .forNoKeyUpdate(),
 )

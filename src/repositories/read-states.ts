@@ -254,14 +254,21 @@ cross join lateral (
 ) mentions`
 }
 
-// A guild's channels the user can see (the shared access rule), with their read state.
+// A guild's channels the user can see (the shared access rule), with their
+// read state; of its threads (migration 0021), the active ones the user joined
+// and may still see, so the list does not grow with the guild's threads.
 const selectGuildReadStates = prepareQuery(
   'read_states.list_guild',
   (db, p: { user_id: string; guild_id: string }) =>
     rawQuery(
       db,
       sql<ReadStateRow>`with visible as (
-  ${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id })}
+  ${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id, withoutThreads: true })}
+  union all
+  select tm.channel_id from channel_members tm join channels t on t.id = tm.channel_id
+  where tm.guild_id = ${p.guild_id}::uuid and tm.user_id = ${p.user_id}::uuid
+    and t.auto_archive_minutes is not null and t.archived_at is null
+    and exists (${accessibleChannelIdsSql({ userId: p.user_id, guildId: p.guild_id, channelId: sql`t.id` })})
 ), held as (
   select coalesce(array_agg(r.id) filter (where not r.is_default), '{}') as ids,
     (array_agg(r.id) filter (where r.is_default))[1] as everyone
@@ -299,8 +306,9 @@ order by lm.id desc nulls last, c.created_at desc, c.id desc`,
 
 /**
  * Lists a user's read state in ONE query: with `guild_id`, for every channel of
- * that guild the user can see (the same access rule as `listVisibleChannels`),
- * by position; without it (or `null`), for each of the user's DMs, most recent
+ * that guild the user can see (the same access rule as `listVisibleChannels`)
+ * and every active thread of it the user joined and can see, by position;
+ * without it (or `null`), for each of the user's DMs, most recent
  * activity first. Per channel: the newest live message id, the user's marker,
  * and the unread and mention counts, both exact up to {@link UNREAD_COUNT_CAP}.
  *

@@ -23,19 +23,25 @@ import {
   addChannelMember,
   addReaction,
   assignRole,
+  createChannel,
+  createForumTag,
   createGuildEmoji,
   createInvite,
   createMessage,
+  createThread,
   createUser,
   DatabaseUnavailableError,
   type DB,
   findOrCreateDmChannel,
   GuildstoreError,
   importMessages,
+  joinThread,
   markChannelRead,
   pinMessage,
   sendFriendRequest,
   sendMessage,
+  setPostTags,
+  updateGuild,
   updateGuildEmoji,
   updateMessage,
   updateRole,
@@ -258,6 +264,104 @@ const CASES: ContractCase[] = [
         }>`select count(*)::int as n from friendships where status = 'accepted' and ((user_id = ${c.a} and friend_id = ${c.b}) or (user_id = ${c.b} and friend_id = ${c.a}))`,
       )
       return n === 2 ? [] : [`${n} accepted rows`]
+    },
+  },
+  {
+    name: 'joinThread with one member slot left',
+    setup: async (db, c) => {
+      await makeMember(db, c.guild, c.a)
+      await makeMember(db, c.guild, c.b)
+      await updateGuild(db, c.guild, { max_thread_members: 2 })
+      c.thread = (
+        await createThread(db, { channel_id: c.channel, author_id: c.owner, name: 't' })
+      ).id
+    },
+    call: (db, c, who) =>
+      joinThread(db, { thread_id: c.thread as string, user_id: c[who] as string }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from channel_members where channel_id = ${c.thread}`,
+      )
+      const counted = await count(
+        db,
+        sql<{
+          n: number
+        }>`select members as n from guildstore_thread_member_counts where thread_id = ${c.thread}`,
+      )
+      return n <= 2 && n === counted ? [] : [`${n} thread members, ${counted} counted`]
+    },
+  },
+  {
+    name: 'createThread from one message twice (one thread per message)',
+    setup: async (db, c) => {
+      await makeMember(db, c.guild, c.a)
+      await makeMember(db, c.guild, c.b)
+    },
+    call: (db, c, who) =>
+      createThread(db, {
+        channel_id: c.channel,
+        author_id: c[who] as string,
+        name: who,
+        message_id: c.message,
+      }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from channels where starter_message_id = ${c.message}`,
+      )
+      return n === 1 ? [] : [`${n} threads of one message`]
+    },
+  },
+  {
+    name: 'createForumTag with one tag slot left (19 of 20)',
+    setup: async (db, c) => {
+      c.forum = (await createChannel(db, { guild_id: c.guild, name: 'f', type: 'forum' })).id
+      for (let i = 0; i < 19; i++) {
+        await createForumTag(db, { channel_id: c.forum as string, name: `t${i}` })
+      }
+    },
+    call: (db, c, who) => createForumTag(db, { channel_id: c.forum as string, name: who }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{
+          n: number
+        }>`select count(*)::int as n from forum_tags where channel_id = ${c.forum}`,
+      )
+      return n <= 20 ? [] : [`${n} tags`]
+    },
+  },
+  {
+    name: 'setPostTags twice on one post (the set is one of the two)',
+    setup: async (db, c) => {
+      c.forum = (await createChannel(db, { guild_id: c.guild, name: 'f', type: 'forum' })).id
+      c.tagA = (await createForumTag(db, { channel_id: c.forum as string, name: 'a' })).id
+      c.tagB = (await createForumTag(db, { channel_id: c.forum as string, name: 'b' })).id
+      c.post = (
+        await createThread(db, {
+          channel_id: c.forum as string,
+          author_id: c.owner,
+          name: 'p',
+          content: 'q',
+        })
+      ).id
+    },
+    call: (db, c, who) =>
+      setPostTags(db, {
+        thread_id: c.post as string,
+        tag_ids: [(who === 'a' ? c.tagA : c.tagB) as string],
+      }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{ n: number }>`select count(*)::int as n from post_tags where thread_id = ${c.post}`,
+      )
+      return n === 1 ? [] : [`${n} tags on the post`]
     },
   },
   {

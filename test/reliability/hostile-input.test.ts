@@ -36,7 +36,7 @@ const t = useTestDatabase()
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 type Kind = 'text' | 'id'
 /** Authorized operations: a well-formed id of a user who may not act there is refused. */
-const AUTHORIZED = new Set(['sendMessage', 'readChannelMessages'])
+const AUTHORIZED = new Set(['sendMessage', 'readChannelMessages', 'joinThread'])
 
 interface Slot {
   fn: string
@@ -59,6 +59,7 @@ interface Slot {
       | 'message_attachments'
       | 'sessions'
       | 'guild_emojis'
+      | 'forum_tags'
     column: string
     id: (result: unknown) => string
   }
@@ -79,6 +80,12 @@ let world: {
   outsider: { id: string }
   invite: { code: string }
   emoji: { id: string }
+  thread: { id: string }
+  forum: { id: string }
+  /** Forums with room for the tags the slots create (20 each). */
+  forums: { id: string }[]
+  post: { id: string }
+  tag: { id: string }
 }
 
 const tried: Record<string, number> = {}
@@ -111,7 +118,43 @@ beforeAll(async () => {
     storage_key: 'emojis/world.png',
     creator_id: owner.id,
   })
-  world = { owner, member, guild, channel, role, message, attachment, dm, outsider, invite, emoji }
+  const forum = await gs.createChannel(t.db, { guild_id: guild.id, name: 'forum', type: 'forum' })
+  const tag = await gs.createForumTag(t.db, { channel_id: forum.id, name: 'world' })
+  const forums = []
+  for (let i = 0; i < 12; i++) {
+    forums.push(
+      await gs.createChannel(t.db, { guild_id: guild.id, name: `tags${i}`, type: 'forum' }),
+    )
+  }
+  const post = await gs.createThread(t.db, {
+    channel_id: forum.id,
+    author_id: owner.id,
+    name: 'post',
+    content: 'first',
+  })
+  const thread = await gs.createThread(t.db, {
+    channel_id: channel.id,
+    author_id: owner.id,
+    name: 'world',
+  })
+  world = {
+    owner,
+    member,
+    guild,
+    channel,
+    role,
+    message,
+    attachment,
+    dm,
+    outsider,
+    invite,
+    emoji,
+    thread,
+    forum,
+    forums,
+    post,
+    tag,
+  }
 })
 
 const W = () => world
@@ -746,6 +789,88 @@ function slots(): Slot[] {
     writes: true,
   })
   id('listGuildEmojis', 'guild_id', (v) => f.listGuildEmojis!(db(), v))
+  // threads (0.3)
+  const newThread = () => ({ channel_id: W().channel.id, author_id: W().owner.id, name: 't' })
+  text('createThread', 'name', (v) => f.createThread!(db(), { ...newThread(), name: v }), {
+    writes: true,
+    stored: { table: 'channels', column: 'name', id: idOf },
+  })
+  for (const key of ['channel_id', 'author_id', 'message_id']) {
+    id('createThread', key, (v) => f.createThread!(db(), { ...newThread(), [key]: v }), {
+      writes: true,
+      optional: key === 'message_id',
+    })
+  }
+  const threadMember = () => ({ thread_id: W().thread.id, user_id: W().member.id })
+  for (const fn of ['joinThread', 'leaveThread', 'addThreadMember', 'removeThreadMember']) {
+    for (const key of ['thread_id', 'user_id']) {
+      id(fn, key, (v) => f[fn]!(db(), { ...threadMember(), [key]: v }), { writes: true })
+    }
+  }
+  for (const key of ['guild_id', 'user_id', 'after']) {
+    const input = () => ({ guild_id: W().guild.id, user_id: W().member.id })
+    id('listActiveThreads', key, (v) => f.listActiveThreads!(db(), { ...input(), [key]: v }), {
+      optional: key === 'after',
+    })
+  }
+  for (const key of ['channel_id', 'user_id', 'before']) {
+    const input = () => ({ channel_id: W().channel.id, user_id: W().member.id })
+    id('listArchivedThreads', key, (v) => f.listArchivedThreads!(db(), { ...input(), [key]: v }), {
+      optional: key === 'before',
+    })
+  }
+  // forums (0.3)
+  let tagCalls = 0
+  const newTag = () => ({
+    channel_id: (W().forums[Math.floor(tagCalls++ / 19) % W().forums.length] as { id: string }).id,
+    name: uniq().slice(0, 20),
+  })
+  text('createForumTag', 'name', (v) => f.createForumTag!(db(), { ...newTag(), name: v }), {
+    writes: true,
+    stored: { table: 'forum_tags', column: 'name', id: idOf },
+  })
+  text('createForumTag', 'emoji', (v) => f.createForumTag!(db(), { ...newTag(), emoji: v }), {
+    writes: true,
+    stored: { table: 'forum_tags', column: 'emoji', id: idOf },
+  })
+  id(
+    'createForumTag',
+    'channel_id',
+    (v) => f.createForumTag!(db(), { ...newTag(), channel_id: v }),
+    {
+      writes: true,
+    },
+  )
+  id('setPostTags', 'thread_id', (v) => f.setPostTags!(db(), { thread_id: v, tag_ids: [] }), {
+    writes: true,
+  })
+  id(
+    'setPostTags',
+    'tag_ids[0]',
+    (v) => f.setPostTags!(db(), { thread_id: W().post.id, tag_ids: [v] }),
+    { writes: true },
+  )
+  text(
+    'createThread',
+    'content',
+    (v) =>
+      f.createThread!(db(), {
+        channel_id: W().forum.id,
+        author_id: W().owner.id,
+        name: 'p',
+        content: v,
+      }),
+    { writes: true },
+  )
+  for (const key of ['channel_id', 'user_id', 'before']) {
+    const input = () => ({ channel_id: W().forum.id, user_id: W().member.id })
+    id('listForumPosts', key, (v) => f.listForumPosts!(db(), { ...input(), [key]: v }), {
+      optional: key === 'before',
+    })
+  }
+  id('archiveThread', 'thread_id', (v) => f.archiveThread!(db(), { thread_id: v }), {
+    writes: true,
+  })
   // acting as: the actor's id and reason of every administrative function
   const acting: [string, () => unknown[]][] = [
     ['createRole', () => [{ guild_id: W().guild.id, name: 'r', permissions: 0n }]],
@@ -770,6 +895,12 @@ function slots(): Slot[] {
     ['updateGuildEmoji', () => [{ emoji_id: W().emoji.id, name: uniq() }]],
     // An unknown emoji: the world's emoji must survive the valid calls.
     ['deleteGuildEmoji', () => [{ emoji_id: unknownId() }]],
+    ['createThread', () => [newThread()]],
+    ['addThreadMember', () => [threadMember()]],
+    ['removeThreadMember', () => [{ thread_id: W().thread.id, user_id: unknownId() }]],
+    ['archiveThread', () => [{ thread_id: W().thread.id }]],
+    ['createForumTag', () => [newTag()]],
+    ['setPostTags', () => [{ thread_id: W().post.id, tag_ids: [W().tag.id] }]],
   ]
   for (const [fn, args] of acting) {
     id(fn, 'as.actor_id', (v) => f[fn]!(db(), ...args(), { actor_id: v }), { writes: true })

@@ -76,6 +76,7 @@ describe('createChannel', () => {
       'parent_id',
       'position',
       'rate_limit_per_user',
+      'require_tag',
       'topic',
       'type',
       'updated_at',

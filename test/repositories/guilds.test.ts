@@ -40,6 +40,7 @@ describe('createGuild', () => {
         'id',
         'max_channels',
         'max_channels_per_category',
+        'max_thread_members',
         'max_pins_per_channel',
         'max_emojis_static',
         'max_emojis_animated',

@@ -83,6 +83,20 @@ export async function makeMember(db: Kysely<DB>, guildId: string, userId: string
     .executeTakeFirstOrThrow()
 }
 
+/** A new user who is a member of the guild, with an extra role giving `permissions` (none when 0n). */
+export async function makeMemberWith(db: Kysely<DB>, guildId: string, permissions = 0n) {
+  const user = await makeUser(db)
+  await makeMember(db, guildId, user.id)
+  if (permissions !== 0n) {
+    const role = await makeRole(db, guildId, { permissions })
+    await db
+      .insertInto('member_roles')
+      .values({ guild_id: guildId, user_id: user.id, role_id: role.id })
+      .execute()
+  }
+  return user
+}
+
 export async function makeRole(
   db: Kysely<DB>,
   guildId: string,
@@ -121,10 +135,17 @@ export async function makeChannel(
   guildId: string,
   overrides: Partial<Insertable<DB['channels']>> = {},
 ) {
-  // Without the internal counters (last_seq, access_version), as findChannelById returns it.
+  // Without the internal counters (last_seq, access_version) and the thread
+  // columns (migration 0021), as findChannelById returns it.
   const {
     last_seq: _counter,
     access_version: _version,
+    owner_id: _owner,
+    starter_message_id: _starter,
+    auto_archive_minutes: _minutes,
+    archived_at: _archived,
+    locked: _locked,
+    last_message_at: _lastMessageAt,
     ...channel
   } = await db
     .insertInto('channels')

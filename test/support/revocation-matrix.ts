@@ -22,6 +22,7 @@ import {
   blockUser,
   computePermissions,
   createChannel,
+  createThread,
   type DB,
   defaultMigrationsDirectory,
   deleteChannelOverwrite,
@@ -33,6 +34,7 @@ import {
   readChannelMessages,
   removeChannelMember,
   removeGuildMember,
+  removeThreadMember,
   sendMessage,
   setChannelOverwrite,
   timeoutMember,
@@ -74,6 +76,8 @@ interface World {
   c1: string
   c2: string
   p1: string
+  /** A private thread of c1 (migration 0021) with the victim as a member; c1 also has a public one. */
+  pt1: string
   dm: string
   overwrite?: { channel_id: string; user_id: string }
 }
@@ -164,6 +168,10 @@ export const REVOCATIONS: Revocation[] = [
     revoke: (db, w) => removeChannelMember(db, { channel_id: w.p1, user_id: w.victim }),
   },
   {
+    name: 'thread member removed',
+    revoke: (db, w) => removeThreadMember(db, { thread_id: w.pt1, user_id: w.victim }),
+  },
+  {
     name: 'DM block',
     revoke: async (db, w) => {
       await blockUser(db, { user_id: w.dmPartner, blocked_user_id: w.victim })
@@ -235,6 +243,11 @@ export const WRITERS: Writer[] = [
   {
     name: 'channel created',
     write: (db, w) => createChannel(db, { guild_id: w.guild, name: 'fresh', type: 'text' }),
+  },
+  {
+    // A thread of c1: its stored permissions must meet every revocation of c1.
+    name: 'thread created',
+    write: (db, w) => createThread(db, { channel_id: w.c1, author_id: w.owner, name: 'fresh' }),
   },
   {
     name: 'deny overwrite created',
@@ -386,6 +399,14 @@ async function makeWorld(db: Kysely<DB>): Promise<World> {
     .insertInto('channel_members')
     .values({ channel_id: p1.id, guild_id: guild.id, user_id: victim.id })
     .execute()
+  const thread = (type: 'public_thread' | 'private_thread') =>
+    makeChannel(db, guild.id, { type, parent_id: c1.id, auto_archive_minutes: 1440 })
+  await thread('public_thread')
+  const pt1 = await thread('private_thread')
+  await db
+    .insertInto('channel_members')
+    .values({ channel_id: pt1.id, guild_id: guild.id, user_id: victim.id })
+    .execute()
   const dm = await makeDm(db, victim.id, dmPartner.id)
   return {
     guild: guild.id,
@@ -401,6 +422,7 @@ async function makeWorld(db: Kysely<DB>): Promise<World> {
     c1: c1.id,
     c2: c2.id,
     p1: p1.id,
+    pt1: pt1.id,
     dm: dm.id,
   }
 }
