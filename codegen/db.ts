@@ -219,6 +219,22 @@ export interface GuildstoreChannelCounts {
   scope_id: string;
 }
 
+export interface GuildstoreEventFloor {
+  floor: Generated<bigint>;
+  one: Generated<boolean>;
+}
+
+export interface GuildstoreEvents {
+  channel_id: string | null;
+  created_at: Generated<Timestamp>;
+  data: Generated<Json>;
+  guild_id: string | null;
+  id: Generated<bigint>;
+  position: bigint | null;
+  type: string;
+  user_id: string | null;
+}
+
 export interface MemberRoles {
   guild_id: string;
   role_id: string;
@@ -349,6 +365,8 @@ export interface DB {
   guilds: Guilds;
   guildstore_access_epochs: GuildstoreAccessEpochs;
   guildstore_channel_counts: GuildstoreChannelCounts;
+  guildstore_event_floor: GuildstoreEventFloor;
+  guildstore_events: GuildstoreEvents;
   member_roles: MemberRoles;
   message_attachments: MessageAttachments;
   message_edits: MessageEdits;

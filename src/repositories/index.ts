@@ -5,6 +5,27 @@ export * from './bans.ts'
 export * from './channels.ts'
 export * from './dms.ts'
 export * from './emojis.ts'
+export type {
+  FeedChannel,
+  FeedEmoji,
+  FeedMessage,
+  FeedRole,
+  GuildstoreEvent,
+  GuildstoreEventMap,
+} from './event-map.ts'
+export {
+  type AppendEventInput,
+  appendEvent,
+  EVENT_DATA_MAX,
+  EVENT_PAGE_DEFAULT,
+  EVENT_PAGE_MAX,
+  type EventPage,
+  type ListEventsInput,
+  listEvents,
+  oldestEventToken,
+  type PurgeEventsInput,
+  purgeEvents,
+} from './events.ts'
 export * from './friendships.ts'
 export * from './guilds.ts'
 export * from './invites.ts'
