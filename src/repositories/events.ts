@@ -4,7 +4,7 @@
  * at commit, and this module appends host events, reads a user's events by
  * token and purges old ones.
  */
-import { type Kysely, sql } from 'kysely'
+import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { ResyncRequiredError } from '../errors/resync-required-error.ts'
@@ -141,10 +141,17 @@ export const setEventReason = prepareQuery('events.set_reason', (db, p: { reason
 
 // The horizon (its own statement: the read that follows takes a later
 // snapshot), the retention floor and the isolation level in one round trip.
-const selectHorizon = prepareQuery('events.horizon', (db) =>
+/** The feed's horizon (positions readable now), its floor and the session's isolation level. */
+export interface EventHead {
+  horizon: string
+  floor: string
+  isolation: string
+}
+
+export const selectHorizon = prepareQuery('events.horizon', (db) =>
   rawQuery(
     db,
-    sql<{ horizon: string; floor: string; isolation: string }>`select
+    sql<EventHead>`select
   guildstore_event_horizon()::text as horizon,
   (select floor from guildstore_event_floor)::text as floor,
   current_setting('transaction_isolation') as isolation`,
@@ -152,7 +159,7 @@ const selectHorizon = prepareQuery('events.horizon', (db) =>
 )
 
 /** One candidate of a page: `visible` false rows carry no content. */
-interface EventRow {
+export interface EventRow {
   position: string
   visible: boolean
   type: string | null
@@ -162,53 +169,60 @@ interface EventRow {
   data: Record<string, unknown> | null
 }
 
-// The user's candidates in (after, horizon]: the first `lim` of each stream
-// (each guild they are a member of now, their own stream, each DM they take
-// part in), each an index range scan with LIMIT, merged; then the first `lim`
-// overall. Streams the user cannot read are never scanned, so the cost is
-// lim × streams, never the table's size or the backlog. Channel events then
-// pass the one access rule (accessibleChannelIdsSql) for the channels on the
-// page only, and message events are hydrated from the live message.
-const selectEvents = prepareQuery(
-  'events.list',
-  (db, p: { user_id: string; after: string; horizon: string; limit: number }) =>
-    rawQuery(
-      db,
-      sql<EventRow>`with cand as (
+/**
+ * `select position, visible, type, guild_id, channel_id, user_id, data`: one
+ * user's page of candidates in (after, horizon], in position order. The first
+ * `limit` of each stream the user can read (each guild they are a member of
+ * now, their own stream, each DM they take part in), each an index range scan
+ * with LIMIT, merged; then the first `limit` overall. Streams the user cannot
+ * read are never scanned, so the cost is limit × streams, never the table's
+ * size or the backlog. Channel events then pass the one access rule
+ * (accessibleChannelIdsSql) for the channels on the page only, and message
+ * events are hydrated from the live message. Rows not `visible` carry no
+ * content. Each argument is an SQL expression (bound values, or the columns of
+ * an outer row: `subscribeEvents` reads many users in one statement).
+ */
+export function eventPageSql(
+  userId: RawBuilder<unknown>,
+  after: RawBuilder<unknown>,
+  horizon: RawBuilder<unknown>,
+  limit: RawBuilder<unknown>,
+): RawBuilder<EventRow> {
+  const range = sql`x.position > ${after}::int8 and x.position <= ${horizon}::int8`
+  return sql<EventRow>`with cand as (
   select e.position, 'g' as via
   from guild_members gm
   cross join lateral (
     select x.position from guildstore_events x
-    where x.guild_id = gm.guild_id and x.position > ${p.after}::int8 and x.position <= ${p.horizon}::int8
-    order by x.position limit ${p.limit}
+    where x.guild_id = gm.guild_id and ${range}
+    order by x.position limit ${limit}
   ) e
-  where gm.user_id = ${p.user_id}::uuid
+  where gm.user_id = ${userId}::uuid
   union all
   select * from (
     select x.position, 'u' as via from guildstore_events x
-    where x.user_id = ${p.user_id}::uuid and x.position > ${p.after}::int8 and x.position <= ${p.horizon}::int8
-    order by x.position limit ${p.limit}
+    where x.user_id = ${userId}::uuid and ${range}
+    order by x.position limit ${limit}
   ) own
   union all
   select e.position, 'd' as via
   from dm_participants dp
   cross join lateral (
     select x.position from guildstore_events x
-    where x.channel_id = dp.channel_id and x.guild_id is null
-      and x.position > ${p.after}::int8 and x.position <= ${p.horizon}::int8
-    order by x.position limit ${p.limit}
+    where x.channel_id = dp.channel_id and x.guild_id is null and ${range}
+    order by x.position limit ${limit}
   ) e
-  where dp.user_id = ${p.user_id}::uuid
+  where dp.user_id = ${userId}::uuid
 ), firsts as (
   select position, bool_or(via = 'u') as own, bool_or(via = 'g') as guild, bool_or(via = 'd') as dm
-  from cand group by position order by position limit ${p.limit}
+  from cand group by position order by position limit ${limit}
 ), ev as materialized (
   select e.position, e.type, e.guild_id, e.channel_id, e.user_id, e.data, f.own, f.guild, f.dm
   from firsts f join guildstore_events e on e.position = f.position
 ), seen as (
   select ev.*, (ev.own or ev.dm or (ev.guild and (ev.channel_id is null or ev.channel_id in (
     ${accessibleChannelIdsSql({
-      userId: sql`${p.user_id}::uuid`,
+      userId: sql`${userId}::uuid`,
       channelIds: sql`(select array_agg(distinct v.channel_id) from ev v where v.guild and v.channel_id is not null)`,
     })}
   )))) as visible
@@ -230,9 +244,48 @@ left join messages m
   on m.id = (case when s.visible and s.type in ('message_created', 'message_edited')
     then (s.data ->> 'message_id')::uuid end)
   and m.deleted_at is null
-order by s.position`,
+order by s.position`
+}
+
+const selectEvents = prepareQuery(
+  'events.list',
+  (db, p: { user_id: string; after: string; horizon: string; limit: number }) =>
+    rawQuery(
+      db,
+      eventPageSql(sql`${p.user_id}`, sql`${p.after}`, sql`${p.horizon}`, sql`${p.limit}`),
     ),
 )
+
+/** A page's rows as events, and the token it ends at. */
+export function toEventPage(rows: EventRow[], limit: number, horizon: string): EventPage {
+  const last = rows.at(-1)
+  const next = rows.length === limit && last ? last.position : horizon
+  const events = rows
+    .filter((r) => r.visible)
+    .map(
+      (r) =>
+        ({
+          position: r.position,
+          type: r.type,
+          guild_id: r.guild_id,
+          channel_id: r.channel_id,
+          user_id: r.user_id,
+          data: r.data,
+        }) as GuildstoreEvent,
+    )
+  return { events, next }
+}
+
+/**
+ * Why a token cannot be resumed against this horizon and floor, or undefined.
+ */
+export function resyncReason(after: string, head: EventHead): string | undefined {
+  if (BigInt(after) < BigInt(head.floor))
+    return 'the token is older than the retained events: resync'
+  if (BigInt(after) > BigInt(head.horizon))
+    return "the token is ahead of this database's change feed: resync"
+  return undefined
+}
 
 /** What {@link listEvents} reads. */
 export interface ListEventsInput {
@@ -295,31 +348,13 @@ export async function listEvents(db: Kysely<DB>, input: ListEventsInput): Promis
     )
   }
   if (after === undefined) return { events: [], next: encodeEventToken(head.horizon) }
-  if (BigInt(after) < BigInt(head.floor)) {
-    throw new ResyncRequiredError('the token is older than the retained events: resync')
-  }
-  if (BigInt(after) > BigInt(head.horizon)) {
-    throw new ResyncRequiredError("the token is ahead of this database's change feed: resync")
-  }
+  const refused = resyncReason(after, head)
+  if (refused) throw new ResyncRequiredError(refused)
   const rows = await mapErrors(
     selectEvents.execute(db, { user_id: input.user_id, after, horizon: head.horizon, limit }),
   )
-  const last = rows.at(-1)
-  const next = rows.length === limit && last ? last.position : head.horizon
-  const events = rows
-    .filter((r) => r.visible)
-    .map(
-      (r) =>
-        ({
-          position: r.position,
-          type: r.type,
-          guild_id: r.guild_id,
-          channel_id: r.channel_id,
-          user_id: r.user_id,
-          data: r.data,
-        }) as GuildstoreEvent,
-    )
-  return { events, next: encodeEventToken(next) }
+  const page = toEventPage(rows, limit, head.horizon)
+  return { events: page.events, next: encodeEventToken(page.next) }
 }
 
 /** What {@link purgeEvents} removes. */

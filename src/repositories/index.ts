@@ -47,4 +47,14 @@ export {
 export * from './roles.ts'
 export * from './search.ts'
 export * from './sessions.ts'
+export {
+  EVENT_HINT_CHANNEL,
+  EVENT_NOTIFY_CHANNEL,
+  type EventSubscription,
+  type HintRedis,
+  publishEventHint,
+  SUBSCRIBER_BUFFER_DEFAULT,
+  type SubscribeEventsInput,
+  subscribeEvents,
+} from './subscribe-events.ts'
 export * from './users.ts'
