@@ -24,6 +24,7 @@ import { addGuildMember } from '../src/repositories/members.ts'
 import { createUser } from '../src/repositories/users.ts'
 import { createDb } from '../src/sql/create-db.ts'
 import { createTestDatabase } from '../src/testing/create-test-database.ts'
+import { paired } from './paired.ts'
 
 const argv = process.argv.slice(2)
 const option = (name: string) => {
@@ -61,34 +62,6 @@ const rawInsert = (pool: pg.Pool, channel_id: string) => () =>
   })
 const gsSend = () =>
   sendMessage(db, { channel_id: gsChannel.id, author_id: member.id, content: 'hello there' })
-
-async function timed(run: () => Promise<unknown>): Promise<number> {
-  const start = process.hrtime.bigint()
-  await run()
-  return Number(process.hrtime.bigint() - start) / 1000
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
-}
-
-/** Alternates a and b call by call (order flipped every pair); returns the median µs of each. */
-async function paired(a: () => Promise<unknown>, b: () => Promise<unknown>, n: number) {
-  const ta: number[] = []
-  const tb: number[] = []
-  for (let i = 0; i < n; i++) {
-    if (i % 2 === 0) {
-      ta.push(await timed(a))
-      tb.push(await timed(b))
-    } else {
-      tb.push(await timed(b))
-      ta.push(await timed(a))
-    }
-  }
-  return { a: median(ta), b: median(tb) }
-}
 
 // Warm-up: prepares the statements and stores the member's permissions.
 await paired(gsSend, rawInsert(rawA, rawChannelA.id), 300)

@@ -233,6 +233,7 @@ export interface GuildstoreEvents {
   position: bigint | null;
   type: string;
   user_id: string | null;
+  xact: Generated<string>;
 }
 
 export interface MemberRoles {

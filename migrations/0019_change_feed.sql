@@ -43,7 +43,10 @@ CREATE TABLE guildstore_events (
   channel_id uuid,
   user_id uuid,
   data jsonb NOT NULL DEFAULT '{}' CONSTRAINT guildstore_events_data_object CHECK (jsonb_typeof(data) = 'object'),
-  created_at timestamptz NOT NULL DEFAULT now()
+  created_at timestamptz NOT NULL DEFAULT now(),
+  -- The writing transaction: its stamp finds its own rows by this key alone,
+  -- never touching another transaction's (nor a row a disabled stamp left NULL).
+  xact xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
 -- The read paths: a guild's events, a user's own stream, a DM's events, all in
 -- position order, all over stamped rows only.
@@ -55,8 +58,9 @@ CREATE INDEX guildstore_events_user_idx ON guildstore_events (user_id, position)
   WHERE position IS NOT NULL AND user_id IS NOT NULL;
 CREATE INDEX guildstore_events_dm_idx ON guildstore_events (channel_id, position)
   WHERE position IS NOT NULL AND guild_id IS NULL AND channel_id IS NOT NULL;
--- The stamp finds its transaction's rows here: only rows not yet committed.
-CREATE INDEX guildstore_events_unstamped_idx ON guildstore_events (id) WHERE position IS NULL;
+-- The stamp finds its transaction's rows here (an equality probe on its own
+-- transaction id: the entries of other transactions, dead or alive, are not read).
+CREATE INDEX guildstore_events_unstamped_idx ON guildstore_events (xact) WHERE position IS NULL;
 
 -- The oldest resumable position: purgeEvents raises it; a token below it can
 -- no longer be resumed (ResyncRequiredError).
@@ -72,12 +76,16 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT 113723395974500::bigint $$;
 
 -- Stamps this transaction's events (see the header). Fires per event row at
--- commit; the first firing numbers every unstamped row and records the highest
+-- commit; the first firing numbers the transaction's unstamped rows and records the highest
 -- id it stamped in a transaction-local setting, so the other firings return at
 -- once. A row inserted after that (by a later deferred trigger, or after SET
 -- CONSTRAINTS … IMMEDIATE) has a higher id and is stamped by its own firing.
--- The notification is delivered at commit, never for a rollback: it is the
--- hint that wakes subscribers (payload: the highest position stamped).
+-- With guildstore.event_notify = 'on' (ALTER DATABASE … SET, or per session)
+-- it also notifies 'guildstore_events' (payload: the highest position stamped),
+-- delivered at commit, never for a rollback: a hint for LISTENing subscribers.
+-- Off by default: PostgreSQL serializes the commits of notifying transactions
+-- (one lock for the whole cluster), which halved 16 senders' throughput here;
+-- subscribers poll the sequence's head instead (docs/events.md).
 CREATE FUNCTION guildstore_events_stamp() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
@@ -92,7 +100,7 @@ BEGIN
   PERFORM pg_advisory_xact_lock_shared(guildstore_event_lock_key());
   WITH mine AS (
     SELECT id, row_number() OVER (ORDER BY id) AS n
-    FROM guildstore_events WHERE position IS NULL
+    FROM guildstore_events WHERE xact = pg_current_xact_id() AND position IS NULL
   ), taken AS (
     SELECT p, row_number() OVER (ORDER BY p) AS n
     FROM (SELECT nextval('guildstore_event_positions') AS p
@@ -105,7 +113,7 @@ BEGIN
   )
   SELECT max(id), max(position) INTO top_id, top_position FROM stamped;
   PERFORM set_config('guildstore.events_stamped', greatest(coalesce(top_id, 0), NEW.id)::text, true);
-  IF top_position IS NOT NULL THEN
+  IF top_position IS NOT NULL AND current_setting('guildstore.event_notify', true) = 'on' THEN
     PERFORM pg_notify('guildstore_events', top_position::text);
   END IF;
   RETURN NULL;

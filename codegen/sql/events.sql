@@ -18,6 +18,17 @@ select
 from
   "guildstore_event_floor";
 
+-- events.head (prepared as "gs.events.head"; read)
+select
+  (
+    case
+      when is_called then last_value
+      else 0
+    end
+  )::text as head
+from
+  guildstore_event_positions;
+
 -- events.horizon (prepared as "gs.events.horizon"; read)
 select
   guildstore_event_horizon ()::text as horizon,

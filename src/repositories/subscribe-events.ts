@@ -51,9 +51,15 @@ export interface SubscribeEventsInput {
   after?: string | null | undefined
   /** Events held unread before reading pauses for this subscriber (default {@link SUBSCRIBER_BUFFER_DEFAULT}). */
   buffer?: number | undefined
-  /** The timer that reads even without a hint, in ms (default 1000; 10 to 60,000). Per dispatcher: the first subscriber's. */
+  /**
+   * How often the dispatcher looks at the feed's head (one read of a sequence, no lock), in ms
+   * (default 100; 10 to 60,000); it reads events only when the head moved. Per dispatcher: the first subscriber's.
+   */
   poll_ms?: number | undefined
-  /** Whether the dispatcher LISTENs on PostgreSQL for hints (default true; false behind a transaction-mode pooler). */
+  /**
+   * Whether the dispatcher also LISTENs for `NOTIFY guildstore_events` (default false: the stamp
+   * notifies only with `guildstore.event_notify = 'on'`; a transaction-mode pooler cannot LISTEN).
+   */
   listen?: boolean | undefined
   /** The Redis namespace of the hint channel. */
   namespace?: string | undefined
@@ -68,6 +74,16 @@ export interface EventSubscription extends AsyncIterable<GuildstoreEvent> {
   /** Ends the iterator (a pending `next()` returns done) and, with the last subscriber, the dispatcher. */
   close(): Promise<void>
 }
+
+// The head without the horizon's lock: only a cue that something committed
+// (the read that follows takes the horizon properly).
+const selectHead = prepareQuery('events.head', (db) =>
+  rawQuery(
+    db,
+    sql<{ head: string }>`select (case when is_called then last_value else 0 end)::text as head
+from guildstore_event_positions`,
+  ),
+)
 
 const readPages = prepareQuery(
   'events.read_subscribers',
@@ -186,11 +202,34 @@ class Dispatcher {
     this.onEmpty = onEmpty
   }
 
+  /** The sequence's head at the last look, and whether a look is under way. */
+  #seen: string | undefined
+  #looking = false
+
   start(): void {
-    this.#timer = setInterval(() => this.wake(), this.options.pollMs)
+    this.#timer = setInterval(() => void this.#look(), this.options.pollMs)
     this.#timer.unref()
     if (this.options.listen) void this.#listen()
     if (this.redis) void this.#subscribeRedis(this.redis)
+  }
+
+  /** Reads when the feed's head moved since the last look (or a subscriber waits for the head). */
+  async #look(): Promise<void> {
+    if (this.#looking || this.#stopped) return
+    this.#looking = true
+    try {
+      const row = await selectHead.executeTakeFirst(this.db, {})
+      const head = row?.head
+      const waiting = [...this.subscribers].some((s) => s.fetched === undefined)
+      if (head !== this.#seen || waiting) {
+        this.#seen = head
+        this.wake()
+      }
+    } catch {
+      this.wake() // the read retries and fails typed; the next look tries again
+    } finally {
+      this.#looking = false
+    }
   }
 
   /** LISTEN on one pooled connection; on its loss, again after a second (the timer covers the gap). */
@@ -350,12 +389,12 @@ function poolOf(db: Kysely<DB>): pg.Pool {
  * would return them. Keep `token()` to resume later (`after`, here or in
  * `listEvents`).
  *
- * One dispatcher per `db` in the process serves every subscriber: it wakes on
- * a hint — PostgreSQL `NOTIFY` from the commit-time stamp (one pooled
- * connection LISTENs), and, with `redis`, a message on the hint channel (see
- * {@link publishEventHint}) — and on a timer (`poll_ms`), and then reads all
- * its subscribers' new events in one statement. Hints only wake: a lost hint
- * delays an event by at most `poll_ms`, never loses it. A subscriber that
+ * One dispatcher per `db` in the process serves every subscriber: it looks at
+ * the feed's head every `poll_ms` (one read of a sequence), wakes on hints —
+ * with `redis`, a message on the hint channel (see {@link publishEventHint});
+ * with `listen`, PostgreSQL `NOTIFY` from the commit-time stamp — and then
+ * reads all its subscribers' new events in one statement. Hints only wake: a
+ * lost hint delays an event by at most `poll_ms`, never loses it. A subscriber that
  * holds `buffer` unread events is left out of the reads until it has consumed
  * half of them, so a slow consumer costs bounded memory and resumes by its
  * position.
@@ -380,7 +419,7 @@ export function subscribeEvents(
   const after = input.after == null ? undefined : decodeEventToken(input.after)
   const cap = input.buffer ?? SUBSCRIBER_BUFFER_DEFAULT
   assertInteger(cap, 'buffer', 1, 1_000_000)
-  const pollMs = input.poll_ms ?? 1000
+  const pollMs = input.poll_ms ?? 100
   assertInteger(pollMs, 'poll_ms', 10, 60_000)
   if (input.listen !== undefined && typeof input.listen !== 'boolean') {
     throw new InvalidInputError('listen must be a boolean', { field: 'listen' })
@@ -394,8 +433,8 @@ export function subscribeEvents(
     })
   }
   const pool = poolOf(db)
-  const listen = input.listen ?? true
-  const key = `${listen}:${redis ? 'r' : '-'}:${input.namespace ?? ''}`
+  const listen = input.listen ?? false
+  const key = `${listen}:${pollMs}:${redis ? 'r' : '-'}:${input.namespace ?? ''}`
   let byKey = dispatchers.get(db)
   if (!byKey) {
     byKey = new Map()

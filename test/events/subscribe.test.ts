@@ -61,22 +61,45 @@ async function world() {
 describe('subscribeEvents', () => {
   it('delivers every event once, in order, woken by NOTIFY; token() resumes with listEvents', async () => {
     const w = await world()
-    const sub = subscribeEvents(t.db, null, { user_id: w.user.id, poll_ms: 60_000 })
+    const sub = subscribeEvents(t.db, null, { user_id: w.user.id, poll_ms: 60_000, listen: true })
     await sub.ready()
     const c = collect(sub)
     for (let i = 0; i < 20; i++) {
-      await sendMessage(t.db, { channel_id: w.channel.id, author_id: w.owner.id, content: `n${i}` })
+      await t.db.transaction().execute(async (trx) => {
+        await sql`select set_config('guildstore.event_notify', 'on', true)`.execute(trx)
+        await sendMessage(trx, {
+          channel_id: w.channel.id,
+          author_id: w.owner.id,
+          content: `n${i}`,
+        })
+      })
     }
     // The timer is a minute: only the NOTIFY hint can have woken it this soon.
     await waitFor(() => c.got.length === 20, 30_000)
     expect(contents(c.got)).toEqual(Array.from({ length: 20 }, (_, i) => `n${i}`))
     const token = sub.token()
-    await sendMessage(t.db, { channel_id: w.channel.id, author_id: w.owner.id, content: 'later' })
+    await t.db.transaction().execute(async (trx) => {
+      await sql`select set_config('guildstore.event_notify', 'on', true)`.execute(trx)
+      await sendMessage(trx, { channel_id: w.channel.id, author_id: w.owner.id, content: 'later' })
+    })
     await waitFor(() => c.got.length === 21, 30_000)
     const page = await listEvents(t.db, { user_id: w.user.id, after: token })
     expect(contents(page.events)).toEqual(['later'])
     await sub.close()
     await c.done
+  }, 60_000)
+
+  it('without any hint, the head poll delivers within a few poll periods', async () => {
+    const w = await world()
+    const sub = subscribeEvents(t.db, null, { user_id: w.user.id })
+    await sub.ready()
+    const c = collect(sub)
+    const sent = Date.now()
+    await sendMessage(t.db, { channel_id: w.channel.id, author_id: w.owner.id, content: 'polled' })
+    await waitFor(() => c.got.length === 1, 30_000)
+    expect(contents(c.got)).toEqual(['polled'])
+    expect(Date.now() - sent).toBeLessThan(10_000)
+    await sub.close()
   }, 60_000)
 
   it('one read per wake-up per process, whatever the number of subscribers', async () => {
@@ -90,7 +113,7 @@ describe('subscribeEvents', () => {
     })
     try {
       const subs = Array.from({ length: 50 }, () =>
-        subscribeEvents(db, null, { user_id: w.user.id, poll_ms: 60_000 }),
+        subscribeEvents(db, null, { user_id: w.user.id, poll_ms: 100 }),
       )
       await Promise.all(subs.map((s) => s.ready()))
       const collected = subs.map(collect)
