@@ -124,14 +124,16 @@ if (only.has('send')) {
   await paired(send(dbOn, gOn), rawOffA, 300)
   await paired(send(dbOff, gOff), rawOffB, 300)
   const l0 = load()
+  const direct = await paired(send(dbOn, gOn), send(dbOff, gOff), pairs)
   const feed = await paired(send(dbOn, gOn), rawOffA, pairs)
   const today = await paired(send(dbOff, gOff), rawOffA, pairs)
   const control = await paired(rawOffB, rawOffA, pairs)
   const f = (x: number) => x.toFixed(0)
   out.push(`### sendMessage with its event (synchronous_commit=off, ${pairs} pairs)
 
-| pairing | median µs | ratio (plain INSERT ÷ contender) |
+| pairing | median µs | ratio (second ÷ first) |
 |---|---:|---:|
+| sendMessage with the feed / sendMessage without it (branch point) | ${f(direct.a)} / ${f(direct.b)} | ${(direct.b / direct.a).toFixed(3)}× |
 | sendMessage with the feed / plain INSERT (no feed) | ${f(feed.a)} / ${f(feed.b)} | ${(feed.b / feed.a).toFixed(3)}× |
 | sendMessage without the feed (branch point) / plain INSERT | ${f(today.a)} / ${f(today.b)} | ${(today.b / today.a).toFixed(3)}× |
 | A/A control: plain INSERT / plain INSERT | ${f(control.a)} / ${f(control.b)} | ${(control.b / control.a).toFixed(3)}× |

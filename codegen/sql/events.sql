@@ -329,31 +329,33 @@ select
   end as user_id,
   case
     when not s.visible then null
-    when s.type in ('message_created', 'message_edited') then s.data || jsonb_build_object(
-      'message',
-      case
-        when m.id is null then null
-        else jsonb_build_object(
-          'id',
-          m.id,
-          'channel_id',
-          m.channel_id,
-          'author_id',
-          m.author_id,
-          'reply_to',
-          m.reply_to,
-          'content',
-          m.content,
-          'created_at',
-          m.created_at,
-          'edited_at',
-          m.edited_at,
-          'seq',
-          m.seq::text
-        )
-      end
-    )
-    else s.data
+    else case
+      when s.type in ('message_created', 'message_edited') then s.data || jsonb_build_object(
+        'message',
+        case
+          when m.id is null then null
+          else jsonb_build_object(
+            'id',
+            m.id,
+            'channel_id',
+            m.channel_id,
+            'author_id',
+            m.author_id,
+            'reply_to',
+            m.reply_to,
+            'content',
+            m.content,
+            'created_at',
+            m.created_at,
+            'edited_at',
+            m.edited_at,
+            'seq',
+            m.seq::text
+          )
+        end
+      )
+      else s.data
+    end
   end as data
 from
   seen s
@@ -425,342 +427,293 @@ select
       f
   )::int as raised;
 
--- events.read_subscribers (prepared as "gs.events.read_subscribers"; read)
+-- events.read_audience (prepared as "gs.events.read_audience"; read)
 select
-  sub.i::text as i,
-  r.*
+  'g' as kind,
+  gm.user_id,
+  gm.guild_id as id
 from
-  unnest($1::uuid[], $2::int8[]) with ordinality as sub (user_id, after, i)
+  guild_members gm
+where
+  gm.user_id = any ($1::uuid[])
+  and gm.guild_id = any ($2::uuid[])
+union all
+select
+  'c' as kind,
+  u.id as user_id,
+  a.id
+from
+  unnest($3::uuid[]) u (id)
   cross join lateral (
-    with
-      cand as (
+    select
+      c.id
+    from
+      guild_members gm
+      join guilds g on g.id = gm.guild_id
+      cross join lateral (
         select
-          e.position,
-          'g' as via
+          coalesce(bit_or(r.permissions), 0::int8) as permissions
+        from
+          roles r
+        where
+          r.guild_id = gm.guild_id
+          and (
+            r.is_default
+            or exists (
+              select
+              from
+                member_roles mr
+              where
+                mr.guild_id = gm.guild_id
+                and mr.user_id = gm.user_id
+                and mr.role_id = r.id
+            )
+          )
+      ) rp
+      join channels c on c.guild_id = gm.guild_id
+      left join channel_members cm on cm.channel_id = c.id
+      and cm.user_id = gm.user_id
+      cross join lateral (
+        select
+          coalesce(
+            bit_or(o.deny) filter (
+              where
+                o.role_id is not null
+                and r.is_default
+            ),
+            0::int8
+          ) as everyone_deny,
+          coalesce(
+            bit_or(o.allow) filter (
+              where
+                o.role_id is not null
+                and r.is_default
+            ),
+            0::int8
+          ) as everyone_allow,
+          coalesce(
+            bit_or(o.deny) filter (
+              where
+                o.role_id is not null
+                and not r.is_default
+            ),
+            0::int8
+          ) as roles_deny,
+          coalesce(
+            bit_or(o.allow) filter (
+              where
+                o.role_id is not null
+                and not r.is_default
+            ),
+            0::int8
+          ) as roles_allow,
+          coalesce(
+            bit_or(o.deny) filter (
+              where
+                o.user_id is not null
+            ),
+            0::int8
+          ) as member_deny,
+          coalesce(
+            bit_or(o.allow) filter (
+              where
+                o.user_id is not null
+            ),
+            0::int8
+          ) as member_allow
+        from
+          channel_overwrites o
+          left join roles r on r.id = o.role_id
+        where
+          o.channel_id = c.id
+          and (
+            o.user_id = gm.user_id
+            or r.is_default
+            or exists (
+              select
+              from
+                member_roles omr
+              where
+                omr.guild_id = gm.guild_id
+                and omr.user_id = gm.user_id
+                and omr.role_id = o.role_id
+            )
+          )
+      ) ow
+      cross join lateral (
+        select
+          case
+            when c.is_private
+            and cm.user_id is null then 0::int8
+            else (
+              (
+                (
+                  (
+                    (
+                      (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                    ) & ~ ow.roles_deny
+                  ) | ow.roles_allow
+                ) & ~ ow.member_deny
+              ) | ow.member_allow
+            ) & ~ 8::int8
+          end as permissions
+      ) cp
+    where
+      gm.user_id = u.id::uuid
+      and c.id = any ($4::uuid[]::uuid[])
+      and (
+        (
+          case
+            when (
+              g.owner_id = gm.user_id
+              or (rp.permissions & 8) <> 0
+            ) then 71487549079551::int8
+            when (cp.permissions & 1024) = 0 then 0::int8
+            when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
+            else cp.permissions
+          end
+        ) & 1024
+      ) <> 0
+    union all
+    select
+      dp.channel_id as id
+    from
+      dm_participants dp
+    where
+      dp.user_id = u.id::uuid
+      and dp.channel_id = any ($5::uuid[]::uuid[])
+  ) a;
+
+-- events.read_shared (prepared as "gs.events.read_shared"; read)
+with
+  cand as (
+    select
+      e.position
+    from
+      (
+        select distinct
+          gm.guild_id
         from
           guild_members gm
-          cross join lateral (
-            select
-              x.position
-            from
-              guildstore_events x
-            where
-              x.guild_id = gm.guild_id
-              and x.position > sub.after::int8
-              and x.position <= $3::int8
-            order by
-              x.position
-            limit
-              $4
-          ) e
         where
-          gm.user_id = sub.user_id::uuid
-        union all
+          gm.user_id = any ($1::uuid[])
+      ) g
+      cross join lateral (
         select
-          *
+          x.position
         from
-          (
-            select
-              x.position,
-              'u' as via
-            from
-              guildstore_events x
-            where
-              x.user_id = sub.user_id::uuid
-              and x.position > sub.after::int8
-              and x.position <= $5::int8
-            order by
-              x.position
-            limit
-              $6
-          ) own
-        union all
+          guildstore_events x
+        where
+          x.guild_id = g.guild_id
+          and x.position > $2::int8
+          and x.position <= $3::int8
+        order by
+          x.position
+        limit
+          $4
+      ) e
+    union
+    select
+      e.position
+    from
+      unnest($5::uuid[]) u (id)
+      cross join lateral (
         select
-          e.position,
-          'd' as via
+          x.position
+        from
+          guildstore_events x
+        where
+          x.user_id = u.id
+          and x.position > $6::int8
+          and x.position <= $7::int8
+        order by
+          x.position
+        limit
+          $8
+      ) e
+    union
+    select
+      e.position
+    from
+      (
+        select distinct
+          dp.channel_id
         from
           dm_participants dp
-          cross join lateral (
-            select
-              x.position
-            from
-              guildstore_events x
-            where
-              x.channel_id = dp.channel_id
-              and x.guild_id is null
-              and x.position > sub.after::int8
-              and x.position <= $7::int8
-            order by
-              x.position
-            limit
-              $8
-          ) e
         where
-          dp.user_id = sub.user_id::uuid
-      ),
-      firsts as (
+          dp.user_id = any ($9::uuid[])
+      ) d
+      cross join lateral (
         select
-          position,
-          bool_or(via = 'u') as own,
-          bool_or(via = 'g') as guild,
-          bool_or(via = 'd') as dm
+          x.position
         from
-          cand
-        group by
-          position
+          guildstore_events x
+        where
+          x.channel_id = d.channel_id
+          and x.guild_id is null
+          and x.position > $10::int8
+          and x.position <= $11::int8
         order by
-          position
+          x.position
         limit
-          $9
-      ),
-      ev as materialized (
-        select
-          e.position,
-          e.type,
-          e.guild_id,
-          e.channel_id,
-          e.user_id,
-          e.data,
-          f.own,
-          f.guild,
-          f.dm
-        from
-          firsts f
-          join guildstore_events e on e.position = f.position
-      ),
-      seen as (
-        select
-          ev.*,
-          (
-            ev.own
-            or ev.dm
-            or (
-              ev.guild
-              and (
-                ev.channel_id is null
-                or ev.channel_id in (
-                  select
-                    c.id
-                  from
-                    guild_members gm
-                    join guilds g on g.id = gm.guild_id
-                    cross join lateral (
-                      select
-                        coalesce(bit_or(r.permissions), 0::int8) as permissions
-                      from
-                        roles r
-                      where
-                        r.guild_id = gm.guild_id
-                        and (
-                          r.is_default
-                          or exists (
-                            select
-                            from
-                              member_roles mr
-                            where
-                              mr.guild_id = gm.guild_id
-                              and mr.user_id = gm.user_id
-                              and mr.role_id = r.id
-                          )
-                        )
-                    ) rp
-                    join channels c on c.guild_id = gm.guild_id
-                    left join channel_members cm on cm.channel_id = c.id
-                    and cm.user_id = gm.user_id
-                    cross join lateral (
-                      select
-                        coalesce(
-                          bit_or(o.deny) filter (
-                            where
-                              o.role_id is not null
-                              and r.is_default
-                          ),
-                          0::int8
-                        ) as everyone_deny,
-                        coalesce(
-                          bit_or(o.allow) filter (
-                            where
-                              o.role_id is not null
-                              and r.is_default
-                          ),
-                          0::int8
-                        ) as everyone_allow,
-                        coalesce(
-                          bit_or(o.deny) filter (
-                            where
-                              o.role_id is not null
-                              and not r.is_default
-                          ),
-                          0::int8
-                        ) as roles_deny,
-                        coalesce(
-                          bit_or(o.allow) filter (
-                            where
-                              o.role_id is not null
-                              and not r.is_default
-                          ),
-                          0::int8
-                        ) as roles_allow,
-                        coalesce(
-                          bit_or(o.deny) filter (
-                            where
-                              o.user_id is not null
-                          ),
-                          0::int8
-                        ) as member_deny,
-                        coalesce(
-                          bit_or(o.allow) filter (
-                            where
-                              o.user_id is not null
-                          ),
-                          0::int8
-                        ) as member_allow
-                      from
-                        channel_overwrites o
-                        left join roles r on r.id = o.role_id
-                      where
-                        o.channel_id = c.id
-                        and (
-                          o.user_id = gm.user_id
-                          or r.is_default
-                          or exists (
-                            select
-                            from
-                              member_roles omr
-                            where
-                              omr.guild_id = gm.guild_id
-                              and omr.user_id = gm.user_id
-                              and omr.role_id = o.role_id
-                          )
-                        )
-                    ) ow
-                    cross join lateral (
-                      select
-                        case
-                          when c.is_private
-                          and cm.user_id is null then 0::int8
-                          else (
-                            (
-                              (
-                                (
-                                  (
-                                    (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
-                                  ) & ~ ow.roles_deny
-                                ) | ow.roles_allow
-                              ) & ~ ow.member_deny
-                            ) | ow.member_allow
-                          ) & ~ 8::int8
-                        end as permissions
-                    ) cp
-                  where
-                    gm.user_id = sub.user_id::uuid::uuid
-                    and c.id = any (
-                      (
-                        select
-                          array_agg(distinct v.channel_id)
-                        from
-                          ev v
-                        where
-                          v.guild
-                          and v.channel_id is not null
-                      )::uuid[]
-                    )
-                    and (
-                      (
-                        case
-                          when (
-                            g.owner_id = gm.user_id
-                            or (rp.permissions & 8) <> 0
-                          ) then 71487549079551::int8
-                          when (cp.permissions & 1024) = 0 then 0::int8
-                          when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
-                          else cp.permissions
-                        end
-                      ) & 1024
-                    ) <> 0
-                  union all
-                  select
-                    dp.channel_id as id
-                  from
-                    dm_participants dp
-                  where
-                    dp.user_id = sub.user_id::uuid::uuid
-                    and dp.channel_id = any (
-                      (
-                        select
-                          array_agg(distinct v.channel_id)
-                        from
-                          ev v
-                        where
-                          v.guild
-                          and v.channel_id is not null
-                      )::uuid[]
-                    )
-                )
-              )
-            )
-          ) as visible
-        from
-          ev
-      )
+          $12
+      ) e
+  ),
+  firsts as (
     select
-      s.position::text as position,
-      s.visible,
-      case
-        when s.visible then s.type
-      end as type,
-      case
-        when s.visible then s.guild_id
-      end as guild_id,
-      case
-        when s.visible then s.channel_id
-      end as channel_id,
-      case
-        when s.visible then s.user_id
-      end as user_id,
-      case
-        when not s.visible then null
-        when s.type in ('message_created', 'message_edited') then s.data || jsonb_build_object(
-          'message',
-          case
-            when m.id is null then null
-            else jsonb_build_object(
-              'id',
-              m.id,
-              'channel_id',
-              m.channel_id,
-              'author_id',
-              m.author_id,
-              'reply_to',
-              m.reply_to,
-              'content',
-              m.content,
-              'created_at',
-              m.created_at,
-              'edited_at',
-              m.edited_at,
-              'seq',
-              m.seq::text
-            )
-          end
-        )
-        else s.data
-      end as data
+      position
     from
-      seen s
-      left join messages m on m.id = (
-        case
-          when s.visible
-          and s.type in ('message_created', 'message_edited') then (s.data ->> 'message_id')::uuid
-        end
-      )
-      and m.deleted_at is null
+      cand
     order by
-      s.position
-  ) r
+      position
+    limit
+      $13
+  )
+select
+  e.position::text as position,
+  e.type,
+  e.guild_id,
+  e.channel_id,
+  e.user_id,
+  case
+    when e.type in ('message_created', 'message_edited') then e.data || jsonb_build_object(
+      'message',
+      case
+        when m.id is null then null
+        else jsonb_build_object(
+          'id',
+          m.id,
+          'channel_id',
+          m.channel_id,
+          'author_id',
+          m.author_id,
+          'reply_to',
+          m.reply_to,
+          'content',
+          m.content,
+          'created_at',
+          m.created_at,
+          'edited_at',
+          m.edited_at,
+          'seq',
+          m.seq::text
+        )
+      end
+    )
+    else e.data
+  end as data
+from
+  firsts f
+  join guildstore_events e on e.position = f.position
+  left join messages m on m.id = (
+    case
+      when true
+      and e.type in ('message_created', 'message_edited') then (e.data ->> 'message_id')::uuid
+    end
+  )
+  and m.deleted_at is null
 order by
-  sub.i,
-  r.position::int8;
+  e.position;
 
 -- events.set_reason (prepared as "gs.events.set_reason"; read)
 select

@@ -234,17 +234,34 @@ select s.position::text as position, s.visible,
   case when s.visible then s.channel_id end as channel_id,
   case when s.visible then s.user_id end as user_id,
   case when not s.visible then null
-    when s.type in ('message_created', 'message_edited') then s.data || jsonb_build_object('message',
+    else ${hydratedDataSql(sql`s`)} end as data
+from seen s
+${hydrationJoinSql(sql`s`, sql`s.visible`)}
+order by s.position`
+}
+
+/**
+ * An event's `data` (of the row alias `e`, joined with {@link hydrationJoinSql}):
+ * for `message_created` / `message_edited`, with `message`, the live message
+ * (NULL once deleted).
+ */
+export function hydratedDataSql(e: RawBuilder<unknown>): RawBuilder<unknown> {
+  return sql`case when ${e}.type in ('message_created', 'message_edited') then ${e}.data || jsonb_build_object('message',
       case when m.id is null then null else jsonb_build_object('id', m.id, 'channel_id', m.channel_id,
         'author_id', m.author_id, 'reply_to', m.reply_to, 'content', m.content, 'created_at', m.created_at,
         'edited_at', m.edited_at, 'seq', m.seq::text) end)
-    else s.data end as data
-from seen s
-left join messages m
-  on m.id = (case when s.visible and s.type in ('message_created', 'message_edited')
-    then (s.data ->> 'message_id')::uuid end)
-  and m.deleted_at is null
-order by s.position`
+    else ${e}.data end`
+}
+
+/** `left join messages m`: the live message of a message event of alias `e`, when `when` holds. */
+export function hydrationJoinSql(
+  e: RawBuilder<unknown>,
+  when: RawBuilder<unknown>,
+): RawBuilder<unknown> {
+  return sql`left join messages m
+  on m.id = (case when ${when} and ${e}.type in ('message_created', 'message_edited')
+    then (${e}.data ->> 'message_id')::uuid end)
+  and m.deleted_at is null`
 }
 
 const selectEvents = prepareQuery(

@@ -10,6 +10,7 @@ import type { DB } from '../../codegen/db.ts'
 import { GuildstoreError } from '../errors/guildstore-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
 import { ResyncRequiredError } from '../errors/resync-required-error.ts'
+import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
 import { GuildstoreAdapter } from '../sql/execution.ts'
 import { mapErrors, prepareQuery, rawQuery } from '../sql/index.ts'
 import { assertInteger, assertObject, assertUuid } from '../validation/index.ts'
@@ -17,11 +18,10 @@ import type { GuildstoreEvent } from './event-map.ts'
 import { decodeEventToken, encodeEventToken } from './event-token.ts'
 import {
   type EventHead,
-  type EventRow,
-  eventPageSql,
+  hydratedDataSql,
+  hydrationJoinSql,
   resyncReason,
   selectHorizon,
-  toEventPage,
 } from './events.ts'
 
 /** The PostgreSQL channel the commit-time stamp notifies (migration 0019). */
@@ -85,15 +85,81 @@ from guildstore_event_positions`,
   ),
 )
 
-const readPages = prepareQuery(
-  'events.read_subscribers',
-  (db, p: { user_ids: string[]; afters: string[]; horizon: string; limit: number }) =>
+/** One event of the shared page, with what its audience check needs. */
+interface SharedRow {
+  position: string
+  type: string
+  guild_id: string | null
+  channel_id: string | null
+  user_id: string | null
+  data: Record<string, unknown>
+}
+
+// The shared page: the first `limit` events in (after, horizon] of the union
+// of all subscribers' streams (their guilds, their own streams, their DMs),
+// each stream an index range scan with LIMIT, read and hydrated ONCE however
+// many subscribers share a guild.
+const readSharedPage = prepareQuery(
+  'events.read_shared',
+  (db, p: { user_ids: string[]; after: string; horizon: string; limit: number }) =>
     rawQuery(
       db,
-      sql<EventRow & { i: string }>`select sub.i::text as i, r.*
-from unnest(${p.user_ids}::uuid[], ${p.afters}::int8[]) with ordinality as sub (user_id, after, i)
-cross join lateral (${eventPageSql(sql`sub.user_id`, sql`sub.after`, sql`${p.horizon}`, sql`${p.limit}`)}) r
-order by sub.i, r.position::int8`,
+      sql<SharedRow>`with cand as (
+  select e.position
+  from (select distinct gm.guild_id from guild_members gm where gm.user_id = any(${p.user_ids}::uuid[])) g
+  cross join lateral (
+    select x.position from guildstore_events x
+    where x.guild_id = g.guild_id and x.position > ${p.after}::int8 and x.position <= ${p.horizon}::int8
+    order by x.position limit ${p.limit}
+  ) e
+  union
+  select e.position
+  from unnest(${p.user_ids}::uuid[]) u (id)
+  cross join lateral (
+    select x.position from guildstore_events x
+    where x.user_id = u.id and x.position > ${p.after}::int8 and x.position <= ${p.horizon}::int8
+    order by x.position limit ${p.limit}
+  ) e
+  union
+  select e.position
+  from (select distinct dp.channel_id from dm_participants dp where dp.user_id = any(${p.user_ids}::uuid[])) d
+  cross join lateral (
+    select x.position from guildstore_events x
+    where x.channel_id = d.channel_id and x.guild_id is null
+      and x.position > ${p.after}::int8 and x.position <= ${p.horizon}::int8
+    order by x.position limit ${p.limit}
+  ) e
+), firsts as (
+  select position from cand order by position limit ${p.limit}
+)
+select e.position::text as position, e.type, e.guild_id, e.channel_id, e.user_id,
+  ${hydratedDataSql(sql`e`)} as data
+from firsts f
+join guildstore_events e on e.position = f.position
+${hydrationJoinSql(sql`e`, sql`true`)}
+order by e.position`,
+    ),
+)
+
+// Who may read what on the page: the subscribers' memberships of the page's
+// guilds ('g') and the page's channels each may access by the one access rule
+// ('c'; DM channels for their participants). One statement for all.
+const readAudience = prepareQuery(
+  'events.read_audience',
+  (db, p: { user_ids: string[]; guild_ids: string[]; channel_ids: string[] }) =>
+    rawQuery(
+      db,
+      sql<{
+        kind: string
+        user_id: string
+        id: string
+      }>`select 'g' as kind, gm.user_id, gm.guild_id as id
+from guild_members gm
+where gm.user_id = any(${p.user_ids}::uuid[]) and gm.guild_id = any(${p.guild_ids}::uuid[])
+union all
+select 'c' as kind, u.id as user_id, a.id
+from unnest(${p.user_ids}::uuid[]) u (id)
+cross join lateral (${accessibleChannelIdsSql({ userId: sql`u.id`, channelIds: sql`${p.channel_ids}::uuid[]` })}) a`,
     ),
 )
 
@@ -321,7 +387,11 @@ class Dispatcher {
     }
   }
 
-  /** One read for every subscriber that has room; true when some got a full page (read again). */
+  /**
+   * One shared read for every subscriber that has room: the page from the
+   * lowest position among them, its audience, then the fan-out in memory.
+   * True when the page was full (read again at once).
+   */
   async #readOnce(): Promise<boolean> {
     const live = [...this.subscribers].filter((s) => !s.closed && !s.error && !s.full())
     if (live.length === 0) return false
@@ -340,31 +410,55 @@ class Dispatcher {
       } else if (BigInt(s.fetched) < BigInt(head.horizon)) due.push(s)
     }
     if (due.length === 0) return false
+    const after = due.reduce((low, s) => {
+      const f = BigInt(s.fetched as string)
+      return f < low ? f : low
+    }, BigInt(head.horizon))
+    const users = [...new Set(due.map((s) => s.user_id.toLowerCase()))]
     const rows = await mapErrors(
-      readPages.execute(this.db, {
-        user_ids: due.map((s) => s.user_id),
-        afters: due.map((s) => s.fetched as string),
+      readSharedPage.execute(this.db, {
+        user_ids: users,
+        after: after.toString(),
         horizon: head.horizon,
         limit: PAGE,
       }),
     )
-    const bySubscriber = new Map<number, EventRow[]>()
-    for (const row of rows) {
-      const i = Number(row.i) - 1
-      const list = bySubscriber.get(i) ?? []
-      list.push(row)
-      bySubscriber.set(i, list)
+    const next = rows.length === PAGE ? (rows.at(-1) as SharedRow).position : head.horizon
+    const guilds = new Set<string>()
+    const channels = new Set<string>()
+    for (const r of rows) {
+      if (r.guild_id) guilds.add(r.guild_id)
+      if (r.channel_id) channels.add(r.channel_id)
     }
-    let behind = false
-    due.forEach((s, i) => {
-      const page = toEventPage(bySubscriber.get(i) ?? [], PAGE, head.horizon)
-      if (s.closed) return
-      s.buffer.push(...page.events)
-      s.fetched = page.next
-      if (page.next !== head.horizon && !s.full()) behind = true
+    const may = new Set<string>()
+    if (guilds.size > 0 || channels.size > 0) {
+      const audience = await mapErrors(
+        readAudience.execute(this.db, {
+          user_ids: users,
+          guild_ids: [...guilds],
+          channel_ids: [...channels],
+        }),
+      )
+      for (const a of audience) may.add(`${a.kind}:${a.user_id}:${a.id}`)
+    }
+    const sees = (user: string, r: SharedRow) =>
+      r.user_id === user ||
+      (r.guild_id !== null
+        ? may.has(`g:${user}:${r.guild_id}`) &&
+          (r.channel_id === null || may.has(`c:${user}:${r.channel_id}`))
+        : r.channel_id !== null && may.has(`c:${user}:${r.channel_id}`))
+    for (const s of due) {
+      if (s.closed) continue
+      const user = s.user_id.toLowerCase()
+      const from = BigInt(s.fetched as string)
+      for (const r of rows) {
+        if (BigInt(r.position) <= from || !sees(user, r)) continue
+        s.buffer.push({ ...r } as GuildstoreEvent)
+      }
+      if (BigInt(next) > from) s.fetched = next
       s.wake()
-    })
-    return behind
+    }
+    return next !== head.horizon
   }
 }
 

@@ -345,6 +345,21 @@ describe('appendEvent', () => {
   })
 })
 
+describe('types', () => {
+  it('a declared host kind narrows GuildstoreEvent; an undeclared kind does not compile', () => {
+    const narrow = (e: GuildstoreEvent): number | undefined => {
+      if (e.type === 'app.thing') return e.data.n
+      if (e.type === 'message_created') return e.data.message?.content.length
+      return undefined
+    }
+    expect(narrow({ type: 'app.thing', data: { n: 3 } } as GuildstoreEvent)).toBe(3)
+    const undeclared = () =>
+      // @ts-expect-error: 'app.undeclared' is not in GuildstoreEventMap
+      appendEvent(t.db, { type: 'app.undeclared', user_id: unknownId(), data: {} })
+    expect(typeof undeclared).toBe('function')
+  })
+})
+
 describe('listEvents: access at read time', () => {
   it('a channel the user cannot see: none of its events; a revocation mid-stream: not one after it', async () => {
     const w = await world()

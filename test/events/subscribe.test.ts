@@ -21,11 +21,13 @@ import {
   publishEventHint,
   purgeEvents,
   ResyncRequiredError,
+  removeGuildMember,
   sendMessage,
+  setChannelOverwrite,
   subscribeEvents,
 } from '../../src/index.ts'
 import { useTestDatabase } from '../support/database.ts'
-import { makeGuildWithMember } from '../support/factories.ts'
+import { makeChannel, makeGuildWithMember, makeUser } from '../support/factories.ts'
 import { freePort, type OwnRedisServer, ownRedisServer, waitFor } from '../support/local-servers.ts'
 
 const t = useTestDatabase({ max: 6 })
@@ -102,13 +104,73 @@ describe('subscribeEvents', () => {
     await sub.close()
   }, 60_000)
 
+  it('the shared read gives each subscriber exactly what listEvents gives that user (access, revocation, kick)', async () => {
+    const w = await world()
+    const secret = await makeChannel(t.db, w.guild.id)
+    const outsider = await makeUser(t.db)
+    const users = [w.owner.id, w.user.id, outsider.id]
+    const start = (await listEvents(t.db, { user_id: w.user.id })).next
+    const send = (channel_id: string, content: string) =>
+      sendMessage(t.db, { channel_id, author_id: w.owner.id, content })
+    await send(secret.id, 's1')
+    await send(w.channel.id, 'p1')
+    await setChannelOverwrite(t.db, {
+      channel_id: secret.id,
+      user_id: w.user.id,
+      allow: 0n,
+      deny: VIEW_CHANNEL,
+    })
+    await send(secret.id, 's2')
+    await send(w.channel.id, 'p2')
+    await removeGuildMember(
+      t.db,
+      { guild_id: w.guild.id, user_id: w.user.id },
+      { actor_id: w.owner.id },
+    )
+    await send(w.channel.id, 'p3')
+    // Subscribed after the writes, so the shared read sees the same state as listEvents.
+    const subs = users.map((user_id) => subscribeEvents(t.db, null, { user_id, after: start }))
+    const collected = subs.map(collect)
+    const expected = await Promise.all(
+      users.map(async (user_id) => {
+        const events: GuildstoreEvent[] = []
+        let token = start
+        for (;;) {
+          const page = await listEvents(t.db, { user_id, after: token })
+          events.push(...page.events)
+          if (page.next === token) return events
+          token = page.next
+        }
+      }),
+    )
+    await waitFor(
+      () => collected.every((c, i) => c.got.length >= (expected[i] as GuildstoreEvent[]).length),
+      30_000,
+    )
+    await new Promise((r) => setTimeout(r, 300)) // nothing more arrives
+    collected.forEach((c, i) => {
+      expect(c.got.map((e) => e.position)).toEqual(expected[i]?.map((e) => e.position))
+    })
+    // Access at read time: the kicked member reads only their removal.
+    expect(collected[1]?.got.map((e) => e.type)).toEqual(['member_removed'])
+    expect(collected[2]?.got).toEqual([])
+    expect(contents(collected[0]?.got ?? []).filter(Boolean)).toEqual([
+      's1',
+      'p1',
+      's2',
+      'p2',
+      'p3',
+    ])
+    await Promise.all(subs.map((s) => s.close()))
+  }, 60_000)
+
   it('one read per wake-up per process, whatever the number of subscribers', async () => {
     const w = await world()
     let reads = 0
     const pool = createPool({ connectionString: t.url, max: 3 })
     const db = createDb(pool, {
       log: (entry) => {
-        if (entry.sql.includes('with ordinality as sub')) reads++
+        if (entry.sql.includes('x.user_id = u.id')) reads++
       },
     })
     try {
