@@ -66,23 +66,27 @@ with
       gm.user_id = $4::uuid
     union all
     select
-      *
+      e.position,
+      'u' as via
     from
       (
         select
-          x.position,
-          'u' as via
+          $5::uuid as id
+      ) u
+      cross join lateral (
+        select
+          x.position
         from
           guildstore_events x
         where
-          x.user_id = $5::uuid
+          x.user_id = u.id
           and x.position > $6::int8
           and x.position <= $7::int8
         order by
           x.position
         limit
           $8
-      ) own
+      ) e
     union all
     select
       e.position,

@@ -188,30 +188,20 @@ export function eventPageSql(
   horizon: RawBuilder<unknown>,
   limit: RawBuilder<unknown>,
 ): RawBuilder<EventRow> {
-  const range = sql`x.position > ${after}::int8 and x.position <= ${horizon}::int8`
+  const stream = (of: RawBuilder<unknown>) => eventStreamSql(of, after, horizon, limit)
   return sql<EventRow>`with cand as (
   select e.position, 'g' as via
   from guild_members gm
-  cross join lateral (
-    select x.position from guildstore_events x
-    where x.guild_id = gm.guild_id and ${range}
-    order by x.position limit ${limit}
-  ) e
+  cross join lateral (${stream(sql`x.guild_id = gm.guild_id`)}) e
   where gm.user_id = ${userId}::uuid
   union all
-  select * from (
-    select x.position, 'u' as via from guildstore_events x
-    where x.user_id = ${userId}::uuid and ${range}
-    order by x.position limit ${limit}
-  ) own
+  select e.position, 'u' as via
+  from (select ${userId}::uuid as id) u
+  cross join lateral (${stream(sql`x.user_id = u.id`)}) e
   union all
   select e.position, 'd' as via
   from dm_participants dp
-  cross join lateral (
-    select x.position from guildstore_events x
-    where x.channel_id = dp.channel_id and x.guild_id is null and ${range}
-    order by x.position limit ${limit}
-  ) e
+  cross join lateral (${stream(sql`x.channel_id = dp.channel_id and x.guild_id is null`)}) e
   where dp.user_id = ${userId}::uuid
 ), firsts as (
   select position, bool_or(via = 'u') as own, bool_or(via = 'g') as guild, bool_or(via = 'd') as dm
@@ -238,6 +228,22 @@ select s.position::text as position, s.visible,
 from seen s
 ${hydrationJoinSql(sql`s`, sql`s.visible`)}
 order by s.position`
+}
+
+/**
+ * `select x.position`: the first `limit` positions in (after, horizon] of one
+ * stream of the feed (`of`, a condition on `guildstore_events x` that one of
+ * its partial indexes serves), in order: an index range scan with LIMIT.
+ */
+export function eventStreamSql(
+  of: RawBuilder<unknown>,
+  after: RawBuilder<unknown>,
+  horizon: RawBuilder<unknown>,
+  limit: RawBuilder<unknown>,
+): RawBuilder<{ position: string }> {
+  return sql`select x.position from guildstore_events x
+    where ${of} and x.position > ${after}::int8 and x.position <= ${horizon}::int8
+    order by x.position limit ${limit}`
 }
 
 /**

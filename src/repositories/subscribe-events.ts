@@ -3,8 +3,7 @@
  * delivery"): one dispatcher per `db` and process reads every subscriber's new
  * events in ONE statement per wake-up and fans them out in memory.
  */
-import type { Kysely } from 'kysely'
-import { sql } from 'kysely'
+import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type pg from 'pg'
 import type { DB } from '../../codegen/db.ts'
 import { GuildstoreError } from '../errors/guildstore-error.ts'
@@ -18,6 +17,7 @@ import type { GuildstoreEvent } from './event-map.ts'
 import { decodeEventToken, encodeEventToken } from './event-token.ts'
 import {
   type EventHead,
+  eventStreamSql,
   hydratedDataSql,
   hydrationJoinSql,
   resyncReason,
@@ -95,6 +95,9 @@ interface SharedRow {
   data: Record<string, unknown>
 }
 
+const stream = (p: { after: string; horizon: string; limit: number }, of: RawBuilder<unknown>) =>
+  eventStreamSql(of, sql`${p.after}`, sql`${p.horizon}`, sql`${p.limit}`)
+
 // The shared page: the first `limit` events in (after, horizon] of the union
 // of all subscribers' streams (their guilds, their own streams, their DMs),
 // each stream an index range scan with LIMIT, read and hydrated ONCE however
@@ -107,28 +110,15 @@ const readSharedPage = prepareQuery(
       sql<SharedRow>`with cand as (
   select e.position
   from (select distinct gm.guild_id from guild_members gm where gm.user_id = any(${p.user_ids}::uuid[])) g
-  cross join lateral (
-    select x.position from guildstore_events x
-    where x.guild_id = g.guild_id and x.position > ${p.after}::int8 and x.position <= ${p.horizon}::int8
-    order by x.position limit ${p.limit}
-  ) e
+  cross join lateral (${stream(p, sql`x.guild_id = g.guild_id`)}) e
   union
   select e.position
   from unnest(${p.user_ids}::uuid[]) u (id)
-  cross join lateral (
-    select x.position from guildstore_events x
-    where x.user_id = u.id and x.position > ${p.after}::int8 and x.position <= ${p.horizon}::int8
-    order by x.position limit ${p.limit}
-  ) e
+  cross join lateral (${stream(p, sql`x.user_id = u.id`)}) e
   union
   select e.position
   from (select distinct dp.channel_id from dm_participants dp where dp.user_id = any(${p.user_ids}::uuid[])) d
-  cross join lateral (
-    select x.position from guildstore_events x
-    where x.channel_id = d.channel_id and x.guild_id is null
-      and x.position > ${p.after}::int8 and x.position <= ${p.horizon}::int8
-    order by x.position limit ${p.limit}
-  ) e
+  cross join lateral (${stream(p, sql`x.channel_id = d.channel_id and x.guild_id is null`)}) e
 ), firsts as (
   select position from cand order by position limit ${p.limit}
 )
