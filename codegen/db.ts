@@ -236,6 +236,23 @@ export interface GuildstoreChannelCounts {
   scope_id: string;
 }
 
+export interface GuildstoreEventFloor {
+  floor: Generated<bigint>;
+  one: Generated<boolean>;
+}
+
+export interface GuildstoreEvents {
+  channel_id: string | null;
+  created_at: Generated<Timestamp>;
+  data: Generated<Json>;
+  guild_id: string | null;
+  id: Generated<bigint>;
+  position: bigint | null;
+  type: string;
+  user_id: string | null;
+  xact: Generated<string>;
+}
+
 export interface GuildstoreForumTagCounts {
   channel_id: string;
   tags: number;
@@ -382,6 +399,8 @@ export interface DB {
   guilds: Guilds;
   guildstore_access_epochs: GuildstoreAccessEpochs;
   guildstore_channel_counts: GuildstoreChannelCounts;
+  guildstore_event_floor: GuildstoreEventFloor;
+  guildstore_events: GuildstoreEvents;
   guildstore_forum_tag_counts: GuildstoreForumTagCounts;
   guildstore_thread_member_counts: GuildstoreThreadMemberCounts;
   member_roles: MemberRoles;

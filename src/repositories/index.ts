@@ -5,6 +5,27 @@ export * from './bans.ts'
 export * from './channels.ts'
 export * from './dms.ts'
 export * from './emojis.ts'
+export type {
+  FeedChannel,
+  FeedEmoji,
+  FeedMessage,
+  FeedRole,
+  GuildstoreEvent,
+  GuildstoreEventMap,
+} from './event-map.ts'
+export {
+  type AppendEventInput,
+  appendEvent,
+  EVENT_DATA_MAX,
+  EVENT_PAGE_DEFAULT,
+  EVENT_PAGE_MAX,
+  type EventPage,
+  type ListEventsInput,
+  listEvents,
+  oldestEventToken,
+  type PurgeEventsInput,
+  purgeEvents,
+} from './events.ts'
 export * from './forums.ts'
 export * from './friendships.ts'
 export * from './guilds.ts'
@@ -28,5 +49,15 @@ export {
 export * from './roles.ts'
 export * from './search.ts'
 export * from './sessions.ts'
+export {
+  EVENT_HINT_CHANNEL,
+  EVENT_NOTIFY_CHANNEL,
+  type EventSubscription,
+  type HintRedis,
+  publishEventHint,
+  SUBSCRIBER_BUFFER_DEFAULT,
+  type SubscribeEventsInput,
+  subscribeEvents,
+} from './subscribe-events.ts'
 export * from './threads.ts'
 export * from './users.ts'

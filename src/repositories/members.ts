@@ -20,6 +20,7 @@ import {
   text,
 } from '../validation/index.ts'
 import { administer } from './administer.ts'
+import { setEventReason } from './events.ts'
 import { assertActingAs, deleteMember, lockMembership } from './internal.ts'
 
 /** The columns every membership-returning function selects. */
@@ -162,6 +163,8 @@ export async function removeGuildMember(
     },
     rule: () => ({ guild_id, permission: Permissions.KICK_MEMBERS, target_user_id: user_id }),
     apply: async (trx) => {
+      // An actor's removal is a kick: member_removed says so (migration 0019).
+      if (as) await setEventReason.execute(trx, { reason: 'kick' })
       const row = await deleteMember.executeTakeFirst(trx, { guild_id, user_id })
       if (row?.owner_id === user_id.toLowerCase()) {
         throw new ConflictError("the guild's owner cannot be removed", { reason: 'owner' })

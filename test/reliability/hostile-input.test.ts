@@ -556,6 +556,22 @@ function slots(): Slot[] {
       writes: true,
     })
   }
+  // The change feed (migration 0019).
+  id('listEvents', 'user_id', (v) => f.listEvents!(db(), { user_id: v }))
+  text('listEvents', 'after', (v) => f.listEvents!(db(), { user_id: W().member.id, after: v }))
+  const event = () => ({ type: 'app.hostile', user_id: W().member.id, data: { n: 1 } })
+  for (const key of ['guild_id', 'channel_id', 'user_id']) {
+    id('appendEvent', key, (v) => f.appendEvent!(db(), { ...event(), [key]: v }), {
+      writes: true,
+      optional: key !== 'user_id',
+    })
+  }
+  text('appendEvent', 'type', (v) => f.appendEvent!(db(), { ...event(), type: v }), {
+    writes: true,
+  })
+  text('appendEvent', 'data.note', (v) => f.appendEvent!(db(), { ...event(), data: { note: v } }), {
+    writes: true,
+  })
   id('listChannelReadStates', 'user_id', (v) =>
     f.listChannelReadStates!(db(), { user_id: v, guild_id: W().guild.id }),
   )
@@ -1164,6 +1180,8 @@ describe('hostile input through every public function', () => {
         (v) => f.createInvite!(t.db, { guild_id: w.guild.id, inviter_id: w.owner.id, max_uses: v }),
       ],
       ['listBans.limit', (v) => f.listBans!(t.db, w.guild.id, { limit: v })],
+      ['listEvents.limit', (v) => f.listEvents!(t.db, { user_id: w.member.id, limit: v })],
+      ['purgeEvents.batch', (v) => f.purgeEvents!(t.db, { older_than: new Date(0), batch: v })],
       ['listAuditLog.limit', (v) => f.listAuditLog!(t.db, w.guild.id, { limit: v })],
       [
         'createAttachment.size',
@@ -1187,6 +1205,7 @@ describe('hostile input through every public function', () => {
           }),
       ],
       ['purgeDeletedMessages.older_than', (v) => f.purgeDeletedMessages!(t.db, { older_than: v })],
+      ['purgeEvents.older_than', (v) => f.purgeEvents!(t.db, { older_than: v })],
       [
         'purgeDeletedMessagesWithAttachments.older_than',
         (v) => f.purgeDeletedMessagesWithAttachments!(t.db, { older_than: v }),

@@ -191,6 +191,8 @@ describe('deleteChannel', () => {
       messages: before.messages! - 2,
       // The channel_delete entry.
       audit_log: before.audit_log! + 1,
+      // channel_deleted (the change feed, migration 0019); its messages go with it unannounced.
+      guildstore_events: before.guildstore_events! + 1,
     })
     expect(await deleteChannel(t.db, ch.id)).toBe(false)
     const other = await makeUser(t.db)

@@ -30,6 +30,8 @@ import {
   findOrCreateDmChannel,
   GuildstoreError,
   hasPermission,
+  isGuildMember,
+  listEvents,
   Permissions,
   readChannelMessages,
   removeChannelMember,
@@ -79,6 +81,8 @@ interface World {
   /** A private thread of c1 (migration 0021) with the victim as a member; c1 also has a public one. */
   pt1: string
   dm: string
+  /** The victim's change-feed token when the world was made (migration 0019). */
+  feedToken: string
   overwrite?: { channel_id: string; user_id: string }
 }
 
@@ -375,7 +379,51 @@ async function oracle(db: Kysely<DB>, w: World): Promise<string[]> {
     join guild_bans b on b.guild_id = m.guild_id and b.user_id = m.user_id
     where b.expires_at is null or b.expires_at > now()`.execute(db)
   if ((bannedMembers.rows[0]?.n ?? 0) > 0) wrong.push('a banned user is a member')
+  wrong.push(...(await feedOracle(db, w)))
   return wrong
+}
+
+/**
+ * The change feed agrees with the rule on the same fresh snapshot: every event
+ * the victim reads from the world's start is their own, of a guild they are a
+ * member of (and a channel they may view), or of a DM they take part in; and
+ * positions only grow.
+ */
+async function feedOracle(db: Kysely<DB>, w: World): Promise<string[]> {
+  const wrong: string[] = []
+  let token = w.feedToken
+  let last = -1n
+  for (;;) {
+    const page = await listEvents(db, { user_id: w.victim, after: token, limit: 1000 })
+    for (const e of page.events) {
+      if (BigInt(e.position) <= last) wrong.push(`feed: ${e.type} out of order`)
+      last = BigInt(e.position)
+      if (e.user_id === w.victim) continue
+      if (e.guild_id !== null) {
+        const member = await isGuildMember(db, { guild_id: e.guild_id, user_id: w.victim })
+        if (!member) wrong.push(`feed: ${e.type} of a guild the victim is not in`)
+        else if (e.channel_id !== null) {
+          const perms = await computePermissions(db, {
+            guild_id: e.guild_id,
+            user_id: w.victim,
+            channel_id: e.channel_id,
+          })
+          if (!hasPermission(perms, VIEW_CHANNEL))
+            wrong.push(`feed: ${e.type} of a channel the victim cannot view`)
+        }
+      } else if (e.channel_id !== null) {
+        const participant = await db
+          .selectFrom('dm_participants')
+          .select('user_id')
+          .where('channel_id', '=', e.channel_id)
+          .where('user_id', '=', w.victim)
+          .executeTakeFirst()
+        if (!participant) wrong.push(`feed: ${e.type} of a DM the victim is not in`)
+      } else wrong.push(`feed: ${e.type} of another user's stream`)
+    }
+    if (page.next === token) return wrong
+    token = page.next
+  }
 }
 
 async function makeWorld(db: Kysely<DB>): Promise<World> {
@@ -424,6 +472,7 @@ async function makeWorld(db: Kysely<DB>): Promise<World> {
     p1: p1.id,
     pt1: pt1.id,
     dm: dm.id,
+    feedToken: (await listEvents(db, { user_id: victim.id })).next,
   }
 }
 

@@ -1,0 +1,308 @@
+/**
+ * The change feed's costs (issue 23 item 9), side by side in one run, on two
+ * databases of its own from the test template: one with the feed (migration
+ * 0019) and one with the feed's triggers disabled (the branch point).
+ *
+ *   node bench/feed.ts [--pairs 2000] [--seconds 3] [--events 1000000]
+ *                      [--subscribers 1000] [--rate 1000] [--only send,senders,catchup,delivery]
+ *
+ * 1. send: `sendMessage` with its event (feed on) against the plain INSERT of
+ *    the message alone (feed off), paired call by call, order flipped every
+ *    pair; with today's pairing (feed off on both sides) and an A/A control.
+ * 2. senders: 16 senders over 16 channels of one guild, messages/s, blocks of
+ *    `--seconds` alternating feed on / off (three each).
+ * 3. catchup: `listEvents` p50 for a member of 5 guilds at backlog 0 in a small
+ *    table, then after `--events` events of other guilds: at the head, and
+ *    from a token before all of them (a backlog of `--events`).
+ * 4. delivery: `--subscribers` subscriptions in this process (one per user),
+ *    a sender at `--rate` messages/s for `--seconds` × 2: commit-to-iterator
+ *    latency p50 / p99 and deliveries/s.
+ *
+ * Every session runs with synchronous_commit = off (as bench/send-paired.ts).
+ * Prints markdown on stdout with the load average; figures from a loaded box
+ * are indications only.
+ */
+import { loadavg } from 'node:os'
+import type { Kysely } from 'kysely'
+import { sql } from 'kysely'
+import pg from 'pg'
+import type { DB } from '../codegen/db.ts'
+import { newId } from '../src/ids/new-id.ts'
+import { createPool, guildstoreTypeParsers } from '../src/pool/create-pool.ts'
+import { sendMessage } from '../src/repositories/authorized-messages.ts'
+import { createChannel } from '../src/repositories/channels.ts'
+import { listEvents } from '../src/repositories/events.ts'
+import { createGuild } from '../src/repositories/guilds.ts'
+import { addGuildMember } from '../src/repositories/members.ts'
+import { subscribeEvents } from '../src/repositories/subscribe-events.ts'
+import { createUser } from '../src/repositories/users.ts'
+import { createDb } from '../src/sql/create-db.ts'
+import { createTestDatabase } from '../src/testing/create-test-database.ts'
+import { median, paired, timed } from './paired.ts'
+
+const argv = process.argv.slice(2)
+const option = (name: string) => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+const pairs = Number(option('--pairs') ?? 2000)
+const seconds = Number(option('--seconds') ?? 3)
+const eventCount = Number(option('--events') ?? 1_000_000)
+const subscriberCount = Number(option('--subscribers') ?? 1000)
+const rate = Number(option('--rate') ?? 1000)
+const only = new Set((option('--only') ?? 'send,senders,catchup,delivery').split(','))
+const log = (msg: string) => process.stderr.write(`[bench:feed] ${msg}\n`)
+const load = () => (loadavg()[0] as number).toFixed(2)
+const out: string[] = []
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN
+}
+
+/** A database from the template, its URL with synchronous_commit off, and whether the feed runs. */
+async function database(feed: boolean, max: number) {
+  const t = await createTestDatabase({ pool: { max: 2 } })
+  if (!feed) {
+    const { rows } = await sql<{
+      rel: string
+      name: string
+    }>`select c.relname as rel, tg.tgname as name
+      from pg_trigger tg join pg_class c on c.oid = tg.tgrelid
+      where tg.tgname like 'guildstore_events_%' and not tg.tgisinternal`.execute(t.db)
+    for (const r of rows) {
+      await sql`alter table ${sql.table(r.rel)} disable trigger ${sql.ref(r.name)}`.execute(t.db)
+    }
+  }
+  const url = new URL(t.url)
+  url.searchParams.set('options', '-c synchronous_commit=off')
+  const pool = createPool({ connectionString: url.toString(), max })
+  return { t, url: url.toString(), pool, db: createDb(pool) }
+}
+
+async function guildWith(db: Kysely<DB>, channels: number) {
+  const owner = await createUser(db, { username: `o_${newId().slice(-8)}` })
+  const guild = await createGuild(db, { name: 'bench', owner_id: owner.id })
+  const list = []
+  for (let i = 0; i < channels; i++) {
+    list.push(await createChannel(db, { guild_id: guild.id, name: `c${i}`, type: 'text' }))
+  }
+  return { owner, guild, channels: list }
+}
+
+const on = await database(true, 20)
+const off = await database(false, 20)
+log(`databases ${on.t.name} (feed) and ${off.t.name} (feed off)`)
+
+if (only.has('send')) {
+  const gOn = await guildWith(on.t.db, 2)
+  const gOff = await guildWith(off.t.db, 3)
+  const one = (url: string) =>
+    new pg.Pool({ connectionString: url, max: 1, types: guildstoreTypeParsers })
+  const [sendOnPool, sendOffPool, rawA, rawB] = [
+    one(on.url),
+    one(off.url),
+    one(off.url),
+    one(off.url),
+  ]
+  const dbOn = createDb(sendOnPool)
+  const dbOff = createDb(sendOffPool)
+  const send = (db: Kysely<DB>, g: typeof gOn) => () =>
+    sendMessage(db, {
+      channel_id: (g.channels[0] as { id: string }).id,
+      author_id: g.owner.id,
+      content: 'hello there',
+    })
+  const raw = (pool: pg.Pool, channel: string, author: string) => () =>
+    pool.query({
+      name: 'bench_plain_insert',
+      text: 'insert into messages (id, channel_id, author_id, reply_to, content) values ($1, $2, $3, $4, $5) returning id, channel_id, author_id, reply_to, content, created_at, edited_at, deleted_at',
+      values: [newId(), channel, author, null, 'hello there'],
+    })
+  const rawOffA = raw(rawA, (gOff.channels[1] as { id: string }).id, gOff.owner.id)
+  const rawOffB = raw(rawB, (gOff.channels[2] as { id: string }).id, gOff.owner.id)
+  await paired(send(dbOn, gOn), rawOffA, 300)
+  await paired(send(dbOff, gOff), rawOffB, 300)
+  const l0 = load()
+  const direct = await paired(send(dbOn, gOn), send(dbOff, gOff), pairs)
+  const feed = await paired(send(dbOn, gOn), rawOffA, pairs)
+  const today = await paired(send(dbOff, gOff), rawOffA, pairs)
+  const control = await paired(rawOffB, rawOffA, pairs)
+  const f = (x: number) => x.toFixed(0)
+  out.push(`### sendMessage with its event (synchronous_commit=off, ${pairs} pairs)
+
+| pairing | median µs | ratio (second ÷ first) |
+|---|---:|---:|
+| sendMessage with the feed / sendMessage without it (branch point) | ${f(direct.a)} / ${f(direct.b)} | ${(direct.b / direct.a).toFixed(3)}× |
+| sendMessage with the feed / plain INSERT (no feed) | ${f(feed.a)} / ${f(feed.b)} | ${(feed.b / feed.a).toFixed(3)}× |
+| sendMessage without the feed (branch point) / plain INSERT | ${f(today.a)} / ${f(today.b)} | ${(today.b / today.a).toFixed(3)}× |
+| A/A control: plain INSERT / plain INSERT | ${f(control.a)} / ${f(control.b)} | ${(control.b / control.a).toFixed(3)}× |
+
+1-minute load average: ${l0} before, ${load()} after.
+`)
+  await Promise.all([sendOnPool.end(), sendOffPool.end(), rawA.end(), rawB.end()])
+  log('send done')
+}
+
+if (only.has('senders')) {
+  const gOn = await guildWith(on.t.db, 16)
+  const gOff = await guildWith(off.t.db, 16)
+  const block = async (db: Kysely<DB>, g: typeof gOn) => {
+    let count = 0
+    const end = Date.now() + seconds * 1000
+    await Promise.all(
+      g.channels.map(async (c) => {
+        while (Date.now() < end) {
+          await sendMessage(db, { channel_id: c.id, author_id: g.owner.id, content: 'x' })
+          count++
+        }
+      }),
+    )
+    return count / seconds
+  }
+  await block(on.db, gOn)
+  await block(off.db, gOff)
+  const l0 = load()
+  const rOn: number[] = []
+  const rOff: number[] = []
+  for (let i = 0; i < 3; i++) {
+    if (i % 2 === 0) {
+      rOn.push(await block(on.db, gOn))
+      rOff.push(await block(off.db, gOff))
+    } else {
+      rOff.push(await block(off.db, gOff))
+      rOn.push(await block(on.db, gOn))
+    }
+  }
+  const f = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ')
+  out.push(`### 16 senders over 16 channels of one guild (${seconds} s blocks, alternating)
+
+| | messages/s per block | median |
+|---|---|---:|
+| feed on | ${f(rOn)} | ${median(rOn).toFixed(0)} |
+| feed off (branch point) | ${f(rOff)} | ${median(rOff).toFixed(0)} |
+| ratio on ÷ off | | ${(median(rOn) / median(rOff)).toFixed(3)}× |
+
+1-minute load average: ${l0} before, ${load()} after.
+`)
+  log('senders done')
+}
+
+if (only.has('catchup')) {
+  const reader = await createUser(on.t.db, { username: `r_${newId().slice(-8)}` })
+  for (let i = 0; i < 5; i++) {
+    const g = await guildWith(on.t.db, 2)
+    await addGuildMember(on.t.db, { guild_id: g.guild.id, user_id: reader.id })
+    for (let k = 0; k < 20; k++) {
+      await sendMessage(on.t.db, {
+        channel_id: (g.channels[0] as { id: string }).id,
+        author_id: g.owner.id,
+        content: `m${k}`,
+      })
+    }
+  }
+  const measure = async (after: string, n = 300) => {
+    const xs: number[] = []
+    for (let i = 0; i < n; i++)
+      xs.push(await timed(() => listEvents(on.db, { user_id: reader.id, after })))
+    return median(xs)
+  }
+  const old = (await listEvents(on.db, { user_id: reader.id })).next
+  const small = await measure(old)
+  const [{ n: before } = { n: 0 }] = (
+    await sql<{ n: number }>`select count(*)::int as n from guildstore_events`.execute(on.t.db)
+  ).rows
+  log(`inserting ${eventCount} events of other guilds …`)
+  const others = Array.from({ length: 100 }, () => newId())
+  for (let done = 0; done < eventCount; done += 100_000) {
+    const n = Math.min(100_000, eventCount - done)
+    await sql`insert into guildstore_events (type, guild_id, data)
+      select 'app.bench', (${others}::uuid[])[1 + g % 100], '{}'::jsonb from generate_series(1, ${n}) g`.execute(
+      on.t.db,
+    )
+  }
+  await sql`vacuum analyze guildstore_events`.execute(on.t.db)
+  const headToken = (await listEvents(on.db, { user_id: reader.id })).next
+  const l0 = load()
+  const atHead = await measure(headToken)
+  const backlog = await measure(old)
+  const smallAgain = await measure(old)
+  out.push(`### listEvents catch-up (a member of 5 guilds, limit 100)
+
+| table | token | p50 µs |
+|---|---|---:|
+| ${before} events | before all of them | ${small.toFixed(0)} |
+| ${before + eventCount} events | at the head (backlog 0) | ${atHead.toFixed(0)} |
+| ${before + eventCount} events | before all of them (backlog ${eventCount}, none visible to the user) | ${backlog.toFixed(0)} (first), ${smallAgain.toFixed(0)} (again) |
+| ratio backlog ${eventCount} ÷ backlog 0 | | ${(backlog / small).toFixed(2)}× |
+
+1-minute load average: ${l0} before, ${load()} after.
+`)
+  log('catchup done')
+}
+
+if (only.has('delivery')) {
+  const g = await guildWith(on.t.db, 1)
+  const channel = (g.channels[0] as { id: string }).id
+  const users: string[] = []
+  for (let i = 0; i < subscriberCount; i++) {
+    const u = await createUser(on.t.db, { username: `s_${i}_${newId().slice(-6)}` })
+    await addGuildMember(on.t.db, { guild_id: g.guild.id, user_id: u.id })
+    users.push(u.id)
+  }
+  const subPool = createPool({ connectionString: on.url, max: 3 })
+  const subDb = createDb(subPool)
+  const committedAt = new Map<string, number>()
+  const latencies: number[] = []
+  let delivered = 0
+  const subs = users.map((user_id) => subscribeEvents(subDb, null, { user_id }))
+  await Promise.all(subs.map((s) => s.ready()))
+  const loops = subs.map(async (s) => {
+    for await (const e of s) {
+      const content = (e.data as { message?: { content: string } | null }).message?.content
+      const at = content ? committedAt.get(content) : undefined
+      if (at !== undefined) latencies.push(performance.now() - at)
+      delivered++
+    }
+  })
+  const l0 = load()
+  const duration = seconds * 2
+  const total = rate * duration
+  const start = performance.now()
+  let sent = 0
+  await Promise.all(
+    Array.from({ length: 4 }, async (_, w) => {
+      for (let k = w; k < total; k += 4) {
+        const due = start + (k * 1000) / rate
+        const wait = due - performance.now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        await sendMessage(on.db, { channel_id: channel, author_id: g.owner.id, content: `d${k}` })
+        committedAt.set(`d${k}`, performance.now())
+        sent++
+      }
+    }),
+  )
+  const sendSeconds = (performance.now() - start) / 1000
+  const expected = sent * subscriberCount
+  const deadline = Date.now() + 60_000
+  while (delivered < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  const allSeconds = (performance.now() - start) / 1000
+  out.push(`### Delivery: ${subscriberCount} subscribers in one process, a sender at ${rate} messages/s
+
+| sent | sent/s | deliveries | deliveries/s | commit → iterator p50 ms | p99 ms |
+|---:|---:|---:|---:|---:|---:|
+| ${sent} | ${(sent / sendSeconds).toFixed(0)} | ${delivered} of ${expected} | ${(delivered / allSeconds).toFixed(0)} | ${quantile(latencies, 0.5).toFixed(1)} | ${quantile(latencies, 0.99).toFixed(1)} |
+
+1-minute load average: ${l0} before, ${load()} after.
+`)
+  await Promise.all(subs.map((s) => s.close()))
+  await Promise.all(loops)
+  await subDb.destroy()
+  log('delivery done')
+}
+
+console.log(out.join('\n'))
+await on.db.destroy()
+await off.db.destroy()
+await on.t.drop()
+await off.t.drop()

@@ -1,0 +1,333 @@
+/**
+ * Live delivery (issue 23 items 5 and 8): subscribeEvents over LISTEN/NOTIFY,
+ * Redis hints and a timer; one read per wake-up per process; a slow consumer
+ * bounded; away for 10,000 events; a writer killed between commit and hint;
+ * Redis stopped and restarted mid-stream.
+ */
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { Redis } from 'ioredis'
+import { sql } from 'kysely'
+import { afterAll, describe, expect, it } from 'vitest'
+import {
+  createDb,
+  createPool,
+  createRedis,
+  type EventSubscription,
+  type GuildstoreEvent,
+  InvalidInputError,
+  listEvents,
+  Permissions,
+  publishEventHint,
+  purgeEvents,
+  ResyncRequiredError,
+  removeGuildMember,
+  sendMessage,
+  setChannelOverwrite,
+  subscribeEvents,
+} from '../../src/index.ts'
+import { useTestDatabase } from '../support/database.ts'
+import { makeChannel, makeGuildWithMember, makeUser } from '../support/factories.ts'
+import { freePort, type OwnRedisServer, ownRedisServer, waitFor } from '../support/local-servers.ts'
+
+const t = useTestDatabase({ max: 6 })
+const open: EventSubscription[] = []
+afterAll(async () => {
+  await Promise.all(open.map((s) => s.close()))
+})
+
+const { VIEW_CHANNEL, SEND_MESSAGES, READ_MESSAGE_HISTORY } = Permissions
+
+/** Collects what a subscription yields, in the background. */
+function collect(sub: EventSubscription) {
+  open.push(sub)
+  const got: GuildstoreEvent[] = []
+  let failure: unknown
+  const done = (async () => {
+    try {
+      for await (const e of sub) got.push(e)
+    } catch (error) {
+      failure = error
+    }
+  })()
+  return { got, done, failure: () => failure }
+}
+
+const contents = (events: GuildstoreEvent[]) =>
+  events.map((e) => (e.data as { message?: { content: string } | null }).message?.content)
+
+async function world() {
+  return makeGuildWithMember(t.db, VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY)
+}
+
+describe('subscribeEvents', () => {
+  it('delivers every event once, in order, woken by NOTIFY; token() resumes with listEvents', async () => {
+    const w = await world()
+    const sub = subscribeEvents(t.db, null, { user_id: w.user.id, poll_ms: 60_000, listen: true })
+    await sub.ready()
+    const c = collect(sub)
+    for (let i = 0; i < 20; i++) {
+      await t.db.transaction().execute(async (trx) => {
+        await sql`select set_config('guildstore.event_notify', 'on', true)`.execute(trx)
+        await sendMessage(trx, {
+          channel_id: w.channel.id,
+          author_id: w.owner.id,
+          content: `n${i}`,
+        })
+      })
+    }
+    // The timer is a minute: only the NOTIFY hint can have woken it this soon.
+    await waitFor(() => c.got.length === 20, 30_000)
+    expect(contents(c.got)).toEqual(Array.from({ length: 20 }, (_, i) => `n${i}`))
+    const token = sub.token()
+    await t.db.transaction().execute(async (trx) => {
+      await sql`select set_config('guildstore.event_notify', 'on', true)`.execute(trx)
+      await sendMessage(trx, { channel_id: w.channel.id, author_id: w.owner.id, content: 'later' })
+    })
+    await waitFor(() => c.got.length === 21, 30_000)
+    const page = await listEvents(t.db, { user_id: w.user.id, after: token })
+    expect(contents(page.events)).toEqual(['later'])
+    await sub.close()
+    await c.done
+  }, 60_000)
+
+  it('without any hint, the head poll delivers within a few poll periods', async () => {
+    const w = await world()
+    const sub = subscribeEvents(t.db, null, { user_id: w.user.id })
+    await sub.ready()
+    const c = collect(sub)
+    const sent = Date.now()
+    await sendMessage(t.db, { channel_id: w.channel.id, author_id: w.owner.id, content: 'polled' })
+    await waitFor(() => c.got.length === 1, 30_000)
+    expect(contents(c.got)).toEqual(['polled'])
+    expect(Date.now() - sent).toBeLessThan(10_000)
+    await sub.close()
+  }, 60_000)
+
+  it('the shared read gives each subscriber exactly what listEvents gives that user (access, revocation, kick)', async () => {
+    const w = await world()
+    const secret = await makeChannel(t.db, w.guild.id)
+    const outsider = await makeUser(t.db)
+    const users = [w.owner.id, w.user.id, outsider.id]
+    const start = (await listEvents(t.db, { user_id: w.user.id })).next
+    const send = (channel_id: string, content: string) =>
+      sendMessage(t.db, { channel_id, author_id: w.owner.id, content })
+    await send(secret.id, 's1')
+    await send(w.channel.id, 'p1')
+    await setChannelOverwrite(t.db, {
+      channel_id: secret.id,
+      user_id: w.user.id,
+      allow: 0n,
+      deny: VIEW_CHANNEL,
+    })
+    await send(secret.id, 's2')
+    await send(w.channel.id, 'p2')
+    await removeGuildMember(
+      t.db,
+      { guild_id: w.guild.id, user_id: w.user.id },
+      { actor_id: w.owner.id },
+    )
+    await send(w.channel.id, 'p3')
+    // Subscribed after the writes, so the shared read sees the same state as listEvents.
+    const subs = users.map((user_id) => subscribeEvents(t.db, null, { user_id, after: start }))
+    const collected = subs.map(collect)
+    const expected = await Promise.all(
+      users.map(async (user_id) => {
+        const events: GuildstoreEvent[] = []
+        let token = start
+        for (;;) {
+          const page = await listEvents(t.db, { user_id, after: token })
+          events.push(...page.events)
+          if (page.next === token) return events
+          token = page.next
+        }
+      }),
+    )
+    await waitFor(
+      () => collected.every((c, i) => c.got.length >= (expected[i] as GuildstoreEvent[]).length),
+      30_000,
+    )
+    await new Promise((r) => setTimeout(r, 300)) // nothing more arrives
+    collected.forEach((c, i) => {
+      expect(c.got.map((e) => e.position)).toEqual(expected[i]?.map((e) => e.position))
+    })
+    // Access at read time: the kicked member reads only their removal.
+    expect(collected[1]?.got.map((e) => e.type)).toEqual(['member_removed'])
+    expect(collected[2]?.got).toEqual([])
+    expect(contents(collected[0]?.got ?? []).filter(Boolean)).toEqual([
+      's1',
+      'p1',
+      's2',
+      'p2',
+      'p3',
+    ])
+    await Promise.all(subs.map((s) => s.close()))
+  }, 60_000)
+
+  it('one read per wake-up per process, whatever the number of subscribers', async () => {
+    const w = await world()
+    let reads = 0
+    const pool = createPool({ connectionString: t.url, max: 3 })
+    const db = createDb(pool, {
+      log: (entry) => {
+        if (entry.sql.includes('x.user_id = u.id')) reads++
+      },
+    })
+    try {
+      const subs = Array.from({ length: 50 }, () =>
+        subscribeEvents(db, null, { user_id: w.user.id, poll_ms: 100 }),
+      )
+      await Promise.all(subs.map((s) => s.ready()))
+      const collected = subs.map(collect)
+      reads = 0
+      await sendMessage(t.db, { channel_id: w.channel.id, author_id: w.owner.id, content: 'fan' })
+      await waitFor(() => collected.every((c) => c.got.length === 1), 30_000)
+      expect(reads).toBeGreaterThanOrEqual(1)
+      expect(reads).toBeLessThanOrEqual(3) // 50 subscribers, one statement per wake-up
+      await Promise.all(subs.map((s) => s.close()))
+    } finally {
+      await db.destroy()
+    }
+  }, 60_000)
+
+  it('a subscriber away for 10,000 events resumes: each exactly once, in order', async () => {
+    const w = await world()
+    const token = (await listEvents(t.db, { user_id: w.user.id })).next
+    await sql`insert into messages (channel_id, author_id, content)
+      select ${w.channel.id}::uuid, ${w.owner.id}::uuid, 'away ' || g from generate_series(1, 10000) g`.execute(
+      t.db,
+    )
+    const sub = subscribeEvents(t.db, null, { user_id: w.user.id, after: token, buffer: 2000 })
+    const c = collect(sub)
+    await waitFor(() => c.got.length >= 10_000, 120_000, 50)
+    expect(c.got).toHaveLength(10_000)
+    expect(contents(c.got)).toEqual(Array.from({ length: 10_000 }, (_, i) => `away ${i + 1}`))
+    await sub.close()
+  }, 180_000)
+
+  it('a slow consumer is bounded: reading pauses at its buffer, then resumes by position', async () => {
+    const w = await world()
+    const token = (await listEvents(t.db, { user_id: w.user.id })).next
+    const sub = subscribeEvents(t.db, null, {
+      user_id: w.user.id,
+      after: token,
+      buffer: 50,
+      poll_ms: 50,
+    })
+    open.push(sub)
+    await sql`insert into messages (channel_id, author_id, content)
+      select ${w.channel.id}::uuid, ${w.owner.id}::uuid, 'slow ' || g from generate_series(1, 1000) g`.execute(
+      t.db,
+    )
+    const held = () => (sub as unknown as { buffer: unknown[] }).buffer.length
+    await waitFor(() => held() >= 50, 30_000)
+    // Several more timer ticks: it does not grow past the cap plus one page.
+    await new Promise((r) => setTimeout(r, 500))
+    expect(held()).toBeLessThanOrEqual(50 + 200)
+    const got: GuildstoreEvent[] = []
+    for await (const e of sub) {
+      got.push(e)
+      expect(held()).toBeLessThanOrEqual(50 + 200)
+      if (got.length === 1000) break
+    }
+    expect(contents(got)).toEqual(Array.from({ length: 1000 }, (_, i) => `slow ${i + 1}`))
+    await sub.close()
+  }, 120_000)
+
+  it('a token older than retention: the iterator throws ResyncRequiredError', async () => {
+    const w = await world()
+    const token = (await listEvents(t.db, { user_id: w.user.id })).next
+    await sendMessage(t.db, { channel_id: w.channel.id, author_id: w.owner.id, content: 'gone' })
+    await purgeEvents(t.db, { older_than: new Date(Date.now() + 60_000) })
+    const c = collect(subscribeEvents(t.db, null, { user_id: w.user.id, after: token }))
+    await c.done
+    expect(c.failure()).toBeInstanceOf(ResyncRequiredError)
+    expect(c.got).toEqual([])
+  }, 60_000)
+
+  it('refuses bad input typed', () => {
+    const user_id = '01a250e3-4238-7fd1-97bc-cbb354bd6f07'
+    for (const input of [
+      { user_id: 'x' },
+      { user_id, after: 'nope' },
+      { user_id, buffer: 0 },
+      { user_id, poll_ms: 1 },
+      { user_id, listen: 'yes' },
+      { user_id, namespace: 'a b' },
+    ]) {
+      expect(() => subscribeEvents(t.db, null, input as never)).toThrow(InvalidInputError)
+    }
+  })
+})
+
+describe('failures on the hint path', () => {
+  let server: OwnRedisServer | undefined
+  let redis: Redis | undefined
+  afterAll(async () => {
+    redis?.disconnect()
+    await server?.stop('SIGKILL')
+  })
+
+  it('a writer SIGKILLed between its commit and its hint: the timer delivers the event', async () => {
+    const w = await world()
+    const sub = subscribeEvents(t.db, null, { user_id: w.user.id, listen: false, poll_ms: 300 })
+    await sub.ready()
+    const c = collect(sub)
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(new URL('./support/commit-then-hang.ts', import.meta.url))],
+      {
+        env: { ...process.env, URL: t.url, CHANNEL: w.channel.id, AUTHOR: w.owner.id },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
+    let out = ''
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    await waitFor(() => out.includes('committed'), 60_000)
+    // Killed after COMMIT returned, before it could publish its hint.
+    child.kill('SIGKILL')
+    await new Promise((r) => child.once('exit', r))
+    await waitFor(() => c.got.length === 1, 30_000)
+    expect(contents(c.got)).toEqual(['from the child'])
+    await sub.close()
+  }, 90_000)
+
+  it('Redis stopped and restarted mid-stream: every event once, in order', async () => {
+    const w = await world()
+    server = ownRedisServer(await freePort())
+    await server.start()
+    redis = createRedis({ url: server.url })
+    redis.on('error', () => {})
+    const sub = subscribeEvents(t.db, redis, {
+      user_id: w.user.id,
+      listen: false,
+      poll_ms: 200,
+    })
+    await sub.ready()
+    const c = collect(sub)
+    let n = 0
+    const burst = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        await sendMessage(t.db, {
+          channel_id: w.channel.id,
+          author_id: w.owner.id,
+          content: `r${n++}`,
+        })
+        // A hint only: not awaited, it may fail (after its 1 s timeout) while Redis is down.
+        void publishEventHint(redis as Redis).catch(() => {})
+      }
+    }
+    await burst(50)
+    await waitFor(() => c.got.length === 50, 30_000)
+    await server.stop('SIGKILL')
+    await burst(50)
+    await waitFor(() => c.got.length === 100, 30_000)
+    await server.start()
+    await burst(50)
+    await waitFor(() => c.got.length === 150, 30_000)
+    expect(contents(c.got)).toEqual(Array.from({ length: 150 }, (_, i) => `r${i}`))
+    await sub.close()
+  }, 120_000)
+})
