@@ -29,7 +29,8 @@
  *   PUT    /messages/:id/pin                                            → 204               (MANAGE_MESSAGES)
  *   DELETE /messages/:id/pin                                            → 204               (MANAGE_MESSAGES)
  *   POST   /channels/:id/read        { message_id }                     → 204
- *   GET    /channels/:id/events      (text/event-stream)                → message_created, …
+ *   GET    /events                   (text/event-stream, Last-Event-ID) → the user's change feed
+ *   GET    /channels/:id/events      (text/event-stream)                → message_created, … (one channel, no resume)
  *   GET    /search                   ?q=&guild_id=&before=&limit=       → 200 { messages, channels }
  *   GET    /guilds                                                      → 200 { guilds }
  *   GET    /users/:id                                                   → 200 { user: { id, username, display_name } }
@@ -42,6 +43,15 @@
  * holds one subscriber connection and one Redis subscription per channel it
  * streams. Without Redis (no `redis` option) it runs in single-process mode:
  * events fan out inside this process and login limiting counts in memory.
+ *
+ * GET /events is guildstore's change feed (`subscribeEvents`): every change the
+ * user may see (messages, edits, reactions, pins, channels, overwrites, members,
+ * roles, their own read markers), in commit order, each with an `id:` that is the
+ * feed token. A browser that reconnects sends it back as `Last-Event-ID` and
+ * misses nothing, even when it was away while the changes happened. With Redis,
+ * every write request publishes a hint (`publishEventHint`) so every instance's
+ * dispatcher reads at once; without, the dispatcher's poll of the feed's head
+ * (every 100 ms) wakes it. Either way hints only wake: nothing is lost with them.
  *
  * In your own service, import from 'guildstore' instead of '../../src/index.ts'.
  */
@@ -98,12 +108,15 @@ import {
   Permissions,
   pinMessage,
   publishChannelEvent,
+  publishEventHint,
+  ResyncRequiredError,
   readChannelMessages,
   removeReaction,
   searchMessages,
   sendMessage,
   setChannelOverwrite,
   subscribeChannelEvents,
+  subscribeEvents,
   UNREAD_COUNT_CAP,
   UniqueViolationError,
   unpinMessage,
@@ -406,6 +419,51 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
     // Headers and this first comment go out once the subscription stands, so a
     // client that sees them will not miss an event published afterwards.
     res.write(`retry: 3000\n: subscribed to ${channelId}\n\n`)
+  }
+
+  // --- the change feed over server-sent events (guildstore's subscribeEvents) --
+  const feeds = new Set<{ res: ServerResponse; close: () => Promise<void> }>()
+
+  async function openFeed(userId: string, after: string | undefined, res: ServerResponse) {
+    const start = (from: string | undefined) =>
+      subscribeEvents(db, redis ?? null, { user_id: userId, after: from })
+    let sub: ReturnType<typeof start> | undefined
+    let resync = false
+    try {
+      sub = start(after)
+      await sub.ready()
+    } catch (error) {
+      // A token past retention (or not one of ours): start at the head and
+      // tell the page to reload what it shows (Discord's op 9, Matrix's limited).
+      if (!(error instanceof ResyncRequiredError || error instanceof InvalidInputError)) throw error
+      await sub?.close()
+      sub = start(undefined)
+      await sub.ready()
+      resync = true
+    }
+    const feed = { res, close: () => sub.close() }
+    feeds.add(feed)
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs)
+    heartbeat.unref()
+    res.on('close', () => {
+      clearInterval(heartbeat)
+      feeds.delete(feed)
+      sub.close().catch(onError)
+    })
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+    })
+    // The first frame carries the start token: a page that saw it and then
+    // reconnects with it misses nothing committed after it.
+    res.write(
+      `retry: 1000\nid: ${sub.token()}\nevent: ${resync ? 'resync' : 'ready'}\ndata: {}\n\n`,
+    )
+    for await (const event of sub) {
+      if (res.destroyed) break
+      res.write(`id: ${sub.token()}\nevent: ${event.type}\ndata: ${toJson(event)}\n\n`)
+    }
   }
 
   // --- authentication -------------------------------------------------------
@@ -857,6 +915,12 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
       return send(res, 204)
     }
 
+    if (at('GET', 'events')) {
+      const header = req.headers['last-event-id']
+      const after = (Array.isArray(header) ? header[0] : header) || url.searchParams.get('after')
+      return openFeed(me.userId, after || undefined, res)
+    }
+
     if (at('GET', 'channels', '*', 'events')) {
       const channel = await accessibleChannel(path[1] as string, me.userId)
       return openStream(channel.id, res)
@@ -882,16 +946,24 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
   }
 
   const server = createServer((req, res) => {
-    route(req, res).catch((error: unknown) => {
-      const known = httpError(error)
-      if (!known) onError(error)
-      if (res.headersSent) {
-        res.end()
-        return
-      }
-      const status = known?.status ?? 500
-      send(res, status, { error: known?.message ?? 'internal error' }, known?.headers ?? {})
-    })
+    route(req, res)
+      .then(() => {
+        // A write committed: wake every instance's feed readers now. Only a
+        // hint: a lost one delays the event by one poll and never loses it.
+        if (redis && req.method !== 'GET' && res.statusCode < 400) {
+          publishEventHint(redis).catch(() => {})
+        }
+      })
+      .catch((error: unknown) => {
+        const known = httpError(error)
+        if (!known) onError(error)
+        if (res.headersSent) {
+          res.end()
+          return
+        }
+        const status = known?.status ?? 500
+        send(res, status, { error: known?.message ?? 'internal error' }, known?.headers ?? {})
+      })
   })
   const listenHost = options.host ?? '127.0.0.1'
   server.listen(options.port, listenHost)
@@ -917,6 +989,11 @@ export async function createChatService(options: ChatServiceOptions): Promise<Ch
         stops.push(stream.ready.then((stop) => stop()).catch(() => {}))
       }
       streams.clear()
+      for (const feed of feeds) {
+        feed.res.end()
+        stops.push(feed.close().catch(() => {}))
+      }
+      feeds.clear()
       server.closeAllConnections()
       await Promise.all([closed, ...stops])
     },

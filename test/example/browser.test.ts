@@ -483,6 +483,98 @@ describe('the chat page in headless Chromium', () => {
     }
   }, 240_000)
 
+  it('the change feed: Grace goes offline; Ada sends, edits, reacts and creates a channel; back online, Grace has every change once', async () => {
+    const ada = `ada_${randomBytes(4).toString('hex')}`
+    const grace = `grace_${randomBytes(4).toString('hex')}`
+    const adaContext = await browser.newContext({ viewport: { width: 1200, height: 800 } })
+    const graceContext = await browser.newContext({ viewport: { width: 1200, height: 800 } })
+    const shot = (page: Page, name: string) =>
+      page.screenshot({ path: join(OUTPUT, `chat-feed-${name}.png`) })
+    try {
+      const adaPage = await adaContext.newPage()
+      const gracePage = await graceContext.newPage()
+      await signUp(adaPage, ada)
+      await adaPage.locator('#guild-name').fill('Feed guild')
+      await adaPage.locator('#create-guild').click()
+      await expect.poll(() => title(adaPage), { timeout: UI_TIMEOUT }).toBe('# general')
+      const link = await inviteLink(adaPage)
+      gracePage.setDefaultTimeout(UI_TIMEOUT)
+      await gracePage.goto(link)
+      await gracePage.locator('#auth-username').fill(grace)
+      await gracePage.locator('#auth-password').fill(PASSWORD)
+      await gracePage.locator('#signup').click()
+      await expect.poll(() => title(gracePage), { timeout: UI_TIMEOUT }).toBe('# general')
+      await expect.poll(() => liveStatus(gracePage), { timeout: UI_TIMEOUT }).toBe('live')
+
+      const say = async (text: string) => {
+        await adaPage.locator('#composer-input').fill(text)
+        await adaPage.locator('#send').click()
+        const message = adaPage.locator('#messages .message', { hasText: text })
+        await message.waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+        return message
+      }
+      const first = await say('before the drop')
+      const onGrace = (text: string) => gracePage.locator('#messages .message', { hasText: text })
+      await onGrace('before the drop').waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+
+      // Grace's network goes: her stream drops (the page says so).
+      await graceContext.setOffline(true)
+      await expect.poll(() => liveStatus(gracePage), { timeout: UI_TIMEOUT }).toBe('offline')
+
+      // Meanwhile Ada sends, edits, reacts and creates a channel.
+      await say('while you were away')
+      const firstId = await first.getAttribute('data-id')
+      const editing = adaPage.locator(`#messages .message[data-id="${firstId}"]`)
+      await editing.hover()
+      await editing.locator('.act', { hasText: 'edit' }).click()
+      await editing.locator('.edit-input').fill('before the drop, and edited')
+      await editing.locator('.edit-form button').click()
+      const edited = adaPage.locator('#messages .message', { hasText: 'and edited' })
+      await edited.waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+      await edited.hover()
+      await edited.locator('.act', { hasText: '👍' }).click()
+      await expect
+        .poll(() => edited.locator('.reaction.me').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('👍 1')
+      await adaPage.locator('#channel-name').fill('news')
+      await adaPage.locator('#create-channel').click()
+      await expect.poll(() => title(adaPage), { timeout: UI_TIMEOUT }).toBe('# news')
+      // Nothing of it reached Grace's page while she was offline.
+      expect(await onGrace('while you were away').count()).toBe(0)
+      expect(await gracePage.locator('#channels button', { hasText: '# news' }).count()).toBe(0)
+      await shot(gracePage, '1-offline')
+
+      // Back online: the page resumes from its last event id and applies every
+      // change once, without a click.
+      await graceContext.setOffline(false)
+      await expect.poll(() => liveStatus(gracePage), { timeout: UI_TIMEOUT }).toBe('live')
+      await onGrace('while you were away').waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+      const editedOnGrace = onGrace('before the drop, and edited')
+      await editedOnGrace.waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+      await expect
+        .poll(() => editedOnGrace.locator('.reaction').textContent(), { timeout: UI_TIMEOUT })
+        .toBe('👍 1')
+      expect(await editedOnGrace.locator('.edited').count()).toBe(1)
+      await gracePage
+        .locator('#channels button', { hasText: '# news' })
+        .waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+      expect(await onGrace('while you were away').count()).toBe(1)
+      expect(await gracePage.locator('#messages .message').count()).toBe(2)
+      expect(await title(gracePage)).toBe('# general')
+      await shot(gracePage, '2-resumed')
+
+      // Live again: a channel Ada creates now appears on Grace's page at once.
+      await adaPage.locator('#channel-name').fill('later')
+      await adaPage.locator('#create-channel').click()
+      await gracePage
+        .locator('#channels button', { hasText: '# later' })
+        .waitFor({ state: 'visible', timeout: UI_TIMEOUT })
+    } finally {
+      await adaContext.close()
+      await graceContext.close()
+    }
+  }, 240_000)
+
   it('administration from the page: a private channel and its member, a read-only channel, a moderator role', async () => {
     const ada = `ada_${randomBytes(4).toString('hex')}`
     const grace = `grace_${randomBytes(4).toString('hex')}`

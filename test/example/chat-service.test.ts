@@ -43,12 +43,22 @@ async function call(
 }
 
 /** An open event stream: `next()` resolves with the next SSE event that matches. */
-async function openEvents(channelId: string, token: string) {
+function openEvents(channelId: string, token: string) {
+  return openStream(`/channels/${channelId}/events`, token)
+}
+
+/** The change feed (GET /events), resumed from `lastEventId` when given. */
+function openFeed(token: string, lastEventId?: string) {
+  return openStream('/events', token, lastEventId ? { 'last-event-id': lastEventId } : {})
+}
+
+async function openStream(path: string, token: string, headers: Record<string, string> = {}) {
   const controller = new AbortController()
-  const res = await fetch(`${service.url}/channels/${channelId}/events`, {
-    headers: { authorization: `Bearer ${token}` },
+  const res = await fetch(`${service.url}${path}`, {
+    headers: { authorization: `Bearer ${token}`, ...headers },
     signal: controller.signal,
   })
+  let lastId: string | undefined
   const reader = res.body?.getReader()
   const decoder = new TextDecoder()
   let buffer = ''
@@ -86,9 +96,12 @@ async function openEvents(channelId: string, token: string) {
         const lines = frame.split('\n')
         const event = lines.find((l) => l.startsWith('event: '))?.slice(7)
         const data = lines.find((l) => l.startsWith('data: '))?.slice(6)
+        lastId = lines.find((l) => l.startsWith('id: '))?.slice(4) ?? lastId
         if (event === type && data) return JSON.parse(data)
       }
     },
+    /** The `id:` of the last frame read (the feed's token). */
+    lastId: () => lastId,
     close() {
       controller.abort()
     },
@@ -369,6 +382,63 @@ describe('examples/chat-service', () => {
       second.close()
     }
     await waitFor(async () => (await numsub(channelId)) === 0)
+  })
+
+  it('GET /events: the change feed, resumed from Last-Event-ID with nothing missed and nothing twice', async () => {
+    const feed = await openFeed(grace.token)
+    let token: string | undefined
+    try {
+      expect(feed.status).toBe(200)
+      expect(feed.contentType).toMatch(/^text\/event-stream/)
+      await feed.next('ready')
+      const posted = await call('POST', `/channels/${channelId}/messages`, {
+        token: ada.token,
+        body: { content: 'on the feed' },
+      })
+      const created = await feed.next('message_created')
+      expect(created).toMatchObject({
+        type: 'message_created',
+        channel_id: channelId,
+        data: { message_id: posted.body.message.id, message: { content: 'on the feed' } },
+      })
+      token = feed.lastId()
+      expect(token).toBeTruthy()
+    } finally {
+      feed.close()
+    }
+    // Away: a message, an edit and a new channel happen without Grace.
+    const away = await call('POST', `/channels/${channelId}/messages`, {
+      token: ada.token,
+      body: { content: 'while away' },
+    })
+    await call('PATCH', `/messages/${away.body.message.id}`, {
+      token: ada.token,
+      body: { content: 'while away (edited)' },
+    })
+    const made = await call('POST', `/guilds/${guildId}/channels`, {
+      token: ada.token,
+      body: { name: `feed-${randomBytes(3).toString('hex')}` },
+    })
+    expect(made.status).toBe(201)
+    const resumed = await openFeed(grace.token, token)
+    try {
+      await resumed.next('ready')
+      const again = await resumed.next('message_created')
+      // The first event after the token is the one sent while away, not the one already seen.
+      expect(again.data.message_id).toBe(away.body.message.id)
+      expect((await resumed.next('message_edited')).data.message_id).toBe(away.body.message.id)
+      expect((await resumed.next('channel_created')).data.channel.id).toBe(made.body.channel.id)
+    } finally {
+      resumed.close()
+    }
+    // A token the feed never gave: a resync frame from the head, not an error.
+    const stale = await openFeed(grace.token, 'not-a-token')
+    try {
+      expect(stale.status).toBe(200)
+      await stale.next('resync')
+    } finally {
+      stale.close()
+    }
   })
 
   it('read states: unread counts rise when another user posts and drop to 0 once marked read', async () => {

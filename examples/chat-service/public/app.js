@@ -1,7 +1,8 @@
 // The chat page of the example service: plain JavaScript, no build step.
 // It talks to the JSON API of server.ts with a bearer token kept in
-// sessionStorage, and reads live events from /channels/:id/events (server-sent
-// events, read with fetch so the token goes in a header, never in the URL).
+// sessionStorage, and reads every change live from /events, guildstore's change
+// feed (server-sent events, read with fetch so the token goes in a header, never
+// in the URL; a reconnect sends the last event's id and misses nothing).
 // Unread and mention badges come from /guilds/:id/read-states; the open
 // channel is marked read through /channels/:id/read. Invites are guildstore's
 // (createInvite / useInvite): a link with a code, an expiry and a use limit.
@@ -25,6 +26,8 @@ const state = {
   shown: new Set(),
   users: new Map(),
   stream: undefined,
+  eventToken: undefined,
+  reconnectTimer: undefined,
   readStatesSeq: 0,
   readStatesTimer: undefined,
 }
@@ -122,6 +125,8 @@ async function enterChat() {
     refreshReadStates().catch(() => {})
     if (state.guildId) loadMembers(state.guildId).catch(() => {})
   }, READ_STATES_MS)
+  // The feed first: whatever changes while the page loads arrives on it.
+  await connectFeed()
   // An invite link (/#invite=CODE) opened before logging in is used now.
   const pending = inviteCodeOf(location.hash)
   if (pending) {
@@ -178,6 +183,37 @@ async function openGuild(guildId, channelId) {
   const { channels } = await api('GET', `/guilds/${guildId}/channels`)
   $('guild-panel').hidden = false
   $('invite-result').hidden = true
+  renderChannels(channels)
+  await loadMembers(guildId)
+  const target = channels.find((c) => c.id === channelId) ?? channels[0]
+  if (target) await openChannel(target)
+  else await refreshReadStates()
+}
+
+/**
+ * Re-reads the open guild's channels (one was created, renamed, deleted, or the
+ * user's access changed) and redraws the list, keeping the open channel open;
+ * when it is gone or no longer visible, opens the first one.
+ */
+async function reloadChannels() {
+  const guildId = state.guildId
+  if (!guildId) return
+  const { channels } = await api('GET', `/guilds/${guildId}/channels`)
+  if (guildId !== state.guildId) return
+  renderChannels(channels)
+  const open = channels.find((c) => c.id === state.channelId)
+  if (open) {
+    $('channel-title').textContent = `${open.is_private ? '🔒' : '#'} ${open.name}`
+    await refreshReadStates()
+  } else if (channels[0]) await openChannel(channels[0])
+  else {
+    state.channelId = undefined
+    $('messages').replaceChildren()
+    $('composer').hidden = true
+  }
+}
+
+function renderChannels(channels) {
   $('channels').replaceChildren(
     ...channels.map((channel) =>
       el(
@@ -200,10 +236,9 @@ async function openGuild(guildId, channelId) {
       ),
     ),
   )
-  await loadMembers(guildId)
-  const target = channels.find((c) => c.id === channelId) ?? channels[0]
-  if (target) await openChannel(target)
-  else await refreshReadStates()
+  for (const button of $('channels').querySelectorAll('button')) {
+    button.classList.toggle('active', button.dataset.channelId === state.channelId)
+  }
 }
 
 // --- unread and mention badges ------------------------------------------------
@@ -525,7 +560,8 @@ async function renderMessage(message, fresh) {
 /** Re-reads one message (content, reactions, pins) and redraws it where it is. */
 async function refreshMessage(messageId) {
   const node = $('messages').querySelector(`.message[data-id="${messageId}"]`)
-  if (!node) return
+  // Not shown, or being edited here (saving redraws it).
+  if (!node || node.querySelector('.edit-form')) return
   const data = await api('GET', `/messages/${messageId}`).catch(() => undefined)
   if (!data) {
     node.remove()
@@ -568,6 +604,7 @@ function startEdit(message) {
     event.preventDefault()
     try {
       await api('PATCH', `/messages/${message.id}`, { content: input.value })
+      form.remove()
       await refreshMessage(message.id)
     } catch (e) {
       showError('chat-error', e)
@@ -613,9 +650,8 @@ async function openChannel(channel) {
   loadSettings(channel.id).catch((e) => showError('chat-error', e))
   $('messages').replaceChildren()
   $('composer').hidden = false
-  // Subscribe first, then read history: nothing posted in between is missed
-  // (the two overlap at most, and `shown` drops duplicates).
-  await listen(channel.id)
+  // The feed stands (connectFeed ran first), so nothing posted while the
+  // history loads is missed (the two overlap at most; `shown` drops duplicates).
   await loadOlder()
   const box = $('messages')
   box.scrollTop = box.scrollHeight
@@ -687,26 +723,122 @@ $('composer').addEventListener('submit', async (event) => {
   }
 })
 
-// --- live events (server-sent events over fetch) ------------------------------
+// --- live events: the change feed (server-sent events over fetch) -------------
 
 function setLive(live) {
   $('live-status').textContent = live ? 'live' : 'offline'
   $('live-status').classList.toggle('live', live)
 }
 
-/** Opens the channel's event stream; resolves once the subscription stands. */
-async function listen(channelId) {
+/** Runs `task` once per animation-free tick however often it is asked for (coalesces refreshes). */
+function coalesced(task) {
+  let pending
+  return () => {
+    pending ??= Promise.resolve()
+      .then(() => new Promise((resolve) => setTimeout(resolve, 50)))
+      .then(() => {
+        pending = undefined
+        return task()
+      })
+      .catch((e) => showError('chat-error', e))
+    return pending
+  }
+}
+
+const refreshChannelsSoon = coalesced(() => reloadChannels())
+const refreshReadStatesSoon = coalesced(() => refreshReadStates())
+const refreshMembersSoon = coalesced(() => state.guildId && loadMembers(state.guildId))
+const refreshGuildsSoon = coalesced(() => loadGuilds())
+const refreshingMessages = new Map()
+const refreshMessageSoon = (id) => {
+  if (!refreshingMessages.has(id)) {
+    refreshingMessages.set(
+      id,
+      coalesced(() => {
+        refreshingMessages.delete(id)
+        return refreshMessage(id)
+      }),
+    )
+  }
+  return refreshingMessages.get(id)()
+}
+
+/** Applies one event of the feed to what the page shows. */
+async function apply(type, event) {
+  const here = event.channel_id && event.channel_id === state.channelId
+  const inGuild = event.guild_id && event.guild_id === state.guildId
+  const data = event.data ?? {}
+  switch (type) {
+    case 'message_created':
+      if (here && data.message) await appendLive(data.message)
+      else if (inGuild) refreshReadStatesSoon()
+      return
+    case 'message_edited':
+    case 'reaction_added':
+    case 'reaction_removed':
+    case 'message_pinned':
+    case 'message_unpinned':
+      if (here) refreshMessageSoon(data.message_id)
+      return
+    case 'message_deleted':
+    case 'message_purged':
+      if (here) $('messages').querySelector(`.message[data-id="${data.message_id}"]`)?.remove()
+      else if (inGuild) refreshReadStatesSoon()
+      return
+    case 'channel_created':
+    case 'channel_updated':
+    case 'channel_deleted':
+    case 'overwrite_set':
+    case 'overwrite_deleted':
+    case 'role_updated':
+    case 'role_deleted':
+    case 'member_role_added':
+    case 'member_role_removed':
+      if (inGuild) {
+        refreshChannelsSoon()
+        refreshMembersSoon()
+      }
+      return
+    case 'member_joined':
+    case 'role_created':
+      if (inGuild) refreshMembersSoon()
+      if (type === 'member_joined' && data.user_id === state.userId) refreshGuildsSoon()
+      return
+    case 'member_removed':
+      if (data.user_id === state.userId) refreshGuildsSoon()
+      else if (inGuild) refreshMembersSoon()
+      return
+    case 'read_state_updated':
+      if (inGuild || !event.guild_id) refreshReadStatesSoon()
+      return
+    default:
+  }
+}
+
+/**
+ * Opens the user's change feed (GET /events) and keeps it open: after a drop
+ * (network, server restart) it reconnects with the last token as
+ * `Last-Event-ID`, and the server replays every change committed since, once,
+ * in order. Resolves once the stream stands.
+ */
+async function connectFeed() {
   state.stream?.abort()
   const controller = new AbortController()
   state.stream = controller
   setLive(false)
-  const res = await fetch(`/channels/${channelId}/events`, {
-    headers: { authorization: `Bearer ${state.token}` },
+  const res = await fetch('/events', {
+    headers: {
+      authorization: `Bearer ${state.token}`,
+      ...(state.eventToken ? { 'last-event-id': state.eventToken } : {}),
+    },
     signal: controller.signal,
   })
   if (!res.ok || !res.body) throw new Error(`event stream: ${res.status}`)
-  setLive(true)
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+  let ready
+  const opened = new Promise((resolve) => {
+    ready = resolve
+  })
   ;(async () => {
     let buffer = ''
     for (;;) {
@@ -717,28 +849,48 @@ async function listen(channelId) {
       buffer = frames.pop()
       for (const frame of frames) {
         const lines = frame.split('\n')
-        const type = lines.find((l) => l.startsWith('event: '))?.slice(7)
-        const data = lines.find((l) => l.startsWith('data: '))?.slice(6)
-        if (!data) continue
-        const event = JSON.parse(data)
-        if (type === 'message_created') await appendLive(event.message)
-        else if (type === 'message_updated') await refreshMessage(event.message.id)
-        else if (type === 'message_deleted') {
-          $('messages').querySelector(`.message[data-id="${event.message_id}"]`)?.remove()
+        const field = (name) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2)
+        const type = field('event')
+        const id = field('id')
+        const data = field('data')
+        if (!type || data === undefined) continue
+        if (type === 'ready' || type === 'resync') {
+          setLive(true)
+          ready()
+          // Too long away (or a token from elsewhere): reload what is shown.
+          if (type === 'resync' && state.eventToken) refreshGuildsSoon()
+        } else {
+          await apply(type, JSON.parse(data)).catch((e) => showError('chat-error', e))
         }
+        if (id) state.eventToken = id
       }
     }
   })()
     .catch(() => {})
     .finally(() => {
+      ready()
       if (state.stream !== controller) return
       setLive(false)
-      // Reconnect after a pause, re-reading nothing: live messages resume.
-      setTimeout(() => {
-        if (state.stream === controller) listen(channelId).catch(() => setLive(false))
-      }, 3000)
+      reconnectFeedSoon(controller, 1000)
     })
+  await opened
 }
+
+function reconnectFeedSoon(controller, ms) {
+  clearTimeout(state.reconnectTimer)
+  state.reconnectTimer = setTimeout(() => {
+    if (state.stream === controller && state.token)
+      connectFeed().catch(() => reconnectFeedSoon(controller, 3000))
+  }, ms)
+}
+
+// Offline: the stream is as good as dead (a TCP connection may take minutes to
+// notice); drop it now, so the page says so and resumes cleanly.
+window.addEventListener('offline', () => state.stream?.abort())
+// Back online: reconnect at once (the token resumes where the page left off).
+window.addEventListener('online', () => {
+  if (state.token && state.stream) reconnectFeedSoon(state.stream, 0)
+})
 
 /** Opens a message's guild and channel, loads history back to it, and highlights it. */
 async function openMessage(message, channel) {
