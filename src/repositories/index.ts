@@ -26,7 +26,16 @@ export {
   type PurgeEventsInput,
   purgeEvents,
 } from './events.ts'
-export * from './forums.ts'
+export {
+  type CreateForumTagInput,
+  createForumTag,
+  type ForumTag,
+  forumTagColumns,
+  forumTagFields,
+  MAX_POST_TAGS,
+  type SetPostTagsInput,
+  setPostTags,
+} from './forums.ts'
 export * from './friendships.ts'
 export * from './guilds.ts'
 export * from './import-messages.ts'
