@@ -569,8 +569,12 @@ export async function publishEventHint(
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error('timed out')), timeoutMs)
   })
+  const publishing = redis.publish(hintChannel(namespace), '')
+  // After the timeout the queued command may still fail (e.g. "Connection is
+  // closed" when the client is disconnected): that outcome is no one's to handle.
+  Promise.resolve(publishing).catch(() => {})
   try {
-    await Promise.race([redis.publish(hintChannel(namespace), ''), late])
+    await Promise.race([publishing, late])
   } catch (cause) {
     throw new GuildstoreError('the event hint could not be published', { cause })
   } finally {

@@ -1,0 +1,13 @@
+-- guildstore 0023: the change feed works for an application role with DML
+-- rights only (docs/host-database.md's two-role setup).
+--
+-- Every writing transaction takes its events' positions from
+-- guildstore_event_positions (nextval, in the commit-time stamp of 0019), and
+-- readers read its head (last_value). The documented grants cover tables only
+-- (SELECT, INSERT, UPDATE, DELETE ON ALL TABLES), so a DML-only role could no
+-- longer send a message after 0019: "permission denied for sequence
+-- guildstore_event_positions". A position is no secret and taking one leaves
+-- at most a hole (allowed: the feed promises order, not density), so every
+-- role of the database may use the sequence; the grant travels with the
+-- migration instead of becoming one more step for every host.
+GRANT USAGE, SELECT ON SEQUENCE guildstore_event_positions TO PUBLIC;
