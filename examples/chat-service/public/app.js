@@ -29,6 +29,7 @@ const state = {
   eventToken: undefined,
   reconnectTimer: undefined,
   readStatesSeq: 0,
+  openGen: 0,
   readStatesTimer: undefined,
 }
 
@@ -152,7 +153,8 @@ async function joinWithInvite(code) {
   await loadGuilds(guild_id)
 }
 
-async function loadGuilds(select) {
+/** Redraws the guild list; opens `select`, else the open one, else the first (unless `open` is false). */
+async function loadGuilds(select, { open = true } = {}) {
   const { guilds } = await api('GET', '/guilds')
   $('guilds').replaceChildren(
     ...guilds.map((guild) =>
@@ -168,6 +170,12 @@ async function loadGuilds(select) {
       ),
     ),
   )
+  for (const button of $('guilds').querySelectorAll('button')) {
+    const active = button.dataset.guildId === state.guildId
+    button.classList.toggle('active', active)
+    if (active) button.setAttribute('aria-current', 'true')
+  }
+  if (!open) return
   const next = select ?? state.guildId ?? guilds[0]?.id
   if (next) await openGuild(next)
 }
@@ -639,6 +647,9 @@ async function toggleHistory(messageId) {
 }
 
 async function openChannel(channel) {
+  // A newer opening makes an older one's pages stale (they are dropped).
+  state.openGen += 1
+  state.loadingOlder = false
   state.channelId = channel.id
   state.oldestId = undefined
   state.reachedStart = false
@@ -662,12 +673,13 @@ async function loadOlder() {
   if (state.loadingOlder || state.reachedStart || !state.channelId) return
   state.loadingOlder = true
   const channelId = state.channelId
+  const gen = state.openGen
   try {
     const query = new URLSearchParams({ limit: String(PAGE) })
     if (state.oldestId) query.set('before', state.oldestId)
     const page = await api('GET', `/channels/${channelId}/messages?${query}`)
     const { messages } = page
-    if (channelId !== state.channelId) return
+    if (channelId !== state.channelId || gen !== state.openGen) return
     remember(
       page,
       messages.map((m) => m.id),
@@ -689,7 +701,7 @@ async function loadOlder() {
     )
     box.scrollTop = box.scrollHeight - fromBottom
   } finally {
-    state.loadingOlder = false
+    if (gen === state.openGen) state.loadingOlder = false
   }
 }
 
@@ -749,6 +761,7 @@ const refreshChannelsSoon = coalesced(() => reloadChannels())
 const refreshReadStatesSoon = coalesced(() => refreshReadStates())
 const refreshMembersSoon = coalesced(() => state.guildId && loadMembers(state.guildId))
 const refreshGuildsSoon = coalesced(() => loadGuilds())
+const refreshGuildListSoon = coalesced(() => loadGuilds(undefined, { open: false }))
 const refreshingMessages = new Map()
 const refreshMessageSoon = (id) => {
   if (!refreshingMessages.has(id)) {
@@ -802,11 +815,17 @@ async function apply(type, event) {
     case 'member_joined':
     case 'role_created':
       if (inGuild) refreshMembersSoon()
-      if (type === 'member_joined' && data.user_id === state.userId) refreshGuildsSoon()
+      // Joined elsewhere (another tab, an invite): the list gains it; nothing reopens.
+      if (type === 'member_joined' && data.user_id === state.userId) refreshGuildListSoon()
       return
     case 'member_removed':
-      if (data.user_id === state.userId) refreshGuildsSoon()
-      else if (inGuild) refreshMembersSoon()
+      if (data.user_id !== state.userId) {
+        if (inGuild) refreshMembersSoon()
+      } else if (inGuild) {
+        // Removed from the open guild: open another.
+        state.guildId = undefined
+        refreshGuildsSoon()
+      } else refreshGuildListSoon()
       return
     case 'read_state_updated':
       if (inGuild || !event.guild_id) refreshReadStatesSoon()
