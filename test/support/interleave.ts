@@ -212,10 +212,15 @@ export interface Interleaver {
  * @param names the session names `run` will be given.
  */
 export async function createInterleaver(url: string, names: string[]): Promise<Interleaver> {
+  // An idle connection ended from outside (the file's database dropped WITH
+  // (FORCE) at teardown: 57P01) is an 'error' event of its pool; without a
+  // listener it is an uncaught exception that fails the whole run.
   const control = new pg.Pool({ connectionString: url, max: 1 })
+  control.on('error', () => {})
   const channels = new Map<string, Channel>()
   for (const name of names) {
     const pool = new pg.Pool({ connectionString: url, max: 1, idleTimeoutMillis: 0 })
+    pool.on('error', () => {})
     const db = createDb(pool)
     const { rows } = await pool.query<{ pid: number }>('select pg_backend_pid() as pid')
     channels.set(name, { db, pool, pid: rows[0]?.pid as number })
