@@ -153,6 +153,15 @@ cross join lateral (${accessibleChannelIdsSql({ userId: sql`u.id`, channelIds: s
     ),
 )
 
+const released = new WeakSet<object>()
+
+/** Returns a pooled client to its pool unless that was done already (pg throws on a second release). */
+function releaseOnce(client: { release(destroy?: boolean): void }, destroy = false): void {
+  if (released.has(client)) return
+  released.add(client)
+  client.release(destroy)
+}
+
 class Subscriber implements EventSubscription {
   /** Position read up to (undefined: not yet known, the head). */
   fetched: string | undefined
@@ -294,15 +303,18 @@ class Dispatcher {
     try {
       const client = await this.pool.connect()
       if (this.#stopped) {
-        client.release()
+        releaseOnce(client)
         return
       }
       this.#listener = client
       client.on('notification', () => this.wake())
       client.on('error', () => {
+        // A connection ended from outside (a restart, a terminated backend) may
+        // error after stop() released it, or error twice: release it once only
+        // (a second release throws inside this handler: an uncaught exception).
         if (this.#listener === client) this.#listener = undefined
-        client.release(true)
-        setTimeout(() => void this.#listen(), 1000).unref()
+        releaseOnce(client, true)
+        if (!this.#stopped) setTimeout(() => void this.#listen(), 1000).unref()
       })
       await client.query(`LISTEN ${EVENT_NOTIFY_CHANNEL}`)
       this.wake()
@@ -342,7 +354,7 @@ class Dispatcher {
     this.#listener = undefined
     if (listener) {
       await listener.query(`UNLISTEN ${EVENT_NOTIFY_CHANNEL}`).catch(() => {})
-      listener.release()
+      releaseOnce(listener)
     }
     const hints = this.#hints
     this.#hints = undefined
