@@ -52,6 +52,24 @@ async function admin<R extends pg.QueryResultRow>(text: string, values: unknown[
   }
 }
 
+/**
+ * Waits until the postmaster has reaped a killed backend. Only then does it
+ * start its crash restart, so a `serving()` check before that could succeed
+ * and the next call meet "the database system is in recovery mode".
+ */
+async function reaped(pid: number): Promise<void> {
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      process.kill(pid, 0)
+    } catch {
+      return
+    }
+    if (Date.now() > deadline) throw new Error(`backend ${pid} was not reaped within 30 s`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
 /** Commits wait for a synchronous standby that never comes: each hangs after its local flush. */
 async function holdCommits(on: boolean) {
   await admin(
@@ -152,6 +170,7 @@ describe('outcomes of a lost connection', () => {
         const pid = await waitingCommit(apps[i] as string)
         process.kill(pid, 'SIGKILL') // the backend dies: the server restarts every session
         const error = await outcome
+        await reaped(pid)
         expect(error, label).toBeInstanceOf(UnknownOutcomeError)
         expect((error as UnknownOutcomeError).retryable).toBe(false)
         expect((error as Error).message).not.toContain(name)
@@ -183,8 +202,10 @@ describe('outcomes of a lost connection', () => {
         () => 'acknowledged',
         (e: unknown) => e,
       )
-      process.kill(await waitingCommit('gs-o-nonce'), 'SIGKILL')
+      const pid = await waitingCommit('gs-o-nonce')
+      process.kill(pid, 'SIGKILL')
       error = await outcome
+      await reaped(pid)
     } finally {
       await serving()
       await holdCommits(false)
