@@ -39,9 +39,15 @@ from
     select
       $3::uuid
   )
+  left join channel_notification_settings ps on c.auto_archive_minutes is not null
+  and ps.channel_id = c.parent_id
+  and ps.user_id = (
+    select
+      $4::uuid
+  )
   cross join lateral (
     select
-      coalesce(cs.level, gs.level, 'all') as level,
+      coalesce(cs.level, ps.level, gs.level, 'all') as level,
       coalesce(gs.suppress_everyone, false) as suppress_everyone,
       coalesce(gs.suppress_roles, false) as suppress_roles,
       coalesce(
@@ -49,6 +55,14 @@ from
         and (
           cs.muted_until is null
           or cs.muted_until > statement_timestamp()
+        ),
+        false
+      )
+      or coalesce(
+        ps.muted
+        and (
+          ps.muted_until is null
+          or ps.muted_until > statement_timestamp()
         ),
         false
       )
@@ -82,7 +96,7 @@ from
           and m.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
           and m.author_id <> (
             select
-              $4::uuid
+              $5::uuid
           )
         order by
           m.seq
@@ -103,13 +117,13 @@ from
           where
             mm.user_id = (
               select
-                $5::uuid
+                $6::uuid
             )
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
             and mm.author_id <> (
               select
-                $6::uuid
+                $7::uuid
             )
             and ns.level <> 'nothing'
             and true
@@ -130,7 +144,7 @@ from
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
             and mm.author_id <> (
               select
-                $7::uuid
+                $8::uuid
             )
             and ns.level <> 'nothing'
             and not ns.suppress_everyone
@@ -543,9 +557,15 @@ from
     select
       $12::uuid
   )
+  left join channel_notification_settings ps on c.auto_archive_minutes is not null
+  and ps.channel_id = c.parent_id
+  and ps.user_id = (
+    select
+      $13::uuid
+  )
   cross join lateral (
     select
-      coalesce(cs.level, gs.level, 'all') as level,
+      coalesce(cs.level, ps.level, gs.level, 'all') as level,
       coalesce(gs.suppress_everyone, false) as suppress_everyone,
       coalesce(gs.suppress_roles, false) as suppress_roles,
       coalesce(
@@ -553,6 +573,14 @@ from
         and (
           cs.muted_until is null
           or cs.muted_until > statement_timestamp()
+        ),
+        false
+      )
+      or coalesce(
+        ps.muted
+        and (
+          ps.muted_until is null
+          or ps.muted_until > statement_timestamp()
         ),
         false
       )
@@ -586,7 +614,7 @@ from
           and m.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
           and m.author_id <> (
             select
-              $13::uuid
+              $14::uuid
           )
         order by
           m.seq
@@ -607,13 +635,13 @@ from
           where
             mm.user_id = (
               select
-                $14::uuid
+                $15::uuid
             )
             and mm.channel_id = c.id
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
             and mm.author_id <> (
               select
-                $15::uuid
+                $16::uuid
             )
             and ns.level <> 'nothing'
             and true
@@ -634,7 +662,7 @@ from
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
             and mm.author_id <> (
               select
-                $16::uuid
+                $17::uuid
             )
             and ns.level <> 'nothing'
             and not ns.suppress_everyone
@@ -666,7 +694,7 @@ from
               and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
               and mm.author_id <> (
                 select
-                  $17::uuid
+                  $18::uuid
               )
               and ns.level <> 'nothing'
               and not ns.suppress_roles
@@ -692,7 +720,7 @@ from
             and mm.seq > coalesce(rs.last_read_seq, (-9223372036854775808)::int8)
             and mm.author_id <> (
               select
-                $18::uuid
+                $19::uuid
             )
             and ns.level <> 'nothing'
             and not ns.suppress_everyone

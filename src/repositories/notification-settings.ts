@@ -75,7 +75,7 @@ export interface SetGuildNotificationSettingsInput {
 export interface SetChannelNotificationSettingsInput {
   channel_id: string
   user_id: string
-  /** `null`: follow the guild's level again. */
+  /** `null`: follow the guild's level again (for a thread: its parent channel's, else the guild's). */
   level?: NotificationLevel | null | undefined
   muted?: boolean | undefined
   muted_until?: Date | null | undefined
@@ -267,15 +267,19 @@ export async function setGuildNotificationSettings(
 }
 
 /**
- * Sets a user's override for one channel (a guild channel or a DM): its level
- * (`null` follows the guild's again) and a mute with an optional end. Only the
- * fields given change.
+ * Sets a user's override for one channel (a guild channel, a thread or a DM):
+ * its level (`null` follows the guild's again; for a thread, its parent
+ * channel's, else the guild's) and a mute with an optional end. Only the
+ * fields given change. A thread without an override of its own follows its
+ * parent channel's, and a muted parent mutes its threads
+ * (docs/read-state.md, "Notification settings").
  *
  * @throws {InvalidInputError} when an id is malformed, a field is invalid, or no field is given.
  * @throws {ForeignKeyViolationError} when the channel or the user does not exist.
  * @example
  * ```ts
  * await setChannelNotificationSettings(db, { channel_id, user_id: me, level: 'mentions' })
+ * await setChannelNotificationSettings(db, { channel_id: thread.id, user_id: me, level: 'all' })
  * ```
  */
 export async function setChannelNotificationSettings(

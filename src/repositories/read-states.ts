@@ -150,9 +150,15 @@ export interface ChannelReadState {
    * nothing, and the level `'nothing'` counts no mention at all.
    */
   mention_count: number
-  /** Muted now (the channel's mute or the guild's, unless it has ended). Counts stay exact: a client decides how to show it. */
+  /**
+   * Muted now (the channel's mute or the guild's, unless it has ended; for a
+   * thread also its parent channel's). Counts stay exact: a client decides how to show it.
+   */
   muted: boolean
-  /** The effective level: the channel's override, else the guild's, else `'all'`. */
+  /**
+   * The effective level: the channel's override, else (for a thread) its
+   * parent channel's override, else the guild's, else `'all'`.
+   */
   notification_level: NotificationLevel
 }
 
@@ -180,6 +186,12 @@ interface ReadStateRow {
  * (channel_id, seq) for @everyone, one range per held role, read from the
  * indexes alone (they include author_id; soft-deleted messages have no mention
  * rows, and seq identifies a message within the channel).
+ *
+ * A thread (`auto_archive_minutes` set) also reads its parent's override
+ * (`ps`, a primary-key probe in the same statement): its level is its own
+ * override's, else its parent's, else the guild's; it is muted while its own,
+ * its parent's or the guild's mute stands (docs/read-state.md, "Threads").
+ * A category is a `parent_id` too, but only a thread's parent is read.
  *
  * The per-channel parts read the user's id as `(select $n::uuid)`, an
  * InitPlan whose value the planner does not see, so a custom plan estimates
@@ -225,11 +237,14 @@ cross join gs
 join channels c on c.id = v.id
 left join channel_read_states rs on rs.user_id = ${userId} and rs.channel_id = c.id
 left join channel_notification_settings cs on cs.channel_id = c.id and cs.user_id = ${userId}
+left join channel_notification_settings ps
+  on c.auto_archive_minutes is not null and ps.channel_id = c.parent_id and ps.user_id = ${userId}
 cross join lateral (
-  select coalesce(cs.level, gs.level, 'all') as level,
+  select coalesce(cs.level, ps.level, gs.level, 'all') as level,
     coalesce(gs.suppress_everyone, false) as suppress_everyone,
     coalesce(gs.suppress_roles, false) as suppress_roles,
     coalesce(cs.muted and (cs.muted_until is null or cs.muted_until > statement_timestamp()), false)
+      or coalesce(ps.muted and (ps.muted_until is null or ps.muted_until > statement_timestamp()), false)
       or coalesce(gs.muted, false) as muted
 ) ns
 left join lateral (

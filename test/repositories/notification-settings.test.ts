@@ -7,7 +7,9 @@
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import {
+  createChannel,
   createMessage,
+  createThread,
   ForeignKeyViolationError,
   getNotificationSettings,
   InvalidInputError,
@@ -222,6 +224,138 @@ describe('notification settings', () => {
     const got = await getNotificationSettings(t.db, { user_id: a.id })
     expect(got.guild).toBeNull()
     expect(got.channels.map((c) => [c.channel_id, c.level])).toEqual([[dm.id, 'nothing']])
+  })
+
+  // A thread the member joined (their read-state list shows joined active
+  // threads), with one message of the owner mentioning them.
+  async function threadOf(w: Awaited<ReturnType<typeof world>>, parent_id = w.channel.id) {
+    const thread = await createThread(t.db, {
+      channel_id: parent_id,
+      author_id: w.member.id,
+      name: 'sub',
+      ...(parent_id === w.channel.id ? {} : { content: 'the question' }),
+    })
+    await createMessage(t.db, {
+      channel_id: thread.id,
+      author_id: w.owner.id,
+      content: 'x',
+      mentions: { user_ids: [w.member.id] },
+    })
+    return thread
+  }
+
+  const setChannel = (channel_id: string, user_id: string, patch: object) =>
+    setChannelNotificationSettings(t.db, { channel_id, user_id, ...patch })
+
+  it("threads: with no override a thread follows its parent's level and mute, else the guild's", async () => {
+    const w = await world()
+    const thread = await threadOf(w)
+    let s = await states(w.member.id, w.guild.id)
+    expect(s[thread.id]).toMatchObject({
+      unread_count: 1,
+      mention_count: 1,
+      muted: false,
+      notification_level: 'all',
+    })
+    await setGuildNotificationSettings(t.db, {
+      guild_id: w.guild.id,
+      user_id: w.member.id,
+      level: 'mentions',
+    })
+    s = await states(w.member.id, w.guild.id)
+    expect(s[thread.id]).toMatchObject({ notification_level: 'mentions', mention_count: 1 })
+    // The parent's override: its level and its mute reach the thread, not the
+    // sibling channel.
+    await setChannel(w.channel.id, w.member.id, { level: 'nothing', muted: true })
+    s = await states(w.member.id, w.guild.id)
+    expect(s[thread.id]).toMatchObject({
+      notification_level: 'nothing',
+      mention_count: 0,
+      unread_count: 1,
+      muted: true,
+    })
+    expect(s[w.other.id]).toMatchObject({ notification_level: 'mentions', muted: false })
+    // A category is a parent_id too, but its settings do not reach its channels.
+    const category = await createChannel(t.db, {
+      guild_id: w.guild.id,
+      name: 'cat',
+      type: 'category',
+    })
+    const inCategory = await createChannel(t.db, {
+      guild_id: w.guild.id,
+      name: 'c',
+      type: 'text',
+      parent_id: category.id,
+    })
+    await setChannel(category.id, w.member.id, { level: 'nothing', muted: true })
+    s = await states(w.member.id, w.guild.id)
+    expect(s[inCategory.id]).toMatchObject({ notification_level: 'mentions', muted: false })
+  })
+
+  it("threads: a thread's own override wins per field; a muted parent still mutes it", async () => {
+    const w = await world()
+    const thread = await threadOf(w)
+    await setChannel(w.channel.id, w.member.id, { level: 'nothing' })
+    await setChannel(thread.id, w.member.id, { level: 'all' })
+    let s = await states(w.member.id, w.guild.id)
+    expect(s[thread.id]).toMatchObject({ notification_level: 'all', mention_count: 1 })
+    expect(s[w.channel.id]).toMatchObject({ notification_level: 'nothing', mention_count: 0 })
+    // The thread's level override does not unmute it under a muted parent
+    // (Discord: muting a channel mutes its threads).
+    await setChannel(w.channel.id, w.member.id, { muted: true })
+    s = await states(w.member.id, w.guild.id)
+    expect(s[thread.id]).toMatchObject({ notification_level: 'all', muted: true })
+    // The thread's own mute, with the parent unmuted, mutes only the thread.
+    await setChannel(w.channel.id, w.member.id, { muted: false })
+    await setChannel(thread.id, w.member.id, { muted: true })
+    s = await states(w.member.id, w.guild.id)
+    expect([s[thread.id]?.muted, s[w.channel.id]?.muted]).toEqual([true, false])
+    // null: the thread follows its parent's level again.
+    await setChannel(thread.id, w.member.id, { level: null })
+    s = await states(w.member.id, w.guild.id)
+    expect(s[thread.id]).toMatchObject({ notification_level: 'nothing', mention_count: 0 })
+    const got = await getNotificationSettings(t.db, { user_id: w.member.id, guild_id: w.guild.id })
+    expect(got.channels.map((c) => c.channel_id).sort()).toEqual([w.channel.id, thread.id].sort())
+  })
+
+  it("threads: the parent's mute ends by time alone and unmutes the thread, with no write", async () => {
+    const w = await world()
+    const thread = await threadOf(w)
+    await setChannel(w.channel.id, w.member.id, {
+      muted: true,
+      muted_until: new Date(Date.now() + 1_200),
+    })
+    let s = await states(w.member.id, w.guild.id)
+    expect([s[thread.id]?.muted, s[w.channel.id]?.muted]).toEqual([true, true])
+    const xmins = async () =>
+      (
+        await sql<{ x: string }>`select xmin::text as x from channel_notification_settings
+          where user_id = ${w.member.id} order by channel_id`.execute(t.db)
+      ).rows.map((r) => r.x)
+    const before = await xmins()
+    await new Promise((r) => setTimeout(r, 1_400))
+    s = await states(w.member.id, w.guild.id)
+    expect([s[thread.id]?.muted, s[w.channel.id]?.muted]).toEqual([false, false])
+    expect(await xmins()).toEqual(before)
+  })
+
+  it("forum posts follow their forum's settings the same way", async () => {
+    const w = await world()
+    const forum = await createChannel(t.db, { guild_id: w.guild.id, name: 'help', type: 'forum' })
+    const post = await threadOf(w, forum.id)
+    let s = await states(w.member.id, w.guild.id)
+    expect(s[post.id]).toMatchObject({ mention_count: 1, muted: false, notification_level: 'all' })
+    await setChannel(forum.id, w.member.id, { level: 'nothing', muted: true })
+    s = await states(w.member.id, w.guild.id)
+    expect(s[post.id]).toMatchObject({
+      mention_count: 0,
+      unread_count: 1,
+      muted: true,
+      notification_level: 'nothing',
+    })
+    await setChannel(post.id, w.member.id, { level: 'mentions' })
+    s = await states(w.member.id, w.guild.id)
+    expect(s[post.id]).toMatchObject({ mention_count: 1, notification_level: 'mentions' })
   })
 
   it('refuses bad input and non-members with typed errors, writing nothing', async () => {
