@@ -1126,6 +1126,447 @@ order by
 limit
   $5;
 
+-- threads.list_forum_posts_tagged (prepared as "gs.threads.list_forum_posts_tagged"; read)
+select
+  page.*,
+  array(
+    select
+      pt.tag_id
+    from
+      post_tags pt
+    where
+      pt.thread_id = page.id
+    order by
+      pt.tag_id
+  ) as tag_ids
+from
+  (
+    select
+      t.id,
+      t.guild_id,
+      t.name,
+      t.type,
+      t.topic,
+      t.position,
+      t.is_private,
+      t.rate_limit_per_user,
+      t.parent_id,
+      t.require_tag,
+      t.created_at,
+      t.updated_at,
+      t.owner_id,
+      t.starter_message_id,
+      t.auto_archive_minutes,
+      t.archived_at,
+      t.locked,
+      t.last_message_at
+    from
+      channels t
+    where
+      t.parent_id = $1::uuid
+      and t.last_message_at is not null
+      and exists (
+        select
+        from
+          post_tags pt
+        where
+          pt.thread_id = t.id
+          and pt.tag_id = any ($2::uuid[])
+      )
+      and exists (
+        select
+          c.id
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.guild_id = gm.guild_id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
+          and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = coalesce(tp.id, c.id)
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when coalesce(tp.is_private, c.is_private)
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $3::uuid
+          and gm.guild_id = t.guild_id::uuid
+          and c.id = t.id::uuid
+          and (
+            (
+              case
+                when (
+                  g.owner_id = gm.user_id
+                  or (rp.permissions & 8) <> 0
+                ) then 71865506201599::int8
+                when (cp.permissions & 1024) = 0 then 0::int8
+                when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
+                else cp.permissions
+              end
+            ) & 1024
+          ) <> 0
+      )
+    order by
+      t.last_message_at desc,
+      t.id desc
+    limit
+      100
+  ) page
+order by
+  page.last_message_at desc,
+  page.id desc
+limit
+  $4;
+
+-- threads.list_forum_posts_tagged_before (prepared as "gs.threads.list_forum_posts_tagged_before"; read)
+select
+  page.*,
+  array(
+    select
+      pt.tag_id
+    from
+      post_tags pt
+    where
+      pt.thread_id = page.id
+    order by
+      pt.tag_id
+  ) as tag_ids
+from
+  (
+    select
+      t.id,
+      t.guild_id,
+      t.name,
+      t.type,
+      t.topic,
+      t.position,
+      t.is_private,
+      t.rate_limit_per_user,
+      t.parent_id,
+      t.require_tag,
+      t.created_at,
+      t.updated_at,
+      t.owner_id,
+      t.starter_message_id,
+      t.auto_archive_minutes,
+      t.archived_at,
+      t.locked,
+      t.last_message_at
+    from
+      channels t
+    where
+      t.parent_id = $1::uuid
+      and t.last_message_at is not null
+      and (t.last_message_at, t.id) < (
+        select
+          b.last_message_at,
+          b.id
+        from
+          channels b
+        where
+          b.id = $2::uuid
+          and b.parent_id = $3::uuid
+          and b.last_message_at is not null
+      )
+      and exists (
+        select
+        from
+          post_tags pt
+        where
+          pt.thread_id = t.id
+          and pt.tag_id = any ($4::uuid[])
+      )
+      and exists (
+        select
+          c.id
+        from
+          guild_members gm
+          join guilds g on g.id = gm.guild_id
+          cross join lateral (
+            select
+              coalesce(bit_or(r.permissions), 0::int8) as permissions
+            from
+              roles r
+            where
+              r.guild_id = gm.guild_id
+              and (
+                r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles mr
+                  where
+                    mr.guild_id = gm.guild_id
+                    and mr.user_id = gm.user_id
+                    and mr.role_id = r.id
+                )
+              )
+          ) rp
+          join channels c on c.guild_id = gm.guild_id
+          left join channels tp on tp.id = c.parent_id
+          and c.auto_archive_minutes is not null
+          left join channel_members cm on cm.channel_id = coalesce(tp.id, c.id)
+          and cm.user_id = gm.user_id
+          left join channel_members tm on tm.channel_id = c.id
+          and tm.user_id = gm.user_id
+          and c.auto_archive_minutes is not null
+          cross join lateral (
+            select
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and r.is_default
+                ),
+                0::int8
+              ) as everyone_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.role_id is not null
+                    and not r.is_default
+                ),
+                0::int8
+              ) as roles_allow,
+              coalesce(
+                bit_or(o.deny) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_deny,
+              coalesce(
+                bit_or(o.allow) filter (
+                  where
+                    o.user_id is not null
+                ),
+                0::int8
+              ) as member_allow
+            from
+              channel_overwrites o
+              left join roles r on r.id = o.role_id
+            where
+              o.channel_id = coalesce(tp.id, c.id)
+              and (
+                o.user_id = gm.user_id
+                or r.is_default
+                or exists (
+                  select
+                  from
+                    member_roles omr
+                  where
+                    omr.guild_id = gm.guild_id
+                    and omr.user_id = gm.user_id
+                    and omr.role_id = o.role_id
+                )
+              )
+          ) ow
+          cross join lateral (
+            select
+              case
+                when coalesce(tp.is_private, c.is_private)
+                and cm.user_id is null then 0::int8
+                else (
+                  (
+                    (
+                      (
+                        (
+                          (rp.permissions & ~ ow.everyone_deny) | ow.everyone_allow
+                        ) & ~ ow.roles_deny
+                      ) | ow.roles_allow
+                    ) & ~ ow.member_deny
+                  ) | ow.member_allow
+                ) & ~ 8::int8
+              end as permissions
+            offset
+              0
+          ) op
+          cross join lateral (
+            select
+              case
+                when c.auto_archive_minutes is null then op.permissions
+                when c.type = 'private_thread'
+                and tm.user_id is null
+                and (op.permissions & 17179869184::int8) = 0 then 0::int8
+                else (op.permissions & ~ 2048::int8) | case
+                  when (op.permissions & 274877906944::int8) <> 0
+                  and (
+                    not c.locked
+                    or (op.permissions & 17179869184::int8) <> 0
+                  ) then 2048::int8
+                  else 0::int8
+                end
+              end as permissions
+          ) cp
+        where
+          gm.user_id = $5::uuid
+          and gm.guild_id = t.guild_id::uuid
+          and c.id = t.id::uuid
+          and (
+            (
+              case
+                when (
+                  g.owner_id = gm.user_id
+                  or (rp.permissions & 8) <> 0
+                ) then 71865506201599::int8
+                when (cp.permissions & 1024) = 0 then 0::int8
+                when gm.communication_disabled_until > statement_timestamp() then cp.permissions & 66560::int8
+                else cp.permissions
+              end
+            ) & 1024
+          ) <> 0
+      )
+    order by
+      t.last_message_at desc,
+      t.id desc
+    limit
+      100
+  ) page
+order by
+  page.last_message_at desc,
+  page.id desc
+limit
+  $6;
+
 -- threads.lock (prepared as "gs.threads.lock"; write)
 select
   "id",

@@ -54,6 +54,8 @@ export const AUDIT_ACTIONS = [
   'thread_member_add',
   'thread_member_remove',
   'forum_tag_create',
+  'forum_tag_update',
+  'forum_tag_delete',
   'post_tags_update',
 ] as const
 

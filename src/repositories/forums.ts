@@ -25,7 +25,7 @@ import {
   defineFields,
   text,
 } from '../validation/index.ts'
-import { administer } from './administer.ts'
+import { administer, updateAudit } from './administer.ts'
 import { assertActingAs, auditChanges } from './internal.ts'
 
 /** Tags a post carries at most (Discord's). */
@@ -66,6 +66,47 @@ const insertTag = prepareQuery(
         moderated: p.moderated,
       })
       .returning(forumTagColumns),
+)
+
+// A tag with its forum's guild, locked (FOR UPDATE: a rename changes a unique
+// key, and a delete removes the row post_tags' foreign key probes).
+const lockTag = prepareQuery('forum_tags.lock', (db, p: { id: string }) =>
+  db
+    .selectFrom('forum_tags as g')
+    .innerJoin('channels as f', 'f.id', 'g.channel_id')
+    .select(forumTagColumns.map((c) => `g.${c}` as const))
+    .select('f.guild_id')
+    .where('g.id', '=', p.id)
+    .forUpdate('g'),
+)
+
+// A null parameter keeps the column; `emoji` is set only when given (null clears it).
+const updateTag = prepareQuery(
+  'forum_tags.update',
+  (
+    db,
+    p: {
+      id: string
+      name: string | null
+      emoji_given: boolean
+      emoji: string | null
+      moderated: boolean | null
+    },
+  ) =>
+    db
+      .updateTable('forum_tags')
+      .set({
+        name: sql`coalesce(${p.name}::text, name)`,
+        emoji: sql`case when ${p.emoji_given}::bool then ${p.emoji}::text else emoji end`,
+        moderated: sql`coalesce(${p.moderated}::bool, moderated)`,
+      })
+      .where('id', '=', p.id)
+      .returning(forumTagColumns),
+)
+
+// Its post_tags rows go by the foreign key's cascade, in this statement.
+const deleteTag = prepareQuery('forum_tags.delete', (db, p: { id: string }) =>
+  db.deleteFrom('forum_tags').where('id', '=', p.id),
 )
 
 // A forum, locked (its tags change under this lock).
@@ -189,45 +230,181 @@ export async function createForumTag(
       permission: Permissions.MANAGE_CHANNELS,
       channel_id,
     }),
-    apply: async (trx) => {
-      try {
-        return await mapErrors(
-          insertTag.executeTakeFirstOrThrow(trx, {
-            id: newId(),
-            channel_id,
-            name: input.name,
-            emoji: input.emoji ?? null,
-            moderated,
-          }),
-        )
-      } catch (error) {
-        if (error instanceof CheckViolationError && error.constraint === 'forum_tags_limit') {
-          throw new ConflictError('the forum has 20 tags', { reason: 'tag_limit', cause: error })
-        }
-        if (error instanceof UniqueViolationError) {
-          throw new ConflictError('the forum has a tag of this name', {
-            reason: 'tag_exists',
-            cause: error,
-          })
-        }
-        throw error
-      }
-    },
+    apply: (trx) =>
+      mapErrors(
+        insertTag.executeTakeFirstOrThrow(trx, {
+          id: newId(),
+          channel_id,
+          name: input.name,
+          emoji: input.emoji ?? null,
+          moderated,
+        }),
+      ).catch(tagErrors),
     audit: (tag, forum) => ({
       guild_id: forum.guild_id,
       action: 'forum_tag_create',
       target_id: tag.id,
-      changes: auditChanges(null, tag, ['name', 'emoji', 'moderated']),
+      changes: auditChanges(null, tag, TAG_FIELDS),
     }),
   })
 }
 
-/** Checks a post's tag ids: at most {@link MAX_POST_TAGS} distinct UUIDs. */
-export function assertPostTagIds(value: unknown, field: string): asserts value is string[] {
+/** The audit fields of a tag. */
+const TAG_FIELDS = ['name', 'emoji', 'moderated'] as const
+
+/** What a tag's insert or update raises, as the documented conflicts. */
+function tagErrors(error: unknown): never {
+  if (error instanceof CheckViolationError && error.constraint === 'forum_tags_limit') {
+    throw new ConflictError('the forum has 20 tags', { reason: 'tag_limit', cause: error })
+  }
+  if (error instanceof UniqueViolationError) {
+    throw new ConflictError('the forum has a tag of this name', {
+      reason: 'tag_exists',
+      cause: error,
+    })
+  }
+  throw error
+}
+
+/** Locks a tag for {@link updateForumTag} / {@link deleteForumTag}; `undefined` when there is none. */
+async function lockForumTag(
+  trx: Kysely<DB>,
+  id: string,
+): Promise<(ForumTag & { guild_id: string }) | undefined> {
+  const row = await lockTag.executeTakeFirst(trx, { id })
+  return row?.guild_id ? { ...row, guild_id: row.guild_id } : undefined
+}
+
+/** The permission a tag's change needs: `MANAGE_CHANNELS` in its forum (as {@link createForumTag}). */
+const tagRule = (tag: { guild_id: string; channel_id: string }) => ({
+  guild_id: tag.guild_id,
+  permission: Permissions.MANAGE_CHANNELS,
+  channel_id: tag.channel_id,
+})
+
+/** Input of {@link updateForumTag}: the fields given change, the others are kept. */
+export interface UpdateForumTagInput {
+  tag_id: string
+  /** 1 to 20 characters, unique in the forum (the rule of {@link createForumTag}). */
+  name?: string | undefined
+  /** 1 to 64 characters; `null` removes it. */
+  emoji?: string | null | undefined
+  /** Only `MANAGE_THREADS` holders apply or remove it. */
+  moderated?: boolean | undefined
+}
+
+/**
+ * Changes a forum tag's name, emoji or `moderated` flag; the fields not given
+ * are kept, and the posts carrying the tag keep it. With `as`, the actor needs
+ * `MANAGE_CHANNELS` in the forum. Writes the audit entry (`forum_tag_update`,
+ * the fields that changed) in the same transaction; an empty patch changes
+ * nothing and writes no entry.
+ *
+ * @returns the tag, or `undefined` when there is none with that id.
+ * @throws {InvalidInputError} when a field is invalid; nothing is written.
+ * @throws {ConflictError} `'tag_exists'` (the forum has another tag of that name).
+ * @throws {PermissionDeniedError} when the actor may not (`reason`).
+ * @example
+ * ```ts
+ * await updateForumTag(db, { tag_id: solved.id, name: 'answered', emoji: '✅' }, { actor_id: mod.id })
+ * ```
+ */
+export async function updateForumTag(
+  db: Kysely<DB>,
+  input: UpdateForumTagInput,
+  as?: ActingAs,
+): Promise<ForumTag | undefined> {
+  assertObject(input, 'input')
+  assertUuid(input.tag_id, 'tag_id')
+  if (input.name !== undefined) assertText(input.name, 'name', forumTagFields.name)
+  assertOptionalText(input.emoji, 'emoji', forumTagFields.emoji)
+  if (input.moderated !== undefined) assertBoolean(input.moderated, 'moderated')
+  assertActingAs(as)
+  const id = input.tag_id
+  const given =
+    input.name !== undefined || input.emoji !== undefined || input.moderated !== undefined
+  return administer(db, as, {
+    lock: (trx) => lockForumTag(trx, id),
+    missing: () => undefined,
+    rule: tagRule,
+    apply: async (trx, { guild_id: _, ...before }) =>
+      given
+        ? mapErrors(
+            updateTag.executeTakeFirstOrThrow(trx, {
+              id,
+              name: input.name ?? null,
+              emoji_given: input.emoji !== undefined,
+              emoji: input.emoji ?? null,
+              moderated: input.moderated ?? null,
+            }),
+          ).catch(tagErrors)
+        : before,
+    audit: (after, before) =>
+      updateAudit(before, after, TAG_FIELDS, {
+        guild_id: before.guild_id,
+        action: 'forum_tag_update',
+        target_id: id,
+      }),
+  })
+}
+
+/** Input of {@link deleteForumTag}. */
+export interface DeleteForumTagInput {
+  tag_id: string
+}
+
+/**
+ * Deletes a forum tag; the posts carrying it lose it in the same statement
+ * (the foreign key's cascade), and the tag's slot of the forum's 20 is free
+ * again. A forum with `require_tag` may be left with posts without a tag (as
+ * in Discord: the rule applies to new posts and tag changes). With `as`, the
+ * actor needs `MANAGE_CHANNELS` in the forum. Writes the audit entry
+ * (`forum_tag_delete`) in the same transaction.
+ *
+ * @returns the deleted tag, or `undefined` when there was none.
+ * @throws {InvalidInputError} for a malformed id.
+ * @throws {PermissionDeniedError} when the actor may not (`reason`); nothing is deleted.
+ * @example
+ * ```ts
+ * await deleteForumTag(db, { tag_id: stale.id }, { actor_id: mod.id })
+ * ```
+ */
+export async function deleteForumTag(
+  db: Kysely<DB>,
+  input: DeleteForumTagInput,
+  as?: ActingAs,
+): Promise<ForumTag | undefined> {
+  assertObject(input, 'input')
+  assertUuid(input.tag_id, 'tag_id')
+  assertActingAs(as)
+  const id = input.tag_id
+  return administer(db, as, {
+    lock: (trx) => lockForumTag(trx, id),
+    missing: () => undefined,
+    rule: tagRule,
+    apply: async (trx, { guild_id: _, ...tag }) => {
+      await deleteTag.execute(trx, { id })
+      return tag
+    },
+    audit: (tag, locked) => ({
+      guild_id: locked.guild_id,
+      action: 'forum_tag_delete',
+      target_id: id,
+      changes: auditChanges(tag, null, TAG_FIELDS),
+    }),
+  })
+}
+
+/** Checks tag ids: at most `max` ({@link MAX_POST_TAGS}: a post's) distinct UUIDs. */
+export function assertPostTagIds(
+  value: unknown,
+  field: string,
+  max: number = MAX_POST_TAGS,
+): asserts value is string[] {
   assertUuidArray(value, field)
   const ids = (value as string[]).map((id) => id.toLowerCase())
-  if (ids.length > MAX_POST_TAGS || new Set(ids).size !== ids.length) {
-    throw new InvalidInputError(`${field} must be at most ${MAX_POST_TAGS} distinct tags`, {
+  if (ids.length > max || new Set(ids).size !== ids.length) {
+    throw new InvalidInputError(`${field} must be at most ${max} distinct tags`, {
       field,
     })
   }

@@ -29,12 +29,16 @@ export {
 export {
   type CreateForumTagInput,
   createForumTag,
+  type DeleteForumTagInput,
+  deleteForumTag,
   type ForumTag,
   forumTagColumns,
   forumTagFields,
   MAX_POST_TAGS,
   type SetPostTagsInput,
   setPostTags,
+  type UpdateForumTagInput,
+  updateForumTag,
 } from './forums.ts'
 export * from './friendships.ts'
 export * from './guilds.ts'

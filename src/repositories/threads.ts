@@ -20,7 +20,8 @@ import { newId } from '../ids/new-id.ts'
 import { MIN_UUID } from '../ids/uuid-bounds.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
 import { memberChannelPermissionsSql } from '../permissions/actor-sql.ts'
-import { Permissions } from '../permissions/permissions.ts'
+import type { AuthorizeResult } from '../permissions/authorize.ts'
+import { hasPermission, Permissions } from '../permissions/permissions.ts'
 import { columnList, type Projection } from '../sql/columns.ts'
 import { mapErrors, prepareQuery, rawQuery } from '../sql/index.ts'
 import {
@@ -690,22 +691,29 @@ export interface ArchiveThreadInput {
   thread_id: string
   /** `false` unarchives it instead (a locked one too); default true. */
   archived?: boolean | undefined
-  /** Also lock it (`true`) or unlock it (`false`); absent: as it is. */
+  /** Also lock it (`true`) or unlock it (`false`); absent: as it is. A change needs `MANAGE_THREADS` (with `as`). */
   locked?: boolean | undefined
 }
 
 /**
  * Archives a thread now (or, with `archived: false`, unarchives it), and
  * locks or unlocks it. A send to an archived thread unarchives it; to a locked
- * one only a `MANAGE_THREADS` holder may send. With `as`, the actor needs `MANAGE_THREADS` in it. Writes the audit
- * entry (`thread_update`) when something changed.
+ * one only a `MANAGE_THREADS` holder may send. With `as` (Discord's rule): a
+ * `MANAGE_THREADS` holder in the thread may do all of it; the thread's owner
+ * (who started it), while they can view it, may archive or unarchive it
+ * while it is not locked, but not lock or unlock it. Writes the audit entry
+ * (`thread_update`) when something changed.
  *
  * @returns the thread, or `undefined` when there is none.
  * @throws {InvalidInputError} when a field is invalid.
- * @throws {PermissionDeniedError} when the actor may not (`reason`).
+ * @throws {PermissionDeniedError} when the actor may not (`reason`
+ *   `'missing_permission'`, `permission` `MANAGE_THREADS`: not the owner, a
+ *   change of `locked`, or a locked thread; `VIEW_CHANNEL` when the actor
+ *   cannot view the thread); nothing is written.
  * @example
  * ```ts
  * await archiveThread(db, { thread_id, locked: true }, { actor_id: mod.id })
+ * await archiveThread(db, { thread_id }, { actor_id: thread.owner_id })
  * ```
  */
 export async function archiveThread(
@@ -725,15 +733,17 @@ export async function archiveThread(
     missing: () => undefined,
     rule: (thread) => ({
       guild_id: thread.guild_id,
-      permission: Permissions.MANAGE_THREADS,
+      permission: Permissions.VIEW_CHANNEL,
       channel_id: thread_id,
     }),
-    apply: (trx) =>
-      archiveThreadRow.executeTakeFirst(trx, {
+    apply: (trx, thread, authorized) => {
+      if (as && authorized) assertMayArchive(thread, input.locked, as.actor_id, authorized)
+      return archiveThreadRow.executeTakeFirst(trx, {
         id: thread_id,
         archived,
         locked: input.locked ?? null,
-      }),
+      })
+    },
     audit: (after, before) =>
       updateAudit(before, after, THREAD_FIELDS, {
         guild_id: before.guild_id,
@@ -741,6 +751,33 @@ export async function archiveThread(
         target_id: thread_id,
       }),
   })
+}
+
+/**
+ * The actor rule of {@link archiveThread} past `VIEW_CHANNEL` (Discord's):
+ * `MANAGE_THREADS` may do anything; the thread's owner may archive or
+ * unarchive it while it is not locked, and change nothing about `locked`.
+ */
+function assertMayArchive(
+  thread: Thread,
+  locked: boolean | undefined,
+  actor_id: string,
+  authorized: AuthorizeResult,
+): void {
+  if (hasPermission(authorized.permissions, Permissions.MANAGE_THREADS)) return
+  const refuse = (message: string) =>
+    new PermissionDeniedError(message, {
+      reason: 'missing_permission',
+      permission: Permissions.MANAGE_THREADS,
+    })
+  if (thread.owner_id !== actor_id.toLowerCase()) {
+    throw refuse("only the thread's owner or MANAGE_THREADS archives it")
+  }
+  if (locked !== undefined && locked !== thread.locked) {
+    throw refuse('locking or unlocking a thread needs MANAGE_THREADS')
+  }
+  if (thread.locked)
+    throw refuse('a locked thread is archived or unarchived only with MANAGE_THREADS')
 }
 
 /** Input of {@link archiveIdleThreads}. */
@@ -849,11 +886,16 @@ export async function listArchivedThreads(
 
 // A forum's posts the user may access, by last activity (newest first): a walk
 // of channels_forum_posts_idx from the cursor's (last_message_at, id), with
-// each post's tags.
-function forumPosts(paged: boolean) {
+// each post's tags. `tagged`: only posts carrying any of `tag_ids` (a primary
+// key probe of post_tags per post walked; the keyset is the same, so pages of
+// a filtered listing chain like unfiltered ones).
+function forumPosts(paged: boolean, tagged: boolean) {
   return prepareQuery(
-    paged ? 'threads.list_forum_posts_before' : 'threads.list_forum_posts',
-    (db, p: { channel_id: string; user_id: string; before: string; limit: number }) =>
+    `threads.list_forum_posts${tagged ? '_tagged' : ''}${paged ? '_before' : ''}`,
+    (
+      db,
+      p: { channel_id: string; user_id: string; before: string; limit: number; tag_ids: string[] },
+    ) =>
       rawQuery(
         db,
         sql<ForumPost>`select page.*, array(
@@ -868,6 +910,12 @@ from (
       select b.last_message_at, b.id from channels b
       where b.id = ${p.before}::uuid and b.parent_id = ${p.channel_id}::uuid and b.last_message_at is not null)`
       : sql``
+  }${
+    tagged
+      ? sql`
+    and exists (
+      select from post_tags pt where pt.thread_id = t.id and pt.tag_id = any(${p.tag_ids}::uuid[]))`
+      : sql``
   }
     and exists (${accessibleChannelIdsSql({ userId: p.user_id, channelId: sql`t.id`, guildId: sql`t.guild_id` })})
   order by t.last_message_at desc, t.id desc
@@ -876,7 +924,15 @@ from (
       ),
   )
 }
-const forumPostStatements = { first: forumPosts(false), before: forumPosts(true) }
+const forumPostStatements = {
+  first: forumPosts(false, false),
+  before: forumPosts(true, false),
+  taggedFirst: forumPosts(false, true),
+  taggedBefore: forumPosts(true, true),
+}
+
+/** Tags a forum holds at most (migration 0022): the most a tag filter can name. */
+const MAX_FORUM_TAGS = 20
 
 /** A forum post as {@link listForumPosts} lists it: the thread, its last activity and its tag ids. */
 export type ForumPost = Thread & { last_message_at: Date; tag_ids: string[] }
@@ -890,17 +946,27 @@ export interface ListForumPostsInput {
   before?: string | null | undefined
   /** Page size, 1 to 100; default 50. */
   limit?: number | undefined
+  /**
+   * Only posts carrying ANY of these tags (Discord's tag filter), at most 20
+   * distinct ids; absent or empty: every post. An id that is no tag of the
+   * forum matches nothing.
+   */
+  tag_ids?: readonly string[] | undefined
 }
 
 /**
  * A page of a forum's posts (active and archived) that the user may access,
  * by last activity, newest first (keyset on `(last_message_at, id)`: pass the
- * last post's id as `before`), each with its tag ids.
+ * last post's id as `before`), each with its tag ids. With `tag_ids`, only the
+ * posts carrying any of those tags, paged the same way (pass the same
+ * `tag_ids` with `before`).
  *
- * @throws {InvalidInputError} when an id is malformed or the limit is outside 1…100.
+ * @throws {InvalidInputError} when an id is malformed, `tag_ids` holds more
+ *   than 20 ids or a duplicate, or the limit is outside 1…100.
  * @example
  * ```ts
  * const posts = await listForumPosts(db, { channel_id: forum.id, user_id })
+ * const open = await listForumPosts(db, { channel_id: forum.id, user_id, tag_ids: [bug.id, question.id] })
  * ```
  */
 export async function listForumPosts(
@@ -910,11 +976,22 @@ export async function listForumPosts(
   assertIdKey(input, ['channel_id', 'user_id'])
   assertOptionalUuid(input.before, 'before')
   const limit = pageLimit(input.limit, THREAD_PAGE_DEFAULT, THREAD_PAGE_MAX)
+  const tag_ids = input.tag_ids ?? []
+  assertPostTagIds(tag_ids, 'tag_ids', MAX_FORUM_TAGS)
   const before = input.before ?? null
-  return forumPostStatements[before === null ? 'first' : 'before'].execute(db, {
+  const key =
+    tag_ids.length === 0
+      ? before === null
+        ? 'first'
+        : 'before'
+      : before === null
+        ? 'taggedFirst'
+        : 'taggedBefore'
+  return forumPostStatements[key].execute(db, {
     channel_id: input.channel_id,
     user_id: input.user_id,
     before: before ?? MIN_UUID,
     limit,
+    tag_ids: [...tag_ids],
   })
 }

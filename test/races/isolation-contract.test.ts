@@ -22,6 +22,7 @@ import {
   acceptFriendRequest,
   addChannelMember,
   addReaction,
+  archiveThread,
   assignRole,
   createChannel,
   createForumTag,
@@ -41,6 +42,7 @@ import {
   sendFriendRequest,
   sendMessage,
   setPostTags,
+  updateForumTag,
   updateGuild,
   updateGuildEmoji,
   updateMessage,
@@ -334,6 +336,43 @@ const CASES: ContractCase[] = [
         }>`select count(*)::int as n from forum_tags where channel_id = ${c.forum}`,
       )
       return n <= 20 ? [] : [`${n} tags`]
+    },
+  },
+  {
+    name: 'updateForumTag: two tags renamed to one name (names stay unique in the forum)',
+    setup: async (db, c) => {
+      c.forum = (await createChannel(db, { guild_id: c.guild, name: 'f', type: 'forum' })).id
+      c.tagA = (await createForumTag(db, { channel_id: c.forum as string, name: 'a' })).id
+      c.tagB = (await createForumTag(db, { channel_id: c.forum as string, name: 'b' })).id
+    },
+    call: (db, c, who) =>
+      updateForumTag(db, { tag_id: (who === 'a' ? c.tagA : c.tagB) as string, name: 'same' }),
+    check: async (db, c) => {
+      const n = await count(
+        db,
+        sql<{ n: number }>`select count(*)::int as n from forum_tags
+          where channel_id = ${c.forum} and name = 'same'`,
+      )
+      return n <= 1 ? [] : [`${n} tags named 'same'`]
+    },
+  },
+  {
+    name: "archiveThread by its owner (a) against a moderator's lock (b): no owner archive over a lock",
+    setup: async (db, c) => {
+      await makeMember(db, c.guild, c.a)
+      c.thread = (await createThread(db, { channel_id: c.channel, author_id: c.a, name: 't' })).id
+    },
+    call: (db, c, who) =>
+      who === 'a'
+        ? archiveThread(db, { thread_id: c.thread as string }, { actor_id: c.a })
+        : archiveThread(db, { thread_id: c.thread as string, archived: false, locked: true }),
+    check: async (db, c) => {
+      const row = await db
+        .selectFrom('channels')
+        .select(['archived_at', 'locked'])
+        .where('id', '=', c.thread as string)
+        .executeTakeFirstOrThrow()
+      return row.locked && row.archived_at !== null ? ['archived by its owner while locked'] : []
     },
   },
   {

@@ -857,6 +857,26 @@ function slots(): Slot[] {
       writes: true,
     },
   )
+  id('updateForumTag', 'tag_id', (v) => f.updateForumTag!(db(), { tag_id: v, name: 'ok' }), {
+    writes: true,
+  })
+  text('updateForumTag', 'name', (v) => f.updateForumTag!(db(), { tag_id: W().tag.id, name: v }), {
+    writes: true,
+    stored: { table: 'forum_tags', column: 'name', id: idOf },
+  })
+  text(
+    'updateForumTag',
+    'emoji',
+    (v) => f.updateForumTag!(db(), { tag_id: W().tag.id, emoji: v }),
+    { writes: true, stored: { table: 'forum_tags', column: 'emoji', id: idOf } },
+  )
+  // An unknown tag for a valid id: the world's tag must survive.
+  id('deleteForumTag', 'tag_id', (v) => f.deleteForumTag!(db(), { tag_id: v }), {
+    writes: true,
+  })
+  id('listForumPosts', 'tag_ids[0]', (v) =>
+    f.listForumPosts!(db(), { channel_id: W().forum.id, user_id: W().member.id, tag_ids: [v] }),
+  )
   id('setPostTags', 'thread_id', (v) => f.setPostTags!(db(), { thread_id: v, tag_ids: [] }), {
     writes: true,
   })
@@ -917,6 +937,9 @@ function slots(): Slot[] {
     ['archiveThread', () => [{ thread_id: W().thread.id }]],
     ['createForumTag', () => [newTag()]],
     ['setPostTags', () => [{ thread_id: W().post.id, tag_ids: [W().tag.id] }]],
+    ['updateForumTag', () => [{ tag_id: W().tag.id, name: uniq().slice(0, 20) }]],
+    // An unknown tag: the world's tag must survive the valid calls.
+    ['deleteForumTag', () => [{ tag_id: unknownId() }]],
   ]
   for (const [fn, args] of acting) {
     id(fn, 'as.actor_id', (v) => f[fn]!(db(), ...args(), { actor_id: v }), { writes: true })

@@ -7,6 +7,7 @@ import {
   createMessage,
   createThread,
   DatabaseUnavailableError,
+  deleteForumTag,
   InvalidInputError,
   listAuditLog,
   listForumPosts,
@@ -16,6 +17,7 @@ import {
   readChannelMessages,
   sendMessage,
   setPostTags,
+  updateForumTag,
 } from '../../src/index.ts'
 import { countRows, useTestDatabase } from '../support/database.ts'
 import { makeGuild, makeMemberWith, makeUser, unknownId } from '../support/factories.ts'
@@ -43,6 +45,13 @@ async function setup(require_tag = false) {
 }
 
 const member = (guild_id: string, permissions = 0n) => makeMemberWith(t.db, guild_id, permissions)
+
+/** A deny of VIEW_CHANNEL on the forum for one member (plain SQL). */
+const hideForum = (channel_id: string, guild_id: string, user_id: string) =>
+  t.db
+    .insertInto('channel_overwrites')
+    .values({ channel_id, guild_id, user_id, allow: 0n, deny: Permissions.VIEW_CHANNEL })
+    .execute()
 
 const post = (channel_id: string, author_id: string, more: object = {}) =>
   createThread(
@@ -118,21 +127,73 @@ describe('forum posts', () => {
     const order = [posts[0], posts[3], posts[2], posts[1]].map((p) => p?.id)
     expect([...first, ...rest].map((p) => p.id)).toEqual(order)
     // A member who may not view the forum sees no post.
-    await t.db
-      .insertInto('channel_overwrites')
-      .values({
-        channel_id: forum.id,
-        guild_id: guild.id,
-        user_id: user.id,
-        allow: 0n,
-        deny: Permissions.VIEW_CHANNEL,
-      })
-      .execute()
+    await hideForum(forum.id, guild.id, user.id)
     expect(await listForumPosts(t.db, { channel_id: forum.id, user_id: user.id })).toEqual([])
     for (const bad of BAD_IDS) {
       await expectInvalidAndNothingWritten(t.db, () =>
         listForumPosts(t.db, { channel_id: bad as string, user_id: user.id }),
       )
+    }
+  })
+  it('tag_ids filters posts having ANY of the tags, keyset pages across the filter, only what the user may see', async () => {
+    const { owner, guild, forum } = await setup()
+    const user = await member(guild.id)
+    const bug = await createForumTag(t.db, { channel_id: forum.id, name: 'bug' })
+    const idea = await createForumTag(t.db, { channel_id: forum.id, name: 'idea' })
+    const other = await createForumTag(t.db, { channel_id: forum.id, name: 'other' })
+    // Newest last: b1 (bug), o1 (other), i1 (idea), b2 (bug+idea), o2 (other), b3 (bug).
+    const plan: [string, string[]][] = [
+      ['b1', [bug.id]],
+      ['o1', [other.id]],
+      ['i1', [idea.id]],
+      ['b2', [bug.id, idea.id]],
+      ['o2', [other.id]],
+      ['b3', [bug.id]],
+    ]
+    const made: Record<string, string> = {}
+    for (const [name, tag_ids] of plan) {
+      made[name] = (await post(forum.id, owner.id, { name, tag_ids })).id
+    }
+    const list = (more: object) =>
+      listForumPosts(t.db, { channel_id: forum.id, user_id: user.id, ...more })
+    const ids = (names: string[]) => names.map((n) => made[n])
+    // Any of bug, idea: newest first, pages of 2 chained with `before`.
+    const filter = { tag_ids: [bug.id, idea.id] }
+    const seen: string[] = []
+    let before: string | undefined
+    for (let page = 0; page < 4; page++) {
+      const got = await list({ ...filter, limit: 2, ...(before ? { before } : {}) })
+      expect(got.length).toBeLessThanOrEqual(2)
+      if (got.length === 0) break
+      for (const p of got) expect(p.tag_ids.some((id) => filter.tag_ids.includes(id))).toBe(true)
+      seen.push(...got.map((p) => p.id))
+      before = got.at(-1)?.id
+    }
+    expect(seen).toEqual(ids(['b3', 'b2', 'i1', 'b1']))
+    // A post after the cursor that matches only later still pages right:
+    // activity moves b1 first, the next page from b2 skips it.
+    await sendMessage(t.db, { channel_id: made.b1 ?? '', author_id: owner.id, content: 'up' })
+    const top = await list({ ...filter, limit: 2 })
+    expect(top.map((p) => p.id)).toEqual(ids(['b1', 'b3']))
+    expect((await list({ ...filter, before: top.at(-1)?.id })).map((p) => p.id)).toEqual(
+      ids(['b2', 'i1']),
+    )
+    // One tag; a tag of no post; absent or empty: every post.
+    expect((await list({ tag_ids: [other.id] })).map((p) => p.id)).toEqual(ids(['o2', 'o1']))
+    expect(await list({ tag_ids: [unknownId()] })).toEqual([])
+    expect(await list({ tag_ids: [] })).toHaveLength(6)
+    // A member who may not view the forum sees no post, filtered or not.
+    await hideForum(forum.id, guild.id, user.id)
+    expect(await list(filter)).toEqual([])
+    // Hostile filters: typed, nothing written.
+    for (const bad of [
+      ['nope'],
+      [bug.id, bug.id],
+      Array.from({ length: 21 }, () => unknownId()),
+      'x',
+      [null],
+    ]) {
+      await expectInvalidAndNothingWritten(t.db, () => list({ tag_ids: bad }))
     }
   })
 })
@@ -300,5 +361,150 @@ describe('forum tags', () => {
     expect(error).toBeInstanceOf(DatabaseUnavailableError)
     const tags = await listForumPosts(t.db, { channel_id: forum.id, user_id: user.id })
     expect(tags[0]?.tag_ids).toEqual([a.id])
+  })
+
+  it('updateForumTag: the fields given change, names unique in the forum, MANAGE_CHANNELS with `as`; audited', async () => {
+    const { owner, guild, forum } = await setup()
+    const other = await setup()
+    const tag = await createForumTag(t.db, { channel_id: forum.id, name: 'question', emoji: '❓' })
+    await createForumTag(t.db, { channel_id: forum.id, name: 'taken' })
+    // The same name in another forum is not a conflict.
+    await createForumTag(t.db, { channel_id: other.forum.id, name: 'answered' })
+    const p = await post(forum.id, owner.id, { tag_ids: [tag.id] })
+    const renamed = await updateForumTag(
+      t.db,
+      { tag_id: tag.id, name: 'answered', moderated: true },
+      { actor_id: owner.id },
+    )
+    expect(renamed).toMatchObject({ id: tag.id, name: 'answered', emoji: '❓', moderated: true })
+    // emoji: null removes it; the others are kept.
+    expect(await updateForumTag(t.db, { tag_id: tag.id, emoji: null })).toMatchObject({
+      name: 'answered',
+      emoji: null,
+      moderated: true,
+    })
+    // The post keeps the tag.
+    const [listed] = await listForumPosts(t.db, { channel_id: forum.id, user_id: owner.id })
+    expect(listed?.id).toBe(p.id)
+    expect(listed?.tag_ids).toEqual([tag.id])
+    // The identity rule of create: the name is taken in this forum (exactly).
+    const dup = await rejection(updateForumTag(t.db, { tag_id: tag.id, name: 'taken' }))
+    expect((dup as ConflictError).reason).toBe('tag_exists')
+    // Without MANAGE_CHANNELS: refused, nothing written; with it in the forum: allowed.
+    const user = await member(guild.id)
+    const before = await countRows(t.db)
+    const denied = await rejection(
+      updateForumTag(t.db, { tag_id: tag.id, name: 'x' }, { actor_id: user.id }),
+    )
+    expect(denied).toMatchObject({ permission: Permissions.MANAGE_CHANNELS })
+    expect(await countRows(t.db)).toEqual(before)
+    const manager = await member(guild.id, Permissions.MANAGE_CHANNELS)
+    await updateForumTag(t.db, { tag_id: tag.id, name: 'solved' }, { actor_id: manager.id })
+    // An empty patch changes nothing and writes no entry; an unknown tag: undefined.
+    const entries = (await listAuditLog(t.db, guild.id, { action: 'forum_tag_update' })).length
+    expect(await updateForumTag(t.db, { tag_id: tag.id }, { actor_id: owner.id })).toMatchObject({
+      name: 'solved',
+    })
+    expect(await updateForumTag(t.db, { tag_id: unknownId(), name: 'x' })).toBeUndefined()
+    const audit = await listAuditLog(t.db, guild.id, { action: 'forum_tag_update' })
+    expect(audit).toHaveLength(entries)
+    expect(audit.map((e) => Object.keys(e.changes).sort())).toEqual([
+      ['name'],
+      ['emoji'],
+      ['moderated', 'name'],
+    ])
+    for (const bad of [
+      { tag_id: tag.id, name: '' },
+      { tag_id: tag.id, name: 'x'.repeat(21) },
+      { tag_id: tag.id, emoji: '' },
+      { tag_id: tag.id, emoji: 'e'.repeat(65) },
+      { tag_id: tag.id, moderated: 'yes' as unknown as boolean },
+      { tag_id: tag.id, name: 5 as unknown as string },
+      ...BAD_IDS.map((id) => ({ tag_id: id as string, name: 'ok' })),
+    ]) {
+      await expectInvalidAndNothingWritten(t.db, () => updateForumTag(t.db, bad))
+    }
+  })
+
+  it('deleteForumTag: its posts lose it in the same transaction, the slot is free again; MANAGE_CHANNELS; audited', async () => {
+    const { owner, guild, forum } = await setup()
+    const tags = []
+    for (let i = 0; i < 20; i++)
+      tags.push(await createForumTag(t.db, { channel_id: forum.id, name: `t${i}` }))
+    const [gone, kept] = tags as [(typeof tags)[0], (typeof tags)[0]]
+    const p = await post(forum.id, owner.id, { tag_ids: [gone.id, kept.id] })
+    const postTags = async () =>
+      (await listForumPosts(t.db, { channel_id: forum.id, user_id: owner.id }))[0]?.tag_ids
+    // Inside a caller's transaction that rolls back: nothing happened.
+    const rolledBack = await rejection(
+      t.db
+        .transaction()
+        .setIsolationLevel('repeatable read')
+        .execute(async (trx) => {
+          expect(await deleteForumTag(trx, { tag_id: gone.id })).toMatchObject({ id: gone.id })
+          const inside = await trx
+            .selectFrom('post_tags')
+            .select('tag_id')
+            .where('thread_id', '=', p.id)
+            .execute()
+          expect(inside.map((r) => r.tag_id)).toEqual([kept.id])
+          throw new Error('roll back')
+        }),
+    )
+    expect((rolledBack as Error).message).toBe('roll back')
+    expect(await postTags()).toEqual([gone.id, kept.id].sort())
+    // Without MANAGE_CHANNELS: refused, nothing deleted.
+    const user = await member(guild.id)
+    const before = await countRows(t.db)
+    expect(
+      await rejection(deleteForumTag(t.db, { tag_id: gone.id }, { actor_id: user.id })),
+    ).toBeInstanceOf(PermissionDeniedError)
+    expect(await countRows(t.db)).toEqual(before)
+    const deleted = await deleteForumTag(t.db, { tag_id: gone.id }, { actor_id: owner.id })
+    expect(deleted).toMatchObject({ id: gone.id, name: gone.name, channel_id: forum.id })
+    expect(await postTags()).toEqual([kept.id])
+    expect(await deleteForumTag(t.db, { tag_id: gone.id })).toBeUndefined()
+    // The forum held 20: the deleted one's slot takes a new tag, and only one.
+    await createForumTag(t.db, { channel_id: forum.id, name: 'new' })
+    const full = await rejection(createForumTag(t.db, { channel_id: forum.id, name: 'over' }))
+    expect((full as ConflictError).reason).toBe('tag_limit')
+    const audit = await listAuditLog(t.db, guild.id, { action: 'forum_tag_delete' })
+    expect(audit).toHaveLength(1)
+    expect(audit[0]).toMatchObject({ target_id: gone.id, actor_id: owner.id })
+    expect(audit[0]?.changes.name).toEqual({ before: gone.name, after: null })
+    for (const bad of BAD_IDS) {
+      await expectInvalidAndNothingWritten(t.db, () =>
+        deleteForumTag(t.db, { tag_id: bad as string }),
+      )
+    }
+  })
+
+  it('a rename and a create of one name at once: one wins, the other is tag_exists (proof: lock waiters)', async () => {
+    const { forum } = await setup()
+    const tag = await createForumTag(t.db, { channel_id: forum.id, name: 'old' })
+    // The barrier holds the forum's counter row (the create waits there) and
+    // the tag's row (the rename waits in its lock).
+    const race = await raceAtBarrier(
+      t.pool,
+      {
+        text: `select 1 from guildstore_forum_tag_counts c, forum_tags g
+          where c.channel_id = $1 and g.id = $2 for update`,
+        values: [forum.id, tag.id],
+      },
+      [
+        () => updateForumTag(t.db, { tag_id: tag.id, name: 'same' }),
+        () => createForumTag(t.db, { channel_id: forum.id, name: 'same' }),
+      ],
+    )
+    expect(race.waiters).toBeGreaterThanOrEqual(2)
+    const refused = race.results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))
+    expect(refused).toHaveLength(1)
+    expect((refused[0] as ConflictError).reason).toBe('tag_exists')
+    const names = await t.db
+      .selectFrom('forum_tags')
+      .select('name')
+      .where('channel_id', '=', forum.id)
+      .execute()
+    expect(names.filter((n) => n.name === 'same')).toHaveLength(1)
   })
 })

@@ -57,6 +57,10 @@ async function setup() {
 
 const member = (guild_id: string, permissions = 0n) => makeMemberWith(t.db, guild_id, permissions)
 
+/** A deny of VIEW_CHANNEL on a channel for one member. */
+const denyView = (channel_id: string, user_id: string) =>
+  setChannelOverwrite(t.db, { channel_id, user_id, allow: 0n, deny: Permissions.VIEW_CHANNEL })
+
 const send = (channel_id: string, author_id: string, content = 'hi') =>
   sendMessage(t.db, { channel_id, author_id, content })
 
@@ -216,12 +220,7 @@ describe('thread access', () => {
       ).access_version
     const v0 = await version()
     // A deny on the parent: the thread's version moves, the stored rows are not trusted.
-    await setChannelOverwrite(t.db, {
-      channel_id: channel.id,
-      user_id: reader.id,
-      allow: 0n,
-      deny: Permissions.VIEW_CHANNEL,
-    })
+    await denyView(channel.id, reader.id)
     expect(await version()).toBeGreaterThan(v0)
     expect(
       await rejection(readChannelMessages(t.db, { channel_id: thread.id, user_id: reader.id })),
@@ -324,12 +323,7 @@ describe('thread access', () => {
       expect.arrayContaining(['thread_member_add', 'thread_member_remove']),
     )
     // A MANAGE_THREADS holder who cannot view the parent sees nothing.
-    await setChannelOverwrite(t.db, {
-      channel_id: channel.id,
-      user_id: moderator.id,
-      allow: 0n,
-      deny: Permissions.VIEW_CHANNEL,
-    })
+    await denyView(channel.id, moderator.id)
     expect(await canAccessChannel(t.db, { channel_id: thread.id, user_id: moderator.id })).toBe(
       false,
     )
@@ -473,12 +467,7 @@ describe('thread members', () => {
     expect(await leaveThread(t.db, { thread_id: thread.id, user_id: user.id })).toBe(true)
     expect(await leaveThread(t.db, { thread_id: thread.id, user_id: user.id })).toBe(false)
     const blind = await member(guild.id)
-    await setChannelOverwrite(t.db, {
-      channel_id: channel.id,
-      user_id: blind.id,
-      allow: 0n,
-      deny: Permissions.VIEW_CHANNEL,
-    })
+    await denyView(channel.id, blind.id)
     const cannot = await rejection(
       addThreadMember(t.db, { thread_id: thread.id, user_id: blind.id }),
     )
@@ -558,8 +547,9 @@ describe('archiving and locking', () => {
     await send(thread.id, user.id)
     const archived = await archiveThread(t.db, { thread_id: thread.id }, { actor_id: moderator.id })
     expect(archived?.archived_at).toBeInstanceOf(Date)
+    const bystander = await member(guild.id)
     expect(
-      await rejection(archiveThread(t.db, { thread_id: thread.id }, { actor_id: user.id })),
+      await rejection(archiveThread(t.db, { thread_id: thread.id }, { actor_id: bystander.id })),
     ).toBeInstanceOf(PermissionDeniedError)
     await send(thread.id, user.id)
     const active = await t.db
@@ -598,6 +588,89 @@ describe('archiving and locking', () => {
     )
     const audit = await listAuditLog(t.db, guild.id)
     expect(audit.filter((e) => e.action === 'thread_update').length).toBeGreaterThanOrEqual(2)
+  })
+
+  it("the thread's owner archives and unarchives it without MANAGE_THREADS, but never locks, unlocks or reopens a locked one", async () => {
+    const { guild, channel } = await setup()
+    const owner = await member(guild.id)
+    const other = await member(guild.id)
+    const moderator = await member(guild.id, Permissions.MANAGE_THREADS)
+    const thread = await createThread(t.db, {
+      channel_id: channel.id,
+      author_id: owner.id,
+      name: 'mine',
+    })
+    const row = () =>
+      t.db
+        .selectFrom('channels')
+        .select(['archived_at', 'locked', 'access_version'])
+        .where('id', '=', thread.id)
+        .executeTakeFirstOrThrow()
+    const refusal = async (call: () => Promise<unknown>) => {
+      const before = await row()
+      const auditBefore = (await listAuditLog(t.db, guild.id)).length
+      const error = await rejection(call())
+      expect(error).toBeInstanceOf(PermissionDeniedError)
+      expect(await row()).toEqual(before)
+      expect((await listAuditLog(t.db, guild.id)).length).toBe(auditBefore)
+      return error as PermissionDeniedError
+    }
+    // The owner archives and unarchives their own (unlocked) thread; audited.
+    const archived = await archiveThread(t.db, { thread_id: thread.id }, { actor_id: owner.id })
+    expect(archived?.archived_at).toBeInstanceOf(Date)
+    const reopened = await archiveThread(
+      t.db,
+      { thread_id: thread.id, archived: false },
+      { actor_id: owner.id },
+    )
+    expect(reopened).toMatchObject({ archived_at: null, locked: false })
+    const audit = await listAuditLog(t.db, guild.id)
+    expect(
+      audit.filter((e) => e.action === 'thread_update' && e.actor_id === owner.id),
+    ).toHaveLength(2)
+    // Not the owner, without MANAGE_THREADS: refused, typed, nothing written.
+    const notOwner = await refusal(() =>
+      archiveThread(t.db, { thread_id: thread.id }, { actor_id: other.id }),
+    )
+    expect(notOwner).toMatchObject({
+      reason: 'missing_permission',
+      permission: Permissions.MANAGE_THREADS,
+    })
+    // The owner cannot lock (not even while archiving).
+    const lock = await refusal(() =>
+      archiveThread(t.db, { thread_id: thread.id, locked: true }, { actor_id: owner.id }),
+    )
+    expect(lock.permission).toBe(Permissions.MANAGE_THREADS)
+    // `locked` as it is already changes nothing about the lock: allowed.
+    await archiveThread(t.db, { thread_id: thread.id, locked: false }, { actor_id: owner.id })
+    expect((await row()).archived_at).toBeInstanceOf(Date)
+    // Locked by a moderator (and archived): the owner neither unarchives nor unlocks it.
+    await archiveThread(t.db, { thread_id: thread.id, locked: true }, { actor_id: moderator.id })
+    await refusal(() =>
+      archiveThread(t.db, { thread_id: thread.id, archived: false }, { actor_id: owner.id }),
+    )
+    await refusal(() =>
+      archiveThread(
+        t.db,
+        { thread_id: thread.id, archived: false, locked: false },
+        { actor_id: owner.id },
+      ),
+    )
+    // Nor archives it again once a moderator reopened it still locked.
+    await archiveThread(t.db, { thread_id: thread.id, archived: false }, { actor_id: moderator.id })
+    await refusal(() => archiveThread(t.db, { thread_id: thread.id }, { actor_id: owner.id }))
+    expect(await row()).toMatchObject({ archived_at: null, locked: true })
+    // The owner must still see the thread: a deny of VIEW_CHANNEL on the parent refuses them.
+    const second = await createThread(t.db, {
+      channel_id: channel.id,
+      author_id: owner.id,
+      name: 's',
+    })
+    await denyView(channel.id, owner.id)
+    const hidden = await rejection(
+      archiveThread(t.db, { thread_id: second.id }, { actor_id: owner.id }),
+    )
+    expect(hidden).toMatchObject({ permission: Permissions.VIEW_CHANNEL })
   })
 
   it('archiveIdleThreads archives threads idle for their auto_archive_minutes only', async () => {
