@@ -158,6 +158,21 @@ beforeAll(async () => {
 })
 
 const W = () => world
+
+/**
+ * One subscribeEvents call, closed at once: it checks its input before it
+ * subscribes (a throw, not a rejection; a rejection here).
+ */
+async function subscribeOnce(db: unknown, input: Record<string, unknown>): Promise<string> {
+  const subscribe = anyFn.subscribeEvents as unknown as (...args: unknown[]) => gs.EventSubscription
+  const subscription = subscribe(db, null, input)
+  try {
+    await subscription.ready()
+  } finally {
+    await subscription.close()
+  }
+  return subscription.token()
+}
 const idOf = (r: unknown) => (r as { id: string }).id
 
 /** Every (function, slot) that takes a string or an id. */
@@ -559,6 +574,11 @@ function slots(): Slot[] {
   // The change feed (migration 0019).
   id('listEvents', 'user_id', (v) => f.listEvents!(db(), { user_id: v }))
   text('listEvents', 'after', (v) => f.listEvents!(db(), { user_id: W().member.id, after: v }))
+  id('subscribeEvents', 'user_id', (v) => subscribeOnce(db(), { user_id: v }))
+  text('subscribeEvents', 'after', (v) => subscribeOnce(db(), { user_id: W().member.id, after: v }))
+  text('subscribeEvents', 'namespace', (v) =>
+    subscribeOnce(db(), { user_id: W().member.id, namespace: v }),
+  )
   const event = () => ({ type: 'app.hostile', user_id: W().member.id, data: { n: 1 } })
   for (const key of ['guild_id', 'channel_id', 'user_id']) {
     id('appendEvent', key, (v) => f.appendEvent!(db(), { ...event(), [key]: v }), {
@@ -1144,6 +1164,8 @@ describe('hostile input through every public function', () => {
     const w = world
     const f = anyFn
     const slotsN: [string, (v: unknown) => Promise<unknown>][] = [
+      ['subscribeEvents.buffer', (v) => subscribeOnce(t.db, { user_id: w.member.id, buffer: v })],
+      ['subscribeEvents.poll_ms', (v) => subscribeOnce(t.db, { user_id: w.member.id, poll_ms: v })],
       [
         'listChannelMessages.limit',
         (v) => f.listChannelMessages!(t.db, w.channel.id, { limit: v }),
