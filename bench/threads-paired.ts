@@ -3,9 +3,15 @@
  * (bench/paired.ts): the two contenders alternate every call, each on a pool
  * of one connection, and the figure is the ratio of their median latencies.
  *
+ *   - `sendMessage` into a thread / raw `pg` running the identical statement
+ *     (captured from guildstore, bench/capture.ts) as a named prepared
+ *     statement into another thread: what the library adds (issue 24's
+ *     "≥ 0.95× raw on the same SQL");
  *   - `sendMessage` into a thread / the plain INSERT into another thread;
  *   - `sendMessage` into a thread / `sendMessage` into a text channel (what a
  *     thread adds to a send);
+ *   - `readChannelMessages` of a thread (a page of 50) / raw `pg` running the
+ *     identical statement;
  *   - `readChannelMessages` of a thread (a page of 50) / the same page's plain SELECT;
  *   - `readChannelMessages` of a thread / of a text channel (what a thread adds to a read);
  *   - `listActiveThreads` of a guild with 10,000 archived threads / of a guild
@@ -34,6 +40,7 @@ import { createThread, listActiveThreads } from '../src/repositories/threads.ts'
 import { createUser } from '../src/repositories/users.ts'
 import { createDb } from '../src/sql/create-db.ts'
 import { createTestDatabase } from '../src/testing/create-test-database.ts'
+import { captureSql, runRaw, toRawStatement } from './capture.ts'
 import { paired, RETURNING, rawInsert as rawInsertOf } from './paired.ts'
 
 const argv = process.argv.slice(2)
@@ -111,6 +118,23 @@ const gsPage = () =>
   readChannelMessages(db, { channel_id: gsThread.id, user_id: member.id, limit: 50 })
 const gsChannelPage = () =>
   readChannelMessages(dbB, { channel_id: quiet.channel.id, user_id: member.id, limit: 50 })
+// The raw contender on the same SQL: guildstore's own statements, captured on a
+// warm call (one statement each).
+const sendArgs = { channel_id: rawThreadA.id, author_id: member.id, content: 'hello there' }
+const pageArgs = { channel_id: gsThread.id, user_id: member.id, limit: 50 }
+const oneStatement = async (
+  call: Parameters<typeof captureSql>[1],
+  args: Record<string, unknown>,
+) => {
+  await captureSql(t.pool, call) // the first call stores the member's permissions there
+  const captured = await captureSql(t.pool, call)
+  if (captured.length !== 1) throw new Error(`expected one statement, got ${captured.length}`)
+  return toRawStatement(captured[0] as (typeof captured)[0], args, { freshIds: true })
+}
+const sendSt = await oneStatement((d) => sendMessage(d, sendArgs), sendArgs)
+const pageSt = await oneStatement((d) => readChannelMessages(d, pageArgs), pageArgs)
+const rawSameSend = () => runRaw(rawA, sendSt, sendArgs)
+const rawSamePage = () => runRaw(rawB, pageSt, pageArgs)
 const listBusy = () => listActiveThreads(listDbA, { guild_id: busy.guild.id, user_id: member.id })
 const listQuiet = () => listActiveThreads(listDbB, { guild_id: quiet.guild.id, user_id: member.id })
 
@@ -118,6 +142,8 @@ const listQuiet = () => listActiveThreads(listDbB, { guild_id: quiet.guild.id, u
 await paired(gsSend, rawInsert(rawA, rawThreadA.id), 200)
 await paired(rawInsert(rawA, rawThreadA.id), rawInsert(rawB, rawThreadB.id), 200)
 await paired(gsPage, rawPage, 200)
+await paired(gsSend, rawSameSend, 200)
+await paired(gsPage, rawSamePage, 200)
 await paired(gsSend, gsChannelSend, 200)
 await paired(gsPage, gsChannelPage, 200)
 await paired(listBusy, listQuiet, 200)
@@ -125,6 +151,8 @@ const [busyPage, quietPage] = await Promise.all([listBusy(), listQuiet()])
 if (busyPage.length !== 20 || quietPage.length !== 20) throw new Error('expected 20 active threads')
 
 const loadBefore = loadavg()[0] as number
+const sameSend = await paired(gsSend, rawSameSend, pairs)
+const samePage = await paired(gsPage, rawSamePage, pairs)
 const send = await paired(gsSend, rawInsert(rawA, rawThreadA.id), pairs)
 const versus = await paired(gsSend, gsChannelSend, pairs)
 const page = await paired(gsPage, rawPage, pairs)
@@ -137,6 +165,8 @@ log(`done: ${pairs} pairs each`)
 const f = (x: number) => x.toFixed(0)
 console.log(`| pairing (synchronous_commit=off, ${pairs} pairs) | median µs | ratio |
 |---|---:|---:|
+| sendMessage into a thread / raw pg, the identical statement | ${f(sameSend.a)} / ${f(sameSend.b)} | ${(sameSend.b / sameSend.a).toFixed(3)}× (raw ÷ guildstore) |
+| readChannelMessages of a thread (50) / raw pg, the identical statement | ${f(samePage.a)} / ${f(samePage.b)} | ${(samePage.b / samePage.a).toFixed(3)}× (raw ÷ guildstore) |
 | sendMessage into a thread / raw pg INSERT into a thread | ${f(send.a)} / ${f(send.b)} | ${(send.b / send.a).toFixed(3)}× (raw ÷ guildstore) |
 | sendMessage into a thread / sendMessage into a text channel | ${f(versus.a)} / ${f(versus.b)} | ${(versus.b / versus.a).toFixed(3)}× (channel ÷ thread) |
 | readChannelMessages of a thread (50) / raw pg SELECT of the page | ${f(page.a)} / ${f(page.b)} | ${(page.b / page.a).toFixed(3)}× (raw ÷ guildstore) |
