@@ -2,13 +2,13 @@
  * Where the per-call CPU goes, by driver (issue 28, item 1): `npm run bench:profile`
  * (= `node bench/profile.ts`).
  *
- *   node bench/profile.ts [--quick] [--calls 10000] [--interval 100] [--only <name part>]
- *                         [--save DIR] [data-set flags of bench/generate.ts]
+ *   node bench/profile.ts [--quick] [--calls 10000] [--interval 100] [--concurrency 1]
+ *                         [--only <name part>] [--save DIR] [data-set flags of bench/generate.ts]
  *
  * For each hot path (bench/hot-paths.ts; `--quick`: the newest page,
  * readChannelMessages and listDmChannels) and each contender (guildstore, raw
  * pg and raw postgres.js on the same captured statement, Drizzle on
- * node-postgres), runs `--calls` calls one at a time under the inspector's
+ * node-postgres), runs `--calls` calls (`--concurrency` at a time, default 1) under the inspector's
  * CPU profiler (sampling every `--interval` µs), then attributes self time by
  * layer (bench/cpu-profile.ts: pg-protocol, pg's Result, pg-types,
  * postgres.js by job, kysely, guildstore's src/sql and src/pool, Node
@@ -29,6 +29,8 @@ const quick = flag('--quick')
 const CALLS = Number(option('--calls') ?? (quick ? 2000 : 10_000))
 const INTERVAL = Number(option('--interval') ?? 100)
 const save = option('--save')
+/** Calls in flight at once (workers sharing one counter). */
+const CONCURRENCY = Number(option('--concurrency') ?? 1)
 /** Blocks per contender, interleaved. */
 const BLOCKS = 4
 const only = option('--only')
@@ -58,14 +60,23 @@ const addInto = (to: Map<string, number>, from: Map<string, number>) => {
   for (const [k, v] of from) to.set(k, (to.get(k) ?? 0) + v)
 }
 
+/** Runs `calls` calls of `c`, {@link CONCURRENCY} at a time. */
+async function runCalls(c: Contender, calls: number): Promise<void> {
+  let next = 0
+  const worker = async () => {
+    while (next < calls) await c.run(next++)
+  }
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker))
+}
+
 /**
- * Runs `calls` calls of `c` one at a time without the profiler, then under
- * it, and adds the block's figures to `run`.
+ * Runs `calls` calls of `c` without the profiler, then under it, and adds the
+ * block's figures to `run`.
  */
 async function profileBlock(run: Run, c: Contender, calls: number, file?: string): Promise<void> {
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
-  for (let i = 0; i < calls; i++) await c.run(i)
+  await runCalls(c, calls)
   run.plain.wall += (performance.now() - t0) * 1000
   const used0 = process.cpuUsage(cpu0)
   run.plain.user += used0.user
@@ -73,7 +84,7 @@ async function profileBlock(run: Run, c: Contender, calls: number, file?: string
   await session.post('Profiler.start')
   const cpu = process.cpuUsage()
   const t = performance.now()
-  for (let i = 0; i < calls; i++) await c.run(i)
+  await runCalls(c, calls)
   run.wall += (performance.now() - t) * 1000
   const used = process.cpuUsage(cpu)
   run.cpu += used.user + used.system
@@ -103,9 +114,9 @@ function layerTable(runs: Run[]): string[] {
   return [
     `| µs per call | ${runs.map((r) => r.name).join(' | ')} |`,
     `|---|${runs.map(() => '---:').join('|')}|`,
-    `| wall, no profiler | ${runs.map((r) => f1(r.plain.wall / r.calls)).join(' | ')} |`,
+    `| elapsed ÷ calls, no profiler | ${runs.map((r) => f1(r.plain.wall / r.calls)).join(' | ')} |`,
     `| Node CPU, no profiler: user + system | ${runs.map((r) => `${f1(r.plain.user / r.calls)} + ${f1(r.plain.system / r.calls)}`).join(' | ')} |`,
-    `| wall, under the profiler | ${runs.map((r) => f1(r.wall / r.calls)).join(' | ')} |`,
+    `| elapsed ÷ calls, under the profiler | ${runs.map((r) => f1(r.wall / r.calls)).join(' | ')} |`,
     `| Node CPU, under the profiler (all threads) | ${runs.map((r) => f1(r.cpu / r.calls)).join(' | ')} |`,
     `| sampled, not idle | ${runs.map((r) => f1(r.attribution.busy / r.calls)).join(' | ')} |`,
     ...rows.map(([layer]) => `| ${layer} | ${runs.map((r) => f1(per(r, layer))).join(' | ')} |`),
@@ -124,19 +135,24 @@ function topFunctions(r: Run, n: number): string[] {
 }
 
 const t0 = performance.now()
-const bench = await setUpHotPaths({ argv, pool: 2, drizzles: [DRIZZLE_PG], only })
+const bench = await setUpHotPaths({
+  argv,
+  pool: Math.max(2, CONCURRENCY),
+  drizzles: [DRIZZLE_PG],
+  only,
+})
 if (save) await mkdir(save, { recursive: true })
 const paths = bench.paths.filter(
   (p) => only || !quick || QUICK_PATHS.some((q) => p.name.startsWith(q)),
 )
 const out: string[] = [
-  `CPU profiles (node:inspector, sampling every ${INTERVAL} µs): ${CALLS} calls per contender one at a time (search: a tenth), in ${BLOCKS} blocks interleaved with the other contenders', each block run once without and once under the profiler, after an interleaved warm-up. Self time by layer, µs per call.`,
+  `CPU profiles (node:inspector, sampling every ${INTERVAL} µs): ${CALLS} calls per contender ${CONCURRENCY === 1 ? 'one at a time' : `${CONCURRENCY} at a time (a pool of ${CONCURRENCY} connections each)`} (search: a tenth), in ${BLOCKS} blocks interleaved with the other contenders', each block run once without and once under the profiler, after an interleaved warm-up. Self time by layer, µs per call.`,
   '',
 ]
 const tops: string[] = []
 for (const path of paths) {
   const calls = Math.max(50, Math.round(CALLS * (path.name.startsWith('search') ? 0.1 : 1)))
-  await warmUp(path.contenders, Math.min(1000, calls), 1)
+  await warmUp(path.contenders, Math.min(1000, calls), CONCURRENCY)
   const l0 = load()
   const cs = path.contenders
   const runs: Run[] = cs.map((c) => ({
