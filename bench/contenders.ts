@@ -46,7 +46,7 @@ import { median, timed } from './paired.ts'
 const { argv, option, flag } = cliArgs()
 const quick = flag('--quick')
 const PAIRS = Number(option('--pairs') ?? (quick ? 300 : 2000))
-const ROUNDS = Number(option('--rounds') ?? (quick ? 8 : 30))
+const ROUNDS = Number(option('--rounds') ?? (quick ? 12 : 30))
 const POOL = Number(option('--pool') ?? 16)
 const drizzleOption = option('--drizzle') ?? 'both'
 const child = option('--child')
@@ -184,7 +184,10 @@ interface ChildResult {
 function spawnChild(name: string): Promise<ChildResult | undefined> {
   const args = [
     process.argv[1] as string,
-    ...argv.filter((a) => a !== '--no-memory'),
+    // The parent's own arguments, less those the child gets its own of.
+    ...argv.filter(
+      (a, i) => a !== '--no-memory' && a !== '--drizzle' && argv[i - 1] !== '--drizzle',
+    ),
     '--child',
     name,
     '--drizzle',
