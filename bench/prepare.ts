@@ -15,6 +15,8 @@ export interface PreparedScenario {
   scenario: Scenario
   /** The measured (last) statement as raw pg runs it. */
   raw: RawStatement
+  /** Every statement guildstore sent, in order (one, or several for a `multi` scenario). */
+  statements: RawStatement[]
   explainParams: readonly unknown[]
   def: ScenarioDef
 }
@@ -62,15 +64,10 @@ export async function prepareScenario(
       run:
         statements.length === 1
           ? (i) => runRaw(rawPool, raw, rawArgs(def.args(i)))
-          : async (i) => {
-              const args = rawArgs(def.args(i))
-              let ids: unknown
-              for (const st of statements) {
-                const values = st.params(args).map((v) => (Array.isArray(v) && ids ? ids : v))
-                const r = await rawPool.query({ name: st.name, text: st.sql, values })
-                ids = (r.rows[0] as { ids?: unknown } | undefined)?.ids
-              }
-            },
+          : (i) =>
+              runChain(statements, rawArgs(def.args(i)), async (st, values) => {
+                return (await rawPool.query({ name: st.name, text: st.sql, values })).rows
+              }),
     },
     { name: 'drizzle', run: (i) => def.drizzle(def.args(i)) },
   ]
@@ -81,5 +78,28 @@ export async function prepareScenario(
     contenders,
   }
   if (def.note) scenario.note = def.note
-  return { scenario, raw, explainParams: raw.probe, def }
+  return { scenario, raw, statements, explainParams: raw.probe, def }
+}
+
+/**
+ * Runs a scenario's statements in order with one client's `exec`, feeding the
+ * `ids` array a statement returns into the array-valued parameter of the next
+ * (as guildstore's search does).
+ *
+ * @example
+ * ```ts
+ * await runChain(p.statements, args, async (st, values) => (await pool.query({ name: st.name, text: st.sql, values })).rows)
+ * ```
+ */
+export async function runChain(
+  statements: readonly RawStatement[],
+  args: Record<string, unknown>,
+  exec: (st: RawStatement, values: unknown[]) => Promise<readonly unknown[]>,
+): Promise<void> {
+  let ids: unknown
+  for (const st of statements) {
+    const values = st.params(args).map((v) => (Array.isArray(v) && ids ? ids : v))
+    const rows = await exec(st, values)
+    ids = (rows[0] as { ids?: unknown } | undefined)?.ids
+  }
 }

@@ -180,6 +180,8 @@ npm run bench -- --messages 10000000  # the 10M variant
 npm run bench -- --rebuild           # force a fresh data set
 npm run bench -- --quick --only search   # a quick look at one scenario
 node bench/generate.ts --messages 1000000   # only build the data set
+npm run bench:contenders -- --quick  # guildstore vs raw pg, raw postgres.js, Drizzle (issue 28; a few minutes)
+npm run bench:profile -- --quick     # where a call's CPU goes, by layer (issue 28; under a minute)
 \`\`\`
 
 `

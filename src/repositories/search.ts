@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
 import { MAX_UUID } from '../ids/uuid-bounds.ts'
 import { accessibleChannelIdsSql } from '../permissions/access-sql.ts'
-import { dynamicQuery, mapErrors, prepareQuery } from '../sql/index.ts'
+import { prepareQuery } from '../sql/index.ts'
 import {
   assertObject,
   assertOptionalUuid,
@@ -37,20 +37,20 @@ const selectSearchableChannelIds = prepareQuery(
     ),
 )
 
-// Step 2 (sent unnamed on purpose: planned with the actual terms and ids).
-const searchInChannels = dynamicQuery(
+// Step 2 (built once, sent unnamed on purpose: planned with the actual terms and ids).
+const searchInChannels = prepareQuery(
   'search.messages',
-  (db, query: string, channelIds: readonly string[], before: string, limit: number) =>
+  (db, p: { query: string; channel_ids: readonly string[]; before: string; limit: number }) =>
     db
       .selectFrom('messages')
       .select(messageColumns)
-      .where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${query})`)
+      .where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${p.query})`)
       .where('deleted_at', 'is', null)
-      .where(sql<boolean>`channel_id = any(${channelIds}::uuid[])`)
-      .where(sql<boolean>`id < ${before}::uuid`)
+      .where(sql<boolean>`channel_id = any(${p.channel_ids}::uuid[])`)
+      .where(sql<boolean>`id < ${p.before}::uuid`)
       .orderBy('id', 'desc')
-      .limit(limit),
-  [['', [], MAX_UUID, SEARCH_PAGE_DEFAULT]],
+      .limit(p.limit),
+  { unnamed: true },
 )
 
 /** Input of {@link searchMessages}. */
@@ -116,7 +116,10 @@ export async function searchMessages(
   })
   const channelIds = channelRow?.ids ?? []
   if (channelIds.length === 0) return []
-  return mapErrors(
-    searchInChannels(db, input.query, channelIds, input.before ?? MAX_UUID, limit).execute(),
-  )
+  return searchInChannels.execute(db, {
+    query: input.query,
+    channel_ids: channelIds,
+    before: input.before ?? MAX_UUID,
+    limit,
+  })
 }

@@ -51,6 +51,8 @@ export interface Statement {
   readonly kind: StatementKind
   /** The operation-node tree it was compiled from. */
   readonly query: RootOperationNode
+  /** Sent unnamed (planned per call with its actual values), though compiled once. */
+  readonly unnamed?: boolean
 }
 
 /** A compiled query that carries the prepared statement it comes from. */
@@ -222,9 +224,9 @@ export class Execution {
     return this.settings.direct && executor === this.#root
   }
 
-  /** The pg query config of a SQL text: by name for a prepared statement when enabled. */
+  /** The pg query config of a SQL text: by name for a prepared statement (not `unnamed`) when enabled. */
   queryConfig(sql: string, values: readonly unknown[], statement?: Statement): pg.QueryConfig {
-    return statement && this.settings.preparedStatements
+    return statement && !statement.unnamed && this.settings.preparedStatements
       ? { name: statement.name, text: sql, values: values as unknown[] }
       : { text: sql, values: values as unknown[] }
   }

@@ -24,7 +24,7 @@ export type RowOf<Q> = Q extends Compilable<infer O> ? O : never
 export interface PreparedQuery<P, R> {
   /** The stable label, `entity.action` (e.g. `messages.list_before`). */
   readonly label: string
-  /** The prepared statement's name: `gs.` and the label. */
+  /** The prepared statement's name: `gs.` and the label (not sent when declared `unnamed`). */
   readonly name: string
   /** The SQL text, `$1`… placeholders in it (compiles the query on first read). */
   readonly sql: string
@@ -68,6 +68,10 @@ interface Compiled {
  * `` sql`= any(${p.ids})` ``), never as an identifier. Values written directly
  * into the builder stay constant.
  *
+ * With `{ unnamed: true }` the SQL is still built once, but sent unnamed, so
+ * PostgreSQL plans it per call with its actual values (a search whose best
+ * plan depends on its terms); its snapshot reads "dynamic, sent unnamed".
+ *
  * @throws {Error} when the label is malformed or already declared.
  * @example
  * ```ts
@@ -80,8 +84,10 @@ interface Compiled {
 export function prepareQuery<P extends object, Q extends Compilable<unknown>>(
   label: string,
   build: (db: Kysely<DB>, params: P) => Q,
+  options: { unnamed?: boolean } = {},
 ): PreparedQuery<P, RowOf<Q>> {
   const name = `${NAME_PREFIX}${label}`
+  const unnamed = options.unnamed === true
   let compiled: Compiled | undefined
 
   const compile = (): Compiled => {
@@ -91,7 +97,13 @@ export function prepareQuery<P extends object, Q extends Compilable<unknown>>(
     ) as P
     const c = build(compilerDb(), placeholders).compile()
     compiled = {
-      statement: { sql: c.sql, name, kind: statementKind(c.query), query: c.query },
+      statement: {
+        sql: c.sql,
+        name,
+        kind: statementKind(c.query),
+        query: c.query,
+        ...(unnamed ? { unnamed } : {}),
+      },
       slots: c.parameters.map((value) =>
         typeof value === 'string' && value.startsWith(MARK)
           ? { key: value.slice(MARK.length) }
@@ -143,7 +155,7 @@ export function prepareQuery<P extends object, Q extends Compilable<unknown>>(
   }
   registerQuery({
     label,
-    name,
+    name: unnamed ? undefined : name,
     get kind() {
       return query.kind
     },

@@ -104,6 +104,12 @@ describe('createPool', () => {
   })
 })
 
+/** The names of the statements prepared on the pool's (one) connection. */
+async function preparedNames(pool: pg.Pool): Promise<string[]> {
+  const { rows } = await pool.query<{ name: string }>('SELECT name FROM pg_prepared_statements')
+  return rows.map((r) => r.name)
+}
+
 describe('createDb', () => {
   it('runs guildstore’s static queries as named prepared statements', async () => {
     const pool = createPool({ connectionString: t.url, max: 1 })
@@ -116,13 +122,7 @@ describe('createDb', () => {
       expect(q.sql).toBe('select "id" from "users" where "username" = $1 limit $2')
       await q.execute(db, { n: 1 })
       await q.execute(db, { n: 2 })
-      const client = await pool.connect()
-      try {
-        const { rows } = await client.query('SELECT name FROM pg_prepared_statements')
-        expect(rows.map((r) => r.name)).toContain(q.name)
-      } finally {
-        client.release()
-      }
+      expect(await preparedNames(pool)).toContain(q.name)
     } finally {
       await db.destroy()
     }
@@ -140,6 +140,28 @@ describe('createDb', () => {
     await db.destroy()
   })
 
+  it('sends a query declared unnamed without a name, on the pool and in a transaction', async () => {
+    const pool = createPool({ connectionString: t.url, max: 1 })
+    const db = createDb(pool)
+    try {
+      const { prepareQuery } = await import('../../src/sql/prepared-query.ts')
+      const { registeredQueries } = await import('../../src/sql/registry.ts')
+      const q = prepareQuery(
+        'test.built_once_sent_unnamed',
+        (d, p: { name: string }) =>
+          d.selectFrom('users').select('id').where('username', '=', p.name),
+        { unnamed: true },
+      )
+      expect(q.sql).toBe('select "id" from "users" where "username" = $1')
+      expect(registeredQueries().find((r) => r.label === q.label)?.name).toBeUndefined()
+      expect(await q.execute(db, { name: 'nobody' })).toEqual([])
+      await db.transaction().execute((trx) => q.execute(trx, { name: 'nobody' }))
+      expect(await preparedNames(pool)).not.toContain(q.name)
+    } finally {
+      await db.destroy()
+    }
+  })
+
   it('can run without prepared statements (for transaction-mode poolers)', async () => {
     const pool = createPool({ connectionString: t.url, max: 1 })
     const db = createDb(pool, { preparedStatements: false })
@@ -149,13 +171,7 @@ describe('createDb', () => {
         d.selectFrom('users').select('id').where('username', '=', p.name),
       )
       expect(await q.execute(db, { name: 'nobody' })).toEqual([])
-      const client = await pool.connect()
-      try {
-        const { rows } = await client.query('SELECT name FROM pg_prepared_statements')
-        expect(rows.map((r) => r.name)).not.toContain(q.name)
-      } finally {
-        client.release()
-      }
+      expect(await preparedNames(pool)).not.toContain(q.name)
     } finally {
       await db.destroy()
     }
