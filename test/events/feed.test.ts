@@ -455,8 +455,8 @@ describe('listEvents: access at read time', () => {
   })
 })
 
-describe('positions: stamped at commit', () => {
-  it('a long-open transaction that wrote early is not skipped by a reader', async () => {
+describe('positions: taken at insert, read up to the horizon', () => {
+  it('a long-open transaction that wrote early holds the horizon back; nothing is skipped', async () => {
     const w = await world()
     const token = await head(w.member.id)
     let release!: () => void
@@ -472,24 +472,24 @@ describe('positions: stamped at commit', () => {
       wrote()
       await held
     })
-    await written
-    // Another channel: the long transaction holds its channel's row (seq) until it ends.
-    const other = await makeChannel(t.db, w.guild.id)
-    await sendMessage(t.db, { channel_id: other.id, author_id: w.owner.id, content: 'late' })
-    const first = await drain(w.member.id, token)
-    expect(types(first.events)).toEqual(['channel_created', 'message_created'])
-    expect(
-      first.events.map((e) => (e.data as { message?: { content: string } }).message?.content),
-    ).toEqual([undefined, 'late'])
-    release()
-    await long
+    let first: { events: GuildstoreEvent[]; token: string }
+    try {
+      await written
+      // Another channel: the long transaction holds its channel's row (seq) until it ends.
+      const other = await makeChannel(t.db, w.guild.id)
+      await sendMessage(t.db, { channel_id: other.id, author_id: w.owner.id, content: 'late' })
+      // Committed after the long transaction's position: held back, the token stays below it.
+      first = await drain(w.member.id, token)
+      expect(first.events).toEqual([])
+    } finally {
+      release()
+      await long
+    }
     const second = await drain(w.member.id, first.token)
+    expect(types(second.events)).toEqual(['message_created', 'channel_created', 'message_created'])
     expect(
-      second.events.map((e) => (e.data as { message: { content: string } }).message.content),
-    ).toEqual(['early'])
-    expect(BigInt(second.events[0]?.position ?? 0)).toBeGreaterThan(
-      BigInt(first.events[1]?.position ?? 0),
-    )
+      second.events.map((e) => (e.data as { message?: { content: string } }).message?.content),
+    ).toEqual(['early', undefined, 'late'])
   })
 
   it('a multi-row INSERT … SELECT gets one event per row, in seq order', async () => {
