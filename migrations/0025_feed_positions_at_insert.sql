@@ -1,6 +1,8 @@
 -- guildstore 0025: the change feed's positions are taken at insert; the
 -- reader's horizon comes from the writers' in-flight locks (issue 23, the
 -- feed's cost). Replaces 0019's commit-time stamp; docs/events.md, "Positions".
+-- And a statement inserting more than 100 messages into one channel writes one
+-- summary event for it (at the end of this file).
 --
 -- Until now an event row was inserted with position NULL and a deferred
 -- constraint trigger updated it at COMMIT under a shared advisory lock: every
@@ -115,3 +117,44 @@ DROP FUNCTION guildstore_event_lock_key();
 ALTER TABLE guildstore_events ALTER COLUMN position SET DEFAULT guildstore_event_position();
 -- squawk-ignore ban-drop-column
 ALTER TABLE guildstore_events DROP COLUMN xact;
+
+-- ---------------------------------------------------------------------------
+-- Bulk inserts of messages: one summary event per channel (issue 23, bulk
+-- statements). A statement that inserts more than 100 messages into one
+-- channel (a host's INSERT … SELECT, a COPY, importMessages' COPY or one of its
+-- batches) writes one 'messages_imported' event for that channel, with the
+-- statement's range of seq (first_seq, last_seq) and its row count, instead of
+-- one 'message_created' per row: a reader refetches that range (the messages
+-- as they are when read, like a hydrated message_created). Channels with 100
+-- rows or fewer in the statement get one event per row, as before. A
+-- statement of at most 100 rows in all (every send) skips the grouping (a
+-- one-time filter on `bulk`): one more probe of the transition table.
+CREATE OR REPLACE FUNCTION guildstore_events_messages_insert() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  bulk boolean := EXISTS (SELECT 1 FROM new_rows OFFSET 100);
+BEGIN
+  WITH big AS MATERIALIZED (
+    SELECT n.channel_id, count(*) AS n_rows, min(n.seq) AS first_seq, max(n.seq) AS last_seq
+    FROM new_rows n
+    WHERE bulk
+    GROUP BY n.channel_id
+    HAVING count(*) > 100
+  ), ev AS (
+    SELECT 'message_created' AS type, n.channel_id, n.seq AS ord,
+      jsonb_build_object('message_id', n.id, 'seq', n.seq::text, 'author_id', n.author_id) AS data
+    FROM new_rows n
+    WHERE NOT bulk OR n.channel_id NOT IN (SELECT b.channel_id FROM big b)
+    UNION ALL
+    SELECT 'messages_imported', b.channel_id, b.last_seq,
+      jsonb_build_object('first_seq', b.first_seq::text, 'last_seq', b.last_seq::text, 'count', b.n_rows)
+    FROM big b
+  )
+  INSERT INTO guildstore_events (type, guild_id, channel_id, data)
+  SELECT ev.type, c.guild_id, ev.channel_id, ev.data
+  FROM ev JOIN channels c ON c.id = ev.channel_id
+  ORDER BY ev.channel_id, ev.ord;
+  RETURN NULL;
+END
+$$;
