@@ -119,6 +119,48 @@ describe('subscribeEvents', () => {
     await sub.close()
   }, 60_000)
 
+  it('a writer in flight holds delivery back; its commit, which moves no head, is delivered by the poll', async () => {
+    const w = await world()
+    const other = await makeChannel(t.db, w.guild.id)
+    const sub = subscribeEvents(t.db, null, { user_id: w.user.id, poll_ms: 50 })
+    await sub.ready()
+    const c = collect(sub)
+    const headNow = async () =>
+      (
+        await sql<{
+          head: string
+        }>`select last_value::text as head from guildstore_event_positions`.execute(t.db)
+      ).rows[0]?.head
+    let release!: () => void
+    const held = new Promise<void>((r) => {
+      release = r
+    })
+    let wrote!: () => void
+    const written = new Promise<void>((r) => {
+      wrote = r
+    })
+    const a = t.db.transaction().execute(async (trx) => {
+      await sendMessage(trx, { channel_id: w.channel.id, author_id: w.owner.id, content: 'A' })
+      wrote()
+      await held
+    })
+    let head: string | undefined
+    try {
+      await written
+      await sendMessage(t.db, { channel_id: other.id, author_id: w.owner.id, content: 'B' })
+      head = await headNow()
+      await new Promise((r) => setTimeout(r, 500)) // about ten looks at the head
+      expect(c.got).toEqual([]) // B committed, held back behind A
+    } finally {
+      release()
+      await a
+    }
+    await waitFor(() => c.got.length === 2, 10_000)
+    expect(contents(c.got)).toEqual(['A', 'B'])
+    expect(await headNow()).toBe(head) // no position was taken after A's commit
+    await sub.close()
+  }, 60_000)
+
   it('the shared read gives each subscriber exactly what listEvents gives that user (access, revocation, kick)', async () => {
     const w = await world()
     const secret = await makeChannel(t.db, w.guild.id)
