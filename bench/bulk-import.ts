@@ -5,7 +5,10 @@
  * - `after`: the schema as migrated (0020: one counter read and one counter
  *   write per statement and channel);
  * - `before`: the same with 0018's per-row trigger put back (its function
- *   body, and no statement trigger): the numbering this migration replaced.
+ *   body, and no statement trigger): the numbering this migration replaced;
+ * - `per-row`: the schema as migrated with 0019's message capture put back
+ *   (one `message_created` per row, where 0025 writes one `messages_imported`
+ *   per channel for a statement of more than 100 rows into it).
  *
  * Measured:
  *
@@ -22,7 +25,7 @@
  *    against `before`, with an A/A control (`after` against itself).
  *
  *   node bench/bulk-import.ts [--sizes 5000,10000,20000,40000,1000000]
- *     [--before-max 40000] [--pairs 2000] [--fsync]
+ *     [--before-max 40000] [--per-row-max 1000000] [--pairs 2000] [--fsync]
  *
  * Without `--fsync` sessions run with `synchronous_commit = off`. Prints
  * markdown tables with the load average beside them; figures from a loaded
@@ -50,6 +53,7 @@ const option = (name: string) => {
 }
 const sizes = (option('--sizes') ?? '5000,10000,20000,40000,1000000').split(',').map(Number)
 const beforeMax = Number(option('--before-max') ?? 40_000)
+const perRowMax = Number(option('--per-row-max') ?? 1_000_000)
 const pairs = Number(option('--pairs') ?? 2000)
 const fsync = argv.includes('--fsync')
 const log = (msg: string) => process.stderr.write(`[bench:bulk-import] ${msg}\n`)
@@ -69,8 +73,19 @@ async function restore0018(db: Kysely<DB>): Promise<void> {
   await sql.raw(`drop trigger messages_seq_store on messages; ${fn}`).execute(db)
 }
 
+/** 0019's message capture, put back: one `message_created` per inserted row, read from the migration file. */
+async function restorePerRowEvents(db: Kysely<DB>): Promise<void> {
+  const file = await readFile(
+    new URL('../migrations/0019_change_feed.sql', import.meta.url),
+    'utf8',
+  )
+  const fn = /CREATE FUNCTION guildstore_events_messages_insert\(\)[\s\S]*?\n\$\$;/.exec(file)?.[0]
+  if (!fn) throw new Error('guildstore_events_messages_insert() not found in migration 0019')
+  await sql.raw(fn.replace('CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION')).execute(db)
+}
+
 interface Side {
-  name: 'before' | 'after'
+  name: 'before' | 'after' | 'per-row'
   t: TestDatabase
   db: ReturnType<typeof createDb>
   author: string
@@ -80,6 +95,7 @@ interface Side {
 async function side(name: Side['name']): Promise<Side> {
   const t = await createTestDatabase({ pool: { max: 2 } })
   if (name === 'before') await restore0018(t.db)
+  if (name === 'per-row') await restorePerRowEvents(t.db)
   const url = new URL(t.url)
   if (!fsync) url.searchParams.set('options', '-c synchronous_commit=off')
   const db = createDb(createPool({ connectionString: url.toString(), max: 1 }))
@@ -128,6 +144,7 @@ async function importRows(s: Side, n: number, method: 'copy' | 'insert'): Promis
 
 const before = await side('before')
 const after = await side('after')
+const perRow = await side('per-row')
 const rate = (n: number, s: number) => Math.round(n / s).toLocaleString('en-US')
 
 const bulkLines: string[] = []
@@ -135,11 +152,12 @@ for (const n of sizes) {
   const l0 = load()
   const a = await insertSelect(after, n)
   const b = n <= beforeMax ? await insertSelect(before, n) : undefined
+  const r = n <= perRowMax ? await insertSelect(perRow, n) : undefined
   const copy = await importRows(after, n, 'copy')
   const ins = await importRows(after, n, 'insert')
   log(`${n} rows done`)
   bulkLines.push(
-    `| ${n.toLocaleString('en-US')} | ${b === undefined ? '(skipped)' : `${b.toFixed(2)} s, ${rate(n, b)}/s`} | ${a.toFixed(2)} s, ${rate(n, a)}/s | ${copy.toFixed(2)} s, ${rate(n, copy)}/s | ${ins.toFixed(2)} s, ${rate(n, ins)}/s | ${l0} → ${load()} |`,
+    `| ${n.toLocaleString('en-US')} | ${b === undefined ? '(skipped)' : `${b.toFixed(2)} s, ${rate(n, b)}/s`} | ${r === undefined ? '(skipped)' : `${r.toFixed(2)} s, ${rate(n, r)}/s`} | ${a.toFixed(2)} s, ${rate(n, a)}/s | ${copy.toFixed(2)} s, ${rate(n, copy)}/s | ${ins.toFixed(2)} s, ${rate(n, ins)}/s | ${l0} → ${load()} |`,
   )
 }
 
@@ -165,8 +183,8 @@ log('pairs done')
 const f = (x: number) => x.toFixed(0)
 console.log(`One statement into one channel (${fsync ? 'synchronous_commit on' : 'synchronous_commit=off'}):
 
-| rows | INSERT … SELECT before 0020 | INSERT … SELECT after 0020 | importMessages (COPY) | importMessages ('insert' route) | 1-min load |
-|---:|---:|---:|---:|---:|---|
+| rows | INSERT … SELECT before 0020 | INSERT … SELECT, an event per row (0019) | INSERT … SELECT as migrated (one messages_imported) | importMessages (COPY) | importMessages ('insert' route) | 1-min load |
+|---:|---:|---:|---:|---:|---:|---|
 ${bulkLines.join('\n')}
 
 Single-row writes, ${pairs} pairs each (ratio = before ÷ after median; above 1 means after is faster):
@@ -180,7 +198,7 @@ Single-row writes, ${pairs} pairs each (ratio = before ÷ after median; above 1 
 
 1-minute load average: ${l1} before the pairs, ${l2} after.`)
 
-for (const s of sides) {
+for (const s of [...sides, perRow]) {
   await s.db.destroy()
   await s.t.drop()
 }

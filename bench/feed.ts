@@ -1,16 +1,19 @@
 /**
- * The change feed's costs (issue 23 item 9), side by side in one run, on two
- * databases of its own from the test template: one with the feed (migration
- * 0019) and one with the feed's triggers disabled (the branch point).
+ * The change feed's costs (issue 23 item 9), side by side in one run, on
+ * three databases of its own from the test template: one with the feed as
+ * migrated (positions at insert, migration 0025), one with 0019's commit-time
+ * stamp put back (`stamp`: the design 0025 replaced, for before/after in the
+ * same run) and one with the feed's triggers disabled (the branch point).
  *
  *   node bench/feed.ts [--pairs 2000] [--seconds 3] [--events 1000000]
  *                      [--subscribers 1000] [--rate 1000] [--only send,senders,catchup,delivery]
  *
  * 1. send: `sendMessage` with its event (feed on) against the plain INSERT of
  *    the message alone (feed off), paired call by call, order flipped every
- *    pair; with today's pairing (feed off on both sides) and an A/A control.
+ *    pair; with today's pairing (feed off on both sides) and an A/A control;
+ *    and the same with the stamp, and the feed against the stamp.
  * 2. senders: 16 senders over 16 channels of one guild, messages/s, blocks of
- *    `--seconds` alternating feed on / off (three each).
+ *    `--seconds` rotating feed on / stamp / off (three each).
  * 3. catchup: `listEvents` p50 for a member of 5 guilds at backlog 0 in a small
  *    table, then after `--events` events of other guilds: at the head, and
  *    from a token before all of them (a backlog of `--events`).
@@ -22,6 +25,7 @@
  * Prints markdown on stdout with the load average; figures from a loaded box
  * are indications only.
  */
+import { readFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
@@ -60,10 +64,39 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN
 }
 
-/** A database from the template, its URL with synchronous_commit off, and whether the feed runs. */
-async function database(feed: boolean, max: number) {
+/**
+ * 0019's commit-time stamp, put back: position without a default, the xact
+ * column and its hash index, the stamp trigger, the lock key and the horizon
+ * under that lock, read from the migration file.
+ */
+async function restoreStamp(db: Kysely<DB>): Promise<void> {
+  const file = await readFile(
+    new URL('../migrations/0019_change_feed.sql', import.meta.url),
+    'utf8',
+  )
+  const from = file.indexOf('CREATE FUNCTION guildstore_event_lock_key()')
+  const to = file.indexOf('-- ----', from)
+  const index = /CREATE INDEX guildstore_events_unstamped_idx[^;]*;/.exec(file)?.[0]
+  if (from < 0 || to < 0 || !index) throw new Error('the stamp was not found in migration 0019')
+  const stamp = file
+    .slice(from, to)
+    .replace(
+      'CREATE FUNCTION guildstore_event_horizon()',
+      'CREATE OR REPLACE FUNCTION guildstore_event_horizon()',
+    )
+  await sql
+    .raw(`alter table guildstore_events alter column position drop default;
+alter table guildstore_events add column xact xid8 not null default pg_current_xact_id();
+${index}
+${stamp}`)
+    .execute(db)
+}
+
+/** A database from the template, its URL with synchronous_commit off, and which feed runs. */
+async function database(feed: 'on' | 'stamp' | 'off', max: number) {
   const t = await createTestDatabase({ pool: { max: 2 } })
-  if (!feed) {
+  if (feed === 'stamp') await restoreStamp(t.db)
+  if (feed === 'off') {
     const { rows } = await sql<{
       rel: string
       name: string
@@ -90,22 +123,26 @@ async function guildWith(db: Kysely<DB>, channels: number) {
   return { owner, guild, channels: list }
 }
 
-const on = await database(true, 20)
-const off = await database(false, 20)
-log(`databases ${on.t.name} (feed) and ${off.t.name} (feed off)`)
+const on = await database('on', 20)
+const stamp = await database('stamp', 20)
+const off = await database('off', 20)
+log(`databases ${on.t.name} (feed), ${stamp.t.name} (0019's stamp) and ${off.t.name} (feed off)`)
 
 if (only.has('send')) {
   const gOn = await guildWith(on.t.db, 2)
+  const gStamp = await guildWith(stamp.t.db, 2)
   const gOff = await guildWith(off.t.db, 3)
   const one = (url: string) =>
     new pg.Pool({ connectionString: url, max: 1, types: guildstoreTypeParsers })
-  const [sendOnPool, sendOffPool, rawA, rawB] = [
+  const [sendOnPool, sendStampPool, sendOffPool, rawA, rawB] = [
     one(on.url),
+    one(stamp.url),
     one(off.url),
     one(off.url),
     one(off.url),
   ]
   const dbOn = createDb(sendOnPool)
+  const dbStamp = createDb(sendStampPool)
   const dbOff = createDb(sendOffPool)
   const send = (db: Kysely<DB>, g: typeof gOn) => () =>
     sendMessage(db, {
@@ -122,9 +159,12 @@ if (only.has('send')) {
   const rawOffA = raw(rawA, (gOff.channels[1] as { id: string }).id, gOff.owner.id)
   const rawOffB = raw(rawB, (gOff.channels[2] as { id: string }).id, gOff.owner.id)
   await paired(send(dbOn, gOn), rawOffA, 300)
+  await paired(send(dbStamp, gStamp), rawOffA, 300)
   await paired(send(dbOff, gOff), rawOffB, 300)
   const l0 = load()
   const direct = await paired(send(dbOn, gOn), send(dbOff, gOff), pairs)
+  const stamped = await paired(send(dbStamp, gStamp), send(dbOff, gOff), pairs)
+  const versus = await paired(send(dbOn, gOn), send(dbStamp, gStamp), pairs)
   const feed = await paired(send(dbOn, gOn), rawOffA, pairs)
   const today = await paired(send(dbOff, gOff), rawOffA, pairs)
   const control = await paired(rawOffB, rawOffA, pairs)
@@ -134,18 +174,27 @@ if (only.has('send')) {
 | pairing | median µs | ratio (second ÷ first) |
 |---|---:|---:|
 | sendMessage with the feed / sendMessage without it (branch point) | ${f(direct.a)} / ${f(direct.b)} | ${(direct.b / direct.a).toFixed(3)}× |
+| sendMessage with 0019's stamp / sendMessage without the feed | ${f(stamped.a)} / ${f(stamped.b)} | ${(stamped.b / stamped.a).toFixed(3)}× |
+| sendMessage with the feed / sendMessage with 0019's stamp | ${f(versus.a)} / ${f(versus.b)} | ${(versus.b / versus.a).toFixed(3)}× |
 | sendMessage with the feed / plain INSERT (no feed) | ${f(feed.a)} / ${f(feed.b)} | ${(feed.b / feed.a).toFixed(3)}× |
 | sendMessage without the feed (branch point) / plain INSERT | ${f(today.a)} / ${f(today.b)} | ${(today.b / today.a).toFixed(3)}× |
 | A/A control: plain INSERT / plain INSERT | ${f(control.a)} / ${f(control.b)} | ${(control.b / control.a).toFixed(3)}× |
 
 1-minute load average: ${l0} before, ${load()} after.
 `)
-  await Promise.all([sendOnPool.end(), sendOffPool.end(), rawA.end(), rawB.end()])
+  await Promise.all([
+    sendOnPool.end(),
+    sendStampPool.end(),
+    sendOffPool.end(),
+    rawA.end(),
+    rawB.end(),
+  ])
   log('send done')
 }
 
 if (only.has('senders')) {
   const gOn = await guildWith(on.t.db, 16)
+  const gStamp = await guildWith(stamp.t.db, 16)
   const gOff = await guildWith(off.t.db, 16)
   const block = async (db: Kysely<DB>, g: typeof gOn) => {
     let count = 0
@@ -160,28 +209,31 @@ if (only.has('senders')) {
     )
     return count / seconds
   }
-  await block(on.db, gOn)
-  await block(off.db, gOff)
+  const sides = [
+    { db: on.db, g: gOn, r: [] as number[] },
+    { db: stamp.db, g: gStamp, r: [] as number[] },
+    { db: off.db, g: gOff, r: [] as number[] },
+  ]
+  for (const s of sides) await block(s.db, s.g)
   const l0 = load()
-  const rOn: number[] = []
-  const rOff: number[] = []
+  // Three rounds, the order rotated each round (on, stamp, off; stamp, off, on; …).
   for (let i = 0; i < 3; i++) {
-    if (i % 2 === 0) {
-      rOn.push(await block(on.db, gOn))
-      rOff.push(await block(off.db, gOff))
-    } else {
-      rOff.push(await block(off.db, gOff))
-      rOn.push(await block(on.db, gOn))
+    for (let k = 0; k < sides.length; k++) {
+      const s = sides[(i + k) % sides.length] as (typeof sides)[number]
+      s.r.push(await block(s.db, s.g))
     }
   }
+  const [rOn, rStamp, rOff] = sides.map((s) => s.r) as [number[], number[], number[]]
   const f = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ')
-  out.push(`### 16 senders over 16 channels of one guild (${seconds} s blocks, alternating)
+  out.push(`### 16 senders over 16 channels of one guild (${seconds} s blocks, rotating)
 
 | | messages/s per block | median |
 |---|---|---:|
-| feed on | ${f(rOn)} | ${median(rOn).toFixed(0)} |
+| feed on (positions at insert, 0025) | ${f(rOn)} | ${median(rOn).toFixed(0)} |
+| 0019's commit-time stamp | ${f(rStamp)} | ${median(rStamp).toFixed(0)} |
 | feed off (branch point) | ${f(rOff)} | ${median(rOff).toFixed(0)} |
 | ratio on ÷ off | | ${(median(rOn) / median(rOff)).toFixed(3)}× |
+| ratio stamp ÷ off | | ${(median(rStamp) / median(rOff)).toFixed(3)}× |
 
 1-minute load average: ${l0} before, ${load()} after.
 `)
@@ -303,6 +355,8 @@ if (only.has('delivery')) {
 
 console.log(out.join('\n'))
 await on.db.destroy()
+await stamp.db.destroy()
 await off.db.destroy()
 await on.t.drop()
+await stamp.t.drop()
 await off.t.drop()

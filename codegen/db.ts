@@ -247,10 +247,9 @@ export interface GuildstoreEvents {
   data: Generated<Json>;
   guild_id: string | null;
   id: Generated<bigint>;
-  position: bigint | null;
+  position: Generated<bigint | null>;
   type: string;
   user_id: string | null;
-  xact: Generated<string>;
 }
 
 export interface GuildstoreForumTagCounts {

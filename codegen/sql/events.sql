@@ -32,6 +32,10 @@ from
 -- events.horizon (prepared as "gs.events.horizon"; read)
 select
   guildstore_event_horizon ()::text as horizon,
+  coalesce(
+    pg_sequence_last_value ('guildstore_event_positions'),
+    0
+  )::text as head,
   (
     select
       floor
@@ -399,13 +403,19 @@ order by
 
 -- events.purge_batch (prepared as "gs.events.purge_batch"; write)
 with
+  hz as materialized (
+    select
+      guildstore_event_horizon () as horizon
+  ),
   victims as (
     select
       id
     from
-      guildstore_events
+      guildstore_events,
+      hz
     where
       position is not null
+      and position <= hz.horizon
     order by
       position
     limit

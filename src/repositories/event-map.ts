@@ -24,6 +24,14 @@ export interface GuildstoreEventMap {
     author_id: string
     message: FeedMessage | null
   }
+  /**
+   * One statement inserted more than 100 messages into the channel (a bulk
+   * insert, a COPY, `importMessages`): one event for them all instead of a
+   * `message_created` each. Refetch the channel's messages with `seq` from
+   * `first_seq` to `last_seq` (`count` of them were inserted; the range may
+   * hold older ones when a loader set `seq` itself).
+   */
+  messages_imported: { first_seq: string; last_seq: string; count: number }
   /** A message's content changed; `message` as for `message_created`. */
   message_edited: { message_id: string; seq: string; message: FeedMessage | null }
   /** A message was deleted (soft). */
@@ -164,9 +172,10 @@ export type GuildstoreEvent = {
   }
 }[keyof GuildstoreEventMap]
 
-/** The kinds the triggers of migration 0019 write; `appendEvent` refuses them. */
+/** The kinds the triggers of migrations 0019 and 0025 write; `appendEvent` refuses them. */
 export const BUILT_IN_EVENT_TYPES: ReadonlySet<string> = new Set<keyof GuildstoreEventMap>([
   'message_created',
+  'messages_imported',
   'message_edited',
   'message_deleted',
   'message_purged',

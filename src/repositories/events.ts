@@ -1,8 +1,9 @@
 /**
- * The durable change feed (issue 23, migration 0019; docs/events.md): the
- * triggers write events in each change's transaction, the stamp numbers them
- * at commit, and this module appends host events, reads a user's events by
- * token and purges old ones.
+ * The durable change feed (issue 23, migrations 0019 and 0025; docs/events.md):
+ * the triggers write events in each change's transaction, each with its
+ * position taken at insert by a transaction registered as in flight, and this
+ * module appends host events, reads a user's events by token and purges old
+ * ones.
  */
 import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { DB } from '../../codegen/db.ts'
@@ -140,19 +141,30 @@ export const setEventReason = prepareQuery('events.set_reason', (db, p: { reason
 )
 
 // The horizon (its own statement: the read that follows takes a later
-// snapshot), the retention floor and the isolation level in one round trip.
-/** The feed's horizon (positions readable now), its floor and the session's isolation level. */
+// snapshot), the sequence's head, the retention floor and the isolation level
+// in one round trip.
+/**
+ * The feed's horizon (positions readable now), its head (the highest position
+ * taken, committed or not), its floor and the session's isolation level.
+ */
 export interface EventHead {
   horizon: string
+  head: string
   floor: string
   isolation: string
 }
 
+/**
+ * `select horizon, head, floor, isolation`: the head is read after the
+ * horizon, so it is at least every horizon any reader was ever given: a token
+ * above it comes from another database (or an older backup of this one).
+ */
 export const selectHorizon = prepareQuery('events.horizon', (db) =>
   rawQuery(
     db,
     sql<EventHead>`select
   guildstore_event_horizon()::text as horizon,
+  coalesce(pg_sequence_last_value('guildstore_event_positions'), 0)::text as head,
   (select floor from guildstore_event_floor)::text as floor,
   current_setting('transaction_isolation') as isolation`,
   ),
@@ -300,12 +312,15 @@ export function toEventPage(rows: EventRow[], limit: number, horizon: string): E
 }
 
 /**
- * Why a token cannot be resumed against this horizon and floor, or undefined.
+ * Why a token cannot be resumed against this head and floor, or undefined. A
+ * token above the horizon but not above the head is not refused: the horizon
+ * may step back for a moment (a writer registered just below it, migration
+ * 0025), and such a token reads nothing until the horizon passes it.
  */
 export function resyncReason(after: string, head: EventHead): string | undefined {
   if (BigInt(after) < BigInt(head.floor))
     return 'the token is older than the retained events: resync'
-  if (BigInt(after) > BigInt(head.horizon))
+  if (BigInt(after) > BigInt(head.head))
     return "the token is ahead of this database's change feed: resync"
   return undefined
 }
@@ -373,6 +388,8 @@ export async function listEvents(db: Kysely<DB>, input: ListEventsInput): Promis
   if (after === undefined) return { events: [], next: encodeEventToken(head.horizon) }
   const refused = resyncReason(after, head)
   if (refused) throw new ResyncRequiredError(refused)
+  // A token at or above the horizon: nothing is readable past it yet, and it never moves back.
+  if (BigInt(after) >= BigInt(head.horizon)) return { events: [], next: encodeEventToken(after) }
   const rows = await mapErrors(
     selectEvents.execute(db, { user_id: input.user_id, after, horizon: head.horizon, limit }),
   )
@@ -391,15 +408,19 @@ export interface PurgeEventsInput {
 // One batch: the oldest `batch` events by position, those created before the
 // cutoff deleted, and the floor raised to the highest position deleted, in
 // one statement (one transaction), so a reader never sees rows gone but the
-// floor not yet raised.
+// floor not yet raised. Only positions at or below the horizon: the floor
+// never passes a transaction still in flight (its events, committed later,
+// would be below the floor at once).
 const deleteBatch = prepareQuery(
   'events.purge_batch',
   (db, p: { older_than: Date; batch: number }) =>
     rawQuery(
       db,
-      sql<{ deleted: number }>`with victims as (
-  select id from guildstore_events
-  where position is not null
+      sql<{ deleted: number }>`with hz as materialized (
+  select guildstore_event_horizon() as horizon
+), victims as (
+  select id from guildstore_events, hz
+  where position is not null and position <= hz.horizon
   order by position limit ${p.batch}
 ), d as (
   delete from guildstore_events e using victims v

@@ -24,7 +24,7 @@ import {
   selectHorizon,
 } from './events.ts'
 
-/** The PostgreSQL channel the commit-time stamp notifies (migration 0019). */
+/** The PostgreSQL channel a writing transaction notifies at commit with `guildstore.event_notify = 'on'` (migration 0025). */
 export const EVENT_NOTIFY_CHANNEL = 'guildstore_events'
 /** The Redis channel hints travel on (`<namespace>:` prefixed when given). */
 export const EVENT_HINT_CHANNEL = 'guildstore:events'
@@ -57,8 +57,8 @@ export interface SubscribeEventsInput {
    */
   poll_ms?: number | undefined
   /**
-   * Whether the dispatcher also LISTENs for `NOTIFY guildstore_events` (default false: the stamp
-   * notifies only with `guildstore.event_notify = 'on'`; a transaction-mode pooler cannot LISTEN).
+   * Whether the dispatcher also LISTENs for `NOTIFY guildstore_events` (default false: writers
+   * notify only with `guildstore.event_notify = 'on'`; a transaction-mode pooler cannot LISTEN).
    */
   listen?: boolean | undefined
   /** The Redis namespace of the hint channel. */
@@ -75,8 +75,8 @@ export interface EventSubscription extends AsyncIterable<GuildstoreEvent> {
   close(): Promise<void>
 }
 
-// The head without the horizon's lock: only a cue that something committed
-// (the read that follows takes the horizon properly).
+// The head alone (one read of the sequence): only a cue that a position was
+// taken (the read that follows takes the horizon properly).
 const selectHead = prepareQuery('events.head', (db) =>
   rawQuery(
     db,
@@ -270,6 +270,8 @@ class Dispatcher {
   /** The sequence's head at the last look, and whether a look is under way. */
   #seen: string | undefined
   #looking = false
+  /** The horizon of the last read: below the head while a writer is in flight. */
+  #horizon: string | undefined
 
   start(): void {
     this.#timer = setInterval(() => void this.#look(), this.options.pollMs)
@@ -278,7 +280,11 @@ class Dispatcher {
     if (this.redis) void this.#subscribeRedis(this.redis)
   }
 
-  /** Reads when the feed's head moved since the last look (or a subscriber waits for the head). */
+  /**
+   * Reads when the feed's head moved since the last look, when the last read's
+   * horizon was below the head (a writer was in flight: its commit moves no
+   * head), or when a subscriber waits for the head.
+   */
   async #look(): Promise<void> {
     if (this.#looking || this.#stopped) return
     this.#looking = true
@@ -286,7 +292,9 @@ class Dispatcher {
       const row = await selectHead.executeTakeFirst(this.db, {})
       const head = row?.head
       const waiting = [...this.subscribers].some((s) => s.fetched === undefined)
-      if (head !== this.#seen || waiting) {
+      const heldBack =
+        head !== undefined && this.#horizon !== undefined && BigInt(this.#horizon) < BigInt(head)
+      if (head !== this.#seen || waiting || heldBack) {
         this.#seen = head
         this.wake()
       }
@@ -398,6 +406,7 @@ class Dispatcher {
     const live = [...this.subscribers].filter((s) => !s.closed && !s.error && !s.full())
     if (live.length === 0) return false
     const head: EventHead = await mapErrors(selectHorizon.executeTakeFirstOrThrow(this.db, {}))
+    this.#horizon = head.horizon
     const due: Subscriber[] = []
     for (const s of live) {
       if (s.fetched === undefined) {
@@ -488,7 +497,7 @@ function poolOf(db: Kysely<DB>): pg.Pool {
  * One dispatcher per `db` in the process serves every subscriber: it looks at
  * the feed's head every `poll_ms` (one read of a sequence), wakes on hints —
  * with `redis`, a message on the hint channel (see {@link publishEventHint});
- * with `listen`, PostgreSQL `NOTIFY` from the commit-time stamp — and then
+ * with `listen`, PostgreSQL `NOTIFY` from committing writers — and then
  * reads all its subscribers' new events in one statement. Hints only wake: a
  * lost hint delays an event by at most `poll_ms`, never loses it. A subscriber that
  * holds `buffer` unread events is left out of the reads until it has consumed

@@ -25,6 +25,7 @@ import {
   findOrCreateDmChannel,
   type GuildstoreEvent,
   InvalidInputError,
+  importMessages,
   listEvents,
   markChannelRead,
   oldestEventToken,
@@ -455,8 +456,8 @@ describe('listEvents: access at read time', () => {
   })
 })
 
-describe('positions: stamped at commit', () => {
-  it('a long-open transaction that wrote early is not skipped by a reader', async () => {
+describe('positions: taken at insert, read up to the horizon', () => {
+  it('a long-open transaction that wrote early holds the horizon back; nothing is skipped', async () => {
     const w = await world()
     const token = await head(w.member.id)
     let release!: () => void
@@ -472,38 +473,120 @@ describe('positions: stamped at commit', () => {
       wrote()
       await held
     })
-    await written
-    // Another channel: the long transaction holds its channel's row (seq) until it ends.
-    const other = await makeChannel(t.db, w.guild.id)
-    await sendMessage(t.db, { channel_id: other.id, author_id: w.owner.id, content: 'late' })
-    const first = await drain(w.member.id, token)
-    expect(types(first.events)).toEqual(['channel_created', 'message_created'])
-    expect(
-      first.events.map((e) => (e.data as { message?: { content: string } }).message?.content),
-    ).toEqual([undefined, 'late'])
-    release()
-    await long
+    let first: { events: GuildstoreEvent[]; token: string }
+    try {
+      await written
+      // Another channel: the long transaction holds its channel's row (seq) until it ends.
+      const other = await makeChannel(t.db, w.guild.id)
+      await sendMessage(t.db, { channel_id: other.id, author_id: w.owner.id, content: 'late' })
+      // Committed after the long transaction's position: held back, the token stays below it.
+      first = await drain(w.member.id, token)
+      expect(first.events).toEqual([])
+    } finally {
+      release()
+      await long
+    }
     const second = await drain(w.member.id, first.token)
+    expect(types(second.events)).toEqual(['message_created', 'channel_created', 'message_created'])
     expect(
-      second.events.map((e) => (e.data as { message: { content: string } }).message.content),
-    ).toEqual(['early'])
-    expect(BigInt(second.events[0]?.position ?? 0)).toBeGreaterThan(
-      BigInt(first.events[1]?.position ?? 0),
-    )
+      second.events.map((e) => (e.data as { message?: { content: string } }).message?.content),
+    ).toEqual(['early', undefined, 'late'])
   })
 
-  it('a multi-row INSERT … SELECT gets one event per row, in seq order', async () => {
+  it('a multi-row INSERT … SELECT of up to 100 rows per channel gets one event per row, in seq order', async () => {
     const w = await world()
     const token = await head(w.member.id)
     await sql`insert into messages (channel_id, author_id, content)
-      select ${w.channel.id}::uuid, ${w.owner.id}::uuid, 'bulk ' || g from generate_series(1, 2000) g`.execute(
+      select ${w.channel.id}::uuid, ${w.owner.id}::uuid, 'bulk ' || g from generate_series(1, 100) g`.execute(
       t.db,
     )
     const { events } = await drain(w.member.id, token, 1000)
-    expect(events).toHaveLength(2000)
+    expect(new Set(types(events))).toEqual(new Set(['message_created']))
+    expect(events).toHaveLength(100)
     const seqs = events.map((e) => BigInt((e.data as { seq: string }).seq))
-    expect(seqs).toEqual([...seqs].sort((a, b) => (a < b ? -1 : 1)))
+    expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => BigInt(i + 1)))
   })
+})
+
+describe('bulk statements: one messages_imported per channel above 100 rows', () => {
+  /** The channel's seq range now, for comparing with a summary. */
+  const seqRange = async (channel_id: string) =>
+    (
+      await sql<{ first: string; last: string; n: number }>`select min(seq)::text as first,
+        max(seq)::text as last, count(*)::int as n from messages where channel_id = ${channel_id}`.execute(
+        t.db,
+      )
+    ).rows[0]
+
+  it('an INSERT … SELECT of 101 rows into one channel and 3 into another: one summary and 3 events', async () => {
+    const w = await world()
+    const second = await makeChannel(t.db, w.guild.id)
+    await sendMessage(t.db, { channel_id: w.channel.id, author_id: w.owner.id, content: 'before' })
+    const token = await head(w.member.id)
+    await sql`insert into messages (channel_id, author_id, content)
+      select case when g <= 101 then ${w.channel.id}::uuid else ${second.id}::uuid end,
+        ${w.owner.id}::uuid, 'bulk ' || g
+      from generate_series(1, 104) g`.execute(t.db)
+    const { events } = await drain(w.member.id, token)
+    const summary = events.find((e) => e.type === 'messages_imported')
+    expect(summary).toMatchObject({
+      type: 'messages_imported',
+      guild_id: w.guild.id,
+      channel_id: w.channel.id,
+      data: { first_seq: '2', last_seq: '102', count: 101 },
+    })
+    expect(await seqRange(w.channel.id)).toEqual({ first: '1', last: '102', n: 102 })
+    const rest = events.filter((e) => e.type !== 'messages_imported')
+    expect(types(rest)).toEqual(['message_created', 'message_created', 'message_created'])
+    expect(rest.map((e) => e.channel_id)).toEqual([second.id, second.id, second.id])
+    expect(events).toHaveLength(4)
+    // The access rule applies to it like any channel event: a user who cannot see the channel misses it.
+    await setChannelOverwrite(t.db, {
+      channel_id: w.channel.id,
+      user_id: w.member.id,
+      allow: 0n,
+      deny: VIEW_CHANNEL,
+    })
+    expect(types((await drain(w.member.id, token)).events)).toEqual([
+      ...types(rest),
+      'overwrite_set',
+    ])
+  })
+
+  it.each(['copy', 'insert'] as const)(
+    'importMessages (%s route) of 250 rows into one channel and 40 into another: one summary and 40 events',
+    async (method) => {
+      const w = await world()
+      const second = await makeChannel(t.db, w.guild.id)
+      const token = await head(w.member.id)
+      const base = Date.parse('2020-01-01T00:00:00Z')
+      const rows = [
+        ...Array.from({ length: 250 }, (_, i) => ({
+          channel_id: w.channel.id,
+          author_id: w.owner.id,
+          content: `old ${i}`,
+          created_at: new Date(base + i * 1000),
+        })),
+        ...Array.from({ length: 40 }, (_, i) => ({
+          channel_id: second.id,
+          author_id: w.owner.id,
+          content: `other ${i}`,
+          created_at: new Date(base + i * 1000),
+        })),
+      ]
+      expect(await importMessages(t.db, rows, { method })).toEqual({ imported: 290 })
+      const { events } = await drain(w.member.id, token)
+      const summaries = events.filter((e) => e.type === 'messages_imported')
+      expect(summaries).toHaveLength(1)
+      expect(summaries[0]).toMatchObject({
+        channel_id: w.channel.id,
+        data: { first_seq: '1', last_seq: '250', count: 250 },
+      })
+      const created = events.filter((e) => e.type === 'message_created')
+      expect(created).toHaveLength(40)
+      expect(new Set(created.map((e) => e.channel_id))).toEqual(new Set([second.id]))
+    },
+  )
 })
 
 describe('retention', () => {

@@ -56,6 +56,21 @@ function collect(sub: EventSubscription) {
 const contents = (events: GuildstoreEvent[]) =>
   events.map((e) => (e.data as { message?: { content: string } | null }).message?.content)
 
+/**
+ * `count` messages `<prefix> 1` … `<prefix> count` into one channel, in one
+ * transaction of 100-row INSERT … SELECT statements: one event each (a
+ * statement of more than 100 rows into a channel writes one messages_imported).
+ */
+async function insertMessages(channel: string, author: string, prefix: string, count: number) {
+  await t.db.transaction().execute(async (trx) => {
+    for (let at = 0; at < count; at += 100) {
+      await sql`insert into messages (channel_id, author_id, content)
+        select ${channel}::uuid, ${author}::uuid, ${prefix} || ' ' || (${at}::int + g)
+        from generate_series(1, 100) g`.execute(trx)
+    }
+  })
+}
+
 async function world() {
   return makeGuildWithMember(t.db, VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY)
 }
@@ -101,6 +116,48 @@ describe('subscribeEvents', () => {
     await waitFor(() => c.got.length === 1, 30_000)
     expect(contents(c.got)).toEqual(['polled'])
     expect(Date.now() - sent).toBeLessThan(10_000)
+    await sub.close()
+  }, 60_000)
+
+  it('a writer in flight holds delivery back; its commit, which moves no head, is delivered by the poll', async () => {
+    const w = await world()
+    const other = await makeChannel(t.db, w.guild.id)
+    const sub = subscribeEvents(t.db, null, { user_id: w.user.id, poll_ms: 50 })
+    await sub.ready()
+    const c = collect(sub)
+    const headNow = async () =>
+      (
+        await sql<{
+          head: string
+        }>`select last_value::text as head from guildstore_event_positions`.execute(t.db)
+      ).rows[0]?.head
+    let release!: () => void
+    const held = new Promise<void>((r) => {
+      release = r
+    })
+    let wrote!: () => void
+    const written = new Promise<void>((r) => {
+      wrote = r
+    })
+    const a = t.db.transaction().execute(async (trx) => {
+      await sendMessage(trx, { channel_id: w.channel.id, author_id: w.owner.id, content: 'A' })
+      wrote()
+      await held
+    })
+    let head: string | undefined
+    try {
+      await written
+      await sendMessage(t.db, { channel_id: other.id, author_id: w.owner.id, content: 'B' })
+      head = await headNow()
+      await new Promise((r) => setTimeout(r, 500)) // about ten looks at the head
+      expect(c.got).toEqual([]) // B committed, held back behind A
+    } finally {
+      release()
+      await a
+    }
+    await waitFor(() => c.got.length === 2, 10_000)
+    expect(contents(c.got)).toEqual(['A', 'B'])
+    expect(await headNow()).toBe(head) // no position was taken after A's commit
     await sub.close()
   }, 60_000)
 
@@ -193,10 +250,7 @@ describe('subscribeEvents', () => {
   it('a subscriber away for 10,000 events resumes: each exactly once, in order', async () => {
     const w = await world()
     const token = (await listEvents(t.db, { user_id: w.user.id })).next
-    await sql`insert into messages (channel_id, author_id, content)
-      select ${w.channel.id}::uuid, ${w.owner.id}::uuid, 'away ' || g from generate_series(1, 10000) g`.execute(
-      t.db,
-    )
+    await insertMessages(w.channel.id, w.owner.id, 'away', 10_000)
     const sub = subscribeEvents(t.db, null, { user_id: w.user.id, after: token, buffer: 2000 })
     const c = collect(sub)
     await waitFor(() => c.got.length >= 10_000, 120_000, 50)
@@ -215,10 +269,7 @@ describe('subscribeEvents', () => {
       poll_ms: 50,
     })
     open.push(sub)
-    await sql`insert into messages (channel_id, author_id, content)
-      select ${w.channel.id}::uuid, ${w.owner.id}::uuid, 'slow ' || g from generate_series(1, 1000) g`.execute(
-      t.db,
-    )
+    await insertMessages(w.channel.id, w.owner.id, 'slow', 1000)
     const held = () => (sub as unknown as { buffer: unknown[] }).buffer.length
     await waitFor(() => held() >= 50, 30_000)
     // Several more timer ticks: it does not grow past the cap plus one page.

@@ -3,7 +3,9 @@
  * example runs it): COPY FROM STDIN there ends the connection (protocol
  * synchronization lost), so the default route must be the batched
  * INSERT … SELECT FROM unnest, and 0020's numbering must hold there too.
- * The migrations run on PGlite first (all of them, 0020 included).
+ * The migrations run on PGlite first (all of them, 0020 included). The
+ * change feed works there too: 0025's in-flight registration and horizon read
+ * advisory locks and pg_locks, which PGlite's single backend has.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -12,12 +14,17 @@ import { type Kysely, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startEmbeddedPostgres } from '../../examples/chat-service/embedded-postgres.ts'
 import {
+  createChannel,
   createDb,
+  createGuild,
   createPool,
+  createUser,
   type DB,
   importMessages,
+  listEvents,
   listMessageMentions,
   runMigrations,
+  sendMessage,
 } from '../../src/index.ts'
 
 let dir: string
@@ -85,4 +92,23 @@ describe('importMessages on PGlite', () => {
     // the connection is still usable (a COPY attempt would have ended it)
     expect((await sql<{ one: number }>`select 1 as one`.execute(db)).rows[0]?.one).toBe(1)
   }, 300_000)
+
+  it('the change feed: positions at insert, the horizon from pg_locks (its own in-flight lock holds it back)', async () => {
+    const owner = await createUser(db, { username: 'pglite_feed' })
+    const guild = await createGuild(db, { name: 'feed', owner_id: owner.id })
+    const channel = await createChannel(db, { guild_id: guild.id, name: 'c', type: 'text' })
+    const token = (await listEvents(db, { user_id: owner.id })).next
+    await db.transaction().execute(async (trx) => {
+      await sendMessage(trx, { channel_id: channel.id, author_id: owner.id, content: 'in flight' })
+      const { rows } = await sql<{ horizon: string; head: string }>`select
+          guildstore_event_horizon()::text as horizon,
+          pg_sequence_last_value('guildstore_event_positions')::text as head`.execute(trx)
+      const row = rows[0] as { horizon: string; head: string }
+      expect(BigInt(row.horizon)).toBeLessThan(BigInt(row.head))
+    })
+    const page = await listEvents(db, { user_id: owner.id, after: token })
+    expect(page.events.map((e) => e.type)).toEqual(['message_created'])
+    const again = await listEvents(db, { user_id: owner.id, after: page.next })
+    expect(again.events).toEqual([])
+  }, 120_000)
 })

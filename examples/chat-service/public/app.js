@@ -20,6 +20,7 @@ const state = {
   username: undefined,
   guildId: undefined,
   channelId: undefined,
+  channel: undefined,
   oldestId: undefined,
   reachedStart: false,
   loadingOlder: false,
@@ -650,6 +651,7 @@ async function openChannel(channel) {
   // A newer opening makes an older one's pages stale (they are dropped).
   state.openGen += 1
   state.loadingOlder = false
+  state.channel = channel
   state.channelId = channel.id
   state.oldestId = undefined
   state.reachedStart = false
@@ -759,6 +761,12 @@ function coalesced(task) {
 
 const refreshChannelsSoon = coalesced(() => reloadChannels())
 const refreshReadStatesSoon = coalesced(() => refreshReadStates())
+// A bulk insert into the open channel (messages_imported): its messages may
+// belong anywhere in the history (an import keeps their times), so the channel
+// is opened again from its newest page rather than appended to.
+const reopenChannelSoon = coalesced(
+  () => state.channel?.id === state.channelId && openChannel(state.channel),
+)
 const refreshMembersSoon = coalesced(() => state.guildId && loadMembers(state.guildId))
 const refreshGuildsSoon = coalesced(() => loadGuilds())
 const refreshGuildListSoon = coalesced(() => loadGuilds(undefined, { open: false }))
@@ -784,6 +792,10 @@ async function apply(type, event) {
   switch (type) {
     case 'message_created':
       if (here && data.message) await appendLive(data.message)
+      else if (inGuild) refreshReadStatesSoon()
+      return
+    case 'messages_imported':
+      if (here) reopenChannelSoon()
       else if (inGuild) refreshReadStatesSoon()
       return
     case 'message_edited':
