@@ -159,15 +159,18 @@ export interface EventHead {
  * horizon, so it is at least every horizon any reader was ever given: a token
  * above it comes from another database (or an older backup of this one).
  */
-export const selectHorizon = prepareQuery('events.horizon', (db) =>
-  rawQuery(
-    db,
-    sql<EventHead>`select
+export const selectHorizon = prepareQuery(
+  'events.horizon',
+  (db) =>
+    rawQuery(
+      db,
+      sql<EventHead>`select
   guildstore_event_horizon()::text as horizon,
   coalesce(pg_sequence_last_value('guildstore_event_positions'), 0)::text as head,
   (select floor from guildstore_event_floor)::text as floor,
   current_setting('transaction_isolation') as isolation`,
-  ),
+    ),
+  { primary: true },
 )
 
 /** One candidate of a page: `visible` false rows carry no content. */
@@ -289,6 +292,7 @@ const selectEvents = prepareQuery(
       db,
       eventPageSql(sql`${p.user_id}`, sql`${p.after}`, sql`${p.horizon}`, sql`${p.limit}`),
     ),
+  { primary: true },
 )
 
 /** A page's rows as events, and the token it ends at. */
@@ -464,8 +468,10 @@ export async function purgeEvents(db: Kysely<DB>, input: PurgeEventsInput): Prom
   }
 }
 
-const selectFloor = prepareQuery('events.floor', (db) =>
-  db.selectFrom('guildstore_event_floor').select(sql<string>`floor::text`.as('floor')),
+const selectFloor = prepareQuery(
+  'events.floor',
+  (db) => db.selectFrom('guildstore_event_floor').select(sql<string>`floor::text`.as('floor')),
+  { primary: true },
 )
 
 /**

@@ -77,12 +77,15 @@ export interface EventSubscription extends AsyncIterable<GuildstoreEvent> {
 
 // The head alone (one read of the sequence): only a cue that a position was
 // taken (the read that follows takes the horizon properly).
-const selectHead = prepareQuery('events.head', (db) =>
-  rawQuery(
-    db,
-    sql<{ head: string }>`select (case when is_called then last_value else 0 end)::text as head
+const selectHead = prepareQuery(
+  'events.head',
+  (db) =>
+    rawQuery(
+      db,
+      sql<{ head: string }>`select (case when is_called then last_value else 0 end)::text as head
 from guildstore_event_positions`,
-  ),
+    ),
+  { primary: true },
 )
 
 /** One event of the shared page, with what its audience check needs. */
@@ -129,6 +132,7 @@ join guildstore_events e on e.position = f.position
 ${hydrationJoinSql(sql`e`, sql`true`)}
 order by e.position`,
     ),
+  { primary: true },
 )
 
 // Who may read what on the page: the subscribers' memberships of the page's
@@ -151,6 +155,7 @@ select 'c' as kind, u.id as user_id, a.id
 from unnest(${p.user_ids}::uuid[]) u (id)
 cross join lateral (${accessibleChannelIdsSql({ userId: sql`u.id`, channelIds: sql`${p.channel_ids}::uuid[]` })}) a`,
     ),
+  { primary: true },
 )
 
 const released = new WeakSet<object>()

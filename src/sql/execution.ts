@@ -53,6 +53,12 @@ export interface Statement {
   readonly query: RootOperationNode
   /** Sent unnamed (planned per call with its actual values), though compiled once. */
   readonly unnamed?: boolean
+  /**
+   * A read that must see the primary's latest commits, never a replica's replay:
+   * the change feed's horizon and pages (a page read on a lagging replica would
+   * skip events committed below the horizon, and the token would pass them).
+   */
+  readonly primary?: boolean
 }
 
 /** A compiled query that carries the prepared statement it comes from. */
@@ -276,7 +282,9 @@ export async function sendStatement<R>(
     const execution = adapter.execution
     const config = execution.queryConfig(statement.sql, values, statement)
     if (statement.kind === 'read') {
-      if (!execution.router) return toQueryResult<R>(await execution.pool.query(config))
+      if (!execution.router || statement.primary) {
+        return toQueryResult<R>(await execution.pool.query(config))
+      }
       return toQueryResult<R>(await execution.routeRead((q) => q.query(config)))
     }
     const result = await runWrite(execution.pool, config)
@@ -396,7 +404,7 @@ class GuildstoreConnection implements DatabaseConnection {
 /** Whether a compiled query may run on a replica: a read-only prepared statement, or a SELECT that neither writes nor locks. */
 function isReplicaRead(compiled: CompiledQuery): boolean {
   const statement = (compiled as StatementQuery).statement
-  if (statement) return statement.kind === 'read'
+  if (statement) return statement.kind === 'read' && statement.primary !== true
   // Raw SQL from outside guildstore (SET, advisory locks, functions…) stays on the primary.
   return compiled.query.kind === 'SelectQueryNode' && statementKind(compiled.query) === 'read'
 }

@@ -71,6 +71,8 @@ interface Compiled {
  * With `{ unnamed: true }` the SQL is still built once, but sent unnamed, so
  * PostgreSQL plans it per call with its actual values (a search whose best
  * plan depends on its terms); its snapshot reads "dynamic, sent unnamed".
+ * With `{ primary: true }` a read never goes to a replica (the change feed's
+ * horizon and pages, which must see the primary's latest commits).
  *
  * @throws {Error} when the label is malformed or already declared.
  * @example
@@ -84,10 +86,11 @@ interface Compiled {
 export function prepareQuery<P extends object, Q extends Compilable<unknown>>(
   label: string,
   build: (db: Kysely<DB>, params: P) => Q,
-  options: { unnamed?: boolean } = {},
+  options: { unnamed?: boolean; primary?: boolean } = {},
 ): PreparedQuery<P, RowOf<Q>> {
   const name = `${NAME_PREFIX}${label}`
   const unnamed = options.unnamed === true
+  const primary = options.primary === true
   let compiled: Compiled | undefined
 
   const compile = (): Compiled => {
@@ -103,6 +106,7 @@ export function prepareQuery<P extends object, Q extends Compilable<unknown>>(
         kind: statementKind(c.query),
         query: c.query,
         ...(unnamed ? { unnamed } : {}),
+        ...(primary ? { primary } : {}),
       },
       slots: c.parameters.map((value) =>
         typeof value === 'string' && value.startsWith(MARK)

@@ -19,6 +19,7 @@ import {
   findUserById,
   findUserByUsername,
   InvalidInputError,
+  listEvents,
   newId,
   PermissionDeniedError,
   Permissions,
@@ -221,6 +222,30 @@ describe('read replicas', () => {
     await updateRole(outside, w.guild.defaultRole.id, { permissions: VIEW_CHANNEL })
     await pair.waitCaughtUp()
     await expect(read()).rejects.toBeInstanceOf(PermissionDeniedError)
+  })
+
+  it('the change feed reads on the primary: with replay paused, listEvents returns a commit the replica has not replayed', async () => {
+    const w = await makeGuildWithMember(outside, VIEW_CHANNEL | READ_MESSAGE_HISTORY)
+    await pair.waitCaughtUp()
+    const db = replicated()
+    expect(await findUserByUsername(db, 'nobody')).toBeUndefined() // warms the router
+    const start = await listEvents(db, { user_id: w.user.id })
+    await pauseReplay()
+    try {
+      const message = await makeMessage(outside, w.channel.id, w.owner.id)
+      const replicaReads = replicaStats(db)!.replicaReads
+      // the replica has not replayed it: on the replica the horizon and page would miss it
+      expect(await findUserById(db, w.owner.id)).toBeDefined()
+      expect(replicaStats(db)!.replicaReads).toBe(replicaReads + 1) // the replica serves plain reads
+      const page = await listEvents(db, { user_id: w.user.id, after: start.next })
+      const created = page.events.filter((e) => e.type === 'message_created')
+      expect(created.map((e) => (e.data as { message_id: string }).message_id)).toEqual([
+        message.id,
+      ])
+      expect(replicaStats(db)!.replicaReads).toBe(replicaReads + 1) // none of the feed's reads went there
+    } finally {
+      await resumeReplay()
+    }
   })
 
   it('a replica lagging beyond the bound is skipped', async () => {
