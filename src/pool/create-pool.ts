@@ -1,10 +1,9 @@
 import pg from 'pg'
 import { DatabaseUnavailableError } from '../errors/database-error.ts'
 import { InvalidInputError } from '../errors/invalid-input-error.ts'
-import { timestamptzParserFor } from './timestamptz-parser.ts'
+import { TIMESTAMPTZ_OID, timestamptzParserFor } from './timestamptz-parser.ts'
 
 const INT8_OID = 20
-const TIMESTAMPTZ_OID = 1184
 
 /** The connection error of a checked-out client: its query reports it; see {@link createPool}. */
 const ignoreCheckedOutClientError = (): void => {}

@@ -1,6 +1,7 @@
 import pg from 'pg'
 
-const TIMESTAMPTZ_OID = 1184
+/** The type oid of `timestamptz`. */
+export const TIMESTAMPTZ_OID = 1184
 
 type TimestamptzParser = (value: string) => unknown
 

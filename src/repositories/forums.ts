@@ -28,6 +28,9 @@ import {
 import { administer, updateAudit } from './administer.ts'
 import { assertActingAs, auditChanges } from './internal.ts'
 
+/** Tags a forum holds at most (Discord's; migration 0022's `forum_tags_limit`). */
+export const MAX_FORUM_TAGS = 20
+
 /** Tags a post carries at most (Discord's). */
 export const MAX_POST_TAGS = 5
 
@@ -255,7 +258,10 @@ const TAG_FIELDS = ['name', 'emoji', 'moderated'] as const
 /** What a tag's insert or update raises, as the documented conflicts. */
 function tagErrors(error: unknown): never {
   if (error instanceof CheckViolationError && error.constraint === 'forum_tags_limit') {
-    throw new ConflictError('the forum has 20 tags', { reason: 'tag_limit', cause: error })
+    throw new ConflictError(`the forum has ${MAX_FORUM_TAGS} tags`, {
+      reason: 'tag_limit',
+      cause: error,
+    })
   }
   if (error instanceof UniqueViolationError) {
     throw new ConflictError('the forum has a tag of this name', {

@@ -41,7 +41,7 @@ import {
   channelFields,
   channelMemberColumns,
 } from './channels.ts'
-import { applyPostTags, assertPostTagIds } from './forums.ts'
+import { applyPostTags, assertPostTagIds, MAX_FORUM_TAGS } from './forums.ts'
 import { assertActingAs, auditChanges } from './internal.ts'
 import { PAGE_PLAN_ROWS } from './message-sql.ts'
 import { createMessage } from './messages.ts'
@@ -925,14 +925,9 @@ from (
   )
 }
 const forumPostStatements = {
-  first: forumPosts(false, false),
-  before: forumPosts(true, false),
-  taggedFirst: forumPosts(false, true),
-  taggedBefore: forumPosts(true, true),
+  all: { first: forumPosts(false, false), before: forumPosts(true, false) },
+  tagged: { first: forumPosts(false, true), before: forumPosts(true, true) },
 }
-
-/** Tags a forum holds at most (migration 0022): the most a tag filter can name. */
-const MAX_FORUM_TAGS = 20
 
 /** A forum post as {@link listForumPosts} lists it: the thread, its last activity and its tag ids. */
 export type ForumPost = Thread & { last_message_at: Date; tag_ids: string[] }
@@ -979,15 +974,8 @@ export async function listForumPosts(
   const tag_ids = input.tag_ids ?? []
   assertPostTagIds(tag_ids, 'tag_ids', MAX_FORUM_TAGS)
   const before = input.before ?? null
-  const key =
-    tag_ids.length === 0
-      ? before === null
-        ? 'first'
-        : 'before'
-      : before === null
-        ? 'taggedFirst'
-        : 'taggedBefore'
-  return forumPostStatements[key].execute(db, {
+  const statements = tag_ids.length === 0 ? forumPostStatements.all : forumPostStatements.tagged
+  return statements[before === null ? 'first' : 'before'].execute(db, {
     channel_id: input.channel_id,
     user_id: input.user_id,
     before: before ?? MIN_UUID,
