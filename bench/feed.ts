@@ -6,7 +6,8 @@
  * same run) and one with the feed's triggers disabled (the branch point).
  *
  *   node bench/feed.ts [--pairs 2000] [--seconds 3] [--events 1000000]
- *                      [--subscribers 1000] [--rate 1000] [--only send,senders,catchup,delivery]
+ *                      [--subscribers 1000] [--rate 1000] [--redis URL]
+ *                      [--only send,senders,catchup,delivery]
  *
  * 1. send: `sendMessage` with its event (feed on) against the plain INSERT of
  *    the message alone (feed off), paired call by call, order flipped every
@@ -20,21 +21,26 @@
  *    returns nothing), and from a token before all of them (a backlog of
  *    `--events` + 1): the ratio of the last two is the cost of the backlog.
  * 4. delivery: `--subscribers` subscriptions in this process (one per user),
- *    a sender at `--rate` messages/s for `--seconds` × 2: commit-to-iterator
- *    latency p50 / p99 and deliveries/s.
+ *    a sender process (bench/feed-sender.ts) at `--rate` messages/s for
+ *    `--seconds` × 2, twice: woken by the head poll alone, then by Redis hints
+ *    (`--redis`, default $TEST_REDIS_URL or redis://127.0.0.1:6379):
+ *    commit-to-iterator latency p50 / p99 and deliveries/s.
  *
  * Every session runs with synchronous_commit = off (as bench/send-paired.ts).
  * Prints markdown on stdout with the load average; figures from a loaded box
  * are indications only.
  */
+import { fork } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import pg from 'pg'
 import type { DB } from '../codegen/db.ts'
 import { newId } from '../src/ids/new-id.ts'
 import { createPool, guildstoreTypeParsers } from '../src/pool/create-pool.ts'
+import { createRedis } from '../src/redis/index.ts'
 import { sendMessage } from '../src/repositories/authorized-messages.ts'
 import { createChannel } from '../src/repositories/channels.ts'
 import { listEvents } from '../src/repositories/events.ts'
@@ -56,6 +62,7 @@ const seconds = Number(option('--seconds') ?? 3)
 const eventCount = Number(option('--events') ?? 1_000_000)
 const subscriberCount = Number(option('--subscribers') ?? 1000)
 const rate = Number(option('--rate') ?? 1000)
+const redisUrl = option('--redis') ?? process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const only = new Set((option('--only') ?? 'send,senders,catchup,delivery').split(','))
 const log = (msg: string) => process.stderr.write(`[bench:feed] ${msg}\n`)
 const load = () => (loadavg()[0] as number).toFixed(2)
@@ -311,55 +318,80 @@ if (only.has('delivery')) {
     await addGuildMember(on.t.db, { guild_id: g.guild.id, user_id: u.id })
     users.push(u.id)
   }
-  const subPool = createPool({ connectionString: on.url, max: 3 })
-  const subDb = createDb(subPool)
-  const committedAt = new Map<string, number>()
-  const latencies: number[] = []
-  let delivered = 0
-  const subs = users.map((user_id) => subscribeEvents(subDb, null, { user_id }))
-  await Promise.all(subs.map((s) => s.ready()))
-  const loops = subs.map(async (s) => {
-    for await (const e of s) {
-      const content = (e.data as { message?: { content: string } | null }).message?.content
-      const at = content ? committedAt.get(content) : undefined
-      if (at !== undefined) latencies.push(performance.now() - at)
-      delivered++
-    }
-  })
-  const l0 = load()
-  const duration = seconds * 2
-  const total = rate * duration
-  const start = performance.now()
-  let sent = 0
-  await Promise.all(
-    Array.from({ length: 4 }, async (_, w) => {
-      for (let k = w; k < total; k += 4) {
-        const due = start + (k * 1000) / rate
-        const wait = due - performance.now()
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
-        await sendMessage(on.db, { channel_id: channel, author_id: g.owner.id, content: `d${k}` })
-        committedAt.set(`d${k}`, performance.now())
-        sent++
+  const rows: string[] = []
+  // Two runs: the dispatcher woken by its 100 ms head poll alone, then by Redis hints the
+  // sender publishes after each commit (as a host does). The sender is its own process.
+  for (const hints of ['poll only (100 ms)', 'Redis hints'] as const) {
+    const redis = hints === 'Redis hints' ? createRedis({ url: redisUrl }) : null
+    const subPool = createPool({ connectionString: on.url, max: 3 })
+    const subDb = createDb(subPool)
+    const committedAt = new Map<number, number>()
+    const receivedAt: Array<[number, number]> = []
+    let delivered = 0
+    const subs = users.map((user_id) => subscribeEvents(subDb, redis, { user_id }))
+    await Promise.all(subs.map((s) => s.ready()))
+    const now = () => performance.timeOrigin + performance.now()
+    const loops = subs.map(async (s, i) => {
+      for await (const e of s) {
+        // One subscriber in ten records its receipt times (the others only count):
+        // 100,000s of samples per second would be the bench's own load.
+        if (i % 10 === 0) {
+          const content = (e.data as { message?: { content: string } | null }).message?.content
+          if (content?.startsWith('d')) receivedAt.push([Number(content.slice(1)), now()])
+        }
+        delivered++
       }
-    }),
-  )
-  const sendSeconds = (performance.now() - start) / 1000
-  const expected = sent * subscriberCount
-  const deadline = Date.now() + 60_000
-  while (delivered < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-  const allSeconds = (performance.now() - start) / 1000
-  out.push(`### Delivery: ${subscriberCount} subscribers in one process, a sender at ${rate} messages/s
+    })
+    const l0 = load()
+    const start = performance.now()
+    const child = fork(
+      fileURLToPath(new URL('./feed-sender.ts', import.meta.url)),
+      [
+        on.url,
+        channel,
+        g.owner.id,
+        String(rate),
+        String(seconds * 2),
+        ...(redis ? [redisUrl] : []),
+      ],
+      { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+    )
+    const summary = await new Promise<{ sent: number; seconds: number }>((resolve, reject) => {
+      child.on(
+        'message',
+        (m: { k?: number; at?: number; done?: boolean; sent: number; seconds: number }) => {
+          if (m.done) resolve(m)
+          else if (m.k !== undefined && m.at !== undefined) committedAt.set(m.k, m.at)
+        },
+      )
+      child.on('exit', (code) => code && reject(new Error(`the sender exited with ${code}`)))
+    })
+    const expected = summary.sent * subscriberCount
+    const deadline = Date.now() + 60_000
+    while (delivered < expected && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50))
+    const allSeconds = (performance.now() - start) / 1000
+    const latencies = receivedAt.flatMap(([k, at]) => {
+      const c = committedAt.get(k)
+      return c === undefined ? [] : [at - c]
+    })
+    rows.push(
+      `| ${hints} | ${summary.sent} | ${(summary.sent / summary.seconds).toFixed(0)} | ${delivered} of ${expected} | ${(delivered / allSeconds).toFixed(0)} | ${quantile(latencies, 0.5).toFixed(1)} | ${quantile(latencies, 0.99).toFixed(1)} | ${l0} → ${load()} |`,
+    )
+    await Promise.all(subs.map((s) => s.close()))
+    await Promise.all(loops)
+    await subDb.destroy()
+    await redis?.quit()
+    log(`delivery (${hints}) done`)
+  }
+  out.push(`### Delivery: ${subscriberCount} subscribers in one process, a sender process at ${rate} messages/s
 
-| sent | sent/s | deliveries | deliveries/s | commit → iterator p50 ms | p99 ms |
-|---:|---:|---:|---:|---:|---:|
-| ${sent} | ${(sent / sendSeconds).toFixed(0)} | ${delivered} of ${expected} | ${(delivered / allSeconds).toFixed(0)} | ${quantile(latencies, 0.5).toFixed(1)} | ${quantile(latencies, 0.99).toFixed(1)} |
+| wake-up | sent | sent/s | deliveries | deliveries/s | commit → iterator p50 ms | p99 ms | 1-min load before → after |
+|---|---:|---:|---:|---:|---:|---:|---|
+${rows.join('\n')}
 
-1-minute load average: ${l0} before, ${load()} after.
+Latency: the sender's commit time (reported over IPC) to the iterator's \`next()\` in one subscriber of ten.
 `)
-  await Promise.all(subs.map((s) => s.close()))
-  await Promise.all(loops)
-  await subDb.destroy()
-  log('delivery done')
 }
 
 console.log(out.join('\n'))
