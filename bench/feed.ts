@@ -1,20 +1,28 @@
 /**
  * The change feed's costs (issue 23 item 9), side by side in one run, on
  * three databases of its own from the test template: one with the feed as
- * migrated (positions at insert, migration 0025), one with 0019's commit-time
- * stamp put back (`stamp`: the design 0025 replaced, for before/after in the
- * same run) and one with the feed's triggers disabled (the branch point).
+ * migrated (positions at insert, migration 0025; a send's event written by its
+ * own statement, 0027), one with 0019's commit-time stamp put back (`stamp`:
+ * the design 0025 replaced, for before/after in the same run) and one with the
+ * feed's triggers disabled (the branch point). A send runs either route:
+ * `statement` (sendMessage as it is: the event in its statement, 0027) or
+ * `trigger` (the statements before 0027, the feed's trigger capturing the
+ * insert): the branch point and the stamp run `trigger` (on the branch point,
+ * with the triggers disabled, that is the send with no event at all), and the
+ * feed runs both, so 0027 is measured against 0025 in the same run.
  *
  *   node bench/feed.ts [--pairs 2000] [--seconds 3] [--events 1000000]
  *                      [--subscribers 1000] [--rate 1000] [--redis URL]
  *                      [--only send,senders,catchup,delivery]
  *
- * 1. send: `sendMessage` with its event (feed on) against the plain INSERT of
- *    the message alone (feed off), paired call by call, order flipped every
- *    pair; with today's pairing (feed off on both sides) and an A/A control;
- *    and the same with the stamp, and the feed against the stamp.
+ * 1. send: `sendMessage` with its event (feed on) against the branch point and
+ *    against the plain INSERT of the message alone (feed off), paired call by
+ *    call, order flipped every pair; with today's pairing (feed off on both
+ *    sides) and an A/A control; the same with 0025's trigger route and with
+ *    the stamp, and the statement route against the trigger route.
  * 2. senders: 16 senders over 16 channels of one guild, messages/s, blocks of
- *    `--seconds` rotating feed on / stamp / off (three each).
+ *    `--seconds` rotating feed on (statement route) / feed on (trigger route,
+ *    0025) / stamp / off (three each).
  * 3. catchup: `listEvents` p50 for a member of 5 guilds at the head of a small
  *    table, then after `--events` events of other guilds: at the head (no
  *    page statement runs), a backlog of 1 (the page statement runs and
@@ -46,6 +54,7 @@ import { createChannel } from '../src/repositories/channels.ts'
 import { listEvents } from '../src/repositories/events.ts'
 import { createGuild } from '../src/repositories/guilds.ts'
 import { addGuildMember } from '../src/repositories/members.ts'
+import { sendCapture } from '../src/repositories/message-sql.ts'
 import { subscribeEvents } from '../src/repositories/subscribe-events.ts'
 import { createUser } from '../src/repositories/users.ts'
 import { createDb } from '../src/sql/create-db.ts'
@@ -66,7 +75,8 @@ const redisUrl = option('--redis') ?? process.env.TEST_REDIS_URL ?? 'redis://127
 const only = new Set((option('--only') ?? 'send,senders,catchup,delivery').split(','))
 const log = (msg: string) => process.stderr.write(`[bench:feed] ${msg}\n`)
 const load = () => (loadavg()[0] as number).toFixed(2)
-const out: string[] = []
+/** A section's markdown, on stdout as soon as it is measured. */
+const emit = (section: string) => console.log(section)
 
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -74,9 +84,10 @@ function quantile(xs: number[], q: number): number {
 }
 
 /**
- * 0019's commit-time stamp, put back: position without a default, the xact
- * column and its hash index, the stamp trigger, the lock key and the horizon
- * under that lock, read from the migration file.
+ * 0019's commit-time stamp, put back: position without a default, the id
+ * column (the stamp numbers a transaction's rows in id order; 0027 dropped
+ * it), the xact column and its hash index, the stamp trigger, the lock key and
+ * the horizon under that lock, read from the migration file.
  */
 async function restoreStamp(db: Kysely<DB>): Promise<void> {
   const file = await readFile(
@@ -95,6 +106,7 @@ async function restoreStamp(db: Kysely<DB>): Promise<void> {
     )
   await sql
     .raw(`alter table guildstore_events alter column position drop default;
+alter table guildstore_events add column id bigint generated always as identity (cache 100) primary key;
 alter table guildstore_events add column xact xid8 not null default pg_current_xact_id();
 ${index}
 ${stamp}`)
@@ -118,7 +130,9 @@ async function database(feed: 'on' | 'stamp' | 'off', max: number) {
   }
   const url = new URL(t.url)
   url.searchParams.set('options', '-c synchronous_commit=off')
-  const pool = createPool({ connectionString: url.toString(), max })
+  // Idle connections close after half a second: the three pools, and other
+  // users of a shared server, stay under max_connections between blocks.
+  const pool = createPool({ connectionString: url.toString(), max, idleTimeoutMillis: 500 })
   return { t, url: url.toString(), pool, db: createDb(pool) }
 }
 
@@ -153,12 +167,18 @@ if (only.has('send')) {
   const dbOn = createDb(sendOnPool)
   const dbStamp = createDb(sendStampPool)
   const dbOff = createDb(sendOffPool)
-  const send = (db: Kysely<DB>, g: typeof gOn) => () =>
-    sendMessage(db, {
-      channel_id: (g.channels[0] as { id: string }).id,
-      author_id: g.owner.id,
-      content: 'hello there',
-    })
+  const send =
+    (db: Kysely<DB>, g: typeof gOn, route: 'statement' | 'trigger' = 'trigger') =>
+    () => {
+      sendCapture.route = route
+      return sendMessage(db, {
+        channel_id: (g.channels[0] as { id: string }).id,
+        author_id: g.owner.id,
+        content: 'hello there',
+      })
+    }
+  const sendOn = send(dbOn, gOn, 'statement')
+  const sendOn25 = send(dbOn, gOn, 'trigger')
   const raw = (pool: pg.Pool, channel: string, author: string) => () =>
     pool.query({
       name: 'bench_plain_insert',
@@ -167,22 +187,28 @@ if (only.has('send')) {
     })
   const rawOffA = raw(rawA, (gOff.channels[1] as { id: string }).id, gOff.owner.id)
   const rawOffB = raw(rawB, (gOff.channels[2] as { id: string }).id, gOff.owner.id)
-  await paired(send(dbOn, gOn), rawOffA, 300)
+  await paired(sendOn, rawOffA, 300)
+  await paired(sendOn25, rawOffA, 300)
   await paired(send(dbStamp, gStamp), rawOffA, 300)
   await paired(send(dbOff, gOff), rawOffB, 300)
   const l0 = load()
-  const direct = await paired(send(dbOn, gOn), send(dbOff, gOff), pairs)
+  const direct = await paired(sendOn, send(dbOff, gOff), pairs)
+  const before = await paired(sendOn25, send(dbOff, gOff), pairs)
+  const routes = await paired(sendOn, sendOn25, pairs)
   const stamped = await paired(send(dbStamp, gStamp), send(dbOff, gOff), pairs)
-  const versus = await paired(send(dbOn, gOn), send(dbStamp, gStamp), pairs)
-  const feed = await paired(send(dbOn, gOn), rawOffA, pairs)
+  const versus = await paired(sendOn, send(dbStamp, gStamp), pairs)
+  const feed = await paired(sendOn, rawOffA, pairs)
   const today = await paired(send(dbOff, gOff), rawOffA, pairs)
   const control = await paired(rawOffB, rawOffA, pairs)
+  sendCapture.route = 'statement'
   const f = (x: number) => x.toFixed(0)
-  out.push(`### sendMessage with its event (synchronous_commit=off, ${pairs} pairs)
+  emit(`### sendMessage with its event (synchronous_commit=off, ${pairs} pairs)
 
 | pairing | median µs | ratio (second ÷ first) |
 |---|---:|---:|
 | sendMessage with the feed / sendMessage without it (branch point) | ${f(direct.a)} / ${f(direct.b)} | ${(direct.b / direct.a).toFixed(3)}× |
+| sendMessage with the feed by 0025's trigger / without it (branch point) | ${f(before.a)} / ${f(before.b)} | ${(before.b / before.a).toFixed(3)}× |
+| sendMessage with the feed: event in its statement / by 0025's trigger | ${f(routes.a)} / ${f(routes.b)} | ${(routes.b / routes.a).toFixed(3)}× |
 | sendMessage with 0019's stamp / sendMessage without the feed | ${f(stamped.a)} / ${f(stamped.b)} | ${(stamped.b / stamped.a).toFixed(3)}× |
 | sendMessage with the feed / sendMessage with 0019's stamp | ${f(versus.a)} / ${f(versus.b)} | ${(versus.b / versus.a).toFixed(3)}× |
 | sendMessage with the feed / plain INSERT (no feed) | ${f(feed.a)} / ${f(feed.b)} | ${(feed.b / feed.a).toFixed(3)}× |
@@ -206,6 +232,7 @@ if (only.has('senders')) {
   const gStamp = await guildWith(stamp.t.db, 16)
   const gOff = await guildWith(off.t.db, 16)
   const block = async (db: Kysely<DB>, g: typeof gOn) => {
+    await new Promise((r) => setTimeout(r, 700)) // the previous block's connections close
     let count = 0
     const end = Date.now() + seconds * 1000
     await Promise.all(
@@ -219,29 +246,42 @@ if (only.has('senders')) {
     return count / seconds
   }
   const sides = [
-    { db: on.db, g: gOn, r: [] as number[] },
-    { db: stamp.db, g: gStamp, r: [] as number[] },
-    { db: off.db, g: gOff, r: [] as number[] },
+    { db: on.db, g: gOn, route: 'statement' as const, r: [] as number[] },
+    { db: on.db, g: gOn, route: 'trigger' as const, r: [] as number[] },
+    { db: stamp.db, g: gStamp, route: 'trigger' as const, r: [] as number[] },
+    { db: off.db, g: gOff, route: 'trigger' as const, r: [] as number[] },
   ]
-  for (const s of sides) await block(s.db, s.g)
+  for (const s of sides) {
+    sendCapture.route = s.route
+    await block(s.db, s.g)
+  }
   const l0 = load()
-  // Three rounds, the order rotated each round (on, stamp, off; stamp, off, on; …).
+  // Three rounds, the order rotated each round (on, on by 0025, stamp, off; on by 0025, stamp, off, on; …).
   for (let i = 0; i < 3; i++) {
     for (let k = 0; k < sides.length; k++) {
       const s = sides[(i + k) % sides.length] as (typeof sides)[number]
+      sendCapture.route = s.route
       s.r.push(await block(s.db, s.g))
     }
   }
-  const [rOn, rStamp, rOff] = sides.map((s) => s.r) as [number[], number[], number[]]
+  sendCapture.route = 'statement'
+  const [rOn, rOn25, rStamp, rOff] = sides.map((s) => s.r) as [
+    number[],
+    number[],
+    number[],
+    number[],
+  ]
   const f = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ')
-  out.push(`### 16 senders over 16 channels of one guild (${seconds} s blocks, rotating)
+  emit(`### 16 senders over 16 channels of one guild (${seconds} s blocks, rotating)
 
 | | messages/s per block | median |
 |---|---|---:|
-| feed on (positions at insert, 0025) | ${f(rOn)} | ${median(rOn).toFixed(0)} |
+| feed on (the send's event in its statement, 0027) | ${f(rOn)} | ${median(rOn).toFixed(0)} |
+| feed on, the event by 0025's trigger | ${f(rOn25)} | ${median(rOn25).toFixed(0)} |
 | 0019's commit-time stamp | ${f(rStamp)} | ${median(rStamp).toFixed(0)} |
 | feed off (branch point) | ${f(rOff)} | ${median(rOff).toFixed(0)} |
 | ratio on ÷ off | | ${(median(rOn) / median(rOff)).toFixed(3)}× |
+| ratio on by 0025's trigger ÷ off | | ${(median(rOn25) / median(rOff)).toFixed(3)}× |
 | ratio stamp ÷ off | | ${(median(rStamp) / median(rOff)).toFixed(3)}× |
 
 1-minute load average: ${l0} before, ${load()} after.
@@ -294,7 +334,7 @@ if (only.has('catchup')) {
   const one = await measure(headToken)
   const backlog = await measure(old)
   const smallAgain = await measure(old)
-  out.push(`### listEvents catch-up (a member of 5 guilds, limit 100)
+  emit(`### listEvents catch-up (a member of 5 guilds, limit 100)
 
 | table | token | p50 µs |
 |---|---|---:|
@@ -384,7 +424,7 @@ if (only.has('delivery')) {
     await redis?.quit()
     log(`delivery (${hints}) done`)
   }
-  out.push(`### Delivery: ${subscriberCount} subscribers in one process, a sender process at ${rate} messages/s
+  emit(`### Delivery: ${subscriberCount} subscribers in one process, a sender process at ${rate} messages/s
 
 | wake-up | sent | sent/s | deliveries | deliveries/s | commit → iterator p50 ms | p99 ms | 1-min load before → after |
 |---|---:|---:|---:|---:|---:|---:|---|
@@ -394,7 +434,6 @@ Latency: the sender's commit time (reported over IPC) to the iterator's \`next()
 `)
 }
 
-console.log(out.join('\n'))
 await on.db.destroy()
 await stamp.db.destroy()
 await off.db.destroy()

@@ -246,7 +246,6 @@ export interface GuildstoreEvents {
   created_at: Generated<Timestamp>;
   data: Generated<Json>;
   guild_id: string | null;
-  id: Generated<bigint>;
   position: Generated<bigint | null>;
   type: string;
   user_id: string | null;

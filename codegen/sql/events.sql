@@ -409,7 +409,7 @@ with
   ),
   victims as (
     select
-      id
+      position
     from
       guildstore_events,
       hz
@@ -424,7 +424,8 @@ with
   d as (
     delete from guildstore_events e using victims v
     where
-      e.id = v.id
+      e.position = v.position
+      and e.position is not null
       and e.created_at < $2::timestamptz
     returning
       e.position

@@ -4293,7 +4293,12 @@ with
           ) & 8208::int8 <> 0,
           false
         )
-      ) as seq
+      ) as seq,
+      set_config(
+        'guildstore.message_event',
+        pg_current_xact_id()::text,
+        true
+      ) as armed
     from
       refs
     where
@@ -4327,6 +4332,7 @@ with
       pos
     where
       pos.seq > 0
+      and pos.armed <> ''
     returning
       id,
       channel_id,
@@ -4381,6 +4387,25 @@ with
         where
           $26::boolean
       ) t
+  ),
+  message_event as (
+    insert into
+      guildstore_events (type, guild_id, channel_id, data)
+    select
+      'message_created',
+      c.guild_id,
+      i.channel_id,
+      jsonb_build_object(
+        'message_id',
+        i.id,
+        'seq',
+        i.seq::text,
+        'author_id',
+        i.author_id
+      )
+    from
+      i
+      join channels c on c.id = i.channel_id
   ),
   fill as (
     insert into
@@ -4802,7 +4827,12 @@ with
           ) & 8208::int8 <> 0,
           false
         )
-      ) as seq
+      ) as seq,
+      set_config(
+        'guildstore.message_event',
+        pg_current_xact_id()::text,
+        true
+      ) as armed
     from
       refs
     where
@@ -4845,6 +4875,7 @@ with
       pos
     where
       pos.seq > 0
+      and pos.armed <> ''
     on conflict (channel_id, author_id, nonce)
     where
       nonce is not null do nothing
@@ -4903,6 +4934,25 @@ with
           $27::boolean
       ) t
   ),
+  message_event as (
+    insert into
+      guildstore_events (type, guild_id, channel_id, data)
+    select
+      'message_created',
+      c.guild_id,
+      i.channel_id,
+      jsonb_build_object(
+        'message_id',
+        i.id,
+        'seq',
+        i.seq::text,
+        'author_id',
+        i.author_id
+      )
+    from
+      i
+      join channels c on c.id = i.channel_id
+  ),
   fill as (
     insert into
       channel_permission_cache (channel_id, user_id, access_version, permissions)
@@ -4956,112 +5006,192 @@ from
   left join i on true;
 
 -- messages.send_cached (prepared as "gs.messages.send_cached"; write)
-insert into
-  messages (id, channel_id, author_id, reply_to, content, seq)
-select
-  $1::uuid,
-  $2::uuid,
-  $3::uuid,
-  null,
-  $4::text,
-  pos.seq
-from
-  (
+with
+  i as (
+    insert into
+      messages (id, channel_id, author_id, reply_to, content, seq)
     select
-      guildstore_take_position (
-        $5::uuid,
-        a.access_version,
-        $6::uuid,
-        (a.permissions & 8208::int8) <> 0
-      ) as seq
+      $1::uuid,
+      $2::uuid,
+      $3::uuid,
+      null,
+      $4::text,
+      pos.seq
     from
       (
         select
-      ) one
-      left join lateral (
-        select
-          a.access_version,
-          a.permissions
+          guildstore_take_position (
+            $5::uuid,
+            a.access_version,
+            $6::uuid,
+            (a.permissions & 8208::int8) <> 0
+          ) as seq,
+          set_config(
+            'guildstore.message_event',
+            pg_current_xact_id()::text,
+            true
+          ) as armed
         from
-          channel_permission_cache a
-        where
-          a.channel_id = $7::uuid
-          and a.user_id = $8::uuid
-          and (~ a.permissions & ($9::int8)) = 0
-      ) a on true
-  ) pos
-where
-  pos.seq > 0
-returning
-  id,
-  channel_id,
-  author_id,
-  reply_to,
-  content,
-  created_at,
-  edited_at,
-  deleted_at,
-  seq;
-
--- messages.send_cached_nonce (prepared as "gs.messages.send_cached_nonce"; write)
-insert into
-  messages (
-    id,
-    channel_id,
-    author_id,
-    reply_to,
-    content,
-    seq,
-    nonce
+          (
+            select
+          ) one
+          left join lateral (
+            select
+              a.access_version,
+              a.permissions
+            from
+              channel_permission_cache a
+            where
+              a.channel_id = $7::uuid
+              and a.user_id = $8::uuid
+              and (~ a.permissions & ($9::int8)) = 0
+          ) a on true
+      ) pos
+    where
+      pos.seq > 0
+      and pos.armed <> ''
+    returning
+      id,
+      channel_id,
+      author_id,
+      reply_to,
+      content,
+      created_at,
+      edited_at,
+      deleted_at,
+      seq
+  ),
+  message_event as (
+    insert into
+      guildstore_events (type, guild_id, channel_id, data)
+    select
+      'message_created',
+      c.guild_id,
+      i.channel_id,
+      jsonb_build_object(
+        'message_id',
+        i.id,
+        'seq',
+        i.seq::text,
+        'author_id',
+        i.author_id
+      )
+    from
+      i
+      join channels c on c.id = i.channel_id
   )
 select
-  $1::uuid,
-  $2::uuid,
-  $3::uuid,
-  null,
-  $4::text,
-  pos.seq,
-  $5::text
+  i.id,
+  i.channel_id,
+  i.author_id,
+  i.reply_to,
+  i.content,
+  i.created_at,
+  i.edited_at,
+  i.deleted_at,
+  i.seq
 from
-  (
+  i;
+
+-- messages.send_cached_nonce (prepared as "gs.messages.send_cached_nonce"; write)
+with
+  i as (
+    insert into
+      messages (
+        id,
+        channel_id,
+        author_id,
+        reply_to,
+        content,
+        seq,
+        nonce
+      )
     select
-      guildstore_take_position (
-        $6::uuid,
-        a.access_version,
-        $7::uuid,
-        (a.permissions & 8208::int8) <> 0
-      ) as seq
+      $1::uuid,
+      $2::uuid,
+      $3::uuid,
+      null,
+      $4::text,
+      pos.seq,
+      $5::text
     from
       (
         select
-      ) one
-      left join lateral (
-        select
-          a.access_version,
-          a.permissions
+          guildstore_take_position (
+            $6::uuid,
+            a.access_version,
+            $7::uuid,
+            (a.permissions & 8208::int8) <> 0
+          ) as seq,
+          set_config(
+            'guildstore.message_event',
+            pg_current_xact_id()::text,
+            true
+          ) as armed
         from
-          channel_permission_cache a
-        where
-          a.channel_id = $8::uuid
-          and a.user_id = $9::uuid
-          and (~ a.permissions & ($10::int8)) = 0
-      ) a on true
-  ) pos
-where
-  pos.seq > 0
-on conflict (channel_id, author_id, nonce)
-where
-  nonce is not null do nothing
-returning
-  id,
-  channel_id,
-  author_id,
-  reply_to,
-  content,
-  created_at,
-  edited_at,
-  deleted_at,
-  seq;
+          (
+            select
+          ) one
+          left join lateral (
+            select
+              a.access_version,
+              a.permissions
+            from
+              channel_permission_cache a
+            where
+              a.channel_id = $8::uuid
+              and a.user_id = $9::uuid
+              and (~ a.permissions & ($10::int8)) = 0
+          ) a on true
+      ) pos
+    where
+      pos.seq > 0
+      and pos.armed <> ''
+    on conflict (channel_id, author_id, nonce)
+    where
+      nonce is not null do nothing
+    returning
+      id,
+      channel_id,
+      author_id,
+      reply_to,
+      content,
+      created_at,
+      edited_at,
+      deleted_at,
+      seq
+  ),
+  message_event as (
+    insert into
+      guildstore_events (type, guild_id, channel_id, data)
+    select
+      'message_created',
+      c.guild_id,
+      i.channel_id,
+      jsonb_build_object(
+        'message_id',
+        i.id,
+        'seq',
+        i.seq::text,
+        'author_id',
+        i.author_id
+      )
+    from
+      i
+      join channels c on c.id = i.channel_id
+  )
+select
+  i.id,
+  i.channel_id,
+  i.author_id,
+  i.reply_to,
+  i.content,
+  i.created_at,
+  i.edited_at,
+  i.deleted_at,
+  i.seq
+from
+  i;
 
 -- messages.send_cached_refs (prepared as "gs.messages.send_cached_refs"; write)
 with
@@ -5083,7 +5213,12 @@ with
             a.access_version,
             $7::uuid,
             (a.permissions & 8208::int8) <> 0
-          ) as seq
+          ) as seq,
+          set_config(
+            'guildstore.message_event',
+            pg_current_xact_id()::text,
+            true
+          ) as armed
         from
           (
             select
@@ -5163,6 +5298,7 @@ with
       ) pos
     where
       pos.seq > 0
+      and pos.armed <> ''
     returning
       id,
       channel_id,
@@ -5217,6 +5353,25 @@ with
         where
           $23::boolean
       ) t
+  ),
+  message_event as (
+    insert into
+      guildstore_events (type, guild_id, channel_id, data)
+    select
+      'message_created',
+      c.guild_id,
+      i.channel_id,
+      jsonb_build_object(
+        'message_id',
+        i.id,
+        'seq',
+        i.seq::text,
+        'author_id',
+        i.author_id
+      )
+    from
+      i
+      join channels c on c.id = i.channel_id
   )
 select
   i.id,
@@ -5260,7 +5415,12 @@ with
             a.access_version,
             $8::uuid,
             (a.permissions & 8208::int8) <> 0
-          ) as seq
+          ) as seq,
+          set_config(
+            'guildstore.message_event',
+            pg_current_xact_id()::text,
+            true
+          ) as armed
         from
           (
             select
@@ -5340,6 +5500,7 @@ with
       ) pos
     where
       pos.seq > 0
+      and pos.armed <> ''
     on conflict (channel_id, author_id, nonce)
     where
       nonce is not null do nothing
@@ -5397,6 +5558,25 @@ with
         where
           $24::boolean
       ) t
+  ),
+  message_event as (
+    insert into
+      guildstore_events (type, guild_id, channel_id, data)
+    select
+      'message_created',
+      c.guild_id,
+      i.channel_id,
+      jsonb_build_object(
+        'message_id',
+        i.id,
+        'seq',
+        i.seq::text,
+        'author_id',
+        i.author_id
+      )
+    from
+      i
+      join channels c on c.id = i.channel_id
   )
 select
   i.id,

@@ -18,6 +18,7 @@ import {
 } from '../validation/index.ts'
 import { onNonceConflict, priorMessage, validNonce } from './message-nonce.ts'
 import {
+  ARM_MESSAGE_EVENT,
   afterBound,
   beforeBound,
   channelGuildSql,
@@ -25,8 +26,10 @@ import {
   MESSAGE_PAGE_MAX,
   type MessageInsertParams,
   mentionsSql,
+  messageEventSql,
   PAGE_PLAN_ROWS,
   referencesSql,
+  sendCapture,
 } from './message-sql.ts'
 import {
   type Message,
@@ -181,15 +184,21 @@ const bitsSql = sql`bits as materialized (
   end as p
 )`
 
+/** `, armed` in `pos`'s select list: the send tells the feed's trigger that it writes its event (migration 0027). */
+const armed = (event: boolean) => (event ? sql`,\n    ${ARM_MESSAGE_EVENT} as armed` : sql``)
+/** The insert's condition on `armed`, which keeps the setting's call in the plan. */
+const whenArmed = (event: boolean) => (event ? sql` and pos.armed <> ''` : sql``)
+
 // ONE statement: the check (the shared permission rule, for a DM the
 // participant and block rules), the version guard, the insert, which runs only
 // when the verdict is 'ok' and nothing the verdict read has changed, and the
-// refresh of the cached permissions. The final select reads verdict and refs
-// before stale, so the channel row is locked only after all the reading, for
-// the insert and the commit.
-function fullSend(withNonce: boolean) {
+// refresh of the cached permissions, and the message's change-feed event
+// (`message_event`, with `armed` in `pos`: as in the cached path below). The
+// final select reads verdict and refs before stale, so the channel row is
+// locked only after all the reading, for the insert and the commit.
+function fullSend(withNonce: boolean, event = true) {
   return prepareQuery(
-    withNonce ? 'messages.send_authorized_nonce' : 'messages.send_authorized',
+    `messages.send_authorized${withNonce ? '_nonce' : ''}${event ? '' : '_trigger_capture'}`,
     (db, p: MessageInsertParams & { nonce: string | null }) => {
       const refsFull = referencesSql(p, sql`(select ctx.guild_id from ctx)`)
       return rawQuery(
@@ -218,7 +227,7 @@ function fullSend(withNonce: boolean) {
   select ${refsFull.reply} as reply_ok, ${refsFull.roles} as roles_ok, ${refsFull.users} as users_ok
 ), ${guardSql(p.channel_id)}, pos as materialized (
   select guildstore_take_position(${p.channel_id}::uuid, (select ctx.access_version from ctx),
-    ${p.author_id}::uuid, coalesce((select perms.p from perms) & ${SLOWMODE_BYPASS} <> 0, false)) as seq
+    ${p.author_id}::uuid, coalesce((select perms.p from perms) & ${SLOWMODE_BYPASS} <> 0, false)) as seq${armed(event)}
   from refs
   where (select verdict from verdict) = 'ok'
     and not (select stale from stale)
@@ -227,9 +236,9 @@ function fullSend(withNonce: boolean) {
   insert into messages (id, channel_id, author_id, reply_to, content, seq${nonceColumn(withNonce)})
   select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${p.reply_to}::uuid, ${p.content}::text, pos.seq${nonceValue(withNonce, p)}
   from pos
-  where pos.seq > 0${withNonce ? sql`\n  ${onNonceConflict}` : sql``}
+  where pos.seq > 0${whenArmed(event)}${withNonce ? sql`\n  ${onNonceConflict}` : sql``}
   returning ${insertedColumns}
-), ${mentionsSql(p, 'i')}, ${fillSql(p.author_id, sql`exists (select from i)`)}
+), ${mentionsSql(p, 'i')}, ${event ? sql`${messageEventSql}, ` : sql``}${fillSql(p.author_id, sql`exists (select from i)`)}
 select verdict.verdict, stale.stale, refs.reply_ok, refs.roles_ok, refs.users_ok,
   (select pos.seq from pos) = -1 as slowed, ${returning}
 from verdict cross join refs cross join stale left join i on true`,
@@ -252,9 +261,12 @@ const sendStatement = { plain: fullSend(false), nonce: fullSend(true) }
 // the full statement), and one that comes later waits for the send to commit.
 // The message gets its position here (the trigger leaves an explicit seq
 // alone), so the send takes the channel row once, as a plain INSERT does.
-function cachedSend(refs: boolean, withNonce: boolean) {
+// The statement also writes the message's change-feed event (`message_event`,
+// migration 0027), so no trigger runs for it: `armed` tells the feed's
+// trigger, before the insert ends, that this insert's event is written here.
+function cachedSend(refs: boolean, withNonce: boolean, event = true) {
   return prepareQuery(
-    `messages.send_cached${refs ? '_refs' : ''}${withNonce ? '_nonce' : ''}`,
+    `messages.send_cached${refs ? '_refs' : ''}${withNonce ? '_nonce' : ''}${event ? '' : '_trigger_capture'}`,
     (
       db,
       p: MessageInsertParams & {
@@ -288,21 +300,22 @@ function cachedSend(refs: boolean, withNonce: boolean) {
 select ${p.id}::uuid, ${p.channel_id}::uuid, ${p.author_id}::uuid, ${refs ? sql`${p.reply_to}::uuid` : sql`null`}, ${p.content}::text, pos.seq${nonceValue(withNonce, p)}
 from (
   select guildstore_take_position(${p.channel_id}::uuid, a.access_version, ${p.author_id}::uuid,
-    (a.permissions & ${SLOWMODE_BYPASS}) <> 0) as seq
+    (a.permissions & ${SLOWMODE_BYPASS}) <> 0) as seq${armed(event)}
   from (select) one left join lateral (
     select a.access_version, a.permissions from channel_permission_cache a
     where a.channel_id = ${p.channel_id}::uuid and a.user_id = ${p.author_id}::uuid
       and (~a.permissions & (${p.need}::int8${everyoneRole})) = 0
   ) a on true${refsOk}
 ) pos
-where pos.seq > 0${withNonce ? sql`\n${onNonceConflict}` : sql``}
+where pos.seq > 0${whenArmed(event)}${withNonce ? sql`\n${onNonceConflict}` : sql``}
 returning ${insertedColumns}`
+      const ctes = [...(refs ? [mentionsSql(p, 'i')] : []), ...(event ? [messageEventSql] : [])]
       return rawQuery(
         db,
-        refs
+        ctes.length > 0
           ? sql<Message>`with i as (
 ${insert}
-), ${mentionsSql(p, 'i')}
+), ${sql.join(ctes)}
 select ${returning} from i`
           : sql<Message>`${insert}`,
       )
@@ -315,6 +328,31 @@ const cachedSendStatement = {
   refs: cachedSend(true, false),
   plain_nonce: cachedSend(false, true),
   refs_nonce: cachedSend(true, true),
+}
+
+/**
+ * The send statements by route ({@link sendCapture}): the event written by the
+ * statement (the default), or by the feed's trigger (the statements before
+ * migration 0027, built on first use: bench/feed.ts only).
+ */
+const sendRoutes = {
+  statement: { full: sendStatement, cached: cachedSendStatement },
+  trigger: undefined as
+    | { full: typeof sendStatement; cached: typeof cachedSendStatement }
+    | undefined,
+}
+function sendStatements() {
+  if (sendCapture.route === 'statement') return sendRoutes.statement
+  sendRoutes.trigger ??= {
+    full: { plain: fullSend(false, false), nonce: fullSend(true, false) },
+    cached: {
+      plain: cachedSend(false, false, false),
+      refs: cachedSend(true, false, false),
+      plain_nonce: cachedSend(false, true, false),
+      refs_nonce: cachedSend(true, true, false),
+    },
+  }
+  return sendRoutes.trigger
 }
 
 /** `, nonce` in an insert's column list when the statement carries one. */
@@ -385,6 +423,11 @@ function refusal(verdict: Verdict): Error {
  * concurrently makes the statement write nothing and run again with a fresh
  * snapshot, so no send commits after a revocation it did not see.
  *
+ * The same statement writes the message's `message_created` event to the
+ * change feed (migration 0027; docs/events.md, "The send's event, in its
+ * statement"): one event per send, in the send's transaction, with the payload
+ * the feed's trigger writes for any other insert; a refused send writes none.
+ *
  * The trusted `createMessage` stays for hosts that check elsewhere.
  *
  * With a `nonce` the send is exactly-once: a retry with the same channel,
@@ -439,7 +482,8 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
     params.role_ids.length === 0 &&
     !params.everyone
   const shape = plain ? 'plain' : 'refs'
-  const cached = await cachedSendStatement[
+  const statements = sendStatements()
+  const cached = await statements.cached[
     nonce === null ? shape : (`${shape}_nonce` as const)
   ].executeTakeFirst(db, { ...params, need: `${need}` })
   if (cached !== undefined) return cached
@@ -453,7 +497,7 @@ export async function sendMessage(db: Kysely<DB>, input: SendMessageInput): Prom
     if (prior !== undefined && prior !== 'forgotten') return prior
   }
   for (let attempt = 1; attempt <= SEND_ATTEMPTS; attempt++) {
-    const row = (await sendStatement[key ? 'nonce' : 'plain'].executeTakeFirst(
+    const row = (await statements.full[key ? 'nonce' : 'plain'].executeTakeFirst(
       db,
       params,
     )) as SendRow

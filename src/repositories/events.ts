@@ -414,7 +414,8 @@ export interface PurgeEventsInput {
 // one statement (one transaction), so a reader never sees rows gone but the
 // floor not yet raised. Only positions at or below the horizon: the floor
 // never passes a transaction still in flight (its events, committed later,
-// would be below the floor at once).
+// would be below the floor at once). Rows are found by position (unique; the
+// table has no other key since migration 0027).
 const deleteBatch = prepareQuery(
   'events.purge_batch',
   (db, p: { older_than: Date; batch: number }) =>
@@ -423,12 +424,13 @@ const deleteBatch = prepareQuery(
       sql<{ deleted: number }>`with hz as materialized (
   select guildstore_event_horizon() as horizon
 ), victims as (
-  select id from guildstore_events, hz
+  select position from guildstore_events, hz
   where position is not null and position <= hz.horizon
   order by position limit ${p.batch}
 ), d as (
   delete from guildstore_events e using victims v
-  where e.id = v.id and e.created_at < ${p.older_than}::timestamptz
+  where e.position = v.position and e.position is not null
+    and e.created_at < ${p.older_than}::timestamptz
   returning e.position
 ), f as (
   update guildstore_event_floor set floor = greatest(floor, (select max(position) from d))

@@ -115,3 +115,41 @@ export function mentionsSql(
   )}
 )`
 }
+
+/**
+ * The send's statement writes its message's `message_created` event itself
+ * (issue 23: a send then runs no statement trigger, no transition table and no
+ * plpgsql call), and tells the feed's trigger so through this
+ * transaction-local setting (migration 0027). The statement sets it to its
+ * transaction's id before its insert into `messages` ends; that insert's
+ * `AFTER` statement trigger finds it at trigger depth 0 (its `WHEN`), empties
+ * it and does not fire. Every other insert into `messages` (a host's plain
+ * SQL, `createMessage`, `importMessages`, an insert made by a trigger) finds
+ * it empty, or runs at a trigger depth above 0, and gets its events from the
+ * trigger as before. A failed statement undoes the setting with it.
+ */
+export const ARM_MESSAGE_EVENT = sql<string>`set_config('guildstore.message_event', pg_current_xact_id()::text, true)`
+
+/**
+ * `message_event as (insert into guildstore_events …)`: the `message_created`
+ * event of the message the CTE `i` inserted (none when it inserted nothing),
+ * with the payload the feed's trigger writes for a row of a plain insert
+ * (migration 0025: the channel's guild, the channel, `message_id`, `seq` as
+ * text, `author_id`). Only in a statement that set {@link ARM_MESSAGE_EVENT}
+ * before its insert ended, or the trigger writes the event a second time.
+ */
+export const messageEventSql = sql`message_event as (
+  insert into guildstore_events (type, guild_id, channel_id, data)
+  select 'message_created', c.guild_id, i.channel_id,
+    jsonb_build_object('message_id', i.id, 'seq', i.seq::text, 'author_id', i.author_id)
+  from i join channels c on c.id = i.channel_id
+)`
+
+/**
+ * Where a send's event is written: `'statement'` (the default: by the send's
+ * own statement, above) or `'trigger'` (the statements as before migration
+ * 0027, the feed's trigger capturing the insert). Only `bench/feed.ts` sets
+ * `'trigger'`, to measure both routes (and the branch point, with the feed's
+ * triggers disabled) in one run. Internal: not re-exported.
+ */
+export const sendCapture: { route: 'statement' | 'trigger' } = { route: 'statement' }
