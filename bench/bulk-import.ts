@@ -17,7 +17,8 @@
  *    quadratic: 40 000 rows take minutes);
  * 2. `importMessages` of n rows into one fresh channel through COPY and
  *    through the batched `INSERT … SELECT FROM unnest` route (rows/s, the call
- *    as a whole: validation, ordering, reference checks, the writes);
+ *    as a whole: validation, ordering, reference checks, taking the positions,
+ *    the writes; the rows carry their `seq`, so no numbering row trigger runs);
  * 3. single-row writes paired call by call (alternating, order flipped every
  *    pair, ratio of medians, as bench/send-paired.ts): `createMessage` (which
  *    the row trigger numbers) and `sendMessage` (which takes its position in

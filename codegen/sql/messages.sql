@@ -107,7 +107,8 @@ insert into
     author_id,
     reply_to,
     content,
-    created_at
+    created_at,
+    seq
   )
 select
   r.id,
@@ -115,7 +116,8 @@ select
   r.author_id,
   r.reply_to,
   r.content,
-  r.created_at
+  r.created_at,
+  r.seq
 from
   unnest(
     $1::uuid[],
@@ -123,18 +125,17 @@ from
     $3::uuid[],
     $4::uuid[],
     $5::text[],
-    $6::timestamptz[]
-  ) with ordinality as r (
+    $6::timestamptz[],
+    $7::int8[]
+  ) as r (
     id,
     channel_id,
     author_id,
     reply_to,
     content,
     created_at,
-    n
-  )
-order by
-  r.n;
+    seq
+  );
 
 -- messages.import_mentions (prepared as "gs.messages.import_mentions"; write)
 insert into
@@ -158,6 +159,33 @@ select
 from
   unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[]) as t (message_id, user_id, role_id, everyone)
   join messages m on m.id = t.message_id;
+
+-- messages.import_positions (prepared as "gs.messages.import_positions"; write)
+with
+  locked as (
+    select
+      c.id
+    from
+      channels c
+    where
+      c.id = any ($1::uuid[])
+    order by
+      c.id
+    for no key update
+  )
+update channels c
+set
+  last_seq = c.last_seq + n.count,
+  archived_at = null
+from
+  locked l
+  join unnest($2::uuid[], $3::int8[]) as n (id, count) on n.id = l.id
+where
+  c.id = l.id
+  and c.type::text <> 'category'
+returning
+  c.id,
+  c.last_seq::text as last_seq;
 
 -- messages.import_reply_targets (prepared as "gs.messages.import_reply_targets"; read)
 select

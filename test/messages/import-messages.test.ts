@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createDb,
   createMessage,
+  createThread,
   type DB,
   type ImportMessageInput,
   InvalidInputError,
@@ -46,6 +47,15 @@ afterAll(async () => {
 })
 
 const at = (s: string) => new Date(`2020-01-01T${s}Z`)
+
+/** Rows of `channel` by the owner, row k posted at 10:00:0k and saying `${prefix}${k}`. */
+const secondRows = (channel_id: string, prefix: string, ks: number[]): ImportMessageInput[] =>
+  ks.map((k) => ({
+    channel_id,
+    author_id: owner,
+    content: `${prefix}${k}`,
+    created_at: at(`10:00:0${k}.000`),
+  }))
 
 /** Two ids that sort as `suffix` does (one random stem per call). */
 const idPair = (): [string, string] => {
@@ -144,9 +154,173 @@ describe.each(['copy', 'insert'] as const)('importMessages (%s route)', (method)
     expect(bad.rows[0]?.n).toBe(0)
   })
 
+  it('ties of created_at among new ids, input in write order and reversed, ids and channel ids in upper case: positions follow (created_at, id), ids stored lower-case', async () => {
+    const a = (await makeChannel(t.db, guild)).id
+    const b = (await makeChannel(t.db, guild)).id
+    const times = ['10:00:00.000', '10:00:00.000', '10:00:00.001', '10:00:00.001', '10:00:00.001']
+    // content's first character: which import the row came in
+    const rows = (call: number): ImportMessageInput[] =>
+      [a, b].flatMap((channel_id) =>
+        times.map((s, k) => ({
+          channel_id,
+          author_id: owner,
+          content: `${call}k${k}`,
+          created_at: at(s),
+        })),
+      )
+    await importMessages(importer(), rows(1), { method })
+    await importMessages(importer(), rows(2).reverse(), { method })
+    // given ids already in write order (by channel, created_at, id), one channel spelled in upper case
+    const [x, y] = idPair()
+    await importMessages(
+      importer(),
+      [
+        { id: x, channel_id: a, author_id: owner, content: '3x', created_at: at('11:00:00.000') },
+        {
+          id: y.toUpperCase(),
+          channel_id: a.toUpperCase(),
+          author_id: owner.toUpperCase(),
+          content: '3y',
+          created_at: at('11:00:00.000'),
+        },
+      ],
+      { method },
+    )
+    // within each import and channel: positions consecutive, in (created_at, id) order
+    const misplaced = await sql<{ n: number; rows: number }>`select
+        count(*) filter (where seq - first + 1 <> r)::int as n, count(*)::int as rows from (
+        select seq, min(seq) over w as first, row_number() over (w order by created_at, id) as r
+        from messages where channel_id in (${a}, ${b})
+        window w as (partition by channel_id, left(content, 1))) s`.execute(t.db)
+    expect(misplaced.rows[0]).toEqual({ n: 0, rows: 22 })
+    expect((await history(a)).filter(([, c]) => c.startsWith('3'))).toEqual([
+      [11, '3x'],
+      [12, '3y'],
+    ])
+    const stored = await t.db
+      .selectFrom('messages')
+      .select(['id', 'channel_id', 'author_id'])
+      .where('id', '=', y)
+      .executeTakeFirstOrThrow()
+    expect(stored).toEqual({ id: y, channel_id: a, author_id: owner })
+    expect(await counter(a)).toBe(12)
+    expect(await counter(b)).toBe(10)
+  })
+
+  it('created_at at the edges of the day, the year and the range is kept to the millisecond', async () => {
+    const channel = (await makeChannel(t.db, guild)).id
+    const when = [
+      '1970-01-01T00:00:00.000Z',
+      '1999-12-31T23:59:59.999Z',
+      '2000-02-29T12:34:56.007Z',
+      '2024-06-30T09:05:03.050Z',
+      '9999-12-31T23:59:59.999Z',
+    ]
+    await importMessages(
+      importer(),
+      when.map((w) => ({
+        channel_id: channel,
+        author_id: owner,
+        content: w,
+        created_at: new Date(w),
+      })),
+      { method },
+    )
+    const rows = await t.db
+      .selectFrom('messages')
+      .select(['content', 'created_at'])
+      .where('channel_id', '=', channel)
+      .orderBy('seq')
+      .execute()
+    expect(rows.map((r) => [r.content, r.created_at.toISOString()])).toEqual(
+      when.map((w) => [w, w]),
+    )
+  })
+
+  it('one counter write per channel (the rows carry their positions); positions past 2^53 are exact', async () => {
+    const a = (await makeChannel(t.db, guild)).id
+    const b = (await makeChannel(t.db, guild)).id
+    const rows = [a, b].flatMap((channel_id) =>
+      Array.from({ length: 150 }, (_, i) => ({
+        channel_id,
+        author_id: owner,
+        content: `m${i}`,
+        created_at: new Date(Date.UTC(2020, 0, 1) + i),
+      })),
+    )
+    const updates = await importer()
+      .transaction()
+      .execute(async (trx) => {
+        const count = async () =>
+          (
+            await sql<{
+              n: number
+            }>`select pg_stat_get_xact_tuples_updated('channels'::regclass)::int as n`.execute(trx)
+          ).rows[0]?.n ?? -1
+        const before = await count()
+        await importMessages(trx, rows, { method })
+        return (await count()) - before
+      })
+    expect(updates).toBe(2)
+    expect(await counter(a)).toBe(150)
+    expect(await counter(b)).toBe(150)
+    const big = (await makeChannel(t.db, guild)).id
+    await sql`update channels set last_seq = 9007199254740990 where id = ${big}`.execute(t.db)
+    await importMessages(importer(), secondRows(big, 'b', [3, 1, 2]), { method })
+    const seqs = await sql<{ seq: string; content: string }>`select seq::text, content
+      from messages where channel_id = ${big} order by seq`.execute(t.db)
+    expect(seqs.rows).toEqual([
+      { seq: '9007199254740991', content: 'b1' },
+      { seq: '9007199254740992', content: 'b2' },
+      { seq: '9007199254740993', content: 'b3' },
+    ])
+  })
+
+  it("in one transaction with createMessage before and after (0020's numbering slots): positions stay gap-free", async () => {
+    const channel = (await makeChannel(t.db, guild)).id
+    const db = importer()
+    await db.transaction().execute(async (trx) => {
+      await createMessage(trx, { channel_id: channel, author_id: owner, content: 'before' })
+      await importMessages(trx, secondRows(channel, 'i', [2, 1, 3]), { method })
+      await createMessage(trx, { channel_id: channel, author_id: owner, content: 'after' })
+    })
+    expect(await history(channel)).toEqual([
+      [1, 'before'],
+      [2, 'i1'],
+      [3, 'i2'],
+      [4, 'i3'],
+      [5, 'after'],
+    ])
+    expect(await counter(channel)).toBe(5)
+  })
+
+  it('an archived thread is unarchived by the import, as by a send', async () => {
+    const parent = (await makeChannel(t.db, guild)).id
+    const thread = await createThread(t.db, { channel_id: parent, author_id: owner, name: 't' })
+    await sql`update channels set archived_at = now() where id = ${thread.id}`.execute(t.db)
+    await importMessages(
+      importer(),
+      [
+        {
+          channel_id: thread.id,
+          author_id: owner,
+          content: 'back',
+          created_at: at('10:00:00.000'),
+        },
+      ],
+      { method },
+    )
+    const row = await t.db
+      .selectFrom('channels')
+      .select(['archived_at', 'last_seq'])
+      .where('id', '=', thread.id)
+      .executeTakeFirstOrThrow()
+    expect(row).toEqual({ archived_at: null, last_seq: 1n })
+  })
+
   it('keeps created_at; new ids are UUIDv7 carrying created_at; content with tabs, newlines, backslashes and emoji is verbatim', async () => {
     const channel = (await makeChannel(t.db, guild)).id
-    const tricky = 'tab\there\nnew line\r\nback\\slash \\N \\. 👍🏽 ünïcödé'
+    const tricky = 'tab\there\nnew line\r\nback\\slash \\N \\. 👍🏽 ünïcödé\tthen\\ü\r\n\\.'
     const when = new Date('2019-03-01T10:00:00.123Z')
     await importMessages(
       importer(),
@@ -362,6 +536,14 @@ describe('importMessages refuses before writing anything', () => {
     await expect(importMessages(foreign, [valid(c)], { method: 'copy' })).rejects.toBeInstanceOf(
       InvalidInputError,
     )
+    // refused before a position is taken: a caller's transaction that goes on and commits
+    // leaves the counter where it was
+    await foreign.transaction().execute(async (trx) => {
+      await expect(importMessages(trx, [valid(c)], { method: 'copy' })).rejects.toBeInstanceOf(
+        InvalidInputError,
+      )
+    })
+    expect(await counter(c)).toBe(0)
     await expect(
       importMessages(t.db, [valid(c)], { method: 'fast' as 'copy' }),
     ).rejects.toBeInstanceOf(InvalidInputError)
