@@ -13,7 +13,8 @@
  *
  * Both build the pg query config with {@link Execution.queryConfig}: named
  * when `preparedStatements` is on and the query is a prepared one, unnamed
- * otherwise. Every prepared statement carries its {@link StatementKind}, so a
+ * otherwise. A named one runs through {@link queryOn} (src/sql/wire-query.ts:
+ * the row description asked for once per connection, not per call). Every prepared statement carries its {@link StatementKind}, so a
  * router (e.g. reads to a replica pool) hooks in here.
  */
 import {
@@ -40,6 +41,7 @@ import { mapCommitError, mapDatabaseError } from '../errors/map-database-error.t
 import { ConnectionLostError, UnknownOutcomeError } from '../errors/outcome-errors.ts'
 import type { Queryable, ReplicaRouter } from './replica-router.ts'
 import { type StatementKind, statementKind } from './statement-kind.ts'
+import { canRunNamed, runNamed } from './wire-query.ts'
 
 /** A statement of a prepared query, as the seam sends it. */
 export interface Statement {
@@ -75,6 +77,11 @@ export interface ExecutionSettings {
   readonly preparedStatements: boolean
   /** May prepared queries on the top-level instance skip Kysely's executor (no log hook, no plugins)? */
   readonly direct: boolean
+  /**
+   * Run named statements through src/sql/wire-query.ts (the row description
+   * once per connection); `false`: pg's own `Query`. Default: on.
+   */
+  readonly wirePath?: boolean
 }
 
 /**
@@ -238,8 +245,60 @@ export class Execution {
   }
 }
 
+/** What guildstore reads of a pg result (pg's, or src/sql/wire-query.ts's). */
+interface PgResult {
+  readonly command: string
+  readonly rowCount: number | null
+  readonly rows: unknown[]
+}
+
+/**
+ * Runs a query config on a client: a named statement through
+ * src/sql/wire-query.ts (no per-call row description) when the client
+ * allows it, anything else as `client.query(config)`.
+ */
+function queryOn(
+  client: pg.ClientBase,
+  config: pg.QueryConfig,
+  settings: ExecutionSettings,
+): Promise<PgResult> {
+  return config.name && settings.wirePath !== false && canRunNamed(client)
+    ? runNamed(client, config.name, config.text, config.values ?? [])
+    : client.query(config)
+}
+
+/** A checked-out client's connection error: the query in flight reports it (as `pool.query` does). */
+const ignoreClientError = (): void => {}
+
+/**
+ * `pool.query(config)`, with a named statement through {@link queryOn}: the
+ * client is released as pg-pool's `query` releases it (destroyed after any
+ * error), and a connection error while it is checked out never reaches the
+ * host as an unhandled `'error'` event.
+ */
+async function queryPool(
+  pool: pg.Pool,
+  config: pg.QueryConfig,
+  settings: ExecutionSettings,
+): Promise<PgResult> {
+  if (!config.name || settings.wirePath === false) return pool.query(config)
+  const client = await pool.connect()
+  client.on('error', ignoreClientError)
+  let result: PgResult
+  try {
+    result = await queryOn(client, config, settings)
+  } catch (error) {
+    client.removeListener('error', ignoreClientError)
+    client.release(error instanceof Error ? error : true)
+    throw error
+  }
+  client.removeListener('error', ignoreClientError)
+  client.release()
+  return result
+}
+
 /** Kysely's `QueryResult` of a pg result. */
-function toQueryResult<R>(r: pg.QueryResult): QueryResult<R> {
+function toQueryResult<R>(r: PgResult): QueryResult<R> {
   return {
     rows: (r.rows ?? []) as R[],
     numAffectedRows: AFFECTING.has(r.command) ? BigInt(r.rowCount ?? 0) : undefined,
@@ -251,11 +310,15 @@ function toQueryResult<R>(r: pg.QueryResult): QueryResult<R> {
  * `pool`: a connection lost after it was sent is an `UnknownOutcomeError`
  * (it may have committed), one that could not be had at all maps as usual.
  */
-async function runWrite(pool: pg.Pool, config: pg.QueryConfig): Promise<pg.QueryResult> {
+async function runWrite(
+  pool: pg.Pool,
+  config: pg.QueryConfig,
+  settings: ExecutionSettings,
+): Promise<PgResult> {
   const client = await pool.connect()
-  let result: pg.QueryResult
+  let result: PgResult
   try {
-    result = await client.query(config)
+    result = await queryOn(client, config, settings)
   } catch (error) {
     client.release(error instanceof Error ? error : true)
     throw mapCommitError(error)
@@ -283,11 +346,11 @@ export async function sendStatement<R>(
     const config = execution.queryConfig(statement.sql, values, statement)
     if (statement.kind === 'read') {
       if (!execution.router || statement.primary) {
-        return toQueryResult<R>(await execution.pool.query(config))
+        return toQueryResult<R>(await queryPool(execution.pool, config, execution.settings))
       }
       return toQueryResult<R>(await execution.routeRead((q) => q.query(config)))
     }
-    const result = await runWrite(execution.pool, config)
+    const result = await runWrite(execution.pool, config, execution.settings)
     await execution.noteWrite(execution.pool)
     return toQueryResult<R>(result)
   }
@@ -335,10 +398,12 @@ class GuildstoreConnection implements DatabaseConnection {
     this.#inFlight = true
     try {
       const statement = (compiled as StatementQuery).statement
-      let r: pg.QueryResult
+      let r: PgResult
       try {
-        r = await this.client.query(
+        r = await queryOn(
+          this.client,
           this.execution.queryConfig(compiled.sql, compiled.parameters, statement),
+          this.execution.settings,
         )
       } catch (error) {
         // COMMIT, or a write that commits by itself: a lost connection leaves its outcome unknown
