@@ -13,8 +13,9 @@
  *
  * Both build the pg query config with {@link Execution.queryConfig}: named
  * when `preparedStatements` is on and the query is a prepared one, unnamed
- * otherwise. A named one runs through {@link queryOn} (src/sql/wire-query.ts:
- * the row description asked for once per connection, not per call). Every prepared statement carries its {@link StatementKind}, so a
+ * otherwise. With the (internal, off by default) `wirePath` setting a named
+ * one runs through src/sql/wire-query.ts instead of pg's `Query` (see
+ * {@link queryOn}). Every prepared statement carries its {@link StatementKind}, so a
  * router (e.g. reads to a replica pool) hooks in here.
  */
 import {
@@ -41,7 +42,7 @@ import { mapCommitError, mapDatabaseError } from '../errors/map-database-error.t
 import { ConnectionLostError, UnknownOutcomeError } from '../errors/outcome-errors.ts'
 import type { Queryable, ReplicaRouter } from './replica-router.ts'
 import { type StatementKind, statementKind } from './statement-kind.ts'
-import { canRunNamed, runNamed } from './wire-query.ts'
+import { canRunNamed, runNamed, submitNamed } from './wire-query.ts'
 
 /** A statement of a prepared query, as the seam sends it. */
 export interface Statement {
@@ -79,7 +80,9 @@ export interface ExecutionSettings {
   readonly direct: boolean
   /**
    * Run named statements through src/sql/wire-query.ts (the row description
-   * once per connection); `false`: pg's own `Query`. Default: on.
+   * once per connection) instead of pg's own `Query`. Off by default and not
+   * a `createDb` option: measured alone it cost more Node CPU than it saved
+   * (BENCHMARKS.md, "One write per call, the row description cached").
    */
   readonly wirePath?: boolean
 }
@@ -262,39 +265,67 @@ function queryOn(
   config: pg.QueryConfig,
   settings: ExecutionSettings,
 ): Promise<PgResult> {
-  return config.name && settings.wirePath !== false && canRunNamed(client)
+  return config.name && settings.wirePath === true && canRunNamed(client)
     ? runNamed(client, config.name, config.text, config.values ?? [])
     : client.query(config)
 }
 
-/** A checked-out client's connection error: the query in flight reports it (as `pool.query` does). */
-const ignoreClientError = (): void => {}
-
 /**
- * `pool.query(config)`, with a named statement through {@link queryOn}: the
- * client is released as pg-pool's `query` releases it (destroyed after any
- * error), and a connection error while it is checked out never reaches the
- * host as an unhandled `'error'` event.
+ * `pool.query(config)`, with a named statement through src/sql/wire-query.ts:
+ * pg-pool's own `query` (callbacks, not promises, until the end) with the
+ * submittable in place of pg's `Query` — `pool.query(submittable)` would never
+ * release its client. The client is released as pg-pool releases it
+ * (destroyed after any error), and a connection error while it is checked
+ * out fails the call instead of reaching the host as an unhandled `'error'`.
  */
-async function queryPool(
+function queryPool(
   pool: pg.Pool,
   config: pg.QueryConfig,
   settings: ExecutionSettings,
 ): Promise<PgResult> {
-  if (!config.name || settings.wirePath === false) return pool.query(config)
-  const client = await pool.connect()
-  client.on('error', ignoreClientError)
-  let result: PgResult
-  try {
-    result = await queryOn(client, config, settings)
-  } catch (error) {
-    client.removeListener('error', ignoreClientError)
-    client.release(error instanceof Error ? error : true)
-    throw error
-  }
-  client.removeListener('error', ignoreClientError)
-  client.release()
-  return result
+  const name = config.name
+  if (!name || settings.wirePath !== true) return pool.query(config)
+  return new Promise<PgResult>((resolve, reject) => {
+    pool.connect((connectError, client) => {
+      if (connectError || !client) {
+        reject(connectError)
+        return
+      }
+      if (!canRunNamed(client)) {
+        client.query(config).then(
+          (result) => {
+            client.release()
+            resolve(result)
+          },
+          (error: Error) => {
+            client.release(error)
+            reject(error)
+          },
+        )
+        return
+      }
+      let released = false
+      const onError = (error: Error) => {
+        if (released) return
+        released = true
+        client.release(error)
+        reject(error)
+      }
+      client.once('error', onError)
+      submitNamed(client, name, config.text, config.values ?? [], (error, result) => {
+        client.removeListener('error', onError)
+        if (released) return
+        released = true
+        if (error) {
+          client.release(error)
+          reject(error)
+        } else {
+          client.release()
+          resolve(result as PgResult)
+        }
+      })
+    })
+  })
 }
 
 /** Kysely's `QueryResult` of a pg result. */

@@ -287,9 +287,34 @@ export function canRunNamed(client: unknown): boolean {
 }
 
 /**
- * Runs a named prepared statement on a pg client through {@link WireQuery}:
- * the same rows, `command` and `rowCount` as `client.query({ name, text, values })`,
- * the same errors, without the per-call row description.
+ * Runs a named prepared statement on a pg client through {@link WireQuery},
+ * callback style (as pg-pool's `query` runs pg's): `done` is called once, with
+ * pg's error or the result (the same rows, `command` and `rowCount` as
+ * `client.query({ name, text, values })`).
+ *
+ * @example
+ * ```ts
+ * submitNamed(client, 'gs.history', 'select … where channel_id = $1', [id], (error, r) => …)
+ * ```
+ */
+export function submitNamed(
+  client: pg.ClientBase,
+  name: string,
+  text: string,
+  values: readonly unknown[],
+  done: (error: Error | null, result?: WireResult) => void,
+): void {
+  const query = new WireQuery(client as unknown as WireClient, name, text, values)
+  query.callback = (error, result) => {
+    // as pg's own promise does: a stack that leads back here, not to the socket
+    if (error) Error.captureStackTrace(error)
+    done(error, result)
+  }
+  ;(client as unknown as WireClient).query(query)
+}
+
+/**
+ * {@link submitNamed} as a promise.
  *
  * @example
  * ```ts
@@ -303,14 +328,8 @@ export function runNamed(
   values: readonly unknown[],
 ): Promise<WireResult> {
   return new Promise<WireResult>((resolve, reject) => {
-    const query = new WireQuery(client as unknown as WireClient, name, text, values)
-    query.callback = (error, result) => {
-      if (error) {
-        // as pg's own promise does: a stack that leads back here, not to the socket
-        Error.captureStackTrace(error)
-        reject(error)
-      } else resolve(result as WireResult)
-    }
-    ;(client as unknown as WireClient).query(query)
+    submitNamed(client, name, text, values, (error, result) =>
+      error ? reject(error) : resolve(result as WireResult),
+    )
   })
 }

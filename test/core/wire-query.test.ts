@@ -14,6 +14,7 @@ import {
   UniqueViolationError,
 } from '../../src/index.ts'
 import { Permissions } from '../../src/permissions/permissions.ts'
+import type { GuildstoreAdapter } from '../../src/sql/execution.ts'
 import { createDb } from '../../src/sql/index.ts'
 import { prepareQuery } from '../../src/sql/prepared-query.ts'
 import { runNamed } from '../../src/sql/wire-query.ts'
@@ -308,6 +309,46 @@ describe('the one-write result path (src/sql/wire-query.ts)', () => {
     expect(viaWire).toBeInstanceOf(Error)
     expect(mapDatabaseError(viaWire)).toBeInstanceOf(ConnectionLostError)
     expect(mapDatabaseError(viaWire).constructor).toBe(mapDatabaseError(viaPg).constructor)
+  })
+
+  it('guildstore with the (opt-in) wirePath setting: the same results and typed errors on the direct, write and transaction paths', async () => {
+    const wired = createDb(t.pool)
+    const execution = (wired.getExecutor().adapter as GuildstoreAdapter).execution as unknown as {
+      settings: object
+    }
+    execution.settings = { ...execution.settings, wirePath: true }
+    const { user, channel, owner } = await makeGuildWithMember(t.db, Permissions.ALL)
+    const sent = await sendMessage(wired, {
+      channel_id: channel.id,
+      author_id: user.id,
+      content: 'w',
+    })
+    for (let i = 0; i < 3; i++) {
+      expect(await listChannelMessages(wired, channel.id, { limit: 50 })).toEqual(
+        await listChannelMessages(t.db, channel.id, { limit: 50 }),
+      )
+      expect(
+        await readChannelMessages(wired, { user_id: owner.id, channel_id: channel.id }),
+      ).toEqual(await readChannelMessages(t.db, { user_id: owner.id, channel_id: channel.id }))
+    }
+    const insert = prepareQuery('test.wire_opt_in', (db, p: { id: string; username: string }) =>
+      db
+        .insertInto('users')
+        .values({ id: p.id, username: p.username, status: 'online' })
+        .returning('id'),
+    )
+    const taken = await makeUser(t.db)
+    await expect(
+      insert.execute(wired, { id: newId(), username: taken.username }),
+    ).rejects.toBeInstanceOf(UniqueViolationError)
+    await expect(
+      wired.transaction().execute(async (trx) => {
+        await sendMessage(trx, { channel_id: channel.id, author_id: user.id, content: 'in tx' })
+        await insert.execute(trx, { id: newId(), username: taken.username })
+      }),
+    ).rejects.toBeInstanceOf(UniqueViolationError)
+    const page = await listChannelMessages(wired, channel.id, { limit: 50 })
+    expect(page.map((m) => m.id)).toEqual([sent.id])
   })
 
   it('on a pg.Pool the host passed in: guildstore’s calls and the host’s own named queries share its clients', async () => {
