@@ -13,9 +13,8 @@
  *
  * Both build the pg query config with {@link Execution.queryConfig}: named
  * when `preparedStatements` is on and the query is a prepared one, unnamed
- * otherwise. With the (internal, off by default) `wirePath` setting a named
- * one runs through src/sql/wire-query.ts instead of pg's `Query` (see
- * {@link queryOn}). Every prepared statement carries its {@link StatementKind}, so a
+ * otherwise. A named one runs through {@link queryOn}: pg's `Query` that
+ * asks for the row description once per connection (src/sql/wire-query.ts). Every prepared statement carries its {@link StatementKind}, so a
  * router (e.g. reads to a replica pool) hooks in here.
  */
 import {
@@ -79,10 +78,8 @@ export interface ExecutionSettings {
   /** May prepared queries on the top-level instance skip Kysely's executor (no log hook, no plugins)? */
   readonly direct: boolean
   /**
-   * Run named statements through src/sql/wire-query.ts (the row description
-   * once per connection) instead of pg's own `Query`. Off by default and not
-   * a `createDb` option: measured alone it cost more Node CPU than it saved
-   * (BENCHMARKS.md, "One write per call, the row description cached").
+   * Run named statements through src/sql/wire-query.ts (pg's `Query` without
+   * the per-call Describe); `false`: pg's `Query` as is. Default: on.
    */
   readonly wirePath?: boolean
 }
@@ -265,16 +262,16 @@ function queryOn(
   config: pg.QueryConfig,
   settings: ExecutionSettings,
 ): Promise<PgResult> {
-  return config.name && settings.wirePath === true && canRunNamed(client)
+  return config.name && settings.wirePath !== false && canRunNamed(client)
     ? runNamed(client, config.name, config.text, config.values ?? [])
     : client.query(config)
 }
 
 /**
  * `pool.query(config)`, with a named statement through src/sql/wire-query.ts:
- * pg-pool's own `query` (callbacks, not promises, until the end) with the
- * submittable in place of pg's `Query` — `pool.query(submittable)` would never
- * release its client. The client is released as pg-pool releases it
+ * pg-pool's own `query` (callbacks, not promises, until the end) with that
+ * query in place of pg's plain `Query` (`pool.query(submittable)` never
+ * releases its client). The client is released as pg-pool releases it
  * (destroyed after any error), and a connection error while it is checked
  * out fails the call instead of reaching the host as an unhandled `'error'`.
  */
@@ -284,7 +281,7 @@ function queryPool(
   settings: ExecutionSettings,
 ): Promise<PgResult> {
   const name = config.name
-  if (!name || settings.wirePath !== true) return pool.query(config)
+  if (!name || settings.wirePath === false) return pool.query(config)
   return new Promise<PgResult>((resolve, reject) => {
     pool.connect((connectError, client) => {
       if (connectError || !client) {
@@ -318,6 +315,8 @@ function queryPool(
         released = true
         if (error) {
           client.release(error)
+          // as pg-pool's promise does: a stack that leads back to the caller
+          Error.captureStackTrace(error)
           reject(error)
         } else {
           client.release()

@@ -1,32 +1,23 @@
 /**
  * A faster result path on `pg` for guildstore's named prepared statements
- * (issue 28): a pg "submittable" (the interface pg-cursor and pg-query-stream
- * use) that pg's `Client` runs in its query queue like any query.
+ * (issue 28): {@link DescribedQuery}, pg's own `Query` with one step changed.
  *
- * Per call, pg's own `Query` sends Bind, Describe(portal), Execute, Sync, so
- * the server answers every call with a RowDescription that pg parses, and
- * then rebuilds the result's per-column parser list and row template from it.
- * A statement's result columns cannot change while it stays prepared on a
- * connection (PostgreSQL refuses with `cached plan must not change result
- * type` instead), so {@link WireQuery} asks for the description once per
- * connection and statement and keeps it (the columns and a row template) in
- * {@link descriptions}; later calls send Bind, Execute, Sync (corked: one
- * write). Type parsers are still looked up per call through the client's own
- * `getTypeParser`, so guildstore's parsers, a pool's `types`, and a later
- * global `pg.types.setTypeParser` apply exactly as with pg's `Query`.
- *
- * pg's bookkeeping stays its own: Parse is sent only when pg's
- * `parsedStatements` / `submittedNamedStatements` lack the statement, and
- * marked in `submittedNamedStatements` as pg does, so pg's `ParseComplete`
- * and error handling keep them right and pg's own named queries on the same
- * client still work. Errors are pg's objects (`DatabaseError`, connection
- * errors), delivered as pg's `Query` delivers them.
+ * Per call, pg's `Query` sends Bind, Describe(portal), Execute, Sync (corked
+ * into one `writev` since pg 8.23), so the server answers every call with a
+ * RowDescription that pg parses and turns into a fresh parser list and row
+ * template (`Result.addFields`). A statement's result columns cannot change
+ * while it stays prepared on a connection (PostgreSQL refuses the call with
+ * `cached plan must not change result type` instead), so the description is
+ * asked for once per connection and statement, kept in {@link descriptions},
+ * and later calls send Bind, Execute, Sync, with the result's columns and row
+ * template set from the cache. Everything else is pg's `Query`: Parse and
+ * pg's `parsedStatements` bookkeeping, value serialization, row decoding
+ * (`Result.parseRow`), errors, callbacks, `query_timeout`. Type parsers are
+ * still looked up per call through the client's types, so
+ * `guildstoreTypeParsers`, a pool's `types` and a later global
+ * `pg.types.setTypeParser` apply exactly as before.
  */
 import pg from 'pg'
-
-/** pg's own parameter serializer (`pg.utils`, what its `Query` binds values with). */
-const prepareValue = (pg as unknown as { utils: { prepareValue(value: unknown): unknown } }).utils
-  .prepareValue
 
 /** A result column as pg-protocol parses it from a RowDescription. */
 export interface Field {
@@ -35,26 +26,39 @@ export interface Field {
   readonly format: string
 }
 
-/** What pg's `Connection` offers a submittable (the subset used here). */
+/** What pg's `Connection` offers a query (the subset used here). */
 interface WireConnection {
   readonly parsedStatements: Record<string, string>
-  readonly submittedNamedStatements: Record<string, string>
-  readonly stream: { cork?: () => void; uncork?: () => void }
-  parse(query: { text: string; name: string; types?: unknown }): void
-  bind(config: { portal: string; statement: string; values: unknown[]; binary: boolean }): void
-  describe(msg: { type: 'P' | 'S'; name: string }): void
-  execute(config: { portal: string; rows?: number }): void
-  sync(): void
-  sendCopyFail(message: string): void
+  bind(config: {
+    portal: string
+    statement: string
+    values: unknown[]
+    binary: boolean | undefined
+  }): void
 }
 
-/** What pg's `Client` offers (the subset used here; `getTypeParser` is public). */
-interface WireClient {
-  readonly connection?: WireConnection
-  readonly pipeline?: boolean
-  readonly binary?: boolean
-  getTypeParser(oid: number, format: string): (value: string) => unknown
-  query(query: unknown): unknown
+/** The internals of pg's `Query` and `Result` this subclass reads and sets. */
+interface PgQuery {
+  readonly name: string | undefined
+  readonly text: string | undefined
+  readonly values: unknown[] | undefined
+  readonly portal: string
+  readonly binary: boolean | undefined
+  readonly rows: number | undefined
+  callback: ((error: Error | null, result?: unknown) => void) | undefined
+  _accumulateRows: boolean
+  _canceledDueToError: unknown
+  _result: {
+    fields: readonly Field[]
+    _parsers: unknown[] | undefined
+    _prebuiltEmptyResultObject: object | null
+    _types: { getTypeParser(oid: number, format: string): unknown } | undefined
+  }
+  listeners(event: string): unknown[]
+  prepare(connection: WireConnection): void
+  _getRows(connection: WireConnection, rows: number | undefined): void
+  handleError(error: Error, connection?: WireConnection): void
+  handleReadyForQuery(connection: WireConnection): void
 }
 
 /** The result description of one statement on one connection. */
@@ -62,23 +66,95 @@ interface Description {
   /** The statement's SQL (a name reused for other SQL is never trusted). */
   readonly text: string
   readonly fields: readonly Field[]
-  /** Every column name set to `null`: what pg starts each row from. */
-  readonly template: Record<string, null>
+  /** pg's row template (every column `null`), cloned for each row. */
+  readonly template: object | null
 }
 
 /** Per pg `Connection`: statement name → its result description. */
 const descriptions = new WeakMap<WireConnection, Map<string, Description>>()
 
-function describe(fields: readonly Field[], text: string): Description {
-  const template = Object.create(null) as Record<string, null>
-  for (const field of fields) template[field.name] = null
-  return { text, fields, template: { ...template } }
+/** pg's own parameter serializer (`pg.utils`, what its `Query` binds values with). */
+const prepareValue = (pg as unknown as { utils: { prepareValue(value: unknown): unknown } }).utils
+  .prepareValue
+
+const PgQueryClass = pg.Query as unknown as new (
+  config: pg.QueryConfig,
+  values: undefined,
+  callback: (error: Error | null, result?: unknown) => void,
+) => PgQuery
+
+/** pg's `Query` for a named statement, without the per-call Describe once the description is known (see the module's notes). */
+class DescribedQuery extends PgQueryClass {
+  /** The connection it was sent on (set when it is written). */
+  #connection: WireConnection | undefined
+  /** Sent with the cached description (no Describe). */
+  #cached = false
+
+  override prepare(connection: WireConnection): void {
+    this.#connection = connection
+    const { name, text } = this
+    const cached = name ? descriptions.get(connection)?.get(name) : undefined
+    // Trusted only while pg knows the statement parsed with this text on this connection.
+    if (
+      !cached ||
+      !name ||
+      cached.text !== text ||
+      connection.parsedStatements[name] !== text ||
+      this.rows
+    ) {
+      super.prepare(connection)
+      return
+    }
+    let values: unknown[]
+    try {
+      values = (this.values ?? []).map((value) => prepareValue(value))
+    } catch {
+      // a value that cannot be sent: pg's own path reports it as it always has
+      super.prepare(connection)
+      return
+    }
+    this.#cached = true
+    const result = this._result
+    const types = result._types ?? (pg.types as unknown as NonNullable<typeof result._types>)
+    result.fields = cached.fields
+    result._parsers = cached.fields.map((f) =>
+      types.getTypeParser(f.dataTypeID, f.format || 'text'),
+    )
+    result._prebuiltEmptyResultObject = cached.template
+    this._accumulateRows = this.callback !== undefined || this.listeners('row').length === 0
+    connection.bind({ portal: this.portal, statement: name, values, binary: this.binary })
+    this._getRows(connection, undefined)
+  }
+
+  override handleReadyForQuery(connection: WireConnection): void {
+    const name = this.name
+    if (!this.#cached && name && this.text && !this.rows && !this._canceledDueToError) {
+      // described by this call: a RowDescription, or none for a statement without rows
+      let known = descriptions.get(connection)
+      if (!known) {
+        known = new Map()
+        descriptions.set(connection, known)
+      }
+      const result = this._result
+      known.set(name, {
+        text: this.text,
+        fields: result.fields,
+        template: result._prebuiltEmptyResultObject,
+      })
+    }
+    super.handleReadyForQuery(connection)
+  }
+
+  override handleError(error: Error, connection?: WireConnection): void {
+    // Whatever failed, the next call on this connection describes afresh
+    // (`cached plan must not change result type`, a DEALLOCATE behind pg's back…).
+    const target = connection ?? this.#connection
+    if (target && this.name) descriptions.get(target)?.delete(this.name)
+    super.handleError(error, connection)
+  }
 }
 
-/** The command tag's parts, parsed as pg's `Result.addCommandComplete` does. */
-const COMMAND_TAG = /^([A-Za-z]+)(?: (\d+))?(?: (\d+))?/
-
-/** The pg result of a {@link WireQuery}: the fields guildstore and pg's callers read. */
+/** The pg result of a named statement: what guildstore and pg's callers read. */
 export interface WireResult {
   command: string
   rowCount: number | null
@@ -87,188 +163,10 @@ export interface WireResult {
   fields: readonly Field[]
 }
 
-type Callback = (error: Error | null, result?: WireResult) => void
-
-/** One call of a named prepared statement, run as a pg submittable (see the module's notes). */
-class WireQuery {
-  /** Read by pg's `Client`: ParseComplete marks `name` parsed with `text`; an error forgets a submitted one. */
-  readonly name: string
-  readonly text: string
-  readonly values: readonly unknown[]
-  /** Set by pg's `Client` when it wraps it (query_timeout); called once. */
-  callback: Callback | undefined
-
-  readonly #client: WireClient
-  #connection: WireConnection | undefined
-  #description: Description | undefined
-  /** Whether this call sent Describe (a RowDescription, or none for a statement without rows, answers it). */
-  #described = false
-  #parsers: ((value: string) => unknown)[] | undefined
-  #rows: Record<string, unknown>[] = []
-  #command = ''
-  #rowCount: number | null = null
-  #oid: number | null = null
-  /** A row parser threw: reported at ReadyForQuery, as pg does. */
-  #rowError: unknown
-  #done = false
-
-  constructor(client: WireClient, name: string, text: string, values: readonly unknown[]) {
-    this.#client = client
-    this.name = name
-    this.text = text
-    this.values = values
-  }
-
-  /** Writes the call: Parse when needed, Bind, Describe when this connection has no description, Execute, Sync. */
-  submit(connection: WireConnection): Error | null {
-    const { name, text } = this
-    const previous = connection.parsedStatements[name] ?? connection.submittedNamedStatements[name]
-    if (previous !== undefined && previous !== text) {
-      return new Error(
-        `Prepared statements must be unique - '${name}' was used for a different statement`,
-      )
-    }
-    // Mapped before anything is written: a value that cannot be sent fails the call alone.
-    let values: unknown[]
-    try {
-      values = this.values.map((value) => prepareValue(value))
-    } catch (error) {
-      return error instanceof Error ? error : new Error(String(error))
-    }
-    this.#connection = connection
-    let known = descriptions.get(connection)
-    if (!known) {
-      known = new Map()
-      descriptions.set(connection, known)
-    }
-    const cached = known.get(name)
-    // Trusted only while pg knows the statement parsed with this text on this connection.
-    if (cached && cached.text === text && connection.parsedStatements[name] === text) {
-      this.#description = cached
-    } else {
-      known.delete(name)
-      this.#described = true
-    }
-    const stream = connection.stream
-    stream.cork?.()
-    try {
-      if (previous === undefined) {
-        connection.parse({ text, name })
-        connection.submittedNamedStatements[name] = text
-      }
-      connection.bind({ portal: '', statement: name, values, binary: false })
-      if (this.#described) connection.describe({ type: 'P', name: '' })
-      connection.execute({ portal: '' })
-      connection.sync()
-    } finally {
-      stream.uncork?.()
-    }
-    return null
-  }
-
-  handleRowDescription(msg: { fields: Field[] }): void {
-    const description = describe(msg.fields, this.text)
-    this.#description = description
-    descriptions.get(this.#connection as WireConnection)?.set(this.name, description)
-  }
-
-  handleDataRow(msg: { fields: (string | null)[] }): void {
-    if (this.#rowError !== undefined) return
-    const description = this.#description
-    if (!description) {
-      this.#rowError = new Error(`no row description for prepared statement '${this.name}'`)
-      return
-    }
-    const fields = description.fields
-    try {
-      let parsers = this.#parsers
-      if (!parsers) {
-        const client = this.#client
-        parsers = fields.map((f) => client.getTypeParser(f.dataTypeID, f.format || 'text'))
-        this.#parsers = parsers
-      }
-      const raw = msg.fields
-      const row: Record<string, unknown> = { ...description.template }
-      for (let i = 0, n = raw.length; i < n; i++) {
-        const value = raw[i]
-        const field = fields[i] as Field
-        if (value === null || value === undefined) row[field.name] = null
-        else {
-          const v = field.format === 'binary' ? Buffer.from(value) : value
-          row[field.name] = (parsers[i] as (value: unknown) => unknown)(v)
-        }
-      }
-      this.#rows.push(row)
-    } catch (error) {
-      this.#rowError = error
-    }
-  }
-
-  handleCommandComplete(msg: { text?: string; command?: string }): void {
-    const match = COMMAND_TAG.exec(msg.text ?? msg.command ?? '')
-    if (!match) return
-    this.#command = match[1] as string
-    if (match[3]) {
-      this.#oid = Number.parseInt(match[2] as string, 10)
-      this.#rowCount = Number.parseInt(match[3], 10)
-    } else if (match[2]) {
-      this.#rowCount = Number.parseInt(match[2], 10)
-    }
-  }
-
-  handleEmptyQuery(): void {}
-
-  handlePortalSuspended(connection: WireConnection): void {
-    connection.execute({ portal: '' })
-    connection.sync()
-  }
-
-  handleCopyInResponse(connection: WireConnection): void {
-    connection.sendCopyFail('No source stream defined')
-  }
-
-  handleCopyData(): void {}
-
-  handleError(error: Error): void {
-    // Whatever failed, the next call on this connection describes afresh
-    // (`cached plan must not change result type`, a DEALLOCATE behind pg's back…).
-    if (this.#connection) descriptions.get(this.#connection)?.delete(this.name)
-    this.#finish(error)
-  }
-
-  handleReadyForQuery(): void {
-    if (this.#rowError !== undefined) {
-      const error = this.#rowError
-      this.#rowError = undefined
-      this.handleError(error instanceof Error ? error : new Error(String(error)))
-      return
-    }
-    let description = this.#description
-    if (!description && this.#described && this.#connection) {
-      // Described and no RowDescription came (NoData): a statement without rows.
-      description = describe([], this.text)
-      descriptions.get(this.#connection)?.set(this.name, description)
-    }
-    this.#finish(null, {
-      command: this.#command,
-      rowCount: this.#rowCount,
-      oid: this.#oid,
-      rows: this.#rows,
-      fields: description?.fields ?? [],
-    })
-  }
-
-  #finish(error: Error | null, result?: WireResult): void {
-    if (this.#done) return
-    this.#done = true
-    this.callback?.(error, result)
-  }
-}
-
 /**
- * Whether a client can run {@link runNamed}: a pg `Client` (with its wire
- * connection) that is neither in pipeline mode (which refuses submittables)
- * nor asking for binary results.
+ * Whether a client can run {@link submitNamed}: a pg `Client` with its wire
+ * connection, not in pipeline mode (queries written ahead of the answers), on
+ * a pg whose `Query` has the internals the route relies on.
  *
  * @example
  * ```ts
@@ -276,21 +174,22 @@ class WireQuery {
  * ```
  */
 export function canRunNamed(client: unknown): boolean {
-  const c = client as WireClient
-  return (
-    typeof c.getTypeParser === 'function' &&
-    c.connection !== undefined &&
-    typeof c.connection.bind === 'function' &&
-    !c.pipeline &&
-    !c.binary
-  )
+  const c = client as { connection?: { bind?: unknown }; pipeline?: boolean }
+  return PG_QUERY_FITS && typeof c.connection?.bind === 'function' && !c.pipeline
 }
 
+/** Whether the installed pg's `Query` has the internals {@link DescribedQuery} relies on (pg 8.x). */
+const PG_QUERY_FITS = (() => {
+  const proto = (pg.Query as unknown as { prototype: Record<string, unknown> }).prototype
+  return ['prepare', '_getRows', 'handleReadyForQuery', 'handleError'].every(
+    (method) => typeof proto[method] === 'function',
+  )
+})()
+
 /**
- * Runs a named prepared statement on a pg client through {@link WireQuery},
+ * Runs a named prepared statement on a pg client through {@link DescribedQuery},
  * callback style (as pg-pool's `query` runs pg's): `done` is called once, with
- * pg's error or the result (the same rows, `command` and `rowCount` as
- * `client.query({ name, text, values })`).
+ * pg's error or pg's result.
  *
  * @example
  * ```ts
@@ -304,17 +203,17 @@ export function submitNamed(
   values: readonly unknown[],
   done: (error: Error | null, result?: WireResult) => void,
 ): void {
-  const query = new WireQuery(client as unknown as WireClient, name, text, values)
-  query.callback = (error, result) => {
-    // as pg's own promise does: a stack that leads back here, not to the socket
-    if (error) Error.captureStackTrace(error)
-    done(error, result)
-  }
-  ;(client as unknown as WireClient).query(query)
+  const query = new DescribedQuery(
+    { name, text, values: values as unknown[] },
+    undefined,
+    (error, result) => done(error ?? null, result as WireResult | undefined),
+  )
+  ;(client as unknown as { query(query: unknown): unknown }).query(query)
 }
 
 /**
- * {@link submitNamed} as a promise.
+ * {@link submitNamed} as a promise: the same rows, `command` and `rowCount`
+ * as `client.query({ name, text, values })`, and the same errors.
  *
  * @example
  * ```ts
@@ -328,8 +227,12 @@ export function runNamed(
   values: readonly unknown[],
 ): Promise<WireResult> {
   return new Promise<WireResult>((resolve, reject) => {
-    submitNamed(client, name, text, values, (error, result) =>
-      error ? reject(error) : resolve(result as WireResult),
-    )
+    submitNamed(client, name, text, values, (error, result) => {
+      if (error) {
+        // as pg's own promise does: a stack that leads back here, not to the socket
+        Error.captureStackTrace(error)
+        reject(error)
+      } else resolve(result as WireResult)
+    })
   })
 }

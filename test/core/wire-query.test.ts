@@ -57,7 +57,7 @@ const pick = (r: { rows: unknown[]; command: string; rowCount: number | null }) 
   rowCount: r.rowCount,
 })
 
-describe('the one-write result path (src/sql/wire-query.ts)', () => {
+describe('pg’s Query without the per-call Describe (src/sql/wire-query.ts)', () => {
   it('decodes every hot statement exactly as pg’s own Query does (rows, types, command, rowCount)', async () => {
     const { guild, user, channel, owner } = await makeGuildWithMember(t.db, Permissions.ALL)
     for (let i = 0; i < 12; i++) {
@@ -311,12 +311,13 @@ describe('the one-write result path (src/sql/wire-query.ts)', () => {
     expect(mapDatabaseError(viaWire).constructor).toBe(mapDatabaseError(viaPg).constructor)
   })
 
-  it('guildstore with the (opt-in) wirePath setting: the same results and typed errors on the direct, write and transaction paths', async () => {
+  it('guildstore with the wire path on and off (wirePath: false): the same results and typed errors on the direct, write and transaction paths', async () => {
     const wired = createDb(t.pool)
-    const execution = (wired.getExecutor().adapter as GuildstoreAdapter).execution as unknown as {
+    const plain = createDb(t.pool)
+    const execution = (plain.getExecutor().adapter as GuildstoreAdapter).execution as unknown as {
       settings: object
     }
-    execution.settings = { ...execution.settings, wirePath: true }
+    execution.settings = { ...execution.settings, wirePath: false }
     const { user, channel, owner } = await makeGuildWithMember(t.db, Permissions.ALL)
     const sent = await sendMessage(wired, {
       channel_id: channel.id,
@@ -325,11 +326,11 @@ describe('the one-write result path (src/sql/wire-query.ts)', () => {
     })
     for (let i = 0; i < 3; i++) {
       expect(await listChannelMessages(wired, channel.id, { limit: 50 })).toEqual(
-        await listChannelMessages(t.db, channel.id, { limit: 50 }),
+        await listChannelMessages(plain, channel.id, { limit: 50 }),
       )
       expect(
         await readChannelMessages(wired, { user_id: owner.id, channel_id: channel.id }),
-      ).toEqual(await readChannelMessages(t.db, { user_id: owner.id, channel_id: channel.id }))
+      ).toEqual(await readChannelMessages(plain, { user_id: owner.id, channel_id: channel.id }))
     }
     const insert = prepareQuery('test.wire_opt_in', (db, p: { id: string; username: string }) =>
       db
