@@ -89,6 +89,8 @@ class DescribedQuery extends PgQueryClass {
   #connection: WireConnection | undefined
   /** Sent with the cached description (no Describe). */
   #cached = false
+  /** Failed (pg reports some failures before ReadyForQuery, e.g. a value it could not bind). */
+  #failed = false
 
   override prepare(connection: WireConnection): void {
     this.#connection = connection
@@ -128,7 +130,14 @@ class DescribedQuery extends PgQueryClass {
 
   override handleReadyForQuery(connection: WireConnection): void {
     const name = this.name
-    if (!this.#cached && name && this.text && !this.rows && !this._canceledDueToError) {
+    if (
+      !this.#cached &&
+      !this.#failed &&
+      name &&
+      this.text &&
+      !this.rows &&
+      !this._canceledDueToError
+    ) {
       // described by this call: a RowDescription, or none for a statement without rows
       let known = descriptions.get(connection)
       if (!known) {
@@ -148,6 +157,7 @@ class DescribedQuery extends PgQueryClass {
   override handleError(error: Error, connection?: WireConnection): void {
     // Whatever failed, the next call on this connection describes afresh
     // (`cached plan must not change result type`, a DEALLOCATE behind pg's back…).
+    this.#failed = true
     const target = connection ?? this.#connection
     if (target && this.name) descriptions.get(target)?.delete(this.name)
     super.handleError(error, connection)

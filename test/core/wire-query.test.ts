@@ -289,6 +289,33 @@ describe('pg’s Query without the per-call Describe (src/sql/wire-query.ts)', (
     expect(await insert.execute(t.db, { id, username: `after_${id.slice(-8)}` })).toEqual([{ id }])
   })
 
+  it('a value pg cannot serialize fails as with pg’s own Query, and nothing is cached from that call', async () => {
+    const bad = {
+      toPostgres() {
+        throw new Error('cannot serialize')
+      },
+    }
+    const outcomes = async (run: (values: unknown[]) => Promise<unknown>) => {
+      const out: string[] = []
+      for (const values of [[bad], ['ok'], ['ok']]) {
+        out.push(
+          await run(values).then(
+            (r) => `rows ${JSON.stringify((r as { rows: unknown[] }).rows)}`,
+            (e: Error & { code?: string }) => `error ${e.code ?? e.message}`,
+          ),
+        )
+      }
+      return out
+    }
+    await onClient(async (client) => {
+      const text = 'select $1::text as v'
+      const viaPg = await outcomes((values) => client.query({ name: 'wire_bad_pg', text, values }))
+      const viaWire = await outcomes((values) => runNamed(client, 'wire_bad', text, values))
+      expect(viaWire).toEqual(viaPg)
+      expect(viaWire[0]).toBe('error cannot serialize')
+    })
+  })
+
   it('a connection lost mid-query fails as with pg’s own Query', async () => {
     const lost = async (run: (client: pg.Client) => Promise<unknown>) => {
       const client = new pg.Client({ connectionString: t.url })
