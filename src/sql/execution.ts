@@ -13,7 +13,8 @@
  *
  * Both build the pg query config with {@link Execution.queryConfig}: named
  * when `preparedStatements` is on and the query is a prepared one, unnamed
- * otherwise. Every prepared statement carries its {@link StatementKind}, so a
+ * otherwise. A named one runs through {@link queryOn}: pg's `Query` that
+ * asks for the row description once per connection (src/sql/wire-query.ts). Every prepared statement carries its {@link StatementKind}, so a
  * router (e.g. reads to a replica pool) hooks in here.
  */
 import {
@@ -40,6 +41,7 @@ import { mapCommitError, mapDatabaseError } from '../errors/map-database-error.t
 import { ConnectionLostError, UnknownOutcomeError } from '../errors/outcome-errors.ts'
 import type { Queryable, ReplicaRouter } from './replica-router.ts'
 import { type StatementKind, statementKind } from './statement-kind.ts'
+import { canRunNamed, runNamed, submitNamed } from './wire-query.ts'
 
 /** A statement of a prepared query, as the seam sends it. */
 export interface Statement {
@@ -75,6 +77,11 @@ export interface ExecutionSettings {
   readonly preparedStatements: boolean
   /** May prepared queries on the top-level instance skip Kysely's executor (no log hook, no plugins)? */
   readonly direct: boolean
+  /**
+   * Run named statements through src/sql/wire-query.ts (pg's `Query` without
+   * the per-call Describe); `false`: pg's `Query` as is. Default: on.
+   */
+  readonly wirePath?: boolean
 }
 
 /**
@@ -238,8 +245,90 @@ export class Execution {
   }
 }
 
+/** What guildstore reads of a pg result (pg's, or src/sql/wire-query.ts's). */
+interface PgResult {
+  readonly command: string
+  readonly rowCount: number | null
+  readonly rows: unknown[]
+}
+
+/**
+ * Runs a query config on a client: a named statement through
+ * src/sql/wire-query.ts (no per-call row description) when the client
+ * allows it, anything else as `client.query(config)`.
+ */
+function queryOn(
+  client: pg.ClientBase,
+  config: pg.QueryConfig,
+  settings: ExecutionSettings,
+): Promise<PgResult> {
+  return config.name && settings.wirePath !== false && canRunNamed(client)
+    ? runNamed(client, config.name, config.text, config.values ?? [])
+    : client.query(config)
+}
+
+/**
+ * `pool.query(config)`, with a named statement through src/sql/wire-query.ts:
+ * pg-pool's own `query` (callbacks, not promises, until the end) with that
+ * query in place of pg's plain `Query` (`pool.query(submittable)` never
+ * releases its client). The client is released as pg-pool releases it
+ * (destroyed after any error), and a connection error while it is checked
+ * out fails the call instead of reaching the host as an unhandled `'error'`.
+ */
+function queryPool(
+  pool: pg.Pool,
+  config: pg.QueryConfig,
+  settings: ExecutionSettings,
+): Promise<PgResult> {
+  const name = config.name
+  if (!name || settings.wirePath === false) return pool.query(config)
+  return new Promise<PgResult>((resolve, reject) => {
+    pool.connect((connectError, client) => {
+      if (connectError || !client) {
+        reject(connectError)
+        return
+      }
+      if (!canRunNamed(client)) {
+        client.query(config).then(
+          (result) => {
+            client.release()
+            resolve(result)
+          },
+          (error: Error) => {
+            client.release(error)
+            reject(error)
+          },
+        )
+        return
+      }
+      let released = false
+      const onError = (error: Error) => {
+        if (released) return
+        released = true
+        client.release(error)
+        reject(error)
+      }
+      client.once('error', onError)
+      submitNamed(client, name, config.text, config.values ?? [], (error, result) => {
+        client.removeListener('error', onError)
+        if (released) return
+        released = true
+        if (error) {
+          client.release(error)
+          // as pg-pool's promise does: a stack that leads back to the caller
+          Error.captureStackTrace(error)
+          reject(error)
+        } else {
+          client.release()
+          resolve(result as PgResult)
+        }
+      })
+    })
+  })
+}
+
 /** Kysely's `QueryResult` of a pg result. */
-function toQueryResult<R>(r: pg.QueryResult): QueryResult<R> {
+function toQueryResult<R>(r: PgResult): QueryResult<R> {
   return {
     rows: (r.rows ?? []) as R[],
     numAffectedRows: AFFECTING.has(r.command) ? BigInt(r.rowCount ?? 0) : undefined,
@@ -251,11 +340,15 @@ function toQueryResult<R>(r: pg.QueryResult): QueryResult<R> {
  * `pool`: a connection lost after it was sent is an `UnknownOutcomeError`
  * (it may have committed), one that could not be had at all maps as usual.
  */
-async function runWrite(pool: pg.Pool, config: pg.QueryConfig): Promise<pg.QueryResult> {
+async function runWrite(
+  pool: pg.Pool,
+  config: pg.QueryConfig,
+  settings: ExecutionSettings,
+): Promise<PgResult> {
   const client = await pool.connect()
-  let result: pg.QueryResult
+  let result: PgResult
   try {
-    result = await client.query(config)
+    result = await queryOn(client, config, settings)
   } catch (error) {
     client.release(error instanceof Error ? error : true)
     throw mapCommitError(error)
@@ -283,11 +376,11 @@ export async function sendStatement<R>(
     const config = execution.queryConfig(statement.sql, values, statement)
     if (statement.kind === 'read') {
       if (!execution.router || statement.primary) {
-        return toQueryResult<R>(await execution.pool.query(config))
+        return toQueryResult<R>(await queryPool(execution.pool, config, execution.settings))
       }
       return toQueryResult<R>(await execution.routeRead((q) => q.query(config)))
     }
-    const result = await runWrite(execution.pool, config)
+    const result = await runWrite(execution.pool, config, execution.settings)
     await execution.noteWrite(execution.pool)
     return toQueryResult<R>(result)
   }
@@ -335,10 +428,12 @@ class GuildstoreConnection implements DatabaseConnection {
     this.#inFlight = true
     try {
       const statement = (compiled as StatementQuery).statement
-      let r: pg.QueryResult
+      let r: PgResult
       try {
-        r = await this.client.query(
+        r = await queryOn(
+          this.client,
           this.execution.queryConfig(compiled.sql, compiled.parameters, statement),
+          this.execution.settings,
         )
       } catch (error) {
         // COMMIT, or a write that commits by itself: a lost connection leaves its outcome unknown
