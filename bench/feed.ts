@@ -54,12 +54,12 @@ import { createChannel } from '../src/repositories/channels.ts'
 import { listEvents } from '../src/repositories/events.ts'
 import { createGuild } from '../src/repositories/guilds.ts'
 import { addGuildMember } from '../src/repositories/members.ts'
-import { sendCapture } from '../src/repositories/message-sql.ts'
 import { subscribeEvents } from '../src/repositories/subscribe-events.ts'
 import { createUser } from '../src/repositories/users.ts'
 import { createDb } from '../src/sql/create-db.ts'
 import { createTestDatabase } from '../src/testing/create-test-database.ts'
 import { median, paired, timed } from './paired.ts'
+import { sendMessageByTrigger } from './send-trigger-route.ts'
 
 const argv = process.argv.slice(2)
 const option = (name: string) => {
@@ -84,7 +84,8 @@ function quantile(xs: number[], q: number): number {
 }
 
 /**
- * 0019's commit-time stamp, put back: position without a default, the id
+ * 0019's commit-time stamp, put back: position without a default and nullable
+ * (0028's primary key goes, 0019's partial unique index comes back), the id
  * column (the stamp numbers a transaction's rows in id order; 0027 dropped
  * it), the xact column and its hash index, the stamp trigger, the lock key and
  * the horizon under that lock, read from the migration file.
@@ -106,6 +107,8 @@ async function restoreStamp(db: Kysely<DB>): Promise<void> {
     )
   await sql
     .raw(`alter table guildstore_events alter column position drop default;
+alter table guildstore_events drop constraint guildstore_events_pkey, alter column position drop not null;
+create unique index guildstore_events_position_key on guildstore_events (position) where position is not null;
 alter table guildstore_events add column id bigint generated always as identity (cache 100) primary key;
 alter table guildstore_events add column xact xid8 not null default pg_current_xact_id();
 ${index}
@@ -169,14 +172,12 @@ if (only.has('send')) {
   const dbOff = createDb(sendOffPool)
   const send =
     (db: Kysely<DB>, g: typeof gOn, route: 'statement' | 'trigger' = 'trigger') =>
-    () => {
-      sendCapture.route = route
-      return sendMessage(db, {
+    () =>
+      (route === 'statement' ? sendMessage : sendMessageByTrigger)(db, {
         channel_id: (g.channels[0] as { id: string }).id,
         author_id: g.owner.id,
         content: 'hello there',
       })
-    }
   const sendOn = send(dbOn, gOn, 'statement')
   const sendOn25 = send(dbOn, gOn, 'trigger')
   const raw = (pool: pg.Pool, channel: string, author: string) => () =>
@@ -200,7 +201,6 @@ if (only.has('send')) {
   const feed = await paired(sendOn, rawOffA, pairs)
   const today = await paired(send(dbOff, gOff), rawOffA, pairs)
   const control = await paired(rawOffB, rawOffA, pairs)
-  sendCapture.route = 'statement'
   const f = (x: number) => x.toFixed(0)
   emit(`### sendMessage with its event (synchronous_commit=off, ${pairs} pairs)
 
@@ -231,14 +231,15 @@ if (only.has('senders')) {
   const gOn = await guildWith(on.t.db, 16)
   const gStamp = await guildWith(stamp.t.db, 16)
   const gOff = await guildWith(off.t.db, 16)
-  const block = async (db: Kysely<DB>, g: typeof gOn) => {
+  const block = async (db: Kysely<DB>, g: typeof gOn, route: 'statement' | 'trigger') => {
+    const sendVia = route === 'statement' ? sendMessage : sendMessageByTrigger
     await new Promise((r) => setTimeout(r, 700)) // the previous block's connections close
     let count = 0
     const end = Date.now() + seconds * 1000
     await Promise.all(
       g.channels.map(async (c) => {
         while (Date.now() < end) {
-          await sendMessage(db, { channel_id: c.id, author_id: g.owner.id, content: 'x' })
+          await sendVia(db, { channel_id: c.id, author_id: g.owner.id, content: 'x' })
           count++
         }
       }),
@@ -251,20 +252,15 @@ if (only.has('senders')) {
     { db: stamp.db, g: gStamp, route: 'trigger' as const, r: [] as number[] },
     { db: off.db, g: gOff, route: 'trigger' as const, r: [] as number[] },
   ]
-  for (const s of sides) {
-    sendCapture.route = s.route
-    await block(s.db, s.g)
-  }
+  for (const s of sides) await block(s.db, s.g, s.route)
   const l0 = load()
   // Three rounds, the order rotated each round (on, on by 0025, stamp, off; on by 0025, stamp, off, on; …).
   for (let i = 0; i < 3; i++) {
     for (let k = 0; k < sides.length; k++) {
       const s = sides[(i + k) % sides.length] as (typeof sides)[number]
-      sendCapture.route = s.route
-      s.r.push(await block(s.db, s.g))
+      s.r.push(await block(s.db, s.g, s.route))
     }
   }
-  sendCapture.route = 'statement'
   const [rOn, rOn25, rStamp, rOff] = sides.map((s) => s.r) as [
     number[],
     number[],

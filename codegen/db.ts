@@ -246,7 +246,7 @@ export interface GuildstoreEvents {
   created_at: Generated<Timestamp>;
   data: Generated<Json>;
   guild_id: string | null;
-  position: Generated<bigint | null>;
+  position: Generated<bigint>;
   type: string;
   user_id: string | null;
 }

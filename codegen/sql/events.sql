@@ -58,7 +58,8 @@ with
         from
           guildstore_events x
         where
-          x.guild_id = gm.guild_id
+          coalesce(x.guild_id, x.channel_id) = gm.guild_id
+          and x.guild_id = gm.guild_id
           and x.position > $1::int8
           and x.position <= $2::int8
         order by
@@ -103,7 +104,7 @@ with
         from
           guildstore_events x
         where
-          x.channel_id = dp.channel_id
+          coalesce(x.guild_id, x.channel_id) = dp.channel_id
           and x.guild_id is null
           and x.position > $9::int8
           and x.position <= $10::int8
@@ -414,8 +415,7 @@ with
       guildstore_events,
       hz
     where
-      position is not null
-      and position <= hz.horizon
+      position <= hz.horizon
     order by
       position
     limit
@@ -425,7 +425,6 @@ with
     delete from guildstore_events e using victims v
     where
       e.position = v.position
-      and e.position is not null
       and e.created_at < $2::timestamptz
     returning
       e.position
@@ -667,7 +666,8 @@ with
         from
           guildstore_events x
         where
-          x.guild_id = g.guild_id
+          coalesce(x.guild_id, x.channel_id) = g.guild_id
+          and x.guild_id = g.guild_id
           and x.position > $2::int8
           and x.position <= $3::int8
         order by
@@ -712,7 +712,7 @@ with
         from
           guildstore_events x
         where
-          x.channel_id = d.channel_id
+          coalesce(x.guild_id, x.channel_id) = d.channel_id
           and x.guild_id is null
           and x.position > $10::int8
           and x.position <= $11::int8

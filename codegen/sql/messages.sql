@@ -5619,6 +5619,222 @@ select
 from
   i;
 
+-- messages.send_cached_reply (prepared as "gs.messages.send_cached_reply"; write)
+with
+  i as (
+    insert into
+      messages (id, channel_id, author_id, reply_to, content, seq)
+    select
+      $1::uuid,
+      $2::uuid,
+      $3::uuid,
+      $4::uuid,
+      $5::text,
+      pos.seq
+    from
+      (
+        select
+          guildstore_take_position (
+            $6::uuid,
+            a.access_version,
+            $7::uuid,
+            (a.permissions & 8208::int8) <> 0
+          ) as seq,
+          set_config(
+            'guildstore.message_event',
+            pg_current_xact_id()::text,
+            true
+          ) as armed
+        from
+          (
+            select
+          ) one
+          left join lateral (
+            select
+              a.access_version,
+              a.permissions
+            from
+              channel_permission_cache a
+            where
+              a.channel_id = $8::uuid
+              and a.user_id = $9::uuid
+              and (~ a.permissions & ($10::int8)) = 0
+          ) a on true
+        where
+          (
+            $11::uuid is null
+            or exists (
+              select
+                1
+              from
+                messages r
+              where
+                r.id = $12::uuid
+                and r.channel_id = $13::uuid
+                and r.deleted_at is null
+            )
+          )
+      ) pos
+    where
+      pos.seq > 0
+      and pos.armed <> ''
+    returning
+      id,
+      channel_id,
+      author_id,
+      reply_to,
+      content,
+      created_at,
+      edited_at,
+      deleted_at,
+      seq
+  ),
+  message_event as (
+    insert into
+      guildstore_events (type, guild_id, channel_id, data)
+    select
+      'message_created',
+      c.guild_id,
+      i.channel_id,
+      jsonb_build_object(
+        'message_id',
+        i.id,
+        'seq',
+        i.seq::text,
+        'author_id',
+        i.author_id
+      )
+    from
+      i
+      join channels c on c.id = i.channel_id
+  )
+select
+  i.id,
+  i.channel_id,
+  i.author_id,
+  i.reply_to,
+  i.content,
+  i.created_at,
+  i.edited_at,
+  i.deleted_at,
+  i.seq
+from
+  i;
+
+-- messages.send_cached_reply_nonce (prepared as "gs.messages.send_cached_reply_nonce"; write)
+with
+  i as (
+    insert into
+      messages (
+        id,
+        channel_id,
+        author_id,
+        reply_to,
+        content,
+        seq,
+        nonce
+      )
+    select
+      $1::uuid,
+      $2::uuid,
+      $3::uuid,
+      $4::uuid,
+      $5::text,
+      pos.seq,
+      $6::text
+    from
+      (
+        select
+          guildstore_take_position (
+            $7::uuid,
+            a.access_version,
+            $8::uuid,
+            (a.permissions & 8208::int8) <> 0
+          ) as seq,
+          set_config(
+            'guildstore.message_event',
+            pg_current_xact_id()::text,
+            true
+          ) as armed
+        from
+          (
+            select
+          ) one
+          left join lateral (
+            select
+              a.access_version,
+              a.permissions
+            from
+              channel_permission_cache a
+            where
+              a.channel_id = $9::uuid
+              and a.user_id = $10::uuid
+              and (~ a.permissions & ($11::int8)) = 0
+          ) a on true
+        where
+          (
+            $12::uuid is null
+            or exists (
+              select
+                1
+              from
+                messages r
+              where
+                r.id = $13::uuid
+                and r.channel_id = $14::uuid
+                and r.deleted_at is null
+            )
+          )
+      ) pos
+    where
+      pos.seq > 0
+      and pos.armed <> ''
+    on conflict (channel_id, author_id, nonce)
+    where
+      nonce is not null do nothing
+    returning
+      id,
+      channel_id,
+      author_id,
+      reply_to,
+      content,
+      created_at,
+      edited_at,
+      deleted_at,
+      seq
+  ),
+  message_event as (
+    insert into
+      guildstore_events (type, guild_id, channel_id, data)
+    select
+      'message_created',
+      c.guild_id,
+      i.channel_id,
+      jsonb_build_object(
+        'message_id',
+        i.id,
+        'seq',
+        i.seq::text,
+        'author_id',
+        i.author_id
+      )
+    from
+      i
+      join channels c on c.id = i.channel_id
+  )
+select
+  i.id,
+  i.channel_id,
+  i.author_id,
+  i.reply_to,
+  i.content,
+  i.created_at,
+  i.edited_at,
+  i.deleted_at,
+  i.seq
+from
+  i;
+
 -- messages.slowmode_wait (prepared as "gs.messages.slowmode_wait"; read)
 select
   greatest(

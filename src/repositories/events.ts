@@ -207,7 +207,7 @@ export function eventPageSql(
   return sql<EventRow>`with cand as (
   select e.position, 'g' as via
   from guild_members gm
-  cross join lateral (${stream(sql`x.guild_id = gm.guild_id`)}) e
+  cross join lateral (${stream(guildStreamSql(sql`gm.guild_id`))}) e
   where gm.user_id = ${userId}::uuid
   union all
   select e.position, 'u' as via
@@ -216,7 +216,7 @@ export function eventPageSql(
   union all
   select e.position, 'd' as via
   from dm_participants dp
-  cross join lateral (${stream(sql`x.channel_id = dp.channel_id and x.guild_id is null`)}) e
+  cross join lateral (${stream(dmStreamSql(sql`dp.channel_id`))}) e
   where dp.user_id = ${userId}::uuid
 ), firsts as (
   select position, bool_or(via = 'u') as own, bool_or(via = 'g') as guild, bool_or(via = 'd') as dm
@@ -246,9 +246,24 @@ order by s.position`
 }
 
 /**
+ * A guild's stream, as a condition on `guildstore_events x`: its events by
+ * their scope (migration 0028's guildstore_events_scope_idx, on
+ * `coalesce(guild_id, channel_id)`), a range of that index in position order.
+ * `guild_id = G` keeps out a DM event whose channel id were G.
+ */
+export const guildStreamSql = (guildId: RawBuilder<unknown>) =>
+  sql`coalesce(x.guild_id, x.channel_id) = ${guildId} and x.guild_id = ${guildId}`
+
+/** A DM's stream (no guild, its channel): the same index as {@link guildStreamSql}. */
+export const dmStreamSql = (channelId: RawBuilder<unknown>) =>
+  sql`coalesce(x.guild_id, x.channel_id) = ${channelId} and x.guild_id is null`
+
+/**
  * `select x.position`: the first `limit` positions in (after, horizon] of one
  * stream of the feed (`of`, a condition on `guildstore_events x` that one of
- * its partial indexes serves), in order: an index range scan with LIMIT.
+ * its indexes serves: {@link guildStreamSql}, {@link dmStreamSql}, or
+ * `x.user_id = …` for a user's own stream), in order: an index range scan
+ * with LIMIT.
  */
 export function eventStreamSql(
   of: RawBuilder<unknown>,
@@ -414,8 +429,8 @@ export interface PurgeEventsInput {
 // one statement (one transaction), so a reader never sees rows gone but the
 // floor not yet raised. Only positions at or below the horizon: the floor
 // never passes a transaction still in flight (its events, committed later,
-// would be below the floor at once). Rows are found by position (unique; the
-// table has no other key since migration 0027).
+// would be below the floor at once). Rows are found by position (the
+// primary key since migration 0028).
 const deleteBatch = prepareQuery(
   'events.purge_batch',
   (db, p: { older_than: Date; batch: number }) =>
@@ -425,11 +440,11 @@ const deleteBatch = prepareQuery(
   select guildstore_event_horizon() as horizon
 ), victims as (
   select position from guildstore_events, hz
-  where position is not null and position <= hz.horizon
+  where position <= hz.horizon
   order by position limit ${p.batch}
 ), d as (
   delete from guildstore_events e using victims v
-  where e.position = v.position and e.position is not null
+  where e.position = v.position
     and e.created_at < ${p.older_than}::timestamptz
   returning e.position
 ), f as (

@@ -144,12 +144,3 @@ export const messageEventSql = sql`message_event as (
     jsonb_build_object('message_id', i.id, 'seq', i.seq::text, 'author_id', i.author_id)
   from i join channels c on c.id = i.channel_id
 )`
-
-/**
- * Where a send's event is written: `'statement'` (the default: by the send's
- * own statement, above) or `'trigger'` (the statements as before migration
- * 0027, the feed's trigger capturing the insert). Only `bench/feed.ts` sets
- * `'trigger'`, to measure both routes (and the branch point, with the feed's
- * triggers disabled) in one run. Internal: not re-exported.
- */
-export const sendCapture: { route: 'statement' | 'trigger' } = { route: 'statement' }

@@ -16,8 +16,10 @@ import { assertInteger, assertObject, assertUuid } from '../validation/index.ts'
 import type { GuildstoreEvent } from './event-map.ts'
 import { decodeEventToken, encodeEventToken } from './event-token.ts'
 import {
+  dmStreamSql,
   type EventHead,
   eventStreamSql,
+  guildStreamSql,
   hydratedDataSql,
   hydrationJoinSql,
   resyncReason,
@@ -113,7 +115,7 @@ const readSharedPage = prepareQuery(
       sql<SharedRow>`with cand as (
   select e.position
   from (select distinct gm.guild_id from guild_members gm where gm.user_id = any(${p.user_ids}::uuid[])) g
-  cross join lateral (${stream(p, sql`x.guild_id = g.guild_id`)}) e
+  cross join lateral (${stream(p, guildStreamSql(sql`g.guild_id`))}) e
   union
   select e.position
   from unnest(${p.user_ids}::uuid[]) u (id)
@@ -121,7 +123,7 @@ const readSharedPage = prepareQuery(
   union
   select e.position
   from (select distinct dp.channel_id from dm_participants dp where dp.user_id = any(${p.user_ids}::uuid[])) d
-  cross join lateral (${stream(p, sql`x.channel_id = d.channel_id and x.guild_id is null`)}) e
+  cross join lateral (${stream(p, dmStreamSql(sql`d.channel_id`))}) e
 ), firsts as (
   select position from cand order by position limit ${p.limit}
 )

@@ -6,7 +6,8 @@
  * after, and nested in it through a host's trigger); a rollback leaves none.
  */
 import { type Kysely, sql } from 'kysely'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { sendMessageByTrigger } from '../../bench/send-trigger-route.ts'
 import type { DB } from '../../codegen/db.ts'
 import {
   findOrCreateDmChannel,
@@ -16,17 +17,12 @@ import {
   sendMessage,
   setChannelOverwrite,
 } from '../../src/index.ts'
-import { sendCapture } from '../../src/repositories/message-sql.ts'
 import { useTestDatabase } from '../support/database.ts'
 import { makeChannel, makeGuildWithMember, makeUser } from '../support/factories.ts'
 
 const t = useTestDatabase()
 const { VIEW_CHANNEL, SEND_MESSAGES, READ_MESSAGE_HISTORY } = Permissions
 const BASE = VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY
-
-afterEach(() => {
-  sendCapture.route = 'statement'
-})
 
 interface EventRow {
   type: string
@@ -101,8 +97,7 @@ describe('a send writes its event in its statement', () => {
       author_id: w.user.id,
       content: 'route: statement',
     })
-    sendCapture.route = 'trigger'
-    const fromTrigger = await sendMessage(t.db, {
+    const fromTrigger = await sendMessageByTrigger(t.db, {
       channel_id: w.channel.id,
       author_id: w.user.id,
       content: 'route: trigger',
