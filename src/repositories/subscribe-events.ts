@@ -30,7 +30,14 @@ export const EVENT_NOTIFY_CHANNEL = 'guildstore_events'
 export const EVENT_HINT_CHANNEL = 'guildstore:events'
 /** Events a subscriber may hold unread before the dispatcher stops reading for it. */
 export const SUBSCRIBER_BUFFER_DEFAULT = 1000
+/**
+ * A shared read's page: at least PAGE events, and up to PAGE_MAX when every
+ * subscriber it reads for has room for that many (a dispatcher behind, e.g.
+ * at 1,000 events/s, then pays its per-read statements once per 1,000
+ * events); so no subscriber holds more than `buffer` plus PAGE.
+ */
 const PAGE = 200
+const PAGE_MAX = 1000
 
 /** The slice of an ioredis client (or Cluster) the hint path uses. */
 export interface HintRedis {
@@ -559,15 +566,18 @@ class Dispatcher {
     }
     if (due.length === 0) return false
     const users = [...userSet]
+    let room = PAGE_MAX
+    for (const s of due) room = Math.min(room, s.cap - s.held)
+    const limit = Math.max(PAGE, room)
     const rows = await mapErrors(
       readSharedPage.execute(this.db, {
         user_ids: users,
         after: after.toString(),
         horizon: head.horizon,
-        limit: PAGE,
+        limit,
       }),
     )
-    const full = rows.length === PAGE
+    const full = rows.length === limit
     const next = full ? (rows.at(-1) as SharedRow).position : head.horizon
     const page = new SharedPage(rows)
     if (page.needsAudience) {
