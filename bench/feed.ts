@@ -14,6 +14,7 @@
  *   node bench/feed.ts [--pairs 2000] [--seconds 3] [--events 1000000]
  *                      [--subscribers 1000] [--rate 1000] [--redis URL]
  *                      [--only send,senders,catchup,delivery]
+ *                      [--modes poll:event,poll:batch,hints:event,hints:batch]
  *
  * 1. send: `sendMessage` with its event (feed on) against the branch point and
  *    against the plain INSERT of the message alone (feed off), paired call by
@@ -30,9 +31,11 @@
  *    `--events` + 1): the ratio of the last two is the cost of the backlog.
  * 4. delivery: `--subscribers` subscriptions in this process (one per user),
  *    a sender process (bench/feed-sender.ts) at `--rate` messages/s for
- *    `--seconds` × 2, twice: woken by the head poll alone, then by Redis hints
- *    (`--redis`, default $TEST_REDIS_URL or redis://127.0.0.1:6379):
- *    commit-to-iterator latency p50 / p99 and deliveries/s.
+ *    `--seconds` × 2, four times (`--modes`): woken by the head poll alone, then
+ *    by Redis hints (`--redis`, default $TEST_REDIS_URL or redis://127.0.0.1:6379),
+ *    each consumed per event and with `batches()`: commit-to-iterator latency
+ *    p50 / p99, deliveries/s, and the dispatcher's shared reads (count, mean
+ *    round trip). The sender runs without the parent's `--cpu-prof`.
  *
  * Every session runs with synchronous_commit = off (as bench/send-paired.ts).
  * Prints markdown on stdout with the load average; figures from a loaded box
@@ -51,6 +54,7 @@ import { createPool, guildstoreTypeParsers } from '../src/pool/create-pool.ts'
 import { createRedis } from '../src/redis/index.ts'
 import { sendMessage } from '../src/repositories/authorized-messages.ts'
 import { createChannel } from '../src/repositories/channels.ts'
+import type { GuildstoreEvent } from '../src/repositories/event-map.ts'
 import { listEvents } from '../src/repositories/events.ts'
 import { createGuild } from '../src/repositories/guilds.ts'
 import { addGuildMember } from '../src/repositories/members.ts'
@@ -355,27 +359,52 @@ if (only.has('delivery')) {
     users.push(u.id)
   }
   const rows: string[] = []
-  // Two runs: the dispatcher woken by its 100 ms head poll alone, then by Redis hints the
-  // sender publishes after each commit (as a host does). The sender is its own process.
-  for (const hints of ['poll only (100 ms)', 'Redis hints'] as const) {
-    const redis = hints === 'Redis hints' ? createRedis({ url: redisUrl }) : null
+  // Four runs: the dispatcher woken by its 100 ms head poll alone, then by Redis hints the
+  // sender publishes after each commit (as a host does), each consumed per event (`for
+  // await (const e of sub)`) and in batches (`for await (const batch of sub.batches())`).
+  // The sender is its own process.
+  const modes = (option('--modes') ?? 'poll:event,poll:batch,hints:event,hints:batch').split(',')
+  for (const mode of modes) {
+    const [wake, consume] = mode.split(':') as ['poll' | 'hints', 'event' | 'batch']
+    const hints = wake === 'hints' ? 'Redis hints' : 'poll only (100 ms)'
+    const redis = wake === 'hints' ? createRedis({ url: redisUrl }) : null
     const subPool = createPool({ connectionString: on.url, max: 3 })
-    const subDb = createDb(subPool)
+    // The dispatcher's reads: how many, and their time in the database round trip.
+    const reads = { n: 0, ms: 0, audience: 0 }
+    const subDb = createDb(subPool, {
+      log: (entry) => {
+        if (entry.sql.includes('x.user_id = u.id')) {
+          reads.n++
+          reads.ms += entry.durationMs
+        } else if (entry.sql.includes("'c' as kind")) reads.audience += entry.durationMs
+      },
+    })
     const committedAt = new Map<number, number>()
     const receivedAt: Array<[number, number]> = []
     let delivered = 0
     const subs = users.map((user_id) => subscribeEvents(subDb, redis, { user_id }))
     await Promise.all(subs.map((s) => s.ready()))
     const now = () => performance.timeOrigin + performance.now()
+    // One subscriber in ten records its receipt times (the others only count):
+    // 100,000s of samples per second would be the bench's own load.
+    const record = (e: GuildstoreEvent, at: number) => {
+      const content = (e.data as { message?: { content: string } | null }).message?.content
+      if (content?.startsWith('d')) receivedAt.push([Number(content.slice(1)), at])
+    }
     const loops = subs.map(async (s, i) => {
-      for await (const e of s) {
-        // One subscriber in ten records its receipt times (the others only count):
-        // 100,000s of samples per second would be the bench's own load.
-        if (i % 10 === 0) {
-          const content = (e.data as { message?: { content: string } | null }).message?.content
-          if (content?.startsWith('d')) receivedAt.push([Number(content.slice(1)), now()])
+      if (consume === 'batch') {
+        for await (const batch of s.batches()) {
+          if (i % 10 === 0) {
+            const at = now()
+            for (const e of batch) record(e, at)
+          }
+          delivered += batch.length
         }
-        delivered++
+      } else {
+        for await (const e of s) {
+          if (i % 10 === 0) record(e, now())
+          delivered++
+        }
       }
     })
     const l0 = load()
@@ -390,7 +419,7 @@ if (only.has('delivery')) {
         String(seconds * 2),
         ...(redis ? [redisUrl] : []),
       ],
-      { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+      { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] },
     )
     const summary = await new Promise<{ sent: number; seconds: number }>((resolve, reject) => {
       child.on(
@@ -412,18 +441,18 @@ if (only.has('delivery')) {
       return c === undefined ? [] : [at - c]
     })
     rows.push(
-      `| ${hints} | ${summary.sent} | ${(summary.sent / summary.seconds).toFixed(0)} | ${delivered} of ${expected} | ${(delivered / allSeconds).toFixed(0)} | ${quantile(latencies, 0.5).toFixed(1)} | ${quantile(latencies, 0.99).toFixed(1)} | ${l0} → ${load()} |`,
+      `| ${hints} | ${consume === 'batch' ? 'batches()' : 'per event'} | ${summary.sent} | ${(summary.sent / summary.seconds).toFixed(0)} | ${delivered} of ${expected} | ${(delivered / allSeconds).toFixed(0)} | ${quantile(latencies, 0.5).toFixed(1)} | ${quantile(latencies, 0.99).toFixed(1)} | ${reads.n} (${(reads.ms / Math.max(1, reads.n)).toFixed(1)} ms, audience ${(reads.audience / Math.max(1, reads.n)).toFixed(1)} ms) | ${l0} → ${load()} |`,
     )
     await Promise.all(subs.map((s) => s.close()))
     await Promise.all(loops)
     await subDb.destroy()
     await redis?.quit()
-    log(`delivery (${hints}) done`)
+    log(`delivery (${hints}, ${consume}) done`)
   }
   emit(`### Delivery: ${subscriberCount} subscribers in one process, a sender process at ${rate} messages/s
 
-| wake-up | sent | sent/s | deliveries | deliveries/s | commit → iterator p50 ms | p99 ms | 1-min load before → after |
-|---|---:|---:|---:|---:|---:|---:|---|
+| wake-up | consumed | sent | sent/s | deliveries | deliveries/s | commit → iterator p50 ms | p99 ms | shared reads (mean round trip of the page and of its audience) | 1-min load before → after |
+|---|---|---:|---:|---:|---:|---:|---:|---|---|
 ${rows.join('\n')}
 
 Latency: the sender's commit time (reported over IPC) to the iterator's \`next()\` in one subscriber of ten.

@@ -32,7 +32,14 @@ export const EVENT_NOTIFY_CHANNEL = 'guildstore_events'
 export const EVENT_HINT_CHANNEL = 'guildstore:events'
 /** Events a subscriber may hold unread before the dispatcher stops reading for it. */
 export const SUBSCRIBER_BUFFER_DEFAULT = 1000
+/**
+ * A shared read's page: at least PAGE events, and up to PAGE_MAX when every
+ * subscriber it reads for has room for that many (a dispatcher behind, e.g.
+ * at 1,000 events/s, then pays its per-read statements once per 1,000
+ * events); so no subscriber holds more than `buffer` plus PAGE.
+ */
 const PAGE = 200
+const PAGE_MAX = 1000
 
 /** The slice of an ioredis client (or Cluster) the hint path uses. */
 export interface HintRedis {
@@ -75,6 +82,23 @@ export interface EventSubscription extends AsyncIterable<GuildstoreEvent> {
   ready(): Promise<void>
   /** Ends the iterator (a pending `next()` returns done) and, with the last subscriber, the dispatcher. */
   close(): Promise<void>
+  /**
+   * The same events in arrays: each step hands over everything read for this
+   * subscription and not yet returned (never an empty array), in order, and
+   * `token()` is then the token after the array's last event. One step per
+   * wake-up instead of one per event, for a consumer that writes many events
+   * at once (one SSE or WebSocket write per array). The arrays and events are
+   * frozen and shared with the process's other subscribers. Iterating it and
+   * the subscription itself take from the same events (each is returned
+   * once, by one of them); `break` leaves the subscription open, `close()`
+   * ends both.
+   *
+   * @example
+   * ```ts
+   * for await (const events of sub.batches()) ws.send(JSON.stringify({ events, token: sub.token() }))
+   * ```
+   */
+  batches(): AsyncIterable<readonly GuildstoreEvent[]>
 }
 
 // The head alone (one read of the sequence): only a cue that a position was
@@ -169,47 +193,77 @@ function releaseOnce(client: { release(destroy?: boolean): void }, destroy = fal
   client.release(destroy)
 }
 
+/** A wait for the next hand-over; resolved by {@link Subscriber.wake}. */
+type Waiter = () => void
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined })
+
 class Subscriber implements EventSubscription {
   /** Position read up to (undefined: not yet known, the head). */
   fetched: string | undefined
+  /** `fetched` as a bigint (-1 while unknown): compared on every read. */
+  from = -1n
   /** Position of the last event returned by the iterator. */
   delivered: string | undefined
-  readonly buffer: GuildstoreEvent[] = []
+  /**
+   * The events read and not yet returned: the dispatcher appends whole
+   * (shared, frozen) slices of its page; `#at` is the next event of the first.
+   */
+  #chunks: (readonly GuildstoreEvent[])[] = []
+  #at = 0
+  /** How many events `#chunks` holds past `#at`. */
+  held = 0
+  /** The dispatcher left this subscriber out of a read because it was full. */
+  paused = false
   error: Error | undefined
   closed = false
-  #waiter: (() => void) | undefined
+  #waiters: Waiter[] = []
   #ready: Promise<void>
   #markReady!: () => void
 
   readonly dispatcher: Dispatcher
+  /** Lower-cased, as the shared read returns ids. */
   readonly user_id: string
   readonly cap: number
 
   constructor(dispatcher: Dispatcher, user_id: string, after: string | undefined, cap: number) {
     this.dispatcher = dispatcher
-    this.user_id = user_id
+    this.user_id = user_id.toLowerCase()
     this.cap = cap
-    this.fetched = after
     this.#ready = new Promise((resolve) => {
       this.#markReady = resolve
     })
-    if (after !== undefined) this.#markReady()
+    if (after !== undefined) this.advance(after)
+  }
+
+  /** Moves the read position (and marks the subscription ready). */
+  advance(position: string, big: bigint = BigInt(position)): void {
+    this.fetched = position
+    this.from = big
+    this.#markReady()
+  }
+
+  /** Appends a slice of the page (shared with other subscribers: never mutated). */
+  push(events: readonly GuildstoreEvent[]): void {
+    if (events.length === 0 || this.closed) return
+    this.#chunks.push(events)
+    this.held += events.length
   }
 
   /** The dispatcher has new state for this subscriber. */
   wake(): void {
-    if (this.fetched !== undefined) this.#markReady()
-    const w = this.#waiter
-    this.#waiter = undefined
-    w?.()
+    if (this.#waiters.length === 0) return
+    const ws = this.#waiters
+    this.#waiters = []
+    for (const w of ws) w()
   }
 
   full(): boolean {
-    return this.buffer.length >= this.cap
+    return this.held >= this.cap
   }
 
   token(): string {
-    const at = this.buffer.length > 0 ? this.delivered : (this.fetched ?? this.delivered)
+    const at = this.held > 0 ? this.delivered : (this.fetched ?? this.delivered)
     return at === undefined ? '' : encodeEventToken(at)
   }
 
@@ -220,26 +274,94 @@ class Subscriber implements EventSubscription {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    this.buffer.length = 0
+    this.#chunks = []
+    this.#at = 0
+    this.held = 0
     this.wake()
     await this.dispatcher.remove(this)
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<GuildstoreEvent> {
-    for (;;) {
-      if (this.closed) return
-      const event = this.buffer.shift()
-      if (event) {
-        this.delivered = event.position
-        // Reading had paused for this subscriber: let it resume once half is drained.
-        if (this.buffer.length === Math.floor(this.cap / 2)) this.dispatcher.wake()
-        yield event
-        continue
+  /** After events were taken: reading resumes for a paused subscriber once half is drained. */
+  #taken(): void {
+    if (this.paused && this.held <= this.cap >> 1) {
+      this.paused = false
+      this.dispatcher.wake()
+    }
+  }
+
+  /** The next held event, or undefined. */
+  #takeOne(): GuildstoreEvent | undefined {
+    const chunk = this.#chunks[0]
+    if (chunk === undefined) return undefined
+    const event = chunk[this.#at++] as GuildstoreEvent
+    if (this.#at === chunk.length) {
+      this.#chunks.shift()
+      this.#at = 0
+    }
+    this.held--
+    this.delivered = event.position
+    this.#taken()
+    return event
+  }
+
+  /** Every held event in one array (the page's own frozen slice when it is one whole slice), or undefined. */
+  #takeAll(): readonly GuildstoreEvent[] | undefined {
+    const chunks = this.#chunks
+    if (chunks.length === 0) return undefined
+    let out: readonly GuildstoreEvent[]
+    if (chunks.length === 1 && this.#at === 0) out = chunks[0] as readonly GuildstoreEvent[]
+    else {
+      const all: GuildstoreEvent[] = []
+      for (let i = 0; i < chunks.length; i++) {
+        const c = chunks[i] as readonly GuildstoreEvent[]
+        for (let k = i === 0 ? this.#at : 0; k < c.length; k++) all.push(c[k] as GuildstoreEvent)
       }
-      if (this.error) throw this.error
-      await new Promise<void>((resolve) => {
-        this.#waiter = resolve
-      })
+      out = Object.freeze(all)
+    }
+    this.#chunks = []
+    this.#at = 0
+    this.held = 0
+    this.delivered = (out[out.length - 1] as GuildstoreEvent).position
+    this.#taken()
+    return out
+  }
+
+  /** Resolves on the next {@link wake}. */
+  #wait(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#waiters.push(resolve)
+    })
+  }
+
+  /**
+   * `take` now when something is held (no wait: one settled promise per
+   * call), else after the next hand-over; done once closed, the error once failed.
+   */
+  #next<T>(take: () => T | undefined): Promise<IteratorResult<T, undefined>> {
+    if (this.closed) return Promise.resolve(DONE)
+    const value = take()
+    if (value !== undefined) return Promise.resolve({ done: false, value })
+    if (this.error) return Promise.reject(this.error)
+    return this.#wait().then(() => this.#next(take))
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<GuildstoreEvent, undefined> {
+    const take = () => this.#takeOne()
+    return {
+      next: () => this.#next(take),
+      // `break` out of a for await ends this loop only: the subscription stays
+      // open (iterate again to continue), close() ends it.
+      return: () => Promise.resolve(DONE),
+    }
+  }
+
+  batches(): AsyncIterable<readonly GuildstoreEvent[]> {
+    const take = () => this.#takeAll()
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: () => this.#next(take),
+        return: () => Promise.resolve(DONE),
+      }),
     }
   }
 }
@@ -410,14 +532,27 @@ class Dispatcher {
    * True when the page was full (read again at once).
    */
   async #readOnce(): Promise<boolean> {
-    const live = [...this.subscribers].filter((s) => !s.closed && !s.error && !s.full())
-    if (live.length === 0) return false
+    const reading = (s: Subscriber) => !s.closed && !s.error && !s.full()
+    let any = false
+    for (const s of this.subscribers) {
+      if (reading(s)) any = true
+      else if (!s.closed && s.full()) s.paused = true // its consumer wakes this dispatcher at half
+    }
+    if (!any) return false
     const head: EventHead = await mapErrors(selectHorizon.executeTakeFirstOrThrow(this.db, {}))
     this.#horizon = head.horizon
+    const horizon = BigInt(head.horizon)
     const due: Subscriber[] = []
-    for (const s of live) {
+    let after = horizon
+    const userSet = new Set<string>()
+    // Who has room is decided after the horizon's round trip: subscribers that joined meanwhile share this read.
+    for (const s of this.subscribers) {
+      if (!reading(s)) {
+        if (!s.closed && s.full()) s.paused = true
+        continue
+      }
       if (s.fetched === undefined) {
-        s.fetched = head.horizon
+        s.advance(head.horizon, horizon)
         s.wake()
         continue
       }
@@ -425,59 +560,195 @@ class Dispatcher {
       if (refused) {
         s.error = new ResyncRequiredError(refused)
         s.wake()
-      } else if (BigInt(s.fetched) < BigInt(head.horizon)) due.push(s)
+      } else if (s.from < horizon) {
+        due.push(s)
+        userSet.add(s.user_id)
+        if (s.from < after) after = s.from
+      }
     }
     if (due.length === 0) return false
-    const after = due.reduce((low, s) => {
-      const f = BigInt(s.fetched as string)
-      return f < low ? f : low
-    }, BigInt(head.horizon))
-    const users = [...new Set(due.map((s) => s.user_id.toLowerCase()))]
+    const users = [...userSet]
+    let room = PAGE_MAX
+    for (const s of due) room = Math.min(room, s.cap - s.held)
+    const limit = Math.max(PAGE, room)
     const rows = await mapErrors(
       readSharedPage.execute(this.db, {
         user_ids: users,
         after: after.toString(),
         horizon: head.horizon,
-        limit: PAGE,
+        limit,
       }),
     )
-    const next = rows.length === PAGE ? (rows.at(-1) as SharedRow).position : head.horizon
-    const guilds = new Set<string>()
-    const channels = new Set<string>()
-    for (const r of rows) {
-      if (r.guild_id) guilds.add(r.guild_id)
-      if (r.channel_id) channels.add(r.channel_id)
-    }
-    const may = new Set<string>()
-    if (guilds.size > 0 || channels.size > 0) {
+    const full = rows.length === limit
+    const next = full ? (rows.at(-1) as SharedRow).position : head.horizon
+    const page = new SharedPage(rows)
+    if (page.needsAudience) {
       const audience = await mapErrors(
         readAudience.execute(this.db, {
           user_ids: users,
-          guild_ids: [...guilds],
-          channel_ids: [...channels],
+          guild_ids: [...page.guilds],
+          channel_ids: [...page.channels],
         }),
       )
-      for (const a of audience) may.add(`${a.kind}:${a.user_id}:${a.id}`)
+      page.setAudience(audience)
     }
-    const sees = (user: string, r: SharedRow) =>
-      r.user_id === user ||
-      (r.guild_id !== null
-        ? may.has(`g:${user}:${r.guild_id}`) &&
-          (r.channel_id === null || may.has(`c:${user}:${r.channel_id}`))
-        : r.channel_id !== null && may.has(`c:${user}:${r.channel_id}`))
+    const nextBig = BigInt(next)
     for (const s of due) {
       if (s.closed) continue
-      const user = s.user_id.toLowerCase()
-      const from = BigInt(s.fetched as string)
-      for (const r of rows) {
-        if (BigInt(r.position) <= from || !sees(user, r)) continue
-        s.buffer.push({ ...r } as GuildstoreEvent)
-      }
-      if (BigInt(next) > from) s.fetched = next
+      s.push(page.eventsFor(s.user_id, s.from))
+      if (nextBig > s.from) s.advance(next, nextBig)
       s.wake()
     }
-    return next !== head.horizon
+    return full
   }
+}
+
+/** An audience of the page: the rows of one (guild, channel, own stream) triple. */
+interface AudienceKey {
+  guild_id: string | null
+  channel_id: string | null
+  user_id: string | null
+}
+
+/**
+ * One read's page, fanned out: each event is one frozen object shared by every
+ * subscriber that may see it, and each subscriber gets a (frozen, shared)
+ * slice. Who sees what is decided per audience key of the page (a guild, a
+ * channel, a user's own stream: few on a page), once per user, never per
+ * event × subscriber; subscribers whose users see the same keys from the same
+ * position share one slice.
+ */
+class SharedPage {
+  readonly events: GuildstoreEvent[]
+  readonly positions: bigint[]
+  /** The audience key (index into `keys`) of each event. */
+  readonly keyOf: number[]
+  readonly keys: AudienceKey[] = []
+  readonly guilds = new Set<string>()
+  readonly channels = new Set<string>()
+  /** Members of the page's guilds, and who may access its channels, by id. */
+  #members = new Map<string, Set<string>>()
+  #access = new Map<string, Set<string>>()
+  /** The keys each user sees ('' for all of them), by user. */
+  #masks = new Map<string, string>()
+  /** Slices by `<first index>:<mask>`. */
+  #slices = new Map<string, readonly GuildstoreEvent[]>()
+
+  constructor(rows: SharedRow[]) {
+    const n = rows.length
+    this.events = new Array(n)
+    this.positions = new Array(n)
+    this.keyOf = new Array(n)
+    const index = new Map<string, number>()
+    for (let i = 0; i < n; i++) {
+      const r = rows[i] as SharedRow
+      this.events[i] = Object.freeze({
+        position: r.position,
+        type: r.type,
+        guild_id: r.guild_id,
+        channel_id: r.channel_id,
+        user_id: r.user_id,
+        data: deepFreeze(r.data),
+      }) as GuildstoreEvent
+      this.positions[i] = BigInt(r.position)
+      const id = `${r.guild_id}|${r.channel_id}|${r.user_id}`
+      let k = index.get(id)
+      if (k === undefined) {
+        k = this.keys.length
+        index.set(id, k)
+        this.keys.push({ guild_id: r.guild_id, channel_id: r.channel_id, user_id: r.user_id })
+        if (r.guild_id) this.guilds.add(r.guild_id)
+        if (r.channel_id) this.channels.add(r.channel_id)
+      }
+      this.keyOf[i] = k
+    }
+    Object.freeze(this.events)
+  }
+
+  get needsAudience(): boolean {
+    return this.guilds.size > 0 || this.channels.size > 0
+  }
+
+  setAudience(rows: { kind: string; user_id: string; id: string }[]): void {
+    for (const a of rows) {
+      const into = a.kind === 'g' ? this.#members : this.#access
+      let set = into.get(a.id)
+      if (!set) {
+        set = new Set()
+        into.set(a.id, set)
+      }
+      set.add(a.user_id)
+    }
+  }
+
+  /** Whether `user` sees the events of key `k` (docs/events.md, "Access"). */
+  #sees(user: string, k: AudienceKey): boolean {
+    if (k.user_id === user) return true
+    if (k.guild_id !== null) {
+      if (!this.#members.get(k.guild_id)?.has(user)) return false
+      return k.channel_id === null || this.#access.get(k.channel_id)?.has(user) === true
+    }
+    return k.channel_id !== null && this.#access.get(k.channel_id)?.has(user) === true
+  }
+
+  /** Which keys `user` sees: '' when all, else one '1' or '0' per key. */
+  #maskOf(user: string): string {
+    let mask = this.#masks.get(user)
+    if (mask !== undefined) return mask
+    let bits = ''
+    let all = true
+    for (const k of this.keys) {
+      const seen = this.#sees(user, k)
+      all &&= seen
+      bits += seen ? '1' : '0'
+    }
+    mask = all ? '' : bits
+    this.#masks.set(user, mask)
+    return mask
+  }
+
+  /** The events after `from` that `user` sees, in order (shared and frozen: never mutate). */
+  eventsFor(user: string, from: bigint): readonly GuildstoreEvent[] {
+    const positions = this.positions
+    let first = 0
+    if (positions.length > 0 && (positions[0] as bigint) <= from) {
+      // Behind only when it was not the lowest: a binary search for the first position after it.
+      let hi = positions.length
+      while (first < hi) {
+        const mid = (first + hi) >> 1
+        if ((positions[mid] as bigint) <= from) first = mid + 1
+        else hi = mid
+      }
+    }
+    if (first === positions.length) return EMPTY
+    const mask = this.#maskOf(user)
+    const id = `${first}:${mask}`
+    let slice = this.#slices.get(id)
+    if (slice === undefined) {
+      if (mask === '') slice = first === 0 ? this.events : Object.freeze(this.events.slice(first))
+      else {
+        const out: GuildstoreEvent[] = []
+        for (let i = first; i < this.events.length; i++) {
+          if (mask.charCodeAt(this.keyOf[i] as number) === 49)
+            out.push(this.events[i] as GuildstoreEvent)
+        }
+        slice = Object.freeze(out)
+      }
+      this.#slices.set(id, slice)
+    }
+    return slice
+  }
+}
+
+const EMPTY: readonly GuildstoreEvent[] = Object.freeze([])
+
+/** Freezes a JSON value and everything in it (an event's `data` is shared by its subscribers). */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
 }
 
 const hintChannel = (namespace: string | undefined) =>
@@ -506,10 +777,14 @@ function poolOf(db: Kysely<DB>): pg.Pool {
  * with `redis`, a message on the hint channel (see {@link publishEventHint});
  * with `listen`, PostgreSQL `NOTIFY` from committing writers — and then
  * reads all its subscribers' new events in one statement. Hints only wake: a
- * lost hint delays an event by at most `poll_ms`, never loses it. A subscriber that
- * holds `buffer` unread events is left out of the reads until it has consumed
- * half of them, so a slow consumer costs bounded memory and resumes by its
- * position.
+ * lost hint delays an event by at most `poll_ms`, never loses it. The fan-out
+ * decides access once per audience (guild, channel, own stream) of the page
+ * and user, and hands each subscriber shared slices of the page: the events
+ * are frozen objects shared by every subscriber that sees them (do not
+ * mutate them). A subscriber that holds `buffer` unread events is left out of
+ * the reads until it has consumed half of them, so a slow consumer costs
+ * bounded memory and resumes by its position. `batches()` yields the same
+ * events as arrays, everything held in one step.
  *
  * @throws {InvalidInputError} for a malformed input, or a `db` that is not a
  * `createDb` instance. The iterator throws {@link ResyncRequiredError} when

@@ -27,7 +27,7 @@ import {
   subscribeEvents,
 } from '../../src/index.ts'
 import { useTestDatabase } from '../support/database.ts'
-import { makeChannel, makeGuildWithMember, makeUser } from '../support/factories.ts'
+import { makeChannel, makeDm, makeGuildWithMember, makeUser } from '../support/factories.ts'
 import { freePort, type OwnRedisServer, ownRedisServer, waitFor } from '../support/local-servers.ts'
 
 const t = useTestDatabase({ max: 6 })
@@ -270,7 +270,7 @@ describe('subscribeEvents', () => {
     })
     open.push(sub)
     await insertMessages(w.channel.id, w.owner.id, 'slow', 1000)
-    const held = () => (sub as unknown as { buffer: unknown[] }).buffer.length
+    const held = () => (sub as unknown as { held: number }).held
     await waitFor(() => held() >= 50, 30_000)
     // Several more timer ticks: it does not grow past the cap plus one page.
     await new Promise((r) => setTimeout(r, 500))
@@ -282,6 +282,150 @@ describe('subscribeEvents', () => {
       if (got.length === 1000) break
     }
     expect(contents(got)).toEqual(Array.from({ length: 1000 }, (_, i) => `slow ${i + 1}`))
+    await sub.close()
+  }, 120_000)
+
+  it('subscribers at different positions and with different access share one page: each gets exactly its own events, the objects shared and frozen', async () => {
+    const w = await world()
+    const secret = await makeChannel(t.db, w.guild.id)
+    await setChannelOverwrite(t.db, {
+      channel_id: secret.id,
+      user_id: w.user.id,
+      allow: 0n,
+      deny: VIEW_CHANNEL,
+    })
+    const dmPartner = await makeUser(t.db)
+    const dm = await makeDm(t.db, w.user.id, dmPartner.id)
+    const send = (channel_id: string, author_id: string, content: string) =>
+      sendMessage(t.db, { channel_id, author_id, content })
+    const start = (await listEvents(t.db, { user_id: w.user.id })).next
+    await send(w.channel.id, w.owner.id, 'a1')
+    await send(secret.id, w.owner.id, 's1')
+    const middle = (await listEvents(t.db, { user_id: w.user.id })).next
+    await send(dm.id, dmPartner.id, 'd1')
+    await send(w.channel.id, w.owner.id, 'a2')
+    await send(secret.id, w.owner.id, 's2')
+    // Owner from the start, owner from the middle (a binary search into the
+    // page), the member twice (per event and in batches), the DM partner.
+    const specs = [
+      { user_id: w.owner.id, after: start },
+      { user_id: w.owner.id, after: middle },
+      { user_id: w.user.id, after: start },
+      { user_id: w.user.id, after: start },
+      { user_id: dmPartner.id, after: start },
+    ]
+    const subs = specs.map((s) => subscribeEvents(t.db, null, { ...s, poll_ms: 50 }))
+    open.push(...subs)
+    const expected = await Promise.all(
+      specs.map(async ({ user_id, after }) => {
+        const events: GuildstoreEvent[] = []
+        let token = after
+        for (;;) {
+          const page = await listEvents(t.db, { user_id, after: token })
+          events.push(...page.events)
+          if (page.next === token) return events
+          token = page.next
+        }
+      }),
+    )
+    const got: GuildstoreEvent[][] = specs.map(() => [])
+    const batches: (readonly GuildstoreEvent[])[] = []
+    const loops = subs.map(async (sub, i) => {
+      if (i === 3) {
+        for await (const batch of sub.batches()) {
+          expect(batch.length).toBeGreaterThan(0)
+          batches.push(batch)
+          got[i]?.push(...batch)
+        }
+      } else for await (const e of sub) got[i]?.push(e)
+    })
+    await waitFor(
+      () => got.every((g, i) => g.length >= (expected[i] as GuildstoreEvent[]).length),
+      30_000,
+    )
+    await new Promise((r) => setTimeout(r, 300)) // nothing more arrives
+    got.forEach((g, i) => {
+      expect(g).toEqual(expected[i])
+    })
+    expect(contents(got[0] ?? [])).toEqual(['a1', 's1', 'a2', 's2'])
+    expect(contents(got[1] ?? [])).toEqual(['a2', 's2'])
+    expect(contents(got[2] ?? []).filter(Boolean)).toEqual(['a1', 'd1', 'a2'])
+    expect(contents(got[4] ?? []).filter(Boolean)).toEqual(['d1'])
+    // One object per event, whoever receives it; frozen, with its data.
+    const a2 = (g: GuildstoreEvent[] | undefined) =>
+      g?.find((e) => contents([e])[0] === 'a2') as GuildstoreEvent
+    expect(a2(got[0])).toBe(a2(got[1]))
+    expect(a2(got[2])).toBe(a2(got[3]))
+    expect(a2(got[0])).toBe(a2(got[2]))
+    expect(Object.isFrozen(a2(got[0]))).toBe(true)
+    expect(Object.isFrozen(a2(got[0]).data)).toBe(true)
+    expect(batches.every((b) => Object.isFrozen(b))).toBe(true)
+    expect(subs[3]?.token()).toBe(subs[2]?.token())
+    await Promise.all(subs.map((s) => s.close()))
+    await Promise.all(loops)
+  }, 60_000)
+
+  it('batches(): everything held in one step, each event once, in order; token() after the last; per-event iteration on the same subscription continues after it', async () => {
+    const w = await world()
+    const token = (await listEvents(t.db, { user_id: w.user.id })).next
+    await insertMessages(w.channel.id, w.owner.id, 'b', 500)
+    const sub = subscribeEvents(t.db, null, { user_id: w.user.id, after: token, buffer: 100 })
+    open.push(sub)
+    const got: GuildstoreEvent[] = []
+    let steps = 0
+    for await (const batch of sub.batches()) {
+      steps++
+      // The buffer bounds a batch: at most the cap plus one page of 200.
+      expect(batch.length).toBeLessThanOrEqual(100 + 200)
+      expect(() => (batch as GuildstoreEvent[]).push(batch[0] as GuildstoreEvent)).toThrow()
+      got.push(...batch)
+      // token() is the token after the batch's last event.
+      const page = await listEvents(t.db, { user_id: w.user.id, after: sub.token(), limit: 1 })
+      expect(contents(page.events)).toEqual(got.length < 500 ? [`b ${got.length + 1}`] : [])
+      if (got.length >= 300) break
+    }
+    expect(steps).toBeLessThan(300)
+    // The rest, per event, from the same subscription.
+    for await (const e of sub) {
+      got.push(e)
+      if (got.length === 500) break
+    }
+    expect(contents(got)).toEqual(Array.from({ length: 500 }, (_, i) => `b ${i + 1}`))
+    const rest = await listEvents(t.db, { user_id: w.user.id, after: sub.token() })
+    expect(rest.events).toEqual([])
+    await sub.close()
+    // Closed: both iterators are done at once.
+    expect(await sub.batches()[Symbol.asyncIterator]().next()).toEqual({
+      done: true,
+      value: undefined,
+    })
+    expect(await sub[Symbol.asyncIterator]().next()).toEqual({ done: true, value: undefined })
+  }, 120_000)
+
+  it('a slow consumer of batches() is bounded too', async () => {
+    const w = await world()
+    const token = (await listEvents(t.db, { user_id: w.user.id })).next
+    const sub = subscribeEvents(t.db, null, {
+      user_id: w.user.id,
+      after: token,
+      buffer: 50,
+      poll_ms: 50,
+    })
+    open.push(sub)
+    await insertMessages(w.channel.id, w.owner.id, 'sb', 1000)
+    const held = () => (sub as unknown as { held: number }).held
+    await waitFor(() => held() >= 50, 30_000)
+    await new Promise((r) => setTimeout(r, 500))
+    expect(held()).toBeLessThanOrEqual(50 + 200)
+    const got: GuildstoreEvent[] = []
+    for await (const batch of sub.batches()) {
+      expect(batch.length).toBeLessThanOrEqual(50 + 200)
+      got.push(...batch)
+      await new Promise((r) => setTimeout(r, 20)) // slow
+      expect(held()).toBeLessThanOrEqual(50 + 200)
+      if (got.length === 1000) break
+    }
+    expect(contents(got)).toEqual(Array.from({ length: 1000 }, (_, i) => `sb ${i + 1}`))
     await sub.close()
   }, 120_000)
 

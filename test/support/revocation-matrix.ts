@@ -98,6 +98,76 @@ interface Revocation {
 interface Writer {
   name: string
   write: (db: Kysely<DB>, w: World) => Promise<unknown>
+  /**
+   * The writer's own rules, checked once both transactions ended (before the
+   * oracle's calls): `accepted` when its write and its commit succeeded,
+   * `since` the feed's last position before the run. Returns what went wrong.
+   */
+  check?: (db: Kysely<DB>, w: World, run: { accepted: boolean; since: string }) => Promise<string[]>
+}
+
+/** The content of a racing writer's send (`sendWriter`): how its message is found. */
+const RACED = 'raced send'
+
+/**
+ * The victim's `sendMessage` into `channel` as the racing writer (since 0027
+ * a send writes its `message_created` in its own statement). Its rules: a
+ * refused send (the write or its commit failed) leaves neither message nor
+ * event; an accepted one has exactly one `message_created`; and when the
+ * victim may no longer send there, its event comes before (in feed order)
+ * every event the revocation wrote, so no reader of the feed sees the
+ * message after the revocation event it received.
+ */
+function sendWriter(name: string, channel: (w: World) => string): Writer {
+  return {
+    name,
+    write: (db, w) =>
+      sendMessage(db, { channel_id: channel(w), author_id: w.victim, content: RACED }),
+    check: async (db, w, { accepted, since }) => {
+      const wrong: string[] = []
+      const messages = await db
+        .selectFrom('messages')
+        .select('id')
+        .where('channel_id', '=', channel(w))
+        .where('author_id', '=', w.victim)
+        .where('content', '=', RACED)
+        .execute()
+      const { rows: events } = await sql<{
+        position: string
+        type: string
+        message_id: string | null
+        found: boolean
+      }>`select e.position::text as position, e.type, e.data ->> 'message_id' as message_id,
+          exists (select from messages m where m.id = (e.data ->> 'message_id')::uuid) as found
+        from guildstore_events e where e.position > ${since}::int8 order by e.position`.execute(db)
+      // Messages are never removed here: an event without its message is a rolled-back send's.
+      for (const e of events) {
+        if (e.type === 'message_created' && !e.found)
+          wrong.push(`send: a message_created without its message (${e.message_id})`)
+      }
+      if (!accepted) {
+        if (messages.length > 0) wrong.push(`send: refused, yet ${messages.length} message(s)`)
+        return wrong
+      }
+      const id = messages[0]?.id
+      if (messages.length !== 1 || id === undefined) {
+        wrong.push(`send: accepted, with ${messages.length} message(s)`)
+        return wrong
+      }
+      const own = events.filter((e) => e.type === 'message_created' && e.message_id === id)
+      if (own.length !== 1) wrong.push(`send: accepted, with ${own.length} message_created`)
+      const sent = own[0]
+      if (sent && !(await wouldSend(db, w, channel(w)))) {
+        // Every other event of the run but the victim's sends is the revocation's.
+        const revoked = events.find((e) => e.type !== 'message_created')
+        if (revoked && BigInt(revoked.position) < BigInt(sent.position))
+          wrong.push(
+            `feed: the accepted send's message_created after the revocation's ${revoked.type}`,
+          )
+      }
+      return wrong
+    },
+  }
 }
 
 /** @everyone without SEND; the victim sends through the `speaker` role only. */
@@ -280,6 +350,10 @@ export const WRITERS: Writer[] = [
     write: (db, w) =>
       findOrCreateDmChannel(db, { user_id: w.victim, other_user_id: w.newDmPartner }),
   },
+  sendWriter('message sent', (w) => w.c1),
+  // A private thread of c1: c1's revocations, and the thread's own membership.
+  sendWriter('message sent in a private thread', (w) => w.pt1),
+  sendWriter('DM message sent', (w) => w.dm),
 ]
 
 export const ISOLATIONS: Exclude<SessionIsolation, 'autocommit'>[] = [
@@ -311,6 +385,22 @@ async function trySend(db: Kysely<DB>, w: World, channel_id: string) {
     if (!(error instanceof GuildstoreError)) throw error
     return false
   }
+}
+
+/** Whether the victim may send into `channel_id` now: a send, rolled back. */
+async function wouldSend(db: Kysely<DB>, w: World, channel_id: string): Promise<boolean> {
+  const rollback = new Error('rollback')
+  let sent = false
+  await db
+    .transaction()
+    .execute(async (trx) => {
+      sent = await trySend(trx, w, channel_id)
+      throw rollback
+    })
+    .catch((error: unknown) => {
+      if (error !== rollback) throw error
+    })
+  return sent
 }
 
 async function tryRead(db: Kysely<DB>, w: World, channel_id: string) {
@@ -545,6 +635,13 @@ export async function runCell(
 ): Promise<{ wrong: string[]; result: RunResult }> {
   const w = await makeWorld(db)
   await cell.revocation.setup?.(db, w)
+  // The feed's last position before the run, for a writer's own rules.
+  const since = cell.writer.check
+    ? ((
+        await sql<{ p: string }>`select coalesce(max(position), 0)::text as p
+          from guildstore_events`.execute(db)
+      ).rows[0]?.p ?? '0')
+    : '0'
   const result = await h.run(sessionsFor(cell, w), cell.order)
   const wrong: string[] = []
   for (const o of result.outcomes) {
@@ -562,6 +659,12 @@ export async function runCell(
     ) {
       wrong.push(`${o.step}: untyped error ${String(o.error)}`)
     }
+  }
+  if (cell.writer.check) {
+    const failed = (step: string) =>
+      result.outcomes.some((o) => o.step === step && o.error !== undefined)
+    const accepted = !failed('w.write') && !failed('w.commit')
+    wrong.push(...(await cell.writer.check(db, w, { accepted, since })))
   }
   wrong.push(...(await oracle(db, w)))
   return { wrong, result }
