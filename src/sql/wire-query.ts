@@ -16,6 +16,12 @@
  * still looked up per call through the client's types, so
  * `guildstoreTypeParsers`, a pool's `types` and a later global
  * `pg.types.setTypeParser` apply exactly as before.
+ *
+ * It relies on pg internals (see {@link queryFits}), checked once at import:
+ * on a pg without them (pg 8.13 and 8.14 lack the `pg.utils` export, a
+ * future pg may rename a field) every call is pg's plain `Query`, Describe
+ * included. `scripts/peer-matrix.ts` reruns the tests on the oldest pg of the
+ * peer range.
  */
 import pg from 'pg'
 
@@ -73,9 +79,56 @@ interface Description {
 /** Per pg `Connection`: statement name → its result description. */
 const descriptions = new WeakMap<WireConnection, Map<string, Description>>()
 
-/** pg's own parameter serializer (`pg.utils`, what its `Query` binds values with). */
-const prepareValue = (pg as unknown as { utils: { prepareValue(value: unknown): unknown } }).utils
-  .prepareValue
+/** The parts of the `pg` module {@link queryFits} checks. */
+interface PgModuleLike {
+  readonly Query?: unknown
+  readonly utils?: { readonly prepareValue?: unknown } | undefined
+}
+
+/**
+ * Whether a `pg` module has what {@link DescribedQuery} relies on: pg's own
+ * parameter serializer `pg.utils.prepareValue` (exported since pg 8.15), a
+ * `Query` whose prototype has `prepare`, `_getRows`, `handleReadyForQuery` and
+ * `handleError`, and whose instances carry a `_result` with `fields`,
+ * `_parsers`, `_types` and `_prebuiltEmptyResultObject`. Anything else (pg
+ * 8.13 and 8.14, a future pg that renamed them, pg-native) takes pg's plain
+ * `Query`: correct, with a Describe per call. Never throws.
+ *
+ * @example
+ * ```ts
+ * queryFits(pg) // true on pg 8.15+, false on 8.13
+ * ```
+ */
+export function queryFits(pgModule: PgModuleLike): boolean {
+  try {
+    if (typeof pgModule.utils?.prepareValue !== 'function') return false
+    const Query = pgModule.Query as
+      | (new (config: {
+          text: string
+        }) => { _result?: object })
+      | undefined
+    if (typeof Query !== 'function') return false
+    const proto = Query.prototype as unknown as Record<string, unknown>
+    const methods = ['prepare', '_getRows', 'handleReadyForQuery', 'handleError']
+    if (!methods.every((method) => typeof proto[method] === 'function')) return false
+    const result = new Query({ text: 'select 1' })._result
+    return (
+      typeof result === 'object' &&
+      result !== null &&
+      ['fields', '_parsers', '_types', '_prebuiltEmptyResultObject'].every((key) => key in result)
+    )
+  } catch {
+    return false
+  }
+}
+
+/** Whether the installed pg fits (see {@link queryFits}); checked once, at import. */
+const PG_QUERY_FITS = queryFits(pg as unknown as PgModuleLike)
+
+/** pg's own parameter serializer (what its `Query` binds values with), when {@link PG_QUERY_FITS}. */
+const prepareValue: (value: unknown) => unknown = PG_QUERY_FITS
+  ? (pg as unknown as { utils: { prepareValue(value: unknown): unknown } }).utils.prepareValue
+  : (value) => value
 
 const PgQueryClass = pg.Query as unknown as new (
   config: pg.QueryConfig,
@@ -98,6 +151,7 @@ class DescribedQuery extends PgQueryClass {
     const cached = name ? descriptions.get(connection)?.get(name) : undefined
     // Trusted only while pg knows the statement parsed with this text on this connection.
     if (
+      !PG_QUERY_FITS ||
       !cached ||
       !name ||
       cached.text !== text ||
@@ -131,6 +185,7 @@ class DescribedQuery extends PgQueryClass {
   override handleReadyForQuery(connection: WireConnection): void {
     const name = this.name
     if (
+      PG_QUERY_FITS &&
       !this.#cached &&
       !this.#failed &&
       name &&
@@ -188,13 +243,12 @@ export function canRunNamed(client: unknown): boolean {
   return PG_QUERY_FITS && typeof c.connection?.bind === 'function' && !c.pipeline
 }
 
-/** Whether the installed pg's `Query` has the internals {@link DescribedQuery} relies on (pg 8.x). */
-const PG_QUERY_FITS = (() => {
-  const proto = (pg.Query as unknown as { prototype: Record<string, unknown> }).prototype
-  return ['prepare', '_getRows', 'handleReadyForQuery', 'handleError'].every(
-    (method) => typeof proto[method] === 'function',
-  )
-})()
+/**
+ * Whether this process's pg skips the per-call Describe of named statements
+ * (see {@link queryFits}); when `false`, {@link runNamed} and
+ * {@link submitNamed} run pg's plain `Query` (a Describe per call).
+ */
+export const SKIPS_DESCRIBE: boolean = PG_QUERY_FITS
 
 /**
  * Runs a named prepared statement on a pg client through {@link DescribedQuery},
