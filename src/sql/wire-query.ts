@@ -45,7 +45,7 @@ interface WireConnection {
 
 /** The internals of pg's `Query` and `Result` this subclass reads and sets. */
 interface PgQuery {
-  readonly name: string | undefined
+  name: string | undefined
   readonly text: string | undefined
   readonly values: unknown[] | undefined
   readonly portal: string
@@ -131,13 +131,27 @@ const prepareValue: (value: unknown) => unknown = PG_QUERY_FITS
   : (value) => value
 
 const PgQueryClass = pg.Query as unknown as new (
-  config: pg.QueryConfig,
-  values: undefined,
+  text: string,
+  values: unknown[],
   callback: (error: Error | null, result?: unknown) => void,
 ) => PgQuery
 
 /** pg's `Query` for a named statement, without the per-call Describe once the description is known (see the module's notes). */
 class DescribedQuery extends PgQueryClass {
+  /**
+   * pg's `Query` made from the text (not a config object: since pg 8.23 a
+   * config object is copied property by property, `cloneQueryConfig`), then named.
+   */
+  constructor(
+    name: string,
+    text: string,
+    values: unknown[],
+    callback: (error: Error | null, result?: unknown) => void,
+  ) {
+    super(text, values, callback)
+    this.name = name
+  }
+
   /** The connection it was sent on (set when it is written). */
   #connection: WireConnection | undefined
   /** Sent with the cached description (no Describe). */
@@ -267,10 +281,8 @@ export function submitNamed(
   values: readonly unknown[],
   done: (error: Error | null, result?: WireResult) => void,
 ): void {
-  const query = new DescribedQuery(
-    { name, text, values: values as unknown[] },
-    undefined,
-    (error, result) => done(error ?? null, result as WireResult | undefined),
+  const query = new DescribedQuery(name, text, values as unknown[], (error, result) =>
+    done(error ?? null, result as WireResult | undefined),
   )
   ;(client as unknown as { query(query: unknown): unknown }).query(query)
 }

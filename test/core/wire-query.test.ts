@@ -14,6 +14,7 @@ import {
   UniqueViolationError,
 } from '../../src/index.ts'
 import { Permissions } from '../../src/permissions/permissions.ts'
+import { createPool } from '../../src/pool/create-pool.ts'
 import type { GuildstoreAdapter } from '../../src/sql/execution.ts'
 import { createDb } from '../../src/sql/index.ts'
 import { prepareQuery } from '../../src/sql/prepared-query.ts'
@@ -432,6 +433,82 @@ describe('pg’s Query without the per-call Describe (src/sql/wire-query.ts)', (
     ).rejects.toBeInstanceOf(UniqueViolationError)
     const page = await listChannelMessages(wired, channel.id, { limit: 50 })
     expect(page.map((m) => m.id)).toEqual([sent.id])
+  })
+
+  it('searchMessages puts on the wire what raw pg sends for its two statements: two round trips, no transaction, the search unnamed, one Describe fewer', async () => {
+    const { user, channel, owner } = await makeGuildWithMember(t.db, Permissions.ALL)
+    for (let i = 0; i < 3; i++) {
+      await makeMessage(t.db, channel.id, owner.id, { content: `wiretrace ${i}` })
+    }
+    // One connection for both, so the two traces differ only by the client code.
+    const pool = createPool({ connectionString: t.url, max: 1 })
+    let sent: string[] = []
+    let roundTrips = 0
+    pool.on('connect', (client) => {
+      const connection = (
+        client as unknown as {
+          connection: {
+            stream: { write: (chunk: unknown, ...rest: unknown[]) => boolean }
+            on(event: string, fn: () => void): void
+          }
+        }
+      ).connection
+      const stream = connection.stream
+      const write = stream.write
+      stream.write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {
+        // every frontend message: a type byte and an int32 length that counts itself
+        if (Buffer.isBuffer(chunk)) {
+          for (let at = 0; at + 5 <= chunk.length; at += 1 + chunk.readInt32BE(at + 1)) {
+            sent.push(String.fromCharCode(chunk[at] as number))
+          }
+        }
+        return write.call(this, chunk, ...rest)
+      }
+      connection.on('readyForQuery', () => {
+        roundTrips++
+      })
+    })
+    const db = createDb(pool)
+    try {
+      const input = { user_id: user.id, query: 'wiretrace', limit: 25 }
+      const trace = async (run: () => Promise<unknown>) => {
+        await run() // prepared and described on this connection
+        sent = []
+        roundTrips = 0
+        const result = await run()
+        return { sent: sent.join(''), roundTrips, result }
+      }
+      const viaGuildstore = await trace(() => searchMessages(db, input))
+      // raw pg, the same SQL: the first statement named, the search unnamed
+      const captured: { sql: string; parameters: readonly unknown[] }[] = []
+      await searchMessages(
+        createDb(t.pool, {
+          logParameters: true,
+          log: (e) => captured.push({ sql: e.sql, parameters: e.parameters ?? [] }),
+        }),
+        input,
+      )
+      expect(captured).toHaveLength(2)
+      const [first, search] = captured as [(typeof captured)[0], (typeof captured)[0]]
+      const viaPg = await trace(async () => {
+        const ids = (
+          await pool.query({ name: 'wire_raw_ids', text: first.sql, values: [...first.parameters] })
+        ).rows[0].ids
+        const values = search.parameters.map((v) => (Array.isArray(v) ? ids : v))
+        return (await pool.query({ text: search.sql, values })).rows
+      })
+      expect(viaGuildstore.roundTrips).toBe(2)
+      expect(viaPg.roundTrips).toBe(2)
+      // Bind, [Describe,] Execute, Sync; then Parse, Bind, Describe, Execute, Sync
+      expect(viaPg.sent).toBe('BDESPBDES')
+      expect(viaGuildstore.sent).toBe(SKIPS_DESCRIBE ? 'BESPBDES' : 'BDESPBDES')
+      expect(viaGuildstore.result).toEqual(
+        (viaPg.result as Record<string, unknown>[]).map((row) => expect.objectContaining(row)),
+      )
+      expect((viaGuildstore.result as unknown[]).length).toBe(3)
+    } finally {
+      await db.destroy()
+    }
   })
 
   it('on a pg.Pool the host passed in: guildstore’s calls and the host’s own named queries share its clients', async () => {
