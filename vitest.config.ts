@@ -1,7 +1,21 @@
 import './scripts/require-node.mjs'
+import { join } from 'node:path'
 import { defineConfig } from 'vitest/config'
 
+// scripts/peer-matrix.ts: GUILDSTORE_PEER_PG is the directory of another pg
+// (e.g. the oldest of the peer range, installed in a temporary prefix) that
+// `import pg from 'pg'` loads instead of the project's own.
+const peerPg = process.env.GUILDSTORE_PEER_PG
+
 export default defineConfig({
+  resolve: peerPg
+    ? {
+        alias: [
+          { find: /^pg$/, replacement: join(peerPg, 'lib/index.js') },
+          { find: /^pg\/package\.json$/, replacement: join(peerPg, 'package.json') },
+        ],
+      }
+    : {},
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],

@@ -255,14 +255,17 @@ interface PgResult {
 /**
  * Runs a query config on a client: a named statement through
  * src/sql/wire-query.ts (no per-call row description) when the client
- * allows it, anything else as `client.query(config)`.
+ * allows it, an unnamed one as `client.query(text, values)` (pg ≥ 8.23 copies
+ * a config object property by property, a string it does not), a named one
+ * otherwise as `client.query(config)`.
  */
 function queryOn(
   client: pg.ClientBase,
   config: pg.QueryConfig,
   settings: ExecutionSettings,
 ): Promise<PgResult> {
-  return config.name && settings.wirePath !== false && canRunNamed(client)
+  if (!config.name) return client.query(config.text, config.values)
+  return settings.wirePath !== false && canRunNamed(client)
     ? runNamed(client, config.name, config.text, config.values ?? [])
     : client.query(config)
 }
@@ -281,7 +284,9 @@ function queryPool(
   settings: ExecutionSettings,
 ): Promise<PgResult> {
   const name = config.name
-  if (!name || settings.wirePath === false) return pool.query(config)
+  // unnamed (the search): text and values, which pg does not copy as it copies a config object
+  if (!name) return pool.query(config.text, config.values)
+  if (settings.wirePath === false) return pool.query(config)
   return new Promise<PgResult>((resolve, reject) => {
     pool.connect((connectError, client) => {
       if (connectError || !client) {

@@ -16,6 +16,12 @@
  * still looked up per call through the client's types, so
  * `guildstoreTypeParsers`, a pool's `types` and a later global
  * `pg.types.setTypeParser` apply exactly as before.
+ *
+ * It relies on pg internals (see {@link queryFits}), checked once at import:
+ * on a pg without them (pg 8.13 and 8.14 lack the `pg.utils` export, a
+ * future pg may rename a field) every call is pg's plain `Query`, Describe
+ * included. `scripts/peer-matrix.ts` reruns the tests on the oldest pg of the
+ * peer range.
  */
 import pg from 'pg'
 
@@ -39,7 +45,7 @@ interface WireConnection {
 
 /** The internals of pg's `Query` and `Result` this subclass reads and sets. */
 interface PgQuery {
-  readonly name: string | undefined
+  name: string | undefined
   readonly text: string | undefined
   readonly values: unknown[] | undefined
   readonly portal: string
@@ -73,18 +79,79 @@ interface Description {
 /** Per pg `Connection`: statement name → its result description. */
 const descriptions = new WeakMap<WireConnection, Map<string, Description>>()
 
-/** pg's own parameter serializer (`pg.utils`, what its `Query` binds values with). */
-const prepareValue = (pg as unknown as { utils: { prepareValue(value: unknown): unknown } }).utils
-  .prepareValue
+/** The parts of the `pg` module {@link queryFits} checks. */
+interface PgModuleLike {
+  readonly Query?: unknown
+  readonly utils?: { readonly prepareValue?: unknown } | undefined
+}
+
+/**
+ * Whether a `pg` module has what {@link DescribedQuery} relies on: pg's own
+ * parameter serializer `pg.utils.prepareValue` (exported since pg 8.15), a
+ * `Query` whose prototype has `prepare`, `_getRows`, `handleReadyForQuery` and
+ * `handleError`, and whose instances carry a `_result` with `fields`,
+ * `_parsers`, `_types` and `_prebuiltEmptyResultObject`. Anything else (pg
+ * 8.13 and 8.14, a future pg that renamed them, pg-native) takes pg's plain
+ * `Query`: correct, with a Describe per call. Never throws.
+ *
+ * @example
+ * ```ts
+ * queryFits(pg) // true on pg 8.15+, false on 8.13
+ * ```
+ */
+export function queryFits(pgModule: PgModuleLike): boolean {
+  try {
+    if (typeof pgModule.utils?.prepareValue !== 'function') return false
+    const Query = pgModule.Query as
+      | (new (config: {
+          text: string
+        }) => { _result?: object })
+      | undefined
+    if (typeof Query !== 'function') return false
+    const proto = Query.prototype as unknown as Record<string, unknown>
+    const methods = ['prepare', '_getRows', 'handleReadyForQuery', 'handleError']
+    if (!methods.every((method) => typeof proto[method] === 'function')) return false
+    const result = new Query({ text: 'select 1' })._result
+    return (
+      typeof result === 'object' &&
+      result !== null &&
+      ['fields', '_parsers', '_types', '_prebuiltEmptyResultObject'].every((key) => key in result)
+    )
+  } catch {
+    return false
+  }
+}
+
+/** Whether the installed pg fits (see {@link queryFits}); checked once, at import. */
+const PG_QUERY_FITS = queryFits(pg as unknown as PgModuleLike)
+
+/** pg's own parameter serializer (what its `Query` binds values with), when {@link PG_QUERY_FITS}. */
+const prepareValue: (value: unknown) => unknown = PG_QUERY_FITS
+  ? (pg as unknown as { utils: { prepareValue(value: unknown): unknown } }).utils.prepareValue
+  : (value) => value
 
 const PgQueryClass = pg.Query as unknown as new (
-  config: pg.QueryConfig,
-  values: undefined,
+  text: string,
+  values: unknown[],
   callback: (error: Error | null, result?: unknown) => void,
 ) => PgQuery
 
 /** pg's `Query` for a named statement, without the per-call Describe once the description is known (see the module's notes). */
 class DescribedQuery extends PgQueryClass {
+  /**
+   * pg's `Query` made from the text (not a config object: since pg 8.23 a
+   * config object is copied property by property, `cloneQueryConfig`), then named.
+   */
+  constructor(
+    name: string,
+    text: string,
+    values: unknown[],
+    callback: (error: Error | null, result?: unknown) => void,
+  ) {
+    super(text, values, callback)
+    this.name = name
+  }
+
   /** The connection it was sent on (set when it is written). */
   #connection: WireConnection | undefined
   /** Sent with the cached description (no Describe). */
@@ -98,6 +165,7 @@ class DescribedQuery extends PgQueryClass {
     const cached = name ? descriptions.get(connection)?.get(name) : undefined
     // Trusted only while pg knows the statement parsed with this text on this connection.
     if (
+      !PG_QUERY_FITS ||
       !cached ||
       !name ||
       cached.text !== text ||
@@ -131,6 +199,7 @@ class DescribedQuery extends PgQueryClass {
   override handleReadyForQuery(connection: WireConnection): void {
     const name = this.name
     if (
+      PG_QUERY_FITS &&
       !this.#cached &&
       !this.#failed &&
       name &&
@@ -188,13 +257,12 @@ export function canRunNamed(client: unknown): boolean {
   return PG_QUERY_FITS && typeof c.connection?.bind === 'function' && !c.pipeline
 }
 
-/** Whether the installed pg's `Query` has the internals {@link DescribedQuery} relies on (pg 8.x). */
-const PG_QUERY_FITS = (() => {
-  const proto = (pg.Query as unknown as { prototype: Record<string, unknown> }).prototype
-  return ['prepare', '_getRows', 'handleReadyForQuery', 'handleError'].every(
-    (method) => typeof proto[method] === 'function',
-  )
-})()
+/**
+ * Whether this process's pg skips the per-call Describe of named statements
+ * (see {@link queryFits}); when `false`, {@link runNamed} and
+ * {@link submitNamed} run pg's plain `Query` (a Describe per call).
+ */
+export const SKIPS_DESCRIBE: boolean = PG_QUERY_FITS
 
 /**
  * Runs a named prepared statement on a pg client through {@link DescribedQuery},
@@ -213,10 +281,8 @@ export function submitNamed(
   values: readonly unknown[],
   done: (error: Error | null, result?: WireResult) => void,
 ): void {
-  const query = new DescribedQuery(
-    { name, text, values: values as unknown[] },
-    undefined,
-    (error, result) => done(error ?? null, result as WireResult | undefined),
+  const query = new DescribedQuery(name, text, values as unknown[], (error, result) =>
+    done(error ?? null, result as WireResult | undefined),
   )
   ;(client as unknown as { query(query: unknown): unknown }).query(query)
 }

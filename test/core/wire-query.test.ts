@@ -14,10 +14,11 @@ import {
   UniqueViolationError,
 } from '../../src/index.ts'
 import { Permissions } from '../../src/permissions/permissions.ts'
+import { createPool } from '../../src/pool/create-pool.ts'
 import type { GuildstoreAdapter } from '../../src/sql/execution.ts'
 import { createDb } from '../../src/sql/index.ts'
 import { prepareQuery } from '../../src/sql/prepared-query.ts'
-import { runNamed } from '../../src/sql/wire-query.ts'
+import { queryFits, runNamed, SKIPS_DESCRIBE } from '../../src/sql/wire-query.ts'
 import { useTestDatabase } from '../support/database.ts'
 import { makeDm, makeGuildWithMember, makeMessage, makeUser } from '../support/factories.ts'
 
@@ -51,6 +52,15 @@ function countDescribes(client: pg.PoolClient): { readonly count: number; restor
   return counter
 }
 
+/** The pg `import pg from 'pg'` loads (another one under scripts/peer-matrix.ts). */
+const pgVersion = (await import('pg/package.json', { with: { type: 'json' } })).default
+  .version as string
+
+/** Whether pg's Query closes and syncs after a Bind it could not serialize (newer pg). */
+const pgClosesAfterBindError = String(
+  (pg.Query.prototype as unknown as { prepare: () => void }).prepare,
+).includes('.close(')
+
 const pick = (r: { rows: unknown[]; command: string; rowCount: number | null }) => ({
   rows: r.rows,
   command: r.command,
@@ -58,6 +68,43 @@ const pick = (r: { rows: unknown[]; command: string; rowCount: number | null }) 
 })
 
 describe('pg’s Query without the per-call Describe (src/sql/wire-query.ts)', () => {
+  it('runs on the pg it was pointed at, and skips the Describe exactly where pg has what it needs (pg 8.15+)', () => {
+    const expected = process.env.GUILDSTORE_PEER_PG_VERSION
+    if (expected) expect(pgVersion).toBe(expected)
+    const [major, minor] = pgVersion.split('.').map(Number) as [number, number]
+    expect(SKIPS_DESCRIBE).toBe(major > 8 || (major === 8 && minor >= 15))
+    expect(queryFits(pg)).toBe(SKIPS_DESCRIBE)
+  })
+
+  it('queryFits: false, never a throw, for a pg without pg.utils, without a Query method or without its Result fields', () => {
+    const utils = { prepareValue: (v: unknown) => v }
+    const METHODS = ['prepare', '_getRows', 'handleReadyForQuery', 'handleError']
+    const fields = () => ({
+      fields: [],
+      _parsers: undefined,
+      _types: undefined,
+      _prebuiltEmptyResultObject: null,
+    })
+    /** A stand-in for pg's `Query`: these prototype methods, and `_result` from `result()`. */
+    const makeQuery = (methods: readonly string[], result: () => unknown) => {
+      const Query = class {
+        _result = result()
+      }
+      for (const m of methods) (Query.prototype as unknown as Record<string, unknown>)[m] = () => {}
+      return Query
+    }
+    expect(queryFits({ Query: makeQuery(METHODS, fields), utils })).toBe(true)
+    expect(queryFits({ Query: makeQuery(METHODS, fields) })).toBe(false) // pg 8.13, 8.14: no pg.utils
+    expect(queryFits({ Query: makeQuery(METHODS, fields), utils: {} })).toBe(false)
+    expect(queryFits({ Query: makeQuery(METHODS.slice(1), fields), utils })).toBe(false)
+    expect(queryFits({ Query: makeQuery(METHODS, () => ({ fields: [] })), utils })).toBe(false)
+    const throwing = () => {
+      throw new Error('no')
+    }
+    expect(queryFits({ Query: makeQuery(METHODS, throwing), utils })).toBe(false)
+    expect(queryFits({})).toBe(false)
+  })
+
   it('decodes every hot statement exactly as pg’s own Query does (rows, types, command, rowCount)', async () => {
     const { guild, user, channel, owner } = await makeGuildWithMember(t.db, Permissions.ALL)
     for (let i = 0; i < 12; i++) {
@@ -151,7 +198,8 @@ describe('pg’s Query without the per-call Describe (src/sql/wire-query.ts)', (
             Array.from({ length: i % 7 }, (_, k) => ({ n: k + 1, label: `l${i}` })),
           )
         }
-        expect(counter.count).toBe(1)
+        // on a pg without the internals it relies on (8.13, 8.14): pg's own Query, a Describe per call
+        expect(counter.count).toBe(SKIPS_DESCRIBE ? 1 : 200)
         // pg's own named query on the same client still works (its bookkeeping is intact)
         const own = await client.query({ name: 'wire_reuse', text, values: ['own', 2] })
         expect(own.rows).toEqual([
@@ -289,32 +337,40 @@ describe('pg’s Query without the per-call Describe (src/sql/wire-query.ts)', (
     expect(await insert.execute(t.db, { id, username: `after_${id.slice(-8)}` })).toEqual([{ id }])
   })
 
-  it('a value pg cannot serialize fails as with pg’s own Query, and nothing is cached from that call', async () => {
-    const bad = {
-      toPostgres() {
-        throw new Error('cannot serialize')
-      },
-    }
-    const outcomes = async (run: (values: unknown[]) => Promise<unknown>) => {
-      const out: string[] = []
-      for (const values of [[bad], ['ok'], ['ok']]) {
-        out.push(
-          await run(values).then(
-            (r) => `rows ${JSON.stringify((r as { rows: unknown[] }).rows)}`,
-            (e: Error & { code?: string }) => `error ${e.code ?? e.message}`,
-          ),
-        )
+  // pg before its bind-error fix (8.13 … 8.16 at least: Query.prepare closes and syncs
+  // after a failed Bind) leaves the connection waiting and, with pg-protocol 1.7,
+  // the half-written Bind in the serializer's shared buffer: its own Query hangs here too.
+  it.runIf(pgClosesAfterBindError)(
+    'a value pg cannot serialize fails as with pg’s own Query, and nothing is cached from that call',
+    async () => {
+      const bad = {
+        toPostgres() {
+          throw new Error('cannot serialize')
+        },
       }
-      return out
-    }
-    await onClient(async (client) => {
-      const text = 'select $1::text as v'
-      const viaPg = await outcomes((values) => client.query({ name: 'wire_bad_pg', text, values }))
-      const viaWire = await outcomes((values) => runNamed(client, 'wire_bad', text, values))
-      expect(viaWire).toEqual(viaPg)
-      expect(viaWire[0]).toBe('error cannot serialize')
-    })
-  })
+      const outcomes = async (run: (values: unknown[]) => Promise<unknown>) => {
+        const out: string[] = []
+        for (const values of [[bad], ['ok'], ['ok']]) {
+          out.push(
+            await run(values).then(
+              (r) => `rows ${JSON.stringify((r as { rows: unknown[] }).rows)}`,
+              (e: Error & { code?: string }) => `error ${e.code ?? e.message}`,
+            ),
+          )
+        }
+        return out
+      }
+      await onClient(async (client) => {
+        const text = 'select $1::text as v'
+        const viaPg = await outcomes((values) =>
+          client.query({ name: 'wire_bad_pg', text, values }),
+        )
+        const viaWire = await outcomes((values) => runNamed(client, 'wire_bad', text, values))
+        expect(viaWire).toEqual(viaPg)
+        expect(viaWire[0]).toBe('error cannot serialize')
+      })
+    },
+  )
 
   it('a connection lost mid-query fails as with pg’s own Query', async () => {
     const lost = async (run: (client: pg.Client) => Promise<unknown>) => {
@@ -377,6 +433,82 @@ describe('pg’s Query without the per-call Describe (src/sql/wire-query.ts)', (
     ).rejects.toBeInstanceOf(UniqueViolationError)
     const page = await listChannelMessages(wired, channel.id, { limit: 50 })
     expect(page.map((m) => m.id)).toEqual([sent.id])
+  })
+
+  it('searchMessages puts on the wire what raw pg sends for its two statements: two round trips, no transaction, the search unnamed, one Describe fewer', async () => {
+    const { user, channel, owner } = await makeGuildWithMember(t.db, Permissions.ALL)
+    for (let i = 0; i < 3; i++) {
+      await makeMessage(t.db, channel.id, owner.id, { content: `wiretrace ${i}` })
+    }
+    // One connection for both, so the two traces differ only by the client code.
+    const pool = createPool({ connectionString: t.url, max: 1 })
+    let sent: string[] = []
+    let roundTrips = 0
+    pool.on('connect', (client) => {
+      const connection = (
+        client as unknown as {
+          connection: {
+            stream: { write: (chunk: unknown, ...rest: unknown[]) => boolean }
+            on(event: string, fn: () => void): void
+          }
+        }
+      ).connection
+      const stream = connection.stream
+      const write = stream.write
+      stream.write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {
+        // every frontend message: a type byte and an int32 length that counts itself
+        if (Buffer.isBuffer(chunk)) {
+          for (let at = 0; at + 5 <= chunk.length; at += 1 + chunk.readInt32BE(at + 1)) {
+            sent.push(String.fromCharCode(chunk[at] as number))
+          }
+        }
+        return write.call(this, chunk, ...rest)
+      }
+      connection.on('readyForQuery', () => {
+        roundTrips++
+      })
+    })
+    const db = createDb(pool)
+    try {
+      const input = { user_id: user.id, query: 'wiretrace', limit: 25 }
+      const trace = async (run: () => Promise<unknown>) => {
+        await run() // prepared and described on this connection
+        sent = []
+        roundTrips = 0
+        const result = await run()
+        return { sent: sent.join(''), roundTrips, result }
+      }
+      const viaGuildstore = await trace(() => searchMessages(db, input))
+      // raw pg, the same SQL: the first statement named, the search unnamed
+      const captured: { sql: string; parameters: readonly unknown[] }[] = []
+      await searchMessages(
+        createDb(t.pool, {
+          logParameters: true,
+          log: (e) => captured.push({ sql: e.sql, parameters: e.parameters ?? [] }),
+        }),
+        input,
+      )
+      expect(captured).toHaveLength(2)
+      const [first, search] = captured as [(typeof captured)[0], (typeof captured)[0]]
+      const viaPg = await trace(async () => {
+        const ids = (
+          await pool.query({ name: 'wire_raw_ids', text: first.sql, values: [...first.parameters] })
+        ).rows[0].ids
+        const values = search.parameters.map((v) => (Array.isArray(v) ? ids : v))
+        return (await pool.query({ text: search.sql, values })).rows
+      })
+      expect(viaGuildstore.roundTrips).toBe(2)
+      expect(viaPg.roundTrips).toBe(2)
+      // Bind, [Describe,] Execute, Sync; then Parse, Bind, Describe, Execute, Sync
+      expect(viaPg.sent).toBe('BDESPBDES')
+      expect(viaGuildstore.sent).toBe(SKIPS_DESCRIBE ? 'BESPBDES' : 'BDESPBDES')
+      expect(viaGuildstore.result).toEqual(
+        (viaPg.result as Record<string, unknown>[]).map((row) => expect.objectContaining(row)),
+      )
+      expect((viaGuildstore.result as unknown[]).length).toBe(3)
+    } finally {
+      await db.destroy()
+    }
   })
 
   it('on a pg.Pool the host passed in: guildstore’s calls and the host’s own named queries share its clients', async () => {
