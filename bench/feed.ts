@@ -13,7 +13,7 @@
  *
  *   node bench/feed.ts [--pairs 2000] [--seconds 3] [--events 1000000]
  *                      [--subscribers 1000] [--rate 1000] [--redis URL]
- *                      [--only send,senders,catchup,delivery]
+ *                      [--only send,senders,catchup,delivery] [--rounds 3]
  *                      [--modes poll:event,poll:batch,hints:event,hints:batch]
  *
  * 1. send: `sendMessage` with its event (feed on) against the branch point and
@@ -77,6 +77,7 @@ const subscriberCount = Number(option('--subscribers') ?? 1000)
 const rate = Number(option('--rate') ?? 1000)
 const redisUrl = option('--redis') ?? process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const only = new Set((option('--only') ?? 'send,senders,catchup,delivery').split(','))
+const rounds = Number(option('--rounds') ?? 3)
 const log = (msg: string) => process.stderr.write(`[bench:feed] ${msg}\n`)
 const load = () => (loadavg()[0] as number).toFixed(2)
 /** A section's markdown, on stdout as soon as it is measured. */
@@ -258,8 +259,8 @@ if (only.has('senders')) {
   ]
   for (const s of sides) await block(s.db, s.g, s.route)
   const l0 = load()
-  // Three rounds, the order rotated each round (on, on by 0025, stamp, off; on by 0025, stamp, off, on; …).
-  for (let i = 0; i < 3; i++) {
+  // `--rounds` rounds (default 3), the order rotated each round (on, on by 0025, stamp, off; on by 0025, stamp, off, on; …).
+  for (let i = 0; i < rounds; i++) {
     for (let k = 0; k < sides.length; k++) {
       const s = sides[(i + k) % sides.length] as (typeof sides)[number]
       s.r.push(await block(s.db, s.g, s.route))
@@ -272,6 +273,9 @@ if (only.has('senders')) {
     number[],
   ]
   const f = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ')
+  // Each round's on ÷ off (the blocks of one round are adjacent in time, so a
+  // drift of the whole run cancels out of the ratio).
+  const perRound = rOn.map((x, i) => x / (rOff[i] as number))
   emit(`### 16 senders over 16 channels of one guild (${seconds} s blocks, rotating)
 
 | | messages/s per block | median |
@@ -281,6 +285,7 @@ if (only.has('senders')) {
 | 0019's commit-time stamp | ${f(rStamp)} | ${median(rStamp).toFixed(0)} |
 | feed off (branch point) | ${f(rOff)} | ${median(rOff).toFixed(0)} |
 | ratio on ÷ off | | ${(median(rOn) / median(rOff)).toFixed(3)}× |
+| median of each round's on ÷ off (${rounds} rounds) | ${perRound.map((x) => x.toFixed(3)).join(', ')} | ${median(perRound).toFixed(3)}× |
 | ratio on by 0025's trigger ÷ off | | ${(median(rOn25) / median(rOff)).toFixed(3)}× |
 | ratio stamp ÷ off | | ${(median(rStamp) / median(rOff)).toFixed(3)}× |
 
