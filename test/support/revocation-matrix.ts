@@ -353,6 +353,9 @@ export const WRITERS: Writer[] = [
   sendWriter('message sent', (w) => w.c1),
   // A private thread of c1: c1's revocations, and the thread's own membership.
   sendWriter('message sent in a private thread', (w) => w.pt1),
+  // The private channel p1: the guild's revocations, and its own membership
+  // (private member removed, moved by a plain UPDATE).
+  sendWriter('message sent in a private channel', (w) => w.p1),
   sendWriter('DM message sent', (w) => w.dm),
 ]
 
