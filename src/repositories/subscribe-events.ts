@@ -546,11 +546,9 @@ class Dispatcher {
     let after = horizon
     const userSet = new Set<string>()
     // Who has room is decided after the horizon's round trip: subscribers that joined meanwhile share this read.
+    // (A full subscriber was marked paused above: only this dispatcher fills one, one read at a time.)
     for (const s of this.subscribers) {
-      if (!reading(s)) {
-        if (!s.closed && s.full()) s.paused = true
-        continue
-      }
+      if (!reading(s)) continue
       if (s.fetched === undefined) {
         s.advance(head.horizon, horizon)
         s.wake()
